@@ -1,0 +1,42 @@
+# vdesk: `make up` and `make test` set up whatever is missing first (idempotent, cached).
+STACK ?= dev
+SHELL := /bin/bash
+VDESK := tools/vdesk
+PYTEST_ARGS ?=
+
+.PHONY: setup image up preview refresh destroy outputs access test unit bench host-stop
+
+setup:
+	@tools/setup.sh
+
+image: setup
+	@tools/build-image.sh >/dev/null
+
+up: image
+	@$(VDESK) up $(STACK)
+
+preview: image
+	@$(VDESK) preview $(STACK)
+
+refresh: setup
+	@$(VDESK) refresh $(STACK)
+
+destroy: setup
+	@$(VDESK) destroy $(STACK)
+
+outputs: setup
+	@$(VDESK) outputs $(STACK)
+
+access: setup
+	@$(VDESK) access $(STACK)
+
+# All three tiers: unit (mocks + libvirt's test driver), integration (the
+# project's own libvirtd), end-to-end (real guests over SSH).
+test: image
+	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests
+
+unit: setup
+	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests/unit
+
+host-stop: setup
+	@source tools/env.sh && python -m components.embedded stop --name local

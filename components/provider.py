@@ -1,0 +1,108 @@
+"""A thin, declarative base for vdesk's dynamic providers.
+
+Each resource declares its properties once (type, required, whether a change
+replaces); check() and diff() are derived from that table, and so is the table
+in docs/properties.md, so the documentation cannot drift from the behaviour.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable
+
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for "known only after apply"
+_INTERNAL = {"__provider"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prop:
+    """One input property: its type, whether it must be given, how a change is applied."""
+
+    type: type | tuple[type, ...]
+    required: bool = False
+    replaces: bool = False           # a change creates a new object
+    default: Any = None
+    validate: Callable[[Any], str | None] | None = None   # returns a message when invalid
+    doc: str = ""
+    secret: bool = False
+
+    @property
+    def change(self) -> str:
+        return "replace" if self.replaces else "update in place"
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return t.__name__
+
+
+class DeclaredProvider(ResourceProvider):
+    """check/diff from PROPS; subclasses implement create/read/update/delete."""
+
+    PROPS: dict[str, Prop] = {}
+    OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
+    # Replacing with the same name/MAC cannot coexist: delete the old one first.
+    DELETE_BEFORE_REPLACE = True
+
+    # -- check ------------------------------------------------------------------
+    def check(self, _olds, news):
+        inputs = dict(news)
+        failures: list[CheckFailure] = []
+        for name, prop in self.PROPS.items():
+            value = inputs.get(name)
+            if value is None and prop.default is not None:
+                inputs[name] = value = prop.default
+            if value is None:
+                if prop.required:
+                    failures.append(CheckFailure(name, f"{name} is required"))
+                continue
+            if value == UNKNOWN:
+                continue
+            if prop.type is int and isinstance(value, float) and value.is_integer():
+                inputs[name] = value = int(value)  # protobuf numbers arrive as floats
+            if not isinstance(value, prop.type) or (prop.type is int and isinstance(value, bool)):
+                failures.append(CheckFailure(
+                    name, f"{name} must be {_type_name(prop.type)}, got {type(value).__name__} {value!r}"))
+                continue
+            if prop.validate and (message := prop.validate(value)):
+                failures.append(CheckFailure(name, f"{name}: {message}"))
+        unknown_keys = {k for k, v in inputs.items() if v is not None} - set(self.PROPS) - set(self.OUTPUTS) - _INTERNAL
+        for name in sorted(unknown_keys):
+            failures.append(CheckFailure(name, f"{name} is not a property of {type(self).__name__}"))
+        failures += [CheckFailure(p, m) for p, m in self.check_more(inputs)]
+        return CheckResult(inputs, failures)
+
+    def check_more(self, inputs: dict) -> list[tuple[str, str]]:
+        """Cross-field rules; return (property, message) pairs."""
+        return []
+
+    # -- diff -------------------------------------------------------------------
+    def diff(self, _id, olds, news):
+        changed = [name for name in self.PROPS if _normal(olds.get(name)) != _normal(news.get(name))]
+        replaces = [name for name in changed if self.PROPS[name].replaces]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=replaces,
+            stables=[name for name in self.PROPS if name not in changed and not self.PROPS[name].replaces],
+            delete_before_replace=self.DELETE_BEFORE_REPLACE if replaces else False,
+        )
+
+    # -- helpers ------------------------------------------------------------------
+    def inputs_of(self, props: dict) -> dict:
+        return {name: props.get(name) for name in self.PROPS}
+
+
+def _normal(value):
+    """Compare ints and whole floats alike (protobuf turns every number into a float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,118 @@
+"""The domain (virtual machine) XML model: only what vdesk declares or reads back."""
+from __future__ import annotations
+
+from .base import VDESK_NS, Child, Children, Field, XMLObject
+
+_META = "{%s}desktop" % VDESK_NS
+
+
+class Disk(XMLObject):
+    TAG = "disk"
+    type = Field("@type")                 # file | volume
+    device = Field("@device")             # disk | cdrom
+    driver_name = Field("driver/@name")
+    driver_type = Field("driver/@type")   # qcow2 | raw
+    driver_discard = Field("driver/@discard")
+    source_file = Field("source/@file")
+    source_pool = Field("source/@pool")
+    source_volume = Field("source/@volume")
+    target_dev = Field("target/@dev")
+    target_bus = Field("target/@bus")
+    readonly = Field("readonly", "presence")
+    serial = Field("serial")
+
+
+class Interface(XMLObject):
+    TAG = "interface"
+    type = Field("@type")                 # network | bridge
+    mac = Field("mac/@address")
+    source_network = Field("source/@network")
+    source_bridge = Field("source/@bridge")
+    model = Field("model/@type")
+
+
+class Channel(XMLObject):
+    TAG = "channel"
+    type = Field("@type")                 # unix
+    target_type = Field("target/@type")   # virtio
+    target_name = Field("target/@name")   # org.qemu.guest_agent.0
+
+
+class Graphics(XMLObject):
+    TAG = "graphics"
+    type = Field("@type")                 # vnc | spice
+    autoport = Field("@autoport", bool)
+    port = Field("@port", int)
+    listen_type = Field("listen/@type")   # address | socket
+    listen_address = Field("listen/@address")
+    listen_socket = Field("listen/@socket")
+
+
+class Serial(XMLObject):
+    TAG = "serial"
+    type = Field("@type")                 # pty | file
+    source_path = Field("source/@path")
+    target_port = Field("target/@port", int)
+
+
+class Console(XMLObject):
+    TAG = "console"
+    type = Field("@type")
+    target_type = Field("target/@type")
+
+
+class Rng(XMLObject):
+    """virtio-rng: without it a guest under TCG can wait minutes for entropy."""
+    TAG = "rng"
+    model = Field("@model")
+    backend_model = Field("backend/@model")
+    backend = Field("backend")
+
+
+class Video(XMLObject):
+    TAG = "video"
+    model_type = Field("model/@type")
+
+
+class Owner(XMLObject):
+    """vdesk's own metadata: which stack and resource an object belongs to."""
+    TAG = _META
+    stack = Field("{%s}stack" % VDESK_NS)
+    resource = Field("{%s}resource" % VDESK_NS)
+
+
+class Domain(XMLObject):
+    TAG = "domain"
+    type = Field("@type")                 # kvm | qemu
+    name = Field("name")
+    uuid = Field("uuid")
+    description = Field("description")
+    memory_kib = Field("memory", "size:KiB", default_unit="KiB")
+    current_memory_kib = Field("currentMemory", "size:KiB", default_unit="KiB")
+    vcpus = Field("vcpu", int)
+    cpu_mode = Field("cpu/@mode")
+    cpu_sockets = Field("cpu/topology/@sockets", int)
+    cpu_cores = Field("cpu/topology/@cores", int)
+    cpu_threads = Field("cpu/topology/@threads", int)
+    os_type = Field("os/type")
+    arch = Field("os/type/@arch")
+    machine = Field("os/type/@machine")
+    firmware = Field("os/@firmware")      # efi | bios (libvirt autoselects loader + nvram)
+    kernel = Field("os/kernel")
+    initrd = Field("os/initrd")
+    cmdline = Field("os/cmdline")
+    boot_dev = Field("os/boot/@dev")
+    acpi = Field("features/acpi", "presence")
+    apic = Field("features/apic", "presence")
+    on_poweroff = Field("on_poweroff")
+    on_reboot = Field("on_reboot")
+    on_crash = Field("on_crash")
+    owner = Child(Owner, "metadata/" + _META)
+    disks = Children(Disk, "devices/disk")
+    interfaces = Children(Interface, "devices/interface")
+    channels = Children(Channel, "devices/channel")
+    graphics = Children(Graphics, "devices/graphics")
+    videos = Children(Video, "devices/video")
+    serials = Children(Serial, "devices/serial")
+    consoles = Children(Console, "devices/console")
+    rngs = Children(Rng, "devices/rng")

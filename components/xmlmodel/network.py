@@ -1,0 +1,47 @@
+"""The virtual network XML model."""
+from __future__ import annotations
+
+from .base import Children, Field, TextList, XMLObject
+
+
+class DhcpRange(XMLObject):
+    TAG = "range"
+    start = Field("@start")
+    end = Field("@end")
+
+
+class DhcpHost(XMLObject):
+    TAG = "host"
+    mac = Field("@mac")
+    ip = Field("@ip")
+    name = Field("@name")
+
+
+class IP(XMLObject):
+    TAG = "ip"
+    family = Field("@family")             # ipv4 (default) | ipv6
+    address = Field("@address")
+    prefix = Field("@prefix", int)
+    netmask = Field("@netmask")
+    dhcp_ranges = Children(DhcpRange, "dhcp/range")
+    dhcp_hosts = Children(DhcpHost, "dhcp/host")
+
+
+class DnsHost(XMLObject):
+    TAG = "host"
+    ip = Field("@ip")
+    hostnames = TextList("hostname")
+
+
+class Network(XMLObject):
+    TAG = "network"
+    name = Field("name")
+    uuid = Field("uuid")
+    forward_mode = Field("forward/@mode")  # nat | route | open | bridge | absent = isolated
+    bridge_name = Field("bridge/@name")
+    bridge_stp = Field("bridge/@stp", "onoff")
+    mtu = Field("mtu/@size", int)
+    mac = Field("mac/@address")
+    domain_name = Field("domain/@name")
+    dns_hosts = Children(DnsHost, "dns/host")
+    ips = Children(IP, "ip")

@@ -1,0 +1,19 @@
+# Sourced by tools/vdesk and the Makefile's test target: the environment in which
+# the Pulumi engine, the program and the dynamic providers run.
+_vdesk_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$_vdesk_here/paths.sh"
+export PATH="$("$_vdesk_here/build-pulumi.sh" --print-path):$VDESK_VENV/bin:$PATH"
+export PULUMI_PYTHON_CMD="$VDESK_VENV/bin/python"          # program and dynamic providers
+export PYTHONPATH="$(cd "$_vdesk_here/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_HOME="${PULUMI_HOME:-$VDESK_STATE/pulumi/home}"
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$VDESK_STATE/pulumi/backend}"
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+mkdir -p "$VDESK_STATE/pulumi/backend" "$PULUMI_HOME"
+# Secrets in state are encrypted with a per-user passphrase, made once.
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+    if [ ! -s "$VDESK_STATE/pulumi/passphrase" ]; then
+        (umask 077; head -c 24 /dev/urandom | base64 > "$VDESK_STATE/pulumi/passphrase")
+    fi
+    export PULUMI_CONFIG_PASSPHRASE_FILE="$VDESK_STATE/pulumi/passphrase"
+fi

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for vdesk, idempotently, and caches what it builds
+# per user (outside the clone) so fresh clones and CI reuse it:
+#   1. Debian packages: libvirt, qemu, image tools (apt-get, only when missing)
+#   2. a Python virtualenv with the pinned packages, keyed by pyproject.toml's hash
+#   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh)
+#   4. cloud-init's JSON schema, taken from Debian's cloud-init package
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/paths.sh"
+
+start=$(date +%s)
+say() { echo "[setup +$(( $(date +%s) - start ))s] $*" >&2; }
+
+# -- 1. Debian packages ---------------------------------------------------------
+packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients
+          libvirt-dev pkg-config dnsmasq-base debootstrap e2fsprogs iproute2 util-linux
+          openssh-client python3-venv gcc ovmf)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -q "${missing[@]}" >&2
+fi
+
+# -- 2. Python virtualenv --------------------------------------------------------------
+if [ ! -f "$VDESK_VENV/.complete" ]; then
+    say "creating virtualenv $VDESK_VENV (libvirt-python compiles against the system libvirt)"
+    rm -rf "$VDESK_VENV"
+    "${VDESK_BASE_PYTHON:-python3}" -m venv "$VDESK_VENV"
+    deps=$("$VDESK_VENV/bin/python" -c 'import tomllib,sys; print("\n".join(tomllib.load(open(sys.argv[1],"rb"))["project"]["dependencies"]))' "$repo/pyproject.toml")
+    "$VDESK_VENV/bin/python" -m pip install -q --disable-pip-version-check $deps >&2
+    touch "$VDESK_VENV/.complete"
+fi
+
+# -- 3. Pulumi engine -------------------------------------------------------------------
+"$here/build-pulumi.sh" >/dev/null
+
+# -- 4. cloud-init schema ------------------------------------------------------------------
+PYTHONPATH="$repo" "$VDESK_VENV/bin/python" -m components.cloudinit.schema --ensure >/dev/null
+say "ready"
