@@ -1,0 +1,4 @@
+"""vdesk's Pulumi program: read the stack's configuration, declare its components."""
+from components.stack import main
+
+main()

@@ -1,0 +1,283 @@
+"""Domain: the desktop's virtual machine, declared through the typed XML model.
+
+Small changes never replace the VM: memory, vCPUs, disks, NICs, kernel and
+power state are applied to the existing domain (live where libvirt allows,
+otherwise at a controlled restart chosen by restart_policy).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import libvirt
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from . import xmlmodel
+from .connection import connect, lookup
+from .errors import VdeskError
+from .names import name_problem
+from .provider import DeclaredProvider, Prop
+
+log = logging.getLogger(__name__)
+
+BOOT_MODES = ("kernel", "bios", "uefi")
+DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
+RESTART_POLICIES = ("on-change", "never")
+GUEST_AGENT = "org.qemu.guest_agent.0"
+_UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+# Changing these only takes effect when the guest boots again.
+_NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "kernel", "initrd", "cmdline", "disks", "nics", "cpu_mode")
+
+
+def _one_of(options):
+    return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
+
+
+def _positive(v):
+    return None if v > 0 else "must be a positive integer"
+
+
+def _disks_problem(disks) -> str | None:
+    for i, disk in enumerate(disks):
+        if not isinstance(disk, dict) or not disk.get("path"):
+            return f"disks[{i}] needs a path"
+    return None
+
+
+def _nics_problem(nics) -> str | None:
+    for i, nic in enumerate(nics):
+        if not isinstance(nic, dict) or not nic.get("network") or not nic.get("mac"):
+            return f"nics[{i}] needs a network and a mac"
+    return None
+
+
+def desired_model(props) -> xmlmodel.Domain:
+    memory_kib = int(props["memory_mib"]) * 1024
+    boot = props.get("boot", "kernel")
+    dom = xmlmodel.Domain(
+        type=props.get("domain_type", "qemu"), name=props["name"],
+        memory_kib=memory_kib, current_memory_kib=memory_kib, vcpus=int(props["vcpus"]),
+        cpu_mode=props.get("cpu_mode"),
+        os_type="hvm", arch="x86_64",
+        firmware="efi" if boot == "uefi" else None,
+        kernel=props.get("kernel") if boot == "kernel" else None,
+        initrd=props.get("initrd") if boot == "kernel" else None,
+        cmdline=props.get("cmdline") if boot == "kernel" else None,
+        boot_dev="hd" if boot != "kernel" else None,
+        acpi=True, apic=True,
+        on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
+        owner=xmlmodel.Owner(stack=props.get("owner") or "", resource=props["name"]),
+    )
+    for index, disk in enumerate(props.get("disks") or []):
+        dom.disks.append(xmlmodel.Disk(
+            type="file", device=disk.get("device", "disk"), driver_name="qemu",
+            driver_type=disk.get("format", "qcow2"), source_file=disk["path"],
+            target_dev=disk.get("target") or "vd" + "abcdefghijklmnopqrstuvwxyz"[index],
+            target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly"))))
+    for nic in props.get("nics") or []:
+        dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
+                                                 mac=nic["mac"], model="virtio"))
+    dom.channels.append(xmlmodel.Channel(type="unix", target_type="virtio", target_name=GUEST_AGENT))
+    if props.get("graphics_socket"):
+        dom.graphics.append(xmlmodel.Graphics(type="vnc", listen_type="socket",
+                                              listen_socket=props["graphics_socket"]))
+    else:
+        dom.graphics.append(xmlmodel.Graphics(type="vnc", autoport=True, listen_type="address",
+                                              listen_address="127.0.0.1"))
+    dom.serials.append(xmlmodel.Serial(type="pty"))
+    dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
+    dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
+    return dom
+
+
+def observed_inputs(live: xmlmodel.Domain, props) -> dict:
+    """The declared properties as libvirt really has them (drift shows up as a diff)."""
+    return {
+        "domain_type": live.type,
+        "memory_mib": (live.current_memory_kib or live.memory_kib) // 1024,
+        "vcpus": live.vcpus,
+        "kernel": live.kernel if props.get("boot", "kernel") == "kernel" else props.get("kernel"),
+        "initrd": live.initrd if props.get("boot", "kernel") == "kernel" else props.get("initrd"),
+        "cmdline": live.cmdline if props.get("boot", "kernel") == "kernel" else props.get("cmdline"),
+        "disks": [_disk_as_input(d, props) for d in live.disks],
+        "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
+    }
+
+
+def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
+    declared = {d.get("path"): d for d in props.get("disks") or []}.get(disk.source_file, {})
+    out = {"path": disk.source_file, "format": disk.driver_type}
+    for key, value in (("bus", disk.target_bus), ("readonly", disk.readonly), ("device", disk.device),
+                       ("target", disk.target_dev)):
+        if key in declared:  # only echo what was declared, so libvirt's defaults never look like drift
+            out[key] = value
+    return out
+
+
+def undefine(dom) -> None:
+    """Undefine with NVRAM, managed save and snapshot metadata, so nothing is left behind.
+
+    Drivers that do not know a flag (libvirt's test driver has no NVRAM) get the
+    strongest subset they accept.
+    """
+    for flags in (_UNDEFINE_FLAGS, _UNDEFINE_FLAGS & ~libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0):
+        try:
+            dom.undefineFlags(flags)
+            return
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT) or flags == 0:
+                raise
+
+
+def wait_until(condition, timeout_s: float, poll_s: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+def shut_down(dom, timeout_s: float) -> str:
+    """Ask the guest to power off; force it after timeout_s. Returns how it stopped."""
+    if not dom.isActive():
+        return "already off"
+    try:
+        dom.shutdown()
+    except libvirt.libvirtError as exc:
+        log.info("graceful shutdown of %s refused: %s", dom.name(), exc.get_error_message())
+    if wait_until(lambda: not dom.isActive(), timeout_s):
+        return "shut down"
+    try:
+        dom.destroy()
+    except libvirt.libvirtError:
+        if dom.isActive():
+            raise
+    return "forced off"
+
+
+class DomainProvider(DeclaredProvider):
+    PROPS = {
+        "host_uri": Prop(str, required=True, replaces=True),
+        "name": Prop(str, required=True, replaces=True, validate=name_problem),
+        "owner": Prop(str, default="", replaces=True, doc="stack that owns the domain (metadata)"),
+        "domain_type": Prop(str, default="qemu", validate=_one_of(DOMAIN_TYPES)),
+        "boot": Prop(str, default="kernel", replaces=True, validate=_one_of(BOOT_MODES)),
+        "memory_mib": Prop(int, required=True, validate=_positive),
+        "vcpus": Prop(int, required=True, validate=_positive),
+        "cpu_mode": Prop(str),
+        "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
+        "disks": Prop(list, default=[], validate=_disks_problem),
+        "nics": Prop(list, default=[], validate=_nics_problem),
+        "graphics_socket": Prop(str, replaces=True),
+        "running": Prop(bool, default=True, doc="desired power state"),
+        "autostart": Prop(bool, default=False),
+        "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
+        "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
+    }
+    OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
+
+    def check_more(self, inputs):
+        if inputs.get("boot") == "kernel" and not inputs.get("kernel"):
+            return [("kernel", "boot 'kernel' needs a kernel path (or use boot 'bios' / 'uefi' "
+                               "for an image with its own bootloader)")]
+        return []
+
+    def create(self, props):
+        with connect(props["host_uri"]) as conn:
+            if lookup(conn.lookupByName, props["name"]):
+                raise VdeskError(f"domain {props['name']!r} already exists on {props['host_uri']}; "
+                                 "adopt it with `pulumi import` or choose another name")
+            dom = conn.defineXML(desired_model(props).to_xml())
+            try:
+                dom.setAutostart(1 if props["autostart"] else 0)
+                if props["running"]:
+                    dom.create()
+            except libvirt.libvirtError:
+                if dom.isActive():
+                    dom.destroy()
+                undefine(dom)
+                raise
+            return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False))
+
+    def read(self, id_, props):
+        with connect(props["host_uri"]) as conn:
+            dom = lookup(conn.lookupByName, props["name"])
+            if dom is None or dom.UUIDString() != id_:
+                return ReadResult("", {})
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            outs = self._outputs(props, dom, pending=props.get("pending_restart", False))
+            outs.update(observed_inputs(live, props))
+            return ReadResult(id_, outs)
+
+    def update(self, _id, olds, news):
+        changed = {k for k in self.PROPS if olds.get(k) != news.get(k)}
+        with connect(news["host_uri"]) as conn:
+            dom = conn.lookupByName(news["name"])
+            desired = desired_model(news)
+            desired.uuid = dom.UUIDString()
+            conn.defineXML(desired.to_xml())
+            dom = conn.lookupByName(news["name"])
+            dom.setAutostart(1 if news["autostart"] else 0)
+            needs_restart = bool(changed & set(_NEEDS_RESTART)) and dom.isActive()
+            if needs_restart and not self._apply_live(dom, olds, news, changed):
+                if news["restart_policy"] == "on-change" and news["running"]:
+                    how = shut_down(dom, news["shutdown_timeout_s"])
+                    log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
+                    dom.create()
+                    needs_restart = False
+            else:
+                needs_restart = False
+            if news["running"] and not dom.isActive():
+                dom.create()
+            elif not news["running"] and dom.isActive():
+                shut_down(dom, news["shutdown_timeout_s"])
+            return UpdateResult(self._outputs(news, dom, pending=needs_restart))
+
+    def _apply_live(self, dom, olds, news, changed) -> bool:
+        """Apply memory decreases live through the balloon; True when nothing else needs a restart."""
+        if changed & set(_NEEDS_RESTART) != {"memory_mib"}:
+            return False
+        if news["memory_mib"] > olds["memory_mib"]:
+            return False  # above the boot-time maximum: only a restart can grow it
+        try:
+            dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            return True
+        except libvirt.libvirtError as exc:
+            log.info("live memory change refused: %s", exc.get_error_message())
+            return False
+
+    def delete(self, _id, props):
+        with connect(props["host_uri"]) as conn:
+            dom = lookup(conn.lookupByName, props["name"])
+            if dom is None:
+                return
+            shut_down(dom, props.get("shutdown_timeout_s") or 60)
+            undefine(dom)
+
+    def _outputs(self, props, dom, *, pending):
+        state = "running" if dom.isActive() else "stopped"
+        port = None
+        if dom.isActive():
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
+            port = next((g.port for g in live.graphics if g.port and g.port > 0), None)
+        return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
+                "running": state == "running", "autostart": bool(dom.autostart()),
+                "pending_restart": bool(pending), "display_port": port}
+
+
+class Domain(Resource):
+    """A libvirt domain; see DomainProvider.PROPS for what it declares."""
+
+    uuid: pulumi.Output[str]
+    state: pulumi.Output[str]
+    display_port: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict, opts=None):
+        unknown = set(props) - set(DomainProvider.PROPS)
+        if unknown:
+            raise TypeError(f"Domain has no properties {sorted(unknown)}")
+        super().__init__(DomainProvider(), name, {**props, **dict.fromkeys(DomainProvider.OUTPUTS)}, opts)

@@ -1,0 +1,169 @@
+"""Providers against libvirt's own test driver: a real libvirt API with no daemon."""
+import libvirt
+import pytest
+
+from components import xmlmodel
+from components.domain import DomainProvider
+from components.errors import VdeskError
+from components.network import NetworkProvider
+from components.pool import PoolProvider
+from components.volume import VolumeProvider
+
+URI = "test:///default"
+
+
+@pytest.fixture
+def conn():
+    c = libvirt.open(URI)
+    yield c
+    c.close()
+
+
+def checked(provider, props, olds=None):
+    result = provider.check(olds or {}, props)
+    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
+    return result.inputs
+
+
+@pytest.fixture
+def pool(tmp_path, conn):
+    provider = PoolProvider()
+    props = checked(provider, {"host_uri": URI, "name": "unit-pool", "path": str(tmp_path / "pool")})
+    created = provider.create(props)
+    yield created.outs
+    if "unit-pool" in conn.listStoragePools():  # a test may have deleted it already
+        for vol in conn.storagePoolLookupByName("unit-pool").listAllVolumes(0):
+            vol.delete(0)
+        provider.delete(created.id, created.outs)
+
+
+def test_pool_create_read_delete(pool, conn):
+    assert pool["active"] and pool["path"].endswith("/pool")
+    provider = PoolProvider()
+    assert provider.read(pool["uuid"], pool).id == pool["uuid"]
+    provider.delete(pool["uuid"], pool)
+    assert "unit-pool" not in conn.listStoragePools() + conn.listDefinedStoragePools()
+    assert provider.read(pool["uuid"], pool).id == ""   # deleted out of band -> recreated on next up
+    provider.delete(pool["uuid"], pool)                  # deleting what is gone is quiet
+
+
+def test_pool_refuses_to_delete_volumes_it_does_not_own(pool, conn):
+    p = conn.storagePoolLookupByName("unit-pool")
+    p.createXML(xmlmodel.Volume(name="someone-elses.qcow2", capacity=1024**2, format="qcow2").to_xml(), 0)
+    with pytest.raises(VdeskError, match="still holds volumes vdesk does not own: someone-elses.qcow2"):
+        PoolProvider().delete(pool["uuid"], pool)
+    assert p.isActive()
+
+
+def test_volume_linked_clone_grow_and_backing_protection(pool, conn):
+    vp = VolumeProvider()
+    base = vp.create(checked(vp, {"host_uri": URI, "pool": "unit-pool", "name": "base.qcow2",
+                                  "capacity_bytes": 2 * 1024**3}))
+    clone_in = checked(vp, {"host_uri": URI, "pool": "unit-pool", "name": "desk.qcow2",
+                            "capacity_bytes": 4 * 1024**3, "backing_path": base.outs["path"]})
+    clone = vp.create(clone_in)
+    live = xmlmodel.Volume.from_xml(conn.storageVolLookupByPath(clone.outs["path"]).XMLDesc(0))
+    assert live.backing_path == base.outs["path"] and live.capacity == 4 * 1024**3
+
+    with pytest.raises(VdeskError, match="backing store of desk.qcow2"):
+        vp.delete(base.id, base.outs)
+
+    # Growing is an in-place update (the resize itself is exercised on the project's libvirtd:
+    # the test driver has no virStorageVolResize).
+    grown = dict(clone_in, capacity_bytes=6 * 1024**3)
+    assert vp.diff(clone.id, clone.outs, grown).replaces == []
+
+    shrink = vp.check(grown, dict(grown, capacity_bytes=1024**3))
+    assert [f.property for f in shrink.failures] == ["capacity_bytes"]
+    assert "only growing is supported" in shrink.failures[0].reason
+
+    vp.delete(clone.id, clone.outs)
+    vp.delete(base.id, base.outs)
+    assert conn.storagePoolLookupByName("unit-pool").listVolumes() == []
+
+
+def test_volume_check_rejects_missing_import_source():
+    result = VolumeProvider().check({}, {"host_uri": URI, "pool": "p", "name": "x.qcow2",
+                                         "source_path": "/nonexistent/image.qcow2"})
+    assert [(f.property, f.reason) for f in result.failures] == [
+        ("source_path", "'/nonexistent/image.qcow2' does not exist or is not a file")]
+
+
+def test_network_create_overlap_and_drift(conn):
+    np_ = NetworkProvider()
+    props = checked(np_, {"host_uri": URI, "name": "unit-lan", "cidr": "10.91.0.0/24"})
+    created = np_.create(props)
+    try:
+        live = xmlmodel.Network.from_xml(conn.networkLookupByName("unit-lan").XMLDesc(0))
+        assert live.ips[0].address == "10.91.0.1"
+        assert live.ips[0].dhcp_ranges[0].start == "10.91.0.2"
+        with pytest.raises(VdeskError, match="overlaps 10.91.0.0/24 of existing network 'unit-lan'"):
+            np_.create(checked(np_, {"host_uri": URI, "name": "unit-lan2", "cidr": "10.91.0.128/25"}))
+        # A refresh reports what libvirt has; diff against the declaration then shows the change.
+        refreshed = np_.read(created.id, created.outs)
+        assert np_.diff(created.id, refreshed.outs, props).changes is False
+    finally:
+        np_.delete(created.id, created.outs)
+    assert "unit-lan" not in conn.listNetworks() + conn.listDefinedNetworks()
+
+
+def test_network_check_names_bad_fields():
+    failures = NetworkProvider().check({}, {"host_uri": URI, "name": "Bad_Name", "cidr": "10.0.0.1/24",
+                                            "mode": "bridged"}).failures
+    assert sorted(f.property for f in failures) == ["cidr", "mode", "name"]
+
+
+def domain_props(**over):
+    props = {"host_uri": URI, "name": "unit-desk", "domain_type": "test", "memory_mib": 512, "vcpus": 1,
+             "kernel": "/boot/vmlinuz", "cmdline": "root=/dev/vda", "disks": [], "nics": []}
+    props.update(over)
+    return checked(DomainProvider(), props)
+
+
+def test_domain_lifecycle_and_in_place_updates(conn):
+    dp = DomainProvider()
+    props = domain_props()
+    created = dp.create(props)
+    try:
+        dom = conn.lookupByName("unit-desk")
+        assert dom.isActive() and created.outs["state"] == "running"
+        # memory and vCPU changes update the same domain, never replace it
+        bigger = dict(props, memory_mib=768, vcpus=2)
+        diff = dp.diff(created.id, created.outs, bigger)
+        assert diff.changes and diff.replaces == []
+        updated = dp.update(created.id, created.outs, bigger).outs
+        live = xmlmodel.Domain.from_xml(conn.lookupByName("unit-desk").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert (live.memory_kib, live.vcpus) == (768 * 1024, 2)
+        assert conn.lookupByName("unit-desk").UUIDString() == created.id
+        # desired power state
+        stopped = dp.update(created.id, updated, dict(bigger, running=False)).outs
+        assert stopped["state"] == "stopped" and not conn.lookupByName("unit-desk").isActive()
+        # drift: memory changed behind vdesk's back shows up in a refresh as a diff
+        conn.lookupByName("unit-desk").setMemoryFlags(1024 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                                                      | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+        conn.lookupByName("unit-desk").setMemoryFlags(1024 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        refreshed = dp.read(created.id, stopped).outs
+        assert refreshed["memory_mib"] == 1024
+        assert dp.diff(created.id, refreshed, dict(bigger, running=False)).changes
+    finally:
+        dp.delete(created.id, created.outs)
+    assert "unit-desk" not in [d.name() for d in conn.listAllDomains(0)]
+    assert dp.read(created.id, created.outs).id == ""
+
+
+def test_domain_name_change_replaces_and_boot_kernel_needs_a_kernel():
+    dp = DomainProvider()
+    props = domain_props()
+    assert dp.diff("id", props, dict(props, name="other")).replaces == ["name"]
+    failures = dp.check({}, dict(props, kernel=None)).failures
+    assert [f.property for f in failures] == ["kernel"]
+
+
+def test_domain_refuses_to_adopt_an_existing_domain_silently(conn):
+    dp = DomainProvider()
+    created = dp.create(domain_props(name="unit-twice"))
+    try:
+        with pytest.raises(VdeskError, match="already exists.*pulumi import"):
+            dp.create(domain_props(name="unit-twice"))
+    finally:
+        dp.delete(created.id, created.outs)
