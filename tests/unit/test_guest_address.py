@@ -1,0 +1,101 @@
+"""Tests for finding a guest's address, on libvirt's in-process test:///default driver."""
+
+import time
+import uuid
+
+import libvirt
+import pytest
+
+from components.guest import GuestError, GuestTimeout
+from components.guest.address import wait_for_address
+
+# The stock "test" domain of test:///default runs with this NIC on network "default".
+TEST_DOMAIN = "test"
+TEST_MAC = "aa:bb:cc:dd:ee:ff"
+
+
+@pytest.fixture
+def conn():
+    connection = libvirt.open("test:///default")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def stopped_desktop(conn):
+    """A defined but never started domain whose NIC therefore has no lease."""
+    name = f"vdesk-addr-{uuid.uuid4().hex[:8]}"
+    mac = "52:54:00:12:34:56"
+    domain = conn.defineXML(
+        f"""<domain type='test'>
+          <name>{name}</name>
+          <memory unit='MiB'>64</memory>
+          <os><type arch='x86_64'>hvm</type></os>
+          <devices>
+            <interface type='network'>
+              <mac address='{mac}'/>
+              <source network='default'/>
+            </interface>
+          </devices>
+        </domain>"""
+    )
+    yield name, mac
+    domain.undefine()
+
+
+def test_static_returns_at_once_without_looking_up(conn):
+    start = time.monotonic()
+    # The domain does not even exist: a static address needs no lookup.
+    assert wait_for_address(conn, "no-such-desktop", "52:54:00:00:00:01", sources=("static:10.0.0.5",)) == "10.0.0.5"
+    assert time.monotonic() - start < 0.5
+
+
+@pytest.mark.parametrize("source", ["lease", "agent", "arp"])
+def test_running_domain_address_found(conn, source):
+    address = wait_for_address(conn, TEST_DOMAIN, TEST_MAC.upper(), sources=(source,), timeout_s=5)
+    assert address == "192.168.122.3"
+
+
+def test_no_lease_times_out_naming_desktop_mac_sources(conn, stopped_desktop):
+    name, mac = stopped_desktop
+    start = time.monotonic()
+    with pytest.raises(GuestTimeout) as info:
+        wait_for_address(conn, name, mac, timeout_s=1.5, poll_s=0.2)
+    elapsed = time.monotonic() - start
+    assert 1.4 < elapsed < 4
+    message = str(info.value)
+    assert name in message
+    assert mac in message
+    assert "lease, agent" in message
+    assert "1.5 s" in message
+    assert "not running" in message  # the last libvirt error seen
+
+
+def test_unknown_mac_is_an_error_not_a_wait(conn):
+    with pytest.raises(GuestError, match="no network interface with MAC 52:54:00:99:99:99") as info:
+        wait_for_address(conn, TEST_DOMAIN, "52:54:00:99:99:99", timeout_s=30)
+    assert not isinstance(info.value, GuestTimeout)
+
+
+def test_missing_domain_is_an_error(conn):
+    with pytest.raises(GuestError, match="no libvirt domain"):
+        wait_for_address(conn, "vdesk-no-such-domain", TEST_MAC, timeout_s=30)
+
+
+@pytest.mark.parametrize(
+    "sources, message",
+    [
+        (("dhcp",), "unknown address source 'dhcp'"),
+        (("static:10.0.0.999",), "invalid static address"),
+        ((), "non-empty"),
+        ("lease", "non-empty tuple"),
+    ],
+)
+def test_bad_sources(conn, sources, message):
+    with pytest.raises(GuestError, match=message):
+        wait_for_address(conn, TEST_DOMAIN, TEST_MAC, sources=sources, timeout_s=1)
+
+
+def test_bad_mac(conn):
+    with pytest.raises(GuestError, match="invalid MAC"):
+        wait_for_address(conn, TEST_DOMAIN, "52:54:00", timeout_s=1)
