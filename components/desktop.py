@@ -16,6 +16,7 @@ import pulumi
 from .cloudinit import render_seed
 from .config import DesktopConfig
 from .domain import Domain
+from .guest.keys import generate_ed25519
 from .hosts import ResolvedHost
 from .keys import SshKeyPair
 from .names import stable_mac
@@ -23,10 +24,10 @@ from .readiness import GuestReady
 from .seed import CloudInitSeed
 from .volume import Volume
 
-# Placeholder keys for the preview-time render: the template and cloud-init
+# A throw-away key for the preview-time render: the template and cloud-init
 # schema are checked before anything exists, when the real keys are unknown.
-_PREVIEW_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPreviewOnlyPreviewOnlyPreviewOnlyPreview vdesk-preview"
-_PREVIEW_PRIVATE = "-----BEGIN OPENSSH PRIVATE KEY-----\npreview\n-----END OPENSSH PRIVATE KEY-----\n"
+_PREVIEW = generate_ed25519("vdesk-preview")
+_PREVIEW_KEY, _PREVIEW_PRIVATE = _PREVIEW.public_openssh, _PREVIEW.private_openssh
 
 
 @dataclasses.dataclass(frozen=True)

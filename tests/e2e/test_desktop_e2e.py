@@ -1,0 +1,90 @@
+"""End to end: the `ci` stack on a real libvirtd, a real guest, checked over SSH.
+
+One desktop is brought up with the Automation API, reached over SSH from
+inside the host's network namespace with its pinned host key, brought up again
+(zero changes), destroyed, and then every libvirt object and file is counted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import libvirt
+import pytest
+from pulumi import automation as auto
+
+from components import embedded
+from components.guest.ssh import SshTarget, connect
+from tests.support.project import isolated_env, make_project, open_stack, stack_config
+
+pytestmark = pytest.mark.e2e
+STACK = "ci"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    state = tmp_path_factory.mktemp("vdesk-state")
+    env = isolated_env(state)
+    project = make_project(tmp_path_factory.mktemp("project"), STACK, stack_config(STACK))
+    stack = open_stack(project, STACK, env)
+    yield {"stack": stack, "state": state}
+    try:
+        stack.destroy(on_output=print)
+    finally:
+        embedded.stop(embedded.embedded_host("local", state_root=state), purge=True)
+
+
+def count_host_objects(uri: str) -> dict[str, int]:
+    conn = libvirt.open(uri)
+    try:
+        pools = conn.listAllStoragePools(0)
+        return {
+            "domains": len(conn.listAllDomains(0)),
+            "networks": len(conn.listAllNetworks(0)),
+            "pools": len(pools),
+            "volumes": sum(len(p.listAllVolumes(0)) for p in pools if p.isActive()),
+        }
+    finally:
+        conn.close()
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p) for p in path.rglob("*") if p.is_file() or p.is_socket()) if path.exists() else []
+
+
+def test_up_check_idempotence_and_clean_destroy(world):
+    stack: auto.Stack = world["stack"]
+    result = stack.up(on_output=print)
+    assert result.summary.result == "succeeded"
+    outputs = {k: v.value for k, v in result.outputs.items()}
+    desk = outputs["desktops"][STACK]
+    assert desk["state"] == "running" and desk["ip"].startswith("10.78.0.")
+    assert "nsenter --net=" in desk["ssh_command"] and f"ci@{desk['ip']}" in desk["ssh_command"]
+    assert desk["display_uri"].startswith("vnc+unix://")
+    host_uri = outputs["host_uri"]
+    netns = outputs["hosts"]["local"]["netns"]
+
+    # The gate already required cloud-init "done"; check it again as a user would, with the pinned key.
+    target = SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
+                       host_public_key=desk["host_key"], netns=netns)
+    with connect(target, timeout_s=60) as session:
+        status = json.loads(session.run(["cloud-init", "status", "--format", "json"]).stdout)
+        assert status["status"] == "done" and not status.get("errors")
+        assert session.run(["systemctl", "is-active", "ssh"]).stdout.strip() == "active"
+        assert session.run("hostname").stdout.strip() == STACK
+        assert session.run("sudo -n true").rc == 0
+
+    # A second up of the same declaration changes nothing.
+    again = stack.up(on_output=print)
+    changes = {k: v for k, v in (again.summary.resource_changes or {}).items() if k != "same"}
+    assert changes == {}, again.summary.resource_changes
+
+    pools_dir = world["state"] / "hosts" / "local" / "pools"
+    assert files_under(pools_dir)  # disk, seed, image, kernel, initrd exist while up
+    before = count_host_objects(host_uri)
+    assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 5}, before
+
+    stack.destroy(on_output=print)
+    assert count_host_objects(host_uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
+    assert files_under(pools_dir) == []
+    assert files_under(world["state"] / "hosts" / "local" / "displays") == []
