@@ -7,6 +7,7 @@ otherwise at a controlled restart chosen by restart_policy).
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import libvirt
@@ -159,6 +160,12 @@ def shut_down(dom, timeout_s: float) -> str:
     return "forced off"
 
 
+def _remove_display_socket(path: str | None) -> None:
+    """qemu leaves its VNC unix socket behind; a destroyed desktop leaves no file."""
+    if path and os.path.exists(path):
+        os.unlink(path)
+
+
 class DomainProvider(DeclaredProvider):
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
@@ -257,6 +264,7 @@ class DomainProvider(DeclaredProvider):
                 return
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
             undefine(dom)
+        _remove_display_socket(props.get("graphics_socket"))
 
     def _outputs(self, props, dom, *, pending):
         state = "running" if dom.isActive() else "stopped"
