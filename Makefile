@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview refresh destroy outputs access test unit bench host-stop
+.PHONY: setup image up preview refresh destroy outputs access check test unit bench host-stop
 
 setup:
 	@tools/setup.sh
@@ -29,6 +29,10 @@ outputs: setup
 
 access: setup
 	@$(VDESK) access $(STACK)
+
+# Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
+check: setup
+	@source tools/env.sh && python -m components.checks_cli $(STACK)
 
 # All three tiers: unit (mocks + libvirt's test driver), integration (the
 # project's own libvirtd), end-to-end (real guests over SSH).

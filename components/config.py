@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from .errors import InputError
+from .guest.checkspec import CheckSpecError, parse_checks
 from .names import name_problem, network_problem, parse_size
 
 ACCELERATORS = ("kvm", "tcg", "auto")
@@ -74,6 +75,7 @@ class DesktopConfig:
     profile: str
     users: tuple[UserConfig, ...]
     running: bool
+    checks: tuple[dict, ...] = ()     # declarative guest checks (components.guest.checkspec)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +223,7 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
             continue
         e = p.mapping(e, path)
         p.keys(e, path, ("host", "pool", "network", "image", "memory", "vcpus", "disk", "profile", "users",
-                         "running"))
+                         "running", "checks"))
         host = e.get("host", next(iter(hosts), None))
         p.ref(host, f"{path}.host", hosts, "host")
         for key, known, kind in (("pool", pools, "pool"), ("network", networks, "network"),
@@ -241,8 +243,13 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
         running = e.get("running", True)
         if not isinstance(running, bool):
             p.add(f"{path}.running", "must be true or false")
+        try:
+            parse_checks(e.get("checks"), f"{path}.checks")
+        except CheckSpecError as exc:
+            p.items.extend(exc.problems)
         desktops[name] = DesktopConfig(name, host, e.get("pool"), e.get("network"), e.get("image"),
-                                       (memory or 0) // 1024**2, vcpus or 1, disk or 0, profile, users, running)
+                                       (memory or 0) // 1024**2, vcpus or 1, disk or 0, profile, users, running,
+                                       tuple(e.get("checks") or ()))
 
     timeouts = dict(DEFAULT_TIMEOUTS)
     for key, value in p.mapping(raw.get("timeouts"), "timeouts").items():

@@ -117,6 +117,8 @@ class Desktop(pulumi.ComponentResource):
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
                 "address_timeout_s": timeouts["address"], "ssh_timeout_s": timeouts["ssh"],
                 "cloud_init_timeout_s": timeouts["cloud_init"],
+                "checks": list(cfg.checks),
+                "screenshot_path": str(state_dir() / "screenshots" / stack / f"{cfg.name}.png"),
             }, opts=child)
 
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
@@ -132,6 +134,10 @@ class Desktop(pulumi.ComponentResource):
             "display_uri": (f"vnc+unix://{host.display_dir}/{vm_name}.vnc" if host.display_dir
                             else domain.display_port.apply(lambda p: f"vnc://127.0.0.1:{p}" if p else None)),
             "state": domain.state,
+            "host": host.name,
+            "user": user,
+            "checks": list(cfg.checks),
+            "screenshot": ready.screenshot if ready else None,
             "host_key": host_key.public_key,
             "login_private_key": login.private_key,
         }

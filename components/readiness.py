@@ -10,7 +10,12 @@ import logging
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
+from pathlib import Path
+
 from .connection import connect
+from .guest.checks import GuestHost
+from .guest.checkspec import parse_checks, report, run_checks
+from .screenshot import assert_usable, capture
 from .errors import VdeskError
 from .guest import GuestError
 from .guest.address import wait_for_address
@@ -38,11 +43,13 @@ class ReadinessProvider(DeclaredProvider):
         "private_key": Prop(str, required=True, secret=True),
         "host_public_key": Prop(str, required=True),
         "seed_sha256": Prop(str, doc="a rewritten seed is checked again"),
+        "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
+        "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
         "address_timeout_s": Prop(int, default=600, validate=_positive),
         "ssh_timeout_s": Prop(int, default=300, validate=_positive),
         "cloud_init_timeout_s": Prop(int, default=900, validate=_positive),
     }
-    OUTPUTS = ("ip", "cloud_init")
+    OUTPUTS = ("ip", "cloud_init", "checks_passed", "screenshot")
 
     def create(self, props):
         return CreateResult(props["domain_uuid"], self._gate(props))
@@ -66,12 +73,23 @@ class ReadinessProvider(DeclaredProvider):
                                host_public_key=props["host_public_key"], netns=props.get("netns"))
             with ssh_connect(target, timeout_s=props["ssh_timeout_s"]) as session:
                 status = wait_for_cloud_init(session, timeout_s=props["cloud_init_timeout_s"])
+                if not status.ok:
+                    raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
+                checks = parse_checks(props.get("checks") or [], "checks")
+                outcomes = run_checks(GuestHost(session), checks)
         except GuestError as exc:
             raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None
-        if not status.ok:
-            raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
+        if not all(o.passed for o in outcomes):
+            raise VdeskError(report(name, outcomes))
+        shot = None
+        if props.get("screenshot_path"):
+            with connect(props["host_uri"]) as conn:
+                picture = capture(conn, name, Path(props["screenshot_path"]))
+            assert_usable(picture)
+            shot = picture.path
         log.info("desktop %s ready at %s", name, ip)
-        return {**self.inputs_of(props), "ip": ip, "cloud_init": status.state}
+        return {**self.inputs_of(props), "ip": ip, "cloud_init": status.state,
+                "checks_passed": len(outcomes), "screenshot": shot}
 
 
 class GuestReady(Resource):
