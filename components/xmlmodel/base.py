@@ -247,6 +247,11 @@ class XMLObject:
         out: dict[str, Any] = {}
         for name in self._properties():
             value = self._values.get(name)
+            if value is None and isinstance(self._properties()[name], Field) \
+                    and self._properties()[name].kind == "presence":
+                value = False  # an absent element and an unset flag mean the same
+            if value is None and isinstance(self._properties()[name], (Children, TextList)):
+                value = []
             if isinstance(value, XMLObject):
                 value = value.as_dict()
             elif isinstance(value, list):
