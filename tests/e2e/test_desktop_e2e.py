@@ -15,6 +15,7 @@ from pulumi import automation as auto
 
 from components import embedded
 from components.guest.ssh import SshTarget, connect
+from components.screenshot import measure_png
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = pytest.mark.e2e
@@ -61,6 +62,9 @@ def test_up_check_idempotence_and_clean_destroy(world):
     assert desk["state"] == "running" and desk["ip"].startswith("10.78.0.")
     assert "nsenter --net=" in desk["ssh_command"] and f"ci@{desk['ip']}" in desk["ssh_command"]
     assert desk["display_uri"].startswith("vnc+unix://")
+    # Proof the display works: a non-blank PNG of the console, taken through libvirt.
+    shot = measure_png(Path(desk["screenshot"]).read_bytes())
+    assert shot[0] >= 640 and shot[1] >= 400 and shot[2] > 1, shot
     host_uri = outputs["host_uri"]
     netns = outputs["hosts"]["local"]["netns"]
 

@@ -1,0 +1,14 @@
+"""The integration tier's own libvirtd: one embedded host per test session."""
+from __future__ import annotations
+
+import pytest
+
+from components import embedded
+
+
+@pytest.fixture(scope="session")
+def own_host(tmp_path_factory):
+    host = embedded.embedded_host("itest", state_root=tmp_path_factory.mktemp("itest-state"))
+    embedded.ensure_running(host)
+    yield host
+    embedded.stop(host, purge=True)

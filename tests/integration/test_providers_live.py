@@ -1,0 +1,122 @@
+"""In-place updates and drift, on the project's own libvirtd (qemu, TCG).
+
+The guests here boot no OS (no disk to boot from): what is under test is
+libvirt's view of the domain, which is all the providers change.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import libvirt
+import pytest
+
+from components import xmlmodel
+from components.domain import DomainProvider
+from components.network import NetworkProvider
+from components.pool import PoolProvider
+from components.volume import VolumeProvider
+
+pytestmark = pytest.mark.integration
+
+
+def checked(provider, props, olds=None):
+    result = provider.check(olds or {}, props)
+    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
+    return result.inputs
+
+
+def virsh(host, *args):
+    return subprocess.run(["virsh", "-c", host.uri, *args], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+@pytest.fixture
+def pool(own_host, tmp_path):
+    provider = PoolProvider()
+    created = provider.create(checked(provider, {"host_uri": own_host.uri, "name": "live",
+                                                 "path": str(tmp_path / "live-pool")}))
+    yield created.outs
+    provider.delete(created.id, created.outs)
+
+
+@pytest.fixture
+def net(own_host):
+    provider = NetworkProvider()
+    created = provider.create(checked(provider, {"host_uri": own_host.uri, "name": "live-lan",
+                                                 "cidr": "10.201.0.0/24"}))
+    yield created.outs
+    provider.delete(created.id, created.outs)
+
+
+def test_disk_grows_in_place_without_replacing(own_host, pool):
+    vp = VolumeProvider()
+    props = checked(vp, {"host_uri": own_host.uri, "pool": "live", "name": "grow.qcow2",
+                         "capacity_bytes": 1024**3})
+    vol = vp.create(props)
+    try:
+        grown = dict(props, capacity_bytes=3 * 1024**3)
+        assert vp.diff(vol.id, vol.outs, grown).replaces == []
+        out = vp.update(vol.id, vol.outs, grown).outs
+        assert out["capacity_bytes"] == 3 * 1024**3
+        qemu_img = subprocess.run(["qemu-img", "info", "--output=json", out["path"]], capture_output=True,
+                                  text=True, check=True).stdout
+        assert '"virtual-size": 3221225472' in qemu_img
+        assert out["key"] == vol.outs["key"]  # the same file, not a new one
+    finally:
+        vp.delete(vol.id, vol.outs)
+
+
+def test_memory_vcpu_and_power_state_update_the_same_domain(own_host, net):
+    dp = DomainProvider()
+    props = checked(dp, {"host_uri": own_host.uri, "name": "live-vm", "domain_type": "qemu", "boot": "bios",
+                         "memory_mib": 256, "vcpus": 1, "nics": [{"network": "live-lan",
+                                                                  "mac": "52:54:00:20:01:01"}],
+                         "shutdown_timeout_s": 2})
+    created = dp.create(props)
+    try:
+        conn = libvirt.open(own_host.uri)
+        uuid = conn.lookupByName("live-vm").UUIDString()
+        assert conn.lookupByName("live-vm").isActive()
+        bigger = dict(props, memory_mib=384, vcpus=2)
+        outs = dp.update(created.id, created.outs, bigger).outs
+        dom = conn.lookupByName("live-vm")
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert (live.memory_kib, live.vcpus, dom.UUIDString()) == (384 * 1024, 2, uuid)
+        # restart_policy on-change: the running guest was restarted onto the new size
+        assert dom.isActive() and dom.info()[1] == 384 * 1024 and outs["pending_restart"] is False
+
+        stopped = dp.update(created.id, outs, dict(bigger, running=False)).outs
+        assert stopped["state"] == "stopped" and not conn.lookupByName("live-vm").isActive()
+        started = dp.update(created.id, stopped, bigger).outs
+        assert started["state"] == "running"
+
+        # drift: memory changed with virsh shows up in a refresh, and an update restores it
+        virsh(own_host, "setmaxmem", "live-vm", "512M", "--config")
+        virsh(own_host, "setmem", "live-vm", "512M", "--config")
+        refreshed = dp.read(created.id, started).outs
+        assert refreshed["memory_mib"] == 512
+        assert dp.diff(created.id, refreshed, bigger).changes
+        dp.update(created.id, refreshed, bigger)
+        live = xmlmodel.Domain.from_xml(conn.lookupByName("live-vm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert live.memory_kib == 384 * 1024
+        conn.close()
+    finally:
+        dp.delete(created.id, created.outs)
+
+
+def test_domain_deleted_out_of_band_is_reported_gone(own_host):
+    dp = DomainProvider()
+    props = checked(dp, {"host_uri": own_host.uri, "name": "live-gone", "domain_type": "qemu", "boot": "bios",
+                         "memory_mib": 256, "vcpus": 1, "running": False})
+    created = dp.create(props)
+    virsh(own_host, "undefine", "live-gone")
+    assert dp.read(created.id, created.outs).id == ""
+    dp.delete(created.id, created.outs)  # quiet: already gone
+
+
+def test_volume_deleted_out_of_band_is_reported_gone(own_host, pool):
+    vp = VolumeProvider()
+    vol = vp.create(checked(vp, {"host_uri": own_host.uri, "pool": "live", "name": "gone.qcow2",
+                                 "capacity_bytes": 1024**2}))
+    virsh(own_host, "vol-delete", "--pool", "live", "gone.qcow2")
+    assert vp.read(vol.id, vol.outs).id == ""
