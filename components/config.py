@@ -45,6 +45,8 @@ class NetworkConfig:
     mode: str
     dhcp: bool
     domain: str | None
+    dhcp_hosts: tuple[dict, ...] = ()  # static leases {mac, ip, name}: updated live
+    dns_hosts: tuple[dict, ...] = ()   # DNS records {ip, hostnames}: updated live
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +187,15 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "cidr", "mode", "dhcp", "domain"))
+        p.keys(e, path, ("host", "cidr", "mode", "dhcp", "domain", "dhcp_hosts", "dns_hosts"))
+        for key, needed in (("dhcp_hosts", ("mac", "ip")), ("dns_hosts", ("ip", "hostnames"))):
+            items = e.get(key, [])
+            if not isinstance(items, list):
+                p.add(f"{path}.{key}", "must be a list")
+                continue
+            for i, item in enumerate(items):
+                if not isinstance(item, dict) or any(not item.get(k) for k in needed):
+                    p.add(f"{path}.{key}[{i}]", f"needs {' and '.join(needed)}")
         p.ref(e.get("host"), f"{path}.host", hosts, "host")
         cidr = e.get("cidr")
         if not isinstance(cidr, str) or (msg := network_problem(cidr)):
@@ -194,7 +204,8 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
         p.choice(mode, f"{path}.mode", NETWORK_MODES)
         if not isinstance(e.get("dhcp", True), bool):
             p.add(f"{path}.dhcp", "must be true or false")
-        networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", True), e.get("domain"))
+        networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", True), e.get("domain"),
+                                       tuple(e.get("dhcp_hosts") or ()), tuple(e.get("dns_hosts") or ()))
     _overlaps(networks, p)
 
     images = {}

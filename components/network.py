@@ -30,6 +30,7 @@ def desired_model(props) -> xmlmodel.Network:
         first = hosts[1] if hosts else gateway + 1
         last = hosts[-1] if hosts else net.broadcast_address - 1
         ip.dhcp_ranges = [xmlmodel.DhcpRange(start=str(first), end=str(last))]
+        ip.dhcp_hosts = [_dhcp_host(h) for h in props.get("dhcp_hosts") or []]
     mode = props.get("mode", "nat")
     return xmlmodel.Network(
         name=props["name"],
@@ -37,8 +38,55 @@ def desired_model(props) -> xmlmodel.Network:
         bridge_name=props.get("bridge") or bridge_name(props["name"]),
         mtu=props.get("mtu"),
         domain_name=props.get("domain"),
+        dns_hosts=[_dns_host(h) for h in props.get("dns_hosts") or []],
         ips=[ip],
     )
+
+
+def _dhcp_host(h: dict) -> xmlmodel.DhcpHost:
+    return xmlmodel.DhcpHost(mac=h["mac"].lower(), ip=h["ip"], name=h.get("name"))
+
+
+def _dns_host(h: dict) -> xmlmodel.DnsHost:
+    return xmlmodel.DnsHost(ip=h["ip"], hostnames=list(h["hostnames"]))
+
+
+def _dhcp_hosts_problem(hosts) -> str | None:
+    for i, h in enumerate(hosts):
+        if not isinstance(h, dict) or not h.get("mac") or not h.get("ip"):
+            return f"dhcp_hosts[{i}] needs a mac and an ip"
+        try:
+            ipaddress.ip_address(h["ip"])
+        except ValueError:
+            return f"dhcp_hosts[{i}].ip: {h['ip']!r} is not an IP address"
+    macs = [h["mac"].lower() for h in hosts]
+    if len(set(macs)) != len(macs):
+        return "each MAC may appear only once"
+    return None
+
+
+def _dns_hosts_problem(hosts) -> str | None:
+    for i, h in enumerate(hosts):
+        if not isinstance(h, dict) or not h.get("ip") or not h.get("hostnames"):
+            return f"dns_hosts[{i}] needs an ip and a list of hostnames"
+    return None
+
+
+# libvirt's network-update API: change one DHCP host or DNS record in the live
+# network and its persistent config, without restarting it (guests stay connected).
+_LIVE_AND_CONFIG = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE | libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+
+
+def _update_section(net, section: int, old: list, new: list, key, to_xml) -> None:
+    olds = {key(x): x for x in old}
+    news = {key(x): x for x in new}
+    flags = _LIVE_AND_CONFIG if net.isActive() else libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+    for k, item in olds.items():
+        if k not in news or news[k] != item:
+            net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, -1, to_xml(item), flags)
+    for k, item in news.items():
+        if k not in olds or olds[k] != item:
+            net.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, section, -1, to_xml(item), flags)
 
 
 def bridge_name(network: str) -> str:
@@ -57,6 +105,10 @@ class NetworkProvider(DeclaredProvider):
         "domain": Prop(str, replaces=True),
         "mtu": Prop(int, replaces=True),
         "autostart": Prop(bool, default=True),
+        "dhcp_hosts": Prop(list, default=[], validate=_dhcp_hosts_problem,
+                           doc="static leases {mac, ip, name}; updated live, no restart"),
+        "dns_hosts": Prop(list, default=[], validate=_dns_hosts_problem,
+                          doc="DNS records {ip, hostnames}; updated live, no restart"),
     }
     OUTPUTS = ("uuid", "gateway", "bridge_name", "active")
 
@@ -82,10 +134,17 @@ class NetworkProvider(DeclaredProvider):
                 return ReadResult("", {})
             return ReadResult(id_, self._outputs(props, net))
 
-    def update(self, _id, _olds, news):
+    def update(self, _id, olds, news):
         with connect(news["host_uri"]) as conn:
             net = conn.networkLookupByName(news["name"])
             net.setAutostart(1 if news["autostart"] else 0)
+            _update_section(net, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                            olds.get("dhcp_hosts") or [], news.get("dhcp_hosts") or [],
+                            key=lambda h: h["mac"].lower(),
+                            to_xml=lambda h: _dhcp_host(h).to_element_xml())
+            _update_section(net, libvirt.VIR_NETWORK_SECTION_DNS_HOST,
+                            olds.get("dns_hosts") or [], news.get("dns_hosts") or [],
+                            key=lambda h: h["ip"], to_xml=lambda h: _dns_host(h).to_element_xml())
             if not net.isActive():
                 net.create()
             return UpdateResult(self._outputs(news, net))
@@ -109,6 +168,10 @@ class NetworkProvider(DeclaredProvider):
             outs["cidr"] = str(ipaddress.ip_interface(f"{live.ips[0].address}/{live.ips[0].prefix or 24}").network)
             outs["dhcp"] = bool(live.ips[0].dhcp_ranges)
         outs["mode"] = live.forward_mode or "isolated"
+        if live.ips:
+            outs["dhcp_hosts"] = [{k: v for k, v in (("mac", h.mac), ("ip", h.ip), ("name", h.name)) if v}
+                                  for h in live.ips[0].dhcp_hosts]
+        outs["dns_hosts"] = [{"ip": h.ip, "hostnames": list(h.hostnames)} for h in live.dns_hosts]
         return outs
 
 
@@ -133,9 +196,10 @@ class Network(Resource):
     bridge_name: pulumi.Output[str]
 
     def __init__(self, name: str, *, host_uri, network_name, cidr, mode="nat", dhcp=True, bridge=None,
-                 domain=None, mtu=None, autostart=True, opts=None):
+                 domain=None, mtu=None, autostart=True, dhcp_hosts=(), dns_hosts=(), opts=None):
         super().__init__(NetworkProvider(), name, {
             "host_uri": host_uri, "name": network_name, "mode": mode, "cidr": cidr, "dhcp": dhcp,
             "bridge": bridge, "domain": domain, "mtu": mtu, "autostart": autostart,
+            "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts),
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

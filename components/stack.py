@@ -40,7 +40,7 @@ def declare(stack: str, raw: dict) -> dict:
     for name, n in config.networks.items():
         networks[name] = Network(f"network-{name}", host_uri=hosts[n.host].uri,
                                  network_name=f"{config.prefix}-{name}", cidr=n.cidr, mode=n.mode,
-                                 dhcp=n.dhcp, domain=n.domain)
+                                 dhcp=n.dhcp, domain=n.domain, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts)
 
     # Each image is imported once per pool that a desktop uses it in.
     image_volumes: dict[tuple[str, str], ImageVolumes] = {}

@@ -242,6 +242,10 @@ class XMLObject:
     def to_xml(self) -> str:
         return etree.tostring(self.to_element(), pretty_print=True, encoding="unicode")
 
+    def to_element_xml(self) -> str:
+        """Just this element, as libvirt's update APIs want it (no pretty-printing)."""
+        return etree.tostring(self.to_element(), encoding="unicode")
+
     # -- comparison -----------------------------------------------------------
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -120,3 +120,39 @@ def test_volume_deleted_out_of_band_is_reported_gone(own_host, pool):
                                  "capacity_bytes": 1024**2}))
     virsh(own_host, "vol-delete", "--pool", "live", "gone.qcow2")
     assert vp.read(vol.id, vol.outs).id == ""
+
+
+def test_dhcp_host_and_dns_record_change_without_restarting_the_network(own_host):
+    np_ = NetworkProvider()
+    props = checked(np_, {"host_uri": own_host.uri, "name": "live-dns", "cidr": "10.202.0.0/24",
+                          "dhcp_hosts": [{"mac": "52:54:00:20:02:01", "ip": "10.202.0.5", "name": "alice"}],
+                          "dns_hosts": [{"ip": "10.202.0.7", "hostnames": ["files"]}]})
+    created = np_.create(props)
+    try:
+        conn = libvirt.open(own_host.uri)
+        dnsmasq_before = _dnsmasq_pid(own_host, "live-dns")
+        changed = dict(props,
+                       dhcp_hosts=[{"mac": "52:54:00:20:02:01", "ip": "10.202.0.6", "name": "alice"},
+                                   {"mac": "52:54:00:20:02:02", "ip": "10.202.0.8", "name": "bob"}],
+                       dns_hosts=[{"ip": "10.202.0.9", "hostnames": ["files", "print"]}])
+        diff = np_.diff(created.id, created.outs, changed)
+        assert diff.changes and diff.replaces == []
+        np_.update(created.id, created.outs, changed)
+        for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE):   # live and persistent
+            live = xmlmodel.Network.from_xml(conn.networkLookupByName("live-dns").XMLDesc(flags))
+            assert [(h.mac, h.ip, h.name) for h in live.ips[0].dhcp_hosts] == [
+                ("52:54:00:20:02:01", "10.202.0.6", "alice"), ("52:54:00:20:02:02", "10.202.0.8", "bob")]
+            assert [(h.ip, h.hostnames) for h in live.dns_hosts] == [("10.202.0.9", ["files", "print"])]
+        # the network was never restarted: same UUID, bridge up, and the same dnsmasq (reloaded by signal)
+        assert conn.networkLookupByName("live-dns").isActive()
+        assert _dnsmasq_pid(own_host, "live-dns") == dnsmasq_before
+        refreshed = np_.read(created.id, created.outs).outs
+        assert np_.diff(created.id, refreshed, changed).changes is False
+        conn.close()
+    finally:
+        np_.delete(created.id, created.outs)
+
+
+def _dnsmasq_pid(host, network: str) -> int:
+    pidfile = host.state_dir / "run" / "libvirt" / "network" / f"{network}.pid"
+    return int(pidfile.read_text().strip())

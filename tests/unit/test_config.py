@@ -61,6 +61,8 @@ def test_valid_config_parses_with_units_normalised():
      "desktops.dev.users[0].ssh_authorized_keys", "must be a list of OpenSSH public keys"),
     ("desktops.Dev_1", {}, "desktops.Dev_1", "is not a valid name"),
     ("pools.main.path", "relative/dir", "pools.main.path", "must be an absolute path"),
+    ("networks.lan.dns_hosts", [{"ip": "10.77.0.9"}], "networks.lan.dns_hosts[0]", "needs ip and hostnames"),
+    ("networks.lan.dhcp_hosts", "alice", "networks.lan.dhcp_hosts", "must be a list"),
 ])
 def test_bad_input_names_the_field(path, value, field, message):
     with pytest.raises(InputError) as err:
