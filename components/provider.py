@@ -7,6 +7,7 @@ in docs/properties.md, so the documentation cannot drift from the behaviour.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Any, Callable
 
@@ -41,8 +42,25 @@ def _type_name(t) -> str:
     return t.__name__
 
 
+def _numbers_restored(method):
+    """Pulumi's wire format (protobuf Struct) turns every number into a float,
+    nested ones included; give providers back the integers the user wrote."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        return method(self, *(_normal(a) if isinstance(a, dict) else a for a in args))
+
+    return wrapper
+
+
 class DeclaredProvider(ResourceProvider):
     """check/diff from PROPS; subclasses implement create/read/update/delete."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("create", "read", "update", "delete"):
+            if name in cls.__dict__:
+                setattr(cls, name, _numbers_restored(cls.__dict__[name]))
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports

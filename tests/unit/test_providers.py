@@ -167,3 +167,18 @@ def test_domain_refuses_to_adopt_an_existing_domain_silently(conn):
             dp.create(domain_props(name="unit-twice"))
     finally:
         dp.delete(created.id, created.outs)
+
+
+def test_numbers_arrive_as_integers_even_when_the_wire_made_them_floats(conn):
+    """protobuf sends 22 as 22.0, also inside lists; providers must see 22 again."""
+    from components.readiness import ReadinessProvider
+    seen = {}
+
+    class Probe(ReadinessProvider):
+        def create(self, props):
+            seen.update(props)
+            return None
+
+    Probe().create({"checks": [{"port": 22.0}], "address_timeout_s": 600.0, "ratio": 0.5})
+    assert seen == {"checks": [{"port": 22}], "address_timeout_s": 600, "ratio": 0.5}
+    assert type(seen["checks"][0]["port"]) is int
