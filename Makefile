@@ -39,6 +39,10 @@ check: setup
 test: image
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests
 
+# Provisioning overhead vs raw libvirt, measured in the same run (ratios, not thresholds).
+bench: setup
+	@source tools/env.sh && python -m bench
+
 unit: setup
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests/unit
 

@@ -1,0 +1,59 @@
+"""Ten desktops created in one `pulumi up`, in parallel on one pool, five times over.
+
+The failure users of other tools report ("pool has asynchronous jobs running",
+port clashes) would show here. The desktops are declared stopped, so the run
+measures provisioning, not ten TCG boots on two cores.
+"""
+from __future__ import annotations
+
+import copy
+
+import libvirt
+import pytest
+
+from components import embedded
+from tests.support.project import isolated_env, make_project, open_stack, stack_config
+
+pytestmark = pytest.mark.integration
+COUNT, RUNS = 10, 5
+
+
+def ten_desktops() -> dict:
+    cfg = copy.deepcopy(stack_config("ci"))
+    template = cfg["vdesk:desktops"].pop("ci")
+    template["running"] = False
+    template.pop("checks", None)
+    cfg["vdesk:networks"]["lan"]["cidr"] = "10.81.0.0/24"
+    for i in range(COUNT):
+        cfg["vdesk:desktops"][f"d{i}"] = dict(template, users=[{"name": f"u{i}"}])
+    return cfg
+
+
+def host_objects(uri: str) -> dict:
+    conn = libvirt.open(uri)
+    try:
+        pools = conn.listAllStoragePools(0)
+        return {"domains": len(conn.listAllDomains(0)), "networks": len(conn.listAllNetworks(0)),
+                "pools": len(pools), "volumes": sum(len(p.listAllVolumes(0)) for p in pools if p.isActive())}
+    finally:
+        conn.close()
+
+
+def test_ten_desktops_in_parallel_five_times(tmp_path):
+    state = tmp_path / "state"
+    stack = open_stack(make_project(tmp_path / "project", "par", ten_desktops()), "par", isolated_env(state))
+    host = embedded.embedded_host("local", state_root=state)
+    try:
+        for run in range(RUNS):
+            result = stack.up(parallel=32)
+            assert result.summary.result == "succeeded", f"run {run}"
+            uri = result.outputs["host_uri"].value
+            # 10 desktops: disk + seed each, plus the imported image (disk, kernel, initrd)
+            assert host_objects(uri) == {"domains": COUNT, "networks": 1, "pools": 1,
+                                         "volumes": 2 * COUNT + 3}, f"run {run}"
+            stack.destroy(parallel=32)
+            assert host_objects(uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}, f"run {run}"
+            assert not any((state / "hosts" / "local" / "pools").rglob("*.*")), f"run {run}: files left"
+    finally:
+        stack.destroy()
+        embedded.stop(host, purge=True)
