@@ -333,6 +333,16 @@ def _run(cmd: list[str], timeout: float = 30) -> None:
             f"`{shlex.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
 
 
+_REAPER_PID_INSIDE = "/run/vdesk-reaper.pid"   # the host's run/ dir is bound over /run
+
+
+def _reaper_alive(host: EmbeddedHost) -> bool:
+    try:
+        return _alive(int((host.state_dir / "run" / "vdesk-reaper.pid").read_text().strip()))
+    except (OSError, ValueError):
+        return False
+
+
 def _launch_script(host: EmbeddedHost, start_virtlogd: bool) -> str:
     """Shell run inside the new (private) mount namespace and the host's netns."""
     q = shlex.quote
@@ -353,7 +363,12 @@ def _launch_script(host: EmbeddedHost, start_virtlogd: bool) -> str:
         lines.append(f"mount --bind {q(str(host.state_dir / sub))} {q(target)}")
     if start_virtlogd:
         lines.append("virtlogd -d")
-    lines.append("libvirtd -d")
+    # libvirtd runs in the foreground below a subreaper (components/reaper.py), which
+    # itself detaches; ensure_running waits for the socket to answer.
+    reaper = str(Path(__file__).with_name("reaper.py"))
+    # Its output goes to launch.log (the host's log/ dir is bound over /var/log/libvirt).
+    lines.append(f"setsid {q(sys.executable)} {q(reaper)} libvirtd </dev/null >>/var/log/libvirt/launch.log 2>&1 &")
+    lines.append(f"echo $! > {q(_REAPER_PID_INSIDE)}")
     return "\n".join(lines) + "\n"
 
 
@@ -446,9 +461,10 @@ def ensure_running(host: EmbeddedHost, timeout_s: float = 60) -> EmbeddedHost:
                 problem = _drivers_ready(host)
                 if problem is None:
                     return host
-            if daemon_pid(host) is None and not is_running(host):
+            if daemon_pid(host) is None and not is_running(host) and not _reaper_alive(host):
                 raise EmbeddedHostError(
-                    f"libvirtd for host {host.name!r} exited during startup\n{_diagnostics(host)}")
+                    f"libvirtd for host {host.name!r} failed to start: it exited during startup\n"
+                    f"{_diagnostics(host)}")
             if time.monotonic() >= deadline:
                 raise EmbeddedHostError(
                     f"libvirt host {host.name!r} not ready after {timeout_s:g}s ({problem})\n"
