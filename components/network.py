@@ -16,19 +16,20 @@ from .provider import DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 MODES = ("nat", "isolated", "route", "open")
+_MAX_DHCP_RANGE = 65534
 
 
 def desired_model(props) -> xmlmodel.Network:
     """The network XML vdesk declares: gateway is the first host, DHCP the rest of the range."""
     net = ipaddress.ip_network(props["cidr"])
-    hosts = list(net.hosts()) if net.num_addresses <= 65536 else None
     gateway = next(net.hosts())
     ip = xmlmodel.IP(address=str(gateway), prefix=net.prefixlen)
     if net.version == 6:
         ip.family = "ipv6"
     if props.get("dhcp", True):
-        first = hosts[1] if hosts else gateway + 1
-        last = hosts[-1] if hosts else net.broadcast_address - 1
+        # libvirt refuses DHCP ranges over 65535 addresses (an IPv6 /64 has 2^64).
+        first = gateway + 1
+        last = min(net.broadcast_address - 1, first + _MAX_DHCP_RANGE - 1)
         ip.dhcp_ranges = [xmlmodel.DhcpRange(start=str(first), end=str(last))]
         ip.dhcp_hosts = [_dhcp_host(h) for h in props.get("dhcp_hosts") or []]
     mode = props.get("mode", "nat")
