@@ -15,7 +15,7 @@ from .cloudinit import SeedDocuments, nocloud_iso
 from .connection import connect, lookup
 from .errors import VdeskError
 from .provider import DeclaredProvider, Prop
-from .volume import _volume_name_problem, upload_bytes
+from .volume import _volume_name_problem, find_volume, upload_bytes
 
 
 def _iso(props) -> bytes:
@@ -49,8 +49,7 @@ class SeedProvider(DeclaredProvider):
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
-            pool = lookup(conn.storagePoolLookupByName, props["pool"])
-            vol = pool and lookup(pool.storageVolLookupByName, props["name"])
+            vol = find_volume(conn, props["pool"], props["name"])
             if not vol:
                 return ReadResult("", {})
             return ReadResult(id_, {**props, "path": vol.path()})
@@ -66,8 +65,7 @@ class SeedProvider(DeclaredProvider):
 
     def delete(self, _id, props):
         with connect(props["host_uri"]) as conn:
-            pool = lookup(conn.storagePoolLookupByName, props["pool"])
-            vol = pool and lookup(pool.storageVolLookupByName, props["name"])
+            vol = find_volume(conn, props["pool"], props["name"])
             if vol:
                 vol.delete(0)
 

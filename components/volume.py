@@ -70,6 +70,12 @@ def upload_bytes(conn, vol, data: bytes) -> None:
         raise
 
 
+def find_volume(conn, pool_name: str, name: str):
+    """The volume, or None when it or its pool no longer exists."""
+    pool = lookup(conn.storagePoolLookupByName, pool_name)
+    return pool and lookup(pool.storageVolLookupByName, name)
+
+
 def backing_users(pool, path: str) -> list[str]:
     """Names of the volumes in a pool that use `path` as their backing store."""
     users = []
@@ -151,8 +157,7 @@ class VolumeProvider(DeclaredProvider):
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
-            pool = lookup(conn.storagePoolLookupByName, props["pool"])
-            vol = pool and lookup(pool.storageVolLookupByName, props["name"])
+            vol = find_volume(conn, props["pool"], props["name"])
             if not vol:
                 return ReadResult("", {})
             return ReadResult(id_, self._outputs(props, vol))
@@ -170,11 +175,10 @@ class VolumeProvider(DeclaredProvider):
 
     def delete(self, _id, props):
         with connect(props["host_uri"]) as conn:
-            pool = lookup(conn.storagePoolLookupByName, props["pool"])
-            vol = pool and lookup(pool.storageVolLookupByName, props["name"])
+            vol = find_volume(conn, props["pool"], props["name"])
             if not vol:
                 return
-            users = backing_users(pool, vol.path())
+            users = backing_users(vol.storagePoolLookupByVolume(), vol.path())
             if users:
                 raise VdeskError(f"refusing to delete volume {props['name']!r}: it is the backing store of "
                                  f"{', '.join(users)}")

@@ -47,7 +47,34 @@ def _ensure(el: etree._Element, steps: list[str]) -> etree._Element:
     return el
 
 
-class Field:
+class _Property:
+    """Descriptor plumbing shared by every kind of property: values live in obj._values."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj._values.get(self.name)
+
+    def __set__(self, obj, value):
+        obj._values[self.name] = value
+
+
+class _ListProperty(_Property):
+    """A property whose unset value is an empty list."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return obj._values.setdefault(self.name, [])
+
+    def __set__(self, obj, value):
+        obj._values[self.name] = list(value)
+
+
+class Field(_Property):
     """A scalar mapped to an element's text or an attribute.
 
     kind converts between XML text and Python: str, int, bool (yes/no),
@@ -60,17 +87,6 @@ class Field:
         self.kind = kind
         self.default_unit = default_unit  # what libvirt means when @unit is absent
         self.name = ""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj._values.get(self.name)
-
-    def __set__(self, obj, value):
-        obj._values[self.name] = value
 
     # -- conversion -------------------------------------------------------
     def read(self, el: etree._Element) -> Any:
@@ -118,23 +134,12 @@ class Field:
             node.text = text
 
 
-class TextList:
+class TextList(_ListProperty):
     """Repeated elements whose text is the value: <hostname>a</hostname><hostname>b</hostname>."""
 
     def __init__(self, path: str):
         self.path = path
         self.name = ""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj._values.setdefault(self.name, [])
-
-    def __set__(self, obj, value):
-        obj._values[self.name] = list(value)
 
     def read(self, el):
         return [(n.text or "").strip() for n in el.findall(self.path)]
@@ -146,24 +151,13 @@ class TextList:
             etree.SubElement(parent, steps[-1]).text = str(value)
 
 
-class Child:
+class Child(_Property):
     """A single nested element modelled by its own XMLObject class."""
 
     def __init__(self, cls: Callable[[], "XMLObject"], path: str):
         self.cls = cls
         self.path = path
         self.name = ""
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj._values.get(self.name)
-
-    def __set__(self, obj, value):
-        obj._values[self.name] = value
 
     def read(self, el):
         node = _find(el, self.path.split("/"))
@@ -175,16 +169,8 @@ class Child:
             value._build(_ensure(el, steps[:-1]), steps[-1])
 
 
-class Children(Child):
+class Children(_ListProperty, Child):
     """Repeated nested elements, each modelled by the same XMLObject class."""
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return obj._values.setdefault(self.name, [])
-
-    def __set__(self, obj, value):
-        obj._values[self.name] = list(value)
 
     def read(self, el):
         return [self.cls()._load(n) for n in el.findall(self.path)]
