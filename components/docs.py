@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .container import ContainerProvider
 from .domain import DomainProvider
 from .keys import KeyPairProvider
 from .network import NetworkProvider
@@ -20,6 +21,7 @@ PROVIDERS = {
     "StoragePool": PoolProvider, "Volume": VolumeProvider, "CloudInitSeed": SeedProvider,
     "Network": NetworkProvider, "Domain (a Desktop's VM)": DomainProvider, "SshKeyPair": KeyPairProvider,
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
+    "Container (libvirt LXC)": ContainerProvider,
 }
 DOC = Path(__file__).resolve().parent.parent / "docs" / "properties.md"
 
