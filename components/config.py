@@ -1,26 +1,59 @@
 """Stack configuration: parsed and validated as a whole before any resource is declared.
 
 Every problem is reported at once with its config path (e.g.
-`desktops.alice.memory`), so a bad stack file fails `pulumi preview` and
-creates nothing.
+`desktops.alice.memory`, `users[3].profile`), so a bad stack file fails
+`pulumi preview` and creates nothing.
+
+Desktops are declared in two forms, which may be mixed:
+
+- `desktops`: a mapping of desktop names to their full settings;
+- `profiles` + `users`: a profile carries a template and the settings shared
+  by its users (placement, sizes, groups, checks); each user gets one desktop
+  named after the user, with per-user overrides. A user's `password` names a
+  *secret* config key (`pulumi config set --secret vdesk:<key>`); the password
+  itself never passes through this module.
 """
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 import os
-from typing import Any
+import re
+from typing import Any, Mapping
 
 from .errors import InputError
 from .guest.checkspec import CheckSpecError, parse_checks
 from .names import name_problem, network_problem, parse_size
 
+# An OpenSSH public key line (options and comment allowed), as the seed templates accept it.
+_PUBLIC_KEY = re.compile(
+    r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
+    r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/]+=*(\s|$)")
+
 ACCELERATORS = ("kvm", "tcg", "auto")
 EMBEDDED = "embedded"
-SECTIONS = ("hosts", "pools", "networks", "images", "desktops", "timeouts", "prefix")
+SECTIONS = ("hosts", "pools", "networks", "images", "profiles", "users", "desktops", "timeouts", "prefix")
 NETWORK_MODES = ("nat", "isolated", "route", "open")
 BOOT_MODES = ("bios", "uefi")
 DEFAULT_TIMEOUTS = {"address": 600, "ssh": 300, "cloud_init": 900, "shutdown": 60}
+DEFAULT_TEMPLATE = "desktop"
+USER_PLACEHOLDER = "{user}"    # in a profile's checks: replaced by each user's name
+MIN_MEMORY = 256 * 1024**2
+PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "disk", "groups", "checks",
+                "running")
+USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "disk", "checks",
+             "running")
+DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "disk", "profile", "users", "running",
+                "checks")
+DESKTOP_USER_KEYS = ("name", "ssh_authorized_keys", "groups", "password")
+_LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_CONFIG_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Accounts the golden image (or any Debian) already has: a desktop user must not take them over.
+RESERVED_LOGINS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "systemd-network",
+    "systemd-resolve", "systemd-timesync", "polkitd", "avahi", "dnsmasq", "libvirt-qemu"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +95,23 @@ class UserConfig:
     name: str
     ssh_authorized_keys: tuple[str, ...]
     groups: tuple[str, ...]
+    password: str | None = None        # a secret config key in the vdesk namespace (never the password)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileConfig:
+    name: str
+    template: str                      # a template under templates/user-data/
+    host: str
+    pool: str
+    network: str
+    image: str
+    memory_mib: int
+    vcpus: int
+    disk_bytes: int
+    groups: tuple[str, ...]
+    checks: tuple[dict, ...]           # may hold {user}, replaced per user
+    running: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +128,7 @@ class DesktopConfig:
     users: tuple[UserConfig, ...]
     running: bool
     checks: tuple[dict, ...] = ()     # declarative guest checks (components.guest.checkspec)
+    source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +140,7 @@ class StackConfig:
     images: dict[str, ImageConfig]
     desktops: dict[str, DesktopConfig]
     timeouts: dict[str, int]
+    profiles: dict[str, ProfileConfig] = dataclasses.field(default_factory=dict)
 
 
 class _Problems:
@@ -96,6 +148,7 @@ class _Problems:
 
     def __init__(self):
         self.items: list[tuple[str, str]] = []
+        self.password_keys: set[str] = set()    # config keys named by users' `password`
 
     def add(self, path: str, message: str) -> None:
         self.items.append((path, message))
@@ -126,6 +179,8 @@ class _Problems:
     def ref(self, value, path, known: dict, kind: str):
         if value is None:
             self.add(path, f"is required (the name of one of the {kind}s)")
+        elif not isinstance(value, str):
+            self.add(path, f"must be the name of a {kind}, got {type(value).__name__}")
         elif value not in known:
             listed = ", ".join(sorted(known)) or "none declared"
             self.add(path, f"unknown {kind} {value!r} (declared: {listed})")
@@ -144,9 +199,15 @@ class _Problems:
             return None
 
 
-def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
-    """Validate the whole `vdesk:*` config; raise InputError listing every problem."""
+def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | None = None) -> StackConfig:
+    """Validate the whole `vdesk:*` config; raise InputError listing every problem.
+
+    `config_keys` maps every key set in the stack's `vdesk` namespace (without
+    the `vdesk:` prefix) to whether it is a secret; users' `password` entries
+    must name one that is. Unknown plain keys are reported like unknown sections.
+    """
     p = _Problems()
+    config_keys = dict(config_keys or {})
     for key in raw:
         if key not in SECTIONS:
             p.add(key, f"unknown section (allowed: {', '.join(SECTIONS)})")
@@ -233,34 +294,36 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "pool", "network", "image", "memory", "vcpus", "disk", "profile", "users",
-                         "running", "checks"))
-        host = e.get("host", next(iter(hosts), None))
-        p.ref(host, f"{path}.host", hosts, "host")
-        for key, known, kind in (("pool", pools, "pool"), ("network", networks, "network"),
-                                 ("image", images, "image")):
-            p.ref(e.get(key), f"{path}.{key}", known, kind)
-        for key, known in (("pool", pools), ("network", networks)):
-            ref = known.get(e.get(key))
-            if ref is not None and host in hosts and ref.host != host:
-                p.add(f"{path}.{key}", f"{e.get(key)!r} is on host {ref.host!r}, not on {host!r}")
-        memory = p.size(e.get("memory", 1024), f"{path}.memory", "MiB")
-        if memory is not None and memory < 256 * 1024**2:
-            p.add(f"{path}.memory", "must be at least 256MiB")
-        vcpus = p.integer(e.get("vcpus", 1), f"{path}.vcpus")
-        disk = p.size(e.get("disk", "8GiB"), f"{path}.disk", "GiB")
-        profile = e.get("profile", "desktop")
-        users = tuple(_users(e.get("users"), f"{path}.users", p))
-        running = e.get("running", True)
-        if not isinstance(running, bool):
-            p.add(f"{path}.running", "must be true or false")
-        try:
-            parse_checks(e.get("checks"), f"{path}.checks")
-        except CheckSpecError as exc:
-            p.items.extend(exc.problems)
-        desktops[name] = DesktopConfig(name, host, e.get("pool"), e.get("network"), e.get("image"),
-                                       (memory or 0) // 1024**2, vcpus or 1, disk or 0, profile, users, running,
-                                       tuple(e.get("checks") or ()))
+        p.keys(e, path, DESKTOP_KEYS)
+        host, pool, network, image = _placement(e, path, hosts, pools, networks, images, p)
+        memory, vcpus, disk = _sizes(e, path, p)
+        profile = e.get("profile", DEFAULT_TEMPLATE)
+        _template(profile, f"{path}.profile", p)
+        users = tuple(_users(e.get("users"), f"{path}.users", p, config_keys))
+        running = _flag(e.get("running", True), f"{path}.running", p)
+        checks = _checks(e.get("checks"), f"{path}.checks", p)
+        desktops[name] = DesktopConfig(name, host, pool, network, image, memory or 0, vcpus or 1, disk or 0,
+                                       profile, users, running, checks, source=path)
+
+    profiles = {}
+    for name, e in p.mapping(raw.get("profiles"), "profiles").items():
+        path = f"profiles.{name}"
+        if not p.name(name, path):
+            continue
+        e = p.mapping(e, path)
+        p.keys(e, path, PROFILE_KEYS)
+        template = e.get("template", DEFAULT_TEMPLATE)
+        _template(template, f"{path}.template", p)
+        host, pool, network, image = _placement(e, path, hosts, pools, networks, images, p)
+        memory, vcpus, disk = _sizes(e, path, p)
+        groups = _groups(e.get("groups"), f"{path}.groups", p)
+        checks = _checks(e.get("checks"), f"{path}.checks", p, user="user")
+        running = _flag(e.get("running", True), f"{path}.running", p)
+        profiles[name] = ProfileConfig(name, template, host, pool, network, image, memory or 0, vcpus or 1,
+                                       disk or 0, groups, checks, running)
+
+    for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys):
+        desktops[desktop.name] = desktop
 
     timeouts = dict(DEFAULT_TIMEOUTS)
     for key, value in p.mapping(raw.get("timeouts"), "timeouts").items():
@@ -269,39 +332,231 @@ def parse(raw: dict[str, Any], *, stack: str) -> StackConfig:
         elif p.integer(value, f"timeouts.{key}") is not None:
             timeouts[key] = value
 
+    # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait
+    # for the user who will name them).
+    for key, secret in config_keys.items():
+        if not secret and key not in SECTIONS and key not in raw and key not in p.password_keys:
+            p.add(key, f"unknown section (allowed: {', '.join(SECTIONS)})")
+
     if p.items:
         raise InputError(p.items)
-    return StackConfig(prefix, hosts, pools, networks, images, desktops, timeouts)
+    return StackConfig(prefix, hosts, pools, networks, images, desktops, timeouts, profiles)
 
 
-def _users(raw, path, p: _Problems):
+def _placement(e: dict, path: str, hosts, pools, networks, images, p: _Problems):
+    """host, pool, network and image of a desktop or profile; the pool and network must be on the host."""
+    host = e.get("host", next(iter(hosts), None))
+    p.ref(host, f"{path}.host", hosts, "host")
+    for key, known in (("pool", pools), ("network", networks), ("image", images)):
+        p.ref(e.get(key), f"{path}.{key}", known, key)
+    for key, known in (("pool", pools), ("network", networks)):
+        ref = known.get(e.get(key)) if isinstance(e.get(key), str) else None
+        if ref is not None and host in hosts and ref.host != host:
+            p.add(f"{path}.{key}", f"{e.get(key)!r} is on host {ref.host!r}, not on {host!r}")
+    return host, e.get("pool"), e.get("network"), e.get("image")
+
+
+def _sizes(e: dict, path: str, p: _Problems):
+    """memory (MiB), vcpus and disk (bytes) with their defaults; None where invalid."""
+    memory = _memory(e.get("memory", 1024), f"{path}.memory", p)
+    vcpus = p.integer(e.get("vcpus", 1), f"{path}.vcpus")
+    disk = p.size(e.get("disk", "8GiB"), f"{path}.disk", "GiB")
+    return memory, vcpus, disk
+
+
+def _memory(value, path: str, p: _Problems) -> int | None:
+    memory = p.size(value, path, "MiB")
+    if memory is not None and memory < MIN_MEMORY:
+        p.add(path, "must be at least 256MiB")
+        return None
+    return None if memory is None else memory // 1024**2
+
+
+def _template(value, path: str, p: _Problems) -> None:
+    from .cloudinit import available_profiles
+    available = available_profiles()
+    if value not in available:
+        p.add(path, f"unknown template {value!r} (available: {', '.join(available)})")
+
+
+def _flag(value, path: str, p: _Problems) -> bool:
+    if not isinstance(value, bool):
+        p.add(path, "must be true or false")
+        return True
+    return value
+
+
+def _groups(value, path: str, p: _Problems) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        p.add(path, "must be a list of group names")
+        return ()
+    groups = []
+    for i, group in enumerate(value):
+        if not isinstance(group, str) or not _GROUP.match(group):
+            p.add(f"{path}[{i}]", f"{group!r} is not a valid group name: use lowercase letters, digits, '-' "
+                                  "and '_', starting with a letter or '_'")
+        elif group not in groups:
+            groups.append(group)
+    return tuple(groups)
+
+
+def for_user(value, user: str):
+    """A profile's checks for one user: every `{user}` in their strings becomes the user's name."""
+    if isinstance(value, str):
+        return value.replace(USER_PLACEHOLDER, user)
+    if isinstance(value, list):
+        return [for_user(v, user) for v in value]
+    if isinstance(value, dict):
+        return {k: for_user(v, user) for k, v in value.items()}
+    return value
+
+
+def _checks(raw, path: str, p: _Problems, *, user: str | None = None) -> tuple[dict, ...]:
+    """Validate a list of checks (with `{user}` replaced by `user`, if given); return them as declared."""
+    try:
+        parse_checks(for_user(raw, user) if user else raw, path)
+    except CheckSpecError as exc:
+        p.items.extend(exc.problems)
+        return ()
+    return tuple(raw or ())
+
+
+def _password(value, path: str, p: _Problems, config_keys: Mapping[str, bool]) -> str | None:
+    """The name of the secret config key that holds a user's password.
+
+    The value is never echoed: a plaintext password written here by mistake
+    must not end up in a preview log.
+    """
+    if value is None:
+        return None
+    how = "store the password with `pulumi config set --secret vdesk:<key>` and write that <key> here"
+    if not isinstance(value, str) or not _CONFIG_KEY.match(value) or value in SECTIONS:
+        p.add(path, f"must name a secret vdesk config key, e.g. alice-password (value not shown): {how}")
+        return None
+    p.password_keys.add(value)
+    if value not in config_keys:
+        p.add(path, f"names a vdesk config key that is not set (value not shown, in case it is a password): {how}")
+        return None
+    if not config_keys[value]:
+        p.add(path, f"vdesk:{value} is stored in plain text: set it again with "
+                    f"`pulumi config set --secret vdesk:{value}`")
+        return None
+    return value
+
+
+def _login(name, path: str, p: _Problems, *, names_desktop: bool = False) -> bool:
+    if name is None:
+        p.add(path, "is required")
+        return False
+    if not isinstance(name, str) or not _LOGIN.match(name):
+        p.add(path, f"{name!r} is not a usable login name: use lowercase letters, digits, '-' and '_', starting "
+                    "with a letter or '_', at most 32 characters")
+        return False
+    if name in RESERVED_LOGINS:
+        p.add(path, f"{name!r} is not a usable login name: it is a system account")
+        return False
+    if names_desktop and name_problem(name):
+        p.add(path, f"{name!r} is not a usable user name: it also names the user's desktop, so use lowercase "
+                    "letters, digits and '-', starting with a letter and not ending with '-'")
+        return False
+    return True
+
+
+def _ssh_keys(value, path: str, p: _Problems) -> tuple[str, ...]:
+    """OpenSSH public keys; a bad entry is not echoed (it might be a private key pasted by mistake)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        p.add(path, "must be a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")
+        return ()
+    keys = []
+    for i, key in enumerate(value):
+        if not isinstance(key, str) or "\n" in key.strip() or not _PUBLIC_KEY.search(key):
+            p.add(f"{path}[{i}]", "is not an OpenSSH public key ('ssh-ed25519 AAAA... comment'); value not shown")
+        else:
+            keys.append(key.strip())
+    return tuple(keys)
+
+
+def _users(raw, path, p: _Problems, config_keys: Mapping[str, bool]):
+    """The accounts of a desktop declared under `desktops` (the first one is the one vdesk logs in as)."""
     if raw is None:
         return [UserConfig("desk", (), ())]
     if not isinstance(raw, list) or not raw:
         p.add(path, "must be a non-empty list of users")
         return []
-    users = []
+    users, seen = [], {}
     for i, u in enumerate(raw):
         upath = f"{path}[{i}]"
         if not isinstance(u, dict):
             p.add(upath, "must be a mapping with at least a name")
             continue
-        p.keys(u, upath, ("name", "ssh_authorized_keys", "groups"))
+        p.keys(u, upath, DESKTOP_USER_KEYS)
         name = u.get("name")
-        if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum() \
-                or name[0].isdigit() or name in ("root",):
-            p.add(f"{upath}.name", f"{name!r} is not a usable login name")
+        if not _login(name, f"{upath}.name", p):
             continue
-        keys = u.get("ssh_authorized_keys", [])
-        if not isinstance(keys, list) or not all(isinstance(k, str) and k.startswith("ssh-") for k in keys):
-            p.add(f"{upath}.ssh_authorized_keys", "must be a list of OpenSSH public keys ('ssh-ed25519 AAAA...')")
-            keys = []
-        groups = u.get("groups", [])
-        if not isinstance(groups, list):
-            p.add(f"{upath}.groups", "must be a list of group names")
-            groups = []
-        users.append(UserConfig(name, tuple(keys), tuple(groups)))
+        if name in seen:
+            p.add(f"{upath}.name", f"duplicates {path}[{seen[name]}].name ({name!r})")
+            continue
+        seen[name] = i
+        users.append(UserConfig(name, _ssh_keys(u.get("ssh_authorized_keys"), f"{upath}.ssh_authorized_keys", p),
+                                _groups(u.get("groups"), f"{upath}.groups", p),
+                                _password(u.get("password"), f"{upath}.password", p, config_keys)))
     return users
+
+
+def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, DesktopConfig], p: _Problems,
+                   config_keys: Mapping[str, bool]) -> list[DesktopConfig]:
+    """One desktop per entry of `users`, named after the user: the profile's settings and the user's overrides."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        p.add("users", f"must be a list of users, got {type(raw).__name__}")
+        return []
+    result, seen = [], {}
+    for i, u in enumerate(raw):
+        path = f"users[{i}]"
+        if not isinstance(u, dict):
+            p.add(path, "must be a mapping with at least a name and a profile")
+            continue
+        p.keys(u, path, USER_KEYS)
+        name = u.get("name")
+        usable = _login(name, f"{path}.name", p, names_desktop=True)
+        if usable and name in seen:
+            p.add(f"{path}.name", f"duplicates users[{seen[name]}].name ({name!r})")
+            usable = False
+        elif usable and name in desktops:
+            p.add(f"{path}.name", f"{name!r} is also declared as desktops.{name}; each user's desktop is named "
+                                  "after the user")
+            usable = False
+        if usable:
+            seen[name] = i
+        p.ref(u.get("profile"), f"{path}.profile", profiles, "profile")
+        profile = profiles.get(u.get("profile")) if isinstance(u.get("profile"), str) else None
+        keys = _ssh_keys(u.get("ssh_authorized_keys"), f"{path}.ssh_authorized_keys", p)
+        password = _password(u.get("password"), f"{path}.password", p, config_keys)
+        memory = _memory(u["memory"], f"{path}.memory", p) if "memory" in u else None
+        vcpus = p.integer(u["vcpus"], f"{path}.vcpus") if "vcpus" in u else None
+        disk = p.size(u["disk"], f"{path}.disk", "GiB") if "disk" in u else None
+        groups = _groups(u.get("groups"), f"{path}.groups", p) if "groups" in u else None
+        user = name if usable else "user"
+        checks = _checks(u.get("checks"), f"{path}.checks", p, user=user) if "checks" in u else None
+        running = _flag(u.get("running"), f"{path}.running", p) if "running" in u else None
+        if not usable or profile is None:
+            continue
+        result.append(DesktopConfig(
+            name, profile.host, profile.pool, profile.network, profile.image,
+            profile.memory_mib if memory is None else memory,
+            profile.vcpus if vcpus is None else vcpus,
+            profile.disk_bytes if disk is None else disk,
+            profile.template,
+            (UserConfig(name, keys, profile.groups if groups is None else groups, password),),
+            profile.running if running is None else running,
+            tuple(for_user(list(profile.checks if checks is None else checks), name)),
+            source=path))
+    return result
 
 
 def _overlaps(networks: dict[str, NetworkConfig], p: _Problems) -> None:

@@ -3,17 +3,27 @@
 A component, so `pulumi preview` shows a desktop as one thing with its parts
 beneath it, and each part is updated on its own: a memory change touches the
 domain only, a new user touches the seed only.
+
+Passwords arrive as Pulumi secrets and reach the seed only as SHA-512 crypt
+hashes. The salt is derived from the desktop's own host key (random per
+desktop, kept secret in state) and the user name, so the hash - and with it
+the seed - stays the same from one `up` to the next, while no two desktops or
+users share a salt and the salt reveals nothing about the password.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import hmac
 import os
 from pathlib import Path
+from typing import Mapping
 
 import pulumi
 
-from .cloudinit import render_seed
+from .cloudinit import hash_password, render_seed
+from .cloudinit.passwords import ITOA64, MIN_ROUNDS, SALT_LENGTH
 from .config import DesktopConfig
 from .domain import Domain
 from .guest.keys import generate_ed25519
@@ -51,17 +61,48 @@ def key_file(stack: str, desktop: str) -> Path:
     return state_dir() / "ssh" / stack / f"{desktop}.key"
 
 
+def nic_mac(host_uri: str, prefix: str, desktop: str) -> str:
+    """The desktop's MAC address: stable across updates, different for every desktop name."""
+    return stable_mac(host_uri, f"{prefix}-{desktop}", "nic0")
+
+
+def password_salt(host_private: str, user: str) -> str:
+    """A crypt salt that is stable for one desktop's user and unpredictable without its host key."""
+    digest = hmac.new(host_private.encode(), f"vdesk password salt/{user}".encode(), hashlib.sha256).digest()
+    return "".join(ITOA64[b & 63] for b in digest[:SALT_LENGTH])
+
+
+def password_hash(password: str, *, host_private: str, user: str) -> str:
+    return hash_password(password, salt=password_salt(host_private, user))
+
+
+@functools.lru_cache(maxsize=1)
+def _preview_hash() -> str:
+    return hash_password("vdesk-preview", salt="vdeskpreview", rounds=MIN_ROUNDS)
+
+
 def seed_variables(cfg: DesktopConfig, *, hostname: str, mac: str, login_key: str, host_private: str,
-                   host_public: str) -> dict:
+                   host_public: str, password_hashes: Mapping[str, str] | None = None) -> dict:
+    hashes = password_hashes or {}
     return {
         "hostname": hostname,
         # Fresh per clone: derived from the host key, which is generated for each new desktop.
         "instance_id": "vdesk-" + hashlib.sha256(host_public.encode()).hexdigest()[:20],
         "users": [{"name": u.name, "groups": list(u.groups),
-                   "ssh_authorized_keys": [login_key, *u.ssh_authorized_keys]} for u in cfg.users],
+                   "ssh_authorized_keys": [login_key, *u.ssh_authorized_keys],
+                   **({"password_hash": hashes[u.name]} if u.name in hashes else {})} for u in cfg.users],
         "host_keys": {"ed25519_private": host_private, "ed25519_public": host_public},
         "interfaces": [{"mac": mac, "dhcp4": True}],
     }
+
+
+def check_seed(cfg: DesktopConfig, *, mac: str = "52:54:00:00:00:01"):
+    """Render the desktop's seed with placeholder keys and hashes: checks its template and cloud-init's
+    schema before anything exists (raises CloudInitError)."""
+    hashes = {u.name: _preview_hash() for u in cfg.users if u.password}
+    return render_seed(cfg.profile, seed_variables(cfg, hostname=cfg.name, mac=mac, login_key=_PREVIEW_KEY,
+                                                   host_private=_PREVIEW_PRIVATE, host_public=_PREVIEW_KEY,
+                                                   password_hashes=hashes))
 
 
 class Desktop(pulumi.ComponentResource):
@@ -69,16 +110,15 @@ class Desktop(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, cfg: DesktopConfig, stack: str, prefix: str, host: ResolvedHost,
                  pool_name: pulumi.Input[str], network_name: pulumi.Input[str], image: ImageVolumes,
-                 timeouts: dict, opts: pulumi.ResourceOptions | None = None):
+                 timeouts: dict, passwords: Mapping[str, pulumi.Input[str]] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        """`passwords`: user name -> plaintext password as a secret Output (hashed here, never stored)."""
         super().__init__("vdesk:index:Desktop", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         vm_name = f"{prefix}-{cfg.name}"
-        mac = stable_mac(host.uri, vm_name, "nic0")
+        mac = nic_mac(host.uri, prefix, cfg.name)
         user = cfg.users[0].name
-
-        # Check the template and cloud-init schema now, at preview, with placeholder keys.
-        render_seed(cfg.profile, seed_variables(cfg, hostname=cfg.name, mac=mac, login_key=_PREVIEW_KEY,
-                                                host_private=_PREVIEW_PRIVATE, host_public=_PREVIEW_KEY))
+        with_password = [u.name for u in cfg.users if passwords and u.name in passwords]
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
@@ -86,9 +126,16 @@ class Desktop(pulumi.ComponentResource):
         disk = Volume(f"{name}-disk", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}.qcow2",
                       capacity_bytes=cfg.disk_bytes, backing_path=image.disk_path, opts=child)
 
-        docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key).apply(
-            lambda keys: render_seed(cfg.profile, seed_variables(
-                cfg, hostname=cfg.name, mac=mac, login_key=keys[0], host_private=keys[1], host_public=keys[2])))
+        def render(values):
+            login_key, host_private, host_public, *secrets = values
+            hashes = {n: password_hash(pw, host_private=host_private, user=n)
+                      for n, pw in zip(with_password, secrets)}
+            return render_seed(cfg.profile, seed_variables(
+                cfg, hostname=cfg.name, mac=mac, login_key=login_key, host_private=host_private,
+                host_public=host_public, password_hashes=hashes))
+
+        docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
+                                 *(pulumi.Output.secret(passwords[n]) for n in with_password)).apply(render)
         seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}-seed.iso",
                              user_data=pulumi.Output.secret(docs.apply(lambda d: d.user_data)),
                              meta_data=docs.apply(lambda d: d.meta_data),
@@ -98,12 +145,13 @@ class Desktop(pulumi.ComponentResource):
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
             "boot": image.boot, "memory_mib": cfg.memory_mib, "vcpus": cfg.vcpus,
             "kernel": image.kernel_path, "initrd": image.initrd_path, "cmdline": image.cmdline,
+            # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
+            # desktop shows each entry with only its path or network still to be known.
             "disks": [
-                pulumi.Output.from_input(disk.path).apply(lambda p: {"path": p, "format": "qcow2"}),
-                pulumi.Output.from_input(seed.path).apply(
-                    lambda p: {"path": p, "format": "raw", "readonly": True}),
+                {"path": disk.path, "format": "qcow2"},
+                {"path": seed.path, "format": "raw", "readonly": True},
             ],
-            "nics": [pulumi.Output.from_input(network_name).apply(lambda n: {"network": n, "mac": mac})],
+            "nics": [{"network": network_name, "mac": mac}],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             "running": cfg.running,
             "shutdown_timeout_s": timeouts["shutdown"],

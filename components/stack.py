@@ -1,11 +1,14 @@
 """Declare a whole stack from its validated configuration (what __main__ calls)."""
 from __future__ import annotations
 
+from typing import Callable, Mapping
+
 import pulumi
 
 from . import images as image_files
-from .config import StackConfig, parse
-from .desktop import Desktop, ImageVolumes
+from .cloudinit import CloudInitError
+from .config import SECTIONS, StackConfig, parse
+from .desktop import Desktop, ImageVolumes, check_seed, nic_mac
 from .errors import InputError
 from .hosts import resolve as resolve_host
 from .network import Network
@@ -13,10 +16,12 @@ from .pool import StoragePool
 from .volume import Volume
 
 
+NAMESPACE = "vdesk"
+
+
 def read_config() -> dict:
     """Every `vdesk:<section>` key of the stack, as plain Python data."""
-    cfg = pulumi.Config("vdesk")
-    from .config import SECTIONS
+    cfg = pulumi.Config(NAMESPACE)
     raw = {}
     for section in SECTIONS:
         value = cfg.get_object(section) if section != "prefix" else cfg.get(section)
@@ -25,11 +30,55 @@ def read_config() -> dict:
     return raw
 
 
-def declare(stack: str, raw: dict) -> dict:
-    config: StackConfig = parse(raw, stack=stack)
+def read_config_keys() -> dict[str, bool]:
+    """Every key set in the `vdesk` namespace -> whether it is a secret (values are not read here)."""
+    from pulumi.runtime.config import CONFIG, is_config_secret
+    return {key.split(":", 1)[1]: is_config_secret(key) for key in CONFIG.get()
+            if key.startswith(f"{NAMESPACE}:")}
+
+
+def _secret(key: str) -> pulumi.Output[str]:
+    return pulumi.Config(NAMESPACE).require_secret(key)
+
+
+def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = None) -> StackConfig:
+    """What can be checked from the config alone: the config itself, then each desktop's seed (its
+    template and cloud-init's schema, rendered with placeholder keys)."""
+    config = parse(raw, stack=stack, config_keys=config_keys)
+    problems = []
+    for d in config.desktops.values():
+        try:
+            check_seed(d)
+        except CloudInitError as exc:
+            problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
+                         for path, message in exc.errors]
+    if problems:
+        raise InputError(problems)
+    return config
+
+
+def check_macs(config: StackConfig, host_uris: Mapping[str, str]) -> None:
+    """MACs are derived from names (stable across updates); two desktops on one host must not share one."""
+    seen: dict[tuple[str, str], str] = {}
+    problems = []
+    for d in config.desktops.values():
+        mac = nic_mac(host_uris[d.host], config.prefix, d.name)
+        if (d.host, mac) in seen:
+            problems.append((d.source, f"its MAC address {mac} collides with that of {seen[(d.host, mac)]}: "
+                                       "rename one of the two"))
+        seen.setdefault((d.host, mac), d.source)
+    if problems:
+        raise InputError(problems)
+
+
+def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = None,
+            secret: Callable[[str], pulumi.Input[str]] = _secret) -> dict:
+    """Validate everything, then declare the stack's resources. `secret(key)` reads a secret config value."""
+    config: StackConfig = validate(stack, raw, config_keys=config_keys)
     files = {name: image_files.resolve(img) for name, img in config.images.items()}
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
     hosts = {name: resolve_host(h, probe_kernel=probe_kernel) for name, h in config.hosts.items()}
+    check_macs(config, {name: h.uri for name, h in hosts.items()})
 
     pools = {}
     for name, p in config.pools.items():
@@ -67,7 +116,8 @@ def declare(stack: str, raw: dict) -> dict:
         desktops[name] = Desktop(
             name, cfg=d, stack=stack, prefix=config.prefix, host=hosts[d.host],
             pool_name=pools[d.pool].name, network_name=networks[d.network].name,
-            image=image_volumes[(d.image, d.pool)], timeouts=config.timeouts)
+            image=image_volumes[(d.image, d.pool)], timeouts=config.timeouts,
+            passwords={u.name: secret(u.password) for u in d.users if u.password})
 
     first_host = next(iter(hosts.values()))
     return {
@@ -81,7 +131,7 @@ def declare(stack: str, raw: dict) -> dict:
 def main() -> None:
     """Entry point for __main__.py: validation errors become one readable failure."""
     try:
-        outputs = declare(pulumi.get_stack(), read_config())
+        outputs = declare(pulumi.get_stack(), read_config(), config_keys=read_config_keys())
     except InputError as exc:
         raise SystemExit(f"invalid vdesk configuration:\n{exc}") from None
     for key, value in outputs.items():

@@ -58,7 +58,10 @@ def test_valid_config_parses_with_units_normalised():
     ("networks.lan.mode", "bridged", "networks.lan.mode", "'bridged' is not one of nat, isolated, route, open"),
     ("desktops.dev.users", [{"name": "root"}], "desktops.dev.users[0].name", "'root' is not a usable login name"),
     ("desktops.dev.users", [{"name": "a", "ssh_authorized_keys": ["hunter2"]}],
+     "desktops.dev.users[0].ssh_authorized_keys[0]", "is not an OpenSSH public key"),
+    ("desktops.dev.users", [{"name": "a", "ssh_authorized_keys": "ssh-ed25519 AAAA"}],
      "desktops.dev.users[0].ssh_authorized_keys", "must be a list of OpenSSH public keys"),
+    ("desktops.dev.profile", "kiosk", "desktops.dev.profile", "unknown template 'kiosk' (available: desktop, "),
     ("desktops.Dev_1", {}, "desktops.Dev_1", "is not a valid name"),
     ("pools.main.path", "relative/dir", "pools.main.path", "must be an absolute path"),
     ("networks.lan.dns_hosts", [{"ip": "10.77.0.9"}], "networks.lan.dns_hosts[0]", "needs ip and hostnames"),
@@ -96,3 +99,100 @@ def test_user_image_with_its_own_bootloader_is_accepted(tmp_path):
     image.write_bytes(b"QFI\xfb" + b"\0" * 60)
     cfg = with_change("images.debian12", {"path": str(image), "boot": "uefi"})
     assert parse(cfg, stack="dev").images["debian12"].boot == "uefi"
+
+
+TEAM = {
+    **{k: v for k, v in VALID.items() if k != "desktops"},
+    "profiles": {
+        "standard": {"template": "desktop", "pool": "main", "network": "lan", "image": "debian12",
+                     "memory": "1GiB", "vcpus": 1, "disk": "8GiB", "groups": ["audio"],
+                     "checks": [{"user": "{user}", "groups": ["audio"]}, {"file": "/etc/hostname",
+                                                                          "contains": "{user}"}]},
+        "big": {"pool": "main", "network": "lan", "image": "debian12", "memory": 2048, "vcpus": 4},
+    },
+    "users": [
+        {"name": "alice", "profile": "standard"},
+        {"name": "bob", "profile": "standard", "memory": "1536MiB", "vcpus": 2, "disk": "20GiB",
+         "groups": ["plugdev"], "checks": [{"service": "ssh"}], "running": False,
+         "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop"]},
+        {"name": "carol", "profile": "big", "password": "carol-password"},
+    ],
+}
+
+
+def test_users_get_one_desktop_each_from_their_profile_with_overrides():
+    cfg = parse(TEAM, stack="team", config_keys={"carol-password": True})
+    assert list(cfg.desktops) == ["alice", "bob", "carol"]
+    alice, bob, carol = cfg.desktops.values()
+    assert (alice.memory_mib, alice.vcpus, alice.disk_bytes, alice.running) == (1024, 1, 8 * 1024**3, True)
+    assert alice.users[0].groups == ("audio",) and alice.profile == "desktop" and alice.source == "users[0]"
+    assert alice.checks == ({"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"})
+    assert (bob.memory_mib, bob.vcpus, bob.disk_bytes, bob.running) == (1536, 2, 20 * 1024**3, False)
+    assert bob.users[0].groups == ("plugdev",) and bob.checks == ({"service": "ssh"},)
+    assert bob.users[0].ssh_authorized_keys == ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop",)
+    assert (carol.memory_mib, carol.vcpus, carol.disk_bytes) == (2048, 4, 8 * 1024**3)
+    assert carol.users[0].password == "carol-password" and carol.profile == "desktop"
+    assert (alice.host, alice.pool, alice.network, alice.image) == ("local", "main", "lan", "debian12")
+
+
+def test_both_forms_mix_and_secrets_that_no_user_names_are_allowed():
+    raw = copy.deepcopy(TEAM)
+    raw["desktops"] = copy.deepcopy(VALID["desktops"])
+    cfg = parse(raw, stack="team", config_keys={"carol-password": True, "spare-secret": True, "users": False})
+    assert list(cfg.desktops) == ["dev", "alice", "bob", "carol"]
+
+
+def test_gitops_pipeline_previews_on_change_and_ups_on_merge():
+    from pathlib import Path
+    import yaml
+    repo = Path(__file__).resolve().parents[2]
+    pipeline = yaml.safe_load((repo / ".ci" / "pipelines" / "gitops.yml").read_text())
+    text = yaml.safe_dump(pipeline)
+    triggers = pipeline.get("on", pipeline.get(True))   # YAML 1.1 reads a bare `on` as true
+    assert set(triggers) >= {"pull_request", "push"}
+    assert "make preview STACK=" in text and "make up STACK=" in text
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"):
+        assert name in pipeline["env"]
+    for job in pipeline["jobs"].values():
+        for stack in job.get("strategy", {}).get("matrix", {}).get("stack", []):
+            assert (repo / "stacks" / f"Pulumi.{stack}.yaml").is_file()
+
+
+# --- the per-user mirror of the stack files (components.workdir) ----------------------------------------
+
+SALT_A, SALT_B = "v1:AAAA:v1:aaaa:aaaa", "v1:BBBB:v1:bbbb:bbbb"
+
+
+def test_mirror_of_a_per_user_stack_keeps_the_users_salt_and_secrets():
+    from components.workdir import merge
+    declared = {"config": {"vdesk:prefix": "dev"}}
+    previous = {"encryptionsalt": SALT_A, "config": {"vdesk:prefix": "old", "vdesk:dev-password": {"secure": "x"},
+                                                     "vdesk:stale": "plain"}}
+    assert merge(declared, previous) == {
+        "encryptionsalt": SALT_A, "config": {"vdesk:prefix": "dev", "vdesk:dev-password": {"secure": "x"}}}
+
+
+def test_mirror_of_a_team_stack_uses_the_repos_salt_and_secure_values():
+    from components.workdir import merge
+    declared = {"encryptionsalt": SALT_B, "config": {"vdesk:carol-password": {"secure": "team"}}}
+    # this user's own salt (and what it encrypted) cannot decrypt the team's values: both go
+    previous = {"encryptionsalt": SALT_A, "config": {"vdesk:mine": {"secure": "x"}}}
+    assert merge(declared, previous) == declared
+    # once on the team salt, secrets set in the mirror stay
+    previous = {"encryptionsalt": SALT_B, "config": {"vdesk:mine": {"secure": "y"}}}
+    assert merge(declared, previous)["config"] == {"vdesk:carol-password": {"secure": "team"},
+                                                   "vdesk:mine": {"secure": "y"}}
+
+
+def test_a_secret_is_placed_in_the_stack_file_without_touching_anything_else():
+    from components.workdir import put_secure
+    text = ("# the team's stack\nconfig:\n  # hosts first\n  vdesk:hosts:\n    local: {uri: embedded}\n"
+            "  vdesk:carol-password:\n    secure: v1:old\n  vdesk:users: []  # nobody yet\n")
+    replaced = put_secure(text, "vdesk:carol-password", "v1:new", SALT_A)
+    assert replaced == (f"encryptionsalt: {SALT_A}\n# the team's stack\nconfig:\n  # hosts first\n"
+                        "  vdesk:hosts:\n    local: {uri: embedded}\n  vdesk:carol-password:\n    secure: v1:new\n"
+                        "  vdesk:users: []  # nobody yet\n")
+    added = put_secure(replaced, "vdesk:erin-password", "v1:erin", SALT_B)   # the file's own salt stays
+    assert added == replaced.replace("config:\n", "config:\n  vdesk:erin-password:\n    secure: v1:erin\n")
+    with pytest.raises(ValueError):
+        put_secure("config:\n  vdesk:k: plain\n", "vdesk:k", "v1:x", None)
