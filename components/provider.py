@@ -12,6 +12,7 @@ import logging
 from typing import Any, Callable
 
 from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+from pulumi.output import Unknown
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class DeclaredProvider(ResourceProvider):
                 if prop.required:
                     failures.append(CheckFailure(name, f"{name} is required"))
                 continue
-            if value == UNKNOWN:
+            if _is_unknown(value):
                 continue
             if prop.type is int and isinstance(value, float) and value.is_integer():
                 inputs[name] = value = int(value)  # protobuf numbers arrive as floats
@@ -113,6 +114,11 @@ class DeclaredProvider(ResourceProvider):
     # -- helpers ------------------------------------------------------------------
     def inputs_of(self, props: dict) -> dict:
         return {name: props.get(name) for name in self.PROPS}
+
+
+def _is_unknown(value) -> bool:
+    """A value known only after apply: the marker string, or (in previews) pulumi's Unknown object."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
 
 
 def _normal(value):

@@ -182,3 +182,12 @@ def test_numbers_arrive_as_integers_even_when_the_wire_made_them_floats(conn):
     Probe().create({"checks": [{"port": 22.0}], "address_timeout_s": 600.0, "ratio": 0.5})
     assert seen == {"checks": [{"port": 22}], "address_timeout_s": 600, "ratio": 0.5}
     assert type(seen["checks"][0]["port"]) is int
+
+
+def test_check_accepts_values_known_only_after_apply():
+    """In a preview, inputs that come from other resources' outputs arrive as Unknown objects."""
+    from pulumi.output import Unknown
+    from components.seed import SeedProvider
+    result = SeedProvider().check({}, {"host_uri": URI, "pool": Unknown(), "name": "s.iso", "user_data": Unknown(),
+                                       "meta_data": "x", "network_config": "y"})
+    assert result.failures == []
