@@ -32,7 +32,10 @@ _PUBLIC_KEY = re.compile(
 
 ACCELERATORS = ("kvm", "tcg", "auto")
 EMBEDDED = "embedded"
-SECTIONS = ("hosts", "pools", "networks", "images", "profiles", "users", "desktops", "timeouts", "prefix")
+SECTIONS = ("hosts", "pools", "networks", "images", "profiles", "users", "desktops", "containers", "timeouts",
+            "prefix")
+CONTAINER_KEYS = ("host", "network", "image", "memory", "vcpus", "command", "env", "mounts", "userns", "running",
+                  "checks")
 NETWORK_MODES = ("nat", "isolated", "route", "open")
 BOOT_MODES = ("bios", "uefi")
 DEFAULT_TIMEOUTS = {"address": 600, "ssh": 300, "cloud_init": 900, "shutdown": 60}
@@ -132,6 +135,23 @@ class DesktopConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ContainerConfig:
+    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    name: str
+    host: str
+    network: str | None
+    image: str
+    memory_mib: int
+    vcpus: int
+    command: tuple[str, ...]
+    env: tuple[str, ...]
+    mounts: tuple[dict, ...]
+    userns: bool
+    running: bool
+    checks: tuple[dict, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class StackConfig:
     prefix: str
     hosts: dict[str, HostConfig]
@@ -141,6 +161,7 @@ class StackConfig:
     desktops: dict[str, DesktopConfig]
     timeouts: dict[str, int]
     profiles: dict[str, ProfileConfig] = dataclasses.field(default_factory=dict)
+    containers: dict[str, ContainerConfig] = dataclasses.field(default_factory=dict)
 
 
 class _Problems:
@@ -325,6 +346,47 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys):
         desktops[desktop.name] = desktop
 
+    containers = {}
+    for name, e in p.mapping(raw.get("containers"), "containers").items():
+        path = f"containers.{name}"
+        if not p.name(name, path):
+            continue
+        e = p.mapping(e, path)
+        p.keys(e, path, CONTAINER_KEYS)
+        host = e.get("host", next(iter(hosts), None))
+        p.ref(host, f"{path}.host", hosts, "host")
+        network = e.get("network")
+        if network is not None:
+            p.ref(network, f"{path}.network", networks, "network")
+            if network in networks and host in hosts and networks[network].host != host:
+                p.add(f"{path}.network", f"{network!r} is on host {networks[network].host!r}, not on {host!r}")
+        p.ref(e.get("image"), f"{path}.image", images, "image")
+        if e.get("image") in images and not images[e["image"]].golden:
+            p.add(f"{path}.image", "containers take their root tree from a golden image (golden: debian12)")
+        memory = _memory(e.get("memory", 256), f"{path}.memory", p)
+        vcpus = p.integer(e.get("vcpus", 1), f"{path}.vcpus")
+        command = e.get("command", [])
+        if isinstance(command, str):
+            command = [command]
+        if not isinstance(command, list) or not all(isinstance(c, str) and c for c in command):
+            p.add(f"{path}.command", "must be a command line as a list of strings, e.g. [/bin/sleep, infinity]")
+            command = []
+        env = e.get("env", {})
+        if not isinstance(env, dict):
+            p.add(f"{path}.env", "must be a mapping of variable names to values")
+            env = {}
+        mounts = e.get("mounts", [])
+        if not isinstance(mounts, list) or not all(isinstance(m, dict) and m.get("source") and m.get("target")
+                                                   for m in mounts):
+            p.add(f"{path}.mounts", "must be a list of {source, target, readonly} (read-only by default)")
+            mounts = []
+        userns = _flag(e.get("userns", True), f"{path}.userns", p)
+        running = _flag(e.get("running", True), f"{path}.running", p)
+        checks = _checks(e.get("checks"), f"{path}.checks", p)
+        containers[name] = ContainerConfig(name, host, network, e.get("image"), memory or 0, vcpus or 1,
+                                           tuple(command), tuple(f"{k}={v}" for k, v in env.items()),
+                                           tuple(mounts), userns, running, checks)
+
     timeouts = dict(DEFAULT_TIMEOUTS)
     for key, value in p.mapping(raw.get("timeouts"), "timeouts").items():
         if key not in DEFAULT_TIMEOUTS:
@@ -340,7 +402,7 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
 
     if p.items:
         raise InputError(p.items)
-    return StackConfig(prefix, hosts, pools, networks, images, desktops, timeouts, profiles)
+    return StackConfig(prefix, hosts, pools, networks, images, desktops, timeouts, profiles, containers)
 
 
 def _placement(e: dict, path: str, hosts, pools, networks, images, p: _Problems):

@@ -325,6 +325,12 @@ def pick_uid_base(name: str, used: Sequence[int]) -> int:
     raise VdeskError("no free uid range left for a container (all 4096 are in use)")
 
 
+def _allocation_lock(containers_dir: str) -> Path:
+    """Where uid ranges are allocated under a lock: /run/lock, so destroy leaves no file in the tree."""
+    digest = hashlib.sha256(os.path.abspath(containers_dir).encode()).hexdigest()[:16]
+    return Path("/run/lock/vdesk") / f"containers-{digest}.lock"
+
+
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -474,7 +480,7 @@ class ContainerProvider(DeclaredProvider):
             if lookup(conn.lookupByName, props["name"]):
                 raise VdeskError(f"container {props['name']!r} already exists on {props['host_uri']}; "
                                  "adopt it with `pulumi import` or choose another name")
-            with _locked(Path(props["containers_dir"]) / ".vdesk-containers.lock"):
+            with _locked(_allocation_lock(props["containers_dir"])):
                 if os.path.lexists(folder):
                     raise VdeskError(f"container directory {folder} already exists; remove it or choose "
                                      "another name (vdesk never reuses a root filesystem it did not make)")

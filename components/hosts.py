@@ -27,6 +27,8 @@ class ResolvedHost:
     accelerator_reason: str
     pool_root: str                 # default parent directory of pools
     display_dir: str | None        # VNC sockets (embedded host: no TCP port reachable outside the netns)
+    lxc_uri: str | None = None     # the same host's LXC driver (containers)
+    containers_dir: str | None = None  # root trees; traversable by the containers' unprivileged uids
 
 
 def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
@@ -35,9 +37,13 @@ def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
         emb = embedded.ensure_running(embedded.embedded_host(host.name))
         uri, netns, state = emb.uri, emb.netns, Path(emb.state_dir)
         pool_root, display_dir = str(state / "pools"), str(state / "displays")
+        # Not under the state dir: $HOME may be 0700, which a container's shifted root cannot traverse.
+        lxc_uri, containers_dir = emb.lxc_uri, f"/var/lib/vdesk/{emb.netns_name}/containers"
         os.makedirs(display_dir, exist_ok=True)
     else:
         uri, netns, pool_root, display_dir = host.uri, None, "/var/lib/libvirt/images", None
+        lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
+        containers_dir = "/var/lib/vdesk/containers"
     if host.accelerator == "auto" and not probe_kernel:
         raise InputError([(f"hosts.{host.name}.accelerator",
                            "auto needs a kernel to probe with (declare the golden image) — or set kvm or tcg")])
@@ -47,4 +53,5 @@ def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
     except VdeskError as exc:
         raise InputError([(f"hosts.{host.name}.accelerator", str(exc))]) from None
     log.info("host %s: %s (%s)", host.name, choice.accelerator, choice.reason)
-    return ResolvedHost(host.name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir)
+    return ResolvedHost(host.name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
+                        lxc_uri, containers_dir)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+import os
+
 import pulumi
 
 from . import images as image_files
@@ -11,6 +13,9 @@ from .config import SECTIONS, StackConfig, parse
 from .desktop import Desktop, ImageVolumes, check_seed, nic_mac
 from .errors import InputError
 from .hosts import resolve as resolve_host
+from .container import Container
+from .container_ready import ContainerReady
+from .names import stable_mac
 from .network import Network
 from .pool import StoragePool
 from .volume import Volume
@@ -119,13 +124,43 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
             image=image_volumes[(d.image, d.pool)], timeouts=config.timeouts,
             passwords={u.name: secret(u.password) for u in d.users if u.password})
 
+    containers = {name: _container(c, config, hosts[c.host], networks, files, stack)
+                  for name, c in config.containers.items()}
+
     first_host = next(iter(hosts.values()))
     return {
         "host_uri": first_host.uri,
         "hosts": {n: {"uri": h.uri, "netns": h.netns, "accelerator": h.domain_type,
                       "accelerator_reason": h.accelerator_reason} for n, h in hosts.items()},
         "desktops": {n: d.outputs for n, d in desktops.items()},
+        "containers": containers,
     }
+
+
+def _container(c, config: StackConfig, host, networks, files, stack: str) -> dict:
+    """Declare one container and its gate; returns its outputs."""
+    if not host.lxc_uri:
+        raise InputError([(f"containers.{c.name}.host", f"host {c.host!r} has no LXC driver vdesk can use")])
+    name = f"{config.prefix}-{c.name}"
+    nics = []
+    mac = None
+    if c.network:
+        mac = stable_mac(host.lxc_uri, name, "nic0")
+        nics = [networks[c.network].name.apply(lambda n: {"network": n, "mac": mac})]
+    container = Container(f"container-{c.name}", {
+        "host_uri": host.lxc_uri, "name": name, "owner": stack,
+        "image": os.path.dirname(files[c.image].disk), "containers_dir": host.containers_dir,
+        "command": list(c.command), "env": list(c.env), "memory_mib": c.memory_mib, "vcpus": c.vcpus,
+        "networks": nics, "mounts": [dict(m) for m in c.mounts], "userns": c.userns, "running": c.running,
+    })
+    outputs = {"name": name, "state": container.state, "uid_base": container.uid_base, "ip": None}
+    if c.running:
+        ready = ContainerReady(f"container-{c.name}-ready", {
+            "host_uri": host.lxc_uri, "name": name, "uuid": container.uuid, "mac": mac,
+            "checks": list(c.checks), "address_timeout_s": config.timeouts["address"],
+        }, opts=pulumi.ResourceOptions(depends_on=[container]))
+        outputs["ip"] = ready.ip
+    return outputs
 
 
 def main() -> None:
