@@ -34,6 +34,7 @@ ACCELERATORS = ("kvm", "tcg", "auto")
 EMBEDDED = "embedded"
 SECTIONS = ("hosts", "pools", "networks", "images", "profiles", "users", "desktops", "containers", "timeouts",
             "prefix")
+ADDRESS_SOURCES = ("lease", "agent", "arp")
 CONTAINER_KEYS = ("host", "network", "image", "memory", "vcpus", "command", "env", "mounts", "userns", "running",
                   "checks")
 NETWORK_MODES = ("nat", "isolated", "route", "open")
@@ -83,6 +84,9 @@ class NetworkConfig:
     domain: str | None
     dhcp_hosts: tuple[dict, ...] = ()  # static leases {mac, ip, name}: updated live
     dns_hosts: tuple[dict, ...] = ()   # DNS records {ip, hostnames}: updated live
+    # Where the readiness gate learns a guest's address, in order. Default by network type:
+    # with DHCP the network's leases, then the guest agent; without DHCP only the agent can tell.
+    address_sources: tuple[str, ...] = ("lease", "agent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,7 +273,15 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "cidr", "mode", "dhcp", "domain", "dhcp_hosts", "dns_hosts"))
+        p.keys(e, path, ("host", "cidr", "mode", "dhcp", "domain", "dhcp_hosts", "dns_hosts", "address_sources"))
+        dhcp_on = e.get("dhcp", True) is not False
+        sources = e.get("address_sources", ["lease", "agent"] if dhcp_on else ["agent"])
+        if not isinstance(sources, list) or not sources or any(x not in ADDRESS_SOURCES for x in sources):
+            p.add(f"{path}.address_sources",
+                  f"must be a non-empty list of {', '.join(ADDRESS_SOURCES)}, got {sources!r}")
+            sources = ["lease", "agent"]
+        elif "lease" in sources and not dhcp_on:
+            p.add(f"{path}.address_sources", "'lease' needs dhcp: true on this network")
         for key, needed in (("dhcp_hosts", ("mac", "ip")), ("dns_hosts", ("ip", "hostnames"))):
             items = e.get(key, [])
             if not isinstance(items, list):
@@ -287,7 +299,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         if not isinstance(e.get("dhcp", True), bool):
             p.add(f"{path}.dhcp", "must be true or false")
         networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", True), e.get("domain"),
-                                       tuple(e.get("dhcp_hosts") or ()), tuple(e.get("dns_hosts") or ()))
+                                       tuple(e.get("dhcp_hosts") or ()), tuple(e.get("dns_hosts") or ()),
+                                       tuple(sources))
     _overlaps(networks, p)
 
     images = {}

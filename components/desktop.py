@@ -111,6 +111,7 @@ class Desktop(pulumi.ComponentResource):
     def __init__(self, name: str, *, cfg: DesktopConfig, stack: str, prefix: str, host: ResolvedHost,
                  pool_name: pulumi.Input[str], network_name: pulumi.Input[str], image: ImageVolumes,
                  timeouts: dict, passwords: Mapping[str, pulumi.Input[str]] | None = None,
+                 address_sources: tuple[str, ...] = ("lease", "agent"),
                  opts: pulumi.ResourceOptions | None = None):
         """`passwords`: user name -> plaintext password as a secret Output (hashed here, never stored)."""
         super().__init__("vdesk:index:Desktop", name, None, opts)
@@ -163,6 +164,7 @@ class Desktop(pulumi.ComponentResource):
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
                 "netns": host.netns, "user": user, "private_key": login.private_key,
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
+                "address_sources": list(address_sources),
                 "address_timeout_s": timeouts["address"], "ssh_timeout_s": timeouts["ssh"],
                 "cloud_init_timeout_s": timeouts["cloud_init"],
                 "checks": list(cfg.checks),

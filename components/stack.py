@@ -122,7 +122,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
             name, cfg=d, stack=stack, prefix=config.prefix, host=hosts[d.host],
             pool_name=pools[d.pool].name, network_name=networks[d.network].name,
             image=image_volumes[(d.image, d.pool)], timeouts=config.timeouts,
-            passwords={u.name: secret(u.password) for u in d.users if u.password})
+            passwords={u.name: secret(u.password) for u in d.users if u.password},
+            address_sources=config.networks[d.network].address_sources)
 
     containers = {name: _container(c, config, hosts[c.host], networks, files, stack)
                   for name, c in config.containers.items()}

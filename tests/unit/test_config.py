@@ -66,6 +66,8 @@ def test_valid_config_parses_with_units_normalised():
     ("pools.main.path", "relative/dir", "pools.main.path", "must be an absolute path"),
     ("networks.lan.dns_hosts", [{"ip": "10.77.0.9"}], "networks.lan.dns_hosts[0]", "needs ip and hostnames"),
     ("networks.lan.dhcp_hosts", "alice", "networks.lan.dhcp_hosts", "must be a list"),
+    ("networks.lan.address_sources", ["dhcp"], "networks.lan.address_sources",
+     "must be a non-empty list of lease, agent, arp, got ['dhcp']"),
 ])
 def test_bad_input_names_the_field(path, value, field, message):
     with pytest.raises(InputError) as err:
@@ -196,3 +198,17 @@ def test_a_secret_is_placed_in_the_stack_file_without_touching_anything_else():
     assert added == replaced.replace("config:\n", "config:\n  vdesk:erin-password:\n    secure: v1:erin\n")
     with pytest.raises(ValueError):
         put_secure("config:\n  vdesk:k: plain\n", "vdesk:k", "v1:x", None)
+
+
+def test_address_sources_default_by_network_type_and_are_configurable():
+    cfg = copy.deepcopy(VALID)
+    cfg["networks"]["quiet"] = {"host": "local", "cidr": "10.78.0.0/24", "dhcp": False}
+    cfg["networks"]["arp"] = {"host": "local", "cidr": "10.79.0.0/24", "address_sources": ["arp", "agent"]}
+    nets = parse(cfg, stack="dev").networks
+    assert nets["lan"].address_sources == ("lease", "agent")
+    assert nets["quiet"].address_sources == ("agent",)      # no DHCP: only the guest agent knows
+    assert nets["arp"].address_sources == ("arp", "agent")
+    cfg["networks"]["quiet"]["address_sources"] = ["lease"]
+    with pytest.raises(InputError) as err:
+        parse(cfg, stack="dev")
+    assert ("networks.quiet.address_sources", "'lease' needs dhcp: true on this network") in err.value.problems

