@@ -17,7 +17,6 @@ saying it is vdesk's; delete removes the directory along with the domain.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -37,7 +36,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from . import rootfs
 from .connection import connect, lookup
-from .domain import undefine
+from .domain import start_or_undefine, undefine
 from .errors import VdeskError
 from .guest import GuestError, GuestTimeout
 from .guest.ssh import CommandResult, render_command
@@ -331,17 +330,6 @@ def _allocation_lock(containers_dir: str) -> Path:
     return Path("/run/lock/vdesk") / f"containers-{digest}.lock"
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def unreachable_dirs(paths: Sequence[str | os.PathLike], uid: int) -> list[str]:
     """Directories among `paths` and their ancestors that `uid` cannot enter (ACLs included:
     the test runs as that uid). libvirt sets up a user-namespaced container's root and its
@@ -480,7 +468,7 @@ class ContainerProvider(DeclaredProvider):
             if lookup(conn.lookupByName, props["name"]):
                 raise VdeskError(f"container {props['name']!r} already exists on {props['host_uri']}; "
                                  "adopt it with `pulumi import` or choose another name")
-            with _locked(_allocation_lock(props["containers_dir"])):
+            with rootfs.exclusive_lock(_allocation_lock(props["containers_dir"])):
                 if os.path.lexists(folder):
                     raise VdeskError(f"container directory {folder} already exists; remove it or choose "
                                      "another name (vdesk never reuses a root filesystem it did not make)")
@@ -514,13 +502,8 @@ class ContainerProvider(DeclaredProvider):
                 rootfs.remove_tree(folder)
                 raise
             try:
-                dom.setAutostart(1 if props["autostart"] else 0)
-                if props["running"]:
-                    dom.create()
+                start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             except libvirt.libvirtError:
-                if dom.isActive():
-                    dom.destroy()
-                undefine(dom)
                 remove_cgroup(props)
                 rootfs.remove_tree(folder)
                 raise

@@ -132,6 +132,19 @@ def undefine(dom) -> None:
                 raise
 
 
+def start_or_undefine(dom, *, autostart: bool, running: bool) -> None:
+    """Finish a create transactionally: if the new domain cannot start, it does not stay defined."""
+    try:
+        dom.setAutostart(1 if autostart else 0)
+        if running:
+            dom.create()
+    except libvirt.libvirtError:
+        if dom.isActive():
+            dom.destroy()
+        undefine(dom)
+        raise
+
+
 def wait_until(condition, timeout_s: float, poll_s: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -199,15 +212,7 @@ class DomainProvider(DeclaredProvider):
                 raise VdeskError(f"domain {props['name']!r} already exists on {props['host_uri']}; "
                                  "adopt it with `pulumi import` or choose another name")
             dom = conn.defineXML(desired_model(props).to_xml())
-            try:
-                dom.setAutostart(1 if props["autostart"] else 0)
-                if props["running"]:
-                    dom.create()
-            except libvirt.libvirtError:
-                if dom.isActive():
-                    dom.destroy()
-                undefine(dom)
-                raise
+            start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False))
 
     def read(self, id_, props):

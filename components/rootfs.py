@@ -222,7 +222,7 @@ def extract_ext4(disk: Path, dest: Path, workdir: Path) -> dict:
 
 
 @contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -240,7 +240,7 @@ def base_tree(image: str | os.PathLike, cache: Path | None = None) -> Path:
     if (folder / "manifest.json").is_file():
         return tree
     disk = image_disk(image)
-    with _flock(cache / ".lock"):
+    with exclusive_lock(cache / ".lock"):
         if (folder / "manifest.json").is_file():
             return tree
         for leftover in cache.glob(".tmp-*"):   # a killed extraction (we hold the lock)
