@@ -156,3 +156,22 @@ def test_dhcp_host_and_dns_record_change_without_restarting_the_network(own_host
 def _dnsmasq_pid(host, network: str) -> int:
     pidfile = host.state_dir / "run" / "libvirt" / "network" / f"{network}.pid"
     return int(pidfile.read_text().strip())
+
+
+def test_accelerator_change_updates_the_domain_type_in_place(own_host):
+    """domain_type (qemu <-> kvm) is an in-place row; the test driver only knows 'test'."""
+    dp = DomainProvider()
+    props = checked(dp, {"host_uri": own_host.uri, "name": "live-accel", "domain_type": "qemu", "boot": "bios",
+                         "memory_mib": 256, "vcpus": 1, "running": False})
+    created = dp.create(props)
+    try:
+        kvm = dict(props, domain_type="kvm")
+        assert dp.diff(created.id, created.outs, kvm).replaces == []
+        dp.update(created.id, created.outs, kvm)
+        conn = libvirt.open(own_host.uri)
+        dom = conn.lookupByName("live-accel")
+        assert dom.UUIDString() == created.id
+        assert xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).type == "kvm"
+        conn.close()
+    finally:
+        dp.delete(created.id, created.outs)
