@@ -46,9 +46,9 @@ MIN_MEMORY = 256 * 1024**2
 PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "disk", "groups", "checks",
                 "running")
 USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "disk", "checks",
-             "running")
+             "running", "address")
 DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "disk", "profile", "users", "running",
-                "checks")
+                "checks", "address")
 DESKTOP_USER_KEYS = ("name", "ssh_authorized_keys", "groups", "password")
 _LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -136,6 +136,8 @@ class DesktopConfig:
     running: bool
     checks: tuple[dict, ...] = ()     # declarative guest checks (components.guest.checkspec)
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
+    address: str | None = None        # static IPv4 in CIDR form ("10.84.0.50/24"), on a network without DHCP
+    gateway: str | None = None        # that network's gateway (and DNS server), with a static address
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,7 +339,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         running = _flag(e.get("running", True), f"{path}.running", p)
         checks = _checks(e.get("checks"), f"{path}.checks", p)
         desktops[name] = DesktopConfig(name, host, pool, network, image, memory or 0, vcpus or 1, disk or 0,
-                                       profile, users, running, checks, source=path)
+                                       profile, users, running, checks, source=path, **_static(e, path, network,
+                                                                                               networks, p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -356,8 +359,15 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         profiles[name] = ProfileConfig(name, template, host, pool, network, image, memory or 0, vcpus or 1,
                                        disk or 0, groups, checks, running)
 
-    for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys):
+    for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
+    taken: dict[tuple[str, str], str] = {}
+    for d in desktops.values():
+        if d.address:
+            key = (d.network, d.address.split("/")[0])
+            if key in taken:
+                p.add(f"{d.source}.address", f"{key[1]} is already the address of {taken[key]}")
+            taken.setdefault(key, d.source)
 
     containers = {}
     for name, e in p.mapping(raw.get("containers"), "containers").items():
@@ -582,8 +592,35 @@ def _users(raw, path, p: _Problems, config_keys: Mapping[str, bool]):
     return users
 
 
+def _static(entry: dict, path: str, network: str | None, networks: dict, p: _Problems) -> dict:
+    """A static guest address: inside its network, not the gateway, on a network without DHCP.
+
+    (On a DHCP network, a fixed address is a `dhcp_hosts` reservation instead.)
+    """
+    value = entry.get("address")
+    if value is None or network not in networks:
+        return {}
+    net = networks[network]
+    try:
+        ip = ipaddress.ip_address(value)
+        cidr = ipaddress.ip_network(net.cidr)
+    except (TypeError, ValueError):
+        p.add(f"{path}.address", f"{value!r} is not an IP address")
+        return {}
+    gateway = next(cidr.hosts())
+    if ip.version != 4 or ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address, gateway):
+        p.add(f"{path}.address", f"{value} is not a usable IPv4 host address of network {network!r} "
+                                 f"({net.cidr}; {gateway} is its gateway)")
+        return {}
+    if net.dhcp is not False:
+        p.add(f"{path}.address", f"network {network!r} hands out addresses by DHCP: reserve this one with "
+                                 f"networks.{network}.dhcp_hosts, or set dhcp: false there")
+        return {}
+    return {"address": f"{ip}/{cidr.prefixlen}", "gateway": str(gateway)}
+
+
 def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, DesktopConfig], p: _Problems,
-                   config_keys: Mapping[str, bool]) -> list[DesktopConfig]:
+                   config_keys: Mapping[str, bool], networks: dict | None = None) -> list[DesktopConfig]:
     """One desktop per entry of `users`, named after the user: the profile's settings and the user's overrides."""
     if raw is None:
         return []
@@ -630,7 +667,7 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
             (UserConfig(name, keys, profile.groups if groups is None else groups, password),),
             profile.running if running is None else running,
             tuple(for_user(list(profile.checks if checks is None else checks), name)),
-            source=path))
+            source=path, **_static(u, path, profile.network, networks or {}, p)))
     return result
 
 

@@ -92,7 +92,9 @@ def seed_variables(cfg: DesktopConfig, *, hostname: str, mac: str, login_key: st
                    "ssh_authorized_keys": [login_key, *u.ssh_authorized_keys],
                    **({"password_hash": hashes[u.name]} if u.name in hashes else {})} for u in cfg.users],
         "host_keys": {"ed25519_private": host_private, "ed25519_public": host_public},
-        "interfaces": [{"mac": mac, "dhcp4": True}],
+        "interfaces": [{"mac": mac, "dhcp4": True} if not cfg.address else
+                       {"mac": mac, "dhcp4": False, "addresses": [cfg.address], "gateway4": cfg.gateway,
+                        "nameservers": [cfg.gateway]}],
     }
 
 
@@ -164,7 +166,8 @@ class Desktop(pulumi.ComponentResource):
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
                 "netns": host.netns, "user": user, "private_key": login.private_key,
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
-                "address_sources": list(address_sources),
+                # A static address is known: the gate goes straight to SSH.
+                "address_sources": [f"static:{cfg.address.split('/')[0]}"] if cfg.address else list(address_sources),
                 "address_timeout_s": timeouts["address"], "ssh_timeout_s": timeouts["ssh"],
                 "cloud_init_timeout_s": timeouts["cloud_init"],
                 "checks": list(cfg.checks),

@@ -104,3 +104,18 @@ def test_unreachable_guest_times_out_within_its_bound(stack_factory):
     text = str(err.value)
     assert "timed out after 30 s waiting for an IPv4 address for desktop 'lost-ci'" in text, text
     assert elapsed < 30 + 90, elapsed   # the bound, plus creating pool, image volumes and domain
+
+
+def test_static_address_on_a_network_without_dhcp(stack_factory):
+    """No lease, no agent needed: the seed configures the address and the gate goes straight to SSH."""
+    cfg = config("fixed", "10.85.0.0/24", PASSING, dhcp=False)
+    cfg["vdesk:desktops"]["ci"]["address"] = "10.85.0.50"
+    stack, _ = stack_factory("fixed", cfg)
+    outputs = {k: v.value for k, v in stack.up().outputs.items()}
+    desk = outputs["desktops"]["ci"]
+    assert desk["ip"] == "10.85.0.50"
+    target = SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
+                       host_public_key=desk["host_key"], netns=outputs["hosts"]["local"]["netns"])
+    with connect(target, timeout_s=60) as session:
+        route = session.run("ip -4 route show default").stdout
+    assert "via 10.85.0.1" in route, route

@@ -212,3 +212,38 @@ def test_address_sources_default_by_network_type_and_are_configurable():
     with pytest.raises(InputError) as err:
         parse(cfg, stack="dev")
     assert ("networks.quiet.address_sources", "'lease' needs dhcp: true on this network") in err.value.problems
+
+
+def test_static_address_on_a_network_without_dhcp():
+    cfg = copy.deepcopy(VALID)
+    cfg["networks"]["fixed"] = {"host": "local", "cidr": "10.84.0.0/24", "dhcp": False}
+    cfg["desktops"]["dev"].update(network="fixed", address="10.84.0.50")
+    desk = parse(cfg, stack="dev").desktops["dev"]
+    assert (desk.address, desk.gateway) == ("10.84.0.50/24", "10.84.0.1")
+
+
+@pytest.mark.parametrize("network,address,message", [
+    ("lan", "10.77.0.50", "network 'lan' hands out addresses by DHCP: reserve this one with "
+                          "networks.lan.dhcp_hosts, or set dhcp: false there"),
+    ("fixed", "10.84.0.1", "10.84.0.1 is not a usable IPv4 host address of network 'fixed' (10.84.0.0/24; "
+                           "10.84.0.1 is its gateway)"),
+    ("fixed", "10.99.0.5", "10.99.0.5 is not a usable IPv4 host address of network 'fixed'"),
+    ("fixed", "ten", "'ten' is not an IP address"),
+])
+def test_bad_static_address_names_the_field(network, address, message):
+    cfg = copy.deepcopy(VALID)
+    cfg["networks"]["fixed"] = {"host": "local", "cidr": "10.84.0.0/24", "dhcp": False}
+    cfg["desktops"]["dev"].update(network=network, address=address)
+    with pytest.raises(InputError) as err:
+        parse(cfg, stack="dev")
+    assert any(p == "desktops.dev.address" and message in m for p, m in err.value.problems), err.value.problems
+
+
+def test_two_desktops_cannot_share_a_static_address():
+    cfg = copy.deepcopy(VALID)
+    cfg["networks"]["fixed"] = {"host": "local", "cidr": "10.84.0.0/24", "dhcp": False}
+    cfg["desktops"]["dev"].update(network="fixed", address="10.84.0.50")
+    cfg["desktops"]["two"] = dict(cfg["desktops"]["dev"], users=[{"name": "two"}])
+    with pytest.raises(InputError) as err:
+        parse(cfg, stack="dev")
+    assert ("desktops.two.address", "10.84.0.50 is already the address of desktops.dev") in err.value.problems

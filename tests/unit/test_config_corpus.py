@@ -36,7 +36,8 @@ BASE = {
     ],
 }
 SECRETS = {"carol-password": True}
-ALLOWED_USER = ("name, profile, ssh_authorized_keys, password, groups, memory, vcpus, disk, checks, running")
+ALLOWED_USER = ("name, profile, ssh_authorized_keys, password, groups, memory, vcpus, disk, checks, running, "
+                "address")
 ALLOWED_PROFILE = "template, host, pool, network, image, memory, vcpus, disk, groups, checks, running"
 SIZE_HINT = "write an integer with an optional unit B, KiB, MiB, GiB or TiB, e.g. 2048MiB or 2GiB"
 LOGIN_HINT = ("use lowercase letters, digits, '-' and '_', starting with a letter or '_', at most 32 characters")
