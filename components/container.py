@@ -613,12 +613,10 @@ class Container(Resource):
     warnings: pulumi.Output[list]
 
     def __init__(self, name: str, props: dict, opts=None):
-        unknown = set(props) - set(ContainerProvider.PROPS)
-        if unknown:
-            raise TypeError(f"Container has no properties {sorted(unknown)}")
+        resource_props = ContainerProvider.resource_props("Container", props)
         if props.get("userns", True) is False:
             pulumi.log.warn(USERNS_OFF_WARNING.format(name=props.get("name", name)))
-        super().__init__(ContainerProvider(), name, {**props, **dict.fromkeys(ContainerProvider.OUTPUTS)}, opts)
+        super().__init__(ContainerProvider(), name, resource_props, opts)
 
 
 # --- running commands inside ---------------------------------------------------------

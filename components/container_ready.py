@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import Resource
 
 from .connection import connect
 from .container import ContainerExec
@@ -16,12 +16,12 @@ from .errors import VdeskError
 from .guest import GuestError
 from .guest.address import wait_for_address
 from .guest.checkspec import parse_checks, report, run_checks
-from .provider import DeclaredProvider, Prop
+from .provider import GateProvider, Prop
 
 log = logging.getLogger(__name__)
 
 
-class ContainerReadyProvider(DeclaredProvider):
+class ContainerReadyProvider(GateProvider):
     PROPS = {
         "host_uri": Prop(str, required=True),
         "name": Prop(str, required=True),
@@ -31,20 +31,9 @@ class ContainerReadyProvider(DeclaredProvider):
         "address_timeout_s": Prop(int, default=120, validate=lambda v: None if v > 0 else "must be positive"),
     }
     OUTPUTS = ("ip", "checks_passed")
+    ID_PROP = "uuid"
 
-    def create(self, props):
-        return CreateResult(props["uuid"], self._gate(props))
-
-    def update(self, _id, _olds, news):
-        return UpdateResult(self._gate(news))
-
-    def read(self, id_, props):
-        return ReadResult(id_, props)
-
-    def delete(self, _id, _props):
-        return None
-
-    def _gate(self, props) -> dict:
+    def gate(self, props) -> dict:
         name, ip = props["name"], None
         try:
             if props.get("mac"):
@@ -63,5 +52,5 @@ class ContainerReady(Resource):
     ip: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict, opts=None):
-        super().__init__(ContainerReadyProvider(), name, {**props, **dict.fromkeys(ContainerReadyProvider.OUTPUTS)},
-                         opts)
+        super().__init__(ContainerReadyProvider(), name,
+                         ContainerReadyProvider.resource_props("ContainerReady", props), opts)

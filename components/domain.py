@@ -290,7 +290,4 @@ class Domain(Resource):
     display_port: pulumi.Output[int]
 
     def __init__(self, name: str, props: dict, opts=None):
-        unknown = set(props) - set(DomainProvider.PROPS)
-        if unknown:
-            raise TypeError(f"Domain has no properties {sorted(unknown)}")
-        super().__init__(DomainProvider(), name, {**props, **dict.fromkeys(DomainProvider.OUTPUTS)}, opts)
+        super().__init__(DomainProvider(), name, DomainProvider.resource_props("Domain", props), opts)

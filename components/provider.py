@@ -11,7 +11,8 @@ import functools
 import logging
 from typing import Any, Callable
 
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
+                            UpdateResult)
 from pulumi.output import Unknown
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,38 @@ class DeclaredProvider(ResourceProvider):
     # -- helpers ------------------------------------------------------------------
     def inputs_of(self, props: dict) -> dict:
         return {name: props.get(name) for name in self.PROPS}
+
+    @classmethod
+    def resource_props(cls, kind: str, props: dict) -> dict:
+        """A Resource's props: the declared inputs (a typo fails at once) plus a slot per output."""
+        unknown = set(props) - set(cls.PROPS)
+        if unknown:
+            raise TypeError(f"{kind} has no properties {sorted(unknown)}")
+        return {**props, **dict.fromkeys(cls.OUTPUTS)}
+
+
+class GateProvider(DeclaredProvider):
+    """A check that is its own resource: it runs on create and on every update, and owns nothing.
+
+    Subclasses name the input whose value is the id (ID_PROP) and implement gate(props) -> outputs.
+    """
+
+    ID_PROP = ""
+
+    def create(self, props):
+        return CreateResult(props[self.ID_PROP], self.gate(props))
+
+    def update(self, _id, _olds, news):
+        return UpdateResult(self.gate(news))
+
+    def read(self, id_, props):
+        return ReadResult(id_, props)
+
+    def delete(self, _id, _props):
+        return None
+
+    def gate(self, props) -> dict:
+        raise NotImplementedError
 
 
 def _is_unknown(value) -> bool:

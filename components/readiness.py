@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import pulumi
-from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import Resource
 
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from .guest.address import wait_for_address
 from .guest.cloudinit_status import wait_for_cloud_init
 from .guest.ssh import SshTarget
 from .guest.ssh import connect as ssh_connect
-from .provider import DeclaredProvider, Prop
+from .provider import GateProvider, Prop
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _positive(v):
     return None if v > 0 else "must be positive"
 
 
-class ReadinessProvider(DeclaredProvider):
+class ReadinessProvider(GateProvider):
     PROPS = {
         "host_uri": Prop(str, required=True),
         "domain_name": Prop(str, required=True),
@@ -50,20 +50,9 @@ class ReadinessProvider(DeclaredProvider):
         "cloud_init_timeout_s": Prop(int, default=900, validate=_positive),
     }
     OUTPUTS = ("ip", "cloud_init", "checks_passed", "screenshot")
+    ID_PROP = "domain_uuid"
 
-    def create(self, props):
-        return CreateResult(props["domain_uuid"], self._gate(props))
-
-    def update(self, _id, _olds, news):
-        return UpdateResult(self._gate(news))
-
-    def read(self, id_, props):
-        return ReadResult(id_, props)
-
-    def delete(self, _id, _props):
-        return None
-
-    def _gate(self, props) -> dict:
+    def gate(self, props) -> dict:
         name = props["domain_name"]
         try:
             with connect(props["host_uri"]) as conn:
@@ -98,4 +87,4 @@ class GuestReady(Resource):
 
     def __init__(self, name: str, props: dict, opts=None):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key"]))
-        super().__init__(ReadinessProvider(), name, {**props, **dict.fromkeys(ReadinessProvider.OUTPUTS)}, opts)
+        super().__init__(ReadinessProvider(), name, ReadinessProvider.resource_props("GuestReady", props), opts)
