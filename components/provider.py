@@ -15,6 +15,8 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
                             UpdateResult)
 from pulumi.output import Unknown
 
+from .errors import VdeskError
+
 log = logging.getLogger(__name__)
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for "known only after apply"
@@ -32,9 +34,12 @@ class Prop:
     validate: Callable[[Any], str | None] | None = None   # returns a message when invalid
     doc: str = ""
     secret: bool = False
+    inert: bool = False              # matters only when the object is created: a change does nothing
 
     @property
     def change(self) -> str:
+        if self.inert:
+            return "no effect on an existing object"
         return "replace" if self.replaces else "update in place"
 
 
@@ -55,14 +60,39 @@ def _numbers_restored(method):
     return wrapper
 
 
+ADOPT = Prop(bool, default=False, inert=True,
+             doc="take over an existing object of this name instead of failing (else create it); "
+                 "its replace-properties must match, in-place ones are then updated")
+
+
+def _adopting(create):
+    """With `adopt`, an object that already exists is taken over instead of created."""
+
+    @functools.wraps(create)
+    def wrapper(self, props):
+        if props.get("adopt"):
+            existing = self.existing_id(props)
+            if existing is not None:
+                return self.adopt(existing, props)
+        return create(self, props)
+
+    return wrapper
+
+
 class DeclaredProvider(ResourceProvider):
-    """check/diff from PROPS; subclasses implement create/read/update/delete."""
+    """check/diff from PROPS; subclasses implement create/read/update/delete.
+
+    A provider that declares the ADOPT property and implements existing_id()
+    can take over objects made outside vdesk (or left behind by a lost state).
+    """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         for name in ("create", "read", "update", "delete"):
             if name in cls.__dict__:
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
+        if "create" in cls.__dict__ and "adopt" in cls.PROPS:
+            cls.create = _adopting(cls.create)
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
@@ -95,15 +125,63 @@ class DeclaredProvider(ResourceProvider):
         for name in sorted(unknown_keys):
             failures.append(CheckFailure(name, f"{name} is not a property of {type(self).__name__}"))
         failures += [CheckFailure(p, m) for p, m in self.check_more(inputs)]
+        if not failures:
+            failures += self._adoption_check(_olds, inputs)
         return CheckResult(inputs, failures)
 
     def check_more(self, inputs: dict) -> list[tuple[str, str]]:
         """Cross-field rules; return (property, message) pairs."""
         return []
 
+    # -- adoption -----------------------------------------------------------------
+    def existing_id(self, props: dict) -> str | None:
+        """The id of an existing object with this identity (name, host, pool), or None."""
+        raise NotImplementedError(f"{type(self).__name__} cannot adopt")
+
+    def adoption_problems(self, props: dict) -> list[tuple[str, str]]:
+        """Why the existing object cannot be adopted as declared: (property, message) pairs.
+
+        Only replace-properties count: adoption never replaces, and in-place
+        properties are brought to the declared values by update().
+        """
+        existing = self.existing_id(props)
+        if existing is None:
+            return []
+        observed = self.read(existing, props).outs or {}
+        problems = []
+        for name, prop in self.PROPS.items():
+            want, have = props.get(name), observed.get(name)
+            if prop.replaces and want is not None and have is not None and not _is_unknown(want) \
+                    and _normal(want) != _normal(have):
+                problems.append((name, f"{name}: the existing {props.get('name')!r} has {have!r}, declared "
+                                       f"{want!r}; adoption never replaces, so declare what exists"))
+        return problems
+
+    def adopt(self, id_: str, props: dict) -> CreateResult:
+        """Take over an existing object: refuse on a replace-property mismatch, else update it in place."""
+        problems = self.adoption_problems(props)
+        if problems:
+            raise VdeskError(f"cannot adopt {props.get('name')!r}: " + "; ".join(m for _, m in problems))
+        observed = self.read(id_, props).outs
+        log.info("adopting existing %s %r", type(self).__name__, props.get("name"))
+        return CreateResult(id_, self.update(id_, {**props, **observed}, props).outs)
+
+    def _adoption_check(self, olds, inputs) -> list[CheckFailure]:
+        """At preview: an object to adopt must match what is declared (nothing is touched yet)."""
+        if olds or not inputs.get("adopt") or "adopt" not in self.PROPS:
+            return []
+        if any(_is_unknown(v) for v in inputs.values()):
+            return []  # depends on something not created yet; create() checks again
+        try:
+            return [CheckFailure(p, m) for p, m in self.adoption_problems(inputs)]
+        except Exception as exc:  # host unreachable at preview: create() will say so
+            log.info("adoption check skipped: %s", exc)
+            return []
+
     # -- diff -------------------------------------------------------------------
     def diff(self, _id, olds, news):
-        changed = [name for name in self.PROPS if _normal(olds.get(name)) != _normal(news.get(name))]
+        changed = [name for name, prop in self.PROPS.items()
+                   if not prop.inert and _normal(olds.get(name)) != _normal(news.get(name))]
         replaces = [name for name in changed if self.PROPS[name].replaces]
         return DiffResult(
             changes=bool(changed),

@@ -14,7 +14,7 @@ from . import xmlmodel
 from .cloudinit import SeedDocuments, nocloud_iso
 from .connection import connect, lookup
 from .errors import VdeskError
-from .provider import DeclaredProvider, Prop
+from .provider import ADOPT, DeclaredProvider, Prop
 from .volume import _volume_name_problem, find_volume, upload_bytes
 
 
@@ -30,6 +30,7 @@ class SeedProvider(DeclaredProvider):
         "user_data": Prop(str, required=True, secret=True, doc="rewritten in place"),
         "meta_data": Prop(str, required=True),
         "network_config": Prop(str, required=True),
+        "adopt": ADOPT,
     }
     OUTPUTS = ("path", "sha256")
 
@@ -38,7 +39,8 @@ class SeedProvider(DeclaredProvider):
         with connect(props["host_uri"]) as conn:
             pool = conn.storagePoolLookupByName(props["pool"])
             if lookup(pool.storageVolLookupByName, props["name"]):
-                raise VdeskError(f"seed volume {props['name']!r} already exists in pool {props['pool']!r}")
+                raise VdeskError(f"seed volume {props['name']!r} already exists in pool {props['pool']!r}; "
+                                 "set adopt: true to take it over, or choose another name")
             vol = pool.createXML(xmlmodel.Volume(name=props["name"], format="raw", capacity=len(data)).to_xml(), 0)
             try:
                 upload_bytes(conn, vol, data)
@@ -46,6 +48,11 @@ class SeedProvider(DeclaredProvider):
                 vol.delete(0)
                 raise
             return CreateResult(vol.key(), self._outputs(props, vol, data))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            vol = find_volume(conn, props["pool"], props["name"])
+            return vol.key() if vol else None
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
@@ -79,9 +86,10 @@ class CloudInitSeed(Resource):
     path: pulumi.Output[str]
 
     def __init__(self, name: str, *, host_uri, pool, volume_name, user_data, meta_data, network_config,
-                 opts=None):
+                 adopt=False, opts=None):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["user_data"]))
         super().__init__(SeedProvider(), name, {
             "host_uri": host_uri, "pool": pool, "name": volume_name, "user_data": user_data,
-            "meta_data": meta_data, "network_config": network_config, **dict.fromkeys(SeedProvider.OUTPUTS),
+            "meta_data": meta_data, "network_config": network_config, "adopt": adopt,
+            **dict.fromkeys(SeedProvider.OUTPUTS),
         }, opts)

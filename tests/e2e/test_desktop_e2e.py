@@ -3,6 +3,9 @@
 One desktop is brought up with the Automation API, reached over SSH from
 inside the host's network namespace with its pinned host key, brought up again
 (zero changes), destroyed, and then every libvirt object and file is counted.
+In between, the Pulumi state is lost while the guest runs, and `adopt: true`
+takes the running desktop over: same domain and disk, one controlled restart,
+and the readiness gate passes with the newly pinned host key.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pulumi import automation as auto
 from components import embedded
 from components.guest.ssh import SshTarget, connect
 from components.screenshot import measure_png
-from tests.support.project import isolated_env, make_project, open_stack, stack_config
+from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
 
 pytestmark = pytest.mark.e2e
 STACK = "ci"
@@ -28,7 +31,7 @@ def world(tmp_path_factory):
     env = isolated_env(state)
     project = make_project(tmp_path_factory.mktemp("project"), STACK, stack_config(STACK))
     stack = open_stack(project, STACK, env)
-    yield {"stack": stack, "state": state}
+    yield {"stack": stack, "state": state, "project": project}
     try:
         stack.destroy(on_output=print)
     finally:
@@ -45,6 +48,18 @@ def count_host_objects(uri: str) -> dict[str, int]:
             "pools": len(pools),
             "volumes": sum(len(p.listAllVolumes(0)) for p in pools if p.isActive()),
         }
+    finally:
+        conn.close()
+
+
+def identities(uri: str) -> dict:
+    conn = libvirt.open(uri)
+    try:
+        pools = [p for p in conn.listAllStoragePools(0) if p.isActive()]
+        return {"domains": sorted(d.UUIDString() for d in conn.listAllDomains(0)),
+                "networks": sorted(n.UUIDString() for n in conn.listAllNetworks(0)),
+                "pools": sorted(p.UUIDString() for p in pools),
+                "volumes": sorted(v.key() for p in pools for v in p.listAllVolumes(0))}
     finally:
         conn.close()
 
@@ -87,6 +102,24 @@ def test_up_check_idempotence_and_clean_destroy(world):
     assert files_under(pools_dir)  # disk, seed, image, kernel, initrd exist while up
     before = count_host_objects(host_uri)
     assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 5}, before
+
+    # The state is lost while the desktop runs; adopt: true takes everything over.
+    identity = identities(host_uri)
+    deployment = stack.export_stack()
+    deployment.deployment["resources"] = []
+    stack.import_stack(deployment)
+    config = stack_config(STACK)
+    for section, name in (("vdesk:pools", "main"), ("vdesk:networks", "lan"), ("vdesk:desktops", STACK)):
+        config[section][name]["adopt"] = True
+    rewrite_config(world["project"], STACK, config)
+    adopted = stack.up(on_output=print)
+    assert adopted.summary.result == "succeeded"
+    assert identities(host_uri) == identity, "adopted in place: same domain, network, pool and volumes"
+    desk = adopted.outputs["desktops"].value[STACK]
+    assert desk["host_key"] != target.host_public_key, "a new host key was generated and pinned"
+    with connect(SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
+                           host_public_key=desk["host_key"], netns=netns), timeout_s=60) as session:
+        assert session.run("hostname").stdout.strip() == STACK
 
     stack.destroy(on_output=print)
     assert count_host_objects(host_uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}

@@ -12,11 +12,10 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 from pulumi import automation as auto
 
 from components import embedded
-from tests.support.project import isolated_env, make_project, open_stack, stack_config
+from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
 
 pytestmark = pytest.mark.e2e
 STACK = "people"
@@ -32,11 +31,7 @@ def people_config(*users: str) -> dict:
 
 
 def write_config(project: Path, config: dict) -> None:
-    """Replace the stack file's config, keeping the salt `stack init` wrote into it."""
-    path = project / "stacks" / f"Pulumi.{STACK}.yaml"
-    document = yaml.safe_load(path.read_text())
-    document["config"] = config
-    path.write_text(yaml.safe_dump(document))
+    rewrite_config(project, STACK, config)
 
 
 def desktop_urn_names(user: str) -> set[str]:

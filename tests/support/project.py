@@ -30,6 +30,14 @@ def make_project(root: Path, stack: str, config: dict) -> Path:
     return root
 
 
+def rewrite_config(project: Path, stack: str, config: dict) -> None:
+    """Replace the stack file's config, keeping the salt `stack init` wrote into it."""
+    path = project / "stacks" / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"] = config
+    path.write_text(yaml.safe_dump(document))
+
+
 def isolated_env(state: Path) -> dict[str, str]:
     """Environment for the engine: its own backend and vdesk state (own embedded libvirtd)."""
     (state / "backend").mkdir(parents=True, exist_ok=True)
