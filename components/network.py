@@ -1,8 +1,11 @@
-"""Network: a libvirt virtual network (NAT with DHCP in this slice)."""
+"""Network: a libvirt virtual network (its own bridge, DHCP and DNS), or an existing host bridge."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import shutil
+import subprocess
 
 import libvirt
 import pulumi
@@ -12,27 +15,26 @@ from . import xmlmodel
 from .connection import connect, lookup
 from .errors import VdeskError
 from .names import name_problem, network_problem
-from .provider import DeclaredProvider, Prop
+from .provider import ADOPT, DeclaredProvider, Prop
+from .xmlmodel.network import HostInterface
 
 log = logging.getLogger(__name__)
-MODES = ("nat", "isolated", "route", "open")
+MODES = ("nat", "isolated", "route", "open", "bridge")
 _MAX_DHCP_RANGE = 65534
 
 
 def desired_model(props) -> xmlmodel.Network:
-    """The network XML vdesk declares: gateway is the first host, DHCP the rest of the range."""
-    net = ipaddress.ip_network(props["cidr"])
-    gateway = next(net.hosts())
-    ip = xmlmodel.IP(address=str(gateway), prefix=net.prefixlen)
-    if net.version == 6:
-        ip.family = "ipv6"
-    if props.get("dhcp", True):
-        # libvirt refuses DHCP ranges over 65535 addresses (an IPv6 /64 has 2^64).
-        first = gateway + 1
-        last = min(net.broadcast_address - 1, first + _MAX_DHCP_RANGE - 1)
-        ip.dhcp_ranges = [xmlmodel.DhcpRange(start=str(first), end=str(last))]
-        ip.dhcp_hosts = [_dhcp_host(h) for h in props.get("dhcp_hosts") or []]
+    """The network XML vdesk declares: gateway is the first host, DHCP the rest of the range.
+
+    A bridge network only names the host's bridge: the LAN's router, DHCP and DNS serve its guests.
+    """
     mode = props.get("mode", "nat")
+    if mode == "bridge":
+        return xmlmodel.Network(name=props["name"], forward_mode="bridge", bridge_name=props["bridge"])
+    dhcp = props.get("dhcp", True)
+    ips = [_ip(props["cidr"], dhcp, props.get("dhcp_hosts") or [])]
+    if props.get("cidr6"):
+        ips.append(_ip(props["cidr6"], dhcp, []))  # reservations by MAC are IPv4's (libvirt)
     return xmlmodel.Network(
         name=props["name"],
         forward_mode=None if mode == "isolated" else mode,
@@ -40,8 +42,48 @@ def desired_model(props) -> xmlmodel.Network:
         mtu=props.get("mtu"),
         domain_name=props.get("domain"),
         dns_hosts=[_dns_host(h) for h in props.get("dns_hosts") or []],
-        ips=[ip],
+        ips=ips,
     )
+
+
+def _ip(cidr: str, dhcp: bool, dhcp_hosts: list) -> xmlmodel.IP:
+    net = ipaddress.ip_network(cidr)
+    gateway = next(net.hosts())
+    ip = xmlmodel.IP(address=str(gateway), prefix=net.prefixlen)
+    if net.version == 6:
+        ip.family = "ipv6"
+    if dhcp:
+        # libvirt refuses DHCP ranges over 65535 addresses (an IPv6 /64 has 2^64).
+        first = gateway + 1
+        last = min(net.broadcast_address - 1, first + _MAX_DHCP_RANGE - 1)
+        ip.dhcp_ranges = [xmlmodel.DhcpRange(start=str(first), end=str(last))]
+        ip.dhcp_hosts = [_dhcp_host(h) for h in dhcp_hosts]
+    return ip
+
+
+def _ip_network(ip: xmlmodel.IP):
+    """The network of a live <ip>: libvirt keeps whichever of prefix and netmask it was given."""
+    if ip.prefix is not None:
+        return ipaddress.ip_interface(f"{ip.address}/{ip.prefix}").network
+    if ip.netmask:
+        return ipaddress.ip_interface(f"{ip.address}/{ip.netmask}").network
+    return ipaddress.ip_interface(ip.address).network
+
+
+def _cidr6_problem(value: str) -> str | None:
+    if message := network_problem(value):
+        return message
+    if ipaddress.ip_network(value).version != 6:
+        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
+    if ipaddress.ip_network(value).prefixlen > 125:
+        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
+    return None
+
+
+def _bridge_problem(value: str) -> str | None:
+    if not value or len(value) > 15 or any(c.isspace() or c in "/:" for c in value):
+        return "a Linux interface name: 1-15 characters, no spaces, '/' or ':'"
+    return None
 
 
 def _dhcp_host(h: dict) -> xmlmodel.DhcpHost:
@@ -94,15 +136,82 @@ def bridge_name(network: str) -> str:
     return f"vd-{network}"[:15]  # Linux interface names are at most 15 characters
 
 
+# What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
+_NOT_IN_BRIDGE_MODE = {
+    "dhcp_hosts": "a bridge network has no DHCP of vdesk's; reserve addresses on the LAN's DHCP server",
+    "dns_hosts": "a bridge network has no DNS of vdesk's; add records on the LAN's DNS server",
+    "domain": "a bridge network has no DNS of vdesk's; the LAN's DNS server serves its domain",
+    "mtu": "a bridge network uses the host bridge's MTU; set it on the host",
+}
+_TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _require_bridge(conn, props) -> None:
+    """A bridge network's host bridge must exist now: libvirt starts the network without looking,
+    and only a guest's start would fail ("No such device").
+
+    Asked of the daemon's own view, so remote hosts work: libvirt's interface driver. The embedded
+    host's daemon lives in a network namespace, but its interface driver reads the root namespace's
+    /sys, so there the namespace itself is asked (netlink, through `ip`).
+    """
+    name, bridge, host, netns = props["name"], props["bridge"], props["host_uri"], props.get("netns")
+    kind = _link_kind_in_netns(netns, bridge) if netns else _link_kind_via_libvirt(conn, bridge, host)
+    where = f"host {host}" + (f" (network namespace {netns})" if netns else "")
+    if kind is None:
+        raise VdeskError(f"network {name!r}: bridge {bridge!r} does not exist on {where}: create it first "
+                         f"(e.g. `ip link add {bridge} type bridge`) or name an existing bridge")
+    if kind not in ("bridge", "unchecked"):
+        raise VdeskError(f"network {name!r}: {bridge!r} on {where} is not a bridge (its type is {kind})")
+
+
+def _link_kind_via_libvirt(conn, bridge: str, host: str) -> str | None:
+    try:
+        iface = conn.interfaceLookupByName(bridge)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
+            return None
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            log.warning("host %s has no libvirt interface driver: cannot check that bridge %r exists; "
+                        "a guest's start will fail if it does not", host, bridge)
+            return "unchecked"
+        raise
+    return HostInterface.from_xml(iface.XMLDesc(0)).type or "unknown"
+
+
+def _link_kind_in_netns(netns: str, bridge: str) -> str | None:
+    nsenter, ip = shutil.which("nsenter", path=_TOOLS_PATH), shutil.which("ip", path=_TOOLS_PATH)
+    if not nsenter or not ip:
+        raise VdeskError("checking a bridge in a network namespace needs nsenter (util-linux) and ip (iproute2)")
+    result = subprocess.run([nsenter, f"--net={netns}", ip, "-j", "-d", "link", "show", "dev", bridge],
+                            capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        if "does not exist" in result.stderr:
+            return None
+        raise VdeskError(f"cannot look up interface {bridge!r} in network namespace {netns}: "
+                         f"{result.stderr.strip()}")
+    links = json.loads(result.stdout or "[]")
+    if not links:
+        return None
+    return (links[0].get("linkinfo") or {}).get("info_kind") or links[0].get("link_type") or "unknown"
+
+
 class NetworkProvider(DeclaredProvider):
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
         "mode": Prop(str, default="nat", replaces=True,
-                     validate=lambda v: None if v in MODES else f"{v!r} must be one of {', '.join(MODES)}"),
-        "cidr": Prop(str, required=True, replaces=True, validate=network_problem),
-        "dhcp": Prop(bool, default=True, replaces=True),
-        "bridge": Prop(str, replaces=True, validate=lambda v: None if len(v) <= 15 else "at most 15 characters"),
+                     validate=lambda v: None if v in MODES else f"{v!r} must be one of {', '.join(MODES)}",
+                     doc="bridge: attach to an existing host bridge (no DHCP or DNS of vdesk's)"),
+        "cidr": Prop(str, replaces=True, validate=network_problem,
+                     doc="required, except in bridge mode (there it only describes the LAN)"),
+        "cidr6": Prop(str, replaces=True, validate=_cidr6_problem,
+                      doc="IPv6 prefix beside an IPv4 cidr (dual stack)"),
+        "dhcp": Prop(bool, replaces=True, doc="default true; false (and no other value) in bridge mode"),
+        "bridge": Prop(str, replaces=True, validate=_bridge_problem,
+                       doc="bridge mode: the existing host bridge; else the bridge to create (default vd-<name>)"),
+        "netns": Prop(str, replaces=True,
+                      doc="bridge mode: the host daemon's network namespace (embedded host), where the bridge "
+                          "is looked up"),
         "domain": Prop(str, replaces=True),
         "mtu": Prop(int, replaces=True),
         "autostart": Prop(bool, default=True),
@@ -110,15 +219,51 @@ class NetworkProvider(DeclaredProvider):
                            doc="static leases {mac, ip, name}; updated live, no restart"),
         "dns_hosts": Prop(list, default=[], validate=_dns_hosts_problem,
                           doc="DNS records {ip, hostnames}; updated live, no restart"),
+        "adopt": ADOPT,
     }
-    OUTPUTS = ("uuid", "gateway", "bridge_name", "active")
+    OUTPUTS = ("uuid", "gateway", "gateway6", "bridge_name", "active")
+
+    def check(self, olds, news):
+        """dhcp's default depends on the mode; cidrs are kept in libvirt's spelling, so a refresh matches."""
+        news = dict(news)
+        if news.get("dhcp") is None:
+            news["dhcp"] = news.get("mode") != "bridge"
+        for key in ("cidr", "cidr6"):
+            if isinstance(news.get(key), str) and not network_problem(news[key]):
+                news[key] = str(ipaddress.ip_network(news[key]))
+        return super().check(olds, news)
+
+    def check_more(self, inputs):
+        problems = []
+        mode, cidr, cidr6 = inputs.get("mode"), inputs.get("cidr"), inputs.get("cidr6")
+        if mode == "bridge":
+            if inputs.get("bridge") is None:
+                problems.append(("bridge", "bridge is required in bridge mode: the name of an existing host "
+                                           "bridge, e.g. br0"))
+            if inputs.get("dhcp") is True:
+                problems.append(("dhcp", "dhcp: a bridge network's addresses come from the LAN, not from vdesk"))
+            for key, why in _NOT_IN_BRIDGE_MODE.items():
+                if inputs.get(key):
+                    problems.append((key, f"{key}: {why}"))
+        elif cidr is None:
+            problems.append(("cidr", "cidr is required (except in bridge mode)"))
+        if isinstance(cidr, str) and isinstance(cidr6, str) and not network_problem(cidr) \
+                and ipaddress.ip_network(cidr).version != 4:
+            problems.append(("cidr", f"cidr: {cidr} must be IPv4 when cidr6 gives the IPv6 prefix"))
+        for i, h in enumerate(inputs.get("dhcp_hosts") or []):
+            if isinstance(h, dict) and isinstance(h.get("ip"), str) and ":" in h["ip"]:
+                problems.append(("dhcp_hosts", f"dhcp_hosts[{i}].ip: {h['ip']} is IPv6; libvirt reserves "
+                                               "addresses by MAC for IPv4 only"))
+        return problems
 
     def create(self, props):
         with connect(props["host_uri"]) as conn:
             if lookup(conn.networkLookupByName, props["name"]):
                 raise VdeskError(f"network {props['name']!r} already exists on {props['host_uri']}; "
-                                 "adopt it with `pulumi import` or choose another name")
+                                 "set adopt: true to take it over, or choose another name")
             _refuse_overlap(conn, props)
+            if props.get("mode") == "bridge":
+                _require_bridge(conn, props)
             net = conn.networkDefineXML(desired_model(props).to_xml())
             try:
                 net.create()
@@ -127,6 +272,11 @@ class NetworkProvider(DeclaredProvider):
                 net.undefine()
                 raise
             return CreateResult(net.UUIDString(), self._outputs(props, net))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            net = lookup(conn.networkLookupByName, props["name"])
+            return net.UUIDString() if net else None
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
@@ -161,46 +311,57 @@ class NetworkProvider(DeclaredProvider):
 
     def _outputs(self, props, net):
         live = xmlmodel.Network.from_xml(net.XMLDesc(0))
+        # Dual stack: cidr is the IPv4 <ip>, cidr6 the IPv6 one; else the one <ip> is cidr.
+        v4 = [ip for ip in live.ips if ipaddress.ip_address(ip.address).version == 4]
+        v6 = [ip for ip in live.ips if ipaddress.ip_address(ip.address).version == 6]
+        main, ip6 = (v4[0], v6[0]) if v4 and v6 else (live.ips[0] if live.ips else None, None)
         outs = {**self.inputs_of(props), "uuid": net.UUIDString(), "bridge_name": live.bridge_name,
-                "gateway": live.ips[0].address if live.ips else None, "active": bool(net.isActive()),
-                "autostart": bool(net.autostart())}
-        # Report what libvirt really has, so an out-of-band change shows up as a diff.
-        if live.ips:
-            outs["cidr"] = str(ipaddress.ip_interface(f"{live.ips[0].address}/{live.ips[0].prefix or 24}").network)
-            outs["dhcp"] = bool(live.ips[0].dhcp_ranges)
+                "gateway": main.address if main else None, "gateway6": ip6.address if ip6 else None,
+                "active": bool(net.isActive()), "autostart": bool(net.autostart())}
+        # Report what libvirt really has, so an out-of-band change shows up as a diff. A bridge
+        # network has no <ip>: its cidrs only describe the LAN and stay as declared.
+        if main:
+            outs["cidr"] = str(_ip_network(main))
+            outs["cidr6"] = str(_ip_network(ip6)) if ip6 else None
+            outs["dhcp"] = bool(main.dhcp_ranges)
         outs["mode"] = live.forward_mode or "isolated"
-        if live.ips:
+        if main:
             outs["dhcp_hosts"] = [{k: v for k, v in (("mac", h.mac), ("ip", h.ip), ("name", h.name)) if v}
-                                  for h in live.ips[0].dhcp_hosts]
+                                  for h in main.dhcp_hosts]
         outs["dns_hosts"] = [{"ip": h.ip, "hostnames": list(h.hostnames)} for h in live.dns_hosts]
         return outs
 
 
 def _refuse_overlap(conn, props) -> None:
-    want = ipaddress.ip_network(props["cidr"])
+    """Both prefixes against every <ip> on the host; a bridge network without cidr has nothing to compare."""
+    wants = [(key, ipaddress.ip_network(props[key])) for key in ("cidr", "cidr6") if props.get(key)]
+    if not wants:
+        return
     for other in conn.listAllNetworks(0):
         for ip in xmlmodel.Network.from_xml(other.XMLDesc(0)).ips:
             if not ip.address:
                 continue
-            prefix = ip.prefix if ip.prefix is not None else ipaddress.ip_network(f"0.0.0.0/{ip.netmask}").prefixlen
-            have = ipaddress.ip_interface(f"{ip.address}/{prefix}").network
-            if have.version == want.version and have.overlaps(want):
-                raise VdeskError(f"network {props['name']!r}: cidr {props['cidr']} overlaps {have} "
-                                 f"of existing network {other.name()!r}")
+            have = _ip_network(ip)
+            for key, want in wants:
+                if have.version == want.version and have.overlaps(want):
+                    raise VdeskError(f"network {props['name']!r}: {key} {props[key]} overlaps {have} "
+                                     f"of existing network {other.name()!r}")
 
 
 class Network(Resource):
-    """A virtual network with its bridge, DHCP and DNS."""
+    """A virtual network with its bridge, DHCP and DNS (one or both IP families), or a host bridge to attach to."""
 
     name: pulumi.Output[str]
     gateway: pulumi.Output[str]
+    gateway6: pulumi.Output[str]
     bridge_name: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host_uri, network_name, cidr, mode="nat", dhcp=True, bridge=None,
-                 domain=None, mtu=None, autostart=True, dhcp_hosts=(), dns_hosts=(), opts=None):
+    def __init__(self, name: str, *, host_uri, network_name, cidr=None, mode="nat", dhcp=None, bridge=None,
+                 cidr6=None, netns=None, domain=None, mtu=None, autostart=True, dhcp_hosts=(), dns_hosts=(),
+                 adopt=False, opts=None):
         super().__init__(NetworkProvider(), name, {
-            "host_uri": host_uri, "name": network_name, "mode": mode, "cidr": cidr, "dhcp": dhcp,
-            "bridge": bridge, "domain": domain, "mtu": mtu, "autostart": autostart,
-            "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts),
+            "host_uri": host_uri, "name": network_name, "mode": mode, "cidr": cidr, "cidr6": cidr6, "dhcp": dhcp,
+            "bridge": bridge, "netns": netns, "domain": domain, "mtu": mtu, "autostart": autostart,
+            "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts), "adopt": adopt,
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

@@ -45,3 +45,10 @@ class Network(XMLObject):
     domain_name = Field("domain/@name")
     dns_hosts = Children(DnsHost, "dns/host")
     ips = Children(IP, "ip")
+
+
+class HostInterface(XMLObject):
+    """A host interface as libvirt's interface driver reports it: tells a bridge from a NIC."""
+    TAG = "interface"
+    type = Field("@type")                 # bridge | ethernet | bond | vlan
+    name = Field("@name")
