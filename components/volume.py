@@ -1,4 +1,4 @@
-"""Volume: a disk in a pool — an imported image, a linked clone on a backing store, or empty."""
+"""Volume: a disk in a pool — an imported image, a linked clone on a backing store, a full copy, or empty."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,7 @@ from . import xmlmodel
 from .connection import connect, lookup
 from .errors import VdeskError
 from .names import name_problem
-from .provider import DeclaredProvider, Prop
+from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,34 @@ def upload_bytes(conn, vol, data: bytes) -> None:
         raise
 
 
+def _absolute_problem(path: str) -> str | None:
+    return None if os.path.isabs(path) else f"{path!r} must be the absolute path of a volume on the host"
+
+
+def _volume_at(conn, path: str, props: dict):
+    """The volume a copy is made from; a clear error when the path is no volume on that host."""
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        raise VdeskError(f"volume {props['name']!r}: copy_of {path!r} is not a volume on {props['host_uri']}: "
+                         f"{exc.get_error_message()}") from exc
+
+
+def _creation_failed(props: dict, pool, exc: libvirt.libvirtError) -> VdeskError:
+    """libvirt's reason, and what it means for the pool's type (LVM volumes need device-mapper)."""
+    message = exc.get_error_message()
+    try:
+        kind = xmlmodel.Pool.from_xml(pool.XMLDesc(0)).type
+    except libvirt.libvirtError:
+        kind = None
+    reason = ""
+    if kind == "logical" and ("device-mapper" in message or "/dev/mapper/control" in message):
+        reason = ("logical (LVM) volumes need the kernel's device-mapper (dm_mod), which this host lacks: "
+                  "load it, or put the volume in a dir pool. libvirt said: ")
+    return VdeskError(f"volume {props['name']!r} could not be created in {kind or 'storage'} pool "
+                      f"{props['pool']!r} on {props['host_uri']}: {reason}{message.strip()}")
+
+
 def find_volume(conn, pool_name: str, name: str):
     """The volume, or None when it or its pool no longer exists."""
     pool = lookup(conn.storagePoolLookupByName, pool_name)
@@ -101,6 +129,9 @@ class VolumeProvider(DeclaredProvider):
         "source_id": Prop(str, replaces=True, doc="identity of the imported content (e.g. recipe hash)"),
         "backing_path": Prop(str, replaces=True, doc="linked clone of this volume path"),
         "backing_format": Prop(str, default="qcow2", replaces=True, validate=_format_problem),
+        "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
+                        doc="full copy of this volume path on the same host: independent of it, no backing store"),
+        "adopt": ADOPT,
     }
     OUTPUTS = ("path", "key", "allocation_bytes")
 
@@ -108,6 +139,10 @@ class VolumeProvider(DeclaredProvider):
         problems = []
         if inputs.get("source_path") and inputs.get("backing_path"):
             problems.append(("source_path", "give either source_path (import) or backing_path (clone), not both"))
+        if inputs.get("copy_of") and (inputs.get("source_path") or inputs.get("backing_path")):
+            other = "source_path" if inputs.get("source_path") else "backing_path"
+            problems.append(("copy_of", f"copy_of (full copy) excludes {other}: give only one of source_path "
+                                        "(import), backing_path (linked clone) or copy_of (full copy)"))
         src = inputs.get("source_path")
         if src and not src.startswith("04da6b54") and not os.path.isfile(src):
             problems.append(("source_path", f"{src!r} does not exist or is not a file"))
@@ -128,7 +163,7 @@ class VolumeProvider(DeclaredProvider):
             pool = conn.storagePoolLookupByName(props["pool"])
             if lookup(pool.storageVolLookupByName, props["name"]):
                 raise VdeskError(f"volume {props['name']!r} already exists in pool {props['pool']!r}; "
-                                 "adopt it with `pulumi import` or choose another name")
+                                 "set adopt: true to take it over, or choose another name")
             model = xmlmodel.Volume(name=props["name"], format=props["format"])
             capacity = props.get("capacity_bytes")
             if props.get("source_path"):
@@ -140,20 +175,37 @@ class VolumeProvider(DeclaredProvider):
                 base = xmlmodel.Volume.from_xml(backing.XMLDesc(0))
                 model.backing_path, model.backing_format = props["backing_path"], props["backing_format"]
                 model.capacity = max(capacity or 0, base.capacity)
+            elif props.get("copy_of"):
+                source = _volume_at(conn, props["copy_of"], props)
+                model.capacity = max(capacity or 0, xmlmodel.Volume.from_xml(source.XMLDesc(0)).capacity)
             else:
                 if not capacity:
                     raise VdeskError(f"volume {props['name']!r}: capacity_bytes is required for an empty volume")
                 model.capacity = capacity
-            vol = pool.createXML(model.to_xml(), 0)
+            try:
+                if props.get("copy_of"):
+                    # libvirt copies the data (qemu-img convert): the copy has no backing store.
+                    vol = pool.createXMLFrom(model.to_xml(), source, 0)
+                else:
+                    vol = pool.createXML(model.to_xml(), 0)
+            except libvirt.libvirtError as exc:
+                raise _creation_failed(props, pool, exc) from exc
             try:
                 if props.get("source_path"):
                     upload_file(conn, vol, props["source_path"])
                     if capacity and capacity > model.capacity:
                         vol.resize(capacity, 0)
+                elif props.get("copy_of") and xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity < model.capacity:
+                    vol.resize(model.capacity, 0)   # a qcow2 copy keeps the source's size: grow it
             except Exception:
                 vol.delete(0)
                 raise
             return CreateResult(vol.key(), self._outputs(props, vol))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            vol = find_volume(conn, props["pool"], props["name"])
+            return vol.key() if vol else None
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
@@ -202,10 +254,11 @@ class Volume(Resource):
     capacity_bytes: pulumi.Output[int]
 
     def __init__(self, name: str, *, host_uri, pool, volume_name, format="qcow2", capacity_bytes=None,
-                 source_path=None, source_id=None, backing_path=None, opts=None):
+                 source_path=None, source_id=None, backing_path=None, adopt=False, opts=None, copy_of=None):
         super().__init__(VolumeProvider(), name, {
             "host_uri": host_uri, "pool": pool, "name": volume_name, "format": format,
             "capacity_bytes": capacity_bytes, "source_path": source_path, "source_id": source_id,
             "backing_path": backing_path, "backing_format": "qcow2" if backing_path is not None else None,
-            **dict.fromkeys(VolumeProvider.OUTPUTS),
+            "copy_of": copy_of,
+            "adopt": adopt, **dict.fromkeys(VolumeProvider.OUTPUTS),
         }, opts)

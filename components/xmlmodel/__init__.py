@@ -2,11 +2,12 @@
 from .base import VDESK_NS, XMLObject, declared_properties
 from .domain import Channel, Console, Disk, Domain, Graphics, Interface, Owner, Rng, Serial, Video
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
-from .pool import Pool
+from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
 
 __all__ = [
     "VDESK_NS", "XMLObject", "declared_properties",
     "Channel", "Console", "Disk", "Domain", "Graphics", "Interface", "Owner", "Rng", "Serial", "Video",
-    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "Volume",
+    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
+    "StoragePoolCapabilities", "Volume",
 ]
