@@ -18,7 +18,7 @@ from . import xmlmodel
 from .connection import connect, lookup
 from .errors import VdeskError
 from .names import name_problem
-from .provider import DeclaredProvider, Prop
+from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,10 @@ GUEST_AGENT = "org.qemu.guest_agent.0"
 _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
-_NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "kernel", "initrd", "cmdline", "disks", "nics", "cpu_mode")
+_NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
+                  "cpu_mode")
+# Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
+_LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
 
 def _one_of(options):
@@ -38,6 +41,20 @@ def _one_of(options):
 
 def _positive(v):
     return None if v > 0 else "must be a positive integer"
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _live_vcpus(dom) -> int | None:
+    """The running guest's vCPU count, or None when it is not running."""
+    try:
+        return dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) if dom.isActive() else None
+    except libvirt.libvirtError:
+        if dom.isActive():
+            raise
+        return None  # it stopped meanwhile
 
 
 def _disks_problem(disks) -> str | None:
@@ -54,12 +71,22 @@ def _nics_problem(nics) -> str | None:
     return None
 
 
+def max_vcpus_of(props) -> int:
+    """The boot-time vCPU maximum: max_vcpus, or (unset) vcpus, so no hot-plug room is reserved."""
+    return int(props.get("max_vcpus") or props["vcpus"])
+
+
 def desired_model(props) -> xmlmodel.Domain:
     memory_kib = int(props["memory_mib"]) * 1024
     boot = props.get("boot", "kernel")
+    vcpus, max_vcpus = int(props["vcpus"]), max_vcpus_of(props)
+    # <vcpu placement='static' current='N'>MAX</vcpu>; with no room above vcpus, plain <vcpu>N</vcpu>
+    # (libvirt drops current='N' when it equals MAX, so setting it would read back as drift).
+    spare = max_vcpus > vcpus
     dom = xmlmodel.Domain(
         type=props.get("domain_type", "qemu"), name=props["name"],
-        memory_kib=memory_kib, current_memory_kib=memory_kib, vcpus=int(props["vcpus"]),
+        memory_kib=memory_kib, current_memory_kib=memory_kib, vcpus=max_vcpus,
+        vcpu_placement="static" if spare else None, vcpu_current=vcpus if spare else None,
         cpu_mode=props.get("cpu_mode"),
         os_type="hvm", arch="x86_64",
         firmware="efi" if boot == "uefi" else None,
@@ -93,12 +120,19 @@ def desired_model(props) -> xmlmodel.Domain:
     return dom
 
 
-def observed_inputs(live: xmlmodel.Domain, props) -> dict:
-    """The declared properties as libvirt really has them (drift shows up as a diff)."""
+def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None) -> dict:
+    """The declared properties as libvirt really has them (drift shows up as a diff).
+
+    live_vcpus: the running guest's vCPU count, so a `virsh setvcpus` behind vdesk's back shows.
+    max_vcpus left unset reads back as unset while the maximum is still just the vCPU count.
+    """
+    boot_vcpus = live.vcpu_current or live.vcpus
+    declared_max = props.get("max_vcpus") is not None
     return {
         "domain_type": live.type,
         "memory_mib": (live.current_memory_kib or live.memory_kib) // 1024,
-        "vcpus": live.vcpus,
+        "vcpus": boot_vcpus if live_vcpus is None else live_vcpus,
+        "max_vcpus": live.vcpus if declared_max or live.vcpus != boot_vcpus else None,
         "kernel": live.kernel if props.get("boot", "kernel") == "kernel" else props.get("kernel"),
         "initrd": live.initrd if props.get("boot", "kernel") == "kernel" else props.get("initrd"),
         "cmdline": live.cmdline if props.get("boot", "kernel") == "kernel" else props.get("cmdline"),
@@ -179,6 +213,16 @@ def _remove_display_socket(path: str | None) -> None:
         os.unlink(path)
 
 
+def _remove_logs(path: str | None) -> None:
+    """qemu's log and its rotations: on an embedded host they are vdesk's files, and go with the domain."""
+    if not path:
+        return
+    folder, name = os.path.split(path)
+    for entry in os.listdir(folder) if os.path.isdir(folder) else ():
+        if entry == name or entry.startswith(name + "."):
+            os.unlink(os.path.join(folder, entry))
+
+
 class DomainProvider(DeclaredProvider):
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
@@ -187,33 +231,57 @@ class DomainProvider(DeclaredProvider):
         "domain_type": Prop(str, default="qemu", validate=_one_of(DOMAIN_TYPES)),
         "boot": Prop(str, default="kernel", replaces=True, validate=_one_of(BOOT_MODES)),
         "memory_mib": Prop(int, required=True, validate=_positive),
-        "vcpus": Prop(int, required=True, validate=_positive),
+        "vcpus": Prop(int, required=True, validate=_positive,
+                      doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
+        "max_vcpus": Prop(int, validate=_positive,
+                          doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
         "cpu_mode": Prop(str),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
         "disks": Prop(list, default=[], validate=_disks_problem),
         "nics": Prop(list, default=[], validate=_nics_problem),
         "graphics_socket": Prop(str, replaces=True),
+        "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
         "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
+        "adopt": ADOPT,
     }
     OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
 
     def check_more(self, inputs):
+        problems = []
         if inputs.get("boot") == "kernel" and not inputs.get("kernel"):
-            return [("kernel", "boot 'kernel' needs a kernel path (or use boot 'bios' / 'uefi' "
-                               "for an image with its own bootloader)")]
-        return []
+            problems.append(("kernel", "boot 'kernel' needs a kernel path (or use boot 'bios' / 'uefi' "
+                                       "for an image with its own bootloader)"))
+        vcpus, max_vcpus = inputs.get("vcpus"), inputs.get("max_vcpus")
+        # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
+        if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
+            problems.append(("max_vcpus", f"max_vcpus: must be >= vcpus ({vcpus}), got {max_vcpus}"))
+        return problems
 
     def create(self, props):
         with connect(props["host_uri"]) as conn:
             if lookup(conn.lookupByName, props["name"]):
                 raise VdeskError(f"domain {props['name']!r} already exists on {props['host_uri']}; "
-                                 "adopt it with `pulumi import` or choose another name")
+                                 "set adopt: true to take it over, or choose another name")
             dom = conn.defineXML(desired_model(props).to_xml())
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            dom = lookup(conn.lookupByName, props["name"])
+            return dom.UUIDString() if dom else None
+
+    def adopt(self, id_, props):
+        """Its guest booted with someone else's seed (host key, instance-id): boot it once with ours."""
+        problems = self.adoption_problems(props)
+        if problems:
+            raise VdeskError(f"cannot adopt {props['name']!r}: " + "; ".join(m for _, m in problems))
+        observed = self.read(id_, props).outs
+        log.info("adopting existing domain %r", props["name"])
+        return CreateResult(id_, self._update({**props, **observed}, props, boot_again=True).outs)
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:
@@ -221,11 +289,17 @@ class DomainProvider(DeclaredProvider):
             if dom is None or dom.UUIDString() != id_:
                 return ReadResult("", {})
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            outs = self._outputs(props, dom, pending=props.get("pending_restart", False))
-            outs.update(observed_inputs(live, props))
+            pending = props.get("pending_restart", False)
+            outs = self._outputs(props, dom, pending=pending)
+            # A restart still pending means the guest runs the old count on purpose: report the config.
+            outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
             return ReadResult(id_, outs)
 
     def update(self, _id, olds, news):
+        return self._update(olds, news)
+
+    def _update(self, olds, news, *, boot_again: bool = False):
+        """Apply news in place; boot_again: the guest must boot once more even if nothing else changed."""
         changed = {k for k in self.PROPS if olds.get(k) != news.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
@@ -234,8 +308,8 @@ class DomainProvider(DeclaredProvider):
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
-            needs_restart = bool(changed & set(_NEEDS_RESTART)) and dom.isActive()
-            if needs_restart and not self._apply_live(dom, olds, news, changed):
+            needs_restart = (boot_again or bool(changed & set(_NEEDS_RESTART))) and dom.isActive()
+            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, changed)):
                 if news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
@@ -250,17 +324,43 @@ class DomainProvider(DeclaredProvider):
             return UpdateResult(self._outputs(news, dom, pending=needs_restart))
 
     def _apply_live(self, dom, olds, news, changed) -> bool:
-        """Apply memory decreases live through the balloon; True when nothing else needs a restart."""
-        if changed & set(_NEEDS_RESTART) != {"memory_mib"}:
+        """Apply to the running guest what it takes without a reboot; True when nothing needs a restart.
+
+        Memory decreases go through the balloon; a vCPU count within the boot-time maximum is
+        hot-plugged (or unplugged, which needs the guest's cooperation). Anything else, or a
+        refusal, leaves the change to restart_policy; the log says why.
+        """
+        pending = changed & set(_NEEDS_RESTART)
+        if pending - _LIVE_CAPABLE:
             return False
-        if news["memory_mib"] > olds["memory_mib"]:
-            return False  # above the boot-time maximum: only a restart can grow it
-        try:
-            dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-            return True
-        except libvirt.libvirtError as exc:
-            log.info("live memory change refused: %s", exc.get_error_message())
+        name = news["name"]
+        if "memory_mib" in pending and news["memory_mib"] > olds["memory_mib"]:
+            log.info("%s: memory grows to %d MiB, above the boot-time maximum: needs a restart",
+                     name, news["memory_mib"])
             return False
+        if pending & {"vcpus", "max_vcpus"}:
+            # The running guest's own maximum decides, not the old state: it may have drifted.
+            boot_max = dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+            if max_vcpus_of(news) != boot_max:
+                log.info("%s: vCPU maximum %d -> %d needs a restart", name, boot_max, max_vcpus_of(news))
+                return False
+        if "memory_mib" in pending:
+            try:
+                dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                log.warning("%s: live memory change refused, falling back to restart_policy %r: %s",
+                            name, news["restart_policy"], exc.get_error_message())
+                return False
+        if pending & {"vcpus", "max_vcpus"} and _live_vcpus(dom) != news["vcpus"]:
+            try:
+                # Also persistent, so the config libvirt keeps agrees even if redefined meanwhile.
+                dom.setVcpusFlags(news["vcpus"], libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+            except libvirt.libvirtError as exc:
+                log.warning("%s: live vCPU change to %d refused, falling back to restart_policy %r: %s",
+                            name, news["vcpus"], news["restart_policy"], exc.get_error_message())
+                return False
+            log.info("%s: vCPUs set to %d live (hot-plug), without a restart", name, news["vcpus"])
+        return True
 
     def delete(self, _id, props):
         with connect(props["host_uri"]) as conn:
@@ -270,6 +370,7 @@ class DomainProvider(DeclaredProvider):
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
             undefine(dom)
         _remove_display_socket(props.get("graphics_socket"))
+        _remove_logs(props.get("log_file"))
 
     def _outputs(self, props, dom, *, pending):
         state = "running" if dom.isActive() else "stopped"

@@ -29,6 +29,7 @@ class ResolvedHost:
     display_dir: str | None        # VNC sockets (embedded host: no TCP port reachable outside the netns)
     lxc_uri: str | None = None     # the same host's LXC driver (containers)
     containers_dir: str | None = None  # root trees; traversable by the containers' unprivileged uids
+    qemu_log_dir: str | None = None    # qemu's per-domain logs, when they are vdesk's files (embedded host)
 
 
 def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
@@ -39,11 +40,13 @@ def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
         pool_root, display_dir = str(state / "pools"), str(state / "displays")
         # Not under the state dir: $HOME may be 0700, which a container's shifted root cannot traverse.
         lxc_uri, containers_dir = emb.lxc_uri, f"/var/lib/vdesk/{emb.netns_name}/containers"
+        qemu_log_dir = str(state / "log" / "qemu")
         os.makedirs(display_dir, exist_ok=True)
     else:
         uri, netns, pool_root, display_dir = host.uri, None, "/var/lib/libvirt/images", None
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
+        qemu_log_dir = None  # a system host's logs are its administrator's (and logrotate's)
     if host.accelerator == "auto" and not probe_kernel:
         raise InputError([(f"hosts.{host.name}.accelerator",
                            "auto needs a kernel to probe with (declare the golden image) — or set kvm or tcg")])
@@ -54,4 +57,4 @@ def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
         raise InputError([(f"hosts.{host.name}.accelerator", str(exc))]) from None
     log.info("host %s: %s (%s)", host.name, choice.accelerator, choice.reason)
     return ResolvedHost(host.name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
-                        lxc_uri, containers_dir)
+                        lxc_uri, containers_dir, qemu_log_dir)

@@ -89,7 +89,9 @@ class Domain(XMLObject):
     description = Field("description")
     memory_kib = Field("memory", "size:KiB", default_unit="KiB")
     current_memory_kib = Field("currentMemory", "size:KiB", default_unit="KiB")
-    vcpus = Field("vcpu", int)
+    vcpus = Field("vcpu", int)            # the maximum: what can be hot-plugged without a restart
+    vcpu_placement = Field("vcpu/@placement")    # static | auto
+    vcpu_current = Field("vcpu/@current", int)   # online at boot; libvirt omits it when all are
     cpu_mode = Field("cpu/@mode")
     cpu_sockets = Field("cpu/topology/@sockets", int)
     cpu_cores = Field("cpu/topology/@cores", int)

@@ -163,7 +163,7 @@ def test_domain_refuses_to_adopt_an_existing_domain_silently(conn):
     dp = DomainProvider()
     created = dp.create(domain_props(name="unit-twice"))
     try:
-        with pytest.raises(VdeskError, match="already exists.*pulumi import"):
+        with pytest.raises(VdeskError, match="already exists.*set adopt: true"):
             dp.create(domain_props(name="unit-twice"))
     finally:
         dp.delete(created.id, created.outs)
@@ -191,3 +191,120 @@ def test_check_accepts_values_known_only_after_apply():
     result = SeedProvider().check({}, {"host_uri": URI, "pool": Unknown(), "name": "s.iso", "user_data": Unknown(),
                                        "meta_data": "x", "network_config": "y"})
     assert result.failures == []
+
+
+# -- vCPU hot-plug: max_vcpus reserves room, vcpus moves within it live -----------------------------
+
+def _vcpu_element(props):
+    from components.domain import desired_model
+    return desired_model(props).to_element().find("vcpu")
+
+
+def test_vcpu_xml_declares_maximum_and_current_only_when_there_is_room():
+    """Unset max_vcpus keeps the XML vdesk always wrote; set, it is <vcpu placement current>MAX</vcpu>."""
+    plain = _vcpu_element(domain_props(vcpus=2))
+    assert (plain.text, dict(plain.attrib)) == ("2", {})
+    assert dict(_vcpu_element(domain_props(vcpus=2, max_vcpus=2)).attrib) == {}
+    room = _vcpu_element(domain_props(vcpus=2, max_vcpus=4))
+    assert (room.text, dict(room.attrib)) == ("4", {"placement": "static", "current": "2"})
+
+
+def test_check_requires_max_vcpus_at_least_vcpus():
+    dp = DomainProvider()
+    failures = dp.check({}, dict(domain_props(), vcpus=4, max_vcpus=2)).failures
+    assert [(f.property, f.reason) for f in failures] == [("max_vcpus", "max_vcpus: must be >= vcpus (4), got 2")]
+    assert [f.property for f in dp.check({}, dict(domain_props(), max_vcpus=0)).failures] == ["max_vcpus"]
+    from pulumi.output import Unknown
+    assert dp.check({}, dict(domain_props(), vcpus=Unknown(), max_vcpus=2)).failures == []
+
+
+@pytest.mark.parametrize("max_vcpus", [None, 1, 3])
+def test_fresh_domain_reads_back_without_a_diff(conn, max_vcpus):
+    """Declared or not, max_vcpus and vcpus read back as declared: no spurious diff after create."""
+    dp = DomainProvider()
+    props = domain_props(name="unit-vcpu-read", max_vcpus=max_vcpus)
+    created = dp.create(props)
+    try:
+        refreshed = dp.read(created.id, created.outs).outs
+        assert (refreshed["vcpus"], refreshed["max_vcpus"]) == (1, max_vcpus)
+        assert dp.diff(created.id, refreshed, props).changes is False
+    finally:
+        dp.delete(created.id, created.outs)
+
+
+def test_vcpus_within_max_are_hot_plugged_without_a_restart(conn, caplog):
+    """On the test driver a restart gives the domain a new id, so an unchanged id means live."""
+    caplog.set_level("INFO", logger="components.domain")
+    dp = DomainProvider()
+    props = domain_props(name="unit-hotplug", memory_mib=512, vcpus=1, max_vcpus=3)
+    created = dp.create(props)
+    try:
+        dom = conn.lookupByName("unit-hotplug")
+        boot_id = dom.ID()
+
+        def run_id():   # a fresh handle: virDomain.ID() answers from the handle it was looked up with
+            return conn.lookupByName("unit-hotplug").ID()
+
+        def config():
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            return live.vcpu_current or live.vcpus, live.vcpus
+
+        up = dict(props, vcpus=3)
+        assert dp.diff(created.id, created.outs, up).replaces == []
+        outs = dp.update(created.id, created.outs, up).outs
+        assert (run_id(), dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE), config()) == (boot_id, 3, (3, 3))
+        assert outs["pending_restart"] is False and "vCPUs set to 3 live" in caplog.text
+
+        # memory decrease and vCPU unplug together: both live
+        down = dict(up, vcpus=2, memory_mib=384)
+        outs = dp.update(created.id, outs, down).outs
+        assert (run_id(), dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE), config()) == (boot_id, 2, (2, 3))
+        assert dom.info()[2] == 384 * 1024 and outs["pending_restart"] is False
+
+        # drift: `virsh setvcpus` on the running guest shows in a refresh, and an update puts it back live
+        dom.setVcpusFlags(1, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        refreshed = dp.read(created.id, outs).outs
+        assert (refreshed["vcpus"], refreshed["max_vcpus"]) == (1, 3)
+        assert dp.diff(created.id, refreshed, down).changes
+        dp.update(created.id, refreshed, down)
+        assert (run_id(), dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE)) == (boot_id, 2)
+        assert dp.diff(created.id, dp.read(created.id, outs).outs, down).changes is False
+    finally:
+        dp.delete(created.id, created.outs)
+
+
+def test_declaring_the_maximum_that_is_already_there_changes_nothing(conn):
+    """max_vcpus unset -> equal to vcpus: the same boot-time maximum, so no restart."""
+    dp = DomainProvider()
+    props = domain_props(name="unit-samemax", vcpus=2)
+    created = dp.create(props)
+    try:
+        boot_id = conn.lookupByName("unit-samemax").ID()
+        outs = dp.update(created.id, created.outs, dict(props, max_vcpus=2)).outs
+        assert conn.lookupByName("unit-samemax").ID() == boot_id and outs["pending_restart"] is False
+    finally:
+        dp.delete(created.id, created.outs)
+
+
+@pytest.mark.parametrize("policy", ["on-change", "never"])
+def test_a_new_maximum_or_a_count_beyond_it_waits_for_a_restart(conn, policy):
+    dp = DomainProvider()
+    props = domain_props(name="unit-newmax", vcpus=1, max_vcpus=2, restart_policy=policy, shutdown_timeout_s=1)
+    created = dp.create(props)
+    try:
+        dom = conn.lookupByName("unit-newmax")
+        boot_id = dom.ID()
+        wider = dict(props, vcpus=3, max_vcpus=4)
+        outs = dp.update(created.id, created.outs, wider).outs
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert (live.vcpu_current, live.vcpus) == (3, 4)
+        if policy == "on-change":   # restarted onto the new maximum
+            assert conn.lookupByName("unit-newmax").ID() != boot_id and outs["pending_restart"] is False
+            assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_VCPU_MAXIMUM) == 4
+        else:                       # left running as it was, and said so
+            assert conn.lookupByName("unit-newmax").ID() == boot_id and outs["pending_restart"] is True
+            assert dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 1
+        # either way the refresh reports the declared (configured) counts: nothing to do again
+        assert dp.diff(created.id, dp.read(created.id, outs).outs, wider).changes is False
+    finally:
+        dp.delete(created.id, created.outs)

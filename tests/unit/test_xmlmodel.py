@@ -17,7 +17,8 @@ def full_domain(name="model-full"):
     """A domain that sets every declared property, so round trips exercise all of them."""
     return xmlmodel.Domain(
         type="test", name=name, uuid="0f4bdc3c-7cd6-4d3f-8b6e-3e7a9a7f2f10", description="every property",
-        memory_kib=1048576, current_memory_kib=786432, vcpus=2, cpu_mode="host-passthrough",
+        memory_kib=1048576, current_memory_kib=786432, vcpus=2, vcpu_placement="static", vcpu_current=1,
+        cpu_mode="host-passthrough",
         cpu_sockets=1, cpu_cores=2, cpu_threads=1, os_type="hvm", arch="i686", machine="pc",
         firmware="bios", kernel="/boot/vmlinuz", initrd="/boot/initrd.img", cmdline="root=/dev/vda console=ttyS0",
         boot_dev="hd", acpi=True, apic=True, on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
