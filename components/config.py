@@ -37,18 +37,22 @@ SECTIONS = ("hosts", "pools", "networks", "images", "profiles", "users", "deskto
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 CONTAINER_KEYS = ("host", "network", "image", "memory", "vcpus", "command", "env", "mounts", "userns", "running",
                   "checks")
-NETWORK_MODES = ("nat", "isolated", "route", "open")
+NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 BOOT_MODES = ("bios", "uefi")
 DEFAULT_TIMEOUTS = {"address": 600, "ssh": 300, "cloud_init": 900, "shutdown": 60}
 DEFAULT_TEMPLATE = "desktop"
 USER_PLACEHOLDER = "{user}"    # in a profile's checks: replaced by each user's name
 MIN_MEMORY = 256 * 1024**2
-PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "disk", "groups", "checks",
-                "running")
-USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "disk", "checks",
-             "running", "address")
-DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "disk", "profile", "users", "running",
-                "checks", "address")
+PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "disk", "disk_clone",
+                "groups", "checks", "running")
+USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "max_vcpus", "disk",
+             "disk_clone", "checks", "running", "address", "adopt")
+DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "disk", "disk_clone", "profile",
+                "users", "running", "checks", "address", "adopt")
+# A desktop's disk: a linked clone on its image (fast, small, but the image must stay) or a full copy.
+DISK_CLONES = ("linked", "full")
+POOL_KEYS = ("host", "type", "path", "source_devices", "source_name", "source_host", "source_dir", "source_format",
+             "adopt", "keep_on_destroy")
 DESKTOP_USER_KEYS = ("name", "ssh_authorized_keys", "groups", "password")
 _LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _GROUP = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -72,13 +76,22 @@ class PoolConfig:
     name: str
     host: str
     path: str | None
+    adopt: bool = False                # take over an existing pool instead of failing
+    libvirt_name: str | None = None    # its name on the host, when not <prefix>-<name>
+    keep_on_destroy: bool = False      # `destroy` leaves it on the host (e.g. an adopted default pool)
+    type: str = "dir"                  # dir | logical (an LVM volume group) | netfs (a mounted network share)
+    source_devices: tuple[str, ...] = ()   # logical: block devices vdesk builds the volume group on
+    source_name: str | None = None     # logical: the volume group (pre-made when no source_devices)
+    source_host: str | None = None     # netfs: the file server
+    source_dir: str | None = None      # netfs: the exported directory (cifs: the share)
+    source_format: str | None = None   # netfs: nfs | cifs | glusterfs | auto
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
     name: str
     host: str
-    cidr: str
+    cidr: str | None                   # None only with mode: bridge (there it just describes the LAN)
     mode: str
     dhcp: bool
     domain: str | None
@@ -87,6 +100,11 @@ class NetworkConfig:
     # Where the readiness gate learns a guest's address, in order. Default by network type:
     # with DHCP the network's leases, then the guest agent; without DHCP only the agent can tell.
     address_sources: tuple[str, ...] = ("lease", "agent")
+    adopt: bool = False                # take over an existing network instead of failing
+    libvirt_name: str | None = None    # its name on the host, when not <prefix>-<name>
+    keep_on_destroy: bool = False      # `destroy` leaves it on the host (e.g. libvirt's default network)
+    cidr6: str | None = None           # IPv6 prefix beside the IPv4 cidr (dual stack)
+    bridge: str | None = None          # mode: bridge: the existing host bridge to attach to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +137,8 @@ class ProfileConfig:
     groups: tuple[str, ...]
     checks: tuple[dict, ...]           # may hold {user}, replaced per user
     running: bool
+    max_vcpus: int | None = None       # vCPUs its desktops can be hot-plugged up to (None: just vcpus)
+    disk_clone: str = "linked"         # linked | full (see DISK_CLONES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +158,9 @@ class DesktopConfig:
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
     address: str | None = None        # static IPv4 in CIDR form ("10.84.0.50/24"), on a network without DHCP
     gateway: str | None = None        # that network's gateway (and DNS server), with a static address
+    adopt: bool = False               # take over its domain, disk and seed if they exist (e.g. after a lost state)
+    max_vcpus: int | None = None      # vCPUs it can be hot-plugged up to without a restart (None: just vcpus)
+    disk_clone: str = "linked"        # linked (a clone on the image) | full (an independent copy of it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,11 +286,15 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "path"))
+        p.keys(e, path, POOL_KEYS)
         p.ref(e.get("host"), f"{path}.host", hosts, "host")
         if e.get("path") is not None and not os.path.isabs(str(e["path"])):
             p.add(f"{path}.path", f"{e['path']!r} must be an absolute path on the host")
-        pools[name] = PoolConfig(name, e.get("host"), e.get("path"))
+        adoption = _adoption(e, path, p)
+        # adopt: true means vdesk's own default path; a logical pool's target is its volume group.
+        if adoption["libvirt_name"] and e.get("path") is None and e.get("type", "dir") != "logical":
+            p.add(f"{path}.path", "is required to adopt a pool by name: declare its directory")
+        pools[name] = PoolConfig(name, e.get("host"), e.get("path"), **adoption, **_pool_source(e, path, p))
 
     networks = {}
     for name, e in p.mapping(raw.get("networks"), "networks").items():
@@ -275,13 +302,18 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "cidr", "mode", "dhcp", "domain", "dhcp_hosts", "dns_hosts", "address_sources"))
-        dhcp_on = e.get("dhcp", True) is not False
-        sources = e.get("address_sources", ["lease", "agent"] if dhcp_on else ["agent"])
+        p.keys(e, path, ("host", "cidr", "cidr6", "mode", "bridge", "dhcp", "domain", "dhcp_hosts", "dns_hosts",
+                         "address_sources", "adopt", "keep_on_destroy"))
+        bridged = e.get("mode") == "bridge"  # the LAN's DHCP server, not vdesk's: no leases to read
+        dhcp_on = e.get("dhcp", not bridged) is not False
+        sources = e.get("address_sources", ["lease", "agent"] if dhcp_on and not bridged else ["agent"])
         if not isinstance(sources, list) or not sources or any(x not in ADDRESS_SOURCES for x in sources):
             p.add(f"{path}.address_sources",
                   f"must be a non-empty list of {', '.join(ADDRESS_SOURCES)}, got {sources!r}")
             sources = ["lease", "agent"]
+        elif "lease" in sources and bridged:
+            p.add(f"{path}.address_sources", "'lease' is not available on a bridge network: the LAN's DHCP "
+                                             "server keeps its leases (use agent or arp)")
         elif "lease" in sources and not dhcp_on:
             p.add(f"{path}.address_sources", "'lease' needs dhcp: true on this network")
         for key, needed in (("dhcp_hosts", ("mac", "ip")), ("dns_hosts", ("ip", "hostnames"))):
@@ -293,16 +325,18 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                 if not isinstance(item, dict) or any(not item.get(k) for k in needed):
                     p.add(f"{path}.{key}[{i}]", f"needs {' and '.join(needed)}")
         p.ref(e.get("host"), f"{path}.host", hosts, "host")
-        cidr = e.get("cidr")
-        if not isinstance(cidr, str) or (msg := network_problem(cidr)):
-            p.add(f"{path}.cidr", msg if isinstance(cidr, str) else "is required, e.g. 10.77.0.0/24")
-        mode = e.get("mode", "nat")
+        cidr, mode = e.get("cidr"), e.get("mode", "nat")
+        if cidr is not None or not bridged:  # a bridge network's cidr is optional: it only describes the LAN
+            if not isinstance(cidr, str) or (msg := network_problem(cidr)):
+                p.add(f"{path}.cidr", msg if isinstance(cidr, str) else "is required, e.g. 10.77.0.0/24")
+        cidr6 = _cidr6(e, cidr, path, p)
         p.choice(mode, f"{path}.mode", NETWORK_MODES)
+        bridge = _bridge_mode(e, mode, path, p)
         if not isinstance(e.get("dhcp", True), bool):
             p.add(f"{path}.dhcp", "must be true or false")
-        networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", True), e.get("domain"),
+        networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", not bridged), e.get("domain"),
                                        tuple(e.get("dhcp_hosts") or ()), tuple(e.get("dns_hosts") or ()),
-                                       tuple(sources))
+                                       tuple(sources), **_adoption(e, path, p), cidr6=cidr6, bridge=bridge)
     _overlaps(networks, p)
 
     images = {}
@@ -340,7 +374,10 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         checks = _checks(e.get("checks"), f"{path}.checks", p)
         desktops[name] = DesktopConfig(name, host, pool, network, image, memory or 0, vcpus or 1, disk or 0,
                                        profile, users, running, checks, source=path, **_static(e, path, network,
-                                                                                               networks, p))
+                                                                                               networks, p),
+                                       adopt=_flag(e.get("adopt", False), f"{path}.adopt", p),
+                                       max_vcpus=_max_vcpus(e, path, vcpus, p),
+                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -357,7 +394,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         checks = _checks(e.get("checks"), f"{path}.checks", p, user="user")
         running = _flag(e.get("running", True), f"{path}.running", p)
         profiles[name] = ProfileConfig(name, template, host, pool, network, image, memory or 0, vcpus or 1,
-                                       disk or 0, groups, checks, running)
+                                       disk or 0, groups, checks, running, max_vcpus=_max_vcpus(e, path, vcpus, p),
+                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p))
 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
@@ -447,6 +485,94 @@ def _sizes(e: dict, path: str, p: _Problems):
     vcpus = p.integer(e.get("vcpus", 1), f"{path}.vcpus")
     disk = p.size(e.get("disk", "8GiB"), f"{path}.disk", "GiB")
     return memory, vcpus, disk
+
+
+def _max_vcpus(e: dict, path: str, vcpus: int | None, p: _Problems) -> int | None:
+    """Room to hot-plug vCPUs without a restart; unset (None) means none beyond vcpus."""
+    if "max_vcpus" not in e:
+        return None
+    value = p.integer(e["max_vcpus"], f"{path}.max_vcpus")
+    if value is not None and vcpus is not None and value < vcpus:
+        p.add(f"{path}.max_vcpus", f"must be >= vcpus ({vcpus})")
+        return None
+    return value
+
+
+def _user_max_vcpus(u: dict, path: str, profile: "ProfileConfig | None", vcpus: int | None,
+                    p: _Problems) -> int | None:
+    """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
+    if "vcpus" not in u and profile is not None:
+        vcpus = profile.vcpus             # (an invalid own vcpus is None: already reported, nothing to compare)
+    if "max_vcpus" in u:
+        return _max_vcpus(u, path, vcpus, p)
+    inherited = profile.max_vcpus if profile is not None else None
+    if inherited is not None and vcpus is not None and inherited < vcpus:
+        p.add(f"{path}.vcpus", f"must be <= max_vcpus ({inherited}) of profile {profile.name!r}, "
+                               f"or set {path}.max_vcpus too")
+        return None
+    return inherited
+
+
+def _disk_clone(value, path: str, p: _Problems) -> str:
+    """How a desktop's disk is made from its image: `linked` (a qcow2 clone backed by the image) or
+    `full` (an independent copy; the image may then go)."""
+    if value not in DISK_CLONES:
+        p.add(path, f"{value!r} is not one of {', '.join(DISK_CLONES)}")
+        return "linked"
+    return value
+
+
+def _pool_source(e: dict, path: str, p: _Problems) -> dict:
+    """A pool's type and where its storage comes from: a directory (dir), an LVM volume group built on
+    source_devices or pre-made as source_name (logical), or source_host:source_dir mounted at path (netfs)."""
+    from .pool import NETFS_FORMATS, POOL_TYPES, SOURCE_PROPS, host_problem, vg_name_problem
+    kind = e.get("type", "dir")
+    if kind not in POOL_TYPES:
+        p.add(f"{path}.type", f"{kind!r} is not one of {', '.join(POOL_TYPES)}")
+        return {}
+    for key, owner in SOURCE_PROPS.items():
+        if key in e and owner != kind:
+            p.add(f"{path}.{key}", f"only for {owner} pools (this pool's type is {kind})")
+    source: dict[str, Any] = {"type": kind}
+    if kind == "logical":
+        if e.get("path") is not None:
+            p.add(f"{path}.path", "a logical pool's target is /dev/<source_name>: leave path unset")
+        devices, vg = e.get("source_devices"), e.get("source_name")
+        if devices is None and vg is None:
+            p.add(path, "a logical pool needs source_devices (block devices vdesk builds a volume group on) "
+                        "or source_name (an existing volume group), or both")
+        if devices is not None and (not isinstance(devices, list) or not devices):
+            p.add(f"{path}.source_devices", "must be a non-empty list of block device paths, e.g. [/dev/sdb]")
+        elif devices is not None:
+            for i, device in enumerate(devices):
+                if not isinstance(device, str) or not os.path.isabs(device) or os.path.normpath(device) != device:
+                    p.add(f"{path}.source_devices[{i}]", f"{device!r} must be an absolute block device path, "
+                                                         "e.g. /dev/sdb")
+                elif device in devices[:i]:
+                    p.add(f"{path}.source_devices[{i}]", f"{device!r} is listed twice")
+            source["source_devices"] = tuple(devices)
+        if vg is not None:
+            if not isinstance(vg, str) or (message := vg_name_problem(vg)):
+                p.add(f"{path}.source_name", message if isinstance(vg, str) else "must be a volume group name")
+            source["source_name"] = vg
+    elif kind == "netfs":
+        fmt = e.get("source_format", "auto")
+        p.choice(fmt, f"{path}.source_format", NETFS_FORMATS)
+        server, export = e.get("source_host"), e.get("source_dir")
+        if server is None:
+            p.add(f"{path}.source_host", "is required for a netfs pool (the file server)")
+        elif not isinstance(server, str) or (message := host_problem(server)):
+            p.add(f"{path}.source_host", message if isinstance(server, str) else "must be a host name or address")
+        if export is None:
+            p.add(f"{path}.source_dir", "is required for a netfs pool (the exported directory, or a cifs share)")
+        elif not isinstance(export, str):
+            p.add(f"{path}.source_dir", "must be a path (or, for cifs, a share name)")
+        elif fmt == "cifs" and (not export or export.startswith("/")):
+            p.add(f"{path}.source_dir", f"{export!r}: a cifs share is named without a leading '/', e.g. desktops")
+        elif fmt != "cifs" and not os.path.isabs(export):
+            p.add(f"{path}.source_dir", f"{export!r} must be the absolute exported path, e.g. /srv/desktops")
+        source.update(source_host=server, source_dir=export, source_format=fmt)
+    return source
 
 
 def _memory(value, path: str, p: _Problems) -> int | None:
@@ -601,6 +727,10 @@ def _static(entry: dict, path: str, network: str | None, networks: dict, p: _Pro
     if value is None or network not in networks:
         return {}
     net = networks[network]
+    if net.cidr is None:
+        p.add(f"{path}.address", f"network {network!r} declares no cidr: give networks.{network}.cidr (its LAN) "
+                                 "to place a static address on it")
+        return {}
     try:
         ip = ipaddress.ip_address(value)
         cidr = ipaddress.ip_network(net.cidr)
@@ -651,11 +781,14 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
         password = _password(u.get("password"), f"{path}.password", p, config_keys)
         memory = _memory(u["memory"], f"{path}.memory", p) if "memory" in u else None
         vcpus = p.integer(u["vcpus"], f"{path}.vcpus") if "vcpus" in u else None
+        max_vcpus = _user_max_vcpus(u, path, profile, vcpus, p)
         disk = p.size(u["disk"], f"{path}.disk", "GiB") if "disk" in u else None
+        disk_clone = _disk_clone(u["disk_clone"], f"{path}.disk_clone", p) if "disk_clone" in u else None
         groups = _groups(u.get("groups"), f"{path}.groups", p) if "groups" in u else None
         user = name if usable else "user"
         checks = _checks(u.get("checks"), f"{path}.checks", p, user=user) if "checks" in u else None
         running = _flag(u.get("running"), f"{path}.running", p) if "running" in u else None
+        adopt = _flag(u.get("adopt", False), f"{path}.adopt", p)
         if not usable or profile is None:
             continue
         result.append(DesktopConfig(
@@ -667,19 +800,90 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
             (UserConfig(name, keys, profile.groups if groups is None else groups, password),),
             profile.running if running is None else running,
             tuple(for_user(list(profile.checks if checks is None else checks), name)),
-            source=path, **_static(u, path, profile.network, networks or {}, p)))
+            source=path, **_static(u, path, profile.network, networks or {}, p), adopt=adopt, max_vcpus=max_vcpus,
+            disk_clone=profile.disk_clone if disk_clone is None else disk_clone))
     return result
 
 
+def _adoption(e: dict, path: str, p: _Problems) -> dict:
+    """`adopt: true` takes over <prefix>-<name>; `adopt: <name>` an object of another name (e.g. 'default')."""
+    adopt, name = e.get("adopt", False), None
+    if isinstance(adopt, str):
+        if message := name_problem(adopt):
+            p.add(f"{path}.adopt", message)
+        adopt, name = True, adopt
+    elif not isinstance(adopt, bool):
+        p.add(f"{path}.adopt", f"must be true, false or the name of the existing object, got {adopt!r}")
+        adopt = False
+    keep = _flag(e.get("keep_on_destroy", False), f"{path}.keep_on_destroy", p)
+    return {"adopt": adopt, "libvirt_name": name, "keep_on_destroy": keep}
+
+
 def _overlaps(networks: dict[str, NetworkConfig], p: _Problems) -> None:
+    """cidr and cidr6 of each network against those before it on the same host (a bridge network's LAN too)."""
     seen: list[tuple[str, str, ipaddress._BaseNetwork]] = []
     for net in networks.values():
-        try:
-            cidr = ipaddress.ip_network(net.cidr)
-        except (TypeError, ValueError):
-            continue
-        for other_name, other_host, other in seen:
-            if other_host == net.host and other.version == cidr.version and other.overlaps(cidr):
-                p.add(f"networks.{net.name}.cidr", f"{net.cidr} overlaps networks.{other_name} ({other}) "
-                                                   f"on host {net.host!r}")
-        seen.append((net.name, net.host, cidr))
+        for key in ("cidr", "cidr6"):
+            value = getattr(net, key)
+            if value is None:  # a bridge network without cidr: nothing to compare
+                continue
+            try:
+                cidr = ipaddress.ip_network(value)
+            except (TypeError, ValueError):
+                continue
+            for other_name, other_host, other in seen:
+                if other_host == net.host and other.version == cidr.version and other.overlaps(cidr) \
+                        and other_name != net.name:
+                    p.add(f"networks.{net.name}.{key}", f"{value} overlaps networks.{other_name} ({other}) "
+                                                        f"on host {net.host!r}")
+            seen.append((net.name, net.host, cidr))
+
+
+def _cidr6(e: dict, cidr, path: str, p: _Problems) -> str | None:
+    """The IPv6 half of a dual-stack network: an IPv6 prefix beside the IPv4 cidr."""
+    value = e.get("cidr6")
+    if value is None:
+        return None
+    if not isinstance(value, str) or (msg := network_problem(value)):
+        p.add(f"{path}.cidr6", msg if isinstance(value, str) else "must be an IPv6 prefix, e.g. fd00:77::/64")
+        return None
+    net = ipaddress.ip_network(value)
+    if net.version != 6:
+        p.add(f"{path}.cidr6", f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)")
+        return None
+    if net.prefixlen > 125:
+        p.add(f"{path}.cidr6", f"{value!r} is too small for a DHCP network (use /125 or larger)")
+        return None
+    if isinstance(cidr, str) and not network_problem(cidr) and ipaddress.ip_network(cidr).version != 4:
+        p.add(f"{path}.cidr", f"{cidr!r} must be IPv4 when cidr6 gives the IPv6 prefix")
+    return value
+
+
+# What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
+_NOT_ON_A_BRIDGE = {
+    "dhcp_hosts": "a bridge network has no DHCP of vdesk's: reserve addresses on the LAN's DHCP server",
+    "dns_hosts": "a bridge network has no DNS of vdesk's: add records on the LAN's DNS server",
+    "domain": "a bridge network has no DNS of vdesk's: the LAN's DNS server serves its domain",
+}
+
+
+def _bridge_mode(e: dict, mode, path: str, p: _Problems) -> str | None:
+    """mode: bridge attaches to an existing host bridge, named by `bridge`; other modes make their own."""
+    bridge = e.get("bridge")
+    if mode != "bridge":
+        if bridge is not None:
+            p.add(f"{path}.bridge", "is only for mode: bridge (the existing host bridge to attach to); "
+                                    "other modes get a bridge of their own")
+        return None
+    if bridge is None:
+        p.add(f"{path}.bridge", "is required with mode: bridge: the name of an existing bridge on the host, e.g. br0")
+    elif not isinstance(bridge, str) or not 0 < len(bridge) <= 15 \
+            or any(c.isspace() or c in "/:" for c in bridge):
+        p.add(f"{path}.bridge", f"{bridge!r} is not a Linux interface name (1-15 characters, no spaces, '/' or ':')")
+        bridge = None
+    if e.get("dhcp") is True:
+        p.add(f"{path}.dhcp", "a bridge network's addresses come from the LAN, not from vdesk: remove dhcp")
+    for key, why in _NOT_ON_A_BRIDGE.items():
+        if e.get(key):
+            p.add(f"{path}.{key}", why)
+    return bridge

@@ -126,8 +126,10 @@ class Desktop(pulumi.ComponentResource):
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
 
+        # linked: a qcow2 clone on the image (the image must stay); full: an independent copy of it.
+        clone = {"copy_of": image.disk_path} if cfg.disk_clone == "full" else {"backing_path": image.disk_path}
         disk = Volume(f"{name}-disk", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}.qcow2",
-                      capacity_bytes=cfg.disk_bytes, backing_path=image.disk_path, opts=child)
+                      capacity_bytes=cfg.disk_bytes, adopt=cfg.adopt, opts=child, **clone)
 
         def render(values):
             login_key, host_private, host_public, *secrets = values
@@ -142,11 +144,11 @@ class Desktop(pulumi.ComponentResource):
         seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}-seed.iso",
                              user_data=pulumi.Output.secret(docs.apply(lambda d: d.user_data)),
                              meta_data=docs.apply(lambda d: d.meta_data),
-                             network_config=docs.apply(lambda d: d.network_config), opts=child)
+                             network_config=docs.apply(lambda d: d.network_config), adopt=cfg.adopt, opts=child)
 
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
-            "boot": image.boot, "memory_mib": cfg.memory_mib, "vcpus": cfg.vcpus,
+            "boot": image.boot, "memory_mib": cfg.memory_mib, "vcpus": cfg.vcpus, "max_vcpus": cfg.max_vcpus,
             "kernel": image.kernel_path, "initrd": image.initrd_path, "cmdline": image.cmdline,
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
@@ -156,8 +158,10 @@ class Desktop(pulumi.ComponentResource):
             ],
             "nics": [{"network": network_name, "mac": mac}],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
+            "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": cfg.running,
             "shutdown_timeout_s": timeouts["shutdown"],
+            "adopt": cfg.adopt,
         }, opts=child)
 
         ready = None

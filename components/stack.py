@@ -9,7 +9,7 @@ import pulumi
 
 from . import images as image_files
 from .cloudinit import CloudInitError
-from .config import SECTIONS, StackConfig, parse
+from .config import SECTIONS, PoolConfig, StackConfig, parse
 from .desktop import Desktop, ImageVolumes, check_seed, nic_mac
 from .errors import InputError
 from .hosts import resolve as resolve_host
@@ -62,6 +62,12 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
     return config
 
 
+def _pool_source(p: PoolConfig) -> dict:
+    """A StoragePool's type and source arguments, from its config."""
+    return {"pool_type": p.type, "source_devices": list(p.source_devices) or None, "source_name": p.source_name,
+            "source_host": p.source_host, "source_dir": p.source_dir, "source_format": p.source_format}
+
+
 def check_macs(config: StackConfig, host_uris: Mapping[str, str]) -> None:
     """MACs are derived from names (stable across updates); two desktops on one host must not share one."""
     seen: dict[tuple[str, str], str] = {}
@@ -88,16 +94,26 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     pools = {}
     for name, p in config.pools.items():
         host = hosts[p.host]
-        pools[name] = StoragePool(f"pool-{name}", host_uri=host.uri, pool_name=f"{config.prefix}-{name}",
-                                  path=p.path or f"{host.pool_root}/{config.prefix}-{name}")
+        pools[name] = StoragePool(f"pool-{name}", host_uri=host.uri,
+                                  pool_name=p.libvirt_name or f"{config.prefix}-{name}",
+                                  path=None if p.type == "logical"   # /dev/<volume group>, filled in
+                                  else p.path or f"{host.pool_root}/{config.prefix}-{name}", adopt=p.adopt,
+                                  opts=pulumi.ResourceOptions(retain_on_delete=p.keep_on_destroy or None),
+                                  **_pool_source(p))
     networks = {}
     for name, n in config.networks.items():
         networks[name] = Network(f"network-{name}", host_uri=hosts[n.host].uri,
-                                 network_name=f"{config.prefix}-{name}", cidr=n.cidr, mode=n.mode,
-                                 dhcp=n.dhcp, domain=n.domain, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts)
+                                 network_name=n.libvirt_name or f"{config.prefix}-{name}", cidr=n.cidr, mode=n.mode,
+                                 dhcp=n.dhcp, domain=n.domain, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts,
+                                 cidr6=n.cidr6, bridge=n.bridge,
+                                 # where the host bridge is looked up; only bridge networks need (and get) it
+                                 netns=hosts[n.host].netns if n.mode == "bridge" else None,
+                                 adopt=n.adopt, opts=pulumi.ResourceOptions(retain_on_delete=n.keep_on_destroy or None))
 
-    # Each image is imported once per pool that a desktop uses it in.
+    # Each image is imported once per pool that a desktop uses it in. Its volume names carry the
+    # image's content hash, so an adopted desktop can adopt them too.
     image_volumes: dict[tuple[str, str], ImageVolumes] = {}
+    adopted_images = {(d.image, d.pool) for d in config.desktops.values() if d.adopt}
     for d in config.desktops.values():
         key = (d.image, d.pool)
         if key in image_volumes:
@@ -108,7 +124,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         def imported(kind, path, fmt):
             return Volume(f"image-{d.image}-{d.pool}-{kind}", **common,
                           volume_name=f"{config.prefix}-{d.image}-{f.source_id[:12]}-{kind}.{fmt}",
-                          format=fmt, source_path=path, source_id=f.source_id)
+                          format=fmt, source_path=path, source_id=f.source_id, adopt=key in adopted_images)
 
         disk = imported("disk", f.disk, "qcow2")
         kernel = imported("kernel", f.kernel, "raw") if f.kernel else None

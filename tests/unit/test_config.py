@@ -137,6 +137,16 @@ def test_users_get_one_desktop_each_from_their_profile_with_overrides():
     assert (alice.host, alice.pool, alice.network, alice.image) == ("local", "main", "lan", "debian12")
 
 
+def test_max_vcpus_is_optional_and_inherited_from_the_profile_unless_the_user_sets_it():
+    raw = copy.deepcopy(TEAM)
+    raw["profiles"]["big"]["max_vcpus"] = 8
+    raw["users"][1]["max_vcpus"] = 4
+    raw["desktops"] = {"dev": dict(VALID["desktops"]["dev"], max_vcpus=2)}
+    cfg = parse(raw, stack="team", config_keys={"carol-password": True})
+    assert [cfg.desktops[n].max_vcpus for n in ("alice", "bob", "carol", "dev")] == [None, 4, 8, 2]
+    assert cfg.profiles["big"].max_vcpus == 8 and cfg.profiles["standard"].max_vcpus is None
+
+
 def test_both_forms_mix_and_secrets_that_no_user_names_are_allowed():
     raw = copy.deepcopy(TEAM)
     raw["desktops"] = copy.deepcopy(VALID["desktops"])

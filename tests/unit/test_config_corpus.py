@@ -11,7 +11,7 @@ import copy
 
 import pytest
 
-from components.config import SECTIONS, parse
+from components.config import PROFILE_KEYS, SECTIONS, USER_KEYS, parse
 from components.errors import InputError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xHmMbWnJ7zS0pZm4n1l3E2b0h5n7cPz4q2W9kYt3u alice@laptop"
@@ -36,9 +36,8 @@ BASE = {
     ],
 }
 SECRETS = {"carol-password": True}
-ALLOWED_USER = ("name, profile, ssh_authorized_keys, password, groups, memory, vcpus, disk, checks, running, "
-                "address")
-ALLOWED_PROFILE = "template, host, pool, network, image, memory, vcpus, disk, groups, checks, running"
+ALLOWED_USER = ", ".join(USER_KEYS)        # the message lists the settings vdesk knows
+ALLOWED_PROFILE = ", ".join(PROFILE_KEYS)
 SIZE_HINT = "write an integer with an optional unit B, KiB, MiB, GiB or TiB, e.g. 2048MiB or 2GiB"
 LOGIN_HINT = ("use lowercase letters, digits, '-' and '_', starting with a letter or '_', at most 32 characters")
 HOW = "store the password with `pulumi config set --secret vdesk:<key>` and write that <key> here"
@@ -115,6 +114,16 @@ CASES = [
      [("users[1].memory", "must be at least 256MiB")]),
     ("user-vcpus-zero", setting(user(0), vcpus=0), None,
      [("users[0].vcpus", "must be an integer >= 1, got 0")]),
+    ("user-max-vcpus-zero", setting(user(0), max_vcpus=0), None,
+     [("users[0].max_vcpus", "must be an integer >= 1, got 0")]),
+    ("user-max-vcpus-below-profile-vcpus", setting(user(3), max_vcpus=1), None,
+     [("users[3].max_vcpus", "must be >= vcpus (2)")]),
+    ("user-max-vcpus-below-own-vcpus", setting(user(0), vcpus=4, max_vcpus=3), None,
+     [("users[0].max_vcpus", "must be >= vcpus (4)")]),
+    ("user-vcpus-above-profile-max-vcpus", both(setting(profile("standard"), max_vcpus=2), setting(user(1), vcpus=4)),
+     None, [("users[1].vcpus", "must be <= max_vcpus (2) of profile 'standard', or set users[1].max_vcpus too")]),
+    ("desktop-max-vcpus-below-vcpus", setting(lambda c: c["desktops"]["kiosk"], vcpus=4, max_vcpus=2), None,
+     [("desktops.kiosk.max_vcpus", "must be >= vcpus (4)")]),
     ("user-disk-not-a-size", setting(user(3), disk="huge"), None,
      [("users[3].disk", f"'huge' is not a size: {SIZE_HINT}")]),
     ("user-groups-not-a-list", setting(user(0), groups="audio"), None,
@@ -161,6 +170,8 @@ CASES = [
      [("profiles.standard.memory", f"'1 GB' is not a size: {SIZE_HINT}")]),
     ("profile-vcpus-negative", setting(profile("operator"), vcpus=-1), None,
      [("profiles.operator.vcpus", "must be an integer >= 1, got -1")]),
+    ("profile-max-vcpus-below-vcpus", setting(profile("operator"), max_vcpus=1), None,   # reported once, not per user
+     [("profiles.operator.max_vcpus", "must be >= vcpus (2)")]),
     ("profile-bad-group", setting(profile("operator"), groups=[7]), None,
      [("profiles.operator.groups[0]", f"7 is not a valid group name: {GROUP_HINT}")]),
     ("profile-check-without-kind", setting(profile("standard"), checks=[{"colour": "blue"}]), None,

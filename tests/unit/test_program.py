@@ -367,3 +367,19 @@ def test_colliding_macs_are_refused_before_anything_is_declared(mocks, golden, m
     assert err.value.problems == [
         ("users[1]", "its MAC address 52:54:00:aa:bb:cc collides with that of users[0]: rename one of the two")]
     assert mocks.resources == []
+
+
+@pulumi.runtime.test
+def test_max_vcpus_reaches_the_domain_only_where_declared(mocks, tmp_path):
+    """A desktop's max_vcpus is the Domain's hot-plug room; unset, the Domain gets none (stays as before)."""
+    from components.stack import declare
+    raw = raw_config(tmp_path, desktops=("alice", "bob"))
+    raw["desktops"]["alice"].update(vcpus=1, max_vcpus=4)
+    outputs = declare("unit", raw)
+
+    def check(_):
+        alice, bob = mocks.named("alice-vm"), mocks.named("bob-vm")
+        assert (alice["vcpus"], alice["max_vcpus"]) == (1, 4)
+        assert (bob["vcpus"], bob.get("max_vcpus")) == (1, None)
+
+    return after(outputs, check)
