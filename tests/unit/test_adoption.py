@@ -20,13 +20,6 @@ from components.volume import VolumeProvider
 URI = "test:///default"
 
 
-@pytest.fixture
-def conn():
-    c = libvirt.open(URI)   # the test driver's state lives while a connection is open
-    yield c
-    c.close()
-
-
 def check(provider, props, olds=None):
     return provider.check(olds or {}, props)
 

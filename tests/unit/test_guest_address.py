@@ -3,7 +3,6 @@
 import time
 import uuid
 
-import libvirt
 import pytest
 
 from components.guest import GuestError, GuestTimeout
@@ -12,13 +11,6 @@ from components.guest.address import wait_for_address
 # The stock "test" domain of test:///default runs with this NIC on network "default".
 TEST_DOMAIN = "test"
 TEST_MAC = "aa:bb:cc:dd:ee:ff"
-
-
-@pytest.fixture
-def conn():
-    connection = libvirt.open("test:///default")
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 
-import libvirt
 import pulumi
 import pytest
 
@@ -14,13 +13,6 @@ from components.hosts import ResolvedHost
 from components.network import NetworkProvider
 
 URI = "test:///default"
-
-
-@pytest.fixture
-def conn():
-    c = libvirt.open(URI)   # the test driver's state lives while a connection is open
-    yield c
-    c.close()
 
 
 @pytest.fixture

@@ -12,13 +12,6 @@ from components.volume import VolumeProvider
 URI = "test:///default"
 
 
-@pytest.fixture
-def conn():
-    c = libvirt.open(URI)
-    yield c
-    c.close()
-
-
 def checked(provider, props, olds=None):
     result = provider.check(olds or {}, props)
     assert result.failures == [], [(f.property, f.reason) for f in result.failures]

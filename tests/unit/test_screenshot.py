@@ -4,7 +4,6 @@ import os
 import struct
 import zlib
 
-import libvirt
 import pytest
 
 from components import connection  # noqa: F401  (silences libvirt's default error printing)
@@ -23,13 +22,6 @@ from components.screenshot import (
 )
 
 TEST_URI = "test:///default"
-
-
-@pytest.fixture
-def conn():
-    c = libvirt.open(TEST_URI)
-    yield c
-    c.close()
 
 
 def _chunks(png: bytes) -> list[tuple[bytes, bytes]]:

@@ -26,13 +26,6 @@ URI = "test:///default"
 GiB = 1024**3
 
 
-@pytest.fixture
-def conn():
-    c = libvirt.open(URI)   # keeps the test driver's state alive for the test
-    yield c
-    c.close()
-
-
 def checked(provider, props, olds=None):
     result = provider.check(olds or {}, props)
     assert result.failures == [], [(f.property, f.reason) for f in result.failures]

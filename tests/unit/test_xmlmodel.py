@@ -6,13 +6,6 @@ from components import xmlmodel
 from components.xmlmodel import declared_properties
 
 
-@pytest.fixture
-def conn():
-    c = libvirt.open("test:///default")
-    yield c
-    c.close()
-
-
 def full_domain(name="model-full"):
     """A domain that sets every declared property, so round trips exercise all of them."""
     return xmlmodel.Domain(
