@@ -43,12 +43,12 @@ DEFAULT_TIMEOUTS = {"address": 600, "ssh": 300, "cloud_init": 900, "shutdown": 6
 DEFAULT_TEMPLATE = "desktop"
 USER_PLACEHOLDER = "{user}"    # in a profile's checks: replaced by each user's name
 MIN_MEMORY = 256 * 1024**2
-PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "disk", "disk_clone",
-                "groups", "checks", "running")
+PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology",
+                "machine", "disk", "disk_clone", "groups", "checks", "running")
 USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "max_vcpus", "disk",
              "disk_clone", "checks", "running", "address", "adopt")
-DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "disk", "disk_clone", "profile",
-                "users", "running", "checks", "address", "adopt")
+DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology", "machine", "disk",
+                "disk_clone", "profile", "users", "running", "checks", "address", "adopt")
 # A desktop's disk: a linked clone on its image (fast, small, but the image must stay) or a full copy.
 DISK_CLONES = ("linked", "full")
 POOL_KEYS = ("host", "type", "path", "source_devices", "source_name", "source_host", "source_dir", "source_format",
@@ -139,6 +139,8 @@ class ProfileConfig:
     running: bool
     max_vcpus: int | None = None       # vCPUs its desktops can be hot-plugged up to (None: just vcpus)
     disk_clone: str = "linked"         # linked | full (see DISK_CLONES)
+    cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads
+    machine: str | None = None         # machine type (q35, pc, or a versioned name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +163,8 @@ class DesktopConfig:
     adopt: bool = False               # take over its domain, disk and seed if they exist (e.g. after a lost state)
     max_vcpus: int | None = None      # vCPUs it can be hot-plugged up to without a restart (None: just vcpus)
     disk_clone: str = "linked"        # linked (a clone on the image) | full (an independent copy of it)
+    cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads; product = max_vcpus or vcpus
+    machine: str | None = None        # machine type (q35, pc, or a versioned name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -376,8 +380,9 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        profile, users, running, checks, source=path, **_static(e, path, network,
                                                                                                networks, p),
                                        adopt=_flag(e.get("adopt", False), f"{path}.adopt", p),
-                                       max_vcpus=_max_vcpus(e, path, vcpus, p),
-                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p))
+                                       max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
+                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
+                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -394,8 +399,10 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         checks = _checks(e.get("checks"), f"{path}.checks", p, user="user")
         running = _flag(e.get("running", True), f"{path}.running", p)
         profiles[name] = ProfileConfig(name, template, host, pool, network, image, memory or 0, vcpus or 1,
-                                       disk or 0, groups, checks, running, max_vcpus=_max_vcpus(e, path, vcpus, p),
-                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p))
+                                       disk or 0, groups, checks, running,
+                                       max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
+                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
+                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p))
 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
@@ -485,6 +492,34 @@ def _sizes(e: dict, path: str, p: _Problems):
     vcpus = p.integer(e.get("vcpus", 1), f"{path}.vcpus")
     disk = p.size(e.get("disk", "8GiB"), f"{path}.disk", "GiB")
     return memory, vcpus, disk
+
+
+_MACHINE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def _cpu_and_machine(e: dict, path: str, vcpu_max: int | None, p: _Problems) -> dict:
+    """cpu_topology ({sockets, cores, threads}, whose product must be the vCPU maximum) and machine type."""
+    result = {}
+    machine = e.get("machine")
+    if machine is not None:
+        if not isinstance(machine, str) or not _MACHINE.match(machine):
+            p.add(f"{path}.machine", f"{machine!r} is not a machine type (e.g. q35, pc or pc-q35-7.2)")
+        else:
+            result["machine"] = machine
+    topology = e.get("cpu_topology")
+    if topology is None:
+        return result
+    keys = ("sockets", "cores", "threads")
+    if not isinstance(topology, dict) or set(topology) != set(keys) or not all(
+            isinstance(topology[k], int) and not isinstance(topology[k], bool) and topology[k] >= 1 for k in keys):
+        p.add(f"{path}.cpu_topology", "must be {sockets, cores, threads}, each an integer >= 1")
+        return result
+    product = topology["sockets"] * topology["cores"] * topology["threads"]
+    if vcpu_max is not None and product != vcpu_max:
+        p.add(f"{path}.cpu_topology", f"sockets x cores x threads is {product}, but the vCPU maximum "
+                                      f"(max_vcpus, else vcpus) is {vcpu_max}")
+    result["cpu_topology"] = tuple(topology[k] for k in keys)
+    return result
 
 
 def _max_vcpus(e: dict, path: str, vcpus: int | None, p: _Problems) -> int | None:
@@ -782,6 +817,11 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
         memory = _memory(u["memory"], f"{path}.memory", p) if "memory" in u else None
         vcpus = p.integer(u["vcpus"], f"{path}.vcpus") if "vcpus" in u else None
         max_vcpus = _user_max_vcpus(u, path, profile, vcpus, p)
+        if profile is not None and profile.cpu_topology and (vcpus is not None or "max_vcpus" in u):
+            product = profile.cpu_topology[0] * profile.cpu_topology[1] * profile.cpu_topology[2]
+            if product != (max_vcpus or vcpus or profile.vcpus):
+                p.add(f"{path}.vcpus", f"profile {profile.name!r} has cpu_topology for {product} vCPUs; "
+                                       "a user cannot change the vCPU maximum of a fixed topology")
         disk = p.size(u["disk"], f"{path}.disk", "GiB") if "disk" in u else None
         disk_clone = _disk_clone(u["disk_clone"], f"{path}.disk_clone", p) if "disk_clone" in u else None
         groups = _groups(u.get("groups"), f"{path}.groups", p) if "groups" in u else None
@@ -801,7 +841,8 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
             profile.running if running is None else running,
             tuple(for_user(list(profile.checks if checks is None else checks), name)),
             source=path, **_static(u, path, profile.network, networks or {}, p), adopt=adopt, max_vcpus=max_vcpus,
-            disk_clone=profile.disk_clone if disk_clone is None else disk_clone))
+            disk_clone=profile.disk_clone if disk_clone is None else disk_clone,
+            cpu_topology=profile.cpu_topology, machine=profile.machine))
     return result
 
 

@@ -149,6 +149,8 @@ class Desktop(pulumi.ComponentResource):
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
             "boot": image.boot, "memory_mib": cfg.memory_mib, "vcpus": cfg.vcpus, "max_vcpus": cfg.max_vcpus,
+            "cpu_topology": dict(zip(("sockets", "cores", "threads"), cfg.cpu_topology)) if cfg.cpu_topology else None,
+            "machine": cfg.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path, "cmdline": image.cmdline,
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.

@@ -30,7 +30,7 @@ _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFI
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
-                  "cpu_mode")
+                  "cpu_mode", "cpu_topology", "machine")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -71,6 +71,23 @@ def _nics_problem(nics) -> str | None:
     return None
 
 
+def _topology_problem(topology) -> str | None:
+    keys = ("sockets", "cores", "threads")
+    def whole(v):  # the wire may carry 2 as 2.0
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0
+    if set(topology) != set(keys) or not all(whole(topology[k]) for k in keys):
+        return "must be {sockets, cores, threads}, each a positive integer"
+    return None
+
+
+def same_machine(declared: str | None, live: str | None) -> bool:
+    """libvirt stores the versioned machine an alias stands for: q35 reads back as pc-q35-7.2, pc as pc-i440fx-7.2."""
+    if declared is None or declared == live:
+        return True
+    alias = {"pc": "pc-i440fx", "q35": "pc-q35"}.get(declared, declared)
+    return bool(live) and live.startswith(alias + "-")
+
+
 def max_vcpus_of(props) -> int:
     """The boot-time vCPU maximum: max_vcpus, or (unset) vcpus, so no hot-plug room is reserved."""
     return int(props.get("max_vcpus") or props["vcpus"])
@@ -88,7 +105,8 @@ def desired_model(props) -> xmlmodel.Domain:
         memory_kib=memory_kib, current_memory_kib=memory_kib, vcpus=max_vcpus,
         vcpu_placement="static" if spare else None, vcpu_current=vcpus if spare else None,
         cpu_mode=props.get("cpu_mode"),
-        os_type="hvm", arch="x86_64",
+        **_topology_fields(props.get("cpu_topology")),
+        os_type="hvm", arch="x86_64", machine=props.get("machine"),
         firmware="efi" if boot == "uefi" else None,
         kernel=props.get("kernel") if boot == "kernel" else None,
         initrd=props.get("initrd") if boot == "kernel" else None,
@@ -120,6 +138,13 @@ def desired_model(props) -> xmlmodel.Domain:
     return dom
 
 
+def _topology_fields(topology: dict | None) -> dict:
+    if not topology:
+        return {}
+    return {"cpu_sockets": int(topology["sockets"]), "cpu_cores": int(topology["cores"]),
+            "cpu_threads": int(topology["threads"])}
+
+
 def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None) -> dict:
     """The declared properties as libvirt really has them (drift shows up as a diff).
 
@@ -130,6 +155,9 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
     declared_max = props.get("max_vcpus") is not None
     return {
         "domain_type": live.type,
+        "machine": props.get("machine") if same_machine(props.get("machine"), live.machine) else live.machine,
+        "cpu_topology": ({"sockets": live.cpu_sockets, "cores": live.cpu_cores, "threads": live.cpu_threads}
+                         if live.cpu_sockets else None),
         "memory_mib": (live.current_memory_kib or live.memory_kib) // 1024,
         "vcpus": boot_vcpus if live_vcpus is None else live_vcpus,
         "max_vcpus": live.vcpus if declared_max or live.vcpus != boot_vcpus else None,
@@ -236,6 +264,9 @@ class DomainProvider(DeclaredProvider):
         "max_vcpus": Prop(int, validate=_positive,
                           doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
         "cpu_mode": Prop(str),
+        "cpu_topology": Prop(dict, validate=_topology_problem,
+                             doc="{sockets, cores, threads}; their product is the vCPU maximum"),
+        "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
         "disks": Prop(list, default=[], validate=_disks_problem),
         "nics": Prop(list, default=[], validate=_nics_problem),
@@ -258,6 +289,13 @@ class DomainProvider(DeclaredProvider):
         # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
         if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
             problems.append(("max_vcpus", f"max_vcpus: must be >= vcpus ({vcpus}), got {max_vcpus}"))
+        topology = inputs.get("cpu_topology")
+        if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
+                and (max_vcpus is None or _is_int(max_vcpus)):
+            product = int(topology["sockets"] * topology["cores"] * topology["threads"])
+            if product != max_vcpus_of(inputs):
+                problems.append(("cpu_topology", f"cpu_topology: sockets x cores x threads is {product}, but the "
+                                                 f"vCPU maximum (max_vcpus, else vcpus) is {max_vcpus_of(inputs)}"))
         return problems
 
     def create(self, props):

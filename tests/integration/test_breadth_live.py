@@ -93,3 +93,30 @@ def test_several_disks_and_nics_with_stable_macs(own_host, tmp_path):
         for n in nets:
             np_.delete(n.id, n.outs)
         pp.delete(pool.id, pool.outs)
+
+
+def test_machine_type_and_cpu_topology_read_back_without_diff_and_change_in_place(own_host):
+    """libvirt stores q35 as pc-q35-<version>: that must not look like drift, and pc -> q35 keeps the domain."""
+    dp = DomainProvider()
+    props = checked(dp, {"host_uri": own_host.uri, "name": "hw-vm", "domain_type": "qemu", "boot": "bios",
+                         "memory_mib": 256, "vcpus": 2, "max_vcpus": 4, "machine": "pc",
+                         "cpu_topology": {"sockets": 1, "cores": 2, "threads": 2},
+                         "running": False, "shutdown_timeout_s": 2})
+    created = dp.create(props)
+    conn = libvirt.open(own_host.uri)
+    try:
+        live = xmlmodel.Domain.from_xml(conn.lookupByName("hw-vm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert live.machine.startswith("pc-i440fx-"), live.machine
+        assert (live.cpu_sockets, live.cpu_cores, live.cpu_threads, live.vcpus) == (1, 2, 2, 4)
+        assert dp.diff(created.id, dp.read(created.id, created.outs).outs, props).changes is False
+        news = checked(dp, dict(props, machine="q35"))
+        assert dp.diff(created.id, created.outs, news).replaces == []
+        dp.update(created.id, created.outs, news)
+        dom = conn.lookupByName("hw-vm")
+        assert dom.UUIDString() == created.id
+        assert xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).machine.startswith("pc-q35-")
+        dp.update(created.id, news, dict(news, running=True))   # and qemu accepts the declared hardware
+        assert dom.isActive()
+    finally:
+        dp.delete(created.id, created.outs)
+        conn.close()

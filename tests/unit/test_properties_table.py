@@ -3,8 +3,8 @@ import pytest
 
 from components.docs import DOC, PROVIDERS, render
 
-SAMPLE = {str: "a-value", int: 7, bool: True, list: [{"x": 1}]}
-CHANGED = {str: "b-value", int: 9, bool: False, list: [{"x": 2}]}
+SAMPLE = {str: "a-value", int: 7, bool: True, list: [{"x": 1}], dict: {"x": 1}}
+CHANGED = {str: "b-value", int: 9, bool: False, list: [{"x": 2}], dict: {"x": 2}}
 
 
 def test_committed_table_is_current():

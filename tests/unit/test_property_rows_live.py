@@ -33,6 +33,9 @@ DOMAIN_ROWS = {
     "max_vcpus": (2, lambda c: (_dom_xml(c).vcpus, _dom_xml(c).vcpu_current) == (2, 1)
                   and c.lookupByName("rows-vm").vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 1),
     "cpu_mode": ("host-passthrough", lambda c: _dom_xml(c).cpu_mode == "host-passthrough"),
+    "cpu_topology": ({"sockets": 1, "cores": 1, "threads": 1},
+                     lambda c: (_dom_xml(c).cpu_sockets, _dom_xml(c).cpu_cores, _dom_xml(c).cpu_threads) == (1, 1, 1)),
+    "machine": ("pc", lambda c: _dom_xml(c).machine == "pc"),
     "kernel": ("/boot/vmlinuz-new", lambda c: _dom_xml(c).kernel == "/boot/vmlinuz-new"),
     "initrd": ("/boot/initrd-new", lambda c: _dom_xml(c).initrd == "/boot/initrd-new"),
     "cmdline": ("root=/dev/vda quiet", lambda c: _dom_xml(c).cmdline == "root=/dev/vda quiet"),
