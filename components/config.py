@@ -44,11 +44,11 @@ DEFAULT_TEMPLATE = "desktop"
 USER_PLACEHOLDER = "{user}"    # in a profile's checks: replaced by each user's name
 MIN_MEMORY = 256 * 1024**2
 PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology",
-                "machine", "disk", "disk_clone", "groups", "checks", "running")
+                "machine", "disk", "disk_clone", "groups", "checks", "running", "autostart")
 USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "max_vcpus", "disk",
-             "disk_clone", "checks", "running", "address", "adopt")
+             "disk_clone", "checks", "running", "autostart", "address", "adopt")
 DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology", "machine", "disk",
-                "disk_clone", "profile", "users", "running", "checks", "address", "adopt")
+                "disk_clone", "profile", "users", "running", "autostart", "checks", "address", "adopt")
 # A desktop's disk: a linked clone on its image (fast, small, but the image must stay) or a full copy.
 DISK_CLONES = ("linked", "full")
 POOL_KEYS = ("host", "type", "path", "source_devices", "source_name", "source_host", "source_dir", "source_format",
@@ -105,6 +105,7 @@ class NetworkConfig:
     keep_on_destroy: bool = False      # `destroy` leaves it on the host (e.g. libvirt's default network)
     cidr6: str | None = None           # IPv6 prefix beside the IPv4 cidr (dual stack)
     bridge: str | None = None          # mode: bridge: the existing host bridge to attach to
+    dhcp_range: dict | None = None     # {start, end} of the IPv4 DHCP pool (None: all after the gateway)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +142,7 @@ class ProfileConfig:
     disk_clone: str = "linked"         # linked | full (see DISK_CLONES)
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads
     machine: str | None = None         # machine type (q35, pc, or a versioned name)
+    autostart: bool = False            # its desktops start when the host (libvirtd) starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +167,7 @@ class DesktopConfig:
     disk_clone: str = "linked"        # linked (a clone on the image) | full (an independent copy of it)
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads; product = max_vcpus or vcpus
     machine: str | None = None        # machine type (q35, pc, or a versioned name)
+    autostart: bool = False           # started when the host (libvirtd) starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,8 +309,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         if not p.name(name, path):
             continue
         e = p.mapping(e, path)
-        p.keys(e, path, ("host", "cidr", "cidr6", "mode", "bridge", "dhcp", "domain", "dhcp_hosts", "dns_hosts",
-                         "address_sources", "adopt", "keep_on_destroy"))
+        p.keys(e, path, ("host", "cidr", "cidr6", "mode", "bridge", "dhcp", "dhcp_range", "domain", "dhcp_hosts",
+                         "dns_hosts", "address_sources", "adopt", "keep_on_destroy"))
         bridged = e.get("mode") == "bridge"  # the LAN's DHCP server, not vdesk's: no leases to read
         dhcp_on = e.get("dhcp", not bridged) is not False
         sources = e.get("address_sources", ["lease", "agent"] if dhcp_on and not bridged else ["agent"])
@@ -340,7 +343,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
             p.add(f"{path}.dhcp", "must be true or false")
         networks[name] = NetworkConfig(name, e.get("host"), cidr, mode, e.get("dhcp", not bridged), e.get("domain"),
                                        tuple(e.get("dhcp_hosts") or ()), tuple(e.get("dns_hosts") or ()),
-                                       tuple(sources), **_adoption(e, path, p), cidr6=cidr6, bridge=bridge)
+                                       tuple(sources), **_adoption(e, path, p), cidr6=cidr6, bridge=bridge,
+                                       dhcp_range=_dhcp_range(e, path, cidr, dhcp_on, p))
     _overlaps(networks, p)
 
     images = {}
@@ -382,7 +386,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        adopt=_flag(e.get("adopt", False), f"{path}.adopt", p),
                                        max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
                                        disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
-                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p))
+                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
+                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -402,7 +407,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        disk or 0, groups, checks, running,
                                        max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
                                        disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
-                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p))
+                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
+                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p))
 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
@@ -828,6 +834,7 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
         user = name if usable else "user"
         checks = _checks(u.get("checks"), f"{path}.checks", p, user=user) if "checks" in u else None
         running = _flag(u.get("running"), f"{path}.running", p) if "running" in u else None
+        autostart = _flag(u.get("autostart"), f"{path}.autostart", p) if "autostart" in u else None
         adopt = _flag(u.get("adopt", False), f"{path}.adopt", p)
         if not usable or profile is None:
             continue
@@ -842,8 +849,39 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
             tuple(for_user(list(profile.checks if checks is None else checks), name)),
             source=path, **_static(u, path, profile.network, networks or {}, p), adopt=adopt, max_vcpus=max_vcpus,
             disk_clone=profile.disk_clone if disk_clone is None else disk_clone,
-            cpu_topology=profile.cpu_topology, machine=profile.machine))
+            cpu_topology=profile.cpu_topology, machine=profile.machine,
+            autostart=profile.autostart if autostart is None else autostart))
     return result
+
+
+def _dhcp_range(e: dict, path: str, cidr, dhcp_on: bool, p: _Problems) -> dict | None:
+    """A narrower DHCP pool, e.g. to leave room for static addresses; inside cidr, not the gateway."""
+    value = e.get("dhcp_range")
+    if value is None:
+        return None
+    try:
+        start, end = (ipaddress.ip_address(value[k]) for k in ("start", "end"))
+    except (KeyError, TypeError, ValueError):
+        p.add(f"{path}.dhcp_range", "must be {start, end}, two IPv4 addresses")
+        return None
+    if not dhcp_on:
+        p.add(f"{path}.dhcp_range", "needs dhcp: true")
+        return None
+    try:
+        net = ipaddress.ip_network(cidr)
+    except (TypeError, ValueError):
+        return None  # cidr's own problem is reported already
+    gateway = next(net.hosts())
+    for key, address in (("start", start), ("end", end)):
+        if address.version != 4 or address not in net or address in (net.network_address, net.broadcast_address,
+                                                                      gateway):
+            p.add(f"{path}.dhcp_range.{key}", f"{address} is not a host address of {cidr} other than the "
+                                              f"gateway {gateway}")
+            return None
+    if start > end:
+        p.add(f"{path}.dhcp_range", f"start {start} is after end {end}")
+        return None
+    return {"start": str(start), "end": str(end)}
 
 
 def _adoption(e: dict, path: str, p: _Problems) -> dict:

@@ -162,6 +162,7 @@ class Desktop(pulumi.ComponentResource):
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": cfg.running,
+            "autostart": cfg.autostart,
             "shutdown_timeout_s": timeouts["shutdown"],
             "adopt": cfg.adopt,
         }, opts=child)

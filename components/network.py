@@ -32,7 +32,7 @@ def desired_model(props) -> xmlmodel.Network:
     if mode == "bridge":
         return xmlmodel.Network(name=props["name"], forward_mode="bridge", bridge_name=props["bridge"])
     dhcp = props.get("dhcp", True)
-    ips = [_ip(props["cidr"], dhcp, props.get("dhcp_hosts") or [])]
+    ips = [_ip(props["cidr"], dhcp, props.get("dhcp_hosts") or [], props.get("dhcp_range"))]
     if props.get("cidr6"):
         ips.append(_ip(props["cidr6"], dhcp, []))  # reservations by MAC are IPv4's (libvirt)
     return xmlmodel.Network(
@@ -46,19 +46,38 @@ def desired_model(props) -> xmlmodel.Network:
     )
 
 
-def _ip(cidr: str, dhcp: bool, dhcp_hosts: list) -> xmlmodel.IP:
+def _ip(cidr: str, dhcp: bool, dhcp_hosts: list, dhcp_range: dict | None = None) -> xmlmodel.IP:
     net = ipaddress.ip_network(cidr)
     gateway = next(net.hosts())
     ip = xmlmodel.IP(address=str(gateway), prefix=net.prefixlen)
     if net.version == 6:
         ip.family = "ipv6"
     if dhcp:
-        # libvirt refuses DHCP ranges over 65535 addresses (an IPv6 /64 has 2^64).
-        first = gateway + 1
-        last = min(net.broadcast_address - 1, first + _MAX_DHCP_RANGE - 1)
-        ip.dhcp_ranges = [xmlmodel.DhcpRange(start=str(first), end=str(last))]
+        ip.dhcp_ranges = [_range(dhcp_range or default_range(cidr))]
         ip.dhcp_hosts = [_dhcp_host(h) for h in dhcp_hosts]
     return ip
+
+
+def default_range(cidr: str) -> dict:
+    """Every address after the gateway; libvirt refuses ranges over 65535 addresses (an IPv6 /64 has 2^64)."""
+    net = ipaddress.ip_network(cidr)
+    first = next(net.hosts()) + 1
+    last = min(net.broadcast_address - 1, first + _MAX_DHCP_RANGE - 1)
+    return {"start": str(first), "end": str(last)}
+
+
+def _range(r: dict) -> xmlmodel.DhcpRange:
+    return xmlmodel.DhcpRange(start=r["start"], end=r["end"])
+
+
+def _dhcp_range_problem(value: dict) -> str | None:
+    try:
+        start, end = ipaddress.ip_address(value["start"]), ipaddress.ip_address(value["end"])
+    except (KeyError, TypeError, ValueError):
+        return "must be {start, end}, two IPv4 addresses"
+    if start.version != 4 or end.version != 4 or start > end:
+        return f"{value['start']} .. {value['end']} is not an IPv4 range (start <= end)"
+    return None
 
 
 def _ip_network(ip: xmlmodel.IP):
@@ -215,6 +234,9 @@ class NetworkProvider(DeclaredProvider):
         "domain": Prop(str, replaces=True),
         "mtu": Prop(int, replaces=True),
         "autostart": Prop(bool, default=True),
+        "dhcp_range": Prop(dict, validate=_dhcp_range_problem,
+                           doc="{start, end} of the IPv4 DHCP pool (default: all after the gateway); updated "
+                               "live: the bridge stays, libvirt restarts its dnsmasq"),
         "dhcp_hosts": Prop(list, default=[], validate=_dhcp_hosts_problem,
                            doc="static leases {mac, ip, name}; updated live, no restart"),
         "dns_hosts": Prop(list, default=[], validate=_dns_hosts_problem,
@@ -250,6 +272,18 @@ class NetworkProvider(DeclaredProvider):
         if isinstance(cidr, str) and isinstance(cidr6, str) and not network_problem(cidr) \
                 and ipaddress.ip_network(cidr).version != 4:
             problems.append(("cidr", f"cidr: {cidr} must be IPv4 when cidr6 gives the IPv6 prefix"))
+        dhcp_range = inputs.get("dhcp_range")
+        if isinstance(dhcp_range, dict) and not _dhcp_range_problem(dhcp_range) and isinstance(cidr, str) \
+                and not network_problem(cidr):
+            net = ipaddress.ip_network(cidr)
+            gateway = next(net.hosts())
+            for end in ("start", "end"):
+                address = ipaddress.ip_address(dhcp_range[end])
+                if address not in net or address in (net.network_address, net.broadcast_address, gateway):
+                    problems.append(("dhcp_range", f"dhcp_range.{end}: {address} is not a host address of {cidr} "
+                                                   f"other than the gateway {gateway}"))
+            if not inputs.get("dhcp", True):
+                problems.append(("dhcp_range", "dhcp_range: set only with dhcp: true"))
         for i, h in enumerate(inputs.get("dhcp_hosts") or []):
             if isinstance(h, dict) and isinstance(h.get("ip"), str) and ":" in h["ip"]:
                 problems.append(("dhcp_hosts", f"dhcp_hosts[{i}].ip: {h['ip']} is IPv6; libvirt reserves "
@@ -289,6 +323,11 @@ class NetworkProvider(DeclaredProvider):
         with connect(news["host_uri"]) as conn:
             net = conn.networkLookupByName(news["name"])
             net.setAutostart(1 if news["autostart"] else 0)
+            old_range = olds.get("dhcp_range") or (olds.get("cidr") and default_range(olds["cidr"]))
+            new_range = news.get("dhcp_range") or default_range(news["cidr"])
+            if news.get("dhcp") and old_range and old_range != new_range:
+                _update_section(net, libvirt.VIR_NETWORK_SECTION_IP_DHCP_RANGE, [old_range], [new_range],
+                                key=lambda r: (r["start"], r["end"]), to_xml=lambda r: _range(r).to_element_xml())
             _update_section(net, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
                             olds.get("dhcp_hosts") or [], news.get("dhcp_hosts") or [],
                             key=lambda h: h["mac"].lower(),
@@ -325,6 +364,8 @@ class NetworkProvider(DeclaredProvider):
             outs["cidr6"] = str(_ip_network(ip6)) if ip6 else None
             outs["dhcp"] = bool(main.dhcp_ranges)
         outs["mode"] = live.forward_mode or "isolated"
+        if main and main.dhcp_ranges and props.get("dhcp_range"):
+            outs["dhcp_range"] = {"start": main.dhcp_ranges[0].start, "end": main.dhcp_ranges[0].end}
         if main:
             outs["dhcp_hosts"] = [{k: v for k, v in (("mac", h.mac), ("ip", h.ip), ("name", h.name)) if v}
                                   for h in main.dhcp_hosts]
@@ -357,11 +398,11 @@ class Network(Resource):
     bridge_name: pulumi.Output[str]
 
     def __init__(self, name: str, *, host_uri, network_name, cidr=None, mode="nat", dhcp=None, bridge=None,
-                 cidr6=None, netns=None, domain=None, mtu=None, autostart=True, dhcp_hosts=(), dns_hosts=(),
-                 adopt=False, opts=None):
+                 cidr6=None, netns=None, domain=None, mtu=None, autostart=True, dhcp_range=None, dhcp_hosts=(),
+                 dns_hosts=(), adopt=False, opts=None):
         super().__init__(NetworkProvider(), name, {
             "host_uri": host_uri, "name": network_name, "mode": mode, "cidr": cidr, "cidr6": cidr6, "dhcp": dhcp,
             "bridge": bridge, "netns": netns, "domain": domain, "mtu": mtu, "autostart": autostart,
-            "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts), "adopt": adopt,
+            "dhcp_range": dhcp_range, "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts), "adopt": adopt,
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

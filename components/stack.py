@@ -104,7 +104,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     for name, n in config.networks.items():
         networks[name] = Network(f"network-{name}", host_uri=hosts[n.host].uri,
                                  network_name=n.libvirt_name or f"{config.prefix}-{name}", cidr=n.cidr, mode=n.mode,
-                                 dhcp=n.dhcp, domain=n.domain, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts,
+                                 dhcp=n.dhcp, dhcp_range=n.dhcp_range, domain=n.domain, dhcp_hosts=n.dhcp_hosts,
+                                 dns_hosts=n.dns_hosts,
                                  cidr6=n.cidr6, bridge=n.bridge,
                                  # where the host bridge is looked up; only bridge networks need (and get) it
                                  netns=hosts[n.host].netns if n.mode == "bridge" else None,

@@ -5,6 +5,7 @@ libvirt's view of the domain, which is all the providers change.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 
 import libvirt
@@ -151,6 +152,40 @@ def test_dhcp_host_and_dns_record_change_without_restarting_the_network(own_host
         conn.close()
     finally:
         np_.delete(created.id, created.outs)
+
+
+def test_dhcp_range_changes_without_restarting_the_network(own_host):
+    """Narrowing the pool (to leave room for static addresses) is a network-update, not a new network.
+
+    The bridge stays (same interface index: guests keep their link); libvirt restarts its dnsmasq, as
+    dnsmasq cannot take a new range by signal, and the leases file carries the leases over.
+    """
+    np_ = NetworkProvider()
+    props = checked(np_, {"host_uri": own_host.uri, "name": "live-range", "cidr": "10.203.0.0/24"})
+    created = np_.create(props)
+    try:
+        conn = libvirt.open(own_host.uri)
+        bridge_before = _ifindex(own_host, "vd-live-range")
+        changed = checked(np_, dict(props, dhcp_range={"start": "10.203.0.100", "end": "10.203.0.150"}), props)
+        assert np_.diff(created.id, created.outs, changed).replaces == []
+        np_.update(created.id, created.outs, changed)
+        for flags in (0, libvirt.VIR_NETWORK_XML_INACTIVE):   # live and persistent
+            live = xmlmodel.Network.from_xml(conn.networkLookupByName("live-range").XMLDesc(flags))
+            assert [(r.start, r.end) for r in live.ips[0].dhcp_ranges] == [("10.203.0.100", "10.203.0.150")]
+        conf = (own_host.state_dir / "lib" / "dnsmasq" / "live-range.conf").read_text()
+        assert "dhcp-range=10.203.0.100,10.203.0.150" in conf, conf
+        assert _ifindex(own_host, "vd-live-range") == bridge_before
+        assert conn.networkLookupByName("live-range").UUIDString() == created.id
+        assert np_.diff(created.id, np_.read(created.id, changed).outs, changed).changes is False
+        conn.close()
+    finally:
+        np_.delete(created.id, created.outs)
+
+
+def _ifindex(host, device: str) -> int:
+    out = subprocess.run(["nsenter", f"--net={host.netns}", "ip", "-j", "link", "show", "dev", device],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)[0]["ifindex"]
 
 
 def _dnsmasq_pid(host, network: str) -> int:

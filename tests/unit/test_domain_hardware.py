@@ -1,4 +1,4 @@
-"""Machine type and CPU topology: the XML, the checks, the config paths."""
+"""Machine type, CPU topology and autostart: the XML, the checks, the config paths."""
 import libvirt
 import pytest
 
@@ -83,3 +83,12 @@ def test_bad_hardware_settings_are_named(kwargs, path, message):
     with pytest.raises(InputError) as err:
         _config(**kwargs)
     assert (path, message) in err.value.problems
+
+
+def test_autostart_is_declared_per_desktop_and_inherited_by_users():
+    cfg = _config(desktop={"autostart": True}, profile={"autostart": True}, user={"autostart": False})
+    assert cfg.desktops["d"].autostart is True and cfg.desktops["ann"].autostart is False
+    assert _config().desktops["d"].autostart is False   # default: a host reboot does not start desktops
+    with pytest.raises(InputError) as err:
+        _config(desktop={"autostart": "yes"})
+    assert ("desktops.d.autostart", "must be true or false") in err.value.problems

@@ -286,8 +286,8 @@ CASES = [
     ("bridge-with-domain", net("office", domain="office.lan"),
      [("networks.office.domain", "a bridge network has no DNS of vdesk's: the LAN's DNS server serves its domain")]),
     ("bridge-with-mtu", net("office", mtu=9000),
-     [("networks.office.mtu", "unknown setting (allowed: host, cidr, cidr6, mode, bridge, dhcp, domain, "
-                              "dhcp_hosts, dns_hosts, address_sources, adopt, keep_on_destroy)")]),
+     [("networks.office.mtu", "unknown setting (allowed: host, cidr, cidr6, mode, bridge, dhcp, dhcp_range, "
+                              "domain, dhcp_hosts, dns_hosts, address_sources, adopt, keep_on_destroy)")]),
     ("bridge-reading-leases", net("office", address_sources=["lease", "agent"]),
      [("networks.office.address_sources", "'lease' is not available on a bridge network: the LAN's DHCP server "
                                           "keeps its leases (use agent or arp)")]),
@@ -371,3 +371,38 @@ def test_the_program_passes_bridge_and_dual_stack_settings(mocks, tmp_path):
         assert mocks.inputs["kiosk-ready"]["address_sources"] == ["agent"]   # no leases to read on a LAN
 
     return pulumi.Output.from_input(outputs).apply(check)
+
+
+@pytest.mark.parametrize("entry,path,message", [
+    ({"dhcp_range": {"start": "10.97.0.50", "end": "10.97.0.20"}}, "networks.lan.dhcp_range",
+     "start 10.97.0.50 is after end 10.97.0.20"),
+    ({"dhcp_range": {"start": "10.97.0.1", "end": "10.97.0.20"}}, "networks.lan.dhcp_range.start",
+     "10.97.0.1 is not a host address of 10.97.0.0/24 other than the gateway 10.97.0.1"),
+    ({"dhcp_range": {"start": "10.97.0.10", "end": "10.98.0.20"}}, "networks.lan.dhcp_range.end",
+     "10.98.0.20 is not a host address of 10.97.0.0/24 other than the gateway 10.97.0.1"),
+    ({"dhcp_range": "10.97.0.10-20"}, "networks.lan.dhcp_range", "must be {start, end}, two IPv4 addresses"),
+    ({"dhcp": False, "dhcp_range": {"start": "10.97.0.10", "end": "10.97.0.20"}}, "networks.lan.dhcp_range",
+     "needs dhcp: true"),
+])
+def test_a_bad_dhcp_range_is_named(entry, path, message):
+    from components.config import parse
+    from components.errors import InputError
+    raw = {"hosts": {"local": {}}, "networks": {"lan": {"host": "local", "cidr": "10.97.0.0/24", **entry}}}
+    with pytest.raises(InputError) as err:
+        parse(raw, stack="dev")
+    assert (path, message) in err.value.problems
+
+
+def test_a_dhcp_range_reaches_the_network_and_reads_back_without_diff(conn):
+    np_ = NetworkProvider()
+    props = np_.check({}, {"host_uri": URI, "name": "unit-range", "cidr": "10.97.0.0/24",
+                           "dhcp_range": {"start": "10.97.0.100", "end": "10.97.0.120"}}).inputs
+    created = np_.create(props)
+    try:
+        live = xmlmodel.Network.from_xml(conn.networkLookupByName("unit-range").XMLDesc(0))
+        assert [(r.start, r.end) for r in live.ips[0].dhcp_ranges] == [("10.97.0.100", "10.97.0.120")]
+        assert np_.diff(created.id, np_.read(created.id, created.outs).outs, props).changes is False
+        bad = np_.check({}, dict(props, name="x", dhcp_range={"start": "10.97.1.5", "end": "10.97.1.9"})).failures
+        assert [f.property for f in bad] == ["dhcp_range", "dhcp_range"]
+    finally:
+        np_.delete(created.id, created.outs)

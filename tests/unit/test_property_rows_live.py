@@ -79,6 +79,9 @@ NETWORK_ROWS = {
     "dhcp_hosts": ([{"mac": "52:54:00:33:01:01", "ip": "10.92.0.9", "name": "x"}],
                    lambda net: [h.ip for h in xmlmodel.Network.from_xml(net.XMLDesc(0)).ips[0].dhcp_hosts]
                    == ["10.92.0.9"]),
+    "dhcp_range": ({"start": "10.92.0.100", "end": "10.92.0.199"},
+                   lambda net: [(r.start, r.end) for r in xmlmodel.Network.from_xml(net.XMLDesc(0)).ips[0].dhcp_ranges]
+                   == [("10.92.0.100", "10.92.0.199")]),
     "dns_hosts": ([{"ip": "10.92.0.8", "hostnames": ["files"]}],
                   lambda net: [h.ip for h in xmlmodel.Network.from_xml(net.XMLDesc(0)).dns_hosts] == ["10.92.0.8"]),
 }
