@@ -43,11 +43,11 @@ DEFAULT_TIMEOUTS = {"address": 600, "ssh": 300, "cloud_init": 900, "shutdown": 6
 DEFAULT_TEMPLATE = "desktop"
 USER_PLACEHOLDER = "{user}"    # in a profile's checks: replaced by each user's name
 MIN_MEMORY = 256 * 1024**2
-PROFILE_KEYS = ("template", "host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology",
+PROFILE_KEYS = ("template", "host", "pool", "network", "extra_networks", "image", "memory", "vcpus", "max_vcpus", "cpu_topology",
                 "machine", "disk", "disk_clone", "groups", "checks", "running", "autostart")
 USER_KEYS = ("name", "profile", "ssh_authorized_keys", "password", "groups", "memory", "vcpus", "max_vcpus", "disk",
              "disk_clone", "checks", "running", "autostart", "address", "adopt")
-DESKTOP_KEYS = ("host", "pool", "network", "image", "memory", "vcpus", "max_vcpus", "cpu_topology", "machine", "disk",
+DESKTOP_KEYS = ("host", "pool", "network", "extra_networks", "image", "memory", "vcpus", "max_vcpus", "cpu_topology", "machine", "disk",
                 "disk_clone", "profile", "users", "running", "autostart", "checks", "address", "adopt")
 # A desktop's disk: a linked clone on its image (fast, small, but the image must stay) or a full copy.
 DISK_CLONES = ("linked", "full")
@@ -143,6 +143,7 @@ class ProfileConfig:
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads
     machine: str | None = None         # machine type (q35, pc, or a versioned name)
     autostart: bool = False            # its desktops start when the host (libvirtd) starts
+    extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +169,7 @@ class DesktopConfig:
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads; product = max_vcpus or vcpus
     machine: str | None = None        # machine type (q35, pc, or a versioned name)
     autostart: bool = False           # started when the host (libvirtd) starts
+    extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,7 +389,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
                                        disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
                                        **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
-                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p))
+                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p),
+                                       extra_networks=_extra_networks(e, path, host, network, networks, p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -408,7 +411,8 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
                                        disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
                                        **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
-                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p))
+                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p),
+                                       extra_networks=_extra_networks(e, path, host, network, networks, p))
 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
@@ -477,6 +481,26 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
     if p.items:
         raise InputError(p.items)
     return StackConfig(prefix, hosts, pools, networks, images, desktops, timeouts, profiles, containers)
+
+
+def _extra_networks(e: dict, path: str, host, network, networks: dict, p: _Problems) -> tuple[str, ...]:
+    """Networks for eth1, eth2, ...: known, on the desktop's host, each once, not the main network, with DHCP."""
+    value = e.get("extra_networks", [])
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        p.add(f"{path}.extra_networks", "must be a list of network names")
+        return ()
+    for i, name in enumerate(value):
+        where = f"{path}.extra_networks[{i}]"
+        p.ref(name, where, networks, "network")
+        if name not in networks:
+            continue
+        if name == network or name in value[:i]:
+            p.add(where, f"{name!r} is already a NIC of this desktop: one NIC per network")
+        elif networks[name].host != host:
+            p.add(where, f"{name!r} is on host {networks[name].host!r}, not on {host!r}")
+        elif not networks[name].dhcp:
+            p.add(where, f"{name!r} has no DHCP: extra NICs take their address by DHCP")
+    return tuple(value)
 
 
 def _placement(e: dict, path: str, hosts, pools, networks, images, p: _Problems):
@@ -850,7 +874,8 @@ def _user_desktops(raw, profiles: dict[str, ProfileConfig], desktops: dict[str, 
             source=path, **_static(u, path, profile.network, networks or {}, p), adopt=adopt, max_vcpus=max_vcpus,
             disk_clone=profile.disk_clone if disk_clone is None else disk_clone,
             cpu_topology=profile.cpu_topology, machine=profile.machine,
-            autostart=profile.autostart if autostart is None else autostart))
+            autostart=profile.autostart if autostart is None else autostart,
+            extra_networks=profile.extra_networks))
     return result
 
 

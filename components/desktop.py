@@ -61,9 +61,9 @@ def key_file(stack: str, desktop: str) -> Path:
     return state_dir() / "ssh" / stack / f"{desktop}.key"
 
 
-def nic_mac(host_uri: str, prefix: str, desktop: str) -> str:
-    """The desktop's MAC address: stable across updates, different for every desktop name."""
-    return stable_mac(host_uri, f"{prefix}-{desktop}", "nic0")
+def nic_mac(host_uri: str, prefix: str, desktop: str, index: int = 0) -> str:
+    """The MAC of the desktop's NIC `index` (eth<index>): stable across updates, different for every desktop."""
+    return stable_mac(host_uri, f"{prefix}-{desktop}", f"nic{index}")
 
 
 def password_salt(host_private: str, user: str) -> str:
@@ -82,7 +82,8 @@ def _preview_hash() -> str:
 
 
 def seed_variables(cfg: DesktopConfig, *, hostname: str, mac: str, login_key: str, host_private: str,
-                   host_public: str, password_hashes: Mapping[str, str] | None = None) -> dict:
+                   host_public: str, password_hashes: Mapping[str, str] | None = None,
+                   extra_macs: tuple[str, ...] = ()) -> dict:
     hashes = password_hashes or {}
     return {
         "hostname": hostname,
@@ -94,15 +95,18 @@ def seed_variables(cfg: DesktopConfig, *, hostname: str, mac: str, login_key: st
         "host_keys": {"ed25519_private": host_private, "ed25519_public": host_public},
         "interfaces": [{"mac": mac, "dhcp4": True} if not cfg.address else
                        {"mac": mac, "dhcp4": False, "addresses": [cfg.address], "gateway4": cfg.gateway,
-                        "nameservers": [cfg.gateway]}],
+                        "nameservers": [cfg.gateway]}]
+                      + [{"mac": extra, "dhcp4": True} for extra in extra_macs],
     }
 
 
 def check_seed(cfg: DesktopConfig, *, mac: str = "52:54:00:00:00:01"):
     """Render the desktop's seed with placeholder keys and hashes: checks its template and cloud-init's
     schema before anything exists (raises CloudInitError)."""
+    extra_macs = tuple(f"52:54:00:00:01:{i:02x}" for i, _ in enumerate(cfg.extra_networks))
     hashes = {u.name: _preview_hash() for u in cfg.users if u.password}
-    return render_seed(cfg.profile, seed_variables(cfg, hostname=cfg.name, mac=mac, login_key=_PREVIEW_KEY,
+    return render_seed(cfg.profile, seed_variables(cfg, hostname=cfg.name, mac=mac, extra_macs=extra_macs,
+                                                   login_key=_PREVIEW_KEY,
                                                    host_private=_PREVIEW_PRIVATE, host_public=_PREVIEW_KEY,
                                                    password_hashes=hashes))
 
@@ -112,6 +116,7 @@ class Desktop(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, cfg: DesktopConfig, stack: str, prefix: str, host: ResolvedHost,
                  pool_name: pulumi.Input[str], network_name: pulumi.Input[str], image: ImageVolumes,
+                 extra_network_names: tuple[pulumi.Input[str], ...] = (),
                  timeouts: dict, passwords: Mapping[str, pulumi.Input[str]] | None = None,
                  address_sources: tuple[str, ...] = ("lease", "agent"),
                  opts: pulumi.ResourceOptions | None = None):
@@ -120,6 +125,7 @@ class Desktop(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vm_name = f"{prefix}-{cfg.name}"
         mac = nic_mac(host.uri, prefix, cfg.name)
+        extra_macs = tuple(nic_mac(host.uri, prefix, cfg.name, i + 1) for i, _ in enumerate(cfg.extra_networks))
         user = cfg.users[0].name
         with_password = [u.name for u in cfg.users if passwords and u.name in passwords]
 
@@ -136,7 +142,7 @@ class Desktop(pulumi.ComponentResource):
             hashes = {n: password_hash(pw, host_private=host_private, user=n)
                       for n, pw in zip(with_password, secrets)}
             return render_seed(cfg.profile, seed_variables(
-                cfg, hostname=cfg.name, mac=mac, login_key=login_key, host_private=host_private,
+                cfg, hostname=cfg.name, mac=mac, extra_macs=extra_macs, login_key=login_key, host_private=host_private,
                 host_public=host_public, password_hashes=hashes))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
@@ -158,7 +164,8 @@ class Desktop(pulumi.ComponentResource):
                 {"path": disk.path, "format": "qcow2"},
                 {"path": seed.path, "format": "raw", "readonly": True},
             ],
-            "nics": [{"network": network_name, "mac": mac}],
+            "nics": [{"network": network_name, "mac": mac},
+                     *({"network": net, "mac": m} for net, m in zip(extra_network_names, extra_macs))],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": cfg.running,

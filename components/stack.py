@@ -73,11 +73,12 @@ def check_macs(config: StackConfig, host_uris: Mapping[str, str]) -> None:
     seen: dict[tuple[str, str], str] = {}
     problems = []
     for d in config.desktops.values():
-        mac = nic_mac(host_uris[d.host], config.prefix, d.name)
-        if (d.host, mac) in seen:
-            problems.append((d.source, f"its MAC address {mac} collides with that of {seen[(d.host, mac)]}: "
-                                       "rename one of the two"))
-        seen.setdefault((d.host, mac), d.source)
+        for index in range(1 + len(d.extra_networks)):
+            mac = nic_mac(host_uris[d.host], config.prefix, d.name, index)
+            if (d.host, mac) in seen:
+                problems.append((d.source, f"its MAC address {mac} collides with that of {seen[(d.host, mac)]}: "
+                                           "rename one of the two"))
+            seen.setdefault((d.host, mac), d.source)
     if problems:
         raise InputError(problems)
 
@@ -138,6 +139,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         desktops[name] = Desktop(
             name, cfg=d, stack=stack, prefix=config.prefix, host=hosts[d.host],
             pool_name=pools[d.pool].name, network_name=networks[d.network].name,
+            extra_network_names=tuple(networks[n].name for n in d.extra_networks),
             image=image_volumes[(d.image, d.pool)], timeouts=config.timeouts,
             passwords={u.name: secret(u.password) for u in d.users if u.password},
             address_sources=config.networks[d.network].address_sources)

@@ -92,3 +92,21 @@ def test_autostart_is_declared_per_desktop_and_inherited_by_users():
     with pytest.raises(InputError) as err:
         _config(desktop={"autostart": "yes"})
     assert ("desktops.d.autostart", "must be true or false") in err.value.problems
+
+
+@pytest.mark.parametrize("extra,path,message", [
+    (["lan"], "desktops.d.extra_networks[0]", "'lan' is already a NIC of this desktop: one NIC per network"),
+    (["nowhere"], "desktops.d.extra_networks[0]", "unknown network 'nowhere' (declared: lan, quiet, storage)"),
+    (["quiet"], "desktops.d.extra_networks[0]", "'quiet' has no DHCP: extra NICs take their address by DHCP"),
+    ("storage", "desktops.d.extra_networks", "must be a list of network names"),
+])
+def test_bad_extra_networks_are_named(extra, path, message):
+    raw = {"hosts": {"local": {}}, "pools": {"main": {"host": "local"}},
+           "networks": {"lan": {"host": "local", "cidr": "10.61.0.0/24"},
+                        "storage": {"host": "local", "cidr": "10.62.0.0/24"},
+                        "quiet": {"host": "local", "cidr": "10.63.0.0/24", "dhcp": False}},
+           "images": {"debian12": {"golden": "debian12"}},
+           "desktops": {"d": {"pool": "main", "network": "lan", "image": "debian12", "extra_networks": extra}}}
+    with pytest.raises(InputError) as err:
+        parse(raw, stack="dev")
+    assert (path, message) in err.value.problems

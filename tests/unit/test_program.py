@@ -383,3 +383,24 @@ def test_max_vcpus_reaches_the_domain_only_where_declared(mocks, tmp_path):
         assert (bob["vcpus"], bob.get("max_vcpus")) == (1, None)
 
     return after(outputs, check)
+
+
+@pulumi.runtime.test
+def test_extra_networks_give_a_desktop_more_nics_each_configured_by_its_seed(real_seed_mocks, tmp_path):
+    import yaml as _yaml
+    from components.stack import declare
+    raw = raw_config(tmp_path)
+    raw["networks"]["storage"] = {"host": "local", "cidr": "10.79.0.0/24"}
+    raw["desktops"]["alice"]["extra_networks"] = ["storage"]
+    outputs = declare("unit", raw)
+
+    def check(_):
+        vm = real_seed_mocks.named("alice-vm")
+        assert [n["network"] for n in vm["nics"]] == ["unit-lan", "unit-storage"]
+        macs = [n["mac"] for n in vm["nics"]]
+        assert len(set(macs)) == 2
+        ethernets = _yaml.safe_load(real_seed_mocks.named("alice-seed")["network_config"])["ethernets"]
+        assert {name: e["match"]["macaddress"] for name, e in ethernets.items()} == {"eth0": macs[0], "eth1": macs[1]}
+        assert ethernets["eth1"]["dhcp4"] is True
+
+    return after(outputs, check)
