@@ -1,0 +1,93 @@
+"""`pulumi import` of objects made by hand, on the project's own libvirtd.
+
+The CLI imports a hand-made pool and network by vdesk import id; the
+program's next `up` then owns them: no create, no replace, the same UUIDs,
+and the declared DNS record applied in place. Destroy removes them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+
+import libvirt
+import pytest
+
+from components import embedded, xmlmodel
+from tests.support.project import isolated_env, make_project, open_stack, stack_config
+
+pytestmark = pytest.mark.integration
+STACK = "imp"
+
+
+def import_config() -> dict:
+    cfg = copy.deepcopy(stack_config("ci"))
+    del cfg["vdesk:desktops"]
+    cfg["vdesk:networks"]["lan"].update(cidr="10.87.0.0/24", dns_hosts=[{"ip": "10.87.0.9", "hostnames": ["files"]}])
+    return cfg
+
+
+def made_by_hand(uri: str, pool_path: str) -> dict[str, str]:
+    conn = libvirt.open(uri)
+    try:
+        pool = conn.storagePoolDefineXML(xmlmodel.Pool(type="dir", name="imp-main", target_path=pool_path).to_xml(), 0)
+        pool.build(0)
+        pool.create(0)
+        net = conn.networkDefineXML(xmlmodel.Network(
+            name="imp-lan", bridge_name="vd-imp-lan", forward_mode="nat",
+            ips=[xmlmodel.IP(address="10.87.0.1", prefix=24,
+                             dhcp_ranges=[xmlmodel.DhcpRange(start="10.87.0.2", end="10.87.0.254")])]).to_xml())
+        net.create()
+        return {"pool": pool.UUIDString(), "network": net.UUIDString()}
+    finally:
+        conn.close()
+
+
+def uuids(uri: str) -> dict[str, list[str]]:
+    conn = libvirt.open(uri)
+    try:
+        return {"pools": [p.UUIDString() for p in conn.listAllStoragePools(0)],
+                "networks": [n.UUIDString() for n in conn.listAllNetworks(0)]}
+    finally:
+        conn.close()
+
+
+def test_pulumi_import_takes_hand_made_objects_over(tmp_path):
+    state = tmp_path / "state"
+    env = isolated_env(state)
+    project = make_project(tmp_path / "project", STACK, import_config())
+    host = embedded.embedded_host("local", state_root=state)
+    embedded.ensure_running(host)
+    made = made_by_hand(host.uri, str(state / "hosts" / "local" / "pools" / "imp-main"))
+    stack = open_stack(project, STACK, env)
+    try:
+        plan = tmp_path / "import.json"
+        plan.write_text(json.dumps({"resources": [
+            {"type": "pulumi-python:dynamic:Resource", "name": "pool-main", "id": f"vdesk:pool:imp-main@{host.uri}"},
+            {"type": "pulumi-python:dynamic:Resource", "name": "network-lan",
+             "id": f"vdesk:network:imp-lan@{host.uri}"},
+        ]}))
+        done = subprocess.run(["pulumi", "import", "--file", str(plan), "--stack", STACK, "--yes",
+                               "--generate-code=false", "--protect=false", "--non-interactive"],
+                              cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        imported = {r["urn"].rsplit("::", 1)[1]: r["id"] for r in stack.export_stack().deployment["resources"]
+                    if r["type"] == "pulumi-python:dynamic:Resource"}
+        assert imported == {"pool-main": made["pool"], "network-lan": made["network"]}
+
+        result = stack.up(parallel=8)
+        changes = result.summary.resource_changes or {}
+        assert "create" not in changes and "replace" not in changes, changes
+        assert uuids(host.uri) == {"pools": [made["pool"]], "networks": [made["network"]]}
+        conn = libvirt.open(host.uri)
+        live = xmlmodel.Network.from_xml(conn.networkLookupByName("imp-lan").XMLDesc(0))
+        conn.close()
+        assert [h.ip for h in live.dns_hosts] == ["10.87.0.9"], "the declared record applied to the imported network"
+        assert set(stack.preview().change_summary) == {"same"}
+
+        stack.destroy(parallel=8)
+        assert uuids(host.uri) == {"pools": [], "networks": []}
+    finally:
+        stack.destroy()
+        embedded.stop(host, purge=True)
