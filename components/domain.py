@@ -312,14 +312,9 @@ class DomainProvider(DeclaredProvider):
             dom = lookup(conn.lookupByName, props["name"])
             return dom.UUIDString() if dom else None
 
-    def adopt(self, id_, props):
+    def update_adopted(self, _id, observed, props):
         """Its guest booted with someone else's seed (host key, instance-id): boot it once with ours."""
-        problems = self.adoption_problems(props)
-        if problems:
-            raise VdeskError(f"cannot adopt {props['name']!r}: " + "; ".join(m for _, m in problems))
-        observed = self.read(id_, props).outs
-        log.info("adopting existing domain %r", props["name"])
-        return CreateResult(id_, self._update({**props, **observed}, props, boot_again=True).outs)
+        return self._update(observed, props, boot_again=True)
 
     def read(self, id_, props):
         with connect(props["host_uri"]) as conn:

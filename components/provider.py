@@ -147,7 +147,9 @@ class DeclaredProvider(ResourceProvider):
         existing = self.existing_id(props)
         if existing is None:
             return []
-        observed = self.read(existing, props).outs or {}
+        return self._mismatches(self.read(existing, props).outs or {}, props)
+
+    def _mismatches(self, observed: dict, props: dict) -> list[tuple[str, str]]:
         problems = []
         for name, prop in self.PROPS.items():
             want, have = props.get(name), observed.get(name)
@@ -159,12 +161,16 @@ class DeclaredProvider(ResourceProvider):
 
     def adopt(self, id_: str, props: dict) -> CreateResult:
         """Take over an existing object: refuse on a replace-property mismatch, else update it in place."""
-        problems = self.adoption_problems(props)
+        observed = self.read(id_, props).outs or {}
+        problems = self._mismatches(observed, props)
         if problems:
             raise VdeskError(f"cannot adopt {props.get('name')!r}: " + "; ".join(m for _, m in problems))
-        observed = self.read(id_, props).outs
         log.info("adopting existing %s %r", type(self).__name__, props.get("name"))
-        return CreateResult(id_, self.update(id_, {**props, **observed}, props).outs)
+        return CreateResult(id_, self.update_adopted(id_, {**props, **observed}, props).outs)
+
+    def update_adopted(self, id_: str, observed: dict, props: dict) -> UpdateResult:
+        """Bring an adopted object to the declaration; by default an ordinary update."""
+        return self.update(id_, observed, props)
 
     def _adoption_check(self, olds, inputs) -> list[CheckFailure]:
         """At preview: an object to adopt must match what is declared (nothing is touched yet)."""
