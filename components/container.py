@@ -36,7 +36,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from . import rootfs
 from .connection import connect, lookup
-from .domain import start_or_undefine, undefine
+from .domain import force_off, start_or_undefine, undefine
 from .errors import VdeskError
 from .guest import GuestError, GuestTimeout
 from .guest.ssh import CommandResult, render_command
@@ -406,12 +406,7 @@ def stop_container(dom, timeout_s: float) -> str:
         time.sleep(0.1)
     if not dom.isActive():
         return "shut down"
-    try:
-        dom.destroy()
-    except libvirt.libvirtError:
-        if dom.isActive():
-            raise
-    return "forced off"
+    return force_off(dom)
 
 
 # --- the provider --------------------------------------------------------------------

@@ -227,6 +227,11 @@ def shut_down(dom, timeout_s: float) -> str:
         log.info("graceful shutdown of %s refused: %s", dom.name(), exc.get_error_message())
     if wait_until(lambda: not dom.isActive(), timeout_s):
         return "shut down"
+    return force_off(dom)
+
+
+def force_off(dom) -> str:
+    """Pull the plug, unless the guest went down by itself meanwhile."""
     try:
         dom.destroy()
     except libvirt.libvirtError:
