@@ -386,11 +386,7 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
                                        profile, users, running, checks, source=path, **_static(e, path, network,
                                                                                                networks, p),
                                        adopt=_flag(e.get("adopt", False), f"{path}.adopt", p),
-                                       max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
-                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
-                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
-                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p),
-                                       extra_networks=_extra_networks(e, path, host, network, networks, p))
+                                       **_machine(e, path, host, network, vcpus, networks, p))
 
     profiles = {}
     for name, e in p.mapping(raw.get("profiles"), "profiles").items():
@@ -408,11 +404,7 @@ def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | 
         running = _flag(e.get("running", True), f"{path}.running", p)
         profiles[name] = ProfileConfig(name, template, host, pool, network, image, memory or 0, vcpus or 1,
                                        disk or 0, groups, checks, running,
-                                       max_vcpus=(max_vcpus := _max_vcpus(e, path, vcpus, p)),
-                                       disk_clone=_disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
-                                       **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
-                                       autostart=_flag(e.get("autostart", False), f"{path}.autostart", p),
-                                       extra_networks=_extra_networks(e, path, host, network, networks, p))
+                                       **_machine(e, path, host, network, vcpus, networks, p))
 
     for desktop in _user_desktops(raw.get("users"), profiles, desktops, p, config_keys, networks):
         desktops[desktop.name] = desktop
@@ -525,6 +517,16 @@ def _sizes(e: dict, path: str, p: _Problems):
 
 
 _MACHINE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def _machine(e: dict, path: str, host, network, vcpus: int | None, networks: dict, p: _Problems) -> dict:
+    """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
+    max_vcpus = _max_vcpus(e, path, vcpus, p)
+    return {"max_vcpus": max_vcpus,
+            "disk_clone": _disk_clone(e.get("disk_clone", "linked"), f"{path}.disk_clone", p),
+            **_cpu_and_machine(e, path, max_vcpus or vcpus, p),
+            "autostart": _flag(e.get("autostart", False), f"{path}.autostart", p),
+            "extra_networks": _extra_networks(e, path, host, network, networks, p)}
 
 
 def _cpu_and_machine(e: dict, path: str, vcpu_max: int | None, p: _Problems) -> dict:
