@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import libvirt
 import pytest
 from pulumi import automation as auto
 
 from components import embedded
 from components.guest.ssh import SshTarget, connect
 from components.screenshot import measure_png
-from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
+from tests.support.host import counts, inventory
+from tests.support.project import isolated_env, lose_state, make_project, open_stack, rewrite_config, stack_config
 
 pytestmark = pytest.mark.e2e
 STACK = "ci"
@@ -36,32 +36,6 @@ def world(tmp_path_factory):
         stack.destroy(on_output=print)
     finally:
         embedded.stop(embedded.embedded_host("local", state_root=state), purge=True)
-
-
-def count_host_objects(uri: str) -> dict[str, int]:
-    conn = libvirt.open(uri)
-    try:
-        pools = conn.listAllStoragePools(0)
-        return {
-            "domains": len(conn.listAllDomains(0)),
-            "networks": len(conn.listAllNetworks(0)),
-            "pools": len(pools),
-            "volumes": sum(len(p.listAllVolumes(0)) for p in pools if p.isActive()),
-        }
-    finally:
-        conn.close()
-
-
-def identities(uri: str) -> dict:
-    conn = libvirt.open(uri)
-    try:
-        pools = [p for p in conn.listAllStoragePools(0) if p.isActive()]
-        return {"domains": sorted(d.UUIDString() for d in conn.listAllDomains(0)),
-                "networks": sorted(n.UUIDString() for n in conn.listAllNetworks(0)),
-                "pools": sorted(p.UUIDString() for p in pools),
-                "volumes": sorted(v.key() for p in pools for v in p.listAllVolumes(0))}
-    finally:
-        conn.close()
 
 
 def files_under(path: Path) -> list[str]:
@@ -100,21 +74,19 @@ def test_up_check_idempotence_and_clean_destroy(world):
 
     pools_dir = world["state"] / "hosts" / "local" / "pools"
     assert files_under(pools_dir)  # disk, seed, image, kernel, initrd exist while up
-    before = count_host_objects(host_uri)
+    before = counts(host_uri)
     assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 5}, before
 
     # The state is lost while the desktop runs; adopt: true takes everything over.
-    identity = identities(host_uri)
-    deployment = stack.export_stack()
-    deployment.deployment["resources"] = []
-    stack.import_stack(deployment)
+    identity = inventory(host_uri)
+    lose_state(stack)
     config = stack_config(STACK)
     for section, name in (("vdesk:pools", "main"), ("vdesk:networks", "lan"), ("vdesk:desktops", STACK)):
         config[section][name]["adopt"] = True
     rewrite_config(world["project"], STACK, config)
     adopted = stack.up(on_output=print)
     assert adopted.summary.result == "succeeded"
-    assert identities(host_uri) == identity, "adopted in place: same domain, network, pool and volumes"
+    assert inventory(host_uri) == identity, "adopted in place: same domain, network, pool and volumes"
     desk = adopted.outputs["desktops"].value[STACK]
     assert desk["host_key"] != target.host_public_key, "a new host key was generated and pinned"
     with connect(SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
@@ -122,6 +94,6 @@ def test_up_check_idempotence_and_clean_destroy(world):
         assert session.run("hostname").stdout.strip() == STACK
 
     stack.destroy(on_output=print)
-    assert count_host_objects(host_uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
+    assert counts(host_uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
     assert files_under(pools_dir) == []
     assert files_under(world["state"] / "hosts" / "local" / "displays") == []

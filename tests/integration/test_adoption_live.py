@@ -17,7 +17,8 @@ import pytest
 from pulumi import automation as auto
 
 from components import embedded, xmlmodel
-from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
+from tests.support.host import inventory
+from tests.support.project import isolated_env, lose_state, make_project, open_stack, rewrite_config, stack_config
 
 pytestmark = pytest.mark.integration
 STACK = "adopt"
@@ -37,26 +38,6 @@ def adopt_config(pool_path: str, *, adopt: bool) -> dict:
         cfg["vdesk:pools"]["main"]["adopt"] = True
         cfg["vdesk:networks"]["lan"]["adopt"] = True
     return cfg
-
-
-def inventory(uri: str) -> dict:
-    """Every object on the host with its identity."""
-    conn = libvirt.open(uri)
-    try:
-        pools = [p for p in conn.listAllStoragePools(0) if p.isActive()]
-        return {"domains": {d.name(): d.UUIDString() for d in conn.listAllDomains(0)},
-                "networks": {n.name(): n.UUIDString() for n in conn.listAllNetworks(0)},
-                "pools": {p.name(): p.UUIDString() for p in pools},
-                "volumes": {v.name(): v.key() for p in pools for v in p.listAllVolumes(0)}}
-    finally:
-        conn.close()
-
-
-def lose_state(stack: auto.Stack) -> None:
-    """What a deleted backend looks like to the engine: a stack that owns nothing."""
-    deployment = stack.export_stack()
-    deployment.deployment["resources"] = []
-    stack.import_stack(deployment)
 
 
 def handmade_network(uri: str) -> str:

@@ -14,6 +14,7 @@ import libvirt
 import pytest
 
 from components import embedded
+from tests.support.host import counts
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = pytest.mark.integration
@@ -29,16 +30,6 @@ def ten_desktops() -> dict:
     for i in range(COUNT):
         cfg["vdesk:desktops"][f"d{i}"] = dict(template, users=[{"name": f"u{i}"}])
     return cfg
-
-
-def host_objects(uri: str) -> dict:
-    conn = libvirt.open(uri)
-    try:
-        pools = conn.listAllStoragePools(0)
-        return {"domains": len(conn.listAllDomains(0)), "networks": len(conn.listAllNetworks(0)),
-                "pools": len(pools), "volumes": sum(len(p.listAllVolumes(0)) for p in pools if p.isActive())}
-    finally:
-        conn.close()
 
 
 def files_of(state, names: list[str]) -> list[str]:
@@ -58,10 +49,10 @@ def test_ten_desktops_in_parallel_five_times(tmp_path):
             assert result.summary.result == "succeeded", f"run {run}"
             uri = result.outputs["host_uri"].value
             # 10 desktops: disk + seed each, plus the imported image (disk, kernel, initrd)
-            assert host_objects(uri) == {"domains": COUNT, "networks": 1, "pools": 1,
+            assert counts(uri) == {"domains": COUNT, "networks": 1, "pools": 1,
                                          "volumes": 2 * COUNT + 3}, f"run {run}"
             stack.destroy(parallel=32)
-            assert host_objects(uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}, f"run {run}"
+            assert counts(uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}, f"run {run}"
             assert not any((state / "hosts" / "local" / "pools").rglob("*.*")), f"run {run}: files left"
     finally:
         stack.destroy()
@@ -82,7 +73,7 @@ def test_destroy_of_ten_running_desktops_leaves_nothing(tmp_path):
         assert files_of(state, names), "the running desktops have files (the check below is not vacuous)"
         conn.close()
         stack.destroy(parallel=32)
-        assert host_objects(uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
+        assert counts(uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
         assert files_of(state, names) == []
         assert not any((state / "hosts" / "local" / "pools").rglob("*.*"))
     finally:

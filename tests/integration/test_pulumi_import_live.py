@@ -15,6 +15,7 @@ import libvirt
 import pytest
 
 from components import embedded, xmlmodel
+from tests.support.host import inventory
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = pytest.mark.integration
@@ -40,15 +41,6 @@ def made_by_hand(uri: str, pool_path: str) -> dict[str, str]:
                              dhcp_ranges=[xmlmodel.DhcpRange(start="10.87.0.2", end="10.87.0.254")])]).to_xml())
         net.create()
         return {"pool": pool.UUIDString(), "network": net.UUIDString()}
-    finally:
-        conn.close()
-
-
-def uuids(uri: str) -> dict[str, list[str]]:
-    conn = libvirt.open(uri)
-    try:
-        return {"pools": [p.UUIDString() for p in conn.listAllStoragePools(0)],
-                "networks": [n.UUIDString() for n in conn.listAllNetworks(0)]}
     finally:
         conn.close()
 
@@ -79,7 +71,8 @@ def test_pulumi_import_takes_hand_made_objects_over(tmp_path):
         result = stack.up(parallel=8)
         changes = result.summary.resource_changes or {}
         assert "create" not in changes and "replace" not in changes, changes
-        assert uuids(host.uri) == {"pools": [made["pool"]], "networks": [made["network"]]}
+        found = inventory(host.uri)
+        assert (found["pools"], found["networks"]) == ({"imp-main": made["pool"]}, {"imp-lan": made["network"]})
         conn = libvirt.open(host.uri)
         live = xmlmodel.Network.from_xml(conn.networkLookupByName("imp-lan").XMLDesc(0))
         conn.close()
@@ -87,7 +80,8 @@ def test_pulumi_import_takes_hand_made_objects_over(tmp_path):
         assert set(stack.preview().change_summary) == {"same"}
 
         stack.destroy(parallel=8)
-        assert uuids(host.uri) == {"pools": [], "networks": []}
+        found = inventory(host.uri)
+        assert (found["pools"], found["networks"]) == ({}, {})
     finally:
         stack.destroy()
         embedded.stop(host, purge=True)

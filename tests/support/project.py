@@ -38,6 +38,13 @@ def rewrite_config(project: Path, stack: str, config: dict) -> None:
     path.write_text(yaml.safe_dump(document))
 
 
+def lose_state(stack: auto.Stack) -> None:
+    """What a deleted backend looks like to the engine: the stack owns nothing, the host still has it all."""
+    deployment = stack.export_stack()
+    deployment.deployment["resources"] = []
+    stack.import_stack(deployment)
+
+
 def isolated_env(state: Path) -> dict[str, str]:
     """Environment for the engine: its own backend and vdesk state (own embedded libvirtd)."""
     (state / "backend").mkdir(parents=True, exist_ok=True)
