@@ -13,14 +13,9 @@ from components.domain import DomainProvider
 from components.network import NetworkProvider
 from components.pool import PoolProvider
 from components.volume import VolumeProvider
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
-
-
-def checked(provider, props):
-    result = provider.check({}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 @pytest.mark.parametrize("mode,cidr", [

@@ -27,6 +27,7 @@ from components.guest.address import wait_for_address
 from components.guest.netns import connect_tcp
 from components.images import golden_image_dir
 from components.network import NetworkProvider
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +42,6 @@ def image() -> str:
     if not (folder / "manifest.json").is_file():
         pytest.skip(f"the golden image is not built ({folder}); run `make image`")
     return str(folder)
-
-
-def checked(provider, props, olds=None):
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.2):

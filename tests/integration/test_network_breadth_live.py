@@ -15,15 +15,10 @@ from components import xmlmodel
 from components.domain import DomainProvider
 from components.errors import VdeskError
 from components.network import NetworkProvider
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
 BRIDGE = "vdbr-test"
-
-
-def checked(provider, props):
-    result = provider.check({}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def in_netns(host, *args) -> str:

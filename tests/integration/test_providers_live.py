@@ -16,14 +16,9 @@ from components.domain import DomainProvider
 from components.network import NetworkProvider
 from components.pool import PoolProvider
 from components.volume import VolumeProvider
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
-
-
-def checked(provider, props, olds=None):
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def virsh(host, *args):

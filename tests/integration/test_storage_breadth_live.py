@@ -21,17 +21,12 @@ from components import xmlmodel
 from components.errors import VdeskError
 from components.pool import PoolProvider, require_support, support_problem
 from components.volume import VolumeProvider
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024**2
 TAG = f"sb{os.getpid()}"   # volume group names are global to the machine: keep ours apart
-
-
-def checked(provider, props):
-    result = provider.check({}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def run(*cmd, check=True):

@@ -23,16 +23,11 @@ import pytest
 from components import xmlmodel
 from components.domain import DomainProvider
 from components.images import golden_image_dir
+from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
 
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
-
-
-def checked(provider, props, olds=None):
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def run_id(conn, name: str) -> int:

@@ -11,6 +11,7 @@ from components.config import parse
 from components.errors import InputError, VdeskError
 from components.hosts import ResolvedHost
 from components.network import NetworkProvider
+from tests.support.providers import checked
 
 URI = "test:///default"
 
@@ -23,12 +24,6 @@ def host_bridge(conn):
     yield "br-unit"
     iface.destroy(0)
     iface.undefine()
-
-
-def checked(provider, props):
-    result = provider.check({}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def failures(props):

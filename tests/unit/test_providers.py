@@ -8,14 +8,9 @@ from components.errors import VdeskError
 from components.network import NetworkProvider
 from components.pool import PoolProvider
 from components.volume import VolumeProvider
+from tests.support.providers import checked
 
 URI = "test:///default"
-
-
-def checked(provider, props, olds=None):
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 @pytest.fixture

@@ -20,16 +20,11 @@ from components.errors import InputError, VdeskError
 from components.pool import PoolProvider, owns_storage, require_support, support_problem
 from components.volume import VolumeProvider
 from components.xmlmodel import declared_properties
+from tests.support.providers import checked
 from tests.unit.test_program import after, mocks, raw_config  # noqa: F401  (mocks is a fixture)
 
 URI = "test:///default"
 GiB = 1024**3
-
-
-def checked(provider, props, olds=None):
-    result = provider.check(olds or {}, props)
-    assert result.failures == [], [(f.property, f.reason) for f in result.failures]
-    return result.inputs
 
 
 def failures(provider, props):
