@@ -32,7 +32,7 @@ access: setup
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup
-	@source tools/env.sh && python -m components.checks_cli $(STACK)
+	@source tools/env.sh && python -m components.cli.checks $(STACK)
 
 # All three tiers: unit (mocks + libvirt's test driver), integration (the
 # project's own libvirtd), end-to-end (real guests over SSH).
@@ -47,4 +47,4 @@ unit: setup
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests/unit
 
 host-stop: setup
-	@source tools/env.sh && python -m components.embedded stop --name local
+	@source tools/env.sh && python -m components.host.embedded stop --name local

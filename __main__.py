@@ -1,4 +1,4 @@
 """vdesk's Pulumi program: read the stack's configuration, declare its components."""
-from components.stack import main
+from components.config.loader import main
 
 main()

@@ -12,7 +12,7 @@ from importlib import metadata
 
 import libvirt
 
-from components.connection import connect
+from components.host.connection import connect
 from components.errors import VdeskError
 
 from . import drivers, provisioning, xmlcost

@@ -7,9 +7,9 @@ from typing import Any
 import libvirt
 
 from components import xmlmodel
-from components.domain import DomainProvider, desired_model
+from components.resources.domain import DomainProvider, desired_model
 from components.errors import VdeskError
-from components.volume import VolumeProvider
+from components.resources.volume import VolumeProvider
 
 from .testbed import Testbed
 

@@ -16,8 +16,8 @@ import os
 import select
 import signal
 
-from components import embedded
-from components.embedded import EmbeddedHost, EmbeddedHostError
+from components.host import embedded
+from components.host.embedded import EmbeddedHost, EmbeddedHostError
 
 _PR_SET_CHILD_SUBREAPER = 36
 _POLL_S = 0.02

@@ -12,8 +12,9 @@ from typing import Iterator
 
 import libvirt
 
-from components import embedded, xmlmodel
-from components.connection import connect
+from components.host import embedded
+from components import xmlmodel
+from components.host.connection import connect
 
 from .reaper import start_under_reaper
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from components import xmlmodel
-from components.domain import desired_model
+from components.resources.domain import desired_model
 
 from .drivers import domain_props
 from .testbed import Testbed

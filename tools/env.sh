@@ -17,4 +17,4 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
     fi
     export PULUMI_CONFIG_PASSPHRASE_FILE="$VDESK_STATE/pulumi/passphrase"
 fi
-export VDESK_DYNAMIC_SERVER=components.dynamic_server  # more than 4 provider operations at once
+export VDESK_DYNAMIC_SERVER=components.resources.dynamic_server  # more than 4 provider operations at once

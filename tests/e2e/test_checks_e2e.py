@@ -13,7 +13,8 @@ import time
 import pytest
 from pulumi import automation as auto
 
-from components import checks_cli, embedded
+from components.cli import checks as checks_cli
+from components.host import embedded
 from components.guest.ssh import SshTarget, connect
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 

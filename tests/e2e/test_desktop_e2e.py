@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components import embedded
+from components.host import embedded
 from components.guest.ssh import SshTarget, connect
-from components.screenshot import measure_png
+from components.guest.screenshot import measure_png
 from tests.support.host import counts, inventory
 from tests.support.project import isolated_env, lose_state, make_project, open_stack, rewrite_config, stack_config
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from components import embedded
-from components.container import ContainerExec
+from components.host import embedded
+from components.resources.container import ContainerExec
 from components.guest.ssh import SshTarget, connect
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 

@@ -10,7 +10,7 @@ hash is in the seed and in the guest's /etc/shadow, and logging in with the
 password works. A second `up` changes nothing: the hash is stable.
 
 The other tests cover how secrets get into a stack: a plain-text value is
-refused, and `components.workdir set-secret` keeps per-user secrets in the
+refused, and `components.cli.workdir set-secret` keeps per-user secrets in the
 user's mirror and team secrets in the committed stack file.
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from components import embedded, workdir
+from components.host import embedded
+from components.cli import workdir
 from components.cloudinit import verify_password
 from components.guest.netns import connect_tcp
 from components.guest.ssh import SshTarget, connect
@@ -176,7 +177,7 @@ def test_a_password_kept_in_plain_text_is_refused_before_anything_exists(tmp_pat
     assert not (state / "hosts").exists()     # stopped before even starting the embedded host
 
 
-# --- how secrets get into a stack: components.workdir set-secret ---------------------------------------
+# --- how secrets get into a stack: components.cli.workdir set-secret ---------------------------------------
 
 
 def cli_env(root: Path, passphrase: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pulumi import automation as auto
 
-from components import embedded
+from components.host import embedded
 from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
 
 pytestmark = pytest.mark.e2e

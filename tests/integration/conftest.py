@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import embedded
+from components.host import embedded
 
 
 @pytest.fixture(scope="session")

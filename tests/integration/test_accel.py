@@ -16,8 +16,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from components import accel, embedded
-from components.accel import AcceleratorChoice, AcceleratorError
+from components.host import accel, embedded
+from components.host.accel import AcceleratorChoice, AcceleratorError
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,8 @@ import libvirt
 import pytest
 from pulumi import automation as auto
 
-from components import embedded, xmlmodel
+from components.host import embedded
+from components import xmlmodel
 from tests.support.host import inventory
 from tests.support.project import isolated_env, lose_state, make_project, open_stack, rewrite_config, stack_config
 

@@ -19,14 +19,14 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from components import rootfs
+from components.images import rootfs
 from components.errors import VdeskError
-from components.container import ContainerExec, ContainerProvider, cgroup_name, init_pid
+from components.resources.container import ContainerExec, ContainerProvider, cgroup_name, init_pid
 from components.guest import checkspec
 from components.guest.address import wait_for_address
 from components.guest.netns import connect_tcp
-from components.images import golden_image_dir
-from components.network import NetworkProvider
+from components.images.golden import golden_image_dir
+from components.resources.network import NetworkProvider
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration

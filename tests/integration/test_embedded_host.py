@@ -16,8 +16,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from components import embedded
-from components.embedded import EmbeddedHost, EmbeddedHostError
+from components.host import embedded
+from components.host.embedded import EmbeddedHost, EmbeddedHostError
 
 pytestmark = pytest.mark.integration
 

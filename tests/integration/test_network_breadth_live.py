@@ -12,9 +12,9 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.domain import DomainProvider
+from components.resources.domain import DomainProvider
 from components.errors import VdeskError
-from components.network import NetworkProvider
+from components.resources.network import NetworkProvider
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import copy
 import libvirt
 import pytest
 
-from components import embedded
+from components.host import embedded
 from tests.support.host import counts
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 

@@ -12,10 +12,10 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.domain import DomainProvider
-from components.network import NetworkProvider
-from components.pool import PoolProvider
-from components.volume import VolumeProvider
+from components.resources.domain import DomainProvider
+from components.resources.network import NetworkProvider
+from components.resources.pool import PoolProvider
+from components.resources.volume import VolumeProvider
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration

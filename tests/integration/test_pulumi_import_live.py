@@ -14,7 +14,8 @@ import subprocess
 import libvirt
 import pytest
 
-from components import embedded, xmlmodel
+from components.host import embedded
+from components import xmlmodel
 from tests.support.host import inventory
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 

@@ -19,8 +19,8 @@ import pytest
 
 from components import xmlmodel
 from components.errors import VdeskError
-from components.pool import PoolProvider, require_support, support_problem
-from components.volume import VolumeProvider
+from components.resources.pool import PoolProvider, require_support, support_problem
+from components.resources.volume import VolumeProvider
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,8 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.domain import DomainProvider
-from components.images import golden_image_dir
+from components.resources.domain import DomainProvider
+from components.images.golden import golden_image_dir
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ def config_vcpus(dom) -> tuple[int, int]:
 
 @pytest.fixture
 def domain_log(caplog):
-    caplog.set_level(logging.INFO, logger="components.domain")
+    caplog.set_level(logging.INFO, logger="components.resources.domain")
     return caplog
 
 

@@ -1,0 +1,49 @@
+"""Print how to reach each desktop of a stack, and write the files that needs.
+
+The desktop's login key and pinned host key live in Pulumi state (encrypted);
+this writes them where the printed SSH command expects them (mode 0600), so a
+person can connect without ever trusting a host key on first use.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from ..desktop.component import key_file
+
+
+def stack_outputs(stack: str) -> dict:
+    out = subprocess.run(["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout or "{}")
+
+
+def write_access_files(stack: str, desktops: dict) -> None:
+    for name, d in desktops.items():
+        keyfile = key_file(stack, name)
+        keyfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(d["login_private_key"])
+        if d.get("ip"):
+            keyfile.with_suffix(".known_hosts").write_text(f"{d['ip']} {d['host_key']}\n")
+
+
+def main(argv: list[str]) -> int:
+    stack = argv[0] if argv else "dev"
+    outputs = stack_outputs(stack)
+    desktops = outputs.get("desktops") or {}
+    write_access_files(stack, desktops)
+    print(f"stack {stack}: host {outputs.get('host_uri')}")
+    print(f"  virsh -c '{outputs.get('host_uri')}' list --all")
+    for name, d in desktops.items():
+        print(f"desktop {name} ({d['name']}): {d.get('state')}, ip {d.get('ip')}")
+        print(f"  ssh:     {d.get('ssh_command')}")
+        print(f"  display: {d.get('display_uri')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

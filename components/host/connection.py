@@ -1,0 +1,52 @@
+"""One libvirt connection per provider operation.
+
+Providers are pickled into Pulumi state, so they hold no connection; each
+create/read/update/delete opens its own and closes it at the end.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Callable, Iterator, TypeVar
+
+import libvirt
+
+from ..errors import VdeskError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# libvirt prints every error to stderr by default; we report them ourselves.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+_NOT_FOUND = {
+    libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_NO_NETWORK, libvirt.VIR_ERR_NO_STORAGE_POOL,
+    libvirt.VIR_ERR_NO_STORAGE_VOL,
+}
+
+
+@contextlib.contextmanager
+def connect(uri: str) -> Iterator[libvirt.virConnect]:
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise VdeskError(f"cannot connect to libvirt host {uri!r}: {exc.get_error_message()}") from exc
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def lookup(fn: Callable[[str], T], name: str) -> T | None:
+    """Look an object up by name; None when libvirt says it does not exist."""
+    try:
+        return fn(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in _NOT_FOUND:
+            return None
+        raise
+
+
+def is_not_found(exc: libvirt.libvirtError) -> bool:
+    return exc.get_error_code() in _NOT_FOUND

@@ -1,0 +1,287 @@
+"""StoragePool: a libvirt storage pool (dir, logical/LVM or netfs) that holds desktop disks and seeds."""
+from __future__ import annotations
+
+import logging
+import os
+
+import libvirt
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from .. import xmlmodel
+from ..host.connection import connect, lookup
+from ..errors import VdeskError
+from ..names import name_problem
+from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import _is_unknown
+
+log = logging.getLogger(__name__)
+
+
+def _absolute(path: str) -> str | None:
+    return None if os.path.isabs(path) else f"{path!r} must be an absolute path on the host"
+
+
+POOL_TYPES = ("dir", "logical", "netfs")
+NETFS_FORMATS = ("nfs", "cifs", "glusterfs", "auto")
+# Which pool type each source property belongs to (anything else rejects it).
+SOURCE_PROPS = {"source_devices": "logical", "source_name": "logical", "source_host": "netfs",
+                "source_dir": "netfs", "source_format": "netfs"}
+_VG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+
+
+def vg_name_problem(value: str) -> str | None:
+    """LVM's rules for a volume group name (it also becomes /dev/<name>)."""
+    if not value or len(value) > 127 or value.startswith("-") or value in (".", "..") \
+            or not set(value) <= _VG_CHARS:
+        return (f"{value!r} is not a volume group name: use letters, digits, '+', '_', '.' and '-', "
+                "not starting with '-'")
+    return None
+
+
+def _devices_problem(value: list) -> str | None:
+    if not value:
+        return "must list at least one block device, e.g. [/dev/sdb]"
+    for device in value:
+        if not isinstance(device, str) or not os.path.isabs(device) or os.path.normpath(device) != device:
+            return f"{device!r} must be a normalised absolute block device path, e.g. /dev/sdb"
+    if len(set(value)) != len(value):
+        return "lists a device twice"
+    return None
+
+
+def host_problem(value: str) -> str | None:
+    return None if value and set(value) <= _HOST_CHARS else f"{value!r} is not a host name or IP address"
+
+
+def _with_type_defaults(news: dict) -> dict:
+    """What libvirt fills in for a pool type, filled in up front so that a read-back never diffs:
+    a logical pool's volume group defaults to the pool's name and its target is /dev/<vg>;
+    a netfs pool's format defaults to auto."""
+    news = dict(news)
+    kind = news.get("type") or "dir"
+    if kind == "logical":
+        name = news.get("name")
+        if news.get("source_name") is None and isinstance(name, str) and not _is_unknown(name):
+            news["source_name"] = name
+        vg = news.get("source_name")
+        if news.get("path") is None and isinstance(vg, str) and not _is_unknown(vg) and not vg_name_problem(vg):
+            news["path"] = f"/dev/{vg}"
+    elif kind == "netfs" and news.get("source_format") is None:
+        news["source_format"] = "auto"
+    return news
+
+
+def owns_storage(props: dict) -> bool:
+    """Whether vdesk made the pool's storage (and so removes it): not so for a pre-made volume group."""
+    return props.get("type") != "logical" or bool(props.get("source_devices"))
+
+
+def support_problem(caps: xmlmodel.StoragePoolCapabilities, kind: str, uri: str) -> str | None:
+    """Why the host (by its storage pool capabilities) cannot run a pool of this type, or None."""
+    entry = next((p for p in caps.pools if p.type == kind), None)
+    if entry is not None and entry.supported:
+        return None
+    supported = ", ".join(sorted(p.type for p in caps.pools if p.supported)) or "none"
+    return f"host {uri} does not support {kind!r} storage pools (its libvirt supports: {supported})"
+
+
+def require_support(conn, kind: str, uri: str) -> None:
+    """Ask the host before defining anything; a libvirt without the call is left to say so itself."""
+    try:
+        caps_xml = conn.getStoragePoolCapabilities(0)
+    except AttributeError:
+        return  # libvirt-python older than 5.2
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+        log.info("%s cannot report storage pool capabilities; defining the %s pool will tell", uri, kind)
+        return
+    problem = support_problem(xmlmodel.StoragePoolCapabilities.from_xml(caps_xml), kind, uri)
+    if problem:
+        raise VdeskError(problem)
+
+
+def _build_flags(conn, kind: str) -> int:
+    """A logical build runs pvcreate on its devices: refuse devices that already hold data.
+    (libvirt's test driver, which has no devices, takes no build flags.)"""
+    if kind == "logical" and conn.getType() != "TEST":
+        return libvirt.VIR_STORAGE_POOL_BUILD_NO_OVERWRITE
+    return 0
+
+
+def pool_model(props: dict) -> xmlmodel.Pool:
+    """The libvirt definition of a pool from its (checked) properties."""
+    kind = props["type"]
+    model = xmlmodel.Pool(type=kind, name=props["name"], target_path=props.get("path"))
+    if kind == "logical":
+        model.source_name = props.get("source_name")
+        model.source_devices = [xmlmodel.PoolDevice(path=d) for d in props.get("source_devices") or []]
+        model.source_format = "lvm2"
+    elif kind == "netfs":
+        model.source_host, model.source_dir = props["source_host"], props["source_dir"]
+        model.source_format = props.get("source_format") or "auto"
+    return model
+
+
+class PoolProvider(DeclaredProvider):
+    PROPS = {
+        "host_uri": Prop(str, required=True, replaces=True, doc="libvirt URI of the host"),
+        "name": Prop(str, required=True, replaces=True, validate=name_problem),
+        "type": Prop(str, default="dir", replaces=True, doc="dir, logical (LVM) or netfs",
+                     validate=lambda v: None if v in POOL_TYPES else f"{v!r} is not one of {', '.join(POOL_TYPES)}"),
+        "path": Prop(str, replaces=True, validate=_absolute,
+                     doc="target directory (dir, netfs: required); logical: /dev/<source_name>, filled in"),
+        "source_devices": Prop(list, replaces=True, validate=_devices_problem,
+                               doc="logical: block devices to build the volume group on (must hold no data)"),
+        "source_name": Prop(str, replaces=True, validate=vg_name_problem,
+                            doc="logical: the volume group (default: the pool's name); without "
+                                "source_devices it must exist already and is kept on delete"),
+        "source_host": Prop(str, replaces=True, validate=host_problem, doc="netfs: the file server"),
+        "source_dir": Prop(str, replaces=True, doc="netfs: the exported directory (cifs: the share name)"),
+        "source_format": Prop(str, replaces=True, doc="netfs: nfs, cifs, glusterfs or auto (default auto)",
+                              validate=lambda v: None if v in NETFS_FORMATS
+                              else f"{v!r} is not one of {', '.join(NETFS_FORMATS)}"),
+        "autostart": Prop(bool, default=True),
+        "adopt": ADOPT,
+    }
+    OUTPUTS = ("uuid", "active", "capacity_bytes", "allocation_bytes", "available_bytes")
+
+    def check(self, olds, news):
+        return super().check(olds, _with_type_defaults(news))
+
+    def check_more(self, inputs):
+        """Each pool type takes its own source properties, and needs its own."""
+        kind = inputs.get("type")
+        if kind not in POOL_TYPES:
+            return []  # already reported by `type`
+        problems = [(prop, f"{prop}: only for {owner} pools, not {kind}")
+                    for prop, owner in SOURCE_PROPS.items() if inputs.get(prop) is not None and owner != kind]
+        path = inputs.get("path")
+        if kind in ("dir", "netfs") and path is None:
+            problems.append(("path", f"path is required for a {kind} pool (its target directory)"))
+        if kind == "logical":
+            vg = inputs.get("source_name")
+            if isinstance(vg, str) and isinstance(path, str) and not _is_unknown(path) and path != f"/dev/{vg}":
+                problems.append(("path", f"path: a logical pool's target is /dev/<source_name> (/dev/{vg}), "
+                                         f"not {path!r}; leave path unset"))
+        if kind == "netfs":
+            for prop in ("source_host", "source_dir"):
+                if inputs.get(prop) is None:
+                    problems.append((prop, f"{prop} is required for a netfs pool"))
+            src, fmt = inputs.get("source_dir"), inputs.get("source_format")
+            if isinstance(src, str) and not _is_unknown(src):
+                if fmt == "cifs" and (not src or src.startswith("/")):
+                    problems.append(("source_dir", f"source_dir: {src!r}: a cifs share is named without a "
+                                                   "leading '/', e.g. 'desktops'"))
+                elif fmt != "cifs" and not os.path.isabs(src):
+                    problems.append(("source_dir", f"source_dir: {src!r} must be the absolute exported path, "
+                                                   "e.g. /srv/desktops"))
+        return problems
+
+    def create(self, props):
+        with connect(props["host_uri"]) as conn:
+            if lookup(conn.storagePoolLookupByName, props["name"]):
+                raise VdeskError(f"storage pool {props['name']!r} already exists on {props['host_uri']}; "
+                                 "set adopt: true to take it over, or choose another name")
+            kind = props.get("type") or "dir"
+            require_support(conn, kind, props["host_uri"])
+            pool = conn.storagePoolDefineXML(pool_model(props).to_xml(), 0)
+            built = False
+            try:
+                if owns_storage(props):
+                    pool.build(_build_flags(conn, kind))
+                    built = True
+                pool.create(0)
+                pool.setAutostart(1 if props["autostart"] else 0)
+            except libvirt.libvirtError as exc:
+                _remove(pool, storage=built)   # never remove storage this create did not make
+                raise VdeskError(f"storage pool {props['name']!r} ({kind}) could not be set up on "
+                                 f"{props['host_uri']}: {exc.get_error_message()}") from exc
+            return CreateResult(pool.UUIDString(), self._outputs(props, pool))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            pool = lookup(conn.storagePoolLookupByName, props["name"])
+            return pool.UUIDString() if pool else None
+
+    def read(self, id_, props):
+        with connect(props["host_uri"]) as conn:
+            pool = lookup(conn.storagePoolLookupByName, props["name"])
+            if pool is None or pool.UUIDString() != id_:
+                return ReadResult("", {})
+            return ReadResult(id_, self._outputs(props, pool))
+
+    def update(self, _id, _olds, news):
+        with connect(news["host_uri"]) as conn:
+            pool = conn.storagePoolLookupByName(news["name"])
+            pool.setAutostart(1 if news["autostart"] else 0)
+            return UpdateResult(self._outputs(news, pool))
+
+    def delete(self, id_, props):
+        with connect(props["host_uri"]) as conn:
+            pool = lookup(conn.storagePoolLookupByName, props["name"])
+            if pool is None:
+                return
+            if pool.isActive():
+                pool.refresh(0)
+                leftovers = pool.listVolumes()
+                if leftovers:
+                    raise VdeskError(
+                        f"refusing to delete storage pool {props['name']!r}: it still holds volumes "
+                        f"vdesk does not own: {', '.join(sorted(leftovers))}")
+            _remove(pool, storage=owns_storage(props))
+
+    def _outputs(self, props, pool):
+        model = xmlmodel.Pool.from_xml(pool.XMLDesc(0))
+        active = bool(pool.isActive())
+        return {
+            **self.inputs_of(props),
+            "uuid": pool.UUIDString(),
+            # What libvirt has, so drift shows up (and adoption compares real values).
+            "type": model.type,
+            "path": model.target_path,
+            "source_devices": [d.path for d in model.source_devices] or None,
+            "source_name": model.source_name if model.type == "logical" else None,
+            "source_host": model.source_host,
+            "source_dir": model.source_dir,
+            "source_format": model.source_format if model.type == "netfs" else None,   # logical: always lvm2
+            "autostart": bool(pool.autostart()),
+            "active": active,
+            "capacity_bytes": model.capacity or 0,
+            "allocation_bytes": model.allocation or 0,
+            "available_bytes": model.available or 0,
+        }
+
+
+def _remove(pool, *, storage: bool = True) -> None:
+    """Stop, delete the storage vdesk made (the empty directory, or the volume group and its
+    physical volumes) and undefine."""
+    if pool.isActive():
+        pool.destroy()
+    if storage:
+        try:
+            pool.delete(0)
+        except libvirt.libvirtError as exc:
+            log.warning("pool storage not removed: %s", exc.get_error_message())
+    pool.undefine()
+
+
+class StoragePool(Resource):
+    """A storage pool on a host: a directory, an LVM volume group (logical) or a network share (netfs)."""
+
+    name: pulumi.Output[str]
+    path: pulumi.Output[str]
+    capacity_bytes: pulumi.Output[int]
+
+    def __init__(self, name: str, *, host_uri, pool_name, path=None, autostart=True, adopt=False, opts=None,
+                 pool_type="dir", source_devices=None, source_name=None, source_host=None, source_dir=None,
+                 source_format=None):
+        super().__init__(PoolProvider(), name, {
+            "host_uri": host_uri, "name": pool_name, "type": pool_type, "path": path, "autostart": autostart,
+            "source_devices": list(source_devices) if source_devices else None, "source_name": source_name,
+            "source_host": source_host, "source_dir": source_dir, "source_format": source_format,
+            "adopt": adopt,
+            **dict.fromkeys(PoolProvider.OUTPUTS),
+        }, opts)

@@ -1,0 +1,249 @@
+"""A thin, declarative base for vdesk's dynamic providers.
+
+Each resource declares its properties once (type, required, whether a change
+replaces); check() and diff() are derived from that table, and so is the table
+in docs/properties.md, so the documentation cannot drift from the behaviour.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from typing import Any, Callable
+
+from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
+                            UpdateResult)
+from pulumi.output import Unknown
+
+from ..errors import VdeskError
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for "known only after apply"
+_INTERNAL = {"__provider"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Prop:
+    """One input property: its type, whether it must be given, how a change is applied."""
+
+    type: type | tuple[type, ...]
+    required: bool = False
+    replaces: bool = False           # a change creates a new object
+    default: Any = None
+    validate: Callable[[Any], str | None] | None = None   # returns a message when invalid
+    doc: str = ""
+    secret: bool = False
+    inert: bool = False              # matters only when the object is created: a change does nothing
+
+    @property
+    def change(self) -> str:
+        if self.inert:
+            return "no effect on an existing object"
+        return "replace" if self.replaces else "update in place"
+
+
+def _type_name(t) -> str:
+    if isinstance(t, tuple):
+        return " or ".join(x.__name__ for x in t)
+    return t.__name__
+
+
+def _numbers_restored(method):
+    """Pulumi's wire format (protobuf Struct) turns every number into a float,
+    nested ones included; give providers back the integers the user wrote."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        return method(self, *(_normal(a) if isinstance(a, dict) else a for a in args))
+
+    return wrapper
+
+
+ADOPT = Prop(bool, default=False, inert=True,
+             doc="take over an existing object of this name instead of failing (else create it); "
+                 "its replace-properties must match, in-place ones are then updated")
+
+
+def _adopting(create):
+    """With `adopt`, an object that already exists is taken over instead of created."""
+
+    @functools.wraps(create)
+    def wrapper(self, props):
+        if props.get("adopt"):
+            existing = self.existing_id(props)
+            if existing is not None:
+                return self.adopt(existing, props)
+        return create(self, props)
+
+    return wrapper
+
+
+class DeclaredProvider(ResourceProvider):
+    """check/diff from PROPS; subclasses implement create/read/update/delete.
+
+    A provider that declares the ADOPT property and implements existing_id()
+    can take over objects made outside vdesk (or left behind by a lost state).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in ("create", "read", "update", "delete"):
+            if name in cls.__dict__:
+                setattr(cls, name, _numbers_restored(cls.__dict__[name]))
+        if "create" in cls.__dict__ and "adopt" in cls.PROPS:
+            cls.create = _adopting(cls.create)
+
+    PROPS: dict[str, Prop] = {}
+    OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
+    # Replacing with the same name/MAC cannot coexist: delete the old one first.
+    DELETE_BEFORE_REPLACE = True
+
+    # -- check ------------------------------------------------------------------
+    def check(self, _olds, news):
+        inputs = dict(news)
+        failures: list[CheckFailure] = []
+        for name, prop in self.PROPS.items():
+            value = inputs.get(name)
+            if value is None and prop.default is not None:
+                inputs[name] = value = prop.default
+            if value is None:
+                if prop.required:
+                    failures.append(CheckFailure(name, f"{name} is required"))
+                continue
+            if _is_unknown(value):
+                continue
+            if prop.type is int and isinstance(value, float) and value.is_integer():
+                inputs[name] = value = int(value)  # protobuf numbers arrive as floats
+            if not isinstance(value, prop.type) or (prop.type is int and isinstance(value, bool)):
+                failures.append(CheckFailure(
+                    name, f"{name} must be {_type_name(prop.type)}, got {type(value).__name__} {value!r}"))
+                continue
+            if prop.validate and (message := prop.validate(value)):
+                failures.append(CheckFailure(name, f"{name}: {message}"))
+        unknown_keys = {k for k, v in inputs.items() if v is not None} - set(self.PROPS) - set(self.OUTPUTS) - _INTERNAL
+        for name in sorted(unknown_keys):
+            failures.append(CheckFailure(name, f"{name} is not a property of {type(self).__name__}"))
+        failures += [CheckFailure(p, m) for p, m in self.check_more(inputs)]
+        if not failures:
+            failures += self._adoption_check(_olds, inputs)
+        return CheckResult(inputs, failures)
+
+    def check_more(self, inputs: dict) -> list[tuple[str, str]]:
+        """Cross-field rules; return (property, message) pairs."""
+        return []
+
+    # -- adoption -----------------------------------------------------------------
+    def existing_id(self, props: dict) -> str | None:
+        """The id of an existing object with this identity (name, host, pool), or None."""
+        raise NotImplementedError(f"{type(self).__name__} cannot adopt")
+
+    def adoption_problems(self, props: dict) -> list[tuple[str, str]]:
+        """Why the existing object cannot be adopted as declared: (property, message) pairs.
+
+        Only replace-properties count: adoption never replaces, and in-place
+        properties are brought to the declared values by update().
+        """
+        existing = self.existing_id(props)
+        if existing is None:
+            return []
+        return self._mismatches(self.read(existing, props).outs or {}, props)
+
+    def _mismatches(self, observed: dict, props: dict) -> list[tuple[str, str]]:
+        problems = []
+        for name, prop in self.PROPS.items():
+            want, have = props.get(name), observed.get(name)
+            if prop.replaces and want is not None and have is not None and not _is_unknown(want) \
+                    and _normal(want) != _normal(have):
+                problems.append((name, f"{name}: the existing {props.get('name')!r} has {have!r}, declared "
+                                       f"{want!r}; adoption never replaces, so declare what exists"))
+        return problems
+
+    def adopt(self, id_: str, props: dict) -> CreateResult:
+        """Take over an existing object: refuse on a replace-property mismatch, else update it in place."""
+        observed = self.read(id_, props).outs or {}
+        problems = self._mismatches(observed, props)
+        if problems:
+            raise VdeskError(f"cannot adopt {props.get('name')!r}: " + "; ".join(m for _, m in problems))
+        log.info("adopting existing %s %r", type(self).__name__, props.get("name"))
+        return CreateResult(id_, self.update_adopted(id_, {**props, **observed}, props).outs)
+
+    def update_adopted(self, id_: str, observed: dict, props: dict) -> UpdateResult:
+        """Bring an adopted object to the declaration; by default an ordinary update."""
+        return self.update(id_, observed, props)
+
+    def _adoption_check(self, olds, inputs) -> list[CheckFailure]:
+        """At preview: an object to adopt must match what is declared (nothing is touched yet)."""
+        if olds or not inputs.get("adopt") or "adopt" not in self.PROPS:
+            return []
+        if any(_is_unknown(v) for v in inputs.values()):
+            return []  # depends on something not created yet; create() checks again
+        try:
+            return [CheckFailure(p, m) for p, m in self.adoption_problems(inputs)]
+        except Exception as exc:  # host unreachable at preview: create() will say so
+            log.info("adoption check skipped: %s", exc)
+            return []
+
+    # -- diff -------------------------------------------------------------------
+    def diff(self, _id, olds, news):
+        changed = [name for name, prop in self.PROPS.items()
+                   if not prop.inert and _normal(olds.get(name)) != _normal(news.get(name))]
+        replaces = [name for name in changed if self.PROPS[name].replaces]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=replaces,
+            stables=[name for name in self.PROPS if name not in changed and not self.PROPS[name].replaces],
+            delete_before_replace=self.DELETE_BEFORE_REPLACE if replaces else False,
+        )
+
+    # -- helpers ------------------------------------------------------------------
+    def inputs_of(self, props: dict) -> dict:
+        return {name: props.get(name) for name in self.PROPS}
+
+    @classmethod
+    def resource_props(cls, kind: str, props: dict) -> dict:
+        """A Resource's props: the declared inputs (a typo fails at once) plus a slot per output."""
+        unknown = set(props) - set(cls.PROPS)
+        if unknown:
+            raise TypeError(f"{kind} has no properties {sorted(unknown)}")
+        return {**props, **dict.fromkeys(cls.OUTPUTS)}
+
+
+class GateProvider(DeclaredProvider):
+    """A check that is its own resource: it runs on create and on every update, and owns nothing.
+
+    Subclasses name the input whose value is the id (ID_PROP) and implement gate(props) -> outputs.
+    """
+
+    ID_PROP = ""
+
+    def create(self, props):
+        return CreateResult(props[self.ID_PROP], self.gate(props))
+
+    def update(self, _id, _olds, news):
+        return UpdateResult(self.gate(news))
+
+    def read(self, id_, props):
+        return ReadResult(id_, props)
+
+    def delete(self, _id, _props):
+        return None
+
+    def gate(self, props) -> dict:
+        raise NotImplementedError
+
+
+def _is_unknown(value) -> bool:
+    """A value known only after apply: the marker string, or (in previews) pulumi's Unknown object."""
+    return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def _normal(value):
+    """Compare ints and whole floats alike (protobuf turns every number into a float)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,90 @@
+"""GuestReady: the gate that makes `pulumi up` mean "the desktop works".
+
+IP known (bounded wait) -> SSH with the pinned host key -> cloud-init done with
+no errors. Any failure fails the update with one readable report.
+"""
+from __future__ import annotations
+
+import logging
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from pathlib import Path
+
+from ..host.connection import connect
+from ..guest.checks import GuestHost
+from ..guest.checkspec import parse_checks, report, run_checks
+from ..guest.screenshot import assert_usable, capture
+from ..errors import VdeskError
+from ..guest import GuestError
+from ..guest.address import wait_for_address
+from ..guest.cloudinit_status import wait_for_cloud_init
+from ..guest.ssh import SshTarget
+from ..guest.ssh import connect as ssh_connect
+from .provider import GateProvider, Prop
+
+log = logging.getLogger(__name__)
+
+
+def _positive(v):
+    return None if v > 0 else "must be positive"
+
+
+class ReadinessProvider(GateProvider):
+    PROPS = {
+        "host_uri": Prop(str, required=True),
+        "domain_name": Prop(str, required=True),
+        "domain_uuid": Prop(str, required=True, doc="a new domain is checked again"),
+        "mac": Prop(str, required=True),
+        "address_sources": Prop(list, default=["lease", "agent"]),
+        "netns": Prop(str, doc="network namespace the guests live in (embedded host)"),
+        "user": Prop(str, required=True),
+        "private_key": Prop(str, required=True, secret=True),
+        "host_public_key": Prop(str, required=True),
+        "seed_sha256": Prop(str, doc="a rewritten seed is checked again"),
+        "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
+        "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
+        "address_timeout_s": Prop(int, default=600, validate=_positive),
+        "ssh_timeout_s": Prop(int, default=300, validate=_positive),
+        "cloud_init_timeout_s": Prop(int, default=900, validate=_positive),
+    }
+    OUTPUTS = ("ip", "cloud_init", "checks_passed", "screenshot")
+    ID_PROP = "domain_uuid"
+
+    def gate(self, props) -> dict:
+        name = props["domain_name"]
+        try:
+            with connect(props["host_uri"]) as conn:
+                ip = wait_for_address(conn, name, props["mac"], sources=tuple(props["address_sources"]),
+                                      timeout_s=props["address_timeout_s"])
+            target = SshTarget(host=ip, user=props["user"], private_key=props["private_key"],
+                               host_public_key=props["host_public_key"], netns=props.get("netns"))
+            with ssh_connect(target, timeout_s=props["ssh_timeout_s"]) as session:
+                status = wait_for_cloud_init(session, timeout_s=props["cloud_init_timeout_s"])
+                if not status.ok:
+                    raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
+                checks = parse_checks(props.get("checks") or [], "checks")
+                outcomes = run_checks(GuestHost(session), checks)
+        except GuestError as exc:
+            raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None
+        if not all(o.passed for o in outcomes):
+            raise VdeskError(report(name, outcomes))
+        shot = None
+        if props.get("screenshot_path"):
+            with connect(props["host_uri"]) as conn:
+                picture = capture(conn, name, Path(props["screenshot_path"]))
+            assert_usable(picture)
+            shot = picture.path
+        log.info("desktop %s ready at %s", name, ip)
+        return {**self.inputs_of(props), "ip": ip, "cloud_init": status.state,
+                "checks_passed": len(outcomes), "screenshot": shot}
+
+
+class GuestReady(Resource):
+    ip: pulumi.Output[str]
+    cloud_init: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict, opts=None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["private_key"]))
+        super().__init__(ReadinessProvider(), name, ReadinessProvider.resource_props("GuestReady", props), opts)

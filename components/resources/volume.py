@@ -1,0 +1,264 @@
+"""Volume: a disk in a pool — an imported image, a linked clone on a backing store, a full copy, or empty."""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+
+import libvirt
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from .. import xmlmodel
+from ..host.connection import connect, lookup
+from ..errors import VdeskError
+from ..names import name_problem
+from .provider import ADOPT, DeclaredProvider, Prop
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 4 * 1024 * 1024
+_FORMATS = ("qcow2", "raw")
+
+
+def _volume_name_problem(value: str) -> str | None:
+    base, _, ext = value.rpartition(".")
+    return name_problem(base if ext in ("qcow2", "raw", "img", "iso") else value)
+
+
+def _format_problem(value: str) -> str | None:
+    return None if value in _FORMATS else f"{value!r} must be one of {', '.join(_FORMATS)}"
+
+
+def file_virtual_size(path: str) -> tuple[str, int]:
+    """(format, virtual size) of a local image file: qcow2 header or raw length.
+
+    Read from the file itself so that no qemu-img is needed on the client.
+    """
+    with open(path, "rb") as f:
+        header = f.read(32)
+    if header[:4] == b"QFI\xfb":
+        return "qcow2", struct.unpack(">Q", header[24:32])[0]
+    return "raw", os.path.getsize(path)
+
+
+def upload_file(conn, vol, path: str) -> None:
+    """Stream a local file into a volume: works for local and remote hosts alike."""
+    size = os.path.getsize(path)
+    stream = conn.newStream(0)
+    vol.upload(stream, 0, size, 0)
+    with open(path, "rb") as f:
+        try:
+            stream.sendAll(lambda _s, n, fh: fh.read(min(n, _CHUNK)), f)
+            stream.finish()
+        except Exception:
+            stream.abort()
+            raise
+
+
+def upload_bytes(conn, vol, data: bytes) -> None:
+    stream = conn.newStream(0)
+    vol.upload(stream, 0, len(data), 0)
+    try:
+        view = memoryview(data)
+        while view:
+            sent = stream.send(bytes(view[:_CHUNK]))
+            view = view[sent:]
+        stream.finish()
+    except Exception:
+        stream.abort()
+        raise
+
+
+def _absolute_problem(path: str) -> str | None:
+    return None if os.path.isabs(path) else f"{path!r} must be the absolute path of a volume on the host"
+
+
+def _volume_at(conn, path: str, props: dict):
+    """The volume a copy is made from; a clear error when the path is no volume on that host."""
+    try:
+        return conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError as exc:
+        raise VdeskError(f"volume {props['name']!r}: copy_of {path!r} is not a volume on {props['host_uri']}: "
+                         f"{exc.get_error_message()}") from exc
+
+
+def _creation_failed(props: dict, pool, exc: libvirt.libvirtError) -> VdeskError:
+    """libvirt's reason, and what it means for the pool's type (LVM volumes need device-mapper)."""
+    message = exc.get_error_message()
+    try:
+        kind = xmlmodel.Pool.from_xml(pool.XMLDesc(0)).type
+    except libvirt.libvirtError:
+        kind = None
+    reason = ""
+    if kind == "logical" and ("device-mapper" in message or "/dev/mapper/control" in message):
+        reason = ("logical (LVM) volumes need the kernel's device-mapper (dm_mod), which this host lacks: "
+                  "load it, or put the volume in a dir pool. libvirt said: ")
+    return VdeskError(f"volume {props['name']!r} could not be created in {kind or 'storage'} pool "
+                      f"{props['pool']!r} on {props['host_uri']}: {reason}{message.strip()}")
+
+
+def find_volume(conn, pool_name: str, name: str):
+    """The volume, or None when it or its pool no longer exists."""
+    pool = lookup(conn.storagePoolLookupByName, pool_name)
+    return pool and lookup(pool.storageVolLookupByName, name)
+
+
+def backing_users(pool, path: str) -> list[str]:
+    """Names of the volumes in a pool that use `path` as their backing store."""
+    users = []
+    for vol in pool.listAllVolumes(0):
+        try:
+            model = xmlmodel.Volume.from_xml(vol.XMLDesc(0))
+        except libvirt.libvirtError:
+            continue  # deleted meanwhile
+        if model.backing_path == path:
+            users.append(vol.name())
+    return sorted(users)
+
+
+class VolumeProvider(DeclaredProvider):
+    PROPS = {
+        "host_uri": Prop(str, required=True, replaces=True),
+        "pool": Prop(str, required=True, replaces=True),
+        "name": Prop(str, required=True, replaces=True, validate=_volume_name_problem),
+        "format": Prop(str, default="qcow2", replaces=True, validate=_format_problem),
+        "capacity_bytes": Prop(int, doc="virtual size; grows in place, never shrinks",
+                               validate=lambda v: None if v > 0 else "must be positive"),
+        "source_path": Prop(str, replaces=True, doc="local image file to import (uploaded)"),
+        "source_id": Prop(str, replaces=True, doc="identity of the imported content (e.g. recipe hash)"),
+        "backing_path": Prop(str, replaces=True, doc="linked clone of this volume path"),
+        "backing_format": Prop(str, default="qcow2", replaces=True, validate=_format_problem),
+        "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
+                        doc="full copy of this volume path on the same host: independent of it, no backing store"),
+        "adopt": ADOPT,
+    }
+    OUTPUTS = ("path", "key", "allocation_bytes")
+
+    def check_more(self, inputs):
+        problems = []
+        if inputs.get("source_path") and inputs.get("backing_path"):
+            problems.append(("source_path", "give either source_path (import) or backing_path (clone), not both"))
+        if inputs.get("copy_of") and (inputs.get("source_path") or inputs.get("backing_path")):
+            other = "source_path" if inputs.get("source_path") else "backing_path"
+            problems.append(("copy_of", f"copy_of (full copy) excludes {other}: give only one of source_path "
+                                        "(import), backing_path (linked clone) or copy_of (full copy)"))
+        src = inputs.get("source_path")
+        if src and not src.startswith("04da6b54") and not os.path.isfile(src):
+            problems.append(("source_path", f"{src!r} does not exist or is not a file"))
+        return problems
+
+    def check(self, olds, news):
+        result = super().check(olds, news)
+        old_cap, new_cap = (olds or {}).get("capacity_bytes"), result.inputs.get("capacity_bytes")
+        if isinstance(old_cap, (int, float)) and isinstance(new_cap, (int, float)) and new_cap < old_cap:
+            from pulumi.dynamic import CheckFailure
+            result.failures.append(CheckFailure(
+                "capacity_bytes", f"capacity_bytes: shrinking a disk ({int(old_cap)} -> {int(new_cap)} bytes) "
+                "would lose data; only growing is supported"))
+        return result
+
+    def create(self, props):
+        with connect(props["host_uri"]) as conn:
+            pool = conn.storagePoolLookupByName(props["pool"])
+            if lookup(pool.storageVolLookupByName, props["name"]):
+                raise VdeskError(f"volume {props['name']!r} already exists in pool {props['pool']!r}; "
+                                 "set adopt: true to take it over, or choose another name")
+            model = xmlmodel.Volume(name=props["name"], format=props["format"])
+            capacity = props.get("capacity_bytes")
+            if props.get("source_path"):
+                _fmt, size = file_virtual_size(props["source_path"])
+                model.capacity = size
+                model.format = _fmt
+            elif props.get("backing_path"):
+                backing = conn.storageVolLookupByPath(props["backing_path"])
+                base = xmlmodel.Volume.from_xml(backing.XMLDesc(0))
+                model.backing_path, model.backing_format = props["backing_path"], props["backing_format"]
+                model.capacity = max(capacity or 0, base.capacity)
+            elif props.get("copy_of"):
+                source = _volume_at(conn, props["copy_of"], props)
+                model.capacity = max(capacity or 0, xmlmodel.Volume.from_xml(source.XMLDesc(0)).capacity)
+            else:
+                if not capacity:
+                    raise VdeskError(f"volume {props['name']!r}: capacity_bytes is required for an empty volume")
+                model.capacity = capacity
+            try:
+                if props.get("copy_of"):
+                    # libvirt copies the data (qemu-img convert): the copy has no backing store.
+                    vol = pool.createXMLFrom(model.to_xml(), source, 0)
+                else:
+                    vol = pool.createXML(model.to_xml(), 0)
+            except libvirt.libvirtError as exc:
+                raise _creation_failed(props, pool, exc) from exc
+            try:
+                if props.get("source_path"):
+                    upload_file(conn, vol, props["source_path"])
+                    if capacity and capacity > model.capacity:
+                        vol.resize(capacity, 0)
+                elif props.get("copy_of") and xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity < model.capacity:
+                    vol.resize(model.capacity, 0)   # a qcow2 copy keeps the source's size: grow it
+            except Exception:
+                vol.delete(0)
+                raise
+            return CreateResult(vol.key(), self._outputs(props, vol))
+
+    def existing_id(self, props):
+        with connect(props["host_uri"]) as conn:
+            vol = find_volume(conn, props["pool"], props["name"])
+            return vol.key() if vol else None
+
+    def read(self, id_, props):
+        with connect(props["host_uri"]) as conn:
+            vol = find_volume(conn, props["pool"], props["name"])
+            if not vol:
+                return ReadResult("", {})
+            return ReadResult(id_, self._outputs(props, vol))
+
+    def update(self, _id, olds, news):
+        with connect(news["host_uri"]) as conn:
+            vol = conn.storagePoolLookupByName(news["pool"]).storageVolLookupByName(news["name"])
+            want = news.get("capacity_bytes")
+            have = xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity
+            if want and want > have:
+                vol.resize(want, 0)  # the guest sees it after a restart; cloud-init grows the fs
+            elif want and want < have:
+                raise VdeskError(f"volume {news['name']!r}: refusing to shrink from {have} to {want} bytes")
+            return UpdateResult(self._outputs(news, vol))
+
+    def delete(self, _id, props):
+        with connect(props["host_uri"]) as conn:
+            vol = find_volume(conn, props["pool"], props["name"])
+            if not vol:
+                return
+            users = backing_users(vol.storagePoolLookupByVolume(), vol.path())
+            if users:
+                raise VdeskError(f"refusing to delete volume {props['name']!r}: it is the backing store of "
+                                 f"{', '.join(users)}")
+            vol.delete(0)
+
+    def _outputs(self, props, vol):
+        model = xmlmodel.Volume.from_xml(vol.XMLDesc(0))
+        return {
+            **self.inputs_of(props),
+            "capacity_bytes": props.get("capacity_bytes") and model.capacity,
+            "path": vol.path(),
+            "key": vol.key(),
+            "allocation_bytes": model.allocation,
+        }
+
+
+class Volume(Resource):
+    """A storage volume in a pool."""
+
+    path: pulumi.Output[str]
+    capacity_bytes: pulumi.Output[int]
+
+    def __init__(self, name: str, *, host_uri, pool, volume_name, format="qcow2", capacity_bytes=None,
+                 source_path=None, source_id=None, backing_path=None, adopt=False, opts=None, copy_of=None):
+        super().__init__(VolumeProvider(), name, {
+            "host_uri": host_uri, "pool": pool, "name": volume_name, "format": format,
+            "capacity_bytes": capacity_bytes, "source_path": source_path, "source_id": source_id,
+            "backing_path": backing_path, "backing_format": "qcow2" if backing_path is not None else None,
+            "copy_of": copy_of,
+            "adopt": adopt, **dict.fromkeys(VolumeProvider.OUTPUTS),
+        }, opts)

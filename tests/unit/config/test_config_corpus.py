@@ -1,0 +1,237 @@
+"""A corpus of bad stack configurations, each with the exact problems it must produce.
+
+Every case starts from one valid stack (both forms: a desktop, profiles and
+users) and breaks it in one way (a few break several things at once, to show
+that every problem is reported in one go). The whole list of (path, message)
+pairs must match exactly: nothing missing, nothing extra, in order.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.config.models import PROFILE_KEYS, SECTIONS, USER_KEYS, parse
+from components.errors import InputError
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xHmMbWnJ7zS0pZm4n1l3E2b0h5n7cPz4q2W9kYt3u alice@laptop"
+BASE = {
+    "hosts": {"local": {"uri": "embedded", "accelerator": "tcg"}},
+    "pools": {"main": {"host": "local"}},
+    "networks": {"lan": {"host": "local", "cidr": "10.77.0.0/24"}},
+    "images": {"debian12": {"golden": "debian12"}},
+    "desktops": {"kiosk": {"pool": "main", "network": "lan", "image": "debian12", "users": [{"name": "kiosk"}]}},
+    "profiles": {
+        "standard": {"template": "desktop", "pool": "main", "network": "lan", "image": "debian12",
+                     "memory": "1GiB", "vcpus": 1, "disk": "8GiB",
+                     "checks": [{"service": "ssh"}, {"user": "{user}", "groups": ["netdev"]}]},
+        "operator": {"template": "desktop", "pool": "main", "network": "lan", "image": "debian12",
+                     "memory": "2GiB", "vcpus": 2, "groups": ["adm"]},
+    },
+    "users": [
+        {"name": "alice", "profile": "standard", "ssh_authorized_keys": [KEY]},
+        {"name": "bob", "profile": "standard", "memory": "1536MiB"},
+        {"name": "carol", "profile": "operator", "password": "carol-password"},
+        {"name": "dave", "profile": "operator"},
+    ],
+}
+SECRETS = {"carol-password": True}
+ALLOWED_USER = ", ".join(USER_KEYS)        # the message lists the settings vdesk knows
+ALLOWED_PROFILE = ", ".join(PROFILE_KEYS)
+SIZE_HINT = "write an integer with an optional unit B, KiB, MiB, GiB or TiB, e.g. 2048MiB or 2GiB"
+LOGIN_HINT = ("use lowercase letters, digits, '-' and '_', starting with a letter or '_', at most 32 characters")
+HOW = "store the password with `pulumi config set --secret vdesk:<key>` and write that <key> here"
+GROUP_HINT = "use lowercase letters, digits, '-' and '_', starting with a letter or '_'"
+
+
+def user(i):
+    return lambda c: c["users"][i]
+
+
+def profile(name):
+    return lambda c: c["profiles"][name]
+
+
+def setting(where, **values):
+    """A change: update the mapping `where(config)` with `values`."""
+    return lambda c: where(c).update(values)
+
+
+def drop(where, key):
+    return lambda c: where(c).pop(key)
+
+
+def put(section, value):
+    return lambda c: c.__setitem__(section, value)
+
+
+def both(*changes):
+    def change(c):
+        for each in changes:
+            each(c)
+    return change
+
+
+def add_host_and_pool(c):
+    c["hosts"]["remote"] = {"uri": "qemu+ssh://remote/system", "accelerator": "kvm"}
+    c["pools"]["far"] = {"host": "remote"}
+    c["profiles"]["standard"]["pool"] = "far"
+
+
+# (id, change, config keys set in the stack (name -> is secret) or None for SECRETS, exact problems)
+CASES = [
+    # --- users ---------------------------------------------------------------------------------------
+    ("user-unknown-profile", setting(user(3), profile="dev"), None,
+     [("users[3].profile", "unknown profile 'dev' (declared: operator, standard)")]),
+    ("user-without-profile", drop(user(0), "profile"), None,
+     [("users[0].profile", "is required (the name of one of the profiles)")]),
+    ("user-profile-not-a-name", setting(user(1), profile=["standard"]), None,
+     [("users[1].profile", "must be the name of a profile, got list")]),
+    ("user-without-name", drop(user(1), "name"), None,
+     [("users[1].name", "is required")]),
+    ("user-duplicate-name", setting(user(3), name="alice"), None,
+     [("users[3].name", "duplicates users[0].name ('alice')")]),
+    ("user-uppercase-name", setting(user(0), name="Alice"), None,
+     [("users[0].name", f"'Alice' is not a usable login name: {LOGIN_HINT}")]),
+    ("user-name-too-long", setting(user(0), name="a" * 33), None,
+     [("users[0].name", f"'{'a' * 33}' is not a usable login name: {LOGIN_HINT}")]),
+    ("user-system-account", setting(user(2), name="root"), None,
+     [("users[2].name", "'root' is not a usable login name: it is a system account")]),
+    ("user-name-not-a-desktop-name", setting(user(1), name="bob_b"), None,
+     [("users[1].name", "'bob_b' is not a usable user name: it also names the user's desktop, so use lowercase "
+                        "letters, digits and '-', starting with a letter and not ending with '-'")]),
+    ("user-name-taken-by-a-desktop", setting(user(0), name="kiosk"), None,
+     [("users[0].name", "'kiosk' is also declared as desktops.kiosk; each user's desktop is named after the user")]),
+    ("users-not-a-list", put("users", {"alice": {"profile": "standard"}}), None,
+     [("users", "must be a list of users, got dict")]),
+    ("user-not-a-mapping", lambda c: c["users"].__setitem__(1, "bob"), None,
+     [("users[1]", "must be a mapping with at least a name and a profile")]),
+    ("user-unknown-setting", setting(user(0), shell="/bin/zsh"), None,
+     [("users[0].shell", f"unknown setting (allowed: {ALLOWED_USER})")]),
+    ("user-memory-not-a-size", setting(user(1), memory="2 GB"), None,
+     [("users[1].memory", f"'2 GB' is not a size: {SIZE_HINT}")]),
+    ("user-memory-too-small", setting(user(1), memory=128), None,
+     [("users[1].memory", "must be at least 256MiB")]),
+    ("user-vcpus-zero", setting(user(0), vcpus=0), None,
+     [("users[0].vcpus", "must be an integer >= 1, got 0")]),
+    ("user-max-vcpus-zero", setting(user(0), max_vcpus=0), None,
+     [("users[0].max_vcpus", "must be an integer >= 1, got 0")]),
+    ("user-max-vcpus-below-profile-vcpus", setting(user(3), max_vcpus=1), None,
+     [("users[3].max_vcpus", "must be >= vcpus (2)")]),
+    ("user-max-vcpus-below-own-vcpus", setting(user(0), vcpus=4, max_vcpus=3), None,
+     [("users[0].max_vcpus", "must be >= vcpus (4)")]),
+    ("user-vcpus-above-profile-max-vcpus", both(setting(profile("standard"), max_vcpus=2), setting(user(1), vcpus=4)),
+     None, [("users[1].vcpus", "must be <= max_vcpus (2) of profile 'standard', or set users[1].max_vcpus too")]),
+    ("desktop-max-vcpus-below-vcpus", setting(lambda c: c["desktops"]["kiosk"], vcpus=4, max_vcpus=2), None,
+     [("desktops.kiosk.max_vcpus", "must be >= vcpus (4)")]),
+    ("user-disk-not-a-size", setting(user(3), disk="huge"), None,
+     [("users[3].disk", f"'huge' is not a size: {SIZE_HINT}")]),
+    ("user-groups-not-a-list", setting(user(0), groups="audio"), None,
+     [("users[0].groups", "must be a list of group names")]),
+    ("user-bad-group", setting(user(0), groups=["audio", "Wheel!"]), None,
+     [("users[0].groups[1]", f"'Wheel!' is not a valid group name: {GROUP_HINT}")]),
+    ("user-bad-check", setting(user(1), checks=[{"port": 70000}]), None,
+     [("users[1].checks[0].port", "70000 is not a port (use 1-65535)")]),
+    ("user-running-not-a-flag", setting(user(3), running="no"), None,
+     [("users[3].running", "must be true or false")]),
+    ("user-private-key-as-public", setting(user(0), ssh_authorized_keys=["-----BEGIN OPENSSH PRIVATE KEY-----"]),
+     None, [("users[0].ssh_authorized_keys[0]",
+             "is not an OpenSSH public key ('ssh-ed25519 AAAA... comment'); value not shown")]),
+    # --- passwords: names of secret config keys, never values --------------------------------------------
+    ("password-key-not-set", lambda c: None, {},
+     [("users[2].password", f"names a vdesk config key that is not set (value not shown, in case it is a "
+                            f"password): {HOW}")]),
+    ("password-key-in-plain-text", lambda c: None, {"carol-password": False},
+     [("users[2].password", "vdesk:carol-password is stored in plain text: set it again with "
+                            "`pulumi config set --secret vdesk:carol-password`")]),
+    ("password-written-in-place", setting(user(2), password="hunter 2!"), None,
+     [("users[2].password", f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW}")]),
+    ("password-names-a-section", setting(user(2), password="users"), {"users": False},
+     [("users[2].password", f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW}")]),
+    ("desktop-user-password-not-set", lambda c: c["desktops"]["kiosk"]["users"][0].update(password="kiosk-pw"),
+     None, [("desktops.kiosk.users[0].password", f"names a vdesk config key that is not set (value not shown, "
+                                                 f"in case it is a password): {HOW}")]),
+    ("plain-config-key-that-is-no-section", lambda c: None, {"carol-password": True, "user": False},
+     [("user", f"unknown section (allowed: {', '.join(SECTIONS)})")]),
+    # --- profiles ----------------------------------------------------------------------------------------
+    ("profile-unknown-template", setting(profile("standard"), template="kiosk"), None,
+     [("profiles.standard.template", "unknown template 'kiosk' (available: desktop, developer, office)")]),
+    ("profile-unknown-pool", setting(profile("standard"), pool="fast"), None,
+     [("profiles.standard.pool", "unknown pool 'fast' (declared: main)")]),
+    ("profile-without-network", drop(profile("operator"), "network"), None,
+     [("profiles.operator.network", "is required (the name of one of the networks)")]),
+    ("profile-unknown-image", setting(profile("operator"), image="fedora"), None,
+     [("profiles.operator.image", "unknown image 'fedora' (declared: debian12)")]),
+    ("profile-unknown-host", setting(profile("operator"), host="remote"), None,
+     [("profiles.operator.host", "unknown host 'remote' (declared: local)")]),
+    ("profile-pool-on-another-host", add_host_and_pool, None,
+     [("profiles.standard.pool", "'far' is on host 'remote', not on 'local'")]),
+    ("profile-memory-not-a-size", setting(profile("standard"), memory="1 GB"), None,
+     [("profiles.standard.memory", f"'1 GB' is not a size: {SIZE_HINT}")]),
+    ("profile-vcpus-negative", setting(profile("operator"), vcpus=-1), None,
+     [("profiles.operator.vcpus", "must be an integer >= 1, got -1")]),
+    ("profile-max-vcpus-below-vcpus", setting(profile("operator"), max_vcpus=1), None,   # reported once, not per user
+     [("profiles.operator.max_vcpus", "must be >= vcpus (2)")]),
+    ("profile-bad-group", setting(profile("operator"), groups=[7]), None,
+     [("profiles.operator.groups[0]", f"7 is not a valid group name: {GROUP_HINT}")]),
+    ("profile-check-without-kind", setting(profile("standard"), checks=[{"colour": "blue"}]), None,
+     [("profiles.standard.checks[0]", "names no check kind (use one of: package, absent_package, service, "
+                                      "file, port, user, command); got key(s): colour")]),
+    ("profile-unknown-setting", setting(profile("operator"), packages=["vim"]), None,
+     [("profiles.operator.packages", f"unknown setting (allowed: {ALLOWED_PROFILE})")]),
+    ("profile-bad-name", lambda c: c["profiles"].__setitem__("Power_Users", c["profiles"].pop("operator")), None,
+     [("profiles.Power_Users", "'Power_Users' is not a valid name: use 1-63 lowercase letters, digits and '-', "
+                               "starting and ending with a letter or digit"),
+      ("users[2].profile", "unknown profile 'operator' (declared: standard)"),
+      ("users[3].profile", "unknown profile 'operator' (declared: standard)")]),
+    ("profiles-not-a-mapping", put("profiles", ["standard"]), None,
+     [("profiles", "must be a mapping of names to settings, got list"),
+      ("users[0].profile", "unknown profile 'standard' (declared: none declared)"),
+      ("users[1].profile", "unknown profile 'standard' (declared: none declared)"),
+      ("users[2].profile", "unknown profile 'operator' (declared: none declared)"),
+      ("users[3].profile", "unknown profile 'operator' (declared: none declared)")]),
+    ("profile-running-not-a-flag", setting(profile("standard"), running="yes"), None,
+     [("profiles.standard.running", "must be true or false")]),
+    # --- several mistakes, all reported at once, in config order ---------------------------------------
+    ("many-at-once", both(setting(user(3), profile="dev"), setting(user(1), memory="2 GB", vcpus="two"),
+                          setting(profile("standard"), template="kiosk"),
+                          setting(lambda c: c["desktops"]["kiosk"], network="wan")), {},
+     [("desktops.kiosk.network", "unknown network 'wan' (declared: lan)"),
+      ("profiles.standard.template", "unknown template 'kiosk' (available: desktop, developer, office)"),
+      ("users[1].memory", f"'2 GB' is not a size: {SIZE_HINT}"),
+      ("users[1].vcpus", "must be an integer >= 1, got 'two'"),
+      ("users[2].password", f"names a vdesk config key that is not set (value not shown, in case it is a "
+                            f"password): {HOW}"),
+      ("users[3].profile", "unknown profile 'dev' (declared: operator, standard)")]),
+]
+
+
+def test_the_base_configuration_is_valid():
+    cfg = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
+    assert list(cfg.desktops) == ["kiosk", "alice", "bob", "carol", "dave"]
+
+
+def test_the_corpus_is_large_and_its_cases_are_distinct():
+    ids = [case[0] for case in CASES]
+    assert len(ids) >= 30 and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("change,config_keys,problems", [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+def test_bad_configuration_produces_exactly_these_problems(change, config_keys, problems):
+    raw = copy.deepcopy(BASE)
+    change(raw)
+    with pytest.raises(InputError) as err:
+        parse(raw, stack="team", config_keys=SECRETS if config_keys is None else config_keys)
+    assert err.value.problems == problems
+    # str() lists them the way `pulumi preview` shows them: one "path: message" per line
+    assert str(err.value).splitlines() == [f"{path}: {message}" for path, message in problems]
+
+
+def test_a_password_written_in_place_of_its_key_is_never_echoed():
+    secret = "Tr0ub4dor&3 horse"
+    for value in (secret, "Tr0ub4dor3horse"):
+        raw = copy.deepcopy(BASE)
+        raw["users"][2]["password"] = value
+        with pytest.raises(InputError) as err:
+            parse(raw, stack="team", config_keys=SECRETS)
+        assert value not in str(err.value)

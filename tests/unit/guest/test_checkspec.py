@@ -1,0 +1,310 @@
+"""Tests for declarative guest checks: validation, sentences, running them on this machine, reports, digests."""
+
+import re
+import socket
+
+import pytest
+import yaml
+
+from components.errors import InputError
+from components.guest import GuestTimeout
+from components.guest.checks import GuestHost
+from components.guest.checkspec import (
+    Check,
+    CheckSpecError,
+    checks_digest,
+    parse_checks,
+    report,
+    run_checks,
+    trim_output,
+)
+from tests.unit.guest.test_guest_checks import LocalBackend
+
+KINDS = "package, absent_package, service, file, port, user, command"
+
+
+@pytest.mark.parametrize(
+    "raw, path, message",
+    [
+        ("ssh", "checks", "must be a list of checks, got str"),
+        ([{"port": "abc"}], "checks[0].port", "'abc' is not a port"),
+        ([{"port": 70000}], "checks[0].port", "70000 is not a port (use 1-65535)"),
+        ([{"port": "tcp/0"}], "checks[0].port", "'tcp/0' is not a port (use 1-65535)"),
+        ([{"port": "icmp/7"}], "checks[0].port", "'icmp/7' has an unknown protocol 'icmp' (use tcp or udp)"),
+        ([{"port": "tcp/1.2.3:22"}], "checks[0].port", "'tcp/1.2.3:22' has an invalid address '1.2.3'"),
+        ([{"port": True}], "checks[0].port", "must be a port number or 'PROTOCOL/[ADDRESS:]PORT', got bool True"),
+        (["ssh"], "checks[0]", f"must be a mapping with one of: {KINDS}; got str 'ssh'"),
+        ([{}], "checks[0]", f"names no check kind (use one of: {KINDS}); it is empty"),
+        ([{"pkg": "vim"}], "checks[0]", f"names no check kind (use one of: {KINDS}); got key(s): pkg"),
+        (
+            [{"service": "ssh", "package": "openssh-server"}],
+            "checks[0]",
+            "has more than one check kind (service, package); write one check per item",
+        ),
+        ([{"package": "Vim_Editor"}], "checks[0].package", "'Vim_Editor' is not a valid Debian package name"),
+        ([{"absent_package": ""}], "checks[0].absent_package", "must be a non-empty string (a Debian package name), got str ''"),
+        ([{"service": "ss h"}], "checks[0].service", "'ss h' is not a valid systemd unit name"),
+        ([{"service": "ssh", "enabled": "yes"}], "checks[0].enabled", "must be true or false, got str 'yes'"),
+        (
+            [{"service": "ssh", "enabled": False}],
+            "checks[0].enabled",
+            "only `enabled: true` is supported; leave it out to not check it",
+        ),
+        ([{"file": "etc/hostname"}], "checks[0].file", "'etc/hostname' is not an absolute path"),
+        ([{"file": "/etc/hostname", "contains": 3}], "checks[0].contains", "must be a non-empty string, got int 3"),
+        (
+            [{"file": "/etc/hostname", "enabled": True}],
+            "checks[0].enabled",
+            "unknown option for a file check (allowed: contains)",
+        ),
+        ([{"package": "vim", "sudo": True}], "checks[0].sudo", "unknown option for a package check (allowed: none)"),
+        ([{"user": "bad user"}], "checks[0].user", "'bad user' is not a valid user name"),
+        ([{"user": "alice", "groups": "sudo"}], "checks[0].groups", "must be a non-empty list of group names, got str 'sudo'"),
+        ([{"user": "alice", "groups": ["sudo", 5]}], "checks[0].groups[1]", "5 is not a valid group name"),
+        ([{"command": None}], "checks[0].command", "must be a non-empty string (a shell command line), got NoneType None"),
+        (
+            [{"command": "true", "output_matches": "a("}],
+            "checks[0].output_matches",
+            "'a(' is not a valid regular expression: missing ), unterminated subpattern at position 1",
+        ),
+        ([{"command": "true", "sudo": "yes"}], "checks[0].sudo", "must be true or false, got str 'yes'"),
+    ],
+)
+def test_bad_check_configs(raw, path, message):
+    with pytest.raises(CheckSpecError) as info:
+        parse_checks(raw)
+    assert info.value.problems == [(path, message)]
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_all_problems_are_collected_with_the_callers_path():
+    raw = [{"package": "bash"}, {"port": "abc"}, {"file": "rel"}, {"service": "ssh", "contains": "x"}]
+    with pytest.raises(CheckSpecError) as info:
+        parse_checks(raw, path="desktops.dev.checks")
+    assert info.value.problems == [
+        ("desktops.dev.checks[1].port", "'abc' is not a port"),
+        ("desktops.dev.checks[2].file", "'rel' is not an absolute path"),
+        ("desktops.dev.checks[3].contains", "unknown option for a service check (allowed: enabled)"),
+    ]
+    assert str(info.value).splitlines() == [
+        "desktops.dev.checks[1].port: 'abc' is not a port",
+        "desktops.dev.checks[2].file: 'rel' is not an absolute path",
+        "desktops.dev.checks[3].contains: unknown option for a service check (allowed: enabled)",
+    ]
+    assert isinstance(info.value, InputError)  # reported like every other config problem
+
+
+def test_yaml_config_form_parses_to_sentences():
+    raw = yaml.safe_load(
+        """
+        checks:
+          - package: openssh-server
+          - service: ssh
+            enabled: true
+          - file: /etc/hostname
+            contains: "dev"
+          - port: 22
+          - port: udp/53
+          - port: "tcp/0.0.0.0:22"
+          - port: "tcp/[::1]:3389"
+          - user: alice
+            groups: [sudo, audio]
+          - command: "test -d /home/alice"
+          - command: "cat /etc/os-release"
+            output_matches: "^VERSION_ID=\\"12\\""
+            sudo: true
+          - absent_package: telnetd
+          - service: cron
+          - file: /etc/motd
+          - user: bob
+        """
+    )
+    checks = parse_checks(raw["checks"])
+    assert [c.sentence for c in checks] == [
+        "package openssh-server is installed",
+        "service ssh is running and enabled",
+        "file /etc/hostname contains 'dev'",
+        "port tcp/22 is listening",
+        "port udp/53 is listening",
+        "port tcp/0.0.0.0:22 is listening",
+        "port tcp/[::1]:3389 is listening",
+        "user alice exists and is in group(s) sudo, audio",
+        "command `test -d /home/alice` succeeds",
+        "command `cat /etc/os-release` succeeds as root with output matching '^VERSION_ID=\"12\"'",
+        "package telnetd is not installed",
+        "service cron is running",
+        "file /etc/motd exists",
+        "user bob exists",
+    ]
+    assert checks[1] == Check("service", "ssh", {"enabled": True}, "service ssh is running and enabled")
+    assert checks[9].options == {"output_matches": '^VERSION_ID="12"', "sudo": True}
+
+
+def test_absent_or_empty_checks_are_no_checks():
+    assert parse_checks(None) == []
+    assert parse_checks([]) == []
+
+
+@pytest.fixture
+def host():
+    return GuestHost(LocalBackend())
+
+
+@pytest.fixture
+def listening_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture
+def closed_port():
+    """A port that is bound (so nobody else takes it) but not listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_passing_checks_on_this_machine(host, tmp_path, listening_port):
+    config = tmp_path / "vdesk.conf"
+    config.write_text("greeting = hello\nsecond line\n")
+    checks = parse_checks(
+        [
+            {"package": "bash"},
+            {"absent_package": "vdesk-no-such-package"},
+            {"file": "/etc/hostname"},
+            {"file": str(config), "contains": "greeting = hello"},
+            {"file": str(config), "contains": "hello\nsecond"},
+            {"port": listening_port},
+            {"port": f"tcp/127.0.0.1:{listening_port}"},
+            {"user": "root"},
+            {"user": "root", "groups": ["root"]},
+            {"command": "true"},
+            {"command": "echo version 12.5", "output_matches": r"^version 12\.\d+$"},
+            {"command": "id -u", "sudo": True, "output_matches": "^0$"},
+        ]
+    )
+    outcomes = run_checks(host, checks)
+    assert [(o.check.sentence, o.passed, o.reason) for o in outcomes if not o.passed] == []
+    assert [o.rc for o in outcomes] == [0, 1] + [0] * (len(checks) - 2)  # dpkg-query: unknown package
+    by_sentence = {o.check.sentence: o for o in outcomes}
+    assert by_sentence["package bash is installed"].command == "dpkg-query --show '--showformat=${Status}\\n' -- bash"
+    assert by_sentence["package bash is installed"].output == "install ok installed"
+    assert by_sentence["file /etc/hostname exists"].output.startswith("regular file, mode ")
+    assert by_sentence["user root exists and is in group(s) root"].command == "id -Gn -- root"
+    text = report("dev", outcomes)
+    assert text.splitlines()[0] == f"desktop dev: all {len(checks)} checks passed"
+    assert "FAILED" not in text
+
+
+def test_failing_checks_are_reported_with_command_exit_code_and_output(host, tmp_path, closed_port):
+    config = tmp_path / "vdesk.conf"
+    config.write_text("greeting = hello\n")
+    raw = [
+        {"package": "vdesk-no-such-package"},
+        {"absent_package": "bash"},
+        {"file": "/nonexistent/vdesk"},
+        {"file": str(config), "contains": "greeting = bye"},
+        {"file": str(config), "contains": "hello\nthere"},
+        {"port": closed_port},
+        {"port": f"udp/{closed_port}"},
+        {"user": "vdesk-no-such-user"},
+        {"user": "root", "groups": ["root", "vdesk-no-such-group"]},
+        {"command": "false"},
+        {"command": "echo 'broken thing' >&2; exit 7"},
+        {"command": "echo version 11", "output_matches": r"^version 12"},
+        {"service": "vdesk-no-such-service"},
+    ]
+    outcomes = run_checks(host, parse_checks(raw))
+    assert [o.passed for o in outcomes] == [False] * len(raw)
+    got = {o.check.sentence: (o.command, o.rc, o.reason) for o in outcomes}
+    assert got["package vdesk-no-such-package is installed"] == (
+        "dpkg-query --show '--showformat=${Status}\\n' -- vdesk-no-such-package", 1, "dpkg does not know this package")
+    assert got["package bash is not installed"][1:] == (0, "the package is installed")
+    assert got["file /nonexistent/vdesk exists"][1] == 1
+    assert got[f"file {config} contains 'greeting = bye'"] == (
+        f"grep -qF -e 'greeting = bye' -- {config}", 1, f"'greeting = bye' not found in {config}")
+    assert got[f"file {config} contains 'hello\\nthere'"][2] == "the file does not contain 'hello\\nthere'"
+    assert got[f"port tcp/{closed_port} is listening"][0] == "ss --no-header --listening --numeric --tcp --udp"
+    assert got[f"port tcp/{closed_port} is listening"][2].startswith("nothing listens there; listening tcp ports: ")
+    assert got["user vdesk-no-such-user exists"] == ("getent passwd -- vdesk-no-such-user", 2, "no such user")
+    assert got["user root exists and is in group(s) root, vdesk-no-such-group"] == (
+        "id -Gn -- root", 0, "not in group(s) vdesk-no-such-group")
+    assert got["command `false` succeeds"] == ("false", 1, "non-zero exit code")
+    assert got["command `echo version 11` succeeds with output matching '^version 12'"] == (
+        "echo version 11", 0, "stdout does not match '^version 12'")
+    assert got["service vdesk-no-such-service is running"][0] == "systemctl is-active -- vdesk-no-such-service"
+
+    text = report("dev", outcomes)
+    lines = text.splitlines()
+    assert lines[0] == f"desktop dev: {len(raw)} of {len(raw)} checks failed"
+    assert "  FAILED  command `echo 'broken thing' >&2; exit 7` succeeds" in lines
+    block = lines[lines.index("  FAILED  command `echo 'broken thing' >&2; exit 7` succeeds"):][:6]
+    assert block[1:] == [
+        "          why:       non-zero exit code",
+        "          command:   echo 'broken thing' >&2; exit 7",
+        "          exit code: 7",
+        "          output:",
+        "            broken thing",
+    ]
+    assert "  FAILED  package vdesk-no-such-package is installed" in lines
+    assert "            dpkg-query: no packages found matching vdesk-no-such-package" in lines
+    assert "          exit code: 2" in lines  # getent for the missing user
+
+
+def test_mixed_report_summary_counts_failures(host):
+    checks = parse_checks([{"command": "true"}, {"command": "false"}, {"package": "bash"},
+                           {"absent_package": "bash"}, {"user": "root"}, {"file": "/"}, {"command": "exit 3"}])
+    outcomes = run_checks(host, checks)
+    text = report("dev", outcomes)
+    assert text.splitlines()[0] == "desktop dev: 3 of 7 checks failed"
+    assert "  ok      package bash is installed" in text.splitlines()
+    assert "  FAILED  package bash is not installed" in text.splitlines()
+    assert report("dev", []) == "desktop dev: no checks declared"
+
+
+def test_backend_errors_become_failed_outcomes_not_exceptions():
+    class Unreachable:
+        def run(self, command, sudo=False):
+            raise GuestTimeout("command 'true' on 10.0.0.5:22", 5)
+
+    outcomes = run_checks(GuestHost(Unreachable()), parse_checks([{"command": "true"}, {"package": "bash"}]))
+    assert [(o.passed, o.rc) for o in outcomes] == [(False, None), (False, None)]
+    assert outcomes[0].command == "true"
+    assert "timed out after 5 s" in outcomes[0].output
+    text = report("dev", outcomes)
+    assert "          exit code: none (not run)" in text.splitlines()
+    assert "          why:       the command could not be run" in text.splitlines()
+
+
+def test_output_is_trimmed_to_the_last_lines(host):
+    outcome = run_checks(host, parse_checks([{"command": "seq 1 100; exit 4"}]))[0]
+    assert outcome.rc == 4
+    assert outcome.output.splitlines() == ["[80 earlier line(s) not shown]"] + [str(i) for i in range(81, 101)]
+    long_line = "x" * 5000
+    trimmed = trim_output(long_line)
+    assert trimmed == "..." + "x" * 2000
+    assert len(trim_output("\n".join(["y" * 300] * 15))) <= 2000 + 40
+    assert trim_output("a\nb\n") == "a\nb"
+
+
+def test_digest_is_stable_and_follows_changes():
+    base = [{"package": "bash"}, {"service": "ssh", "enabled": True}, {"port": 22}]
+    digest = checks_digest(parse_checks(base))
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert checks_digest(parse_checks(base)) == digest
+    assert checks_digest(parse_checks(list(reversed(base)))) == digest  # order does not matter
+    assert checks_digest(parse_checks([{"package": "bash"}, {"service": "ssh", "enabled": True},
+                                       {"port": "tcp/22"}])) == digest  # same check, other spelling
+    changed = [
+        [{"package": "bash"}, {"service": "ssh"}, {"port": 22}],
+        [{"package": "bash"}, {"service": "ssh", "enabled": True}, {"port": 2222}],
+        [{"absent_package": "bash"}, {"service": "ssh", "enabled": True}, {"port": 22}],
+        base[:2],
+    ]
+    digests = {checks_digest(parse_checks(c)) for c in changed}
+    assert len(digests) == len(changed) and digest not in digests
+    assert checks_digest([]) == checks_digest(parse_checks(None))

@@ -1,0 +1,68 @@
+"""vdesk's dynamic-provider server: Pulumi's server with 32 workers and `pulumi import` support."""
+import subprocess
+import sys
+
+import pytest
+from pulumi.runtime import proto, rpc
+
+from components.resources import importing
+from components.errors import VdeskError
+
+URI = "test:///default"
+
+
+def test_importing_the_server_does_not_start_it():
+    """Pulumi's module ends in a bare main(): loading ours must return, not serve forever."""
+    done = subprocess.run([sys.executable, "-c", "import components.resources.dynamic_server"], timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_server_runs_32_workers_and_our_read():
+    from components.resources import dynamic_server
+    assert dynamic_server.server.futures.ThreadPoolExecutor(max_workers=4)._max_workers == 32
+    assert dynamic_server.server.DynamicResourceProviderServicer.Read is dynamic_server._read_or_import
+
+
+@pytest.mark.parametrize("id_,kind,props", [
+    ("vdesk:network:dev-lan@qemu:///system", "network", {"host_uri": "qemu:///system", "name": "dev-lan"}),
+    ("vdesk:pool:default@qemu+ssh://root@kvm2/system", "pool",
+     {"host_uri": "qemu+ssh://root@kvm2/system", "name": "default"}),
+    ("vdesk:volume:main/disk.qcow2@test:///default", "volume",
+     {"host_uri": URI, "pool": "main", "name": "disk.qcow2"}),
+    ("vdesk:domain:dev-dev@qemu:///system?socket=/run/x", "domain",
+     {"host_uri": "qemu:///system?socket=/run/x", "name": "dev-dev"}),
+])
+def test_import_ids_name_the_provider_and_the_object(id_, kind, props):
+    assert importing.parse(id_) == (kind, props)
+
+
+@pytest.mark.parametrize("id_", ["vdesk:router:x@qemu:///system", "vdesk:network:dev-lan", "vdesk:volume:disk@test:///default",
+                                 "5f0c1e2a-uuid"])
+def test_a_bad_import_id_shows_the_forms(id_):
+    with pytest.raises(VdeskError, match="vdesk:network:<name>@<libvirt URI>|<pool>/<name>"):
+        importing.parse(id_)
+
+
+def _read(id_):
+    from components.resources import dynamic_server
+    servicer = dynamic_server.server.DynamicResourceProviderServicer()
+    response = servicer.Read(proto.ReadRequest(id=id_), None)
+    return response.id, rpc.deserialize_properties(response.inputs), rpc.deserialize_properties(response.properties)
+
+
+def test_an_import_read_returns_inputs_with_the_provider(conn):
+    real_id, inputs, outputs = _read(f"vdesk:network:default@{URI}")
+    assert real_id == conn.networkLookupByName("default").UUIDString()
+    assert inputs["cidr"] == "192.168.122.0/24" and inputs["mode"] == "nat" and inputs["name"] == "default"
+    assert inputs["__provider"] == outputs["__provider"]
+
+
+def test_an_imported_domain_keeps_how_it_boots(conn):
+    real_id, inputs, _ = _read(f"vdesk:domain:test@{URI}")
+    assert real_id == conn.lookupByName("test").UUIDString()
+    assert inputs["boot"] == "bios" and inputs["memory_mib"] > 0 and inputs["running"] is True
+
+
+def test_importing_what_does_not_exist_says_so(conn):
+    assert _read(f"vdesk:network:nowhere@{URI}")[0] == ""
