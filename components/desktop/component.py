@@ -3,160 +3,76 @@
 A component, so `pulumi preview` shows a desktop as one thing with its parts
 beneath it, and each part is updated on its own: a memory change touches the
 domain only, a new user touches the seed only.
-
-Passwords arrive as Pulumi secrets and reach the seed only as SHA-512 crypt
-hashes. The salt is derived from the desktop's own host key (random per
-desktop, kept secret in state) and the user name, so the hash - and with it
-the seed - stays the same from one `up` to the next, while no two desktops or
-users share a salt and the salt reveals nothing about the password.
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
-import hashlib
-import hmac
-import os
-from pathlib import Path
-from typing import Mapping
-
 import pulumi
 
-from ..cloudinit import hash_password, render_seed
-from ..cloudinit.passwords import ITOA64, MIN_ROUNDS, SALT_LENGTH
-from ..config.models import DesktopConfig
+from ..cloudinit import render_seed
 from ..resources.domain import Domain
-from ..guest.keys import generate_ed25519
-from ..host.resolve import ResolvedHost
 from ..resources.keys import SshKeyPair
-from ..names import stable_mac
 from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
-from ..resources.volume import Volume
-
-# A throw-away key for the preview-time render: the template and cloud-init
-# schema are checked before anything exists, when the real keys are unknown.
-_PREVIEW = generate_ed25519("vdesk-preview")
-_PREVIEW_KEY, _PREVIEW_PRIVATE = _PREVIEW.public_openssh, _PREVIEW.private_openssh
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageVolumes:
-    """The image's volumes in the desktop's pool."""
-
-    disk_path: pulumi.Input[str]
-    boot: str
-    kernel_path: pulumi.Input[str] | None = None
-    initrd_path: pulumi.Input[str] | None = None
-    cmdline: str | None = None
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
-                                                      or Path.home() / ".local" / "state") / "vdesk")
-
-
-def key_file(stack: str, desktop: str) -> Path:
-    """Where `vdesk access` writes the desktop's login key for the printed SSH command."""
-    return state_dir() / "ssh" / stack / f"{desktop}.key"
-
-
-def nic_mac(host_uri: str, prefix: str, desktop: str, index: int = 0) -> str:
-    """The MAC of the desktop's NIC `index` (eth<index>): stable across updates, different for every desktop."""
-    return stable_mac(host_uri, f"{prefix}-{desktop}", f"nic{index}")
-
-
-def password_salt(host_private: str, user: str) -> str:
-    """A crypt salt that is stable for one desktop's user and unpredictable without its host key."""
-    digest = hmac.new(host_private.encode(), f"vdesk password salt/{user}".encode(), hashlib.sha256).digest()
-    return "".join(ITOA64[b & 63] for b in digest[:SALT_LENGTH])
-
-
-def password_hash(password: str, *, host_private: str, user: str) -> str:
-    return hash_password(password, salt=password_salt(host_private, user))
-
-
-@functools.lru_cache(maxsize=1)
-def _preview_hash() -> str:
-    return hash_password("vdesk-preview", salt="vdeskpreview", rounds=MIN_ROUNDS)
-
-
-def seed_variables(cfg: DesktopConfig, *, hostname: str, mac: str, login_key: str, host_private: str,
-                   host_public: str, password_hashes: Mapping[str, str] | None = None,
-                   extra_macs: tuple[str, ...] = ()) -> dict:
-    hashes = password_hashes or {}
-    return {
-        "hostname": hostname,
-        # Fresh per clone: derived from the host key, which is generated for each new desktop.
-        "instance_id": "vdesk-" + hashlib.sha256(host_public.encode()).hexdigest()[:20],
-        "users": [{"name": u.name, "groups": list(u.groups),
-                   "ssh_authorized_keys": [login_key, *u.ssh_authorized_keys],
-                   **({"password_hash": hashes[u.name]} if u.name in hashes else {})} for u in cfg.users],
-        "host_keys": {"ed25519_private": host_private, "ed25519_public": host_public},
-        "interfaces": [{"mac": mac, "dhcp4": True} if not cfg.address else
-                       {"mac": mac, "dhcp4": False, "addresses": [cfg.address], "gateway4": cfg.gateway,
-                        "nameservers": [cfg.gateway]}]
-                      + [{"mac": extra, "dhcp4": True} for extra in extra_macs],
-    }
-
-
-def check_seed(cfg: DesktopConfig, *, mac: str = "52:54:00:00:00:01"):
-    """Render the desktop's seed with placeholder keys and hashes: checks its template and cloud-init's
-    schema before anything exists (raises CloudInitError)."""
-    extra_macs = tuple(f"52:54:00:00:01:{i:02x}" for i, _ in enumerate(cfg.extra_networks))
-    hashes = {u.name: _preview_hash() for u in cfg.users if u.password}
-    return render_seed(cfg.profile, seed_variables(cfg, hostname=cfg.name, mac=mac, extra_macs=extra_macs,
-                                                   login_key=_PREVIEW_KEY,
-                                                   host_private=_PREVIEW_PRIVATE, host_public=_PREVIEW_KEY,
-                                                   password_hashes=hashes))
+from ..resources.volume import Volume, VolumeArgs
+from .args import DesktopArgs
+from .seeding import key_file, password_hash, seed_variables, state_dir, vm_mac
 
 
 class Desktop(pulumi.ComponentResource):
-    ip: pulumi.Output[str]
+    """A desktop; its typed outputs are set before the engine is told the component is complete."""
 
-    def __init__(self, name: str, *, cfg: DesktopConfig, stack: str, prefix: str, host: ResolvedHost,
-                 pool_name: pulumi.Input[str], network_name: pulumi.Input[str], image: ImageVolumes,
-                 extra_network_names: tuple[pulumi.Input[str], ...] = (),
-                 timeouts: dict, passwords: Mapping[str, pulumi.Input[str]] | None = None,
-                 address_sources: tuple[str, ...] = ("lease", "agent"),
-                 opts: pulumi.ResourceOptions | None = None):
-        """`passwords`: user name -> plaintext password as a secret Output (hashed here, never stored)."""
+    vm_name: str                              # its libvirt domain name
+    ip: pulumi.Output[str]                    # once the readiness gate has passed (None when not running)
+    state: pulumi.Output[str]                 # running | stopped
+    ssh_command: pulumi.Output[str]           # how to log in (after `make access` wrote the key files)
+    display_uri: pulumi.Output[str]
+    screenshot: pulumi.Output[str]            # a PNG of its screen, taken when it passed its checks
+    host_key: pulumi.Output[str]              # the pinned SSH host key (public)
+    outputs: dict                             # everything above, as the stack loader exports it
+
+    def __init__(self, name: str, args: DesktopArgs, opts: pulumi.ResourceOptions | None = None):
+        args.check(name)
         super().__init__("vdesk:index:Desktop", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        vm_name = f"{prefix}-{cfg.name}"
-        mac = nic_mac(host.uri, prefix, cfg.name)
-        extra_macs = tuple(nic_mac(host.uri, prefix, cfg.name, i + 1) for i, _ in enumerate(cfg.extra_networks))
-        user = cfg.users[0].name
-        with_password = [u.name for u in cfg.users if passwords and u.name in passwords]
+        stack = pulumi.get_stack()
+        host = args.pool.host
+        self.vm_name = vm_name = args.vm_name or f"{stack}-{name}"
+        mac = vm_mac(host.uri, vm_name)
+        extra_macs = tuple(vm_mac(host.uri, vm_name, i + 1) for i, _ in enumerate(args.extra_networks))
+        user = args.users[0].name
+        with_password = [u for u in args.users if u.password is not None]
+        static = args.static_address
+        image = args.image.volumes_in(args.pool, adopt=args.adopt)
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
 
         # linked: a qcow2 clone on the image (the image must stay); full: an independent copy of it.
-        clone = {"copy_of": image.disk_path} if cfg.disk_clone == "full" else {"backing_path": image.disk_path}
-        disk = Volume(f"{name}-disk", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}.qcow2",
-                      capacity_bytes=cfg.disk_bytes, adopt=cfg.adopt, opts=child, **clone)
+        clone = {"copy_of": image.disk_path} if args.disk_clone == "full" else {"backing_path": image.disk_path}
+        disk = Volume(f"{name}-disk", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}.qcow2",
+                                                 capacity=args.disk_bytes, adopt=args.adopt, **clone), opts=child)
 
         def render(values):
             login_key, host_private, host_public, *secrets = values
-            hashes = {n: password_hash(pw, host_private=host_private, user=n)
-                      for n, pw in zip(with_password, secrets)}
-            return render_seed(cfg.profile, seed_variables(
-                cfg, hostname=cfg.name, mac=mac, extra_macs=extra_macs, login_key=login_key, host_private=host_private,
-                host_public=host_public, password_hashes=hashes))
+            hashes = {u.name: password_hash(pw, host_private=host_private, user=u.name)
+                      for u, pw in zip(with_password, secrets)}
+            return render_seed(args.template, seed_variables(
+                args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
+                host_private=host_private, host_public=host_public, password_hashes=hashes))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
-                                 *(pulumi.Output.secret(passwords[n]) for n in with_password)).apply(render)
-        seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=pool_name, volume_name=f"{vm_name}-seed.iso",
+                                 *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
+        seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=args.pool.name,
+                             volume_name=f"{vm_name}-seed.iso",
                              user_data=pulumi.Output.secret(docs.apply(lambda d: d.user_data)),
                              meta_data=docs.apply(lambda d: d.meta_data),
-                             network_config=docs.apply(lambda d: d.network_config), adopt=cfg.adopt, opts=child)
+                             network_config=docs.apply(lambda d: d.network_config), adopt=args.adopt, opts=child)
 
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
-            "boot": image.boot, "memory_mib": cfg.memory_mib, "vcpus": cfg.vcpus, "max_vcpus": cfg.max_vcpus,
-            "cpu_topology": dict(zip(("sockets", "cores", "threads"), cfg.cpu_topology)) if cfg.cpu_topology else None,
-            "machine": cfg.machine,
+            "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
+            "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
+            "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path, "cmdline": image.cmdline,
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
@@ -164,48 +80,55 @@ class Desktop(pulumi.ComponentResource):
                 {"path": disk.path, "format": "qcow2"},
                 {"path": seed.path, "format": "raw", "readonly": True},
             ],
-            "nics": [{"network": network_name, "mac": mac},
-                     *({"network": net, "mac": m} for net, m in zip(extra_network_names, extra_macs))],
+            "nics": [{"network": args.network.name, "mac": mac},
+                     *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
-            "running": cfg.running,
-            "autostart": cfg.autostart,
-            "shutdown_timeout_s": timeouts["shutdown"],
-            "adopt": cfg.adopt,
+            "running": args.running,
+            "autostart": args.autostart,
+            "shutdown_timeout_s": args.timeouts.shutdown,
+            "adopt": args.adopt,
         }, opts=child)
 
         ready = None
-        if cfg.running:
+        if args.running:
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
                 "netns": host.netns, "user": user, "private_key": login.private_key,
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
                 # A static address is known: the gate goes straight to SSH.
-                "address_sources": [f"static:{cfg.address.split('/')[0]}"] if cfg.address else list(address_sources),
-                "address_timeout_s": timeouts["address"], "ssh_timeout_s": timeouts["ssh"],
-                "cloud_init_timeout_s": timeouts["cloud_init"],
-                "checks": list(cfg.checks),
-                "screenshot_path": str(state_dir() / "screenshots" / stack / f"{cfg.name}.png"),
+                "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
+                                    else list(args.network.address_sources)),
+                "address_timeout_s": args.timeouts.address, "ssh_timeout_s": args.timeouts.ssh,
+                "cloud_init_timeout_s": args.timeouts.cloud_init,
+                "checks": [dict(c) for c in args.checks],
+                "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
             }, opts=child)
 
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
-        known_hosts = state_dir() / "ssh" / stack / f"{cfg.name}.known_hosts"
-        keyfile = key_file(stack, cfg.name)
+        self.state = domain.state
+        self.host_key = host_key.public_key
+        self.screenshot = ready.screenshot if ready else pulumi.Output.from_input(None)
+        known_hosts = state_dir() / "ssh" / stack / f"{name}.known_hosts"
+        keyfile = key_file(stack, name)
         via = f"nsenter --net={host.netns} " if host.netns else ""
+        self.ssh_command = self.ip.apply(lambda ip: (
+            f"{via}ssh -i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+            f"{user}@{ip}") if ip else None)
+        self.display_uri = (pulumi.Output.from_input(f"vnc+unix://{host.display_dir}/{vm_name}.vnc")
+                            if host.display_dir
+                            else domain.display_port.apply(lambda p: f"vnc://127.0.0.1:{p}" if p else None))
         self.outputs = {
             "name": vm_name,
             "ip": self.ip,
-            "ssh_command": self.ip.apply(lambda ip: (
-                f"{via}ssh -i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
-                f"{user}@{ip}") if ip else None),
-            "display_uri": (f"vnc+unix://{host.display_dir}/{vm_name}.vnc" if host.display_dir
-                            else domain.display_port.apply(lambda p: f"vnc://127.0.0.1:{p}" if p else None)),
-            "state": domain.state,
+            "ssh_command": self.ssh_command,
+            "display_uri": self.display_uri,
+            "state": self.state,
             "host": host.name,
             "user": user,
-            "checks": list(cfg.checks),
+            "checks": [dict(c) for c in args.checks],
             "screenshot": ready.screenshot if ready else None,
-            "host_key": host_key.public_key,
+            "host_key": self.host_key,
             "login_private_key": login.private_key,
         }
         self.register_outputs(self.outputs)

@@ -1,4 +1,9 @@
-"""Hosts: turn a stack's host entry into a libvirt URI, a namespace and an accelerator."""
+"""Hosts: a KVM host vdesk declares things on, as a libvirt URI, a namespace and an accelerator.
+
+`Host.embedded(...)` starts (or finds) the project's own libvirtd; `Host.at(uri)` names any other
+libvirt host. A Host is a plain value, not a Pulumi resource: the pools, networks and desktops
+declared on it are the resources.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +12,6 @@ import os
 from pathlib import Path
 
 from .accel import resolve_accelerator
-from ..config.models import EMBEDDED, HostConfig
 from ..errors import InputError, VdeskError
 
 log = logging.getLogger(__name__)
@@ -16,6 +20,10 @@ log = logging.getLogger(__name__)
 def cache_dir() -> Path:
     return Path(os.environ.get("VDESK_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                 / "vdesk")
+
+
+EMBEDDED = "embedded"      # the URI that stands for the project's own libvirtd
+ACCELERATORS = ("kvm", "tcg", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +39,32 @@ class ResolvedHost:
     containers_dir: str | None = None  # root trees; traversable by the containers' unprivileged uids
     qemu_log_dir: str | None = None    # qemu's per-domain logs, when they are vdesk's files (embedded host)
 
+    @classmethod
+    def embedded(cls, name: str = "local", *, accelerator: str = "auto",
+                 probe_kernel: str | None = None) -> "ResolvedHost":
+        """The project's own libvirtd on this machine (started if it is not running)."""
+        return resolve_host(name, EMBEDDED, accelerator, probe_kernel=probe_kernel)
 
-def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
-    if host.uri == EMBEDDED:
+    @classmethod
+    def at(cls, uri: str, *, name: str | None = None, accelerator: str = "kvm",
+           probe_kernel: str | None = None) -> "ResolvedHost":
+        """A libvirt host by URI, e.g. qemu:///system or qemu+ssh://admin@kvm2/system."""
+        return resolve_host(name or uri, uri, accelerator, probe_kernel=probe_kernel)
+
+
+Host = ResolvedHost   # the public name: `Host.embedded("local")`, `Host.at("qemu:///system")`
+
+
+def resolve(host, *, probe_kernel: str | None) -> ResolvedHost:
+    """A stack file's host entry (name, uri, accelerator) as a Host."""
+    return resolve_host(host.name, host.uri, host.accelerator, probe_kernel=probe_kernel)
+
+
+def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | None) -> ResolvedHost:
+    """Reach the host (starting the embedded one) and settle its accelerator; errors name `hosts.<name>`."""
+    if uri == EMBEDDED:
         from . import embedded
-        emb = embedded.ensure_running(embedded.embedded_host(host.name))
+        emb = embedded.ensure_running(embedded.embedded_host(name))
         uri, netns, state = emb.uri, emb.netns, Path(emb.state_dir)
         pool_root, display_dir = str(state / "pools"), str(state / "displays")
         # Not under the state dir: $HOME may be 0700, which a container's shifted root cannot traverse.
@@ -43,18 +72,18 @@ def resolve(host: HostConfig, *, probe_kernel: str | None) -> ResolvedHost:
         qemu_log_dir = str(state / "log" / "qemu")
         os.makedirs(display_dir, exist_ok=True)
     else:
-        uri, netns, pool_root, display_dir = host.uri, None, "/var/lib/libvirt/images", None
+        netns, pool_root, display_dir = None, "/var/lib/libvirt/images", None
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
         qemu_log_dir = None  # a system host's logs are its administrator's (and logrotate's)
-    if host.accelerator == "auto" and not probe_kernel:
-        raise InputError([(f"hosts.{host.name}.accelerator",
+    if accelerator == "auto" and not probe_kernel:
+        raise InputError([(f"hosts.{name}.accelerator",
                            "auto needs a kernel to probe with (declare the golden image) — or set kvm or tcg")])
     try:
-        choice = resolve_accelerator(uri, host.accelerator, kernel=probe_kernel,
+        choice = resolve_accelerator(uri, accelerator, kernel=probe_kernel,
                                      cache_path=cache_dir() / "accelerator.json")
     except VdeskError as exc:
-        raise InputError([(f"hosts.{host.name}.accelerator", str(exc))]) from None
-    log.info("host %s: %s (%s)", host.name, choice.accelerator, choice.reason)
-    return ResolvedHost(host.name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
+        raise InputError([(f"hosts.{name}.accelerator", str(exc))]) from None
+    log.info("host %s: %s (%s)", name, choice.accelerator, choice.reason)
+    return ResolvedHost(name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
                         lxc_uri, containers_dir, qemu_log_dir)

@@ -7,7 +7,6 @@ import os
 import subprocess
 from pathlib import Path
 
-from ..config.models import ImageConfig
 from ..errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +32,18 @@ def golden_image_dir() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def resolve(image: ImageConfig) -> ImageFiles:
+@dataclasses.dataclass(frozen=True)
+class ImageSource:
+    """What a stack declares: a golden image by name, or a file of the user's own and how it boots."""
+
+    name: str
+    golden: str | None
+    path: str | None
+    boot: str                      # kernel (golden) | bios | uefi
+
+
+def resolve(image: ImageSource) -> ImageFiles:
+    """The image's files on this machine (a stack's `images.<name>` entry has the same fields)."""
     if image.golden:
         folder = golden_image_dir()
         manifest_path = folder / "manifest.json"

@@ -598,7 +598,7 @@ class ContainerProvider(DeclaredProvider):
                 "pending_restart": bool(pending)}
 
 
-class Container(Resource):
+class LxcContainer(Resource):
     """A libvirt LXC container; see ContainerProvider.PROPS for what it declares."""
 
     uuid: pulumi.Output[str]

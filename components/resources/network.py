@@ -1,11 +1,13 @@
 """Network: a libvirt virtual network (its own bridge, DHCP and DNS), or an existing host bridge."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
 import shutil
 import subprocess
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import libvirt
 import pulumi
@@ -17,6 +19,9 @@ from ..errors import VdeskError
 from ..names import name_problem, network_problem
 from .provider import ADOPT, DeclaredProvider, Prop
 from ..xmlmodel.network import HostInterface
+
+if TYPE_CHECKING:
+    from ..host.resolve import Host
 
 log = logging.getLogger(__name__)
 MODES = ("nat", "isolated", "route", "open", "bridge")
@@ -389,6 +394,43 @@ def _refuse_overlap(conn, props) -> None:
                                      f"of existing network {other.name()!r}")
 
 
+def default_address_sources(mode: str, dhcp: bool) -> tuple[str, ...]:
+    """Where the readiness gate learns a guest's address: the leases of vdesk's DHCP, then the guest agent.
+
+    Without vdesk's DHCP (dhcp: false, or a bridge onto a LAN) only the agent can tell.
+    """
+    return ("lease", "agent") if dhcp and mode != "bridge" else ("agent",)
+
+
+@dataclasses.dataclass
+class NetworkArgs:
+    """A virtual network of a host (its own bridge, DHCP and DNS), or an existing host bridge to attach to."""
+
+    host: "Host"
+    cidr: str | None = None              # IPv4 prefix, e.g. 10.77.0.0/24 (bridge mode: only describes the LAN)
+    mode: str = "nat"                    # nat | isolated | route | open | bridge
+    dhcp: bool | None = None             # default: true, except in bridge mode
+    bridge: str | None = None            # bridge mode: the existing host bridge, e.g. br0
+    cidr6: str | None = None             # IPv6 prefix beside cidr (dual stack)
+    domain: str | None = None
+    mtu: int | None = None
+    autostart: bool = True
+    dhcp_range: Mapping[str, str] | None = None      # {start, end}
+    dhcp_hosts: Sequence[Mapping] = ()   # static leases {mac, ip, name}
+    dns_hosts: Sequence[Mapping] = ()    # DNS records {ip, hostnames}
+    address_sources: Sequence[str] | None = None     # default: see default_address_sources
+    libvirt_name: str | None = None      # its name on the host (default: <stack>-<resource name>)
+    adopt: bool = False
+    keep_on_destroy: bool = False
+
+    @property
+    def gateway(self) -> str | None:
+        """The network's own address (its first host), which guests with a static address route through."""
+        if not self.cidr or network_problem(self.cidr):
+            return None
+        return str(next(ipaddress.ip_network(self.cidr).hosts()))
+
+
 class Network(Resource):
     """A virtual network with its bridge, DHCP and DNS (one or both IP families), or a host bridge to attach to."""
 
@@ -397,12 +439,21 @@ class Network(Resource):
     gateway6: pulumi.Output[str]
     bridge_name: pulumi.Output[str]
 
-    def __init__(self, name: str, *, host_uri, network_name, cidr=None, mode="nat", dhcp=None, bridge=None,
-                 cidr6=None, netns=None, domain=None, mtu=None, autostart=True, dhcp_range=None, dhcp_hosts=(),
-                 dns_hosts=(), adopt=False, opts=None):
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        self.host = args.host
+        self.resource_name = name
+        self.args = args
+        dhcp = args.dhcp if args.dhcp is not None else args.mode != "bridge"
+        self.address_sources = tuple(args.address_sources or default_address_sources(args.mode, dhcp))
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=args.keep_on_destroy or None))
         super().__init__(NetworkProvider(), name, {
-            "host_uri": host_uri, "name": network_name, "mode": mode, "cidr": cidr, "cidr6": cidr6, "dhcp": dhcp,
-            "bridge": bridge, "netns": netns, "domain": domain, "mtu": mtu, "autostart": autostart,
-            "dhcp_range": dhcp_range, "dhcp_hosts": list(dhcp_hosts), "dns_hosts": list(dns_hosts), "adopt": adopt,
+            "host_uri": args.host.uri, "name": args.libvirt_name or f"{pulumi.get_stack()}-{name}",
+            "mode": args.mode, "cidr": args.cidr, "cidr6": args.cidr6, "dhcp": args.dhcp, "bridge": args.bridge,
+            # where the host bridge is looked up; only bridge networks need (and get) it
+            "netns": args.host.netns if args.mode == "bridge" else None,
+            "domain": args.domain, "mtu": args.mtu, "autostart": args.autostart,
+            "dhcp_range": dict(args.dhcp_range) if args.dhcp_range else None,
+            "dhcp_hosts": [dict(h) for h in args.dhcp_hosts], "dns_hosts": [dict(h) for h in args.dns_hosts],
+            "adopt": args.adopt,
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

@@ -1,8 +1,10 @@
 """StoragePool: a libvirt storage pool (dir, logical/LVM or netfs) that holds desktop disks and seeds."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING, Sequence
 
 import libvirt
 import pulumi
@@ -14,6 +16,9 @@ from ..errors import VdeskError
 from ..names import name_problem
 from .provider import ADOPT, DeclaredProvider, Prop
 from .provider import _is_unknown
+
+if TYPE_CHECKING:
+    from ..host.resolve import Host
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +273,24 @@ def _remove(pool, *, storage: bool = True) -> None:
     pool.undefine()
 
 
+@dataclasses.dataclass
+class StoragePoolArgs:
+    """Where a host keeps desktop disks, seeds and imported images."""
+
+    host: "Host"
+    path: str | None = None              # dir/netfs: the directory (default: the host's pool root/<name>)
+    type: str = "dir"                    # dir | logical (an LVM volume group) | netfs (a network share)
+    source_devices: Sequence[str] | None = None   # logical: block devices to build the volume group on
+    source_name: str | None = None       # logical: the volume group
+    source_host: str | None = None       # netfs: the file server
+    source_dir: str | None = None        # netfs: the exported directory (cifs: the share)
+    source_format: str | None = None     # netfs: nfs | cifs | glusterfs | auto
+    libvirt_name: str | None = None      # its name on the host (default: <stack>-<resource name>)
+    autostart: bool = True
+    adopt: bool = False                  # take over an existing pool of this name instead of failing
+    keep_on_destroy: bool = False        # `destroy` leaves it on the host
+
+
 class StoragePool(Resource):
     """A storage pool on a host: a directory, an LVM volume group (logical) or a network share (netfs)."""
 
@@ -275,13 +298,17 @@ class StoragePool(Resource):
     path: pulumi.Output[str]
     capacity_bytes: pulumi.Output[int]
 
-    def __init__(self, name: str, *, host_uri, pool_name, path=None, autostart=True, adopt=False, opts=None,
-                 pool_type="dir", source_devices=None, source_name=None, source_host=None, source_dir=None,
-                 source_format=None):
+    def __init__(self, name: str, args: StoragePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        self.host = args.host
+        self.resource_name = name
+        pool_name = args.libvirt_name or f"{pulumi.get_stack()}-{name}"
+        path = None if args.type == "logical" else args.path or f"{args.host.pool_root}/{pool_name}"
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(retain_on_delete=args.keep_on_destroy or None))
         super().__init__(PoolProvider(), name, {
-            "host_uri": host_uri, "name": pool_name, "type": pool_type, "path": path, "autostart": autostart,
-            "source_devices": list(source_devices) if source_devices else None, "source_name": source_name,
-            "source_host": source_host, "source_dir": source_dir, "source_format": source_format,
-            "adopt": adopt,
+            "host_uri": args.host.uri, "name": pool_name, "type": args.type, "path": path,
+            "autostart": args.autostart,
+            "source_devices": list(args.source_devices) if args.source_devices else None,
+            "source_name": args.source_name, "source_host": args.source_host, "source_dir": args.source_dir,
+            "source_format": args.source_format, "adopt": args.adopt,
             **dict.fromkeys(PoolProvider.OUTPUTS),
         }, opts)

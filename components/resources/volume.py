@@ -1,9 +1,11 @@
 """Volume: a disk in a pool — an imported image, a linked clone on a backing store, a full copy, or empty."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import struct
+from typing import TYPE_CHECKING
 
 import libvirt
 import pulumi
@@ -12,8 +14,11 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
-from ..names import name_problem
+from ..names import name_problem, parse_size
 from .provider import ADOPT, DeclaredProvider, Prop
+
+if TYPE_CHECKING:
+    from .pool import StoragePool
 
 log = logging.getLogger(__name__)
 
@@ -247,18 +252,34 @@ class VolumeProvider(DeclaredProvider):
         }
 
 
+@dataclasses.dataclass
+class VolumeArgs:
+    """A disk in a pool: empty, an imported file, a linked clone (backing_path) or a full copy (copy_of)."""
+
+    pool: "StoragePool"
+    libvirt_name: str                    # its name in the pool, e.g. alice.qcow2
+    format: str = "qcow2"                # qcow2 | raw
+    capacity: int | str | None = None    # bytes, or a size such as "8GiB" (a clone or copy grows to it)
+    source_path: str | None = None       # a file on this machine to upload
+    source_id: str | None = None         # changes when that file's content changes (a new upload)
+    backing_path: pulumi.Input[str] | None = None    # a linked clone on this volume path
+    copy_of: pulumi.Input[str] | None = None         # an independent copy of this volume path
+    adopt: bool = False
+
+
 class Volume(Resource):
     """A storage volume in a pool."""
 
     path: pulumi.Output[str]
     capacity_bytes: pulumi.Output[int]
 
-    def __init__(self, name: str, *, host_uri, pool, volume_name, format="qcow2", capacity_bytes=None,
-                 source_path=None, source_id=None, backing_path=None, adopt=False, opts=None, copy_of=None):
+    def __init__(self, name: str, args: VolumeArgs, opts: pulumi.ResourceOptions | None = None):
+        self.host = args.pool.host
+        capacity = parse_size(args.capacity) if args.capacity is not None else None
         super().__init__(VolumeProvider(), name, {
-            "host_uri": host_uri, "pool": pool, "name": volume_name, "format": format,
-            "capacity_bytes": capacity_bytes, "source_path": source_path, "source_id": source_id,
-            "backing_path": backing_path, "backing_format": "qcow2" if backing_path is not None else None,
-            "copy_of": copy_of,
-            "adopt": adopt, **dict.fromkeys(VolumeProvider.OUTPUTS),
+            "host_uri": args.pool.host.uri, "pool": args.pool.name, "name": args.libvirt_name,
+            "format": args.format, "capacity_bytes": capacity, "source_path": args.source_path,
+            "source_id": args.source_id, "backing_path": args.backing_path,
+            "backing_format": "qcow2" if args.backing_path is not None else None, "copy_of": args.copy_of,
+            "adopt": args.adopt, **dict.fromkeys(VolumeProvider.OUTPUTS),
         }, opts)

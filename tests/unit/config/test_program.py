@@ -133,7 +133,9 @@ def desktop_parts(name: str) -> list[str]:
                    f"{name}-ready"])
 
 
-GOLDEN_IMPORTS = ["image-debian12-main-disk", "image-debian12-main-initrd", "image-debian12-main-kernel"]
+# The image component and its volumes in the pool (kept at their old root names by an alias).
+GOLDEN_IMPORTS = ["image-debian12", "image-debian12-main-disk", "image-debian12-main-initrd",
+                  "image-debian12-main-kernel"]
 
 
 def after(outputs, check):
@@ -148,7 +150,8 @@ def test_graph_of_one_desktop(mocks, tmp_path):
 
     def check(out):
         desktops = out["desktops"]
-        assert mocks.names() == sorted(["pool-main", "network-lan", "image-own-main-disk", *desktop_parts("alice")])
+        assert mocks.names() == sorted(["pool-main", "network-lan", "image-own", "image-own-main-disk",
+                                        *desktop_parts("alice")])
         vm = mocks.named("alice-vm")
         assert vm["name"] == "unit-alice" and vm["boot"] == "bios" and vm["domain_type"] == "qemu"
         assert vm["disks"][1]["readonly"] is True and vm["nics"][0]["network"] == "unit-lan"
@@ -281,7 +284,7 @@ def test_two_users_get_their_own_instance_id_host_key_and_mac(real_seed_mocks, g
 
 @pulumi.runtime.test
 def test_a_password_reaches_the_seed_only_as_a_stable_hash(real_seed_mocks, golden):
-    from components.desktop.component import password_hash
+    from components.desktop.seeding import password_hash
     from components.config.loader import declare
     plaintext = "correct horse battery staple"
     outputs = declare("team", two_users(password="carol-password"), config_keys={"carol-password": True},
@@ -301,7 +304,7 @@ def test_a_password_reaches_the_seed_only_as_a_stable_hash(real_seed_mocks, gold
 
 
 def test_password_salts_differ_per_user_and_desktop_and_reveal_nothing():
-    from components.desktop.component import password_hash, password_salt
+    from components.desktop.seeding import password_hash, password_salt
     key_a, key_b = (generate_ed25519(c).private_openssh for c in ("a", "b"))
     assert password_hash("pw", host_private=key_a, user="carol") == password_hash("pw", host_private=key_a,
                                                                                    user="carol")
@@ -351,7 +354,7 @@ def test_a_template_that_rejects_a_desktop_is_reported_at_its_config_path(mocks,
             raise CloudInitError([("extra.paper_size", 'must be "a4" or "letter"')])
         return _fake_render(profile, variables)
 
-    monkeypatch.setattr("components.desktop.component.render_seed", reject)
+    monkeypatch.setattr("components.desktop.seeding.render_seed", reject)
     with pytest.raises(InputError) as err:
         declare("team", two_users())
     assert err.value.problems == [
@@ -361,7 +364,7 @@ def test_a_template_that_rejects_a_desktop_is_reported_at_its_config_path(mocks,
 
 def test_colliding_macs_are_refused_before_anything_is_declared(mocks, golden, monkeypatch):
     from components.config.loader import declare
-    monkeypatch.setattr("components.desktop.component.stable_mac", lambda *parts: "52:54:00:aa:bb:cc")
+    monkeypatch.setattr("components.desktop.seeding.stable_mac", lambda *parts: "52:54:00:aa:bb:cc")
     with pytest.raises(InputError) as err:
         declare("team", two_users())
     assert err.value.problems == [

@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from components.images import rootfs
-from components.resources.container import Container as ContainerResource
+from components.resources.container import LxcContainer as ContainerResource
 from components.resources.container import (
     ID_COUNT, UID_FIRST, UID_SLOTS, USERNS_OFF_WARNING, ContainerExec, ContainerProvider, _CONTROLLER_SCRIPT,
     cgroup_name, desired_model, observed_inputs, pick_uid_base,

@@ -1,0 +1,133 @@
+"""DesktopArgs: what a Pulumi program declares about one desktop, checked before anything exists."""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import pulumi
+
+from ..errors import InputError
+from ..names import name_problem, parse_size
+
+if TYPE_CHECKING:
+    from ..images.image import Image
+    from ..resources.network import Network
+    from ..resources.pool import StoragePool
+
+DISK_CLONES = ("linked", "full")
+MIN_MEMORY_MIB = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DesktopUser:
+    """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
+
+    name: str
+    ssh_authorized_keys: Sequence[str] = ()
+    groups: Sequence[str] = ()
+    password: pulumi.Input[str] | None = None    # a Pulumi secret; reaches the guest only as a hash
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Bounds, in seconds, of the readiness gate's waits and of a graceful shutdown."""
+
+    address: int = 600
+    ssh: int = 300
+    cloud_init: int = 900
+    shutdown: int = 60
+
+
+@dataclasses.dataclass
+class DesktopArgs:
+    """One virtual desktop: its image, where it lives, its size, its users and how it is checked."""
+
+    image: "Image"
+    pool: "StoragePool"
+    network: "Network"
+    users: Sequence[DesktopUser] = (DesktopUser("desk"),)
+    template: str = "desktop"                # a template under templates/user-data/
+    memory: int | str = "1GiB"               # an int is MiB
+    vcpus: int = 1
+    max_vcpus: int | None = None             # room to hot-plug vCPUs without a restart
+    cpu_topology: Mapping[str, int] | None = None     # {sockets, cores, threads}
+    machine: str | None = None               # q35, pc, or a versioned machine type
+    disk: int | str = "8GiB"                 # an int is GiB
+    disk_clone: str = "linked"               # linked (a clone on the image) | full (an independent copy)
+    extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
+    address: str | None = None               # a static IPv4 address, on a network without DHCP
+    running: bool = True
+    autostart: bool = False
+    checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
+    timeouts: Timeouts = Timeouts()
+    adopt: bool = False                      # take over its domain, disk and seed if they exist
+    vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
+
+    @property
+    def memory_mib(self) -> int:
+        return parse_size(self.memory, default_unit="MiB") // 1024**2
+
+    @property
+    def disk_bytes(self) -> int:
+        return parse_size(self.disk, default_unit="GiB")
+
+    @property
+    def static_address(self) -> tuple[str, str] | None:
+        """(address/prefix, gateway) of a static address on its network, or None."""
+        if not self.address:
+            return None
+        cidr = ipaddress.ip_network(self.network.args.cidr)
+        return f"{ipaddress.ip_address(self.address)}/{cidr.prefixlen}", self.network.args.gateway
+
+    def problems(self, name: str) -> list[tuple[str, str]]:
+        """What is wrong with these arguments, as (`<name>.<field>`, message) pairs."""
+        found = []
+
+        def problem(field, message):
+            found.append((f"{name}.{field}", message))
+
+        for field, unit in (("memory", "MiB"), ("disk", "GiB")):
+            try:
+                parse_size(getattr(self, field), default_unit=unit)
+            except ValueError as exc:
+                problem(field, str(exc))
+        if not any(f == f"{name}.memory" for f, _ in found) and self.memory_mib < MIN_MEMORY_MIB:
+            problem("memory", f"must be at least {MIN_MEMORY_MIB}MiB")
+        if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or self.vcpus < 1:
+            problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
+        elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
+            problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
+        if self.disk_clone not in DISK_CLONES:
+            problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
+        if not self.users:
+            problem("users", "declare at least one user")
+        host = self.pool.host
+        for field, net in [("network", self.network), *((f"extra_networks[{i}]", n)
+                                                        for i, n in enumerate(self.extra_networks))]:
+            if net.host.uri != host.uri:
+                problem(field, f"is on host {net.host.name!r}, but the pool is on {host.name!r}")
+        if self.vm_name is not None and (message := name_problem(self.vm_name)):
+            problem("vm_name", message)
+        if self.address is not None:
+            found += self._address_problems(name)
+        return found
+
+    def _address_problems(self, name: str) -> list[tuple[str, str]]:
+        net = self.network.args
+        try:
+            ip, cidr = ipaddress.ip_address(self.address), ipaddress.ip_network(net.cidr)
+        except (TypeError, ValueError):
+            return [(f"{name}.address", f"{self.address!r} is not an IPv4 address inside the network's cidr")]
+        if ip.version != 4 or ip not in cidr or str(ip) == net.gateway or ip in (cidr.network_address,
+                                                                                 cidr.broadcast_address):
+            return [(f"{name}.address", f"{ip} is not a usable host address of {cidr} ({net.gateway} is its gateway)")]
+        if net.dhcp is not False:
+            return [(f"{name}.address", "the network hands out addresses by DHCP: give it dhcp=False, "
+                                        "or reserve the address with its dhcp_hosts")]
+        return []
+
+    def check(self, name: str) -> None:
+        """Raise InputError listing every problem (the stack loader has already checked its own input)."""
+        if problems := self.problems(name):
+            raise InputError(problems)

@@ -1,0 +1,66 @@
+"""examples/program: a hand-written Pulumi program on vdesk's component API, previewed with mocks."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.host.resolve import ResolvedHost
+from components.images.golden import ImageFiles
+from tests.unit.config.test_program import RecordingMocks, _fake_render, after
+
+PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "program" / "__main__.py"
+PARTS = ("login-key", "host-key", "disk", "seed", "vm", "ready")
+
+
+@pytest.fixture
+def mocks(monkeypatch):
+    m = RecordingMocks()
+    pulumi.runtime.set_mocks(m, project="vdesk-program", stack="demo", preview=True)
+    monkeypatch.setattr("components.host.resolve.resolve_host", lambda name, uri, accel, probe_kernel: ResolvedHost(
+        name, "test:///default", "/run/netns/vdesk-unit", "qemu", "tcg requested explicitly", "/pools", "/displays"))
+    monkeypatch.setattr("components.images.golden.resolve", lambda src: ImageFiles(
+        src.name, "/images/debian12/disk.qcow2", "kernel", "recipe0123456789abcdef", "/images/debian12/vmlinuz",
+        "/images/debian12/initrd.img", "console=ttyS0 root=/dev/vda"))
+    monkeypatch.setattr("components.desktop.component.render_seed", _fake_render)
+    return m
+
+
+@pulumi.runtime.test
+def test_the_example_declares_two_desktops_on_one_network(mocks):
+    namespace = runpy.run_path(str(PROGRAM))
+    desktops = namespace["desktops"]
+
+    def check(_):
+        assert mocks.names() == sorted([
+            "main", "lan", "debian12", "debian12-main-disk", "debian12-main-kernel", "debian12-main-initrd",
+            *(f"{p}-{part}" for p in ("ada", "grace") for part in PARTS), "ada", "grace"])
+        ada, grace = mocks.named("ada-vm"), mocks.named("grace-vm")
+        assert ada["name"] == "demo-ada" and grace["name"] == "demo-grace"
+        assert ada["nics"][0]["network"] == grace["nics"][0]["network"] == "demo-lan"
+        assert ada["nics"][0]["mac"] != grace["nics"][0]["mac"]
+        # both disks are linked clones on the one imported image
+        image = mocks.named("debian12-main-disk")["name"]
+        assert image.startswith("demo-debian12-recipe012345")
+        assert mocks.named("ada-disk")["backing_path"] == mocks.named("grace-disk")["backing_path"]
+        assert mocks.named("ada-ready")["checks"] == [{"service": "ssh"},
+                                                       {"user": "ada", "groups": ["audio", "video"]}]
+
+    return after(pulumi.Output.all(*(d.ip for d in desktops)), check)   # the gates are the last parts
+
+
+def test_bad_arguments_are_refused_naming_the_field(mocks):
+    from components import Desktop, DesktopArgs, Host, Image, ImageArgs, InputError, Network, NetworkArgs
+    from components import StoragePool, StoragePoolArgs
+    host = Host.embedded("local", accelerator="tcg")
+    args = DesktopArgs(image=Image("img", ImageArgs(golden="debian12")),
+                       pool=StoragePool("p", StoragePoolArgs(host=host)),
+                       network=Network("n", NetworkArgs(host=host, cidr="10.9.0.0/24")),
+                       memory="2 GB", vcpus=0, disk_clone="thin", address="10.9.0.1")
+    with pytest.raises(InputError) as err:
+        Desktop("bad", args)
+    assert [path for path, _ in err.value.problems] == [
+        "bad.memory", "bad.vcpus", "bad.disk_clone", "bad.address"]
+    assert "2 GB" in str(err.value) and "gateway" in str(err.value)
