@@ -1,0 +1,240 @@
+"""What a stack may make vdesk touch on this machine and its hosts: the administrator's policy.
+
+A stack file is untrusted input (in GitOps, whoever opens a change request
+writes it, and a runner applies it as root). So the host paths it names, the
+libvirt URIs it connects to and the files it calls disk images are checked
+against a policy that only the machine's administrator writes:
+
+    /etc/vdesk/policy.yaml   (or the file named by $VDESK_POLICY)
+
+    images: [/srv/vdesk/images]          # disk image files a stack may import
+    pools: [/var/lib/libvirt/images]     # directories a dir/netfs pool may live in
+    shares: [/srv/vdesk/shares]          # host directories a stack may share into desktops
+    container_mounts: [/srv/vdesk/shares]
+    devices: []                          # block devices a logical pool may be built on
+    transports: [unix, ssh, libssh2, tls]
+
+Without a file, vdesk's own directories are allowed and nothing else: its
+image cache, and the state directory where the embedded host keeps pools.
+Every check returns a message (None when allowed) that the caller attaches
+to the stack field it came from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import re
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import yaml
+
+POLICY_FILE = Path("/etc/vdesk/policy.yaml")
+KINDS = ("images", "pools", "shares", "container_mounts", "devices")
+DRIVERS = ("qemu", "lxc")
+TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tls", "tcp")
+DEFAULT_TRANSPORTS = ("unix", "ssh", "libssh2", "tls")
+# Query parameters a stack may put in a URI; others can run programs (command=, netcat=) or read
+# files (keyfile=, known_hosts=, pkipath=, socket=) on the runner, so they are the administrator's.
+URI_PARAMS = frozenset({"mode", "no_verify", "no_tty", "sshauth"})
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                       r"[A-Za-z0-9])?)*$")
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+_PATHS = {"system", "session"}
+
+
+class PolicyError(Exception):
+    """The policy file itself is unreadable or malformed (the administrator's to fix)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    images: tuple[str, ...]
+    pools: tuple[str, ...]
+    shares: tuple[str, ...]
+    container_mounts: tuple[str, ...]
+    devices: tuple[str, ...]
+    transports: tuple[str, ...] = DEFAULT_TRANSPORTS
+    source: str = "built-in defaults"
+
+    # -- paths ------------------------------------------------------------------------------
+    def path_problem(self, kind: str, path, *, local: bool = True) -> str | None:
+        """Why `path` may not be used as a `kind` (images, pools, ...), or None.
+
+        Local paths are resolved (symlinks followed) before they are compared, so a link
+        inside an allowed root cannot lead out of it; a path on a remote host is compared
+        as written, and may not contain '..' at all.
+        """
+        roots = getattr(self, kind)
+        if not isinstance(path, str) or not path or "\0" in path or "\n" in path:
+            return "must be an absolute path on the host"
+        if not os.path.isabs(path):
+            return f"{path!r} must be an absolute path on the host"
+        if ".." in Path(path).parts:
+            return f"{path!r} must not contain '..'"
+        real = os.path.realpath(path) if local else os.path.normpath(path)
+        if any(_inside(real, root) for root in roots):
+            return None
+        allowed = ", ".join(roots) or "none"
+        via = f" (it resolves to {real})" if real != os.path.normpath(path) else ""
+        return (f"{path!r}{via} is outside the {kind.replace('_', ' ')} roots this machine's administrator allows "
+                f"({allowed}; set in {self.source})")
+
+    # -- URIs --------------------------------------------------------------------------------
+    def uri_problem(self, uri) -> str | None:
+        """Why a libvirt URI may not be connected to, checked before any connection is made."""
+        if not isinstance(uri, str) or not uri or any(c.isspace() or ord(c) < 32 for c in uri):
+            return "must be 'embedded' or a libvirt URI such as qemu:///system or qemu+ssh://admin@kvm2/system"
+        try:
+            parsed = urllib.parse.urlsplit(uri)
+            port = parsed.port
+        except ValueError as exc:
+            return f"{uri!r} is not a URI ({exc})"
+        driver, _, transport = parsed.scheme.partition("+")
+        if uri == "test:///default":       # libvirt's in-memory test driver: touches nothing
+            return None
+        if driver not in DRIVERS:
+            return (f"{uri!r}: scheme {parsed.scheme or '(none)'!r} is not a libvirt driver vdesk uses "
+                    f"(use {' or '.join(d + '://' for d in DRIVERS)}, optionally +ssh, +tls, ...)")
+        transport = transport or ("unix" if not parsed.hostname else "tls")
+        if transport not in TRANSPORTS:
+            return f"{uri!r}: transport {transport!r} is not one vdesk allows (allowed: {', '.join(self.transports)})"
+        if transport not in self.transports:
+            return (f"{uri!r}: transport {transport!r} is not allowed on this machine (allowed: "
+                    f"{', '.join(self.transports)}; set in {self.source})")
+        if parsed.hostname and not _HOSTNAME.match(parsed.hostname) and not _is_ip(parsed.hostname):
+            return f"{uri!r}: {parsed.hostname!r} is not a host name"
+        if parsed.username is not None and not _USER.match(parsed.username):
+            return f"{uri!r}: {parsed.username!r} is not a user name"
+        if parsed.password is not None:
+            return f"{uri!r}: a URI must not carry a password (use SSH keys or TLS certificates)"
+        if port is not None and not 0 < port < 65536:
+            return f"{uri!r}: port {port} is out of range"
+        if transport == "unix" and parsed.hostname:
+            return f"{uri!r}: a unix socket URI names no host"
+        if parsed.path.strip("/") not in _PATHS:
+            return f"{uri!r}: the path must be /system or /session"
+        if parsed.fragment:
+            return f"{uri!r}: a libvirt URI has no fragment"
+        for key, _ in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+            if key not in URI_PARAMS:
+                return (f"{uri!r}: parameter {key!r} is not allowed in a stack (it can run a program or read a "
+                        f"file on this machine; allowed: {', '.join(sorted(URI_PARAMS))})")
+        return None
+
+
+def _inside(path: str, root: str) -> bool:
+    root = os.path.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
+                                                      or Path.home() / ".local" / "state") / "vdesk")
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("VDESK_CACHE") or Path(os.environ.get("XDG_CACHE_HOME")
+                                                      or Path.home() / ".cache") / "vdesk")
+
+
+def defaults() -> Policy:
+    """vdesk's own directories only: its image cache and its state (where the embedded host keeps pools)."""
+    cache, state = os.path.realpath(_cache_dir()), os.path.realpath(_state_dir())
+    return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts", "/var/lib/libvirt/images"),
+                  shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=())
+
+
+def load(path: Path | None = None) -> Policy:
+    """The administrator's policy ($VDESK_POLICY, else /etc/vdesk/policy.yaml), or the defaults."""
+    path = Path(path or os.environ.get("VDESK_POLICY") or POLICY_FILE)
+    return _load(str(path), *(_stat(path)))
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = path.stat()
+        return st.st_mtime_ns, st.st_size
+    except FileNotFoundError:
+        return None, None
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, _mtime, _size) -> Policy:
+    if _mtime is None:
+        return defaults()
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise PolicyError(f"cannot read the host policy {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: must be a mapping of {', '.join(KINDS)} and transports")
+    unknown = set(data) - set(KINDS) - {"transports"}
+    if unknown:
+        raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(KINDS)}, "
+                          "transports)")
+    base = defaults()
+    fields = {}
+    for kind in KINDS:
+        roots = data.get(kind, list(getattr(base, kind)))
+        if not isinstance(roots, list) or not all(isinstance(r, str) and os.path.isabs(r) for r in roots):
+            raise PolicyError(f"{path}: {kind} must be a list of absolute paths")
+        fields[kind] = tuple(os.path.realpath(r) for r in roots)
+    transports = data.get("transports", list(DEFAULT_TRANSPORTS))
+    if not isinstance(transports, list) or any(t not in TRANSPORTS for t in transports):
+        raise PolicyError(f"{path}: transports must be a list of {', '.join(TRANSPORTS)}")
+    return Policy(**fields, transports=tuple(transports), source=path)
+
+
+# -- disk images -------------------------------------------------------------------------------
+
+_QCOW2_MAGIC = b"QFI\xfb"
+
+
+def disk_image_problem(path: str) -> str | None:
+    """Why a file is not a disk image vdesk may import: qcow2 without a backing file or external
+    data file, or raw with a partition table (MBR or GPT). Anything else (/etc/shadow, a text
+    file, a qcow2 that points at another file) is refused."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError as exc:
+        return f"{path!r} cannot be read ({exc.strerror})"
+    if head.startswith(_QCOW2_MAGIC):
+        info = _qemu_img_info(path)
+        if info is None:
+            return f"{path!r} looks like qcow2 but qemu-img cannot read it"
+        if info.get("format") != "qcow2":
+            return f"{path!r} is not a qcow2 image (qemu-img says {info.get('format')!r})"
+        if info.get("backing-filename") or info.get("full-backing-filename"):
+            return (f"{path!r} is a qcow2 image on a backing file ({info.get('backing-filename')}): "
+                    "import a standalone image (qemu-img convert -O qcow2)")
+        data_file = (info.get("format-specific") or {}).get("data", {}).get("data-file")
+        if data_file:
+            return f"{path!r} is a qcow2 image with an external data file ({data_file}): import a standalone image"
+        return None
+    if len(head) >= 1024 and (head[510:512] == b"\x55\xaa" or head[512:520] == b"EFI PART"):
+        return None
+    return (f"{path!r} is not a disk image: vdesk imports qcow2 images and raw disks with a partition table "
+            "(MBR or GPT)")
+
+
+def _qemu_img_info(path: str) -> dict | None:
+    try:
+        out = subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", path], capture_output=True,
+                             text=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
