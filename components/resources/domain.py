@@ -284,6 +284,7 @@ class DomainProvider(DeclaredProvider):
         "adopt": ADOPT,
     }
     OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
+    JOURNAL_KIND = "domain"
 
     def check_more(self, inputs):
         problems = []

@@ -17,7 +17,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, network_problem
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from ..xmlmodel.network import HostInterface
 
 if TYPE_CHECKING:
@@ -247,8 +247,10 @@ class NetworkProvider(DeclaredProvider):
         "dns_hosts": Prop(list, default=[], validate=_dns_hosts_problem,
                           doc="DNS records {ip, hostnames}; updated live, no restart"),
         "adopt": ADOPT,
+        "owner": OWNER,
     }
     OUTPUTS = ("uuid", "gateway", "gateway6", "bridge_name", "active")
+    JOURNAL_KIND = "network"
 
     def check(self, olds, news):
         """dhcp's default depends on the mode; cidrs are kept in libvirt's spelling, so a refresh matches."""
@@ -454,6 +456,6 @@ class Network(Resource):
             "domain": args.domain, "mtu": args.mtu, "autostart": args.autostart,
             "dhcp_range": dict(args.dhcp_range) if args.dhcp_range else None,
             "dhcp_hosts": [dict(h) for h in args.dhcp_hosts], "dns_hosts": [dict(h) for h in args.dns_hosts],
-            "adopt": args.adopt,
+            "adopt": args.adopt, "owner": pulumi.get_stack(),
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

@@ -14,7 +14,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from .provider import _is_unknown
 
 if TYPE_CHECKING:
@@ -150,8 +150,10 @@ class PoolProvider(DeclaredProvider):
                               else f"{v!r} is not one of {', '.join(NETFS_FORMATS)}"),
         "autostart": Prop(bool, default=True),
         "adopt": ADOPT,
+        "owner": OWNER,
     }
     OUTPUTS = ("uuid", "active", "capacity_bytes", "allocation_bytes", "available_bytes")
+    JOURNAL_KIND = "pool"
 
     def check(self, olds, news):
         return super().check(olds, _with_type_defaults(news))
@@ -309,6 +311,6 @@ class StoragePool(Resource):
             "autostart": args.autostart,
             "source_devices": list(args.source_devices) if args.source_devices else None,
             "source_name": args.source_name, "source_host": args.source_host, "source_dir": args.source_dir,
-            "source_format": args.source_format, "adopt": args.adopt,
+            "source_format": args.source_format, "adopt": args.adopt, "owner": pulumi.get_stack(),
             **dict.fromkeys(PoolProvider.OUTPUTS),
         }, opts)

@@ -16,6 +16,7 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
 from pulumi.output import Unknown
 
 from ..errors import VdeskError
+from . import journal
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +64,52 @@ def _numbers_restored(method):
 ADOPT = Prop(bool, default=False, inert=True,
              doc="take over an existing object of this name instead of failing (else create it); "
                  "its replace-properties must match, in-place ones are then updated")
+OWNER = Prop(str, default="", inert=True,
+             doc="the stack that makes it: its creation journal lets the next run take over what an "
+                 "interrupted run left behind")
 
 
 def _adopting(create):
-    """With `adopt`, an object that already exists is taken over instead of created."""
+    """With `adopt`, or the journal's word that an interrupted run of this stack made it, an object that
+    already exists is taken over instead of created; every create is journaled before it starts."""
 
     @functools.wraps(create)
     def wrapper(self, props):
-        if props.get("adopt"):
+        identity = self.journal_identity(props)
+        entry = journal.lookup(*identity) if identity else None
+        if props.get("adopt") or entry:
             existing = self.existing_id(props)
-            if existing is not None:
-                return self.adopt(existing, props)
-        return create(self, props)
+            if existing is not None and props.get("adopt"):
+                result = self.adopt(existing, props)
+                if identity:
+                    journal.note(*identity, journal.CREATED)
+                return result
+            if existing is not None and (recovered := self.recover(existing, props, entry)) is not None:
+                return recovered
+        if identity:
+            journal.note(*identity, journal.CREATING)
+        try:
+            result = create(self, props)
+        except BaseException:
+            if identity:
+                journal.forget(*identity)   # a failed create leaves nothing behind (it is transactional)
+            raise
+        if identity:
+            journal.note(*identity, journal.CREATED)
+        return result
+
+    return wrapper
+
+
+def _journaled_delete(delete):
+    """Once the object is gone, the journal no longer speaks for it."""
+
+    @functools.wraps(delete)
+    def wrapper(self, id_, props):
+        result = delete(self, id_, props)
+        if identity := self.journal_identity(props):
+            journal.forget(*identity)
+        return result
 
     return wrapper
 
@@ -93,9 +128,12 @@ class DeclaredProvider(ResourceProvider):
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
         if "create" in cls.__dict__ and "adopt" in cls.PROPS:
             cls.create = _adopting(cls.create)
+        if "delete" in cls.__dict__ and cls.JOURNAL_KIND:
+            cls.delete = _journaled_delete(cls.delete)
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
+    JOURNAL_KIND = ""                # the kind of libvirt object it makes (journaled when an owner is given)
     # Replacing with the same name/MAC cannot coexist: delete the old one first.
     DELETE_BEFORE_REPLACE = True
 
@@ -167,6 +205,30 @@ class DeclaredProvider(ResourceProvider):
             raise VdeskError(f"cannot adopt {props.get('name')!r}: " + "; ".join(m for _, m in problems))
         log.info("adopting existing %s %r", type(self).__name__, props.get("name"))
         return CreateResult(id_, self.update_adopted(id_, {**props, **observed}, props).outs)
+
+    def journal_identity(self, props: dict) -> tuple[str, str, str, str] | None:
+        """(owner, kind, host, name) of the object in the creation journal, or None when not journaled."""
+        owner = props.get("owner")
+        if not self.JOURNAL_KIND or not isinstance(owner, str) or not owner or _is_unknown(owner):
+            return None
+        return owner, self.JOURNAL_KIND, props["host_uri"], self.journal_name(props)
+
+    def journal_name(self, props: dict) -> str:
+        return props["name"]
+
+    def recover(self, id_: str, props: dict, entry) -> CreateResult | None:
+        """Take over what an interrupted run of this stack left: a complete object that matches the
+        declaration is updated in place; anything else is removed (it is ours) and None returned,
+        so it is made again."""
+        if entry.state == journal.CREATED:
+            observed = self.read(id_, props).outs or {}
+            if observed and not self._mismatches(observed, props):
+                log.warning("taking over %s %r, left by an interrupted run", type(self).__name__, props.get("name"))
+                return CreateResult(id_, self.update(id_, {**props, **observed}, props).outs)
+        log.warning("removing %s %r: an interrupted run left it %s", type(self).__name__, props.get("name"),
+                    "half made" if entry.state == journal.CREATING else "different from the declaration")
+        self.delete(id_, props)
+        return None
 
     def update_adopted(self, id_: str, observed: dict, props: dict) -> UpdateResult:
         """Bring an adopted object to the declaration; by default an ordinary update."""

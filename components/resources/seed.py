@@ -14,7 +14,7 @@ from .. import xmlmodel
 from ..cloudinit import SeedDocuments, nocloud_iso
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from .volume import _volume_name_problem, find_volume, upload_bytes
 
 
@@ -31,8 +31,13 @@ class SeedProvider(DeclaredProvider):
         "meta_data": Prop(str, required=True),
         "network_config": Prop(str, required=True),
         "adopt": ADOPT,
+        "owner": OWNER,
     }
     OUTPUTS = ("path", "sha256")
+    JOURNAL_KIND = "seed"
+
+    def journal_name(self, props):
+        return f"{props['pool']}/{props['name']}"
 
     def create(self, props):
         data = _iso(props)
@@ -90,6 +95,6 @@ class CloudInitSeed(Resource):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["user_data"]))
         super().__init__(SeedProvider(), name, {
             "host_uri": host_uri, "pool": pool, "name": volume_name, "user_data": user_data,
-            "meta_data": meta_data, "network_config": network_config, "adopt": adopt,
+            "meta_data": meta_data, "network_config": network_config, "adopt": adopt, "owner": pulumi.get_stack(),
             **dict.fromkeys(SeedProvider.OUTPUTS),
         }, opts)

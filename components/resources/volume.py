@@ -15,7 +15,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 
 if TYPE_CHECKING:
     from .pool import StoragePool
@@ -137,8 +137,13 @@ class VolumeProvider(DeclaredProvider):
         "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
                         doc="full copy of this volume path on the same host: independent of it, no backing store"),
         "adopt": ADOPT,
+        "owner": OWNER,
     }
     OUTPUTS = ("path", "key", "allocation_bytes")
+    JOURNAL_KIND = "volume"
+
+    def journal_name(self, props):
+        return f"{props['pool']}/{props['name']}"
 
     def check_more(self, inputs):
         problems = []
@@ -281,5 +286,5 @@ class Volume(Resource):
             "format": args.format, "capacity_bytes": capacity, "source_path": args.source_path,
             "source_id": args.source_id, "backing_path": args.backing_path,
             "backing_format": "qcow2" if args.backing_path is not None else None, "copy_of": args.copy_of,
-            "adopt": args.adopt, **dict.fromkeys(VolumeProvider.OUTPUTS),
+            "adopt": args.adopt, "owner": pulumi.get_stack(), **dict.fromkeys(VolumeProvider.OUTPUTS),
         }, opts)

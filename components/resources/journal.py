@@ -1,0 +1,82 @@
+"""The creation journal: which libvirt objects vdesk made for which stack, written before they exist.
+
+Pulumi records a create in its state only after the provider returns, and
+only at its next checkpoint. A run killed in between leaves an object that
+the state does not know, and the next run would refuse it as "already
+exists" (or, worse, another tool would just leave it). So every create first
+writes an entry here, "creating", and marks it "created" once the object is
+complete; delete removes it. The next run trusts an entry as proof that the
+object is this stack's own: a complete one is taken over, a half-made one is
+removed and made again. Nothing else is ever adopted without `adopt: true`.
+
+Entries live in $VDESK_STATE/journal/<stack>/, one small JSON file each.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from ..names import name_problem
+
+CREATING, CREATED = "creating", "created"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    kind: str          # domain, network, pool, volume, seed, container
+    uri: str
+    name: str          # pool/volume for volumes
+    state: str         # creating | created
+    at: float
+
+
+def root() -> Path:
+    state = os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
+                                                  or Path.home() / ".local" / "state") / "vdesk"
+    return Path(state) / "journal"
+
+
+def _file(owner: str, kind: str, uri: str, name: str) -> Path:
+    if name_problem(owner.replace("_", "-").lower()):
+        raise ValueError(f"not a stack name: {owner!r}")
+    digest = hashlib.sha256("\0".join((kind, uri, name)).encode()).hexdigest()[:32]
+    return root() / owner / f"{kind}-{digest}.json"
+
+
+def note(owner: str, kind: str, uri: str, name: str, state: str) -> None:
+    """Record that `owner` is making (CREATING) or has made (CREATED) this object."""
+    path = _file(owner, kind, uri, name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    tmp.write_text(json.dumps({"kind": kind, "uri": uri, "name": name, "state": state, "at": time.time()}))
+    os.replace(tmp, path)
+
+
+def forget(owner: str, kind: str, uri: str, name: str) -> None:
+    try:
+        _file(owner, kind, uri, name).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def lookup(owner: str, kind: str, uri: str, name: str) -> Entry | None:
+    try:
+        return Entry(**json.loads(_file(owner, kind, uri, name).read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def entries(owner: str) -> list[Entry]:
+    """Everything the journal holds for a stack (what a report of leftovers starts from)."""
+    folder = root() / owner
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            found.append(Entry(**json.loads(path.read_text())))
+        except (ValueError, TypeError):
+            continue
+    return found
