@@ -17,8 +17,9 @@ from ..guest.checks import GuestHost
 from ..guest.checkspec import parse_checks, report, run_checks
 from ..guest.screenshot import assert_usable, capture
 from ..errors import VdeskError
-from ..guest import GuestError
+from ..guest import GuestError, HostKeyMismatch
 from ..guest.address import wait_for_address
+from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
@@ -60,12 +61,21 @@ class ReadinessProvider(GateProvider):
                                       timeout_s=props["address_timeout_s"])
             target = SshTarget(host=ip, user=props["user"], private_key=props["private_key"],
                                host_public_key=props["host_public_key"], netns=props.get("netns"))
-            with ssh_connect(target, timeout_s=props["ssh_timeout_s"]) as session:
+            try:
+                session = ssh_connect(target, timeout_s=props["ssh_timeout_s"])
+            except HostKeyMismatch:
+                raise
+            except GuestError as exc:
+                raise GuestError(f"{exc}{_guest_says(props['host_uri'], name)}") from None
+            with session:
                 status = wait_for_cloud_init(session, timeout_s=props["cloud_init_timeout_s"])
                 if not status.ok:
                     raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
                 checks = parse_checks(props.get("checks") or [], "checks")
                 outcomes = run_checks(GuestHost(session), checks)
+                # First boot wrote users, keys and the rest; make them durable before "ready" is said,
+                # so a power cut right after this cannot leave a desktop that no longer boots to sshd.
+                session.run("sync", timeout_s=120)
         except GuestError as exc:
             raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None
         if not all(o.passed for o in outcomes):
@@ -79,6 +89,13 @@ class ReadinessProvider(GateProvider):
         log.info("desktop %s ready at %s", name, ip)
         return {**self.inputs_of(props), "ip": ip, "cloud_init": status.state,
                 "checks_passed": len(outcomes), "screenshot": shot}
+
+
+def _guest_says(host_uri: str, name: str) -> str:
+    """What the guest agent reports about sshd, as a clause to append to an SSH failure."""
+    with connect(host_uri) as conn:
+        said = explain_ssh(conn, name)
+    return f"; the guest says: {said}" if said else "; the guest agent could not be asked why"
 
 
 class GuestReady(Resource):

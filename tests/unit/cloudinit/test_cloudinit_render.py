@@ -169,6 +169,25 @@ def test_host_key_is_the_only_key(variables, host_keys):
     assert user_data["ssh_pwauth"] is False
 
 
+def test_every_boot_puts_the_pinned_host_key_back(variables, host_keys, tmp_path):
+    """The bootcmd, run as cloud-init runs it (sh, argv), restores empty or missing key files exactly."""
+    import os
+    import subprocess
+    user_data = yaml.safe_load(render_seed("desktop", variables).user_data)
+    [argv] = user_data["bootcmd"]
+    assert argv[:2] == ["sh", "-c"] and argv[4:] == [host_keys["ed25519_private"], host_keys["ed25519_public"]]
+    ssh = tmp_path / "etc" / "ssh"
+    ssh.mkdir(parents=True)
+    (ssh / "ssh_host_ed25519_key").write_text("")          # what a power cut right after first boot left
+    script = argv[2].replace("/etc/ssh/", f"{ssh}/")
+    subprocess.run([argv[0], argv[1], script, *argv[3:]], check=True)
+    assert (ssh / "ssh_host_ed25519_key").read_text() == host_keys["ed25519_private"]
+    assert (ssh / "ssh_host_ed25519_key.pub").read_text() == host_keys["ed25519_public"]
+    assert oct(os.stat(ssh / "ssh_host_ed25519_key").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(ssh / "ssh_host_ed25519_key.pub").st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in ssh.iterdir()) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
+
+
 def test_password_hash_only_ever_appears_hashed(variables):
     password_hash = hash_password(SECRET)
     variables["users"][0]["password_hash"] = password_hash
