@@ -99,6 +99,8 @@ class Field(_Property):
         raw = node.get(attr) if attr else node.text
         if raw is None:
             return None
+        if self.kind is str:
+            return raw          # exactly what was written: a value is never trimmed into another one
         raw = raw.strip()
         if isinstance(self.kind, str) and self.kind.startswith("size:"):
             unit = (node.get("unit") or self.default_unit).lower()
