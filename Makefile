@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview refresh destroy outputs access check test unit bench host-stop
+.PHONY: setup image up preview plan refresh destroy outputs access check test unit reliability bench host-stop
 
 setup:
 	@tools/setup.sh
@@ -17,6 +17,10 @@ up: image
 
 preview: image
 	@$(VDESK) preview $(STACK)
+
+# What a preview would change, per desktop (what a GitOps change request shows).
+plan: image
+	@$(VDESK) plan $(STACK)
 
 refresh: setup
 	@$(VDESK) refresh $(STACK)
@@ -34,10 +38,15 @@ access: setup
 check: setup
 	@source tools/env.sh && python -m components.cli.checks $(STACK)
 
-# All three tiers: unit (mocks + libvirt's test driver), integration (the
-# project's own libvirtd), end-to-end (real guests over SSH).
+# All four tiers: unit (mocks + libvirt's test driver), integration (the
+# project's own libvirtd), end-to-end (real guests over SSH), reliability
+# (killed runs, host faults, hostile input; bounded here).
 test: image
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests
+
+# The reliability tier alone, with many more hostile examples; prints what leaked (must be nothing).
+reliability: image
+	@source tools/env.sh && VDESK_RELIABILITY=thorough python -m pytest -ra $(PYTEST_ARGS) tests/reliability
 
 # Provisioning overhead vs raw libvirt, measured in the same run (ratios, not thresholds).
 bench: setup
