@@ -8,6 +8,8 @@ import re
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|TiB)?\s*$")
 _FACTORS = {"B": 1, None: 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4}
+NAME_PATTERN = _NAME.pattern    # the same rules as patterns, for the stack file's JSON Schema
+SIZE_PATTERN = _SIZE.pattern
 
 
 def name_problem(value: str) -> str | None:
