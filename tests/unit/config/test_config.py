@@ -257,3 +257,97 @@ def test_two_desktops_cannot_share_a_static_address():
     with pytest.raises(InputError) as err:
         parse(cfg, stack="dev")
     assert ("desktops.two.address", "10.84.0.50 is already the address of desktops.dev") in err.value.problems
+
+
+# --- how problems are worded (components/config/problems.py) ---------------------------------------------
+
+SECRET_LOOKING = "Tr0ub4dor&3 horse"
+
+
+@pytest.mark.parametrize("where", ["users", "desktop-users"])
+@pytest.mark.parametrize("value", [SECRET_LOOKING, ["hunter2"], {"pw": "hunter2"}, 12345678, "users"])
+def test_a_password_or_key_in_the_wrong_place_is_never_shown(where, value):
+    raw = copy.deepcopy(TEAM)
+    entry = raw["users"][0] if where == "users" else \
+        raw.setdefault("desktops", copy.deepcopy(VALID["desktops"]))["dev"]["users"][0]
+    entry["password"] = value
+    entry["ssh_authorized_keys"] = ["-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXktdjEAAAAA", value]
+    with pytest.raises(InputError) as err:
+        parse(raw, stack="team", config_keys={"carol-password": True})
+    text = str(err.value)
+    assert "b3BlbnNzaC1rZXktdjEAAAAA" not in text and "hunter2" not in text and SECRET_LOOKING not in text
+    assert "12345678" not in text
+    assert "value not shown" in text
+
+
+def test_an_empty_setting_is_the_same_as_none_and_an_empty_entry_takes_every_default():
+    raw = copy.deepcopy(TEAM)
+    raw["hosts"] = {"local": None}                      # `local:` with nothing under it
+    raw["users"][1].update(memory=None, groups=None)    # `memory:` with nothing after it: the profile's
+    raw["profiles"]["big"]["checks"] = None
+    cfg = parse(raw, stack="team", config_keys={"carol-password": True})
+    assert cfg.hosts["local"].uri == "embedded" and cfg.hosts["local"].accelerator == "auto"
+    assert cfg.desktops["bob"].memory_mib == 1024 and cfg.desktops["bob"].users[0].groups == ("audio",)
+    assert cfg.profiles["big"].checks == ()
+
+
+@pytest.mark.parametrize("entry,problems", [
+    ({"start": "10.77.0.10"}, [("networks.lan.dhcp_range", "must be {start, end}, two IPv4 addresses")]),
+    ({"start": "10.77.0.10", "end": "ten"}, [("networks.lan.dhcp_range.end", "'ten' is not an IPv4 address")]),
+    ({"start": "10.77.0.10", "end": "10.77.0.20", "size": 5},
+     [("networks.lan.dhcp_range.size", "unknown setting (allowed: start, end)")]),
+])
+def test_the_parts_of_a_small_value_are_named(entry, problems):
+    with pytest.raises(InputError) as err:
+        parse(with_change("networks.lan.dhcp_range", entry), stack="dev")
+    assert err.value.problems == problems
+
+
+def test_a_broken_entry_is_still_declared_so_references_to_it_say_nothing_more():
+    cfg = with_change("pools.main", {"host": "local", "path": "relative"})
+    cfg["networks"]["lan"]["cidr"] = "10.77.0.0/33"
+    with pytest.raises(InputError) as err:
+        parse(cfg, stack="dev")
+    assert [p for p, _ in err.value.problems] == ["pools.main.path", "networks.lan.cidr"]
+
+
+def _leaves(node, path=()):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield (*path, key)
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield (*path, i)
+            yield from _leaves(value, (*path, i))
+
+
+def test_no_problem_is_left_in_pydantics_words_or_paths():
+    """Every setting of a valid stack, set to values of each wrong kind: vdesk's words and paths only."""
+    base = copy.deepcopy(TEAM)
+    base["desktops"] = copy.deepcopy(VALID["desktops"])
+    base["desktops"]["dev"].update(cpu_topology={"sockets": 1, "cores": 2, "threads": 1}, machine="q35",
+                                   extra_networks=[], address=None)
+    base["networks"]["lan"].update(dhcp_range={"start": "10.77.0.10", "end": "10.77.0.90"},
+                                   dhcp_hosts=[{"mac": "52:54:00:00:00:01", "ip": "10.77.0.5"}],
+                                   dns_hosts=[{"ip": "10.77.0.9", "hostnames": ["files"]}])
+    base["containers"] = {"c": {"image": "debian12", "env": {"A": "1"}, "mounts": [{"source": "/a", "target": "/b"}]}}
+    base["timeouts"] = {"ssh": 30}
+    seen = 0
+    for path in list(_leaves(base)):
+        for value in ([], {}, "Bad Value", -1, 1.5, True, [None], {"x": 1}):
+            raw = copy.deepcopy(base)
+            node = raw
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            try:
+                parse(raw, stack="team", config_keys={"carol-password": True})
+            except InputError as err:
+                seen += 1
+                for where, message in err.problems:
+                    assert "Input should" not in message and "Value error" not in message \
+                        and "Field required" not in message and "Extra inputs" not in message, (where, message)
+                    assert "[key]" not in where and "function" not in where and "-" not in where.split(".")[0], \
+                        (where, message)
+    assert seen > 500

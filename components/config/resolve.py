@@ -1,0 +1,481 @@
+"""From the stack file as written to the resolved stack: references, placement, overlaps and inheritance.
+
+stackfile.py has checked each value on its own; this checks what depends on
+other entries (a pool named must exist and be on the desktop's host, networks
+must not overlap, ...) and expands each user into a desktop with their
+profile's settings. It works on a partly broken file too (see partial.py),
+skipping what builds on a broken value, so that every problem is found at once.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any, Mapping
+
+from ..cloudinit import available_profiles
+from ..guest.checkspec import CheckSpecError, parse_checks
+from ..names import name_problem
+from ..resources.pool import SOURCE_PROPS
+from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
+                     PoolConfig, ProfileConfig, StackConfig, UserConfig, for_user)
+from .partial import is_broken
+from .problems import Loc, loc_of, path, unknown
+from .stackfile import (HOW_TO_SET_A_SECRET, Container, Desktop, DesktopSettings, DesktopUser, Image, Network, Pool,
+                        Profile, StackFile, User)
+
+MiB = 1024**2
+# What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
+_NOT_ON_A_BRIDGE = {
+    "dhcp_hosts": "a bridge network has no DHCP of vdesk's: reserve addresses on the LAN's DHCP server",
+    "dns_hosts": "a bridge network has no DNS of vdesk's: add records on the LAN's DNS server",
+    "domain": "a bridge network has no DNS of vdesk's: the LAN's DNS server serves its domain",
+}
+
+
+def resolve(file: StackFile, *, stack: str, config_keys: Mapping[str, bool], written_keys: set[str],
+            broken: set[Loc]) -> tuple[StackConfig, list[tuple[Loc, str]]]:
+    """The resolved stack, and every problem found (the stack is only usable without any)."""
+    return _Resolver(file, config_keys, broken).stack(stack, written_keys)
+
+
+class _Resolver:
+    def __init__(self, file: StackFile, config_keys: Mapping[str, bool], broken: set[Loc]):
+        self.file, self.config_keys, self.broken = file, config_keys, broken
+        self.problems: list[tuple[Loc, str]] = []
+        self.password_keys: set[str] = set()    # config keys named by users' `password`
+        self.hosts: dict[str, HostConfig] = {}
+        self.pools: dict[str, PoolConfig] = {}
+        self.networks: dict[str, NetworkConfig] = {}
+        self.images: dict[str, ImageConfig] = {}
+        self.declared: dict[str, set[str]] = {}  # names per section, broken entries too (their problem is reported)
+
+    def add(self, loc: Loc, message: str) -> None:
+        self.problems.append((loc, message))
+
+    def ok(self, loc: Loc, *names: str) -> bool:
+        """Whether the settings `names` of the entry at `loc` validated (and so may be built on)."""
+        return not any(is_broken(self.broken, (*loc, name)) for name in names)
+
+    def given(self, loc: Loc, entry, name: str) -> bool:
+        """Whether the entry at `loc` sets `name` (to a valid value or not)."""
+        return getattr(entry, name) is not None or not self.ok(loc, name)
+
+    def ref(self, loc: Loc, value: str | None, kind: str) -> None:
+        """A named entry of another section must exist (a missing or mistyped name is reported already)."""
+        known = self.declared.get(f"{kind}s", set())
+        if value is not None and value not in known:
+            listed = ", ".join(sorted(known)) or "none declared"
+            self.add(loc, f"unknown {kind} {value!r} (declared: {listed})")
+
+    def stack(self, stack: str, written_keys: set[str]) -> tuple[StackConfig, list[tuple[Loc, str]]]:
+        f = self.file
+        self.declared = {section: set(getattr(f, section) or ()) for section in ("hosts", "pools", "networks",
+                                                                                   "images", "profiles")}
+        prefix = f.prefix or stack
+        if f.prefix is None and not is_broken(self.broken, ("prefix",)) and name_problem(stack):
+            self.add(("prefix",), f"{stack!r} is not a valid name prefix: set vdesk:prefix")
+        self.hosts = {name: HostConfig(name, h.uri, h.accelerator) for name, h in _entries(f.hosts)}
+        self.pools = {name: self.pool(("pools", name), name, e) for name, e in _entries(f.pools)}
+        self.networks = {name: self.network(("networks", name), name, e) for name, e in _entries(f.networks)}
+        self.overlaps()
+        self.images = {name: self.image(("images", name), name, e) for name, e in _entries(f.images)}
+        desktops = {name: self.desktop(("desktops", name), name, e) for name, e in _entries(f.desktops)}
+        profiles = {name: self.profile(("profiles", name), name, e) for name, e in _entries(f.profiles)}
+        for desktop in self.user_desktops(profiles, desktops):
+            desktops[desktop.name] = desktop
+        self.addresses(desktops)
+        containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
+        timeouts = {key: value or DEFAULT_TIMEOUTS[key]
+                    for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
+        # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait
+        # for the user who will name them).
+        for key, secret in self.config_keys.items():
+            if not secret and key not in StackFile.model_fields and key not in written_keys \
+                    and key not in self.password_keys:
+                self.add((key,), unknown(StackFile))
+        return (StackConfig(prefix, self.hosts, self.pools, self.networks, self.images, desktops, timeouts,
+                            profiles, containers), self.problems)
+
+    # --- pools, networks, images ----------------------------------------------------------------------
+
+    def pool(self, loc: Loc, name: str, e: Pool) -> PoolConfig:
+        self.ref((*loc, "host"), e.host, "host")
+        libvirt_name = e.adopt if isinstance(e.adopt, str) else None
+        # adopt: true means vdesk's own default path; a logical pool's target is its volume group.
+        if libvirt_name and not self.given(loc, e, "path") and e.type != "logical":
+            self.add((*loc, "path"), "is required to adopt a pool by name: declare its directory")
+        return PoolConfig(name, e.host, e.path, adopt=bool(e.adopt), libvirt_name=libvirt_name,
+                          keep_on_destroy=bool(e.keep_on_destroy), **self.pool_source(loc, e))
+
+    def pool_source(self, loc: Loc, e: Pool) -> dict:
+        """A pool's type and where its storage comes from: a directory (dir), an LVM volume group built on
+        source_devices or pre-made as source_name (logical), or source_host:source_dir mounted at path (netfs)."""
+        kind = e.type
+        if kind is None:
+            return {}
+        for key, owner in SOURCE_PROPS.items():
+            if self.given(loc, e, key) and owner != kind:
+                self.add((*loc, key), f"only for {owner} pools (this pool's type is {kind})")
+        source: dict[str, Any] = {"type": kind}
+        if kind == "logical":
+            if self.given(loc, e, "path"):
+                self.add((*loc, "path"), "a logical pool's target is /dev/<source_name>: leave path unset")
+            if not self.given(loc, e, "source_devices") and not self.given(loc, e, "source_name"):
+                self.add(loc, "a logical pool needs source_devices (block devices vdesk builds a volume group on) "
+                              "or source_name (an existing volume group), or both")
+            devices = e.source_devices or []
+            for i, device in enumerate(devices):
+                if device is not None and device in devices[:i]:
+                    self.add((*loc, "source_devices", i), f"{device!r} is listed twice")
+            if e.source_devices is not None:
+                source["source_devices"] = tuple(d for d in devices if d is not None)
+            if e.source_name is not None:
+                source["source_name"] = e.source_name
+        elif kind == "netfs":
+            fmt = e.source_format or "auto"
+            if not self.given(loc, e, "source_host"):
+                self.add((*loc, "source_host"), "is required for a netfs pool (the file server)")
+            export = e.source_dir
+            if not self.given(loc, e, "source_dir"):
+                self.add((*loc, "source_dir"), "is required for a netfs pool (the exported directory, or a cifs "
+                                               "share)")
+            elif export is not None and self.ok(loc, "source_format"):
+                if fmt == "cifs" and (not export or export.startswith("/")):
+                    self.add((*loc, "source_dir"), f"{export!r}: a cifs share is named without a leading '/', "
+                                                   "e.g. desktops")
+                elif fmt != "cifs" and not os.path.isabs(export):
+                    self.add((*loc, "source_dir"), f"{export!r} must be the absolute exported path, e.g. "
+                                                   "/srv/desktops")
+            source.update(source_host=e.source_host, source_dir=export, source_format=fmt)
+        return source
+
+    def network(self, loc: Loc, name: str, e: Network) -> NetworkConfig:
+        bridged = e.mode == "bridge"   # the LAN's DHCP server, not vdesk's: no leases to read
+        dhcp = e.dhcp if e.dhcp is not None else not bridged
+        sources = e.address_sources or (["lease", "agent"] if dhcp and not bridged else ["agent"])
+        if "lease" in sources and e.address_sources is not None and self.ok(loc, "mode", "dhcp"):
+            if bridged:
+                self.add((*loc, "address_sources"), "'lease' is not available on a bridge network: the LAN's DHCP "
+                                                    "server keeps its leases (use agent or arp)")
+            elif not dhcp:
+                self.add((*loc, "address_sources"), "'lease' needs dhcp: true on this network")
+        self.ref((*loc, "host"), e.host, "host")
+        if not self.given(loc, e, "cidr") and not bridged and self.ok(loc, "mode"):
+            self.add((*loc, "cidr"), "is required, e.g. 10.77.0.0/24")
+        if e.cidr6 is not None and e.cidr is not None and ipaddress.ip_network(e.cidr).version != 4:
+            self.add((*loc, "cidr"), f"{e.cidr!r} must be IPv4 when cidr6 gives the IPv6 prefix")
+        if self.ok(loc, "mode"):
+            self.bridge_mode(loc, e, bridged)
+        adopt = e.adopt if e.adopt is not None else False
+        return NetworkConfig(name, e.host, e.cidr, e.mode, dhcp, e.domain,
+                             tuple(h.model_dump(exclude_unset=True) for h in e.dhcp_hosts or () if h),
+                             tuple(h.model_dump(exclude_unset=True) for h in e.dns_hosts or () if h),
+                             tuple(sources), adopt=bool(adopt), libvirt_name=adopt if isinstance(adopt, str) else None,
+                             keep_on_destroy=bool(e.keep_on_destroy), cidr6=e.cidr6,
+                             bridge=e.bridge if bridged else None, dhcp_range=self.dhcp_range(loc, e, dhcp))
+
+    def bridge_mode(self, loc: Loc, e: Network, bridged: bool) -> None:
+        """mode: bridge attaches to an existing host bridge, named by `bridge`; other modes make their own."""
+        if not bridged:
+            if self.given(loc, e, "bridge"):
+                self.add((*loc, "bridge"), "is only for mode: bridge (the existing host bridge to attach to); "
+                                           "other modes get a bridge of their own")
+            return
+        if not self.given(loc, e, "bridge"):
+            self.add((*loc, "bridge"), "is required with mode: bridge: the name of an existing bridge on the "
+                                       "host, e.g. br0")
+        if e.dhcp is True:
+            self.add((*loc, "dhcp"), "a bridge network's addresses come from the LAN, not from vdesk: remove dhcp")
+        for key, why in _NOT_ON_A_BRIDGE.items():
+            if getattr(e, key):
+                self.add((*loc, key), why)
+
+    def dhcp_range(self, loc: Loc, e: Network, dhcp: bool) -> dict | None:
+        """A narrower DHCP pool, e.g. to leave room for static addresses; inside cidr, not the gateway."""
+        value = e.dhcp_range
+        if value is None or value.start is None or value.end is None:
+            return None
+        if not dhcp:
+            self.add((*loc, "dhcp_range"), "needs dhcp: true")
+            return None
+        if e.cidr is None:
+            return None  # not declared (a bridge) or its own problem is reported already
+        net = ipaddress.ip_network(e.cidr)
+        gateway = next(net.hosts())
+        start, end = ipaddress.ip_address(value.start), ipaddress.ip_address(value.end)
+        for key, address in (("start", start), ("end", end)):
+            if address.version != net.version or address not in net \
+                    or address in (net.network_address, net.broadcast_address, gateway):
+                self.add((*loc, "dhcp_range", key), f"{address} is not a host address of {e.cidr} other than the "
+                                                    f"gateway {gateway}")
+                return None
+        if start > end:
+            self.add((*loc, "dhcp_range"), f"start {start} is after end {end}")
+            return None
+        return {"start": str(start), "end": str(end)}
+
+    def overlaps(self) -> None:
+        """cidr and cidr6 of each network against those before it on the same host (a bridge network's LAN too)."""
+        seen: list[tuple[str, str, Any]] = []
+        for net in self.networks.values():
+            for key in ("cidr", "cidr6"):
+                value = getattr(net, key)
+                if value is None:  # not declared, or not valid (reported already)
+                    continue
+                cidr = ipaddress.ip_network(value)
+                for other_name, other_host, other in seen:
+                    if other_host == net.host and other.version == cidr.version and other.overlaps(cidr):
+                        self.add(("networks", net.name, key), f"{value} overlaps networks.{other_name} ({other}) "
+                                                              f"on host {net.host!r}")
+                seen.append((net.name, net.host, cidr))
+
+    def image(self, loc: Loc, name: str, e: Image) -> ImageConfig:
+        if self.given(loc, e, "golden") == self.given(loc, e, "path"):
+            self.add(loc, "give exactly one of golden (an image vdesk builds) or path (your own image file)")
+        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden else "bios"))
+
+    # --- desktops, profiles, users --------------------------------------------------------------------
+
+    def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
+        host, pool, network, image = self.placement(loc, e)
+        self.template((*loc, "profile"), e.profile)
+        return DesktopConfig(name, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1, e.disk or 0,
+                             e.profile, tuple(self.desktop_users((*loc, "users"), e.users or [])), e.running,
+                             self.checks((*loc, "checks"), e.checks), source=path(loc),
+                             **self.static(loc, e.address, network), adopt=bool(e.adopt),
+                             **self.machine(loc, e, host, network))
+
+    def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
+        self.template((*loc, "template"), e.template)
+        host, pool, network, image = self.placement(loc, e)
+        return ProfileConfig(name, e.template, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1,
+                             e.disk or 0, tuple(e.groups or ()), self.checks((*loc, "checks"), e.checks, user="user"),
+                             e.running, **self.machine(loc, e, host, network))
+
+    def placement(self, loc: Loc, e: DesktopSettings) -> tuple:
+        """host, pool, network and image of a desktop or profile; the pool and network must be on the host."""
+        host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+        self.ref((*loc, "host"), host, "host")
+        for key in ("pool", "network", "image"):
+            self.ref((*loc, key), getattr(e, key), key)
+        for key, known in (("pool", self.pools), ("network", self.networks)):
+            entry = known.get(getattr(e, key))
+            if entry is not None and entry.host is not None and host in self.hosts and entry.host != host:
+                self.add((*loc, key), f"{getattr(e, key)!r} is on host {entry.host!r}, not on {host!r}")
+        return host, e.pool, e.network, e.image
+
+    def machine(self, loc: Loc, e: DesktopSettings, host: str | None, network: str | None) -> dict:
+        """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
+        max_vcpus = e.max_vcpus
+        if max_vcpus is not None and e.vcpus is not None and max_vcpus < e.vcpus:
+            self.add((*loc, "max_vcpus"), f"must be >= vcpus ({e.vcpus})")
+            max_vcpus = None
+        topology = None
+        if e.cpu_topology is not None and None not in (t := e.cpu_topology).model_dump().values():
+            topology = (t.sockets, t.cores, t.threads)
+            product = t.sockets * t.cores * t.threads
+            vcpu_max = max_vcpus or e.vcpus
+            if vcpu_max is not None and self.ok(loc, "vcpus", "max_vcpus") and product != vcpu_max:
+                self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
+                                                 f"(max_vcpus, else vcpus) is {vcpu_max}")
+        return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
+                "machine": e.machine, "autostart": bool(e.autostart),
+                "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
+
+    def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
+        """Networks for eth1, eth2, ...: known, on the desktop's host, each once, not the main network, with DHCP."""
+        for i, name in enumerate(names):
+            where = (*loc, "extra_networks", i)
+            self.ref(where, name, "network")
+            if name not in self.networks:
+                continue
+            if name == network or name in names[:i]:
+                self.add(where, f"{name!r} is already a NIC of this desktop: one NIC per network")
+            elif host in self.hosts and self.networks[name].host not in (host, None):
+                self.add(where, f"{name!r} is on host {self.networks[name].host!r}, not on {host!r}")
+            elif not self.networks[name].dhcp:
+                self.add(where, f"{name!r} has no DHCP: extra NICs take their address by DHCP")
+        return tuple(n for n in names if n is not None)
+
+    def desktop_users(self, loc: Loc, users: list[DesktopUser | None]) -> list[UserConfig]:
+        """The accounts of a desktop declared under `desktops` (the first one is the one vdesk logs in as)."""
+        result, seen = [], {}
+        for i, u in enumerate(users):
+            if u is None or u.name is None:
+                continue
+            if u.name in seen:
+                self.add((*loc, i, "name"), f"duplicates {path(loc)}[{seen[u.name]}].name ({u.name!r})")
+                continue
+            seen[u.name] = i
+            result.append(UserConfig(u.name, _good(u.ssh_authorized_keys), _good(u.groups),
+                                     self.password((*loc, i, "password"), u.password)))
+        return result
+
+    def user_desktops(self, profiles: dict[str, ProfileConfig], desktops: dict) -> list[DesktopConfig]:
+        """One desktop per entry of `users`, named after the user: the profile's settings and the user's overrides."""
+        result, seen = [], {}
+        for i, u in enumerate(self.file.users or []):
+            loc = ("users", i)
+            if u is None:
+                continue
+            name = u.name
+            usable = name is not None
+            if usable and name in seen:
+                self.add((*loc, "name"), f"duplicates users[{seen[name]}].name ({name!r})")
+                usable = False
+            elif usable and name in desktops:
+                self.add((*loc, "name"), f"{name!r} is also declared as desktops.{name}; each user's desktop is "
+                                         "named after the user")
+                usable = False
+            if usable:
+                seen[name] = i
+            self.ref((*loc, "profile"), u.profile, "profile")
+            profile = profiles.get(u.profile) if u.profile is not None else None
+            password = self.password((*loc, "password"), u.password)
+            max_vcpus = self.user_max_vcpus(loc, u, profile)
+            self.user_topology(loc, u, profile, max_vcpus)
+            checks = None if u.checks is None else \
+                self.checks((*loc, "checks"), u.checks, user=name if usable else "user")
+            if not usable or profile is None:
+                continue
+            result.append(self.user_desktop(loc, u, profile, password, max_vcpus, checks))
+        return result
+
+    def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
+                     checks: tuple | None) -> DesktopConfig:
+        def own(value, inherited):
+            return inherited if value is None else value
+        user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
+                          password)
+        return DesktopConfig(
+            u.name, profile.host, profile.pool, profile.network, profile.image,
+            profile.memory_mib if u.memory is None else u.memory // MiB, own(u.vcpus, profile.vcpus),
+            own(u.disk, profile.disk_bytes), profile.template, (user,), own(u.running, profile.running),
+            tuple(for_user(list(own(checks, profile.checks)), u.name)),
+            source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
+            max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),
+            cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
+            extra_networks=profile.extra_networks)
+
+    def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
+        """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
+        vcpus = u.vcpus
+        if not self.given(loc, u, "vcpus") and profile is not None:
+            vcpus = profile.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
+        if self.given(loc, u, "max_vcpus"):
+            if u.max_vcpus is not None and vcpus is not None and u.max_vcpus < vcpus:
+                self.add((*loc, "max_vcpus"), f"must be >= vcpus ({vcpus})")
+                return None
+            return u.max_vcpus
+        inherited = profile.max_vcpus if profile is not None else None
+        if inherited is not None and vcpus is not None and inherited < vcpus:
+            self.add((*loc, "vcpus"), f"must be <= max_vcpus ({inherited}) of profile {profile.name!r}, "
+                                      f"or set {path(loc)}.max_vcpus too")
+            return None
+        return inherited
+
+    def user_topology(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> None:
+        """A profile's cpu_topology fixes the vCPU maximum of its users' desktops."""
+        if profile is None or not profile.cpu_topology or (u.vcpus is None and not self.given(loc, u, "max_vcpus")):
+            return
+        sockets, cores, threads = profile.cpu_topology
+        if sockets * cores * threads != (max_vcpus or u.vcpus or profile.vcpus):
+            self.add((*loc, "vcpus"), f"profile {profile.name!r} has cpu_topology for {sockets * cores * threads} "
+                                      "vCPUs; a user cannot change the vCPU maximum of a fixed topology")
+
+    def static(self, loc: Loc, address: str | None, network: str | None) -> dict:
+        """A static guest address: inside its network, not the gateway, on a network without DHCP.
+
+        (On a DHCP network, a fixed address is a `dhcp_hosts` reservation instead.)
+        """
+        if address is None or network not in self.networks:
+            return {}
+        net, where = self.networks[network], (*loc, "address")
+        if net.cidr is None:
+            if not self.ok(("networks", network), "cidr"):
+                return {}
+            self.add(where, f"network {network!r} declares no cidr: give networks.{network}.cidr (its LAN) "
+                            "to place a static address on it")
+            return {}
+        ip, cidr = ipaddress.ip_address(address), ipaddress.ip_network(net.cidr)
+        gateway = next(cidr.hosts())
+        if ip.version != 4 or ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address, gateway):
+            self.add(where, f"{address} is not a usable IPv4 host address of network {network!r} "
+                            f"({net.cidr}; {gateway} is its gateway)")
+            return {}
+        if net.dhcp is not False:
+            self.add(where, f"network {network!r} hands out addresses by DHCP: reserve this one with "
+                            f"networks.{network}.dhcp_hosts, or set dhcp: false there")
+            return {}
+        return {"address": f"{ip}/{cidr.prefixlen}", "gateway": str(gateway)}
+
+    def addresses(self, desktops: dict[str, DesktopConfig]) -> None:
+        """No two desktops share a static address on one network."""
+        taken: dict[tuple[str, str], str] = {}
+        for d in desktops.values():
+            if d.address:
+                key = (d.network, d.address.split("/")[0])
+                if key in taken:
+                    self.add((*loc_of(d.source), "address"), f"{key[1]} is already the address of {taken[key]}")
+                taken.setdefault(key, d.source)
+
+    def password(self, loc: Loc, key: str | None) -> str | None:
+        """The name of the secret config key that holds a user's password.
+
+        The key is only named when it is set in plain text: a password written in its place never
+        gets this far (its type's wording does not show it either).
+        """
+        if key is None:
+            return None
+        self.password_keys.add(key)
+        if key not in self.config_keys:
+            self.add(loc, "names a vdesk config key that is not set (value not shown, in case it is a password): "
+                          f"{HOW_TO_SET_A_SECRET}")
+            return None
+        if not self.config_keys[key]:
+            self.add(loc, f"vdesk:{key} is stored in plain text: set it again with "
+                          f"`pulumi config set --secret vdesk:{key}`")
+            return None
+        return key
+
+    def template(self, loc: Loc, name: str | None) -> None:
+        available = available_profiles()
+        if name is not None and name not in available:
+            self.add(loc, f"unknown template {name!r} (available: {', '.join(available)})")
+
+    def checks(self, loc: Loc, checks: list | None, *, user: str | None = None) -> tuple[dict, ...]:
+        """Validate a list of checks (with `{user}` replaced by `user`, if given); return them as declared."""
+        try:
+            parse_checks(for_user(checks, user) if user else checks, path(loc))
+        except CheckSpecError as exc:
+            self.problems += [(loc_of(where), message) for where, message in exc.problems]
+            return ()
+        return tuple(checks or ())
+
+    # --- containers -----------------------------------------------------------------------------------
+
+    def container(self, loc: Loc, name: str, e: Container) -> ContainerConfig:
+        host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+        self.ref((*loc, "host"), host, "host")
+        network = e.network
+        if network is not None:
+            self.ref((*loc, "network"), network, "network")
+            if network in self.networks and host in self.hosts and self.networks[network].host not in (host, None):
+                self.add((*loc, "network"), f"{network!r} is on host {self.networks[network].host!r}, "
+                                            f"not on {host!r}")
+        self.ref((*loc, "image"), e.image, "image")
+        if e.image in self.images and self.images[e.image].path is not None:
+            self.add((*loc, "image"), "containers take their root tree from a golden image (golden: debian12)")
+        return ContainerConfig(name, host, network, e.image, (e.memory or 0) // MiB, e.vcpus or 1,
+                               tuple(e.command or ()), tuple(f"{k}={v}" for k, v in (e.env or {}).items()),
+                               tuple(m.model_dump(exclude_unset=True) for m in e.mounts or () if m),
+                               bool(e.userns), bool(e.running), self.checks((*loc, "checks"), e.checks))
+
+
+def _entries(section: dict | None):
+    """The usable entries of a section (a broken one is None; its problem is reported already)."""
+    return [(name, entry) for name, entry in (section or {}).items() if entry is not None]
+
+
+def _good(values) -> tuple:
+    return tuple(v for v in values or () if v is not None)

@@ -1,0 +1,467 @@
+"""The stack file as written: one pydantic model per kind of `vdesk:` entry, with types, defaults and descriptions.
+
+A model checks what a value can say on its own (a size, a name, a CIDR). What
+depends on other entries (references, placement, overlaps, inheritance) is
+resolve.py's. problems.py words the errors; schema.py publishes these models
+as docs/stack.schema.json, whose descriptions editors show.
+"""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
+                      WithJsonSchema, model_validator)
+
+from ..guest.checkspec import KINDS
+from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_size
+from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
+
+EMBEDDED = "embedded"
+ACCELERATORS = ("kvm", "tcg", "auto")
+NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
+ADDRESS_SOURCES = ("lease", "agent", "arp")
+BOOT_MODES = ("bios", "uefi")
+DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
+GOLDEN_IMAGES = ("debian12",)
+DEFAULT_TEMPLATE = "desktop"
+MIN_MEMORY = 256 * 1024**2
+# Accounts the golden image (or any Debian) already has: a desktop user must not take them over.
+RESERVED_LOGINS = frozenset({
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
+    "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "systemd-network",
+    "systemd-resolve", "systemd-timesync", "polkitd", "avahi", "dnsmasq", "libvirt-qemu"})
+# An OpenSSH public key line (options and comment allowed), as the seed templates accept it.
+_PUBLIC_KEY = (r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
+               r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/]+=*(\s|$)")
+_LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
+_GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
+CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_INTERFACE = r"^[^\s/:]{1,15}$"
+HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
+                       "here")
+_NOT_A_SECRET = f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW_TO_SET_A_SECRET}"
+_NOT_A_KEY = "is not an OpenSSH public key ('ssh-ed25519 AAAA... comment'); value not shown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
+    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
+    missing: str = ""    # the whole message when it is absent or empty
+    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
+    #                      the value as written and the choices (leave {input} out where it might be a secret)
+
+
+def _ref(kind: str) -> Any:
+    """A string naming an entry of another section (resolve.py checks that it exists)."""
+    article = "an" if kind[0] in "aeiou" else "a"
+    return Annotated[str, Wording(expected=f"the name of {article} {kind}, got {{got}}",
+                                  missing=f"is required (the name of one of the {kind}s)")]
+
+
+def _rule(problem) -> AfterValidator:
+    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
+    def check(value):
+        if message := problem(value):
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
+
+
+def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
+    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
+    def check(value) -> int:
+        size = parse_size(value, default_unit=default_unit)
+        if size < 0:
+            raise ValueError(f"{value!r} is not a size: sizes are not negative")
+        if size < minimum:
+            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
+        return size
+    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
+    return PlainValidator(check, json_schema_input_type=written)
+
+
+def _adopt(value) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and not (message := name_problem(value)):
+        return value
+    raise ValueError(message if isinstance(value, str)
+                     else f"must be true, false or the name of the existing object, got {value!r}")
+
+
+def _address_sources(value) -> list[str]:
+    if not isinstance(value, list) or not value or any(x not in ADDRESS_SOURCES for x in value):
+        raise ValueError(f"must be a non-empty list of {', '.join(ADDRESS_SOURCES)}, got {value!r}")
+    return value
+
+
+def _cidr6(value: str) -> str | None:
+    if message := network_problem(value):
+        return message
+    net = ipaddress.ip_network(value)
+    if net.version != 6:
+        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
+    if net.prefixlen > 125:
+        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
+    return None
+
+
+def _ip(version: int | None):
+    def problem(value: str) -> str | None:
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            ip = None
+        if ip is None or (version and ip.version != version):
+            return f"{value!r} is not an {'IPv4 ' if version == 4 else 'IP '}address"
+        return None
+    return problem
+
+
+def _scalar(value):
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    got = "null" if value is None else type(value).__name__
+    raise ValueError(f"must be a string, a number or true/false, got {got}")
+
+
+def _not_a_section(key: str) -> str | None:
+    return _NOT_A_SECRET if key in StackFile.model_fields else None
+
+
+# The kinds of values: what each accepts, how editors see it, and how its problems are worded.
+Name = Annotated[str, _rule(name_problem), Wording(expected="a name (lowercase letters, digits and '-'), got {got}")]
+NameValue = Annotated[Name, Field(json_schema_extra={"pattern": NAME_PATTERN})]
+Count = Annotated[int, Field(ge=1)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
+DiskSize = Annotated[int, _size("GiB")]
+Adopt = Annotated[bool | str, PlainValidator(_adopt, json_schema_input_type=bool | NameValue)]
+Uri = Annotated[str, _rule(lambda v: None if v == EMBEDDED or "://" in v
+                           else f"{v!r} must be 'embedded' or a libvirt URI such as qemu:///system"),
+                Wording(expected="'embedded' or a libvirt URI such as qemu:///system, got {got}")]
+Login = Annotated[str, Field(pattern=_LOGIN),
+                  _rule(lambda v: f"{v!r} is not a usable login name: it is a system account"
+                        if v in RESERVED_LOGINS else None),
+                  Wording(invalid="{input} is not a usable login name: use lowercase letters, digits, '-' and "
+                                  "'_', starting with a letter or '_', at most 32 characters")]
+UserName = Annotated[Login, _rule(lambda v: f"{v!r} is not a usable user name: it also names the user's desktop, "
+                                            "so use lowercase letters, digits and '-', starting with a letter and "
+                                            "not ending with '-'" if name_problem(v) else None)]
+Group = Annotated[str, Field(pattern=_GROUP),
+                  Wording(invalid="{input} is not a valid group name: use lowercase letters, digits, '-' and '_', "
+                                  "starting with a letter or '_'")]
+Groups = Annotated[list[Group], AfterValidator(lambda groups: list(dict.fromkeys(groups))),
+                   Wording(expected="a list of group names")]
+SshKey = Annotated[str, Field(pattern=_PUBLIC_KEY), _rule(lambda v: _NOT_A_KEY if "\n" in v.strip() else None),
+                   AfterValidator(str.strip), Wording(invalid=_NOT_A_KEY)]
+SshKeys = Annotated[list[SshKey],
+                    Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
+SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
+MachineType = Annotated[str, Field(pattern=_MACHINE),
+                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
+Interface = Annotated[str, Field(pattern=_INTERFACE),
+                      Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
+                                      "':')")]
+Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
+Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd00:77::/64")]
+IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
+Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
+HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
+Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
+                              else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
+                   Wording(expected="an absolute block device path, e.g. /dev/sdb, got {got}")]
+Devices = Annotated[list[Device], Field(min_length=1),
+                    Wording(expected="a non-empty list of block device paths, e.g. [/dev/sdb]")]
+VolumeGroup = Annotated[str, _rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
+FileServer = Annotated[str, _rule(host_problem), Wording(expected="a host name or address, got {got}")]
+Export = Annotated[str, Wording(expected="a path (or, for cifs, a share name), got {got}")]
+Checks = Annotated[list[Annotated[Any, WithJsonSchema({
+    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
+                                     "what to check, and that kind's options."})]],
+    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
+Command = Annotated[list[NonEmpty],
+                    BeforeValidator(lambda v: [v] if isinstance(v, str) else v,
+                                    json_schema_input_type=str | list[str]),
+                    Wording(expected="a command line as a list of strings, e.g. [/bin/sleep, infinity]")]
+AddressSources = Annotated[list[str], PlainValidator(
+    _address_sources, json_schema_input_type=Annotated[list[Literal[ADDRESS_SOURCES]], Field(min_length=1)])]
+Golden = Annotated[Literal[GOLDEN_IMAGES], Wording(invalid="{input} is not an image vdesk builds (known: {options})")]
+ImageFile = Annotated[str, _rule(lambda v: None if os.path.isfile(v) else f"{v!r} does not exist or is not a file")]
+Template = Annotated[str, Wording(expected="the name of a template under templates/user-data/, e.g. desktop, "
+                                           "got {got}")]
+Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValidator(
+    _scalar, json_schema_input_type=str | int | float | bool)]],
+    Wording(expected="a mapping of variable names to values, got {got}")]
+HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
+ImageRef, ProfileRef = _ref("image"), _ref("profile")
+
+
+class Settings(BaseModel):
+    """Settings of one entry: a typo is an error that lists what is allowed."""
+    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True,
+                              field_title_generator=lambda name, _info: name)
+    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
+    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
+    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
+        return data
+
+
+class Host(Settings):
+    """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI."""
+    noun: ClassVar[str] = "host"
+    uri: Uri = Field(EMBEDDED, description="`embedded` (a project-private libvirtd on this machine) or a libvirt URI, "
+                                           "e.g. qemu:///system or qemu+ssh://host/system.")
+    accelerator: Literal[ACCELERATORS] = Field(
+        "auto", description="kvm, tcg (emulation), or auto: boot a probe kernel under kvm, fall back to tcg.")
+
+
+class Pool(Settings):
+    """A libvirt storage pool that holds the desktops' disks and seeds."""
+    noun: ClassVar[str] = "pool"
+    host: HostRef = Field(description="The host it is on.")
+    type: Literal[POOL_TYPES] = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
+                                                         "netfs (a mounted network share).")
+    path: HostPath | None = Field(None, description="dir and netfs: its directory on the host (default: under the "
+                                                    "host's pool root). Required to adopt a pool by name.")
+    source_devices: Devices | None = Field(
+        None, description="logical: block devices vdesk builds the volume group on; they must hold no data.")
+    source_name: VolumeGroup | None = Field(
+        None, description="logical: the volume group (without source_devices it must exist, and is kept on "
+                          "destroy).")
+    source_format: Literal[NETFS_FORMATS] | None = Field(None, description="netfs: the share's protocol "
+                                                                           "(default auto).")
+    source_host: FileServer | None = Field(None, description="netfs: the file server's host name or address.")
+    source_dir: Export | None = Field(None, description="netfs: the exported directory (cifs: the share's name).")
+    adopt: Adopt = Field(False, description="true: take over the existing pool <prefix>-<name>; a name: take over "
+                                            "that pool (e.g. default).")
+    keep_on_destroy: bool = Field(False, description="Leave the pool on the host at destroy.")
+
+
+class DhcpRange(Settings):
+    """The part of an IPv4 network that DHCP hands out."""
+    record: ClassVar[bool] = True
+    start: IPv4 = Field(description="First address handed out.")
+    end: IPv4 = Field(description="Last address handed out.")
+
+
+class DhcpHost(Settings):
+    """A DHCP reservation: this MAC always gets this address."""
+    noun: ClassVar[str] = "DHCP reservation"
+    record: ClassVar[bool] = True
+    mac: NonEmpty = Field(description="The guest NIC's MAC address.")
+    ip: NonEmpty = Field(description="The IPv4 address it gets.")
+    name: str | None = Field(None, description="Its host name in the network's DNS.")
+
+
+class DnsHost(Settings):
+    """A DNS record in the network's own DNS."""
+    noun: ClassVar[str] = "DNS record"
+    record: ClassVar[bool] = True
+    ip: NonEmpty = Field(description="The address.")
+    hostnames: Annotated[list[str], Field(min_length=1)] = Field(description="Names that resolve to it.")
+
+
+class Network(Settings):
+    """A libvirt virtual network, or an existing host bridge (mode: bridge)."""
+    noun: ClassVar[str] = "network"
+    host: HostRef = Field(description="The host it is on.")
+    cidr: Cidr | None = Field(None, description="Its IPv4 or IPv6 network, e.g. 10.77.0.0/24 (IPv4: /29 or "
+                                                "larger). Required, except with mode: bridge, where it describes "
+                                                "the LAN.")
+    cidr6: Cidr6 | None = Field(None, description="An IPv6 prefix beside an IPv4 cidr (dual stack, with DHCPv6).")
+    mode: Literal[NETWORK_MODES] = Field("nat", description="nat, isolated, route, open, or bridge (guests join "
+                                                            "the existing host bridge named by `bridge`).")
+    bridge: Interface | None = Field(None, description="mode: bridge: the existing host bridge, e.g. br0.")
+    dhcp: bool | None = Field(None, description="Hand out addresses by DHCP (default: true, except on a bridge).")
+    dhcp_range: Annotated[DhcpRange, Wording(expected="{start, end}, two IPv4 addresses")] | None = Field(
+        None, description="A narrower IPv4 DHCP pool (default: every address after the gateway).")
+    domain: str | None = Field(None, description="The DNS domain of its guests.")
+    dhcp_hosts: list[DhcpHost] = Field([], description="DHCP reservations; changed in place.")
+    dns_hosts: list[DnsHost] = Field([], description="DNS records; changed in place.")
+    address_sources: AddressSources | None = Field(
+        None, description="Where the readiness gate learns a guest's address, in order: lease, agent (qemu guest "
+                          "agent), arp. Default: [lease, agent] with DHCP, else [agent].")
+    adopt: Adopt = Field(False, description="true: take over the existing network <prefix>-<name>; a name: take "
+                                            "over that network (e.g. default).")
+    keep_on_destroy: bool = Field(False, description="Leave the network on the host at destroy.")
+
+
+class Image(Settings):
+    """A disk image desktops are made from: vdesk's golden image, or your own cloud image."""
+    noun: ClassVar[str] = "image"
+    golden: Golden | None = Field(None, description="An image vdesk builds (direct kernel boot): debian12.")
+    path: ImageFile | None = Field(None, description="Your own image file with its own bootloader (instead of "
+                                                     "golden).")
+    boot: Literal[BOOT_MODES] | None = Field(None, description="With path: bios (default) or uefi.")
+
+
+class CpuTopology(Settings):
+    """How the vCPUs look to the guest; their product is the vCPU maximum."""
+    record: ClassVar[bool] = True
+    sockets: Count = Field(description="CPU sockets.")
+    cores: Count = Field(description="Cores per socket.")
+    threads: Count = Field(description="Threads per core.")
+
+
+_TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
+
+
+class DesktopSettings(Settings):
+    """What a desktop is and where it runs: the settings desktops and profiles share."""
+    host: HostRef | None = Field(None, description="The host (default: the first host).")
+    pool: PoolRef = Field(description="The pool its disk and seed go in (on the same host).")
+    network: NetworkRef = Field(description="The network of its first NIC (on the same host).")
+    extra_networks: Annotated[list[NetworkRef], Wording(expected="a list of network names")] = Field(
+        [], description="More NICs (eth1, eth2, ...), one per network, each with DHCP and its own stable MAC.")
+    image: ImageRef = Field(description="The image its disk is made from.")
+    memory: MemorySize = Field("1GiB", validate_default=True, description="Memory, e.g. 1GiB or 768MiB (an integer "
+                                                                          "is in MiB); at least 256MiB.")
+    vcpus: Count = Field(1, description="Virtual CPUs.")
+    max_vcpus: Count | None = Field(None, description="vCPUs it can be hot-plugged up to without a restart "
+                                                      "(default: vcpus, i.e. no room).")
+    cpu_topology: Annotated[CpuTopology, _TOPOLOGY] | None = Field(
+        None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
+    machine: MachineType | None = Field(None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
+    disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
+    disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
+                                                                   "must stay); full: an independent copy.")
+    running: bool = Field(True, description="Keep it running (false: defined, shut off).")
+    autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
+    checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
+
+
+class Profile(DesktopSettings):
+    """What a kind of desktop gets: its users' desktops are made from it."""
+    noun: ClassVar[str] = "profile"
+    template: Template = Field(DEFAULT_TEMPLATE, description="A template under templates/user-data/, e.g. "
+                                                             "desktop, developer or office.")
+    groups: Groups = Field([], description="Supplementary groups of its users.")
+    checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; {user} stands for each "
+                                           "user's name.")
+
+
+class DesktopUser(Settings):
+    """An account on a desktop; the first is the one vdesk logs in as."""
+    noun: ClassVar[str] = "user"
+    name: Login = Field(description="The login name.")
+    ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in as this user.")
+    groups: Groups = Field([], description="Supplementary groups.")
+    password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
+                                                         "(`pulumi config set --secret vdesk:<key>`), never the "
+                                                         "password itself.")
+
+
+class Desktop(DesktopSettings):
+    """A desktop spelled out in full."""
+    noun: ClassVar[str] = "desktop"
+    profile: Template = Field(DEFAULT_TEMPLATE, description="Its template under templates/user-data/, e.g. desktop.")
+    users: Annotated[list[DesktopUser], Field(min_length=1), Wording(expected="a non-empty list of users")] = Field(
+        [DesktopUser(name="desk")], description="Its accounts; the first is the one vdesk logs in as "
+                                                "(default: one user, desk).")
+    address: Address | None = Field(None, description="A static IPv4 address on a network without DHCP.")
+    adopt: bool = Field(False, description="Take over its domain, disk and seed if they exist.")
+
+
+class User(Settings):
+    """A person: gets one desktop named after them, made from their profile, with their overrides."""
+    noun: ClassVar[str] = "user"
+    name: UserName = Field(description="The login, and the desktop's name and hostname.")
+    profile: ProfileRef = Field(description="The profile their desktop is made from.")
+    ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in.")
+    password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
+                                                         "(`pulumi config set --secret vdesk:<key>`), never the "
+                                                         "password itself.")
+    groups: Groups | None = Field(None, description="Supplementary groups (default: the profile's).")
+    memory: MemorySize | None = Field(None, description="Memory (default: the profile's).")
+    vcpus: Count | None = Field(None, description="Virtual CPUs (default: the profile's).")
+    max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
+    disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
+    disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
+    checks: Checks | None = Field(None, description="Checks (default: the profile's).")
+    running: bool | None = Field(None, description="Keep it running (default: the profile's).")
+    autostart: bool | None = Field(None, description="Start with the host (default: the profile's).")
+    address: Address | None = Field(None, description="A static IPv4 address on a network without DHCP.")
+    adopt: bool = Field(False, description="Take over their desktop's domain, disk and seed if they exist.")
+
+
+class Mount(Settings):
+    """A host directory mounted into a container."""
+    noun: ClassVar[str] = "mount"
+    record: ClassVar[bool] = True
+    source: NonEmpty = Field(description="The directory on the host.")
+    target: NonEmpty = Field(description="Where it appears in the container.")
+    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
+
+
+class Container(Settings):
+    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    noun: ClassVar[str] = "container"
+    host: HostRef | None = Field(None, description="The host (default: the first host).")
+    network: NetworkRef | None = Field(None, description="Its network (on the same host); none: no NIC.")
+    image: ImageRef = Field(description="A golden image; its tree becomes the container's root.")
+    memory: MemorySize = Field("256MiB", validate_default=True, description="Memory, e.g. 512MiB (an integer is "
+                                                                            "in MiB); at least 256MiB.")
+    vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
+    command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
+    env: Environment = Field({}, description="Environment variables of the command.")
+    mounts: list[Mount] = Field([], description="Host directories mounted into it.")
+    userns: bool = Field(True, description="Map root inside to an unprivileged host uid (false is warned about).")
+    running: bool = Field(True, description="Keep it running.")
+    checks: Checks = Field([], description="Checks run inside it once it has an address.")
+
+
+class Timeouts(Settings):
+    """How long vdesk waits for each step of a desktop's readiness, in seconds."""
+    key_noun: ClassVar[str] = "timeout"
+    address: Count = Field(600, description="Until the guest has an address.")
+    ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
+    cloud_init: Count = Field(900, description="Until cloud-init reports done.")
+    shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
+
+
+def _no_settings_is_defaults(entries: Any) -> Any:
+    """`local:` with nothing under it is an entry with every setting at its default."""
+    return {name: {} if value is None else value for name, value in entries.items()} \
+        if isinstance(entries, dict) else entries
+
+
+def _named(entry: type[Settings], *, at_least: int = 0) -> Any:
+    """A section: a mapping of entry names to their settings."""
+    # (the count is checked before null entries become empty ones, and shown to editors as minProperties)
+    at_least_marks = (Field(min_length=at_least),) if at_least else ()
+    return Annotated[(dict[Name, entry], *at_least_marks,
+                      BeforeValidator(_no_settings_is_defaults, json_schema_input_type=dict[str, entry | None]),
+                      Field(json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN},
+                                               **({"minProperties": at_least} if at_least else {})}))]
+
+
+class StackFile(Settings):
+    """The `vdesk:` keys of a stack file (stacks/Pulumi.<stack>.yaml), as written."""
+    key_noun: ClassVar[str] = "section"
+    # The order of the sections is the order problems are listed in.
+    prefix: NameValue | None = Field(None, description="Prefix of every libvirt object's name (default: the "
+                                                       "stack's name).")
+    hosts: Annotated[_named(Host, at_least=1), Wording(missing="declare at least one host")] = Field(
+        description="KVM hosts by name.")
+    pools: _named(Pool) = Field({}, description="Storage pools by name.")
+    networks: _named(Network) = Field({}, description="Networks by name.")
+    images: _named(Image) = Field({}, description="Images by name.")
+    desktops: _named(Desktop) = Field({}, description="Desktops spelled out in full, by name.")
+    profiles: _named(Profile) = Field({}, description="Profiles by name: what each kind of desktop gets.")
+    users: list[User] = Field([], description="People: each gets one desktop named after them, from their "
+                                              "profile.")
+    containers: _named(Container) = Field({}, description="LXC containers by name.")
+    timeouts: Timeouts = Field(Timeouts(), description="Readiness timeouts in seconds.")
