@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from ..resources.pool import StoragePool
 
 DISK_CLONES = ("linked", "full")
+_KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
+
+
+def kernel_args_problem(value) -> str | None:
+    """Kernel parameters (name or name=value, space-separated): no quotes, no shell or XML metacharacters."""
+    words = value.split(" ") if isinstance(value, str) else None
+    if not words or len(value) > 1024 or not all(_KERNEL_ARG.match(w) for w in words):
+        return ("must be kernel parameters separated by single spaces, each made of letters, digits and "
+                "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
+    return None
 MIN_MEMORY_MIB = 256
 
 
@@ -63,6 +74,7 @@ class DesktopArgs:
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
+    kernel_args: str | None = None           # appended to a golden image's kernel command line
 
     @property
     def memory_mib(self) -> int:
@@ -109,6 +121,8 @@ class DesktopArgs:
                 problem(field, f"is on host {net.host.name!r}, but the pool is on {host.name!r}")
         if self.vm_name is not None and (message := name_problem(self.vm_name)):
             problem("vm_name", message)
+        if self.kernel_args is not None and (message := kernel_args_problem(self.kernel_args)):
+            problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
         return found

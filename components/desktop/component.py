@@ -73,7 +73,8 @@ class Desktop(pulumi.ComponentResource):
             "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
             "machine": args.machine,
-            "kernel": image.kernel_path, "initrd": image.initrd_path, "cmdline": image.cmdline,
+            "kernel": image.kernel_path, "initrd": image.initrd_path,
+            "cmdline": " ".join(filter(None, (image.cmdline, args.kernel_args))) or None,
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
             "disks": [

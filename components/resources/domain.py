@@ -18,6 +18,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
+from . import faults
 from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -310,6 +311,7 @@ class DomainProvider(DeclaredProvider):
                 raise VdeskError(f"domain {props['name']!r} already exists on {props['host_uri']}; "
                                  "set adopt: true to take it over, or choose another name")
             dom = conn.defineXML(desired_model(props).to_xml())
+            faults.point("define")              # defined, not started
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False))
 
@@ -407,6 +409,7 @@ class DomainProvider(DeclaredProvider):
             if dom is None:
                 return
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
+            faults.point("destroy")             # off, still defined
             undefine(dom)
         _remove_display_socket(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))

@@ -23,6 +23,7 @@ from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
+from . import faults
 from .provider import GateProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class ReadinessProvider(GateProvider):
 
     def gate(self, props) -> dict:
         name = props["domain_name"]
+        faults.point("ready")                   # the guest boots; the gate waits
         try:
             with connect(props["host_uri"]) as conn:
                 ip = wait_for_address(conn, name, props["mac"], sources=tuple(props["address_sources"]),

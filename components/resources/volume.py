@@ -15,6 +15,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
+from . import faults
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 
 if TYPE_CHECKING:
@@ -54,7 +55,13 @@ def upload_file(conn, vol, path: str) -> None:
     vol.upload(stream, 0, size, 0)
     with open(path, "rb") as f:
         try:
-            stream.sendAll(lambda _s, n, fh: fh.read(min(n, _CHUNK)), f)
+            def chunk(_stream, n, fh):
+                data = fh.read(min(n, _CHUNK))
+                if fh.tell() > _CHUNK:
+                    faults.point("import")     # half uploaded
+                return data
+
+            stream.sendAll(chunk, f)
             stream.finish()
         except Exception:
             stream.abort()
@@ -200,6 +207,8 @@ class VolumeProvider(DeclaredProvider):
                     vol = pool.createXML(model.to_xml(), 0)
             except libvirt.libvirtError as exc:
                 raise _creation_failed(props, pool, exc) from exc
+            if props.get("backing_path"):
+                faults.point("clone")           # the clone exists, its create has not returned
             try:
                 if props.get("source_path"):
                     upload_file(conn, vol, props["source_path"])

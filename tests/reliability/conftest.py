@@ -18,6 +18,10 @@ settings.register_profile("thorough", max_examples=600, deadline=None,
 settings.load_profile(os.environ.get("VDESK_RELIABILITY", "test"))
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "reliability: killed runs, host faults, hostile input (tier 4)")
+
+
 def pytest_terminal_summary(terminalreporter):
     lines = ledger.summary_lines()
     if lines:

@@ -1,0 +1,108 @@
+"""Killed runs: `up` and `destroy` SIGKILLed at five points, then recovered by vdesk alone.
+
+The run is killed as a power cut or a runner timeout would kill it: the engine,
+the program and the providers at once. The next `tools/vdesk up` (what `make up`
+runs) must converge with no person's help and no duplicates, and `destroy` must
+leave nothing, counted from libvirt and the filesystem, not from vdesk's state.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.host import embedded
+from tests.reliability import ledger
+from tests.support.cli import Front
+from tests.support.host import inventory
+
+pytestmark = pytest.mark.reliability
+STACK = "rel"
+
+
+def _config(running: bool) -> dict:
+    return {
+        "vdesk:hosts": {"local": {"uri": "embedded", "accelerator": "tcg"}},
+        "vdesk:pools": {"main": {"host": "local"}},
+        "vdesk:networks": {"lan": {"host": "local", "cidr": "10.91.0.0/24"}},
+        "vdesk:images": {"debian12": {"golden": "debian12"}},
+        "vdesk:profiles": {"desk": {"pool": "main", "network": "lan", "image": "debian12", "memory": "768MiB",
+                                    "vcpus": 2, "disk": "4GiB", "running": False,
+                                    "checks": [{"service": "ssh"}]}},
+        "vdesk:users": [{"name": "d1", "profile": "desk", "running": running}, {"name": "d2", "profile": "desk"}],
+        "vdesk:timeouts": {"address": 300, "ssh": 300, "cloud_init": 600},
+    }
+
+
+EXPECTED = {"domains": {f"{STACK}-d1", f"{STACK}-d2"}, "networks": {f"{STACK}-lan"}, "pools": {f"{STACK}-main"}}
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory):
+    f = Front(tmp_path_factory.mktemp("killed"), STACK, _config(running=False))
+    yield f
+    try:
+        f.run("destroy")
+    finally:
+        embedded.stop(embedded.embedded_host("local", state_root=f.state), purge=True)
+
+
+def _host(front) -> str:
+    return embedded.embedded_host("local", state_root=front.state).uri
+
+
+def _converged(front) -> None:
+    """Exactly the declared objects, once each; the state knows two desktops; the journal is all 'created'."""
+    held = inventory(_host(front))
+    assert {k: set(v) for k, v in held.items() if k != "volumes"} == EXPECTED
+    volumes = sorted(held["volumes"])
+    assert len(volumes) == 7 and sum(v.startswith(f"{STACK}-d") for v in volumes) == 4, volumes
+    state = json.loads(front.run("outputs").stdout)
+    assert sorted(state["desktops"]) == ["d1", "d2"]
+
+
+def _nothing_left(front) -> None:
+    held = inventory(_host(front))
+    leaked = [f"{kind} {name}" for kind, names in held.items() for name in names]
+    files = [str(p.relative_to(front.state)) for sub in ("pools", "displays", "log/qemu")
+             for p in (front.state / "hosts" / "local" / sub).rglob("*") if p.is_file() or p.is_socket()]
+    files += [str(p.relative_to(front.state)) for p in (front.state / "journal").rglob("*.json")]
+    ledger.FAULTS["leaked_objects"] += len(leaked)
+    ledger.FAULTS["leaked_files"] += len(files)
+    ledger.LEAKS.extend(leaked + files)
+    assert leaked == [] and files == []
+
+
+@pytest.mark.parametrize("point", ["import", "clone", "define"])
+def test_an_up_killed_while_creating_is_recovered_by_the_next_up(front, point):
+    ledger.FAULTS["scenarios"] += 1
+    front.kill_at("up", point)
+    ledger.FAULTS["faults_injected"] += 1
+    front.run("up")
+    _converged(front)
+    front.run("destroy")
+    _nothing_left(front)
+
+
+def test_a_destroy_killed_half_way_is_finished_by_the_next_destroy(front):
+    ledger.FAULTS["scenarios"] += 1
+    front.run("up")
+    front.kill_at("destroy", "destroy")
+    ledger.FAULTS["faults_injected"] += 1
+    front.run("destroy")
+    _nothing_left(front)
+
+
+def test_an_up_killed_during_the_readiness_wait_is_recovered_and_the_desktop_works(front):
+    ledger.FAULTS["scenarios"] += 1
+    front.write(_config(running=True))
+    front.kill_at("up", "ready")
+    ledger.FAULTS["faults_injected"] += 1
+    up = front.run("up")
+    _converged(front)
+    d1 = json.loads(front.run("outputs").stdout)["desktops"]["d1"]
+    if not d1.get("ip"):
+        ledger.FAULTS["unreachable"] += 1
+    assert d1["state"] == "running" and d1["ip"].startswith("10.91.0."), up.stdout[-2000:]
+    front.run("destroy")
+    _nothing_left(front)
