@@ -13,7 +13,8 @@ from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
 from ..desktop import Desktop, DesktopArgs, DesktopUser, Timeouts
 from ..desktop.seeding import check_seed, vm_mac
-from ..errors import InputError
+from ..errors import InputError, VdeskError
+from ..host import capacity
 from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
 from ..images.image import Image, ImageArgs
@@ -80,6 +81,21 @@ def check_macs(config: StackConfig, host_uris: Mapping[str, str]) -> None:
         raise InputError(problems)
 
 
+def check_capacity(config: StackConfig, hosts: Mapping) -> None:
+    """Every desktop fits its host alone, and a host's running desktops fit it together (read from libvirt)."""
+    used = {d.host for d in config.desktops.values()}
+    capacities = {name: capacity.read(name, h.uri, h.domain_type) for name, h in hosts.items() if name in used}
+
+    def field(d, key):
+        return dict(d.origins).get(key, f"{d.source}.{key}")
+
+    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.vcpus, d.running,
+                               field(d, "memory"), field(d, "max_vcpus" if d.max_vcpus else "vcpus"))
+               for d in config.desktops.values()]
+    if problems := capacity.problems(demands, capacities, {n: dict(h.overcommit) for n, h in config.hosts.items()}):
+        raise InputError(problems)
+
+
 def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = None,
             secret: Callable[[str], pulumi.Input[str]] = _secret) -> dict:
     """Validate everything, then declare the stack's resources. `secret(key)` reads a secret config value."""
@@ -89,6 +105,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
     hosts = {name: resolve_host(h, probe_kernel=probe_kernel) for name, h in config.hosts.items()}
     check_macs(config, {name: h.uri for name, h in hosts.items()})
+    check_capacity(config, hosts)
 
     pools = {name: StoragePool(f"pool-{name}", _pool_args(p, hosts[p.host], prefix))
              for name, p in config.pools.items()}
@@ -116,7 +133,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
         machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
-        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}"))
+        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
         for name, d in config.desktops.items()}
 
     containers = {name: Container(f"container-{name}", ContainerArgs(
@@ -149,5 +166,7 @@ def main() -> None:
         outputs = declare(pulumi.get_stack(), read_config(), config_keys=read_config_keys())
     except InputError as exc:
         raise SystemExit(f"invalid vdesk configuration:\n{exc}") from None
+    except VdeskError as exc:          # e.g. the host policy itself is broken: the administrator's to fix
+        raise SystemExit(f"vdesk: {exc}") from None
     for key, value in outputs.items():
         pulumi.export(key, value)

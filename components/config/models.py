@@ -55,6 +55,7 @@ class HostConfig:
     name: str
     uri: str                   # "embedded" or a libvirt URI
     accelerator: str
+    overcommit: tuple[tuple[str, float], ...] = ()   # (memory|cpu, ratio) beyond the defaults
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +131,7 @@ class ProfileConfig:
     machine: str | None = None         # machine type (q35, pc, or a versioned name)
     autostart: bool = False            # its desktops start when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
+    kernel_args: str | None = None     # appended to a golden image's kernel command line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +158,8 @@ class DesktopConfig:
     machine: str | None = None        # machine type (q35, pc, or a versioned name)
     autostart: bool = False           # started when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
+    kernel_args: str | None = None    # appended to a golden image's kernel command line
+    origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,13 +14,15 @@ from typing import Any, Mapping
 
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
+from ..host import policy as host_policy
+from ..host.policy import disk_image_problem
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
                      PoolConfig, ProfileConfig, StackConfig, UserConfig, for_user)
 from .partial import is_broken
 from .problems import Loc, loc_of, path, unknown
-from .stackfile import (HOW_TO_SET_A_SECRET, Container, Desktop, DesktopSettings, DesktopUser, Image, Network, Pool,
+from .stackfile import (EMBEDDED, HOW_TO_SET_A_SECRET, Container, Desktop, DesktopSettings, DesktopUser, Image, Network, Pool,
                         Profile, StackFile, User)
 
 MiB = 1024**2
@@ -48,6 +50,7 @@ class _Resolver:
         self.networks: dict[str, NetworkConfig] = {}
         self.images: dict[str, ImageConfig] = {}
         self.declared: dict[str, set[str]] = {}  # names per section, broken entries too (their problem is reported)
+        self.policy = host_policy.load()          # what this machine's administrator lets a stack touch
 
     def add(self, loc: Loc, message: str) -> None:
         self.problems.append((loc, message))
@@ -74,7 +77,7 @@ class _Resolver:
         prefix = f.prefix or stack
         if f.prefix is None and not is_broken(self.broken, ("prefix",)) and name_problem(stack):
             self.add(("prefix",), f"{stack!r} is not a valid name prefix: set vdesk:prefix")
-        self.hosts = {name: HostConfig(name, h.uri, h.accelerator) for name, h in _entries(f.hosts)}
+        self.hosts = {name: self.host(("hosts", name), name, h) for name, h in _entries(f.hosts)}
         self.pools = {name: self.pool(("pools", name), name, e) for name, e in _entries(f.pools)}
         self.networks = {name: self.network(("networks", name), name, e) for name, e in _entries(f.networks)}
         self.overlaps()
@@ -96,7 +99,23 @@ class _Resolver:
         return (StackConfig(prefix, self.hosts, self.pools, self.networks, self.images, desktops, timeouts,
                             profiles, containers), self.problems)
 
-    # --- pools, networks, images ----------------------------------------------------------------------
+    # --- hosts, pools, networks, images ---------------------------------------------------------------
+
+    def host(self, loc: Loc, name: str, h) -> HostConfig:
+        """A URI is checked against the administrator's policy before anything connects to it."""
+        if h.uri not in (None, EMBEDDED) and self.ok(loc, "uri") and (message := self.policy.uri_problem(h.uri)):
+            self.add((*loc, "uri"), message)
+        ratios = tuple((k, v) for k, v in (h.overcommit.model_dump() if h.overcommit else {}).items() if v is not None)
+        return HostConfig(name, h.uri, h.accelerator, ratios)
+
+    def local(self, host: str | None) -> bool:
+        """Whether a host's paths are this machine's (the embedded host, a local URI)."""
+        uri = self.hosts[host].uri if host in self.hosts else None
+        return uri in (None, EMBEDDED) or "://" in uri and not uri.split("://", 1)[1].split("/", 1)[0]
+
+    def allowed(self, loc: Loc, kind: str, path: str | None, *, local: bool = True) -> None:
+        if path is not None and (message := self.policy.path_problem(kind, path, local=local)):
+            self.add(loc, message)
 
     def pool(self, loc: Loc, name: str, e: Pool) -> PoolConfig:
         self.ref((*loc, "host"), e.host, "host")
@@ -104,6 +123,10 @@ class _Resolver:
         # adopt: true means vdesk's own default path; a logical pool's target is its volume group.
         if libvirt_name and not self.given(loc, e, "path") and e.type != "logical":
             self.add((*loc, "path"), "is required to adopt a pool by name: declare its directory")
+        if e.type != "logical" and self.ok(loc, "path"):      # (a logical pool has no path: said below)
+            self.allowed((*loc, "path"), "pools", e.path, local=self.local(e.host))
+        for i, device in enumerate(e.source_devices or ()):
+            self.allowed((*loc, "source_devices", i), "devices", device, local=self.local(e.host))
         return PoolConfig(name, e.host, e.path, adopt=bool(e.adopt), libvirt_name=libvirt_name,
                           keep_on_destroy=bool(e.keep_on_destroy), **self.pool_source(loc, e))
 
@@ -232,6 +255,12 @@ class _Resolver:
     def image(self, loc: Loc, name: str, e: Image) -> ImageConfig:
         if self.given(loc, e, "golden") == self.given(loc, e, "path"):
             self.add(loc, "give exactly one of golden (an image vdesk builds) or path (your own image file)")
+        if e.path is not None and self.ok(loc, "path"):
+            where = (*loc, "path")
+            problems = len(self.problems)
+            self.allowed(where, "images", e.path)
+            if len(self.problems) == problems and (message := disk_image_problem(e.path)):
+                self.add(where, message)
         return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden else "bios"))
 
     # --- desktops, profiles, users --------------------------------------------------------------------
@@ -279,7 +308,7 @@ class _Resolver:
                 self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
                                                  f"(max_vcpus, else vcpus) is {vcpu_max}")
         return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
-                "machine": e.machine, "autostart": bool(e.autostart),
+                "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
 
     def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
@@ -353,9 +382,11 @@ class _Resolver:
             own(u.disk, profile.disk_bytes), profile.template, (user,), own(u.running, profile.running),
             tuple(for_user(list(own(checks, profile.checks)), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
+            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
+                          if getattr(u, key) is None),
             max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),
             cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
-            extra_networks=profile.extra_networks)
+            extra_networks=profile.extra_networks, kernel_args=profile.kernel_args)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
         """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
@@ -466,6 +497,9 @@ class _Resolver:
         self.ref((*loc, "image"), e.image, "image")
         if e.image in self.images and self.images[e.image].path is not None:
             self.add((*loc, "image"), "containers take their root tree from a golden image (golden: debian12)")
+        for i, mount in enumerate(e.mounts or ()):
+            if mount is not None and mount.source:
+                self.allowed((*loc, "mounts", i, "source"), "container_mounts", mount.source, local=self.local(host))
         return ContainerConfig(name, host, network, e.image, (e.memory or 0) // MiB, e.vcpus or 1,
                                tuple(e.command or ()), tuple(f"{k}={v}" for k, v in (e.env or {}).items()),
                                tuple(m.model_dump(exclude_unset=True) for m in e.mounts or () if m),

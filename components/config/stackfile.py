@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
                       WithJsonSchema, model_validator)
 
+from ..desktop.args import kernel_args_problem
 from ..guest.checkspec import KINDS
 from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_size
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
@@ -173,6 +174,7 @@ Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd0
 IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
+KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
                    Wording(expected="an absolute block device path, e.g. /dev/sdb, got {got}")]
@@ -219,6 +221,22 @@ class Settings(BaseModel):
         return data
 
 
+class Overcommit(Settings):
+    """Ratios of what running desktops may ask for to what the host has."""
+    record: ClassVar[bool] = True
+    memory: Annotated[float, Field(gt=0, le=4)] | None = Field(None, description="Memory (default 1.0: never more "
+                                                                                  "than the host has).")
+    cpu: Annotated[float, Field(gt=0, le=64)] | None = Field(None, description="vCPUs per host CPU (default 4.0).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integers_are_ratios(cls, data: Any) -> Any:
+        """`memory: 1` is a ratio like `1.0` (YAML gives an integer)."""
+        if isinstance(data, dict):
+            return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in data.items()}
+        return data
+
+
 class Host(Settings):
     """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI."""
     noun: ClassVar[str] = "host"
@@ -226,6 +244,8 @@ class Host(Settings):
                                            "e.g. qemu:///system or qemu+ssh://host/system.")
     accelerator: Literal[ACCELERATORS] = Field(
         "auto", description="kvm, tcg (emulation), or auto: boot a probe kernel under kvm, fall back to tcg.")
+    overcommit: Overcommit | None = Field(None, description="How far its running desktops may ask for more than "
+                                                            "it has: {memory: 1.0, cpu: 4.0} by default.")
 
 
 class Pool(Settings):
@@ -340,6 +360,8 @@ class DesktopSettings(Settings):
                                                                    "must stay); full: an independent copy.")
     running: bool = Field(True, description="Keep it running (false: defined, shut off).")
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
+    kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
+                                                             "command line, e.g. 'quiet'.")
     checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
 
 

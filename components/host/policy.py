@@ -11,7 +11,7 @@ against a policy that only the machine's administrator writes:
     pools: [/var/lib/libvirt/images]     # directories a dir/netfs pool may live in
     shares: [/srv/vdesk/shares]          # host directories a stack may share into desktops
     container_mounts: [/srv/vdesk/shares]
-    devices: []                          # block devices a logical pool may be built on
+    devices: [/dev/sdb, /dev/nvme1n*]     # block devices a logical pool may be built on (patterns allowed)
     transports: [unix, ssh, libssh2, tls]
 
 Without a file, vdesk's own directories are allowed and nothing else: its
@@ -22,6 +22,7 @@ to the stack field it came from.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import json
 import os
@@ -31,6 +32,8 @@ import urllib.parse
 from pathlib import Path
 
 import yaml
+
+from ..errors import VdeskError
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
 KINDS = ("images", "pools", "shares", "container_mounts", "devices")
@@ -46,7 +49,7 @@ _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _PATHS = {"system", "session"}
 
 
-class PolicyError(Exception):
+class PolicyError(VdeskError):
     """The policy file itself is unreadable or malformed (the administrator's to fix)."""
 
 
@@ -76,7 +79,7 @@ class Policy:
         if ".." in Path(path).parts:
             return f"{path!r} must not contain '..'"
         real = os.path.realpath(path) if local else os.path.normpath(path)
-        if any(_inside(real, root) for root in roots):
+        if any(_inside(real, root) or (kind == "devices" and fnmatch.fnmatchcase(real, root)) for root in roots):
             return None
         allowed = ", ".join(roots) or "none"
         via = f" (it resolves to {real})" if real != os.path.normpath(path) else ""
@@ -191,7 +194,7 @@ def _load(path: str, _mtime, _size) -> Policy:
         roots = data.get(kind, list(getattr(base, kind)))
         if not isinstance(roots, list) or not all(isinstance(r, str) and os.path.isabs(r) for r in roots):
             raise PolicyError(f"{path}: {kind} must be a list of absolute paths")
-        fields[kind] = tuple(os.path.realpath(r) for r in roots)
+        fields[kind] = tuple(r if kind == "devices" else os.path.realpath(r) for r in roots)
     transports = data.get("transports", list(DEFAULT_TRANSPORTS))
     if not isinstance(transports, list) or any(t not in TRANSPORTS for t in transports):
         raise PolicyError(f"{path}: transports must be a list of {', '.join(TRANSPORTS)}")

@@ -1,3 +1,4 @@
+import subprocess
 """Stack configuration is validated as a whole; each problem names its config path."""
 import copy
 
@@ -98,7 +99,7 @@ def test_overlapping_networks_on_one_host_are_rejected():
 
 def test_user_image_with_its_own_bootloader_is_accepted(tmp_path):
     image = tmp_path / "cloud.qcow2"
-    image.write_bytes(b"QFI\xfb" + b"\0" * 60)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     cfg = with_change("images.debian12", {"path": str(image), "boot": "uefi"})
     assert parse(cfg, stack="dev").images["debian12"].boot == "uefi"
 

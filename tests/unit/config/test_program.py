@@ -6,6 +6,8 @@ replaced; everything else is the real program.
 """
 from __future__ import annotations
 
+import subprocess
+
 import re
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import yaml
 from components.cloudinit import verify_password
 from components.errors import InputError
 from components.guest.keys import generate_ed25519
+from components.host.capacity import Capacity
 from components.host.resolve import ResolvedHost
 from components.images.golden import ImageFiles
 
@@ -84,11 +87,17 @@ def _fake_render(profile, variables):
                          f"instance-id: {variables['instance_id']}\n", "version: 2\n")
 
 
+def _this_machine(host, uri, domain_type):
+    """The host's size as this machine's: 24 GiB, 2 CPUs (the test driver reports a 3 GiB host)."""
+    return Capacity(host, 24 * 1024, 2, 288)
+
+
 @pytest.fixture
 def mocks(monkeypatch):
     m = RecordingMocks()
     pulumi.runtime.set_mocks(m, project="vdesk", stack="unit", preview=False)
     monkeypatch.setattr("components.config.loader.resolve_host", _resolved_host)
+    monkeypatch.setattr("components.host.capacity.read", _this_machine)
     monkeypatch.setattr("components.desktop.component.render_seed", _fake_render)
     RENDERED.clear()
     return m
@@ -106,12 +115,13 @@ def real_seed_mocks(monkeypatch):
     m = RecordingMocks()
     pulumi.runtime.set_mocks(m, project="vdesk", stack="unit", preview=False)
     monkeypatch.setattr("components.config.loader.resolve_host", _resolved_host)
+    monkeypatch.setattr("components.host.capacity.read", _this_machine)
     return m
 
 
 def raw_config(tmp_path, desktops=("alice",)):
     image = tmp_path / "own.qcow2"
-    image.write_bytes(b"QFI\xfb" + b"\0" * 60)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     return {
         "hosts": {"local": {"uri": "qemu:///system", "accelerator": "tcg"}},
         "pools": {"main": {"host": "local"}},

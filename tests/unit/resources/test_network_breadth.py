@@ -1,6 +1,8 @@
 """Bridge-mode and dual-stack networks: the provider on libvirt's test driver, the config, the program."""
 from __future__ import annotations
 
+import subprocess
+
 import copy
 
 import pulumi
@@ -352,7 +354,7 @@ def mocks(monkeypatch):
 def test_the_program_passes_bridge_and_dual_stack_settings(mocks, tmp_path):
     from components.config.loader import declare
     image = tmp_path / "own.qcow2"
-    image.write_bytes(b"QFI\xfb" + b"\0" * 60)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     raw = copy.deepcopy(BASE)
     raw["images"] = {"debian12": {"path": str(image), "boot": "bios"}}
     outputs = declare("unit", raw)

@@ -1,0 +1,101 @@
+"""What only the host knows, checked at preview: its size, and what its administrator allows.
+
+The host is libvirt's test driver (a real libvirt API: it reports a 3 GiB, 16-CPU host);
+nothing is declared when a check fails.
+"""
+from __future__ import annotations
+
+import copy
+import subprocess
+
+import pytest
+
+from components.errors import InputError
+from components.host import capacity
+from tests.unit.config.test_program import example_stack, golden, mocks  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("on_the_test_driver")
+READ_FROM_LIBVIRT = capacity.read
+
+
+@pytest.fixture
+def on_the_test_driver(mocks, golden, monkeypatch):  # noqa: F811
+    """`mocks` gives the host this machine's size; here libvirt's own answer is used (a 3 GiB host)."""
+    monkeypatch.setattr("components.host.capacity.read", READ_FROM_LIBVIRT)
+
+
+def _declare(raw):
+    from components.config.loader import declare
+    with pytest.raises(InputError) as err:
+        declare("dev", raw, config_keys={})
+    return err.value.problems
+
+
+def test_a_desktop_bigger_than_its_host_names_the_field_it_inherits_from(mocks):  # noqa: F811
+    raw = example_stack("dev")
+    raw["profiles"]["desktop"]["memory"] = "64TiB"
+    assert _declare(raw) == [("profiles.desktop.memory", "65536 GiB is more than host 'local' has (3 GiB): "
+                                                          "desktop 'dev' could never start")]
+    assert mocks.resources == []
+
+
+def test_more_vcpus_than_a_guest_may_have_names_the_users_own_field(mocks):
+    raw = example_stack("dev")
+    raw["users"][0]["vcpus"] = 4096
+    problems = _declare(raw)
+    assert [p for p, _ in problems] == ["users[0].vcpus"]
+    assert problems[0][1].startswith("4096 vCPUs is more than a guest on host 'local' may have (")
+
+
+def test_running_desktops_that_do_not_fit_together_name_the_host_and_the_desktops(mocks):
+    raw = example_stack("dev")
+    raw["profiles"]["desktop"]["memory"] = "1GiB"
+    raw["users"] = [{"name": n, "profile": "desktop"} for n in ("ann", "ben", "cy", "dee")]
+    problems = _declare(raw)
+    assert problems == [("hosts.local", "its running desktops (ann, ben, cy, dee) need 4 GiB of memory; it has "
+                                        "3 GiB x overcommit 1: move some to another host, stop some (running: "
+                                        "false) or raise overcommit.memory")]
+    raw["hosts"]["local"]["overcommit"] = {"memory": 1.5}
+    raw["users"][3]["running"] = False
+    from components.config.loader import declare
+    declare("dev", raw, config_keys={})          # fits now: no error
+
+
+def test_an_image_outside_the_allowed_roots_and_a_pool_at_the_root_are_refused(mocks):
+    raw = example_stack("dev")
+    raw["images"]["debian12"] = {"path": "/etc/shadow"}
+    raw["pools"]["main"]["path"] = "/"
+    problems = dict(_declare(raw))
+    assert "'/etc/shadow' is outside the images roots" in problems["images.debian12.path"]
+    assert "'/' is outside the pools roots" in problems["pools.main.path"]
+    assert mocks.resources == []
+
+
+def test_a_file_inside_an_allowed_root_must_really_be_a_disk_image(mocks, tmp_path):
+    raw = example_stack("dev")
+    fake = tmp_path / "disk.qcow2"
+    fake.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    raw["images"]["debian12"] = {"path": str(fake)}
+    assert dict(_declare(raw))["images.debian12.path"].endswith(
+        "is not a disk image: vdesk imports qcow2 images and raw disks with a partition table (MBR or GPT)")
+    backed = tmp_path / "backed.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", str(backed)],
+                   check=True)
+    raw["images"]["debian12"] = {"path": str(backed)}
+    assert "on a backing file (/etc/shadow)" in dict(_declare(raw))["images.debian12.path"]
+
+
+def test_a_uri_is_refused_before_any_connection_naming_the_uri(mocks, monkeypatch):
+    monkeypatch.setattr("components.config.loader.resolve_host",
+                        lambda h, probe_kernel: pytest.fail("connected to a refused URI"))
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["uri"] = "http://attacker.example/"
+    assert _declare(raw) == [("hosts.local.uri", "'http://attacker.example/': scheme 'http' is not a libvirt driver "
+                                                 "vdesk uses (use qemu:// or lxc://, optionally +ssh, +tls, ...)")]
+
+
+def test_container_mounts_are_held_to_the_same_roots(mocks):
+    raw = copy.deepcopy(example_stack("lab"))
+    name = next(iter(raw["containers"]))
+    raw["containers"][name]["mounts"] = [{"source": "/etc", "target": "/mnt/etc"}]
+    assert "'/etc' is outside the container mounts roots" in dict(_declare(raw))[f"containers.{name}.mounts[0].source"]
