@@ -36,7 +36,10 @@ NAMESPACE = "vdesk"
 
 
 def stack_file(stack: str, repo: Path = REPO) -> Path:
-    return repo / "stacks" / f"Pulumi.{stack}.yaml"
+    """The stack's declaration: the repo's file, or $VDESK_STACK_FILE (a change request's version of it,
+    previewed with this checkout's trusted code; see .ci/gitops)."""
+    return Path(os.environ["VDESK_STACK_FILE"]) if os.environ.get("VDESK_STACK_FILE") else \
+        repo / "stacks" / f"Pulumi.{stack}.yaml"
 
 
 def team_secrets(stack: str, repo: Path = REPO) -> bool:

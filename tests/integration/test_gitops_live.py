@@ -1,0 +1,116 @@
+"""The GitOps script (.ci/gitops), run for real on a local git repository.
+
+A team repository holds the stack file; the script is what the pipeline calls.
+Desktops are declared stopped, so the runs measure the pipeline, not guest boots:
+- a change request that adds a user plans that user's desktop and nothing else;
+- the merge applies it;
+- a scheduled run finds out-of-band drift (memory changed with libvirt) and repairs it;
+- a change request with a bad or hostile stack file fails at plan time and creates nothing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import libvirt
+import pytest
+import yaml
+
+from components.host import embedded
+from tests.support.host import counts
+from tests.support.project import REPO, isolated_env
+
+pytestmark = pytest.mark.integration
+STACK = "gitops"
+IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.pyc")
+
+
+def _stack(users: list[dict], **profile) -> str:
+    config = {
+        "vdesk:hosts": {"local": {"uri": "embedded", "accelerator": "tcg"}},
+        "vdesk:pools": {"main": {"host": "local"}},
+        "vdesk:networks": {"lan": {"host": "local", "cidr": "10.86.0.0/24"}},
+        "vdesk:images": {"debian12": {"golden": "debian12"}},
+        "vdesk:profiles": {"desk": {"pool": "main", "network": "lan", "image": "debian12", "memory": "512MiB",
+                                    "disk": "4GiB", "running": False, **profile}},
+        "vdesk:users": users,
+    }
+    return "# the team's declaration\n" + yaml.safe_dump({"config": config}, sort_keys=False)
+
+
+@pytest.fixture
+def team(tmp_path):
+    """A team repository (this project plus a stack file on main) and the runner's environment."""
+    repo = tmp_path / "team"
+    shutil.copytree(REPO, repo, ignore=IGNORED)
+    (repo / "stacks" / f"Pulumi.{STACK}.yaml").write_text(_stack([{"name": "alice", "profile": "desk"}]))
+    env = {**os.environ, **isolated_env(tmp_path / "state"), "PYTHONPATH": str(repo)}
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "start", "--allow-empty")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "the team's vdesk")
+    host = embedded.embedded_host("local", state_root=tmp_path / "state")
+    yield repo, env, git, host
+    subprocess.run([str(repo / "tools" / "vdesk"), "destroy", STACK], env=env, cwd=repo, capture_output=True)
+    embedded.stop(host, purge=True)
+
+
+def _gitops(repo, env, *args, ok=True):
+    run = subprocess.run([str(repo / ".ci" / "gitops"), *args], env=env, cwd=repo, capture_output=True, text=True)
+    print(run.stdout, run.stderr)
+    assert (run.returncode == 0) == ok, run.stdout + run.stderr
+    return run.stdout + run.stderr
+
+
+def _change_request(repo, git, branch, users, **profile):
+    git("checkout", "-q", "-b", branch, "main")
+    (repo / "stacks" / f"Pulumi.{STACK}.yaml").write_text(_stack(users, **profile))
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", branch)
+    git("checkout", "-q", "main")
+
+
+def test_change_request_merge_drift_and_a_hostile_request(team):
+    repo, env, git, host = team
+    _gitops(repo, env, "apply", STACK)
+    assert counts(host.uri)["domains"] == 1
+
+    # A change request adding bob plans bob's desktop and nothing else.
+    _change_request(repo, git, "add-bob", [{"name": "alice", "profile": "desk"}, {"name": "bob", "profile": "desk"}])
+    plan = _gitops(repo, env, "plan", STACK, "add-bob")
+    changes = [line.split() for line in plan.splitlines() if line.startswith("  ") and line.split()[0] in
+               ("create", "update", "replace", "delete")]
+    assert [c[:3] for c in changes] == [["create", "desktop", "bob"]], plan
+    assert counts(host.uri)["domains"] == 1, "a plan applies nothing"
+
+    # The merge applies it.
+    git("merge", "-q", "--ff-only", "add-bob")
+    _gitops(repo, env, "apply", STACK)
+    assert counts(host.uri)["domains"] == 2
+
+    # Out-of-band drift: someone gives alice's VM more memory by hand. The scheduled run puts it back.
+    conn = libvirt.open(host.uri)
+    try:
+        dom = conn.lookupByName(f"{STACK}-alice")
+        dom.setMemoryFlags(768 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+        dom.setMemoryFlags(768 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        out = _gitops(repo, env, "reconcile", STACK)
+        assert "update   desktop alice (alice-vm: memory_mib)" in out, out
+        assert conn.lookupByName(f"{STACK}-alice").maxMemory() == 512 * 1024
+    finally:
+        conn.close()
+
+    # Change requests with a bad and a hostile stack file fail at plan time, naming the field.
+    before = counts(host.uri)
+    _change_request(repo, git, "bad", [{"name": "alice", "profile": "desk", "memory": "2 GB"}])
+    out = _gitops(repo, env, "plan", STACK, "bad", ok=False)
+    assert "users[0].memory" in out and "nothing was applied" in out
+    _change_request(repo, git, "hostile", [{"name": "alice", "profile": "desk"}, {"name": "../../etc",
+                                                                                    "profile": "desk"}])
+    out = _gitops(repo, env, "plan", STACK, "hostile", ok=False)
+    assert "users[1].name" in out
+    assert counts(host.uri) == before
