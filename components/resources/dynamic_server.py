@@ -14,6 +14,8 @@ import asyncio
 import concurrent.futures
 import importlib.util
 import os
+import threading
+import time
 import types
 from pathlib import Path
 
@@ -80,5 +82,15 @@ def _read_or_import(self, request, context):
 
 server.DynamicResourceProviderServicer.Read = _read_or_import
 
+def _exit_with_the_engine(engine: int, poll_s: float = 0.5) -> None:
+    """The engine starts this server in a process group of its own, so a killed `pulumi up` leaves it
+    running, possibly still changing the host while the next run starts. It ends with its engine."""
+    while os.getppid() == engine:
+        time.sleep(poll_s)
+    os._exit(70)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=_exit_with_the_engine, args=(os.getppid(),), daemon=True,
+                     name="exit-with-the-engine").start()
     server.main()

@@ -1,6 +1,7 @@
 """Running vdesk's own front door (tools/vdesk) the way a user or a pipeline does, and killing it mid-run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,5 +49,33 @@ class Front:
             assert run.poll() is None, f"`{op}` ended (rc {run.returncode}) before it reached {point}"
             assert time.monotonic() < deadline, f"`{op}` did not reach {point} within {timeout} s"
             time.sleep(0.2)
-        os.killpg(run.pid, signal.SIGKILL)
+        kill_tree(run.pid)
         run.wait(timeout=60)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a run and everything it started (the engine starts its plugins in process groups of their
+    own), as a power cut would: nothing of the run may live on to finish its work."""
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(tree.get(p, []))
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for p in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
