@@ -1,8 +1,8 @@
-"""Recovery after an interrupted run: clear the operations Pulumi left pending, then refresh.
+"""Recovery after an interrupted run: drop its stale lock, clear the operations it left pending, refresh.
 
 A `pulumi up` that is killed (SIGKILL, power loss, a runner that times out)
 leaves the operations it had in flight recorded as pending in the stack's
-checkpoint. The next run must not need a person to read Pulumi's docs: this
+checkpoint, and (file backends) its lock file, which refuses every later run. The next run must not need a person to read Pulumi's docs: this
 clears them (the creation journal decides at the next create whether a
 leftover object is taken over or made again), then refreshes, so the state
 says what the hosts really hold. Run by tools/vdesk before up, refresh and
@@ -13,9 +13,14 @@ destroy; does nothing when the last run ended cleanly.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+import yaml
 
 
 def _pulumi(*args: str, stdin: str | None = None) -> str:
@@ -34,11 +39,45 @@ def describe(operation: dict) -> str:
     return f"{operation.get('type', '?')} {urn.rsplit('::', 1)[-1]}"
 
 
-def recover(stack: str) -> list[str]:
-    """Clear pending operations and refresh; returns what was pending (empty: nothing to do)."""
+def stale_locks(stack: str, project: str) -> list[dict]:
+    """Pulumi's locks on the stack left by runs of this machine that are dead (file backends only: a lock
+    another machine holds is never touched)."""
+    url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return []
+    folder = Path(url[len("file://"):]) / ".pulumi" / "locks" / "organization" / project / stack
+    stale = []
+    for lock in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            holder = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            continue
+        if holder.get("hostname") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+            stale.append(holder)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(stack: str, project: str = "vdesk") -> list[str]:
+    """Drop stale locks, clear pending operations and refresh; returns what was found (empty: nothing)."""
+    found = []
+    if locks := stale_locks(stack, project):
+        _pulumi("cancel", "--yes", "--stack", stack)
+        found += [f"a lock of dead pid {h.get('pid')} from {h.get('timestamp', '?')}" for h in locks]
     exported, pending = pending_operations(stack)
     if not pending:
-        return []
+        return found
     exported["deployment"]["pending_operations"] = []
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(exported, f)
@@ -46,17 +85,19 @@ def recover(stack: str) -> list[str]:
         _pulumi("stack", "import", "--stack", stack, "--file", f.name, "--force")
     subprocess.run(["pulumi", "refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack],
                    check=True, stdout=sys.stderr)
-    return [describe(op) for op in pending]
+    return found + [describe(op) for op in pending]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    cleared = recover(argv[0])
+    project = (yaml.safe_load(Path("Pulumi.yaml").read_text()) or {}).get("name", "vdesk") \
+        if Path("Pulumi.yaml").exists() else "vdesk"
+    cleared = recover(argv[0], project)
     if cleared:
-        print(f"vdesk: stack {argv[0]} was interrupted with {len(cleared)} operation(s) in flight "
-              f"({'; '.join(cleared)}): cleared them and refreshed the state from the hosts", file=sys.stderr)
+        print(f"vdesk: stack {argv[0]} was interrupted: cleared {'; '.join(cleared)}, and refreshed the state "
+              "from the hosts", file=sys.stderr)
     return 0
 
 
