@@ -23,9 +23,16 @@ from pathlib import Path
 import yaml
 
 
+class RecoveryError(Exception):
+    """A step of the recovery failed; the message carries what Pulumi said."""
+
+
 def _pulumi(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(["pulumi", *args, "--non-interactive"], check=True, capture_output=True, text=True,
-                          input=stdin).stdout
+    done = subprocess.run(["pulumi", *args, "--non-interactive"], capture_output=True, text=True, input=stdin)
+    if done.returncode:
+        raise RecoveryError(f"`pulumi {' '.join(args[:2])}` failed while recovering: "
+                            f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout
 
 
 def pending_operations(stack: str) -> tuple[dict, list[dict]]:
@@ -58,15 +65,14 @@ def stale_locks(stack: str, project: str) -> list[dict]:
 
 
 def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a killed run whose parent has not reaped it yet)."""
     if pid <= 0:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return state not in ("Z", "X")
 
 
 def recover(stack: str, project: str = "vdesk") -> list[str]:
@@ -94,7 +100,11 @@ def main(argv: list[str]) -> int:
         return 2
     project = (yaml.safe_load(Path("Pulumi.yaml").read_text()) or {}).get("name", "vdesk") \
         if Path("Pulumi.yaml").exists() else "vdesk"
-    cleared = recover(argv[0], project)
+    try:
+        cleared = recover(argv[0], project)
+    except RecoveryError as exc:
+        print(f"vdesk: {exc}", file=sys.stderr)
+        return 1
     if cleared:
         print(f"vdesk: stack {argv[0]} was interrupted: cleared {'; '.join(cleared)}, and refreshed the state "
               "from the hosts", file=sys.stderr)
