@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview plan refresh destroy outputs access check test unit reliability bench host-stop
+.PHONY: setup image up preview plan refresh destroy outputs access check restore test unit reliability bench host-stop
 
 setup:
 	@tools/setup.sh
@@ -33,6 +33,11 @@ outputs: setup
 
 access: setup
 	@$(VDESK) access $(STACK)
+
+# Put a kept copy of a desktop's replaced system disk back (the newest, or BACKUP=<name>; LIST=1 lists them).
+restore: setup
+	@source tools/env.sh && cd "$$(python -m components.cli.workdir $(STACK))" && \
+	  python -m components.cli.restore $(STACK) $(DESKTOP) $(if $(BACKUP),--backup $(BACKUP)) $(if $(LIST),--list)
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup

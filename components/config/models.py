@@ -132,6 +132,7 @@ class ProfileConfig:
     autostart: bool = False            # its desktops start when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
     kernel_args: str | None = None     # appended to a golden image's kernel command line
+    disk_backup_days: int = 7          # a replaced system disk is kept this long
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +160,7 @@ class DesktopConfig:
     autostart: bool = False           # started when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
     kernel_args: str | None = None    # appended to a golden image's kernel command line
+    disk_backup_days: int = 7         # a replaced system disk is kept this long
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 
 

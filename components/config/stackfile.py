@@ -358,6 +358,9 @@ class DesktopSettings(Settings):
     disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
     disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
                                                                    "must stay); full: an independent copy.")
+    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+        7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
+                       "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
     running: bool = Field(True, description="Keep it running (false: defined, shut off).")
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "

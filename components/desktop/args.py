@@ -66,6 +66,7 @@ class DesktopArgs:
     machine: str | None = None               # q35, pc, or a versioned machine type
     disk: int | str = "8GiB"                 # an int is GiB
     disk_clone: str = "linked"               # linked (a clone on the image) | full (an independent copy)
+    disk_backup_days: int = 7                # a replaced system disk is kept this long (0: not kept)
     extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
     address: str | None = None               # a static IPv4 address, on a network without DHCP
     running: bool = True
@@ -110,6 +111,8 @@ class DesktopArgs:
             problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
         elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
+        if not isinstance(self.disk_backup_days, int) or not 0 <= self.disk_backup_days <= 3650:
+            problem("disk_backup_days", "must be a number of days, 0..3650")
         if self.disk_clone not in DISK_CLONES:
             problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:

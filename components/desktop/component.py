@@ -50,7 +50,8 @@ class Desktop(pulumi.ComponentResource):
         # linked: a qcow2 clone on the image (the image must stay); full: an independent copy of it.
         clone = {"copy_of": image.disk_path} if args.disk_clone == "full" else {"backing_path": image.disk_path}
         disk = Volume(f"{name}-disk", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}.qcow2",
-                                                 capacity=args.disk_bytes, adopt=args.adopt, **clone), opts=child)
+                                                 capacity=args.disk_bytes, adopt=args.adopt,
+                                                 backup_days=args.disk_backup_days, **clone), opts=child)
 
         def render(values):
             login_key, host_private, host_public, *secrets = values
@@ -78,7 +79,8 @@ class Desktop(pulumi.ComponentResource):
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
             "disks": [
-                {"path": disk.path, "format": "qcow2"},
+                # `source`: what the disk was made from; a new one (at the same path) restarts the guest on it
+                {"path": disk.path, "format": "qcow2", "source": f"{image.source_id}/{args.disk_clone}"},
                 {"path": seed.path, "format": "raw", "readonly": True},
             ],
             "nics": [{"network": args.network.name, "mac": mac},
@@ -131,5 +133,7 @@ class Desktop(pulumi.ComponentResource):
             "screenshot": ready.screenshot if ready else None,
             "host_key": self.host_key,
             "login_private_key": login.private_key,
+            "host_uri": host.uri,
+            "disk": disk.path,           # its system disk (`make restore` puts a kept copy back here)
         }
         self.register_outputs(self.outputs)

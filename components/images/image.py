@@ -28,6 +28,7 @@ class ImageVolumes:
     kernel_path: pulumi.Input[str] | None = None
     initrd_path: pulumi.Input[str] | None = None
     cmdline: str | None = None
+    source_id: str = ""                     # changes with the image's content
 
 
 @dataclasses.dataclass
@@ -76,4 +77,5 @@ class Image(pulumi.ComponentResource):
         disk = imported("disk", f.disk, "qcow2")
         kernel = imported("kernel", f.kernel, "raw") if f.kernel else None
         initrd = imported("initrd", f.initrd, "raw") if f.initrd else None
-        return ImageVolumes(disk.path, f.boot, kernel and kernel.path, initrd and initrd.path, f.cmdline)
+        return ImageVolumes(disk.path, f.boot, kernel and kernel.path, initrd and initrd.path, f.cmdline,
+                            f.source_id)

@@ -89,6 +89,20 @@ def same_machine(declared: str | None, live: str | None) -> bool:
     return bool(live) and live.startswith(alias + "-")
 
 
+def disks_as_before(old_disks, new_disks):
+    """New disks as comparable with old ones: a `source` the old entry never had (a stack made before vdesk
+    recorded sources) is no change, so the first run after an upgrade restarts no guest."""
+    if not isinstance(old_disks, list) or not isinstance(new_disks, list):
+        return new_disks
+    out = []
+    for i, new in enumerate(new_disks):
+        old = old_disks[i] if i < len(old_disks) else None
+        if isinstance(new, dict) and isinstance(old, dict) and "source" in new and "source" not in old:
+            new = {k: v for k, v in new.items() if k != "source"}
+        out.append(new)
+    return out
+
+
 def max_vcpus_of(props) -> int:
     """The boot-time vCPU maximum: max_vcpus, or (unset) vcpus, so no hot-plug room is reserved."""
     return int(props.get("max_vcpus") or props["vcpus"])
@@ -177,6 +191,8 @@ def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
                        ("target", disk.target_dev)):
         if key in declared:  # only echo what was declared, so libvirt's defaults never look like drift
             out[key] = value
+    if "source" in declared:   # what the volume at this path was made from: vdesk's, not libvirt's
+        out["source"] = declared["source"]
     return out
 
 
@@ -274,7 +290,9 @@ class DomainProvider(DeclaredProvider):
                              doc="{sockets, cores, threads}; their product is the vCPU maximum"),
         "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
-        "disks": Prop(list, default=[], validate=_disks_problem),
+        "disks": Prop(list, default=[], validate=_disks_problem,
+                      doc="{path, format, readonly, ..., source}: `source` names what the volume was made from, so "
+                          "a disk replaced at the same path restarts the guest on it"),
         "nics": Prop(list, default=[], validate=_nics_problem),
         "graphics_socket": Prop(str, replaces=True),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
@@ -339,9 +357,13 @@ class DomainProvider(DeclaredProvider):
     def update(self, _id, olds, news):
         return self._update(olds, news)
 
+    def diff(self, id_, olds, news):
+        return super().diff(id_, olds, {**news, "disks": disks_as_before(olds.get("disks"), news.get("disks"))})
+
     def _update(self, olds, news, *, boot_again: bool = False):
         """Apply news in place; boot_again: the guest must boot once more even if nothing else changed."""
-        changed = {k for k in self.PROPS if olds.get(k) != news.get(k)}
+        compared = {**news, "disks": disks_as_before(olds.get("disks"), news.get("disks"))}
+        changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
             desired = desired_model(news)

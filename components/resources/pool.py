@@ -14,6 +14,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
+from . import backups
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from .provider import _is_unknown
 
@@ -233,6 +234,7 @@ class PoolProvider(DeclaredProvider):
                 return
             if pool.isActive():
                 pool.refresh(0)
+                backups.remove_all(pool)          # kept copies of replaced disks go with their pool
                 leftovers = pool.listVolumes()
                 if leftovers:
                     raise VdeskError(
