@@ -29,6 +29,9 @@ Template variable contract (the ``variables`` passed to ``render_seed``)::
         nameservers  optional: list of IP addresses, or a mapping
                      {addresses: [ip, ...], search: [domain, ...]}
     packages      list[str], optional: extra Debian packages (name or name=version)
+    home_device   str, optional: a block device (/dev/...) holding /home: formatted
+                  only when it has no filesystem yet, mounted at /home before the
+                  users are made
     extra         mapping, optional: profile-specific values (keys are str);
                   desktop reads "timezone", office reads "paper_size"
 
@@ -80,7 +83,8 @@ PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
 
 REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra")
+OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device")
+HOME_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
 USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
 HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
 INTERFACE_FIELDS = ("mac", "dhcp4", "addresses", "gateway4", "nameservers")
@@ -228,6 +232,7 @@ def normalize_variables(variables) -> dict:
         "interfaces": [],
         "packages": [],
         "extra": {},
+        "home_device": None,
     }
     if "hostname" in variables:
         context["hostname"] = _hostname(get("hostname"), "hostname", errors)
@@ -253,6 +258,9 @@ def normalize_variables(variables) -> dict:
         ]
     if get("extra") is not None:
         context["extra"] = _extra(get("extra"), "extra", errors)
+    if get("home_device") is not None:
+        context["home_device"] = _match(get("home_device"), HOME_DEVICE_RE, "home_device",
+                                        "must be a block device path under /dev", errors)
     if errors:
         raise CloudInitError(errors)
     context["ssh_pwauth"] = any(user["password_hash"] for user in context["users"])

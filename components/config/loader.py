@@ -12,6 +12,7 @@ import pulumi
 from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
 from ..desktop import Desktop, DesktopArgs, DesktopUser, Timeouts
+from ..desktop.component import HOME_DEVICE
 from ..desktop.seeding import check_seed, vm_mac
 from ..errors import InputError, VdeskError
 from ..host import capacity
@@ -57,7 +58,8 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
         try:
             check_seed(d.profile, d.users, hostname=d.name, extra_networks=len(d.extra_networks),
                        static=(d.address, d.gateway) if d.address else None,
-                       with_password=[u.name for u in d.users if u.password])
+                       with_password=[u.name for u in d.users if u.password],
+                       home_device=HOME_DEVICE if d.home_bytes else None)
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -132,6 +134,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         template=d.profile, memory=d.memory_mib, vcpus=d.vcpus, max_vcpus=d.max_vcpus,
         cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
         machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
+        home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
         checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
         for name, d in config.desktops.items()}

@@ -133,6 +133,8 @@ class ProfileConfig:
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
     kernel_args: str | None = None     # appended to a golden image's kernel command line
     disk_backup_days: int = 7          # a replaced system disk is kept this long
+    home_bytes: int | None = None      # a home volume of this size, mounted at /home
+    home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +163,8 @@ class DesktopConfig:
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
     kernel_args: str | None = None    # appended to a golden image's kernel command line
     disk_backup_days: int = 7         # a replaced system disk is kept this long
+    home_bytes: int | None = None     # a home volume of this size, mounted at /home
+    home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 
 

@@ -310,6 +310,7 @@ class _Resolver:
         return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
                 "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
                 "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
+                "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
 
     def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
@@ -388,7 +389,8 @@ class _Resolver:
             max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),
             cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
             extra_networks=profile.extra_networks, kernel_args=profile.kernel_args,
-            disk_backup_days=profile.disk_backup_days)
+            disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes),
+            home_on_removal=profile.home_on_removal)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
         """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""

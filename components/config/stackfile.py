@@ -25,6 +25,7 @@ ACCELERATORS = ("kvm", "tcg", "auto")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
+HOME_ON_REMOVAL = ("keep", "delete")
 DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
 GOLDEN_IMAGES = ("debian12",)
 DEFAULT_TEMPLATE = "desktop"
@@ -358,6 +359,12 @@ class DesktopSettings(Settings):
     disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
     disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
                                                                    "must stay); full: an independent copy.")
+    home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
+                                                    "in GiB): kept when the system disk is replaced; formatted only "
+                                                    "when empty.")
+    home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
+        "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
+                            "host (found again if the user comes back), or delete it.")
     disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
         7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
                        "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
@@ -414,6 +421,7 @@ class User(Settings):
     vcpus: Count | None = Field(None, description="Virtual CPUs (default: the profile's).")
     max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
     disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
+    home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
     disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
     checks: Checks | None = Field(None, description="Checks (default: the profile's).")
     running: bool | None = Field(None, description="Keep it running (default: the profile's).")

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from ..resources.pool import StoragePool
 
 DISK_CLONES = ("linked", "full")
+HOME_ON_REMOVAL = ("keep", "delete")
+HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
 _KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
 
 
@@ -67,6 +69,8 @@ class DesktopArgs:
     disk: int | str = "8GiB"                 # an int is GiB
     disk_clone: str = "linked"               # linked (a clone on the image) | full (an independent copy)
     disk_backup_days: int = 7                # a replaced system disk is kept this long (0: not kept)
+    home: int | str | None = None            # a separate volume mounted at /home (an int is GiB); None: none
+    home_on_removal: str = "keep"            # when the desktop is removed: keep its home volume, or delete it
     extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
     address: str | None = None               # a static IPv4 address, on a network without DHCP
     running: bool = True
@@ -86,6 +90,10 @@ class DesktopArgs:
         return parse_size(self.disk, default_unit="GiB")
 
     @property
+    def home_bytes(self) -> int | None:
+        return None if self.home is None else parse_size(self.home, default_unit="GiB")
+
+    @property
     def static_address(self) -> tuple[str, str] | None:
         """(address/prefix, gateway) of a static address on its network, or None."""
         if not self.address:
@@ -100,7 +108,9 @@ class DesktopArgs:
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        for field, unit in (("memory", "MiB"), ("disk", "GiB")):
+        if self.home_on_removal not in HOME_ON_REMOVAL:
+            problem("home_on_removal", f"{self.home_on_removal!r} is not one of {', '.join(HOME_ON_REMOVAL)}")
+        for field, unit in (("memory", "MiB"), ("disk", "GiB"), *((("home", "GiB"),) if self.home is not None else ())):
             try:
                 parse_size(getattr(self, field), default_unit=unit)
             except ValueError as exc:

@@ -14,8 +14,11 @@ from ..resources.keys import SshKeyPair
 from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
-from .args import DesktopArgs
+from .args import HOME_SERIAL, DesktopArgs
 from .seeding import key_file, password_hash, seed_variables, state_dir, vm_mac
+
+
+HOME_DEVICE = f"/dev/disk/by-id/virtio-{HOME_SERIAL}"
 
 
 class Desktop(pulumi.ComponentResource):
@@ -53,13 +56,23 @@ class Desktop(pulumi.ComponentResource):
                                                  capacity=args.disk_bytes, adopt=args.adopt,
                                                  backup_days=args.disk_backup_days, **clone), opts=child)
 
+        # The home: its own volume, never replaced with the system disk; kept when the desktop is removed unless
+        # home_on_removal: delete (a kept one is found again, through the journal, if the user comes back).
+        home = None
+        if args.home_bytes:
+            home = Volume(f"{name}-home", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}-home.qcow2",
+                                                     capacity=args.home_bytes, adopt=args.adopt),
+                          opts=pulumi.ResourceOptions(parent=self,
+                                                      retain_on_delete=args.home_on_removal == "keep" or None))
+
         def render(values):
             login_key, host_private, host_public, *secrets = values
             hashes = {u.name: password_hash(pw, host_private=host_private, user=u.name)
                       for u, pw in zip(with_password, secrets)}
             return render_seed(args.template, seed_variables(
                 args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
-                host_private=host_private, host_public=host_public, password_hashes=hashes))
+                host_private=host_private, host_public=host_public, password_hashes=hashes,
+                home_device=HOME_DEVICE if home else None))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                  *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
@@ -82,6 +95,7 @@ class Desktop(pulumi.ComponentResource):
                 # `source`: what the disk was made from; a new one (at the same path) restarts the guest on it
                 {"path": disk.path, "format": "qcow2", "source": f"{image.source_id}/{args.disk_clone}"},
                 {"path": seed.path, "format": "raw", "readonly": True},
+                *([{"path": home.path, "format": "qcow2", "serial": HOME_SERIAL}] if home else []),
             ],
             "nics": [{"network": args.network.name, "mac": mac},
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
@@ -135,5 +149,6 @@ class Desktop(pulumi.ComponentResource):
             "login_private_key": login.private_key,
             "host_uri": host.uri,
             "disk": disk.path,           # its system disk (`make restore` puts a kept copy back here)
+            "home": home.path if home else None,
         }
         self.register_outputs(self.outputs)

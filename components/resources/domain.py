@@ -136,7 +136,7 @@ def desired_model(props) -> xmlmodel.Domain:
             type="file", device=disk.get("device", "disk"), driver_name="qemu",
             driver_type=disk.get("format", "qcow2"), source_file=disk["path"],
             target_dev=disk.get("target") or "vd" + "abcdefghijklmnopqrstuvwxyz"[index],
-            target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly"))))
+            target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly")), serial=disk.get("serial")))
     for nic in props.get("nics") or []:
         dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
                                                  mac=nic["mac"], model="virtio"))
@@ -188,7 +188,7 @@ def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
     declared = {d.get("path"): d for d in props.get("disks") or []}.get(disk.source_file, {})
     out = {"path": disk.source_file, "format": disk.driver_type}
     for key, value in (("bus", disk.target_bus), ("readonly", disk.readonly), ("device", disk.device),
-                       ("target", disk.target_dev)):
+                       ("target", disk.target_dev), ("serial", disk.serial)):
         if key in declared:  # only echo what was declared, so libvirt's defaults never look like drift
             out[key] = value
     if "source" in declared:   # what the volume at this path was made from: vdesk's, not libvirt's

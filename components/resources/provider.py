@@ -109,7 +109,8 @@ def _journaled_delete(delete):
     @functools.wraps(delete)
     def wrapper(self, id_, props):
         result = delete(self, id_, props)
-        if identity := self.journal_identity(props):
+        identity = self.journal_identity(props)
+        if identity and not self._left_behind(props):   # (a pool kept for the homes it holds stays noted)
             journal.forget(*identity)
         return result
 
