@@ -32,6 +32,10 @@ Template variable contract (the ``variables`` passed to ``render_seed``)::
     home_device   str, optional: a block device (/dev/...) holding /home: formatted
                   only when it has no filesystem yet, mounted at /home before the
                   users are made
+    shares        list, optional: virtiofs shares; each a mapping:
+        tag          str, required: the virtiofs tag (lowercase letters, digits, "-")
+        mountpoint   str, required: an absolute path in the guest
+        readonly     bool, default true
     extra         mapping, optional: profile-specific values (keys are str);
                   desktop reads "timezone", office reads "paper_size"
 
@@ -83,7 +87,9 @@ PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
 
 REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device")
+OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device", "shares")
+SHARE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
+MOUNTPOINT_RE = re.compile(r"^/[A-Za-z0-9/_.-]{1,200}$")
 HOME_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
 USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
 HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
@@ -233,6 +239,7 @@ def normalize_variables(variables) -> dict:
         "packages": [],
         "extra": {},
         "home_device": None,
+        "shares": [],
     }
     if "hostname" in variables:
         context["hostname"] = _hostname(get("hostname"), "hostname", errors)
@@ -258,6 +265,8 @@ def normalize_variables(variables) -> dict:
         ]
     if get("extra") is not None:
         context["extra"] = _extra(get("extra"), "extra", errors)
+    if get("shares") is not None:
+        context["shares"] = _each(get("shares"), "shares", _share, errors)
     if get("home_device") is not None:
         context["home_device"] = _match(get("home_device"), HOME_DEVICE_RE, "home_device",
                                         "must be a block device path under /dev", errors)
@@ -300,6 +309,21 @@ def _match(value, pattern: re.Pattern, path: str, hint: str, errors: list) -> st
 def _hostname(value, path: str, errors: list) -> str | None:
     return _match(value, HOSTNAME_RE, path,
                   "must be one DNS label: letters, digits and inner '-', at most 63 characters", errors)
+
+
+def _share(value, path: str, errors: list) -> dict:
+    if not isinstance(value, dict):
+        errors.append((path, "must be a mapping {tag, mountpoint, readonly}"))
+        return {}
+    _unknown_keys(value, ("tag", "mountpoint", "readonly"), path, errors)
+    readonly = value.get("readonly", True)
+    if not isinstance(readonly, bool):
+        errors.append((f"{path}.readonly", "must be true or false"))
+    return {"tag": _match(value.get("tag"), SHARE_TAG_RE, f"{path}.tag", "must be lowercase letters, digits, '-'",
+                          errors),
+            "mountpoint": _match(value.get("mountpoint"), MOUNTPOINT_RE, f"{path}.mountpoint",
+                                 "must be an absolute path of letters, digits, '/', '_', '.', '-'", errors),
+            "readonly": readonly is not False}
 
 
 def _fqdn(value, hostname: str | None, path: str, errors: list) -> str | None:

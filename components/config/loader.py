@@ -11,7 +11,7 @@ import pulumi
 
 from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
-from ..desktop import Desktop, DesktopArgs, DesktopUser, Timeouts
+from ..desktop import Desktop, DesktopArgs, DesktopUser, Share, Timeouts
 from ..desktop.component import HOME_DEVICE
 from ..desktop.seeding import check_seed, vm_mac
 from ..errors import InputError, VdeskError
@@ -59,7 +59,8 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
             check_seed(d.profile, d.users, hostname=d.name, extra_networks=len(d.extra_networks),
                        static=(d.address, d.gateway) if d.address else None,
                        with_password=[u.name for u in d.users if u.password],
-                       home_device=HOME_DEVICE if d.home_bytes else None)
+                       home_device=HOME_DEVICE if d.home_bytes else None,
+                       shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares])
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -135,6 +136,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
         machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
         home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
+        shares=[Share(n, config.shares[n].path, config.shares[n].writable) for n in d.shares],
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
         checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
         for name, d in config.desktops.items()}

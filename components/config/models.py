@@ -36,7 +36,7 @@ __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "D
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "DISK_CLONES", "EMBEDDED", "MIN_MEMORY", "NETWORK_MODES",
            "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
-           "ProfileConfig", "StackConfig", "UserConfig", "for_user", "parse"]
+           "ProfileConfig", "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
 
 # The keys each part of the file takes: declared once, by the models.
 SECTIONS = tuple(StackFile.model_fields)
@@ -135,6 +135,7 @@ class ProfileConfig:
     disk_backup_days: int = 7          # a replaced system disk is kept this long
     home_bytes: int | None = None      # a home volume of this size, mounted at /home
     home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
+    shares: tuple[str, ...] = ()       # names of shares mounted in it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +166,7 @@ class DesktopConfig:
     disk_backup_days: int = 7         # a replaced system disk is kept this long
     home_bytes: int | None = None     # a home volume of this size, mounted at /home
     home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
+    shares: tuple[str, ...] = ()       # names of shares mounted in it
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 
 
@@ -186,6 +188,14 @@ class ContainerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ShareConfig:
+    name: str
+    host: str
+    path: str
+    writable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class StackConfig:
     prefix: str
     hosts: dict[str, HostConfig]
@@ -196,6 +206,7 @@ class StackConfig:
     timeouts: dict[str, int]
     profiles: dict[str, ProfileConfig] = dataclasses.field(default_factory=dict)
     containers: dict[str, ContainerConfig] = dataclasses.field(default_factory=dict)
+    shares: dict[str, ShareConfig] = dataclasses.field(default_factory=dict)
 
 
 

@@ -19,7 +19,7 @@ from ..host.policy import disk_image_problem
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
-                     PoolConfig, ProfileConfig, StackConfig, UserConfig, for_user)
+                     PoolConfig, ProfileConfig, ShareConfig, StackConfig, UserConfig, for_user)
 from .partial import is_broken
 from .problems import Loc, loc_of, path, unknown
 from .stackfile import (EMBEDDED, HOW_TO_SET_A_SECRET, Container, Desktop, DesktopSettings, DesktopUser, Image, Network, Pool,
@@ -49,6 +49,7 @@ class _Resolver:
         self.pools: dict[str, PoolConfig] = {}
         self.networks: dict[str, NetworkConfig] = {}
         self.images: dict[str, ImageConfig] = {}
+        self.shares: dict[str, ShareConfig] = {}
         self.declared: dict[str, set[str]] = {}  # names per section, broken entries too (their problem is reported)
         self.policy = host_policy.load()          # what this machine's administrator lets a stack touch
 
@@ -73,7 +74,7 @@ class _Resolver:
     def stack(self, stack: str, written_keys: set[str]) -> tuple[StackConfig, list[tuple[Loc, str]]]:
         f = self.file
         self.declared = {section: set(getattr(f, section) or ()) for section in ("hosts", "pools", "networks",
-                                                                                   "images", "profiles")}
+                                                                                   "images", "profiles", "shares")}
         prefix = f.prefix or stack
         if f.prefix is None and not is_broken(self.broken, ("prefix",)) and name_problem(stack):
             self.add(("prefix",), f"{stack!r} is not a valid name prefix: set vdesk:prefix")
@@ -82,6 +83,7 @@ class _Resolver:
         self.networks = {name: self.network(("networks", name), name, e) for name, e in _entries(f.networks)}
         self.overlaps()
         self.images = {name: self.image(("images", name), name, e) for name, e in _entries(f.images)}
+        self.shares = {name: self.share(("shares", name), name, e) for name, e in _entries(f.shares)}
         desktops = {name: self.desktop(("desktops", name), name, e) for name, e in _entries(f.desktops)}
         profiles = {name: self.profile(("profiles", name), name, e) for name, e in _entries(f.profiles)}
         for desktop in self.user_desktops(profiles, desktops):
@@ -97,7 +99,7 @@ class _Resolver:
                     and key not in self.password_keys:
                 self.add((key,), unknown(StackFile))
         return (StackConfig(prefix, self.hosts, self.pools, self.networks, self.images, desktops, timeouts,
-                            profiles, containers), self.problems)
+                            profiles, containers, self.shares), self.problems)
 
     # --- hosts, pools, networks, images ---------------------------------------------------------------
 
@@ -263,6 +265,27 @@ class _Resolver:
                 self.add(where, message)
         return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden else "bios"))
 
+    def share(self, loc: Loc, name: str, e) -> ShareConfig:
+        host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+        self.ref((*loc, "host"), host, "host")
+        if self.ok(loc, "path"):
+            self.allowed((*loc, "path"), "shares", e.path, local=self.local(host))
+            if self.local(host) and e.path and not os.path.isdir(e.path):
+                self.add((*loc, "path"), f"{e.path!r} is not a directory on the host")
+        if not e.writable and not self.local(host):
+            self.add((*loc, "writable"), "a read-only share needs vdesk's read-only virtiofsd on its host, which "
+                                         "only the embedded and local hosts have: share it writable, or from a "
+                                         "local host")
+        return ShareConfig(name, host, e.path, bool(e.writable))
+
+    def desktop_shares(self, loc: Loc, names, host) -> tuple[str, ...]:
+        for i, name in enumerate(names or ()):
+            self.ref((*loc, "shares", i), name, "share")
+            share = self.shares.get(name)
+            if share is not None and host in self.hosts and share.host not in (host, None):
+                self.add((*loc, "shares", i), f"{name!r} is on host {share.host!r}, not on {host!r}")
+        return tuple(n for n in names or () if n is not None)
+
     # --- desktops, profiles, users --------------------------------------------------------------------
 
     def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
@@ -311,6 +334,7 @@ class _Resolver:
                 "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
                 "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
                 "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
+                "shares": self.desktop_shares(loc, e.shares, host),
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
 
     def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
@@ -390,6 +414,7 @@ class _Resolver:
             cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
             extra_networks=profile.extra_networks, kernel_args=profile.kernel_args,
             disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes),
+            shares=profile.shares if u.shares is None else self.desktop_shares(loc, u.shares, profile.host),
             home_on_removal=profile.home_on_removal)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:

@@ -175,6 +175,8 @@ Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd0
 IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
+SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
+                      Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
@@ -202,7 +204,7 @@ Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValid
     _scalar, json_schema_input_type=str | int | float | bool)]],
     Wording(expected="a mapping of variable names to values, got {got}")]
 HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
-ImageRef, ProfileRef = _ref("image"), _ref("profile")
+ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
 
 
 class Settings(BaseModel):
@@ -329,6 +331,15 @@ class Image(Settings):
     boot: Literal[BOOT_MODES] | None = Field(None, description="With path: bios (default) or uefi.")
 
 
+class Share(Settings):
+    """A host directory shared into desktops (virtiofs); read-only unless declared writable."""
+    noun: ClassVar[str] = "share"
+    host: HostRef | None = Field(None, description="The host whose directory it is (default: the first host).")
+    path: SharePath = Field(description="The directory, under the roots this host's administrator allows for "
+                                        "shares.")
+    writable: bool = Field(False, description="Let desktops write (false: read-only, enforced on the host).")
+
+
 class CpuTopology(Settings):
     """How the vCPUs look to the guest; their product is the vCPU maximum."""
     record: ClassVar[bool] = True
@@ -359,6 +370,8 @@ class DesktopSettings(Settings):
     disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
     disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
                                                                    "must stay); full: an independent copy.")
+    shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] = Field(
+        [], description="Shares mounted in it at /mnt/shares/<name>.")
     home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
                                                     "in GiB): kept when the system disk is replaced; formatted only "
                                                     "when empty.")
@@ -422,6 +435,8 @@ class User(Settings):
     max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
     disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
     home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
+    shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
+        None, description="Shares mounted in their desktop (default: the profile's).")
     disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
     checks: Checks | None = Field(None, description="Checks (default: the profile's).")
     running: bool | None = Field(None, description="Keep it running (default: the profile's).")
@@ -497,4 +512,5 @@ class StackFile(Settings):
     users: list[User] = Field([], description="People: each gets one desktop named after them, from their "
                                               "profile.")
     containers: _named(Container) = Field({}, description="LXC containers by name.")
+    shares: _named(Share) = Field({}, description="Host directories shared into desktops, by name.")
     timeouts: Timeouts = Field(Timeouts(), description="Readiness timeouts in seconds.")

@@ -43,6 +43,19 @@ class DesktopUser:
 
 
 @dataclasses.dataclass(frozen=True)
+class Share:
+    """A host directory mounted in the desktop at /mnt/shares/<name> (virtiofs), read-only unless writable."""
+
+    name: str
+    source: str
+    writable: bool = False
+
+    @property
+    def mountpoint(self) -> str:
+        return f"/mnt/shares/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Timeouts:
     """Bounds, in seconds, of the readiness gate's waits and of a graceful shutdown."""
 
@@ -71,6 +84,7 @@ class DesktopArgs:
     disk_backup_days: int = 7                # a replaced system disk is kept this long (0: not kept)
     home: int | str | None = None            # a separate volume mounted at /home (an int is GiB); None: none
     home_on_removal: str = "keep"            # when the desktop is removed: keep its home volume, or delete it
+    shares: Sequence[Share] = ()             # host directories mounted at /mnt/shares/<name>
     extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
     address: str | None = None               # a static IPv4 address, on a network without DHCP
     running: bool = True

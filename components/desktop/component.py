@@ -72,7 +72,9 @@ class Desktop(pulumi.ComponentResource):
             return render_seed(args.template, seed_variables(
                 args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
                 host_private=host_private, host_public=host_public, password_hashes=hashes,
-                home_device=HOME_DEVICE if home else None))
+                home_device=HOME_DEVICE if home else None,
+                shares=[{"tag": sh.name, "mountpoint": sh.mountpoint, "readonly": not sh.writable}
+                        for sh in args.shares]))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                  *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
@@ -99,6 +101,7 @@ class Desktop(pulumi.ComponentResource):
             ],
             "nics": [{"network": args.network.name, "mac": mac},
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
+            "shares": [{"source": sh.source, "tag": sh.name, "readonly": not sh.writable} for sh in args.shares],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": args.running,

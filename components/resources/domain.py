@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+from pathlib import Path
 
 import libvirt
 import pulumi
@@ -31,6 +33,7 @@ _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFI
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
+                  "shares",
                   "cpu_mode", "cpu_topology", "machine")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
@@ -69,6 +72,24 @@ def _nics_problem(nics) -> str | None:
     for i, nic in enumerate(nics):
         if not isinstance(nic, dict) or not nic.get("network") or not nic.get("mac"):
             return f"nics[{i}] needs a network and a mac"
+    return None
+
+
+READONLY_VIRTIOFSD = str(Path(__file__).resolve().parents[2] / "tools" / "virtiofsd-ro")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
+
+
+def _shares_problem(shares) -> str | None:
+    for i, share in enumerate(shares):
+        if not isinstance(share, dict) or set(share) - {"source", "tag", "readonly"}:
+            return f"shares[{i}] must be {{source, tag, readonly}}"
+        source, tag = share.get("source"), share.get("tag")
+        if not isinstance(source, str) or not os.path.isabs(source) or any(c in source for c in ",\n\0"):
+            return f"shares[{i}].source must be an absolute directory path without commas"
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            return f"shares[{i}].tag must be 1-36 lowercase letters, digits and '-'"
+        if not isinstance(share.get("readonly", True), bool):
+            return f"shares[{i}].readonly must be true or false"
     return None
 
 
@@ -137,6 +158,12 @@ def desired_model(props) -> xmlmodel.Domain:
             driver_type=disk.get("format", "qcow2"), source_file=disk["path"],
             target_dev=disk.get("target") or "vd" + "abcdefghijklmnopqrstuvwxyz"[index],
             target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly")), serial=disk.get("serial")))
+    for share in props.get("shares") or []:
+        dom.shared_dirs.append(xmlmodel.SharedDirectory(
+            type="mount", accessmode="passthrough", driver_type="virtiofs", source_dir=share["source"],
+            tag=share["tag"], binary=READONLY_VIRTIOFSD if share.get("readonly", True) else None))
+    if props.get("shares"):
+        dom.memory_source, dom.memory_access = "memfd", "shared"    # virtiofsd reads the guest's memory
     for nic in props.get("nics") or []:
         dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
                                                  mac=nic["mac"], model="virtio"))
@@ -181,6 +208,8 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "cmdline": live.cmdline if props.get("boot", "kernel") == "kernel" else props.get("cmdline"),
         "disks": [_disk_as_input(d, props) for d in live.disks],
         "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
+        "shares": [{"source": f.source_dir, "tag": f.tag, "readonly": f.binary == READONLY_VIRTIOFSD}
+                   for f in live.shared_dirs if f.driver_type == "virtiofs"],
     }
 
 
@@ -294,6 +323,9 @@ class DomainProvider(DeclaredProvider):
                       doc="{path, format, readonly, ..., source}: `source` names what the volume was made from, so "
                           "a disk replaced at the same path restarts the guest on it"),
         "nics": Prop(list, default=[], validate=_nics_problem),
+        "shares": Prop(list, default=[], validate=_shares_problem,
+                       doc="host directories {source, tag, readonly} through virtiofs; read-only (the default) is "
+                           "enforced on the host by a read-only bind mount under virtiofsd"),
         "graphics_socket": Prop(str, replaces=True),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),

@@ -81,6 +81,17 @@ class Owner(XMLObject):
     resource = Field("{%s}resource" % VDESK_NS)
 
 
+class SharedDirectory(XMLObject):
+    """A host directory shared into a VM through virtiofs (its mount tag is target/@dir)."""
+    TAG = "filesystem"
+    type = Field("@type")                 # mount
+    accessmode = Field("@accessmode")     # passthrough
+    driver_type = Field("driver/@type")   # virtiofs
+    binary = Field("binary/@path")        # the virtiofsd to run (vdesk's read-only wrapper for read-only shares)
+    source_dir = Field("source/@dir")
+    tag = Field("target/@dir")
+
+
 class Domain(XMLObject):
     TAG = "domain"
     type = Field("@type")                 # kvm | qemu
@@ -118,3 +129,6 @@ class Domain(XMLObject):
     serials = Children(Serial, "devices/serial")
     consoles = Children(Console, "devices/console")
     rngs = Children(Rng, "devices/rng")
+    memory_source = Field("memoryBacking/source/@type")    # memfd: shared with virtiofsd
+    memory_access = Field("memoryBacking/access/@mode")    # shared
+    shared_dirs = Children(SharedDirectory, "devices/filesystem")

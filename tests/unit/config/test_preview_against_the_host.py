@@ -99,3 +99,17 @@ def test_container_mounts_are_held_to_the_same_roots(mocks):
     name = next(iter(raw["containers"]))
     raw["containers"][name]["mounts"] = [{"source": "/etc", "target": "/mnt/etc"}]
     assert "'/etc' is outside the container mounts roots" in dict(_declare(raw))[f"containers.{name}.mounts[0].source"]
+
+
+def test_shares_are_held_to_the_share_roots_and_named_where_they_are_used(mocks, tmp_path):
+    raw = example_stack("dev")
+    (tmp_path / "docs").mkdir()
+    raw["shares"] = {"docs": {"path": str(tmp_path / "docs")}, "etc": {"path": "/etc"},
+                     "far": {"host": "remote", "path": "/srv/far"}}
+    raw["hosts"]["remote"] = {"uri": "qemu+ssh://kvm2.example.org/system", "accelerator": "kvm"}
+    raw["profiles"]["desktop"]["shares"] = ["docs", "etc", "nope"]
+    problems = dict(_declare(raw))
+    assert "'/etc' is outside the shares roots" in problems["shares.etc.path"]
+    assert "read-only share needs vdesk's read-only virtiofsd" in problems["shares.far.writable"]
+    assert problems["profiles.desktop.shares[2]"] == "unknown share 'nope' (declared: docs, etc, far)"
+    assert "shares.docs.path" not in problems

@@ -43,6 +43,10 @@ DOMAIN_ROWS = {
               lambda c: [d.source_file for d in _dom_xml(c).disks] == ["/var/lib/extra.qcow2"]),
     "nics": ([{"network": "default", "mac": "52:54:00:33:00:01"}],
              lambda c: [i.mac for i in _dom_xml(c).interfaces] == ["52:54:00:33:00:01"]),
+    "shares": ([{"source": "/srv/docs", "tag": "docs", "readonly": True}],
+               lambda c: [(f.source_dir, f.tag, f.binary.endswith("/tools/virtiofsd-ro"))
+                          for f in _dom_xml(c).shared_dirs] == [("/srv/docs", "docs", True)]
+               and _dom_xml(c).memory_access == "shared"),
     "running": (False, lambda c: not c.lookupByName("rows-vm").isActive()),
     "autostart": (True, lambda c: c.lookupByName("rows-vm").autostart() == 1),
     "restart_policy": ("never", lambda c: True),          # governs later updates only

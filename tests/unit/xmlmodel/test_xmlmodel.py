@@ -32,6 +32,10 @@ def full_domain(name="model-full"):
         serials=[xmlmodel.Serial(type="file", source_path="/tmp/console.log", target_port=0)],
         consoles=[xmlmodel.Console(type="file", target_type="serial")],
         rngs=[xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom")],
+        memory_source="memfd", memory_access="shared",
+        shared_dirs=[xmlmodel.SharedDirectory(type="mount", accessmode="passthrough", driver_type="virtiofs",
+                                              binary="/usr/lib/qemu/virtiofsd", source_dir="/srv/share",
+                                              tag="docs")],
     )
 
 
@@ -117,6 +121,7 @@ def test_owner_metadata_uses_vdesk_namespace():
     (xmlmodel.Disk, full_domain().disks[0]),
     (xmlmodel.Interface, full_domain().interfaces[0]),
     (xmlmodel.Graphics, full_domain().graphics[0]),
+    (xmlmodel.SharedDirectory, full_domain().shared_dirs[0]),
 ])
 def test_every_declared_property_is_exercised(cls, sample):
     """Guard: a property no test sets is a property nobody knows works."""
@@ -128,4 +133,4 @@ def test_every_declared_property_is_exercised(cls, sample):
 def _samples_of(cls):
     dom = full_domain()
     return {xmlmodel.Domain: [dom], xmlmodel.Disk: dom.disks, xmlmodel.Interface: dom.interfaces,
-            xmlmodel.Graphics: dom.graphics}[cls]
+            xmlmodel.Graphics: dom.graphics, xmlmodel.SharedDirectory: dom.shared_dirs}[cls]
