@@ -43,6 +43,11 @@ DOMAIN_ROWS = {
               lambda c: [d.source_file for d in _dom_xml(c).disks] == ["/var/lib/extra.qcow2"]),
     "nics": ([{"network": "default", "mac": "52:54:00:33:00:01"}],
              lambda c: [i.mac for i in _dom_xml(c).interfaces] == ["52:54:00:33:00:01"]),
+    "video": ({"model": "virtio", "width": 1280, "height": 800},
+              lambda c: [(v.model_type, v.resolution_x, v.resolution_y) for v in _dom_xml(c).videos]
+              == [("virtio", 1280, 800)]),
+    "tablet": (True, lambda c: [(i.type, i.bus) for i in _dom_xml(c).inputs] == [("tablet", "virtio")]),
+    "vdagent": (True, lambda c: [ch.type for ch in _dom_xml(c).channels][-1] == "qemu-vdagent"),
     "running": (False, lambda c: not c.lookupByName("rows-vm").isActive()),
     "autostart": (True, lambda c: c.lookupByName("rows-vm").autostart() == 1),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
