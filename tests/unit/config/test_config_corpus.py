@@ -176,7 +176,7 @@ CASES = [
      [("profiles.operator.groups[0]", f"7 is not a valid group name: {GROUP_HINT}")]),
     ("profile-check-without-kind", setting(profile("standard"), checks=[{"colour": "blue"}]), None,
      [("profiles.standard.checks[0]", "names no check kind (use one of: package, absent_package, service, "
-                                      "file, port, user, command); got key(s): colour")]),
+                                      "file, port, user, command, session); got key(s): colour")]),
     ("profile-unknown-setting", setting(profile("operator"), packages=["vim"]), None,
      [("profiles.operator.packages", f"unknown setting (allowed: {ALLOWED_PROFILE})")]),
     ("profile-bad-name", lambda c: c["profiles"].__setitem__("Power_Users", c["profiles"].pop("operator")), None,

@@ -20,7 +20,7 @@ from components.guest.checkspec import (
 )
 from tests.unit.guest.test_guest_checks import LocalBackend
 
-KINDS = "package, absent_package, service, file, port, user, command"
+KINDS = "package, absent_package, service, file, port, user, command, session"
 
 
 @pytest.mark.parametrize(
