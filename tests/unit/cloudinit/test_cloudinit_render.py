@@ -97,9 +97,9 @@ def test_profile_renders_parses_and_validates(profile, variables):
 
 @pytest.mark.parametrize("profile, must_have, must_not_have", [
     # desktop (the golden image's default) adds nothing of its own: guests are offline
-    ("desktop", {"htop"}, {"git", "libreoffice", "xfce4"}),
-    ("developer", {"git", "build-essential", "htop"}, {"libreoffice"}),
-    ("office", {"libreoffice", "cups", "htop"}, {"git"}),
+    ("desktop", {"htop"}, {"git", "libreoffice-writer", "xfce4"}),
+    ("developer", {"git", "build-essential", "htop"}, {"libreoffice-writer"}),
+    ("office", {"libreoffice-writer", "cups", "htop"}, {"git"}),
 ])
 def test_profiles_inherit_packages(profile, must_have, must_not_have, variables):
     packages = yaml.safe_load(render_seed(profile, variables).user_data)["packages"]
