@@ -29,6 +29,11 @@ Template variable contract (the ``variables`` passed to ``render_seed``)::
         nameservers  optional: list of IP addresses, or a mapping
                      {addresses: [ip, ...], search: [domain, ...]}
     packages      list[str], optional: extra Debian packages (name or name=version)
+    graphical_session  mapping, optional: the image boots to a display manager
+        session      str, required: the X session to start ("xfce"; a file in
+                     /usr/share/xsessions of the image)
+        autologin    str or None: a user (one of ``users``) the display manager
+                     logs in at boot, without a password
     extra         mapping, optional: profile-specific values (keys are str);
                   desktop reads "timezone", office reads "paper_size"
 
@@ -80,7 +85,9 @@ PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
 
 REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra")
+OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "graphical_session")
+GRAPHICAL_SESSION_FIELDS = ("session", "autologin")
+SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
 HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
 INTERFACE_FIELDS = ("mac", "dhcp4", "addresses", "gateway4", "nameservers")
@@ -228,6 +235,7 @@ def normalize_variables(variables) -> dict:
         "interfaces": [],
         "packages": [],
         "extra": {},
+        "graphical_session": None,
     }
     if "hostname" in variables:
         context["hostname"] = _hostname(get("hostname"), "hostname", errors)
@@ -253,10 +261,27 @@ def normalize_variables(variables) -> dict:
         ]
     if get("extra") is not None:
         context["extra"] = _extra(get("extra"), "extra", errors)
+    if get("graphical_session") is not None:
+        context["graphical_session"] = _graphical_session(get("graphical_session"), "graphical_session",
+                                                          [u["name"] for u in context["users"]], errors)
     if errors:
         raise CloudInitError(errors)
     context["ssh_pwauth"] = any(user["password_hash"] for user in context["users"])
     return context
+
+
+def _graphical_session(value, path: str, users: list, errors: list) -> dict | None:
+    if not isinstance(value, dict):
+        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
+        return None
+    _unknown_keys(value, GRAPHICAL_SESSION_FIELDS, path, errors)
+    session = _match(value.get("session"), SESSION_RE, _join(path, "session"),
+                     "must name an X session such as 'xfce'", errors)
+    autologin = value.get("autologin")
+    if autologin is not None and autologin not in users:
+        errors.append((_join(path, "autologin"), f"{autologin!r} is not one of the users ({', '.join(map(str, users))})"))
+        autologin = None
+    return {"session": session, "autologin": autologin}
 
 
 def _unknown_keys(mapping: dict, known, path: str, errors: list) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
 
 DISK_CLONES = ("linked", "full")
 MIN_MEMORY_MIB = 256
+DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
+MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
+_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Timeouts:
     ssh: int = 300
     cloud_init: int = 900
     shutdown: int = 60
+    graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
 @dataclasses.dataclass
@@ -60,6 +65,8 @@ class DesktopArgs:
     running: bool = True
     autostart: bool = False
     checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
+    autologin: bool = False                  # desktop images: the first user is logged in to the session at boot
+    resolution: str | None = None            # "WIDTHxHEIGHT" of the display (desktop images: 1280x800)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
@@ -71,6 +78,14 @@ class DesktopArgs:
     @property
     def disk_bytes(self) -> int:
         return parse_size(self.disk, default_unit="GiB")
+
+    @property
+    def display_size(self) -> tuple[int, int] | None:
+        """(width, height) of the display: the declared resolution, a desktop image's default, else None
+        (a console image keeps libvirt's own adapter)."""
+        text = self.resolution or (DESKTOP_RESOLUTION if self.image.graphical else None)
+        match = _RESOLUTION.match(text) if text else None
+        return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
     def static_address(self) -> tuple[str, str] | None:
@@ -111,6 +126,19 @@ class DesktopArgs:
             problem("vm_name", message)
         if self.address is not None:
             found += self._address_problems(name)
+        if self.autologin and not self.image.graphical:
+            desktop = self.image.recipe.desktop if self.image.recipe else "a disk image of your own"
+            problem("autologin", f"the image has no desktop environment to log in to ({desktop}): "
+                                 "use an image whose recipe names one, e.g. desktop: xfce")
+        if self.resolution is not None:
+            match = _RESOLUTION.match(str(self.resolution))
+            size = (int(match.group(1)), int(match.group(2))) if match else None
+            if size is None:
+                problem("resolution", f"{self.resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800")
+            elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
+                      and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
+                problem("resolution", f"{self.resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
+                                      f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}")
         return found
 
     def _address_problems(self, name: str) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
 from .args import DesktopArgs
-from .seeding import key_file, password_hash, seed_variables, state_dir, vm_mac
+from .seeding import graphical_session, key_file, password_hash, seed_variables, state_dir, vm_mac
 
 
 class Desktop(pulumi.ComponentResource):
@@ -43,6 +43,8 @@ class Desktop(pulumi.ComponentResource):
         with_password = [u for u in args.users if u.password is not None]
         static = args.static_address
         image = args.image.volumes_in(args.pool, adopt=args.adopt)
+        graphical = graphical_session(args.image.session, args.users, args.autologin)
+        display = args.display_size
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
@@ -58,7 +60,8 @@ class Desktop(pulumi.ComponentResource):
                       for u, pw in zip(with_password, secrets)}
             return render_seed(args.template, seed_variables(
                 args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
-                host_private=host_private, host_public=host_public, password_hashes=hashes))
+                host_private=host_private, host_public=host_public, password_hashes=hashes,
+                graphical=graphical))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                  *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
@@ -83,6 +86,11 @@ class Desktop(pulumi.ComponentResource):
             "nics": [{"network": args.network.name, "mac": mac},
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
+            # A desktop image's display: virtio-gpu at the desktop's resolution, an absolute pointer,
+            # and the vdagent channel its spice-vdagent serves. Console images keep libvirt's adapter.
+            "video": {"model": "virtio", "width": display[0], "height": display[1]} if display else None,
+            "tablet": True if graphical else None,
+            "vdagent": True if graphical else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
@@ -103,6 +111,9 @@ class Desktop(pulumi.ComponentResource):
                 "cloud_init_timeout_s": args.timeouts.cloud_init,
                 "checks": [dict(c) for c in args.checks],
                 "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
+                # A desktop image: the screenshot is taken once the screen shows the desktop.
+                **({"graphical": True, "graphical_timeout_s": args.timeouts.graphical, "min_width": display[0],
+                    "min_height": display[1]} if graphical else {}),
             }, opts=child)
 
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
