@@ -9,6 +9,7 @@ of Debian's package index.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from types import SimpleNamespace
 from typing import Any, Mapping
 
@@ -28,11 +29,16 @@ class ImagePackages:
 
 def template_packages(template: str) -> list[str]:
     """The packages a profile template's seed installs (names, without versions)."""
+    return list(_template_packages(template))
+
+
+@functools.lru_cache(maxsize=None)
+def _template_packages(template: str) -> tuple[str, ...]:
     from ..desktop.seeding import check_seed
     users = [SimpleNamespace(name="vdeskpreview", groups=(), ssh_authorized_keys=())]
     docs = check_seed(template, users, hostname="preview")
     listed = (yaml.safe_load(docs.user_data) or {}).get("packages") or []
-    return [str(p).split("=", 1)[0] for p in listed]
+    return tuple(str(p).split("=", 1)[0] for p in listed)
 
 
 def image_packages(recipe: Recipe | Mapping[str, Any] | None, *, index=None) -> ImagePackages:

@@ -178,10 +178,10 @@ def recipe_problems(data: Any, path: str = "recipe", *, index=None,
                                                    "(lower case letters, digits, '+', '-', '.')"))
         else:
             names.append((i, name))
-    if found or not check_packages or not names:
+    if not check_packages or not names:
         return found
-    recipe = Recipe(base, desktop, tuple(sorted({n for _, n in names})), locale, keyboard, timezone)
-    if recipe.manifest() is not None:
+    if not found and Recipe(base, desktop, tuple(sorted({n for _, n in names})), locale, keyboard,
+                            timezone).manifest() is not None:
         return found     # built: the image holds its packages
     from .debian_index import IndexUnavailable, shared_index
     try:
