@@ -15,7 +15,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, DeclaredProvider, Prop, _is_unknown
 
 if TYPE_CHECKING:
     from .pool import StoragePool
@@ -149,7 +149,7 @@ class VolumeProvider(DeclaredProvider):
             problems.append(("copy_of", f"copy_of (full copy) excludes {other}: give only one of source_path "
                                         "(import), backing_path (linked clone) or copy_of (full copy)"))
         src = inputs.get("source_path")
-        if src and not src.startswith("04da6b54") and not os.path.isfile(src):
+        if src and not _is_unknown(src) and not os.path.isfile(src):   # a path known only after apply: later
             problems.append(("source_path", f"{src!r} does not exist or is not a file"))
         return problems
 
