@@ -16,7 +16,8 @@ P = "images.office.recipe"
 
 
 @pytest.mark.parametrize("recipe, expected", [
-    ({"desktop": "kde"}, [(f"{P}.desktop", "'kde' is not a desktop environment vdesk builds (known: none, xfce")]),
+    ({"desktop": "kde"}, [(f"{P}.desktop", "'kde' is not a desktop environment vdesk builds "
+                                           "(known: none, lxqt, xfce)")]),
     ({"base": "debian11"}, [(f"{P}.base", "'debian11' is not a base vdesk builds (known: debian12)")]),
     ({"locale": "de_DE.utf8x!"}, [(f"{P}.locale", "'de_DE.utf8x!' is not a locale name such as en_US.UTF-8")]),
     ({"locale": "german"}, [(f"{P}.locale", "'german' is not a locale name such as en_US.UTF-8")]),
@@ -146,3 +147,6 @@ def test_package_lists_follow_the_recipe():
     assert xfce[0] == "linux-image-amd64" and {"lightdm", "xfce4", "spice-vdagent", "git"} <= set(xfce)
     assert "linux-image-cloud-amd64" not in xfce
     assert "console-setup" in Recipe(keyboard="de").installs() and "console-setup" not in console
+    lxqt = Recipe(desktop="lxqt")
+    assert {"lxqt-core", "openbox", "lightdm"} <= set(lxqt.installs()) and "xfce4" not in lxqt.installs()
+    assert lxqt.session == "lxqt" and lxqt.name == "debian12-lxqt"
