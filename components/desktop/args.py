@@ -23,6 +23,30 @@ MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
 _RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
 
 
+def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
+                     desktop: str | None = "none") -> list[tuple[str, str]]:
+    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
+
+    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
+    image of the user's own. autologin needs a desktop environment to log in to.
+    """
+    found = []
+    if autologin and desktop in (None, "none"):
+        what = desktop or "a disk image of your own"
+        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
+                                           "use an image whose recipe names one, e.g. desktop: xfce"))
+    if resolution is not None:
+        match = _RESOLUTION.match(str(resolution))
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        if size is None:
+            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
+        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
+                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
+            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
+                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
@@ -126,19 +150,9 @@ class DesktopArgs:
             problem("vm_name", message)
         if self.address is not None:
             found += self._address_problems(name)
-        if self.autologin and not self.image.graphical:
-            desktop = self.image.recipe.desktop if self.image.recipe else "a disk image of your own"
-            problem("autologin", f"the image has no desktop environment to log in to ({desktop}): "
-                                 "use an image whose recipe names one, e.g. desktop: xfce")
-        if self.resolution is not None:
-            match = _RESOLUTION.match(str(self.resolution))
-            size = (int(match.group(1)), int(match.group(2))) if match else None
-            if size is None:
-                problem("resolution", f"{self.resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800")
-            elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
-                      and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
-                problem("resolution", f"{self.resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
-                                      f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}")
+        recipe = self.image.recipe
+        found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
+                                  desktop=recipe.desktop if recipe else None)
         return found
 
     def _address_problems(self, name: str) -> list[tuple[str, str]]:

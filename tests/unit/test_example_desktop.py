@@ -100,3 +100,16 @@ def test_autologin_and_resolution_are_checked_against_the_image(mocks):
         ("bad.resolution", "'1280*800' is not WIDTHxHEIGHT, e.g. 1280x800")]
     args.autologin, args.resolution = False, "320x200"
     assert args.problems("bad") == [("bad.resolution", "320x200 is outside 640x400..7680x4320")]
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"autologin": True, "desktop": "xfce", "resolution": "1920x1080"}, []),
+    ({"autologin": True, "desktop": "none"}, ["profiles.dev.autologin"]),
+    ({"autologin": True, "desktop": None}, ["profiles.dev.autologin"]),
+    ({"autologin": False, "desktop": None, "resolution": "800x600"}, []),
+    ({"resolution": "wide"}, ["profiles.dev.resolution"]),
+    ({"resolution": "99999x800"}, ["profiles.dev.resolution"]),
+])
+def test_session_problems_for_the_config_layer(kwargs, expected):
+    from components.desktop.args import session_problems
+    assert [f for f, _ in session_problems("profiles.dev", **kwargs)] == expected
