@@ -194,15 +194,22 @@ def shows_desktop(shot: Screenshot, *, min_width: int, min_height: int) -> bool:
 
 def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, timeout_s: float,
                      min_width: int, min_height: int, poll_s: float = 5.0) -> Screenshot:
-    """Take screenshots until one shows a graphical desktop (see shows_desktop), within timeout_s.
+    """Take screenshots until the screen shows a graphical desktop (see shows_desktop) and has stopped
+    changing (two in a row alike: the session has finished drawing its panels), within timeout_s.
 
     The last screenshot is kept at dest either way; when time is up, ScreenshotError says what it showed.
     """
     deadline = time.monotonic() + timeout_s
+    previous = None
     while True:
         shot = capture(conn, domain_name, dest)
+        pixels = Path(shot.path).read_bytes() if os.path.exists(shot.path) else None
         if shows_desktop(shot, min_width=min_width, min_height=min_height):
-            return shot
+            if pixels is not None and pixels == previous:
+                return shot
+            previous = pixels
+        else:
+            previous = None
         if time.monotonic() >= deadline:
             raise ScreenshotError(
                 f"desktop {domain_name!r} shows no graphical desktop after {timeout_s:g} s: its screen is "

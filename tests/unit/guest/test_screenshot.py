@@ -193,15 +193,22 @@ def test_a_desktop_is_told_from_a_console_by_size_and_colour():
 
 def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, tmp_path):
     from components.guest import screenshot
-    shots = iter([screenshot.Screenshot("p", 720, 400, 2, False, "d", 0.98),        # the text console
-                  screenshot.Screenshot("p", 1280, 800, 3, False, "d", 0.99),       # X starts: one grey
-                  screenshot.Screenshot("p", 1280, 800, 4000, False, "d", 0.41)])   # the desktop
+    frames = [(720, 400, 0.98, b"console"), (1280, 800, 0.99, b"grey"),   # the text console, X starts
+              (1280, 800, 0.87, b"wallpaper"),                                 # the desktop, being drawn
+              (1280, 800, 0.81, b"panel"), (1280, 800, 0.81, b"panel")]        # ... and settled
+    shots = iter(frames)
     taken = []
-    monkeypatch.setattr(screenshot, "capture", lambda conn, name, dest: taken.append(dest) or next(shots))
+
+    def capture(conn, name, dest):
+        width, height, share, pixels = next(shots)
+        dest.write_bytes(pixels)
+        taken.append(pixels)
+        return screenshot.Screenshot(str(dest), width, height, 4000, False, "d", share)
+    monkeypatch.setattr(screenshot, "capture", capture)
     monkeypatch.setattr(screenshot.time, "sleep", lambda s: None)
     shot = screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=60, min_width=1280,
                                        min_height=800)
-    assert shot.dominant_share == 0.41 and len(taken) == 3
+    assert shot.dominant_share == 0.81 and len(taken) == 5
 
 
 def test_waiting_for_the_desktop_gives_up_at_its_deadline_saying_what_it_saw(monkeypatch, tmp_path):
