@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..images.build import ImageBuildProvider
 from ..resources.container import ContainerProvider
 from ..resources.domain import DomainProvider
 from ..resources.keys import KeyPairProvider
@@ -22,6 +23,7 @@ PROVIDERS = {
     "Network": NetworkProvider, "Domain (a Desktop's VM)": DomainProvider, "SshKeyPair": KeyPairProvider,
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
     "Container (libvirt LXC)": ContainerProvider,
+    "ImageBuild (a recipe Image's build)": ImageBuildProvider,
 }
 DOC = Path(__file__).resolve().parents[2] / "docs" / "properties.md"
 

@@ -36,6 +36,11 @@ Template variable contract (the ``variables`` passed to ``render_seed``)::
         tag          str, required: the virtiofs tag (lowercase letters, digits, "-")
         mountpoint   str, required: an absolute path in the guest
         readonly     bool, default true
+    graphical_session  mapping, optional: the image boots to a display manager
+        session      str, required: the X session to start ("xfce"; a file in
+                     /usr/share/xsessions of the image)
+        autologin    str or None: a user (one of ``users``) the display manager
+                     logs in at boot, without a password
     extra         mapping, optional: profile-specific values (keys are str);
                   desktop reads "timezone", office reads "paper_size"
 
@@ -87,10 +92,12 @@ PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
 
 REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device", "shares")
 SHARE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
 MOUNTPOINT_RE = re.compile(r"^/[A-Za-z0-9/_.-]{1,200}$")
 HOME_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
+OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device", "shares", "graphical_session")
+GRAPHICAL_SESSION_FIELDS = ("session", "autologin")
+SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
 HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
 INTERFACE_FIELDS = ("mac", "dhcp4", "addresses", "gateway4", "nameservers")
@@ -240,6 +247,7 @@ def normalize_variables(variables) -> dict:
         "extra": {},
         "home_device": None,
         "shares": [],
+        "graphical_session": None,
     }
     if "hostname" in variables:
         context["hostname"] = _hostname(get("hostname"), "hostname", errors)
@@ -270,10 +278,27 @@ def normalize_variables(variables) -> dict:
     if get("home_device") is not None:
         context["home_device"] = _match(get("home_device"), HOME_DEVICE_RE, "home_device",
                                         "must be a block device path under /dev", errors)
+    if get("graphical_session") is not None:
+        context["graphical_session"] = _graphical_session(get("graphical_session"), "graphical_session",
+                                                          [u["name"] for u in context["users"]], errors)
     if errors:
         raise CloudInitError(errors)
     context["ssh_pwauth"] = any(user["password_hash"] for user in context["users"])
     return context
+
+
+def _graphical_session(value, path: str, users: list, errors: list) -> dict | None:
+    if not isinstance(value, dict):
+        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
+        return None
+    _unknown_keys(value, GRAPHICAL_SESSION_FIELDS, path, errors)
+    session = _match(value.get("session"), SESSION_RE, _join(path, "session"),
+                     "must name an X session such as 'xfce'", errors)
+    autologin = value.get("autologin")
+    if autologin is not None and autologin not in users:
+        errors.append((_join(path, "autologin"), f"{autologin!r} is not one of the users ({', '.join(map(str, users))})"))
+        autologin = None
+    return {"session": session, "autologin": autologin}
 
 
 def _unknown_keys(mapping: dict, known, path: str, errors: list) -> None:

@@ -13,7 +13,7 @@ from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
 from ..desktop import Desktop, DesktopArgs, DesktopUser, Share, Timeouts
 from ..desktop.component import HOME_DEVICE
-from ..desktop.seeding import check_seed, vm_mac
+from ..desktop.seeding import check_seed, graphical_session, vm_mac
 from ..errors import InputError, VdeskError
 from ..host import capacity
 from ..host.resolve import resolve as resolve_host
@@ -56,11 +56,13 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
     problems = []
     for d in config.desktops.values():
         try:
+            recipe = config.images[d.image].recipe if d.image in config.images else None
             check_seed(d.profile, d.users, hostname=d.name, extra_networks=len(d.extra_networks),
                        static=(d.address, d.gateway) if d.address else None,
                        with_password=[u.name for u in d.users if u.password],
                        home_device=HOME_DEVICE if d.home_bytes else None,
-                       shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares])
+                       shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares],
+                       graphical=graphical_session(recipe.session if recipe else None, d.users, d.autologin))
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -104,7 +106,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     """Validate everything, then declare the stack's resources. `secret(key)` reads a secret config value."""
     config: StackConfig = validate(stack, raw, config_keys=config_keys)
     prefix = config.prefix
-    files = {name: image_files.resolve(img) for name, img in config.images.items()}
+    # Golden and own images are files here already; a recipe image is built by its Image resource during `up`.
+    files = {name: image_files.resolve(img) for name, img in config.images.items() if img.recipe is None}
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
     hosts = {name: resolve_host(h, probe_kernel=probe_kernel) for name, h in config.hosts.items()}
     check_macs(config, {name: h.uri for name, h in hosts.items()})
@@ -117,8 +120,9 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         dhcp_range=n.dhcp_range, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts, address_sources=n.address_sources,
         libvirt_name=n.libvirt_name or f"{prefix}-{name}", adopt=n.adopt, keep_on_destroy=n.keep_on_destroy))
         for name, n in config.networks.items()}
-    images = {name: Image(f"image-{name}", ImageArgs(files=f, volume_prefix=f"{prefix}-{name}"))
-              for name, f in files.items()}
+    images = {name: Image(f"image-{name}", ImageArgs(files=files.get(name), recipe=img.recipe,
+                                                     volume_prefix=f"{prefix}-{name}"))
+              for name, img in config.images.items()}
 
     # Each image is imported once per pool that a desktop uses it in; an adopting desktop adopts them too.
     adopted = {(d.image, d.pool) for d in config.desktops.values() if d.adopt}
@@ -137,6 +141,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
         home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
         shares=[Share(n, config.shares[n].path, config.shares[n].writable) for n in d.shares],
+        autologin=d.autologin, resolution=d.resolution,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
         checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
         for name, d in config.desktops.items()}

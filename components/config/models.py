@@ -101,6 +101,7 @@ class ImageConfig:
     golden: str | None         # name of an image vdesk builds (tools/build-image.sh)
     path: str | None           # a user's own image file with its own bootloader
     boot: str                  # kernel (golden) | bios | uefi
+    recipe: Any = None         # a components.images.recipe.Recipe vdesk builds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +137,8 @@ class ProfileConfig:
     home_bytes: int | None = None      # a home volume of this size, mounted at /home
     home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
+    autologin: bool = False            # the first user is logged in to the graphical session at boot
+    resolution: str | None = None      # WIDTHxHEIGHT of the display
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +170,8 @@ class DesktopConfig:
     home_bytes: int | None = None     # a home volume of this size, mounted at /home
     home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
+    autologin: bool = False            # the first user is logged in to the graphical session at boot
+    resolution: str | None = None      # WIDTHxHEIGHT of the display
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 
 

@@ -15,7 +15,10 @@ from typing import Any, Mapping
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
+from ..desktop.args import session_problems
 from ..host.policy import disk_image_problem
+from ..images.packages import template_package_problems
+from ..images.recipe import CONSOLE, Recipe, recipe_problems
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
@@ -255,15 +258,43 @@ class _Resolver:
                 seen.append((net.name, net.host, cidr))
 
     def image(self, loc: Loc, name: str, e: Image) -> ImageConfig:
-        if self.given(loc, e, "golden") == self.given(loc, e, "path"):
-            self.add(loc, "give exactly one of golden (an image vdesk builds) or path (your own image file)")
+        kinds = [k for k in ("recipe", "golden", "path") if self.given(loc, e, k)]
+        if len(kinds) != 1:
+            self.add(loc, "give exactly one of recipe (an image vdesk builds for you), golden (its console image) "
+                          "or path (your own image file)")
+        recipe = None
+        if e.recipe is not None and self.ok(loc, "recipe"):
+            where = path((*loc, "recipe"))
+            written = e.recipe.model_dump(exclude_unset=True)
+            found = recipe_problems(written, where)
+            for field, message in found:
+                self.add(loc_of(field), message)
+            if not found:
+                recipe = Recipe.parse(written, where, check_packages=False)
         if e.path is not None and self.ok(loc, "path"):
             where = (*loc, "path")
             problems = len(self.problems)
             self.allowed(where, "images", e.path)
             if len(self.problems) == problems and (message := disk_image_problem(e.path)):
                 self.add(where, message)
-        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden else "bios"))
+        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden or recipe else "bios"), recipe)
+
+    def image_fits(self, loc: Loc, template: str | None, image: str | None, *, autologin, resolution,
+                   template_field: str = "template") -> None:
+        """The template installs only what the image holds (guests are offline); autologin needs a desktop."""
+        entry = self.images.get(image)
+        if entry is None or template is None:
+            return
+        recipe = entry.recipe if entry.recipe is not None else (CONSOLE if entry.golden else None)
+        if recipe is not None and template in available_profiles():
+            for field, message in template_package_problems(template, recipe, field=path((*loc, template_field)),
+                                                            image_name=image,
+                                                            recipe_field=f"images.{image}.recipe.packages"):
+                self.add(loc_of(field), message)
+        desktop = recipe.desktop if recipe is not None else None
+        for field, message in session_problems(path(loc), autologin=bool(autologin), resolution=resolution,
+                                               desktop=desktop):
+            self.add(loc_of(field), message)
 
     def share(self, loc: Loc, name: str, e) -> ShareConfig:
         host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
@@ -291,6 +322,8 @@ class _Resolver:
     def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
         host, pool, network, image = self.placement(loc, e)
         self.template((*loc, "profile"), e.profile)
+        self.image_fits(loc, e.profile, image, autologin=e.autologin, resolution=e.resolution,
+                        template_field="profile")
         return DesktopConfig(name, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1, e.disk or 0,
                              e.profile, tuple(self.desktop_users((*loc, "users"), e.users or [])), e.running,
                              self.checks((*loc, "checks"), e.checks), source=path(loc),
@@ -300,6 +333,7 @@ class _Resolver:
     def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
         self.template((*loc, "template"), e.template)
         host, pool, network, image = self.placement(loc, e)
+        self.image_fits(loc, e.template, image, autologin=e.autologin, resolution=e.resolution)
         return ProfileConfig(name, e.template, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1,
                              e.disk or 0, tuple(e.groups or ()), self.checks((*loc, "checks"), e.checks, user="user"),
                              e.running, **self.machine(loc, e, host, network))
@@ -335,6 +369,7 @@ class _Resolver:
                 "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
                 "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
                 "shares": self.desktop_shares(loc, e.shares, host),
+                "autologin": bool(e.autologin), "resolution": e.resolution,
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
 
     def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
@@ -402,6 +437,12 @@ class _Resolver:
             return inherited if value is None else value
         user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
                           password)
+        if u.autologin is not None or u.resolution is not None:
+            image = self.images.get(profile.image)
+            recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
+            for field, message in session_problems(path(loc), autologin=bool(u.autologin), resolution=u.resolution,
+                                                   desktop=recipe.desktop if recipe else None):
+                self.add(loc_of(field), message)
         return DesktopConfig(
             u.name, profile.host, profile.pool, profile.network, profile.image,
             profile.memory_mib if u.memory is None else u.memory // MiB, own(u.vcpus, profile.vcpus),
@@ -415,6 +456,7 @@ class _Resolver:
             extra_networks=profile.extra_networks, kernel_args=profile.kernel_args,
             disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes),
             shares=profile.shares if u.shares is None else self.desktop_shares(loc, u.shares, profile.host),
+            autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
             home_on_removal=profile.home_on_removal)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:

@@ -177,6 +177,8 @@ Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got 
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
 SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
                       Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
+Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
+                       Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
@@ -322,9 +324,24 @@ class Network(Settings):
     keep_on_destroy: bool = Field(False, description="Leave the network on the host at destroy.")
 
 
+class ImageRecipe(Settings):
+    """What vdesk builds into an image, offline, from Debian's packages; cached by a hash of the recipe."""
+    noun: ClassVar[str] = "recipe"
+    base: Literal["debian12"] = Field("debian12", description="The distribution: debian12.")
+    desktop: str = Field("none", description="The desktop environment: none, xfce or lxqt (a display manager "
+                                             "and an X session).")
+    packages: list[NonEmpty] = Field([], description="More Debian packages (checked against Debian's index at "
+                                                     "preview).")
+    locale: str = Field("en_US.UTF-8", description="The system locale, e.g. de_DE.UTF-8.")
+    keyboard: str = Field("us", description="The keyboard layout, e.g. de.")
+    timezone: str = Field("Etc/UTC", description="The time zone, e.g. Europe/Berlin.")
+
+
 class Image(Settings):
-    """A disk image desktops are made from: vdesk's golden image, or your own cloud image."""
+    """A disk image desktops are made from: one vdesk builds from a recipe, its golden console image, or your own."""
     noun: ClassVar[str] = "image"
+    recipe: ImageRecipe | None = Field(None, description="Build it from this recipe (a graphical desktop needs "
+                                                         "`desktop: xfce` or `lxqt`).")
     golden: Golden | None = Field(None, description="An image vdesk builds (direct kernel boot): debian12.")
     path: ImageFile | None = Field(None, description="Your own image file with its own bootloader (instead of "
                                                      "golden).")
@@ -385,6 +402,10 @@ class DesktopSettings(Settings):
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
                                                              "command line, e.g. 'quiet'.")
+    autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
+                                               "with a desktop environment).")
+    resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
+                                                            "a desktop image).")
     checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
 
 
@@ -435,6 +456,8 @@ class User(Settings):
     max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
     disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
     home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
+    autologin: bool | None = Field(None, description="Logged in at boot (default: the profile's).")
+    resolution: Resolution | None = Field(None, description="Display size (default: the profile's).")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
         None, description="Shares mounted in their desktop (default: the profile's).")
     disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
@@ -478,6 +501,7 @@ class Timeouts(Settings):
     ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
     cloud_init: Count = Field(900, description="Until cloud-init reports done.")
     shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
+    graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
 
 
 def _no_settings_is_defaults(entries: Any) -> Any:

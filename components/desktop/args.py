@@ -30,6 +30,33 @@ def kernel_args_problem(value) -> str | None:
                 "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
     return None
 MIN_MEMORY_MIB = 256
+DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
+MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
+_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+
+
+def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
+                     desktop: str | None = "none") -> list[tuple[str, str]]:
+    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
+
+    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
+    image of the user's own. autologin needs a desktop environment to log in to.
+    """
+    found = []
+    if autologin and desktop in (None, "none"):
+        what = desktop or "a disk image of your own"
+        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
+                                           "use an image whose recipe names one, e.g. desktop: xfce"))
+    if resolution is not None:
+        match = _RESOLUTION.match(str(resolution))
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        if size is None:
+            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
+        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
+                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
+            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
+                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +90,7 @@ class Timeouts:
     ssh: int = 300
     cloud_init: int = 900
     shutdown: int = 60
+    graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
 @dataclasses.dataclass
@@ -90,6 +118,8 @@ class DesktopArgs:
     running: bool = True
     autostart: bool = False
     checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
+    autologin: bool = False                  # desktop images: the first user is logged in to the session at boot
+    resolution: str | None = None            # "WIDTHxHEIGHT" of the display (desktop images: 1280x800)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
@@ -106,6 +136,14 @@ class DesktopArgs:
     @property
     def home_bytes(self) -> int | None:
         return None if self.home is None else parse_size(self.home, default_unit="GiB")
+
+    @property
+    def display_size(self) -> tuple[int, int] | None:
+        """(width, height) of the display: the declared resolution, a desktop image's default, else None
+        (a console image keeps libvirt's own adapter)."""
+        text = self.resolution or (DESKTOP_RESOLUTION if self.image.graphical else None)
+        match = _RESOLUTION.match(text) if text else None
+        return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
     def static_address(self) -> tuple[str, str] | None:
@@ -152,6 +190,9 @@ class DesktopArgs:
             problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
+        recipe = self.image.recipe
+        found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
+                                  desktop=recipe.desktop if recipe else None)
         return found
 
     def _address_problems(self, name: str) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
 from .args import HOME_SERIAL, DesktopArgs
-from .seeding import key_file, password_hash, seed_variables, state_dir, vm_mac
+from .seeding import graphical_session, key_file, password_hash, seed_variables, state_dir, vm_mac
 
 
 HOME_DEVICE = f"/dev/disk/by-id/virtio-{HOME_SERIAL}"
@@ -46,6 +46,8 @@ class Desktop(pulumi.ComponentResource):
         with_password = [u for u in args.users if u.password is not None]
         static = args.static_address
         image = args.image.volumes_in(args.pool, adopt=args.adopt)
+        graphical = graphical_session(args.image.session, args.users, args.autologin)
+        display = args.display_size
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
@@ -74,7 +76,8 @@ class Desktop(pulumi.ComponentResource):
                 host_private=host_private, host_public=host_public, password_hashes=hashes,
                 home_device=HOME_DEVICE if home else None,
                 shares=[{"tag": sh.name, "mountpoint": sh.mountpoint, "readonly": not sh.writable}
-                        for sh in args.shares]))
+                        for sh in args.shares],
+                graphical=graphical))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                  *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
@@ -90,7 +93,9 @@ class Desktop(pulumi.ComponentResource):
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
-            "cmdline": " ".join(filter(None, (image.cmdline, args.kernel_args))) or None,
+            # (a recipe image's command line is known once it is built: an output)
+            "cmdline": pulumi.Output.from_input(image.cmdline).apply(
+                lambda cmdline: " ".join(filter(None, (cmdline, args.kernel_args))) or None),
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
             "disks": [
@@ -103,6 +108,11 @@ class Desktop(pulumi.ComponentResource):
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
             "shares": [{"source": sh.source, "tag": sh.name, "readonly": not sh.writable} for sh in args.shares],
             "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
+            # A desktop image's display: virtio-gpu at the desktop's resolution, an absolute pointer,
+            # and the vdagent channel its spice-vdagent serves. Console images keep libvirt's adapter.
+            "video": {"model": "virtio", "width": display[0], "height": display[1]} if display else None,
+            "tablet": True if graphical else None,
+            "vdagent": True if graphical else None,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
@@ -123,6 +133,9 @@ class Desktop(pulumi.ComponentResource):
                 "cloud_init_timeout_s": args.timeouts.cloud_init,
                 "checks": [dict(c) for c in args.checks],
                 "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
+                # A desktop image: the screenshot is taken once the screen shows the desktop.
+                **({"graphical": True, "graphical_timeout_s": args.timeouts.graphical, "min_width": display[0],
+                    "min_height": display[1]} if graphical else {}),
             }, opts=child)
 
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)

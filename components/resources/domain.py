@@ -29,12 +29,13 @@ BOOT_MODES = ("kernel", "bios", "uefi")
 DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
 RESTART_POLICIES = ("on-change", "never")
 GUEST_AGENT = "org.qemu.guest_agent.0"
+VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
+VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
 _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
-                  "shares",
-                  "cpu_mode", "cpu_topology", "machine")
+                  "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -90,6 +91,21 @@ def _shares_problem(shares) -> str | None:
             return f"shares[{i}].tag must be 1-36 lowercase letters, digits and '-'"
         if not isinstance(share.get("readonly", True), bool):
             return f"shares[{i}].readonly must be true or false"
+    return None
+
+
+def _video_problem(video) -> str | None:
+    """{model, width, height}: a model libvirt knows, and a resolution (both or neither) of at least 640x400."""
+    if not isinstance(video, dict) or set(video) - {"model", "width", "height"}:
+        return "must be {model, width, height}"
+    if video.get("model") not in VIDEO_MODELS:
+        return f"model {video.get('model')!r} must be one of {', '.join(VIDEO_MODELS)}"
+    size = [video.get("width"), video.get("height")]
+    if size != [None, None] and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and float(v).is_integer() for v in size):
+        return "width and height must be whole numbers of pixels, given together"
+    if size != [None, None] and (size[0] < 640 or size[1] < 400):
+        return f"{size[0]}x{size[1]} is smaller than 640x400"
     return None
 
 
@@ -168,12 +184,25 @@ def desired_model(props) -> xmlmodel.Domain:
         dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
                                                  mac=nic["mac"], model="virtio"))
     dom.channels.append(xmlmodel.Channel(type="unix", target_type="virtio", target_name=GUEST_AGENT))
+    if props.get("vdagent"):
+        # spice-vdagent in the guest talks to qemu's built-in agent: clipboard through VNC.
+        dom.channels.append(xmlmodel.Channel(type="qemu-vdagent", target_type="virtio", target_name=VDAGENT,
+                                             clipboard="yes", mouse_mode="client"))
     if props.get("graphics_socket"):
         dom.graphics.append(xmlmodel.Graphics(type="vnc", listen_type="socket",
                                               listen_socket=props["graphics_socket"]))
     else:
         dom.graphics.append(xmlmodel.Graphics(type="vnc", autoport=True, listen_type="address",
                                               listen_address="127.0.0.1"))
+    video = props.get("video")
+    if video:
+        width, height = video.get("width"), video.get("height")
+        dom.videos.append(xmlmodel.Video(model_type=video["model"], heads=1, primary="yes",
+                                         resolution_x=int(width) if width else None,
+                                         resolution_y=int(height) if height else None))
+    if props.get("tablet"):
+        # An absolute pointer: the remote pointer and the guest's never drift apart.
+        dom.inputs.append(xmlmodel.Input(type="tablet", bus="virtio"))
     dom.serials.append(xmlmodel.Serial(type="pty"))
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
@@ -210,7 +239,29 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
         "shares": [{"source": f.source_dir, "tag": f.tag, "readonly": f.binary == READONLY_VIRTIOFSD}
                    for f in live.shared_dirs if f.driver_type == "virtiofs"],
+        # Only a declared adapter is compared: without one, libvirt's default is no drift.
+        "video": _video_as_input(live, props.get("video")),
+        "tablet": _flag_as_input(any(i.type == "tablet" and i.bus == "virtio" for i in live.inputs),
+                                 props.get("tablet")),
+        "vdagent": _flag_as_input(any(c.type == "qemu-vdagent" for c in live.channels), props.get("vdagent")),
     }
+
+
+def _flag_as_input(present: bool, declared: bool | None) -> bool | None:
+    """A device vdesk adds when a flag is true: true when there, false when declared but gone, else as declared."""
+    return True if present else (False if declared else declared)
+
+
+def _video_as_input(live: xmlmodel.Domain, declared: dict | None) -> dict | None:
+    if not declared:
+        return declared
+    primary = next((v for v in live.videos if v.primary == "yes"), live.videos[0] if live.videos else None)
+    if primary is None:
+        return None
+    shown = {"model": primary.model_type}
+    if "width" in declared or "height" in declared:
+        shown.update(width=primary.resolution_x, height=primary.resolution_y)
+    return shown
 
 
 def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
@@ -327,6 +378,12 @@ class DomainProvider(DeclaredProvider):
                        doc="host directories {source, tag, readonly} through virtiofs; read-only (the default) is "
                            "enforced on the host by a read-only bind mount under virtiofsd"),
         "graphics_socket": Prop(str, replaces=True),
+        "video": Prop(dict, validate=_video_problem,
+                      doc="{model, width, height}: the display adapter and its preferred resolution "
+                          "(default: libvirt's own adapter)"),
+        "tablet": Prop(bool, doc="an absolute pointer (virtio tablet), for remote desktops"),
+        "vdagent": Prop(bool,
+                        doc="qemu's vdagent on com.redhat.spice.0 (spice-vdagent in the guest): clipboard via VNC"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),

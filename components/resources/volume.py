@@ -17,7 +17,7 @@ from ..errors import VdeskError
 from ..names import name_problem, parse_size
 from . import backups, faults
 from .domain import shut_down
-from .provider import ADOPT, OWNER, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown
 
 if TYPE_CHECKING:
     from .pool import StoragePool
@@ -178,7 +178,7 @@ class VolumeProvider(DeclaredProvider):
             problems.append(("copy_of", f"copy_of (full copy) excludes {other}: give only one of source_path "
                                         "(import), backing_path (linked clone) or copy_of (full copy)"))
         src = inputs.get("source_path")
-        if src and not src.startswith("04da6b54") and not os.path.isfile(src):
+        if src and not _is_unknown(src) and not os.path.isfile(src):   # a path known only after apply: later
             problems.append(("source_path", f"{src!r} does not exist or is not a file"))
         return problems
 

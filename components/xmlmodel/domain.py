@@ -33,9 +33,11 @@ class Interface(XMLObject):
 
 class Channel(XMLObject):
     TAG = "channel"
-    type = Field("@type")                 # unix
+    type = Field("@type")                 # unix | qemu-vdagent
     target_type = Field("target/@type")   # virtio
-    target_name = Field("target/@name")   # org.qemu.guest_agent.0
+    target_name = Field("target/@name")   # org.qemu.guest_agent.0 | com.redhat.spice.0
+    clipboard = Field("source/clipboard/@copypaste")   # qemu-vdagent: yes (clipboard through VNC)
+    mouse_mode = Field("source/mouse/@mode")           # qemu-vdagent: client | server
 
 
 class Graphics(XMLObject):
@@ -71,7 +73,17 @@ class Rng(XMLObject):
 
 class Video(XMLObject):
     TAG = "video"
-    model_type = Field("model/@type")
+    model_type = Field("model/@type")     # virtio | vga | cirrus | qxl
+    heads = Field("model/@heads", int)
+    primary = Field("model/@primary")     # yes
+    resolution_x = Field("model/resolution/@x", int)   # the display's preferred mode (EDID)
+    resolution_y = Field("model/resolution/@y", int)
+
+
+class Input(XMLObject):
+    TAG = "input"
+    type = Field("@type")                 # tablet | mouse | keyboard
+    bus = Field("@bus")                   # virtio | usb | ps2
 
 
 class Owner(XMLObject):
@@ -126,6 +138,7 @@ class Domain(XMLObject):
     channels = Children(Channel, "devices/channel")
     graphics = Children(Graphics, "devices/graphics")
     videos = Children(Video, "devices/video")
+    inputs = Children(Input, "devices/input")
     serials = Children(Serial, "devices/serial")
     consoles = Children(Console, "devices/console")
     rngs = Children(Rng, "devices/rng")

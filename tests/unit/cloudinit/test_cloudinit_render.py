@@ -97,9 +97,9 @@ def test_profile_renders_parses_and_validates(profile, variables):
 
 @pytest.mark.parametrize("profile, must_have, must_not_have", [
     # desktop (the golden image's default) adds nothing of its own: guests are offline
-    ("desktop", {"htop"}, {"git", "libreoffice", "xfce4"}),
-    ("developer", {"git", "build-essential", "htop"}, {"libreoffice"}),
-    ("office", {"libreoffice", "cups", "htop"}, {"git"}),
+    ("desktop", {"htop"}, {"git", "libreoffice-writer", "xfce4"}),
+    ("developer", {"git", "build-essential", "htop"}, {"libreoffice-writer"}),
+    ("office", {"libreoffice-writer", "cups", "htop"}, {"git"}),
 ])
 def test_profiles_inherit_packages(profile, must_have, must_not_have, variables):
     packages = yaml.safe_load(render_seed(profile, variables).user_data)["packages"]
@@ -434,3 +434,36 @@ def test_hash_password_salts_freshly():
 @pytest.mark.parametrize("not_a_hash", ["", SECRET, "$5$abc$def", "$6$abc$short"])
 def test_verify_password_rejects_non_sha512_hashes(not_a_hash):
     assert verify_password(SECRET, not_a_hash) is False
+
+
+# --- a desktop image's graphical session -------------------------------------------------------------
+
+AUTOLOGIN = "/etc/lightdm/lightdm.conf.d/50-vdesk-autologin.conf"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_autologin_writes_lightdms_config_before_the_display_manager_starts(variables, profile):
+    variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
+    user_data, _, _ = parse(render_seed(profile, variables))
+    [entry] = [f for f in user_data["write_files"] if f["path"] == AUTOLOGIN]
+    assert entry["content"].splitlines()[1:] == ["[Seat:*]", "autologin-user=alice", "autologin-user-timeout=0",
+                                                 "autologin-session=xfce"]
+    assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
+    if profile == "office":
+        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, "/etc/papersize"]
+
+
+@pytest.mark.parametrize("session", [None, {"session": "xfce", "autologin": None}])
+def test_no_autologin_no_lightdm_config(variables, session):
+    if session:
+        variables["graphical_session"] = session
+    user_data, _, _ = parse(render_seed("developer", variables))
+    assert "write_files" not in user_data
+
+
+def test_autologin_must_name_one_of_the_users(variables):
+    variables["graphical_session"] = {"session": "xfce; rm -rf /", "autologin": "mallory", "greeter": "x"}
+    with pytest.raises(CloudInitError) as excinfo:
+        render_seed("desktop", variables)
+    assert error_paths(excinfo) == ["graphical_session.greeter", "graphical_session.session",
+                                    "graphical_session.autologin"]

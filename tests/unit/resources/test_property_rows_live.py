@@ -47,6 +47,11 @@ DOMAIN_ROWS = {
                lambda c: [(f.source_dir, f.tag, f.binary.endswith("/tools/virtiofsd-ro"))
                           for f in _dom_xml(c).shared_dirs] == [("/srv/docs", "docs", True)]
                and _dom_xml(c).memory_access == "shared"),
+    "video": ({"model": "virtio", "width": 1280, "height": 800},
+              lambda c: [(v.model_type, v.resolution_x, v.resolution_y) for v in _dom_xml(c).videos]
+              == [("virtio", 1280, 800)]),
+    "tablet": (True, lambda c: [(i.type, i.bus) for i in _dom_xml(c).inputs] == [("tablet", "virtio")]),
+    "vdagent": (True, lambda c: [ch.type for ch in _dom_xml(c).channels][-1] == "qemu-vdagent"),
     "running": (False, lambda c: not c.lookupByName("rows-vm").isActive()),
     "autostart": (True, lambda c: c.lookupByName("rows-vm").autostart() == 1),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
