@@ -75,12 +75,30 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _clean_checkpoint(stack: str, project: str) -> bool:
+    """True when a file backend's checkpoint shows nothing in flight: no need to start the engine to ask."""
+    url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return False
+    stacks = Path(url[len("file://"):]) / ".pulumi" / "stacks"
+    for file in (stacks / project / f"{stack}.json", stacks / f"{stack}.json"):
+        if file.exists():
+            try:
+                latest = (json.loads(file.read_text()).get("checkpoint") or {}).get("latest") or {}
+            except (OSError, ValueError):
+                return False
+            return not latest.get("pending_operations")
+    return not (stacks / project / f"{stack}.json.gz").exists() and not (stacks / f"{stack}.json.gz").exists()
+
+
 def recover(stack: str, project: str = "vdesk") -> list[str]:
     """Drop stale locks, clear pending operations and refresh; returns what was found (empty: nothing)."""
     found = []
     if locks := stale_locks(stack, project):
         _pulumi("cancel", "--yes", "--stack", stack)
         found += [f"a lock of dead pid {h.get('pid')} from {h.get('timestamp', '?')}" for h in locks]
+    elif _clean_checkpoint(stack, project):
+        return []                      # the usual case, read from the backend's file in a few ms
     exported, pending = pending_operations(stack)
     if not pending:
         return found

@@ -56,7 +56,8 @@ class Desktop(pulumi.ComponentResource):
         clone = {"copy_of": image.disk_path} if args.disk_clone == "full" else {"backing_path": image.disk_path}
         disk = Volume(f"{name}-disk", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}.qcow2",
                                                  capacity=args.disk_bytes, adopt=args.adopt,
-                                                 backup_days=args.disk_backup_days, **clone), opts=child)
+                                                 backup_days=args.disk_backup_days, domain=vm_name, **clone),
+                      opts=child)
 
         # The home: its own volume, never replaced with the system disk; kept when the desktop is removed unless
         # home_on_removal: delete (a kept one is found again, through the journal, if the user comes back).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import functools
 import importlib.util
 import os
 import threading
@@ -60,6 +61,23 @@ def _executor(max_workers=None, **kwargs):
 
 
 server.futures = types.SimpleNamespace(ThreadPoolExecutor=_executor)
+_load_provider = server.get_provider
+
+
+@functools.lru_cache(maxsize=64)
+def _provider_from(blob: str):
+    return _load_provider({server.PROVIDER_KEY: blob})
+
+
+def _cached_provider(props):
+    """Every resource carries its provider pickled (a few KiB of dill); a stack of 60 desktops makes
+    hundreds of calls with a handful of distinct blobs. Providers are stateless, so one object per blob
+    serves every call (Check, Diff, Read, ...), instead of unpickling it each time."""
+    blob = props[server.PROVIDER_KEY]
+    return _provider_from(blob) if isinstance(blob, str) else _load_provider(props)
+
+
+server.get_provider = _cached_provider
 _read = server.DynamicResourceProviderServicer.Read
 
 

@@ -118,10 +118,11 @@ def find_volume(conn, pool_name: str, name: str):
     return pool and lookup(pool.storageVolLookupByName, name)
 
 
-def domains_using(conn, path: str) -> list:
-    """The defined domains that have `path` as one of their disks."""
+def domains_using(conn, path: str, name: str | None = None) -> list:
+    """The defined domains that have `path` as one of their disks (only domain `name`, when given)."""
     found = []
-    for dom in conn.listAllDomains(0):
+    candidates = [d for d in [lookup(conn.lookupByName, name)] if d] if name else conn.listAllDomains(0)
+    for dom in candidates:
         try:
             if any(d.source_file == path for d in xmlmodel.Domain.from_xml(dom.XMLDesc(0)).disks):
                 found.append(dom)
@@ -157,6 +158,7 @@ class VolumeProvider(DeclaredProvider):
         "backing_format": Prop(str, default="qcow2", replaces=True, validate=_format_problem),
         "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
                         doc="full copy of this volume path on the same host: independent of it, no backing store"),
+        "domain": Prop(str, inert=True, doc="the domain this disk belongs to (stopped for a consistent backup)"),
         "backup_days": Prop(int, default=0, validate=lambda v: None if 0 <= v <= 3650 else "must be 0..3650",
                             doc="a desktop's system disk: when a change replaces it, keep a flattened copy for this "
                                 "many days (0: none); used at the replacement, never at destroy"),
@@ -270,15 +272,18 @@ class VolumeProvider(DeclaredProvider):
             if not vol:
                 return
             pool = vol.storagePoolLookupByVolume()
-            users = backing_users(pool, vol.path())
+            # Only an imported image can be another volume's backing store (a clone or copy never is): the
+            # scan of the pool is skipped for desktop disks, so destroying N desktops is not O(N^2).
+            leaf = bool(props.get("backing_path") or props.get("copy_of"))
+            users = [] if leaf else backing_users(pool, vol.path())
             if users:
                 raise VdeskError(f"refusing to delete volume {props['name']!r}: it is the backing store of "
                                  f"{', '.join(users)}")
             # A domain that is kept still uses this disk: the disk is being replaced, not destroyed
             # (at destroy, domains go first). Stop the guest so the copy is consistent; the domain's own
             # update, which follows, starts it on the new disk.
-            domains = domains_using(conn, vol.path())
-            if props.get("backup_days") and domains:
+            domains = domains_using(conn, vol.path(), props.get("domain")) if props.get("backup_days") else []
+            if domains:
                 for dom in domains:
                     shut_down(dom, _SHUTDOWN_S)
                 backups.take(pool, vol, props["backup_days"])
@@ -309,6 +314,7 @@ class VolumeArgs:
     copy_of: pulumi.Input[str] | None = None         # an independent copy of this volume path
     adopt: bool = False
     backup_days: int = 0                 # a system disk: keep a copy this long when a change replaces it
+    domain: str | None = None            # the domain it is the system disk of
 
 
 class Volume(Resource):
@@ -325,6 +331,7 @@ class Volume(Resource):
             "format": args.format, "capacity_bytes": capacity, "source_path": args.source_path,
             "source_id": args.source_id, "backing_path": args.backing_path,
             "backing_format": "qcow2" if args.backing_path is not None else None, "copy_of": args.copy_of,
-            "backup_days": args.backup_days, "adopt": args.adopt, "owner": pulumi.get_stack(),
+            "backup_days": args.backup_days, "domain": args.domain, "adopt": args.adopt,
+            "owner": pulumi.get_stack(),
             **dict.fromkeys(VolumeProvider.OUTPUTS),
         }, opts)

@@ -28,3 +28,15 @@ def test_only_locks_of_dead_processes_on_this_machine_are_stale(tmp_path, monkey
 def test_locks_of_other_backends_are_never_touched(monkeypatch):
     monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://team-state")
     assert stale_locks("dev", "vdesk") == []
+
+
+def test_a_clean_file_checkpoint_is_read_without_starting_the_engine(tmp_path, monkeypatch):
+    from components.cli import recover
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path}")
+    monkeypatch.setattr(recover, "_pulumi", lambda *a, **k: (_ for _ in ()).throw(AssertionError("engine started")))
+    stacks = tmp_path / ".pulumi" / "stacks" / "vdesk"
+    stacks.mkdir(parents=True)
+    (stacks / "dev.json").write_text(json.dumps({"checkpoint": {"latest": {"resources": []}}}))
+    assert recover.recover("dev", "vdesk") == []
+    (stacks / "dev.json").write_text(json.dumps({"checkpoint": {"latest": {"pending_operations": [{}]}}}))
+    assert recover._clean_checkpoint("dev", "vdesk") is False
