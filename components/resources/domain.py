@@ -18,6 +18,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
+from . import display
 from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFI
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
-                  "cpu_mode", "cpu_topology", "machine")
+                  "cpu_mode", "cpu_topology", "machine", "graphics_listen", "spice")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -126,12 +127,7 @@ def desired_model(props) -> xmlmodel.Domain:
         dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
                                                  mac=nic["mac"], model="virtio"))
     dom.channels.append(xmlmodel.Channel(type="unix", target_type="virtio", target_name=GUEST_AGENT))
-    if props.get("graphics_socket"):
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", listen_type="socket",
-                                              listen_socket=props["graphics_socket"]))
-    else:
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", autoport=True, listen_type="address",
-                                              listen_address="127.0.0.1"))
+    dom.graphics.extend(display.graphics_devices(props))
     dom.serials.append(xmlmodel.Serial(type="pty"))
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
@@ -166,6 +162,9 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "cmdline": live.cmdline if props.get("boot", "kernel") == "kernel" else props.get("cmdline"),
         "disks": [_disk_as_input(d, props) for d in live.disks],
         "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
+        # read with VIR_DOMAIN_XML_SECURE: a password changed behind vdesk's back shows as drift
+        "display_password": next((g.passwd for g in live.graphics), None),
+        "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None),
     }
 
 
@@ -240,12 +239,6 @@ def force_off(dom) -> str:
     return "forced off"
 
 
-def _remove_display_socket(path: str | None) -> None:
-    """qemu leaves its VNC unix socket behind; a destroyed desktop leaves no file."""
-    if path and os.path.exists(path):
-        os.unlink(path)
-
-
 def _remove_logs(path: str | None) -> None:
     """qemu's log and its rotations: on an embedded host they are vdesk's files, and go with the domain."""
     if not path:
@@ -275,7 +268,14 @@ class DomainProvider(DeclaredProvider):
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
         "disks": Prop(list, default=[], validate=_disks_problem),
         "nics": Prop(list, default=[], validate=_nics_problem),
-        "graphics_socket": Prop(str, replaces=True),
+        "graphics_socket": Prop(str, replaces=True, doc="VNC unix socket (SPICE: the same path ending .spice)"),
+        "graphics_listen": Prop(str, validate=display.address_problem,
+                                doc="address VNC/SPICE listen on without a socket (default 127.0.0.1); needs a restart"),
+        "spice": Prop(bool, default=False, doc="a SPICE display beside VNC; needs a restart"),
+        "display_password": Prop(str, secret=True, validate=lambda v: None if 0 < len(v) <= 8 else "1-8 characters",
+                                 doc="the displays' password; changed live by a graphics device update"),
+        "display_password_valid_to": Prop(str, validate=display.valid_to_problem,
+                                          doc="UTC time the password stops working (passwdValidTo); changed live"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
@@ -283,7 +283,7 @@ class DomainProvider(DeclaredProvider):
         "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
         "adopt": ADOPT,
     }
-    OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
+    OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port")
 
     def check_more(self, inputs):
         problems = []
@@ -294,6 +294,8 @@ class DomainProvider(DeclaredProvider):
         # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
         if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
             problems.append(("max_vcpus", f"max_vcpus: must be >= vcpus ({vcpus}), got {max_vcpus}"))
+        if inputs.get("display_password_valid_to") and not inputs.get("display_password"):
+            problems.append(("display_password_valid_to", "display_password_valid_to needs a display_password"))
         topology = inputs.get("cpu_topology")
         if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
                 and (max_vcpus is None or _is_int(max_vcpus)):
@@ -326,7 +328,8 @@ class DomainProvider(DeclaredProvider):
             dom = lookup(conn.lookupByName, props["name"])
             if dom is None or dom.UUIDString() != id_:
                 return ReadResult("", {})
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
+                                                        | libvirt.VIR_DOMAIN_XML_SECURE))
             pending = props.get("pending_restart", False)
             outs = self._outputs(props, dom, pending=pending)
             # A restart still pending means the guest runs the old count on purpose: report the config.
@@ -346,8 +349,12 @@ class DomainProvider(DeclaredProvider):
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
-            needs_restart = (boot_again or bool(changed & set(_NEEDS_RESTART))) and dom.isActive()
-            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, changed)):
+            pending = changed & set(_NEEDS_RESTART)
+            if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
+                    and not display.set_password_live(dom, desired):
+                pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
+            needs_restart = (boot_again or bool(pending)) and dom.isActive()
+            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
                 if news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
@@ -368,7 +375,7 @@ class DomainProvider(DeclaredProvider):
         hot-plugged (or unplugged, which needs the guest's cooperation). Anything else, or a
         refusal, leaves the change to restart_policy; the log says why.
         """
-        pending = changed & set(_NEEDS_RESTART)
+        pending = set(changed)
         if pending - _LIVE_CAPABLE:
             return False
         name = news["name"]
@@ -407,18 +414,18 @@ class DomainProvider(DeclaredProvider):
                 return
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
             undefine(dom)
-        _remove_display_socket(props.get("graphics_socket"))
+        display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
 
     def _outputs(self, props, dom, *, pending):
         state = "running" if dom.isActive() else "stopped"
-        port = None
+        ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
-            port = next((g.port for g in live.graphics if g.port and g.port > 0), None)
+            ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
                 "running": state == "running", "autostart": bool(dom.autostart()),
-                "pending_restart": bool(pending), "display_port": port}
+                "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice")}
 
 
 class Domain(Resource):
@@ -427,6 +434,9 @@ class Domain(Resource):
     uuid: pulumi.Output[str]
     state: pulumi.Output[str]
     display_port: pulumi.Output[int]
+    spice_port: pulumi.Output[int]
 
     def __init__(self, name: str, props: dict, opts=None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["display_password"]))
         super().__init__(DomainProvider(), name, DomainProvider.resource_props("Domain", props), opts)
