@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview refresh destroy outputs access check test unit bench host-stop
+.PHONY: setup image up preview refresh destroy outputs access console check test unit bench host-stop
 
 setup:
 	@tools/setup.sh
@@ -29,6 +29,12 @@ outputs: setup
 
 access: setup
 	@$(VDESK) access $(STACK)
+
+# A browser link to one desktop's screen (noVNC through the host's gateway) that expires:
+# make console USER=alice [VALID_FOR=15m]. USER is the desktop's name, not your login.
+CONSOLE_DESKTOP := $(if $(filter command line,$(origin USER)),$(USER),)
+console: setup
+	@$(VDESK) console $(STACK) $(CONSOLE_DESKTOP) $(if $(VALID_FOR),--valid-for $(VALID_FOR),)
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup

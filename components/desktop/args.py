@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import pulumi
 
 from ..errors import InputError
-from ..names import name_problem, parse_size
+from ..names import name_problem, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from ..images.image import Image
@@ -62,11 +62,19 @@ class DesktopArgs:
     checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
+    display_password_rotation: str = ""      # a rotation trigger: any new value makes a new display password
+    display_password_valid_for: int | str | None = None   # how long each display password works (seconds,
+                                                          # or "12h", "30d"); unset: until rotated
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
 
     @property
     def memory_mib(self) -> int:
         return parse_size(self.memory, default_unit="MiB") // 1024**2
+
+    @property
+    def display_password_valid_for_s(self) -> int | None:
+        v = self.display_password_valid_for
+        return None if v is None else parse_duration(v)
 
     @property
     def disk_bytes(self) -> int:
@@ -98,6 +106,13 @@ class DesktopArgs:
             problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
         elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
+        if self.display_password_valid_for is not None:
+            try:
+                parse_duration(self.display_password_valid_for)
+            except ValueError as exc:
+                problem("display_password_valid_for", str(exc))
+        if not isinstance(self.display_password_rotation, str):
+            problem("display_password_rotation", f"must be a string, got {self.display_password_rotation!r}")
         if self.disk_clone not in DISK_CLONES:
             problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:
