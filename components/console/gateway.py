@@ -35,6 +35,7 @@ log = logging.getLogger("vdesk.console")
 NOVNC_DIR = "/usr/share/novnc"
 SETTINGS_FILE = "settings.json"      # written by service.ensure_running: ConsoleSettings + host
 RUNTIME_FILE = "gateway.json"        # written here once listening: pid, port, url
+PORT_FILE = "last-port"              # the port bound last, tried first next time (links stay valid)
 EXPIRED = 4001                       # WebSocket close code (application range): the link expired
 _WILDCARD = {"0.0.0.0", "::"}
 _SECRETS_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]+")
@@ -187,14 +188,22 @@ class ConsoleGateway(WebSocketProxy):
                 raise
             sock = WebSockifyServer.socket(host, 0, connect, *args, **kwargs)
         if not connect:
+            self._listening, self._pid = sock, os.getpid()
             self._record(sock.getsockname()[1])
         return sock
+
+    def top_new_client(self, startsock, address):
+        """A session's own process: it must not keep the port open if the gateway is restarted meanwhile."""
+        if getattr(self, "_pid", None) not in (None, os.getpid()):
+            self._listening.close()
+        super().top_new_client(startsock, address)
 
     def _record(self, port: int) -> None:
         runtime = {"pid": os.getpid(), "port": port, "url": base_url(self.settings, port)}
         tmp = self.console_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(runtime) + "\n")
         tmp.replace(self.console_dir / RUNTIME_FILE)
+        (self.console_dir / PORT_FILE).write_text(f"{port}\n")
         log.info("console gateway listening on %s", runtime["url"])
 
 
@@ -202,8 +211,8 @@ def _port_to_try(console_dir: Path, settings: ConsoleSettings) -> int:
     """The declared port; else the one used last time (links printed then stay valid), else any."""
     if settings.port:
         return settings.port
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        return int(json.loads((console_dir / RUNTIME_FILE).read_text())["port"])
+    with contextlib.suppress(OSError, ValueError):
+        return int((console_dir / PORT_FILE).read_text())
     return 0
 
 
