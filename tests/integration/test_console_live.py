@@ -13,6 +13,7 @@ TLS. No log line holds a token or a password.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import os
 import signal
 import ssl
@@ -88,7 +89,7 @@ def test_a_token_for_the_desktop_reaches_its_display_and_its_password_logs_in(ga
         width, height, name = handshake(WebSocketTransport(ws), PASSWORD)
     finally:
         ws.close()
-    assert name == "console-a" and width >= 640 and height >= 400
+    assert name == "QEMU (console-a)" and width >= 640 and height >= 400
     log = wait_for_log(gateway, "disconnect desktop=console-a")
     assert "connect desktop=console-a from=127.0.0.1" in log
     assert token not in log and PASSWORD not in log
@@ -123,7 +124,7 @@ def test_a_live_session_ends_when_its_token_expires(gateway):
     token, expires = tokens.mint(gateway["key"], "console-b", 4)
     ws = open_ws(gateway["url"], "console-b", token)
     transport = WebSocketTransport(ws)
-    assert handshake(transport, PASSWORD)[2] == "console-b"
+    assert handshake(transport, PASSWORD)[2] == "QEMU (console-b)"
     ws.settimeout(15)
     close_code = None
     while close_code is None:                       # the display keeps talking until the gateway ends it
@@ -142,7 +143,7 @@ def test_a_display_on_an_address_inside_the_hosts_namespace(gateway):
     token, _ = tokens.mint(gateway["key"], "console-tcp", 60)
     ws = open_ws(gateway["url"], "console-tcp", token)
     try:
-        assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "console-tcp"
+        assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "QEMU (console-tcp)"
     finally:
         ws.close()
 
@@ -177,7 +178,9 @@ def _self_signed(folder: Path) -> Path:
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
     path = folder / "console.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -197,7 +200,7 @@ def test_with_a_certificate_it_speaks_tls_only(gateway, tmp_path):
         token, _ = tokens.mint(gateway["key"], "console-a", 60)
         ws = open_ws(url.replace("https", "wss"), "console-a", token, sslopt={"ca_certs": str(pem)})
         try:
-            assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "console-a"
+            assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "QEMU (console-a)"
         finally:
             ws.close()
         with pytest.raises((urllib.error.URLError, ConnectionError)):

@@ -53,7 +53,7 @@ def test_a_rotated_password_is_live_without_a_restart(own_host, desktop, caplog)
     dp, created, props, vnc = desktop
     name = props["name"]
     pid = qemu_pid(own_host, name)
-    assert vnc_login(vnc, "first-pw")[2] == name        # qemu names the VNC desktop after the domain
+    assert vnc_login(vnc, "first-pw")[2] == f"QEMU ({name})"   # qemu names the VNC desktop after the domain
     with pytest.raises(RfbRefused):
         vnc_login(vnc, "wrong-pw")
 
@@ -64,7 +64,7 @@ def test_a_rotated_password_is_live_without_a_restart(own_host, desktop, caplog)
     assert outs["pending_restart"] is False and "display password changed live" in caplog.text
     with pytest.raises(RfbRefused):
         vnc_login(vnc, "first-pw")
-    assert vnc_login(vnc, "second!")[2] == name
+    assert vnc_login(vnc, "second!")[2] == f"QEMU ({name})"
 
     # The persistent definition has it too (a later boot keeps it), and only secure XML shows it.
     conn = libvirt.open(own_host.uri)
@@ -88,5 +88,5 @@ def test_a_password_past_its_validity_is_refused_live(own_host, desktop):
         vnc_login(vnc, "first-pw")
     renewed = dict(props, display_password_valid_to="2099-01-01T00:00:00")
     dp.update(created.id, outs, renewed)
-    assert vnc_login(vnc, "first-pw")[2] == props["name"]
+    assert vnc_login(vnc, "first-pw")[2] == f"QEMU ({props['name']})"
     assert qemu_pid(own_host, props["name"]) == pid
