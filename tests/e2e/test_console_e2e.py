@@ -111,11 +111,27 @@ def run(world, command: str) -> str:
         return session.run(command).stdout
 
 
+_SHIFTED = dict(zip('~!@#$%^&*()_+{}|:"<>?', "`1234567890-=[]\\;',./"))
+
+
 def type_keys(driver, text: str) -> None:
+    """Type as a person on a US keyboard does: Shift held for capitals and shifted symbols.
+
+    ChromeDriver's plain send_keys makes '>' without pressing Shift; qemu turns the keysym into a
+    scancode and the guest (US layout) sees '<'. A real keyboard presses Shift, and so does this.
+    """
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     canvas = driver.find_element(By.CSS_SELECTOR, "#noVNC_container canvas")
-    ActionChains(driver).click(canvas).send_keys(text).perform()
+    actions = ActionChains(driver).click(canvas)
+    for char in text:
+        base = _SHIFTED.get(char) or (char.lower() if char.isupper() else None)
+        if base:
+            actions.key_down(Keys.SHIFT).send_keys(base).key_up(Keys.SHIFT)
+        else:
+            actions.send_keys(char)
+    actions.perform()
 
 
 def test_the_console_shows_the_desktop_and_what_is_typed_reaches_it(world, browser, record_property):
@@ -142,10 +158,16 @@ def test_the_console_shows_the_desktop_and_what_is_typed_reaches_it(world, brows
     wait_until(lambda: " -echo " in run(world, "sudo -n stty -F /dev/tty1 -a"), 60, "tty1's password prompt")
     type_keys(browser, PASSWORD + Keys.ENTER)
     wait_until(lambda: "tty1" in run(world, f"who | grep '^{USER} '"), 60, f"{USER} to be logged in on tty1")
+    # Then its shell: what is typed before it reads the terminal may be flushed by the login session.
+    wait_until(lambda: run(world, "ps -o comm= -t tty1").split()[-1:] in (["bash"], ["sh"], ["dash"]), 60,
+               "the login shell on tty1")
     typed = f"Typed_Through-noVNC.{secrets.token_hex(4)}"
     type_keys(browser, f"echo {typed} > /tmp/console-typed" + Keys.ENTER)
-    wait_until(lambda: run(world, "cat /tmp/console-typed 2>/dev/null").strip() == typed, 60,
-               "the typed command's file")
+    try:
+        wait_until(lambda: run(world, "cat /tmp/console-typed 2>/dev/null").strip() == typed, 60,
+                   "the typed command's file")
+    finally:
+        browser.save_screenshot(str(screenshot.with_name("console-typed.png")))
     assert run(world, "stat -c %U /tmp/console-typed").strip() == USER
 
     log = gateway_log(world)
