@@ -61,3 +61,28 @@ def test_the_console_cli_picks_the_named_or_only_desktop():
         pick({"a": {}, "b": {}}, None)
     with pytest.raises(VdeskError, match="no desktop 'c'"):
         pick({"a": {}}, "c")
+
+
+def test_the_console_cli_prints_the_link_and_its_expiry(monkeypatch, capsys):
+    from components.cli import console
+    desktops = {"alice": {"name": "team-alice", "console": {"dir": "/x", "desktop": "team-alice"}}}
+    monkeypatch.setattr(console, "fetch_outputs", lambda stack: {"desktops": desktops})
+    seen = {}
+
+    def link(desktop, *, valid_for_s=None):
+        seen.update(desktop=desktop["name"], valid_for_s=valid_for_s)
+        return "http://127.0.0.1:6080/vnc.html#path=x", 1_800_000_000
+
+    monkeypatch.setattr(console, "console_link", link)
+    assert console.main(["team", "alice", "--valid-for", "15m"]) == 0
+    assert seen == {"desktop": "team-alice", "valid_for_s": 900}
+    assert capsys.readouterr().out.splitlines() == [
+        "desktop alice (team-alice): browser console, valid until 2027-01-15 08:00:00 UTC",
+        "http://127.0.0.1:6080/vnc.html#path=x"]
+    assert console.main(["team", "bob"]) == 1 and "no desktop 'bob'" in capsys.readouterr().err
+
+
+def test_a_desktop_without_a_console_says_why():
+    from components.cli.console import console_link
+    with pytest.raises(VdeskError, match="has no browser console"):
+        console_link({"name": "x", "console": None})
