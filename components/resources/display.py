@@ -35,7 +35,7 @@ LIVE_PROPS = frozenset({"display_password", "display_password_valid_to"})
 
 
 def valid_to_problem(value: str) -> str | None:
-    return None if _VALID_TO.match(value) else f"{value!r} must be a UTC time YYYY-MM-DDTHH:MM:SS"
+    return None if value == "" or _VALID_TO.match(value) else f"{value!r} must be a UTC time YYYY-MM-DDTHH:MM:SS"
 
 
 def address_problem(value: str) -> str | None:
@@ -54,7 +54,7 @@ def spice_socket(vnc_socket: str) -> str:
 def graphics_devices(props) -> list[xmlmodel.Graphics]:
     """VNC (and SPICE when asked) on a unix socket, or on an address with a port libvirt picks."""
     socket = props.get("graphics_socket")
-    secret = {"passwd": props.get("display_password"), "passwd_valid_to": props.get("display_password_valid_to")}
+    secret = {"passwd": props.get("display_password"), "passwd_valid_to": props.get("display_password_valid_to") or None}
 
     def device(kind: str, path: str | None) -> xmlmodel.Graphics:
         if path:
@@ -93,9 +93,10 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def _valid_to(generated_at: str, valid_for_s: int | None) -> str | None:
+def _valid_to(generated_at: str, valid_for_s: int | None) -> str:
+    """The expiry, or "" for none: a null output would read as unknown in a preview, and show as a change."""
     if not valid_for_s:
-        return None
+        return ""
     start = datetime.datetime.strptime(generated_at, _TIME_FORMAT)
     return (start + datetime.timedelta(seconds=int(valid_for_s))).strftime(_TIME_FORMAT)
 

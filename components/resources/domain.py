@@ -164,7 +164,8 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
         # read with VIR_DOMAIN_XML_SECURE: a password changed behind vdesk's back shows as drift
         "display_password": next((g.passwd for g in live.graphics), None),
-        "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None),
+        "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None) or (
+            "" if props.get("display_password_valid_to") == "" else None),
     }
 
 
@@ -275,7 +276,8 @@ class DomainProvider(DeclaredProvider):
         "display_password": Prop(str, secret=True, validate=lambda v: None if 0 < len(v) <= 8 else "1-8 characters",
                                  doc="the displays' password; changed live by a graphics device update"),
         "display_password_valid_to": Prop(str, validate=display.valid_to_problem,
-                                          doc="UTC time the password stops working (passwdValidTo); changed live"),
+                                          doc="UTC time the password stops working (passwdValidTo; '' for never); "
+                                              "changed live"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
