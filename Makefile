@@ -4,7 +4,8 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview plan refresh destroy outputs access check restore test unit reliability bench host-stop
+.PHONY: setup image up preview plan refresh destroy outputs access console check restore test unit reliability bench \
+        host-stop
 
 setup:
 	@tools/setup.sh
@@ -38,6 +39,12 @@ access: setup
 restore: setup
 	@source tools/env.sh && cd "$$(python -m components.cli.workdir $(STACK))" && \
 	  python -m components.cli.restore $(STACK) $(DESKTOP) $(if $(BACKUP),--backup $(BACKUP)) $(if $(LIST),--list)
+
+# A browser link to one desktop's screen (noVNC through the host's gateway) that expires:
+# make console USER=alice [VALID_FOR=15m]. USER is the desktop's name, not your login.
+CONSOLE_DESKTOP := $(if $(filter command line,$(origin USER)),$(USER),)
+console: setup
+	@$(VDESK) console $(STACK) $(CONSOLE_DESKTOP) $(if $(VALID_FOR),--valid-for $(VALID_FOR),)
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..images.build import ImageBuildProvider
 from ..resources.container import ContainerProvider
+from ..resources.display import DisplayPasswordProvider
 from ..resources.domain import DomainProvider
 from ..resources.keys import KeyPairProvider
 from ..resources.network import NetworkProvider
@@ -21,6 +22,7 @@ from ..resources.volume import VolumeProvider
 PROVIDERS = {
     "StoragePool": PoolProvider, "Volume": VolumeProvider, "CloudInitSeed": SeedProvider,
     "Network": NetworkProvider, "Domain (a Desktop's VM)": DomainProvider, "SshKeyPair": KeyPairProvider,
+    "DisplayPassword (a Desktop's display password)": DisplayPasswordProvider,
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
     "Container (libvirt LXC)": ContainerProvider,
     "ImageBuild (a recipe Image's build)": ImageBuildProvider,

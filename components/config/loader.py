@@ -142,6 +142,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
         shares=[Share(n, config.shares[n].path, config.shares[n].writable) for n in d.shares],
         autologin=d.autologin, resolution=d.resolution,
+        display_password_rotation=d.display_password_rotation,
+        display_password_valid_for=d.display_password_valid_for,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
         checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
         for name, d in config.desktops.items()}

@@ -56,6 +56,9 @@ class HostConfig:
     uri: str                   # "embedded" or a libvirt URI
     accelerator: str
     overcommit: tuple[tuple[str, float], ...] = ()   # (memory|cpu, ratio) beyond the defaults
+    display_listen: str | None = None  # socket | loopback | an address (None: the host kind's default)
+    spice: bool | None = None          # None: where the host's qemu has it
+    console: Any = None                # a components.console.settings.ConsoleSettings (embedded host)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +141,8 @@ class ProfileConfig:
     home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
     autologin: bool = False            # the first user is logged in to the graphical session at boot
+    display_password_rotation: str = ""        # a new value: a new display password, applied live
+    display_password_valid_for: int | None = None   # seconds a display password works
     resolution: str | None = None      # WIDTHxHEIGHT of the display
 
 
@@ -171,6 +176,8 @@ class DesktopConfig:
     home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
     autologin: bool = False            # the first user is logged in to the graphical session at boot
+    display_password_rotation: str = ""        # a new value: a new display password, applied live
+    display_password_valid_for: int | None = None   # seconds a display password works
     resolution: str | None = None      # WIDTHxHEIGHT of the display
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
 

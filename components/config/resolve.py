@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
+from ..console.settings import ConsoleSettings
 from ..desktop.args import session_problems
 from ..host.policy import disk_image_problem
 from ..images.packages import template_package_problems
@@ -111,7 +112,19 @@ class _Resolver:
         if h.uri not in (None, EMBEDDED) and self.ok(loc, "uri") and (message := self.policy.uri_problem(h.uri)):
             self.add((*loc, "uri"), message)
         ratios = tuple((k, v) for k, v in (h.overcommit.model_dump() if h.overcommit else {}).items() if v is not None)
-        return HostConfig(name, h.uri, h.accelerator, ratios)
+        console = None
+        if h.console is not None and self.ok(loc, "console"):
+            if h.uri != EMBEDDED:
+                self.add((*loc, "console"), "the browser console runs beside the embedded host only")
+            for field in ("tls_cert", "tls_key"):
+                self.allowed((*loc, "console", field), "certificates", getattr(h.console, field))
+            console = ConsoleSettings(bind=h.console.bind, port=h.console.port, tls_cert=h.console.tls_cert,
+                                      tls_key=h.console.tls_key, link_validity_s=h.console.link_validity)
+            for field, message in console.problems(path((*loc, "console"))):
+                self.add(loc_of(field), message)
+        display = h.display
+        return HostConfig(name, h.uri, h.accelerator, ratios, display.listen if display else None,
+                          display.spice if display else None, console)
 
     def local(self, host: str | None) -> bool:
         """Whether a host's paths are this machine's (the embedded host, a local URI)."""
@@ -370,6 +383,8 @@ class _Resolver:
                 "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
                 "shares": self.desktop_shares(loc, e.shares, host),
                 "autologin": bool(e.autologin), "resolution": e.resolution,
+                "display_password_rotation": e.display.password_rotation if e.display else "",
+                "display_password_valid_for": e.display.password_valid_for if e.display else None,
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
 
     def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
@@ -457,6 +472,8 @@ class _Resolver:
             disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes),
             shares=profile.shares if u.shares is None else self.desktop_shares(loc, u.shares, profile.host),
             autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
+            display_password_rotation=profile.display_password_rotation,
+            display_password_valid_for=profile.display_password_valid_for,
             home_on_removal=profile.home_on_removal)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:

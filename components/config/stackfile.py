@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ..desktop.args import kernel_args_problem
 from ..guest.checkspec import KINDS
-from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_size
+from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_duration, parse_size
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 
 EMBEDDED = "embedded"
@@ -125,6 +125,15 @@ def _ip(version: int | None):
     return problem
 
 
+def _duration(value) -> int:
+    """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+    return seconds
+
+
 def _scalar(value):
     if isinstance(value, (str, int, float, bool)):
         return value
@@ -179,6 +188,10 @@ SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
                       Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
 Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
                        Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
+DisplayListen = Annotated[str, _rule(lambda v: None if v in ("socket", "loopback") or not _ip(None)(v)
+                                     else f"{v!r} is not socket, loopback or an IP address"),
+                          Wording(expected="socket, loopback or an IP address, got {got}")]
+Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
@@ -242,6 +255,35 @@ class Overcommit(Settings):
         return data
 
 
+class HostDisplay(Settings):
+    """Where a host's desktop displays listen."""
+    noun: ClassVar[str] = "display setting"
+    listen: DisplayListen | None = Field(None, description="socket (a unix socket: the default on the embedded "
+                                                           "host), loopback (the default elsewhere), or an IP "
+                                                           "address, explicitly.")
+    spice: bool | None = Field(None, description="A SPICE display beside VNC (default: where the host's qemu has "
+                                                 "it).")
+
+
+class HostConsole(Settings):
+    """The embedded host's browser console (a websockify gateway serving noVNC)."""
+    noun: ClassVar[str] = "console setting"
+    bind: str = Field("127.0.0.1", description="The address the gateway listens on.")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="Its port (0: a free one, kept).")
+    tls_cert: HostPath | None = Field(None, description="A PEM certificate (under the administrator's certificate "
+                                                        "roots): https and wss only.")
+    tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it.")
+    link_validity: Duration = Field("1h", description="How long a console link works, e.g. 15m, 1h, 12h.")
+
+
+class DesktopDisplay(Settings):
+    """A desktop's display password."""
+    noun: ClassVar[str] = "display setting"
+    password_rotation: str = Field("", description="Any new value makes a new display password, applied live.")
+    password_valid_for: Duration | None = Field(None, description="How long a display password works after it "
+                                                                  "is made, e.g. 30d (default: until rotated).")
+
+
 class Host(Settings):
     """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI."""
     noun: ClassVar[str] = "host"
@@ -251,6 +293,8 @@ class Host(Settings):
         "auto", description="kvm, tcg (emulation), or auto: boot a probe kernel under kvm, fall back to tcg.")
     overcommit: Overcommit | None = Field(None, description="How far its running desktops may ask for more than "
                                                             "it has: {memory: 1.0, cpu: 4.0} by default.")
+    display: HostDisplay | None = Field(None, description="Where its desktops' displays listen.")
+    console: HostConsole | None = Field(None, description="The embedded host's browser console gateway.")
 
 
 class Pool(Settings):
@@ -402,6 +446,7 @@ class DesktopSettings(Settings):
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
                                                              "command line, e.g. 'quiet'.")
+    display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
     autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
                                                "with a desktop environment).")
     resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import pulumi
 
 from ..errors import InputError
-from ..names import name_problem, parse_size
+from ..names import name_problem, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from ..images.image import Image
@@ -122,12 +122,20 @@ class DesktopArgs:
     resolution: str | None = None            # "WIDTHxHEIGHT" of the display (desktop images: 1280x800)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
+    display_password_rotation: str = ""      # a rotation trigger: any new value makes a new display password
+    display_password_valid_for: int | str | None = None   # how long each display password works (seconds,
+                                                          # or "12h", "30d"); unset: until rotated
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
     kernel_args: str | None = None           # appended to a golden image's kernel command line
 
     @property
     def memory_mib(self) -> int:
         return parse_size(self.memory, default_unit="MiB") // 1024**2
+
+    @property
+    def display_password_valid_for_s(self) -> int | None:
+        v = self.display_password_valid_for
+        return None if v is None else parse_duration(v)
 
     @property
     def disk_bytes(self) -> int:
@@ -175,6 +183,13 @@ class DesktopArgs:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
         if not isinstance(self.disk_backup_days, int) or not 0 <= self.disk_backup_days <= 3650:
             problem("disk_backup_days", "must be a number of days, 0..3650")
+        if self.display_password_valid_for is not None:
+            try:
+                parse_duration(self.display_password_valid_for)
+            except ValueError as exc:
+                problem("display_password_valid_for", str(exc))
+        if not isinstance(self.display_password_rotation, str):
+            problem("display_password_rotation", f"must be a string, got {self.display_password_rotation!r}")
         if self.disk_clone not in DISK_CLONES:
             problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:
@@ -190,7 +205,7 @@ class DesktopArgs:
             problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
-        recipe = self.image.recipe
+        recipe = getattr(self.image, "recipe", None)
         found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
                                   desktop=recipe.desktop if recipe else None)
         return found

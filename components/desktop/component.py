@@ -9,6 +9,7 @@ from __future__ import annotations
 import pulumi
 
 from ..cloudinit import render_seed
+from ..resources.display import DisplayPassword, spice_socket
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair
 from ..resources.readiness import GuestReady
@@ -28,7 +29,9 @@ class Desktop(pulumi.ComponentResource):
     ip: pulumi.Output[str]                    # once the readiness gate has passed (None when not running)
     state: pulumi.Output[str]                 # running | stopped
     ssh_command: pulumi.Output[str]           # how to log in (after `make access` wrote the key files)
-    display_uri: pulumi.Output[str]
+    display_uri: pulumi.Output[str]           # VNC: vnc+unix:///path or vnc://address:port
+    spice_uri: pulumi.Output[str]             # SPICE, where the host has it (None otherwise)
+    display_password: pulumi.Output[str]      # a secret: the displays' password
     screenshot: pulumi.Output[str]            # a PNG of its screen, taken when it passed its checks
     host_key: pulumi.Output[str]              # the pinned SSH host key (public)
     outputs: dict                             # everything above, as the stack loader exports it
@@ -51,6 +54,10 @@ class Desktop(pulumi.ComponentResource):
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
+        display_password = DisplayPassword(f"{name}-display-password", rotation=args.display_password_rotation,
+                                           valid_for_s=args.display_password_valid_for_s, opts=child)
+        socket_dir = host.graphics_socket_dir
+        vnc_socket = f"{socket_dir}/{vm_name}.vnc" if socket_dir else None
 
         # linked: a qcow2 clone on the image (the image must stay); full: an independent copy of it.
         clone = {"copy_of": image.disk_path} if args.disk_clone == "full" else {"backing_path": image.disk_path}
@@ -108,12 +115,16 @@ class Desktop(pulumi.ComponentResource):
             "nics": [{"network": args.network.name, "mac": mac},
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
             "shares": [{"source": sh.source, "tag": sh.name, "readonly": not sh.writable} for sh in args.shares],
-            "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
             # A desktop image's display: virtio-gpu at the desktop's resolution, an absolute pointer,
             # and the vdagent channel its spice-vdagent serves. Console images keep libvirt's adapter.
             "video": {"model": "virtio", "width": display[0], "height": display[1]} if display else None,
             "tablet": True if graphical else None,
             "vdagent": True if graphical else None,
+            "graphics_socket": vnc_socket,
+            "graphics_listen": None if vnc_socket else host.graphics_listen,
+            "spice": host.spice,
+            "display_password": display_password.password,
+            "display_password_valid_to": display_password.valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
@@ -149,14 +160,18 @@ class Desktop(pulumi.ComponentResource):
         self.ssh_command = self.ip.apply(lambda ip: (
             f"{via}ssh -i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
             f"{user}@{ip}") if ip else None)
-        self.display_uri = (pulumi.Output.from_input(f"vnc+unix://{host.display_dir}/{vm_name}.vnc")
-                            if host.display_dir
-                            else domain.display_port.apply(lambda p: f"vnc://127.0.0.1:{p}" if p else None))
+        self.display_uri, self.spice_uri = _display_uris(host, vnc_socket, domain)
+        self.display_password = display_password.password
         self.outputs = {
             "name": vm_name,
             "ip": self.ip,
             "ssh_command": self.ssh_command,
             "display_uri": self.display_uri,
+            "spice_uri": self.spice_uri,
+            "display_password": self.display_password,
+            "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
+            # the browser console: `make console` signs a link for this desktop with its host's gateway key
+            "console": {"dir": host.console_dir, "desktop": vm_name} if host.console_dir else None,
             "state": self.state,
             "host": host.name,
             "user": user,
@@ -169,3 +184,15 @@ class Desktop(pulumi.ComponentResource):
             "home": home.path if home else None,
         }
         self.register_outputs(self.outputs)
+
+
+def _display_uris(host, vnc_socket: str | None, domain: Domain) -> tuple[pulumi.Output, pulumi.Output]:
+    """Where a viewer on the host reaches the displays (an address in the embedded host's netns needs nsenter)."""
+    if vnc_socket:
+        spice = f"spice+unix://{spice_socket(vnc_socket)}" if host.spice else None
+        return pulumi.Output.from_input(f"vnc+unix://{vnc_socket}"), pulumi.Output.from_input(spice)
+    address = host.graphics_listen
+    address = "127.0.0.1" if address in ("0.0.0.0", "::") else f"[{address}]" if ":" in address else address
+    vnc = domain.display_port.apply(lambda p: f"vnc://{address}:{p}" if p else None)
+    spice = domain.spice_port.apply(lambda p: f"spice://{address}:{p}" if p else None)
+    return vnc, spice

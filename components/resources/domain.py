@@ -20,7 +20,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from . import faults
+from . import display, faults
 from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFI
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
-                  "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent")
+                  "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
+                  "spice")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -188,12 +189,7 @@ def desired_model(props) -> xmlmodel.Domain:
         # spice-vdagent in the guest talks to qemu's built-in agent: clipboard through VNC.
         dom.channels.append(xmlmodel.Channel(type="qemu-vdagent", target_type="virtio", target_name=VDAGENT,
                                              clipboard="yes", mouse_mode="client"))
-    if props.get("graphics_socket"):
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", listen_type="socket",
-                                              listen_socket=props["graphics_socket"]))
-    else:
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", autoport=True, listen_type="address",
-                                              listen_address="127.0.0.1"))
+    dom.graphics.extend(display.graphics_devices(props))
     video = props.get("video")
     if video:
         width, height = video.get("width"), video.get("height")
@@ -244,6 +240,10 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "tablet": _flag_as_input(any(i.type == "tablet" and i.bus == "virtio" for i in live.inputs),
                                  props.get("tablet")),
         "vdagent": _flag_as_input(any(c.type == "qemu-vdagent" for c in live.channels), props.get("vdagent")),
+        # read with VIR_DOMAIN_XML_SECURE: a password changed behind vdesk's back shows as drift
+        "display_password": next((g.passwd for g in live.graphics), None),
+        "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None) or (
+            "" if props.get("display_password_valid_to") == "" else None),
     }
 
 
@@ -337,12 +337,6 @@ def force_off(dom) -> str:
     return "forced off"
 
 
-def _remove_display_socket(path: str | None) -> None:
-    """qemu leaves its VNC unix socket behind; a destroyed desktop leaves no file."""
-    if path and os.path.exists(path):
-        os.unlink(path)
-
-
 def _remove_logs(path: str | None) -> None:
     """qemu's log and its rotations: on an embedded host they are vdesk's files, and go with the domain."""
     if not path:
@@ -377,13 +371,21 @@ class DomainProvider(DeclaredProvider):
         "shares": Prop(list, default=[], validate=_shares_problem,
                        doc="host directories {source, tag, readonly} through virtiofs; read-only (the default) is "
                            "enforced on the host by a read-only bind mount under virtiofsd"),
-        "graphics_socket": Prop(str, replaces=True),
         "video": Prop(dict, validate=_video_problem,
                       doc="{model, width, height}: the display adapter and its preferred resolution "
                           "(default: libvirt's own adapter)"),
         "tablet": Prop(bool, doc="an absolute pointer (virtio tablet), for remote desktops"),
         "vdagent": Prop(bool,
                         doc="qemu's vdagent on com.redhat.spice.0 (spice-vdagent in the guest): clipboard via VNC"),
+        "graphics_socket": Prop(str, replaces=True, doc="VNC unix socket (SPICE: the same path ending .spice)"),
+        "graphics_listen": Prop(str, validate=display.address_problem,
+                                doc="address VNC/SPICE listen on without a socket (default 127.0.0.1); needs a restart"),
+        "spice": Prop(bool, default=False, doc="a SPICE display beside VNC; needs a restart"),
+        "display_password": Prop(str, secret=True, validate=lambda v: None if 0 < len(v) <= 8 else "1-8 characters",
+                                 doc="the displays' password; changed live by a graphics device update"),
+        "display_password_valid_to": Prop(str, validate=display.valid_to_problem,
+                                          doc="UTC time the password stops working (passwdValidTo; '' for never); "
+                                              "changed live"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
@@ -391,7 +393,7 @@ class DomainProvider(DeclaredProvider):
         "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
         "adopt": ADOPT,
     }
-    OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
+    OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port")
     JOURNAL_KIND = "domain"
 
     def check_more(self, inputs):
@@ -403,6 +405,8 @@ class DomainProvider(DeclaredProvider):
         # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
         if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
             problems.append(("max_vcpus", f"max_vcpus: must be >= vcpus ({vcpus}), got {max_vcpus}"))
+        if inputs.get("display_password_valid_to") and not inputs.get("display_password"):
+            problems.append(("display_password_valid_to", "display_password_valid_to needs a display_password"))
         topology = inputs.get("cpu_topology")
         if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
                 and (max_vcpus is None or _is_int(max_vcpus)):
@@ -436,7 +440,8 @@ class DomainProvider(DeclaredProvider):
             dom = lookup(conn.lookupByName, props["name"])
             if dom is None or dom.UUIDString() != id_:
                 return ReadResult("", {})
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
+                                                        | libvirt.VIR_DOMAIN_XML_SECURE))
             pending = props.get("pending_restart", False)
             outs = self._outputs(props, dom, pending=pending)
             # A restart still pending means the guest runs the old count on purpose: report the config.
@@ -460,8 +465,12 @@ class DomainProvider(DeclaredProvider):
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
-            needs_restart = (boot_again or bool(changed & set(_NEEDS_RESTART))) and dom.isActive()
-            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, changed)):
+            pending = changed & set(_NEEDS_RESTART)
+            if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
+                    and not display.set_password_live(dom, desired):
+                pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
+            needs_restart = (boot_again or bool(pending)) and dom.isActive()
+            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
                 if news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
@@ -482,7 +491,7 @@ class DomainProvider(DeclaredProvider):
         hot-plugged (or unplugged, which needs the guest's cooperation). Anything else, or a
         refusal, leaves the change to restart_policy; the log says why.
         """
-        pending = changed & set(_NEEDS_RESTART)
+        pending = set(changed)
         if pending - _LIVE_CAPABLE:
             return False
         name = news["name"]
@@ -522,18 +531,18 @@ class DomainProvider(DeclaredProvider):
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
             faults.point("destroy")             # off, still defined
             undefine(dom)
-        _remove_display_socket(props.get("graphics_socket"))
+        display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
 
     def _outputs(self, props, dom, *, pending):
         state = "running" if dom.isActive() else "stopped"
-        port = None
+        ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
-            port = next((g.port for g in live.graphics if g.port and g.port > 0), None)
+            ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
                 "running": state == "running", "autostart": bool(dom.autostart()),
-                "pending_restart": bool(pending), "display_port": port}
+                "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice")}
 
 
 class Domain(Resource):
@@ -542,6 +551,9 @@ class Domain(Resource):
     uuid: pulumi.Output[str]
     state: pulumi.Output[str]
     display_port: pulumi.Output[int]
+    spice_port: pulumi.Output[int]
 
     def __init__(self, name: str, props: dict, opts=None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["display_password"]))
         super().__init__(DomainProvider(), name, DomainProvider.resource_props("Domain", props), opts)

@@ -48,6 +48,8 @@ class Graphics(XMLObject):
     listen_type = Field("listen/@type")   # address | socket
     listen_address = Field("listen/@address")
     listen_socket = Field("listen/@socket")
+    passwd = Field("@passwd")             # only in XMLDesc with VIR_DOMAIN_XML_SECURE
+    passwd_valid_to = Field("@passwdValidTo")   # UTC, YYYY-MM-DDTHH:MM:SS
 
 
 class Serial(XMLObject):

@@ -23,7 +23,7 @@ def mocks(monkeypatch, tmp_path):
     m = RecordingMocks()
     pulumi.runtime.set_mocks(m, project="vdesk-desktop", stack="demo", preview=True)
     monkeypatch.setenv("VDESK_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("components.host.resolve.resolve_host", lambda name, uri, accel, probe_kernel: ResolvedHost(
+    monkeypatch.setattr("components.host.resolve.resolve_host", lambda name, uri, accel, probe_kernel, **_: ResolvedHost(
         name, "test:///default", "/run/netns/vdesk-unit", "qemu", "tcg requested explicitly", "/pools", "/displays"))
     monkeypatch.setattr("components.desktop.component.render_seed", _fake_render)
     monkeypatch.setattr("components.images.debian_index.shared_index",

@@ -135,3 +135,20 @@ def test_image_recipes_and_what_templates_install_are_checked_naming_the_fields(
     mismatch = problems["profiles.dev.template"]
     assert "'plain'" in mismatch and "vim" in mismatch and "images.plain.recipe.packages" in mismatch
     assert "no desktop environment" in problems["profiles.dev.autologin"]
+
+
+def test_display_and_console_settings_are_checked_naming_the_fields(mocks):
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {"link_validity": "forever"}
+    raw["hosts"]["local"]["display"] = {"listen": "everywhere"}
+    raw["hosts"]["far"] = {"uri": "qemu+ssh://kvm2.example.org/system", "accelerator": "kvm",
+                           "console": {"bind": "0.0.0.0"}}
+    raw["profiles"]["desktop"]["display"] = {"password_valid_for": "3 weeks"}
+    problems = dict(_declare(raw))
+    assert "everywhere" in problems["hosts.local.display.listen"]
+    assert "hosts.local.console.link_validity" in problems
+    assert problems["hosts.far.console"] == "the browser console runs beside the embedded host only"
+    assert "profiles.desktop.display.password_valid_for" in problems
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {"tls_cert": "/etc/shadow"}     # the gateway would read and serve it
+    assert "outside the certificates roots" in dict(_declare(raw))["hosts.local.console.tls_cert"]

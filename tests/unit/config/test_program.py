@@ -139,7 +139,7 @@ def example_stack(stack: str) -> dict:
 
 
 def desktop_parts(name: str) -> list[str]:
-    return sorted([name, f"{name}-login-key", f"{name}-host-key", f"{name}-disk", f"{name}-seed", f"{name}-vm",
+    return sorted([name, f"{name}-login-key", f"{name}-host-key", f"{name}-display-password", f"{name}-disk", f"{name}-seed", f"{name}-vm",
                    f"{name}-ready"])
 
 

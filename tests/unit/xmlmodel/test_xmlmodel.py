@@ -28,8 +28,10 @@ def full_domain(name="model-full"):
                   xmlmodel.Channel(type="qemu-vdagent", target_type="virtio", target_name="com.redhat.spice.0",
                                    clipboard="yes", mouse_mode="client")],
         graphics=[xmlmodel.Graphics(type="vnc", autoport=False, port=5905, listen_type="address",
-                                    listen_address="127.0.0.1"),
-                  xmlmodel.Graphics(type="spice", listen_type="socket", listen_socket="/run/x.sock")],
+                                    listen_address="127.0.0.1", passwd="vncpass1",
+                                    passwd_valid_to="2030-01-01T00:00:00"),
+                  xmlmodel.Graphics(type="spice", listen_type="socket", listen_socket="/run/x.sock",
+                                    passwd="vncpass1")],
         videos=[xmlmodel.Video(model_type="virtio", heads=1, primary="yes", resolution_x=1280, resolution_y=800)],
         inputs=[xmlmodel.Input(type="tablet", bus="virtio")],
         serials=[xmlmodel.Serial(type="file", source_path="/tmp/console.log", target_port=0)],
@@ -51,8 +53,10 @@ def test_domain_is_accepted_by_libvirt_and_rereads_without_diff(conn):
     desired = full_domain("model-accepted")
     dom = conn.defineXML(desired.to_xml())
     try:
-        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        # SECURE: display passwords are shown only to callers that ask for them.
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
         assert desired.differences(live) == []
+        assert "vncpass1" not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         dom.create()
         assert dom.isActive()
         dom.destroy()
