@@ -188,6 +188,41 @@ def test_every_boot_puts_the_pinned_host_key_back(variables, host_keys, tmp_path
     assert sorted(p.name for p in ssh.iterdir()) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
 
 
+def test_every_boot_writes_the_seeds_shares_into_fstab_and_mounts_them(variables, tmp_path):
+    """cloud-init's `mounts` ignores virtiofs tags, so a bootcmd keeps /etc/fstab in step with the seed."""
+    import subprocess
+    shares = [{"tag": "docs", "mountpoint": "/mnt/shares/docs"},
+              {"tag": "team-data", "mountpoint": "/mnt/shares/team-data", "readonly": False}]
+    user_data = yaml.safe_load(render_seed("desktop", {**variables, "shares": shares}).user_data)
+    assert "mounts" not in user_data, "no virtiofs entry in cloud-init's mounts, which would drop it"
+    [_, argv] = user_data["bootcmd"]
+    assert argv[:2] == ["sh", "-c"] and argv[3] == "vdesk-shares"
+    fstab = tmp_path / "fstab"
+    fstab.write_text("LABEL=root / ext4 defaults 0 1\n"
+                     "old /mnt/shares/old virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,ro 0 0\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mount").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/mounted\n")
+    (bin_dir / "mount").chmod(0o755)
+    script = argv[2].replace("/etc/fstab", str(fstab))
+    for _ in range(2):      # every boot, and the second changes nothing
+        subprocess.run([argv[0], argv[1], script, *argv[3:]], check=True,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+        assert fstab.read_text().splitlines() == [
+            "LABEL=root / ext4 defaults 0 1",
+            "docs /mnt/shares/docs virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,ro 0 0",
+            "team-data /mnt/shares/team-data virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,rw 0 0"]
+    assert (tmp_path / "mounted").read_text().splitlines() == ["-a -t virtiofs"] * 2
+
+
+def test_a_home_is_mounted_through_cloud_inits_mounts(variables):
+    user_data = yaml.safe_load(render_seed("desktop", {**variables, "home_device": "/dev/vdb"}).user_data)
+    assert user_data["mounts"] == [["LABEL=vdesk-home", "/home", "ext4",
+                                    "defaults,nofail,x-systemd.device-timeout=60s", "0", "2"]]
+    assert user_data["fs_setup"][0]["overwrite"] is False
+    assert len(user_data["bootcmd"]) == 1, "no shares, no share command"
+
+
 def test_password_hash_only_ever_appears_hashed(variables):
     password_hash = hash_password(SECRET)
     variables["users"][0]["password_hash"] = password_hash
