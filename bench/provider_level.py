@@ -1,10 +1,7 @@
-"""`python -m bench`: run the comparison on a throw-away host and print ratios; non-zero exit on any failure."""
+"""The provider-level comparison (`python -m bench --parts providers`): vdesk's providers vs raw libvirt calls."""
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import signal
 import statistics
 import sys
 import time
@@ -13,7 +10,6 @@ from importlib import metadata
 import libvirt
 
 from components.host.connection import connect
-from components.errors import VdeskError
 
 from . import drivers, provisioning, xmlcost
 from .provisioning import OPERATIONS, DriverResult
@@ -120,29 +116,3 @@ def run(args) -> int:
         print(f"bench: {failed} operation(s) failed", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--count", type=int, default=10, help="desktops per phase (default %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=8, help="parallel workers, like Pulumi's (default %(default)s)")
-    parser.add_argument("--slow-reaping", action="store_true",
-                        help="leave qemu's zombies to PID 1, as `make up` does here (see bench/reaper.py)")
-    args = parser.parse_args(argv)
-    if args.count < 1 or args.repeat < 1 or args.workers < 1:
-        parser.error("--count, --repeat and --workers must be at least 1")
-    logging.basicConfig(level=logging.WARNING, format="bench: %(message)s", stream=sys.stderr)
-    # A SIGTERM (make interrupted, CI timeout) must still run the host's stop + purge.
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
-    try:
-        return run(args)
-    except VdeskError as exc:
-        print(f"bench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
