@@ -8,8 +8,9 @@ Parts (all by default; `--skip` or `--parts` choose):
   profile    `up`, no-op `up` and `destroy` of N=60 with the engine's pprof, a trace of the front door and
              py-spy (if installed) -> results/profile.json
   providers  the provider-level comparison (vdesk's providers vs raw calls, 10 desktops; see provider_level.py)
-  engines    (only when asked) the stack part again with another engine: the 3.274.1 toolchain, plain and with
-             PULUMI_SKIP_CHECKPOINTS=true -> results/engines.json
+  engines    (only when asked) the stack part again with other engines: the 3.274.1 toolchain, plain and with
+             PULUMI_SKIP_CHECKPOINTS=true, and the pinned engine with PULUMI_SKIP_CHECKPOINTS=true (which 3.68
+             reads only with PULUMI_EXPERIMENTAL=true) -> results/engines.json
 results/profile.md is rendered from those JSON files.  Ratios are printed; nothing is asserted about speed.
 Exit status: 1 if an operation failed, 2 on a set-up error.
 """
@@ -75,6 +76,8 @@ def parse(argv):
     p.add_argument("--engine-bin", help="the other engine's `pulumi` (default: the 3.274.1 toolchain in the cache)")
     p.add_argument("--engine-ns", type=_ints, help="stack sizes for the engine variants (default: --ns)")
     p.add_argument("--results", type=Path, default=RESULTS, help="where results go (default bench/results)")
+    p.add_argument("--replot", action="store_true",
+                   help="measure nothing: redraw latest.png and rewrite profile.md from the JSON files in --results")
     g = p.add_argument_group("providers part (provider-level comparison)")
     g.add_argument("--count", type=int, default=10, help="desktops per phase (default %(default)s)")
     g.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (default %(default)s)")
@@ -93,7 +96,20 @@ def _write(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def replot(results: Path) -> int:
+    latest = results / "latest.json"
+    if latest.exists():
+        entries = json.loads(latest.read_text())
+        report.plot(entries, results / "latest.png")
+        print(report.table(entries))
+    (results / "profile.md").write_text(report.profile_md(results))
+    progress(f"redrew {results / 'latest.png'} and {results / 'profile.md'}")
+    return 0
+
+
 def run(args) -> int:
+    if args.replot:
+        return replot(args.results)
     results: Path = args.results
     logs = results / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -178,10 +194,16 @@ def run_engines(args, entries, results: Path, logs: Path) -> int:
         progress(f"engines: the pinned engine, N={ns}")
         pinned = wholestack.workload(ns, floor_rounds=args.floor_rounds, reap=not args.slow_reaping, logs=logs)
     variants.append({"label": "pinned engine", "engine": pinned[0]["engine"], "entries": pinned})
-    with wholestack.shadow_cache(engine) as cache:
-        for label, env, tag in (("3.274.1", {}, "e"), ("3.274.1 + PULUMI_SKIP_CHECKPOINTS=true",
-                                                          {"PULUMI_SKIP_CHECKPOINTS": "true"}, "s")):
-            progress(f"engines: {label} ({engine}), N={ns}")
+    skip = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+    with wholestack.shadow_cache(engine) as other:
+        # 3.68 reads PULUMI_SKIP_CHECKPOINTS only with PULUMI_EXPERIMENTAL set (env.Needs(Experimental)):
+        # without it the variable is silently ignored, so the pinned engine is measured with both.
+        for label, cache, env, tag in (
+                ("3.274.1", other, {}, "e"),
+                ("3.274.1 + PULUMI_SKIP_CHECKPOINTS=true", other, skip, "s"),
+                ("pinned + PULUMI_SKIP_CHECKPOINTS=true + PULUMI_EXPERIMENTAL=true", None,
+                 {**skip, "PULUMI_EXPERIMENTAL": "true"}, "x")):
+            progress(f"engines: {label} ({engine if cache else 'the pinned engine'}), N={ns}")
             got = wholestack.workload(ns, floor_rounds=args.floor_rounds, cache=cache, env=env, tag=tag,
                                       reap=not args.slow_reaping, logs=logs)
             variants.append({"label": label, "engine": got[0]["engine"], "entries": got})

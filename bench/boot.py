@@ -40,6 +40,7 @@ class Console:
         self.uri, self.domain, self.t0 = uri, domain, t0
         self.lines: list[tuple[float, str]] = []
         self.active_at: float | None = None
+        self.console_at: float | None = None
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="console", daemon=True)
@@ -50,6 +51,24 @@ class Console:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+    def _open_console(self, conn, dom):
+        """The console stream, once qemu has its pty (an active domain may still be starting up)."""
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set():
+            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            try:
+                dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+                self.console_at = time.monotonic() - self.t0
+                return stream
+            except libvirt.libvirtError as exc:
+                with contextlib.suppress(libvirt.libvirtError):
+                    stream.abort()
+                if time.monotonic() > deadline:
+                    self.error = str(exc)
+                    return None
+                time.sleep(0.05)
+        return None
 
     def _run(self) -> None:
         try:
@@ -68,8 +87,9 @@ class Console:
                 time.sleep(0.05)
             if dom is None or self.active_at is None:
                 return
-            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-            dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            stream = self._open_console(conn, dom)
+            if stream is None:
+                return
             buf = b""
             while not self._stop.is_set():
                 try:
@@ -104,7 +124,6 @@ def measure(b: Bed, logs: Path) -> dict:
     console = Console(b.uri, vm, t0)
     progress(f"boot: `up` of one running desktop ({vm}, TCG) until its readiness gate passes (1-3 min) ...")
     up = front.run("up", during=lambda _proc: console.start(), timeout=1800)
-    up_s = time.monotonic() - t0
     time.sleep(0.5)
     console.stop()
     (logs / "boot-console.log").write_text("".join(f"[host +{t:8.3f}s] {line}\n" for t, line in console.lines))
@@ -123,6 +142,7 @@ def measure(b: Bed, logs: Path) -> dict:
         "up_s": round(up.seconds, 2), "up_rc": up.rc, "destroy_s": round(destroy.seconds, 2),
         "destroy_rc": destroy.rc,
         "domain_active_at_s": round(console.active_at, 2) if console.active_at is not None else None,
+        "console_attached_at_s": round(console.console_at, 2) if console.console_at is not None else None,
         "first_kernel_line_at_s": round(first_kernel, 2) if first_kernel is not None else None,
         "last_kernel_timestamp_s": last_kernel,
         "cloud_init_finished_at_s": round(finished[0], 2) if finished else None,

@@ -106,12 +106,17 @@ def summarise_py_spy(paths: list[Path]) -> dict:
     return {"samples": total, "rate_hz": 100, "self": own.most_common(TOP), "inclusive": incl.most_common(TOP)}
 
 
-def pprof_top(binary: str, profile: Path, cum: bool) -> dict:
-    """`go tool pprof -top` of a CPU profile: total sampled seconds and the top rows."""
+ENGINE_PARTS = ("pulumi/pulumi", "pbkdf2", "encoding/json", "gocloud.dev", "compress/", "crypto/")
+
+
+def pprof_top(binary: str, profile: Path, cum: bool, nodecount: int = TOP, only: tuple[str, ...] = ()) -> dict:
+    """`go tool pprof -top` of a CPU profile: total sampled seconds and the top rows (`only`: rows whose
+    function names one of these, for the engine's own subsystems among the runtime's frames)."""
     go = shutil.which("go")
     if not go:
         return {"error": "go not found: cannot read the engine's pprof file"}
-    args = [go, "tool", "pprof", "-top", f"-nodecount={TOP}"] + (["-cum"] if cum else []) + [binary, str(profile)]
+    args = [go, "tool", "pprof", "-top", f"-nodecount={nodecount}"] + (["-cum"] if cum else []) + [binary,
+                                                                                                    str(profile)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     if out.returncode:
         return {"error": out.stderr[-500:]}
@@ -123,6 +128,8 @@ def pprof_top(binary: str, profile: Path, cum: bool) -> dict:
                          "function": " ".join(cols[5:])})
         elif not rows:
             header.append(line)
+    if only:
+        rows = [r for r in rows if any(o in r["function"] for o in only)][:TOP]
     return {"header": [h for h in header if h.strip()], "rows": rows}
 
 
@@ -199,6 +206,7 @@ def measure(b: Bed, n: int, out: Path, logs: Path) -> dict:
             # the biggest profile is the `pulumi up`/`destroy` itself (recover's stack export makes one too)
             entry["engine_flat"] = pprof_top(engine_bin, cpu[-1], cum=False)
             entry["engine_cum"] = pprof_top(engine_bin, cpu[-1], cum=True)
+            entry["engine_subsystems"] = pprof_top(engine_bin, cpu[-1], cum=True, nodecount=400, only=ENGINE_PARTS)
         for cls, files in pyspy_files.items():
             entry[f"py_spy_{cls}"] = summarise_py_spy(files)
         result["ops"][label] = entry

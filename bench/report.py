@@ -79,7 +79,7 @@ def plot(entries: list[dict], path: Path, title_extra: str = "") -> None:
     for op, color in (("up", "tab:blue"), ("destroy", "tab:red")):
         ax.plot(ns, [e["floor"][op] for e in entries], linestyle="--", marker="x", color=color,
                 label=f"raw libvirt floor {op}")
-    ax.set_xlabel("desktops in the stack, N (declared stopped: no boot)")
+    ax.set_xlabel("desktops in the stack, N (declared stopped, no boot; 6 resources each, 6N+7 in all)")
     ax.set_ylabel("wall time, seconds")
     ax.set_title("Whole-stack wall time: what a user waits for")
     ax.set_xticks(ns)
@@ -136,18 +136,18 @@ def profile_md(results: Path) -> str:
     if latest:
         md += ["## The whole-stack run (latest.json)", "", "```", table(latest), "```", ""]
     if engines:
-        md += ["## Engine variants (same workload, same machine, one after the other)", "",
-               "| N | " + " | ".join(f"{v['label']}: up / destroy / no-op up (s)" for v in engines) + " |",
-               "|---|" + "---|" * len(engines)]
-        ns = [e["n"] for e in engines[0]["entries"]]
-        for i, n in enumerate(ns):
-            cells = []
-            for v in engines:
-                e = v["entries"][i] if i < len(v["entries"]) else None
-                cells.append(f"{_s(e['vdesk']['up'])} / {_s(e['vdesk']['destroy'])} / {_s(e['vdesk']['noop_up'])}"
-                             f" (floor {_s(e['floor']['up'])} / {_s(e['floor']['destroy'])})" if e else "-")
-            md.append(f"| {n} | " + " | ".join(cells) + " |")
-        md += ["", "Engine versions as reported: " + "; ".join(f"{v['label']}: {v['engine']}" for v in engines), ""]
+        md += ["## Engine variants (the same workload, one after the other, each on a fresh host)", "",
+               "| engine | N | up s | destroy s | no-op up s | preview s | refresh s | floor up / destroy s | "
+               "up / floor | destroy / floor | engine peak RSS in up, MiB |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v in engines:
+            for e in v["entries"]:
+                t, r = e["vdesk"], e["ratios"]
+                md.append(f"| {v['label']} ({v['engine']}) | {e['n']} | {_s(t['up'])} | {_s(t['destroy'])} | "
+                          f"{_s(t['noop_up'])} | {_s(t['preview'])} | {_s(t['refresh'])} | "
+                          f"{_s(e['floor']['up'])} / {_s(e['floor']['destroy'])} | {_x(r['up'])} | "
+                          f"{_x(r['destroy'])} | {e['peak_rss_mib'].get('up', {}).get('engine', '-')} |")
+        md += ["", "Full tables per variant:", ""]
         for v in engines:
             md += [f"### {v['label']}", "", "```", table(v["entries"]), "```", ""]
     if prof:
@@ -160,6 +160,8 @@ def profile_md(results: Path) -> str:
             md += [f"| {k} | {v} |" for k, v in entry["front_door"]]
             md.append("")
             for kind, title in (("engine_flat", "Engine CPU (pprof), by flat time"),
+                                ("engine_subsystems", "Engine CPU (pprof), Pulumi's own functions and the libraries "
+                                                      "they spend in, by cumulative time"),
                                 ("engine_cum", "Engine CPU (pprof), by cumulative time")):
                 top = entry.get(kind)
                 if not top:
@@ -177,8 +179,10 @@ def profile_md(results: Path) -> str:
                 if not spy or not spy["samples"]:
                     continue
                 secs = spy["samples"] / spy["rate_hz"]
-                md += [f"py-spy of the {cls} ({spy['samples']} samples at {spy['rate_hz']} Hz = {secs:.1f} s on CPU, "
-                       "all threads), inclusive (self):", "", "| function | inclusive s | self s |", "|---|---|---|"]
+                md += [f"py-spy of the {cls}: {spy['samples']} samples at {spy['rate_hz']} Hz = {secs:.1f} s of "
+                       "non-idle thread time, all threads (py-spy counts a thread blocked inside gRPC's C core as "
+                       "non-idle: `_blocking` is waiting for the engine), inclusive (self):", "",
+                       "| function | inclusive s | self s |", "|---|---|---|"]
                 own = dict(spy["self"])
                 md += [f"| `{f}` | {c / spy['rate_hz']:.2f} | {own.get(f, 0) / spy['rate_hz']:.2f} |"
                        for f, c in spy["inclusive"][:15]]
