@@ -120,6 +120,9 @@ def measure(b: Bed, logs: Path) -> dict:
     vm = f"{stack}-{desktop}"
     front = FrontDoor(b.root, stack, config, logs=logs)
     front.run("outputs", label="init")
+    # libvirt locks a pty console with a file in /var/lock (-> /run/lock); the embedded host's /run is a
+    # directory of its own without one, so the console would be refused ("Couldn't create lock file").
+    (b.host.state_dir / "run" / "lock").mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     console = Console(b.uri, vm, t0)
     progress(f"boot: `up` of one running desktop ({vm}, TCG) until its readiness gate passes (1-3 min) ...")
