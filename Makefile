@@ -60,9 +60,16 @@ test: image
 reliability: image
 	@source tools/env.sh && VDESK_RELIABILITY=thorough python -m pytest -ra $(PYTEST_ARGS) tests/reliability
 
-# Provisioning overhead vs raw libvirt, measured in the same run (ratios, not thresholds).
-bench: setup
-	@source tools/env.sh && python -m bench
+# What a user waits for vs raw libvirt, measured in the same run (ratios, not thresholds): whole-stack
+# up/no-op up/preview/refresh/destroy of 1, 10, 30, 60 stopped desktops, one booted desktop's gate, a profile
+# of N=60, and the provider-level comparison. Results in bench/results/. BENCH_ARGS: e.g. "--ns 1,10",
+# "--skip boot,providers", "--engines" (see python -m bench --help). Waits for BENCH_LOCK so that no one
+# else's guests run during the measurement.
+BENCH_ARGS ?=
+BENCH_LOCK ?= /tmp/vdesk-guests.lock
+bench: image
+	@source tools/env.sh && { flock -n $(BENCH_LOCK) true || echo "bench: waiting for $(BENCH_LOCK) (guests of another run)" >&2; } && \
+		flock $(BENCH_LOCK) python -m bench $(BENCH_ARGS)
 
 unit: setup
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests/unit
