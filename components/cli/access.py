@@ -64,6 +64,8 @@ def main(argv: list[str]) -> int:
             print(f"  viewer:  {via}remote-viewer {viewer_path(stack, name)}")
         if d.get("console"):
             print(f"  browser: make console STACK={stack} USER={name}   (prints a link that expires)")
+        if d.get("screenshot"):
+            print(f"  screen:  {d['screenshot']}   (what it showed when it was ready)")
     return 0
 
 
