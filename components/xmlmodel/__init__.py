@@ -1,6 +1,9 @@
 """libvirt XML as typed Python objects (see base.py for why)."""
 from .base import VDESK_NS, XMLObject, declared_properties
 from .domain import Channel, Console, Disk, Domain, Graphics, Interface, Owner, Rng, Serial, Video
+from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, HostCapabilities, HostCpu, MdevType, NodeDevice,
+                       NumaCell)
+from .hostdev import Hostdev, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
@@ -10,4 +13,6 @@ __all__ = [
     "Channel", "Console", "Disk", "Domain", "Graphics", "Interface", "Owner", "Rng", "Serial", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
+    "CpuMode", "CpuModel", "DomainCapabilities", "HostCapabilities", "HostCpu", "MdevType", "NodeDevice", "NumaCell",
+    "Hostdev", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",
 ]
