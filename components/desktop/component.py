@@ -11,11 +11,13 @@ import pulumi
 from ..cloudinit import render_seed
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair
+from ..resources.mdev import MediatedDevice
+from ..xmlmodel import format_cpuset, parse_cpuset
 from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
 from .args import DesktopArgs
-from .seeding import key_file, password_hash, seed_variables, state_dir, vm_mac
+from .seeding import key_file, mdev_uuid, password_hash, seed_variables, state_dir, vm_mac
 
 
 class Desktop(pulumi.ComponentResource):
@@ -68,10 +70,22 @@ class Desktop(pulumi.ComponentResource):
                              meta_data=docs.apply(lambda d: d.meta_data),
                              network_config=docs.apply(lambda d: d.network_config), adopt=args.adopt, opts=child)
 
+        # A mediated device (vGPU) is made on the host for the desktop, and named in its domain by UUID.
+        hostdevs = []
+        for i, gpu in enumerate(args.hostdev_gpus):
+            if gpu.pci:
+                hostdevs.append({"type": "pci", "address": gpu.address})
+            else:
+                mdev = MediatedDevice(f"{name}-gpu{i}", host_uri=host.uri, uuid=mdev_uuid(vm_name, i), type=gpu.mdev,
+                                      parent=gpu.parent, opts=child)
+                hostdevs.append({"type": "mdev", "uuid": mdev.uuid})
+
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
             "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
+            "cpu_mode": args.cpu_mode or ("custom" if args.cpu_model else None), "cpu_model": args.cpu_model,
+            "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
             "cmdline": " ".join(filter(None, (image.cmdline, args.kernel_args))) or None,
@@ -106,6 +120,7 @@ class Desktop(pulumi.ComponentResource):
                 "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
             }, opts=child)
 
+        self.done = ready or domain        # its last part: what must be finished for it to be up
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
         self.state = domain.state
         self.host_key = host_key.public_key

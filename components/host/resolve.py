@@ -9,9 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pwd
+import urllib.parse
 from pathlib import Path
 
 from .accel import resolve_accelerator
+from .connection import probe
 from ..errors import InputError, VdeskError
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ class ResolvedHost:
     lxc_uri: str | None = None     # the same host's LXC driver (containers)
     containers_dir: str | None = None  # root trees; traversable by the containers' unprivileged uids
     qemu_log_dir: str | None = None    # qemu's per-domain logs, when they are vdesk's files (embedded host)
+    ssh_jump: str | None = None        # user@host:port: how guests on its private networks are reached (qemu+ssh)
+    unreachable: str | None = None     # why it could not be reached at preview (then nothing was asked of it)
 
     @classmethod
     def embedded(cls, name: str = "local", *, accelerator: str = "auto",
@@ -53,6 +58,36 @@ class ResolvedHost:
 
 
 Host = ResolvedHost   # the public name: `Host.embedded("local")`, `Host.at("qemu:///system")`
+PROBE_TIMEOUT_S = 30.0
+
+
+class HostUnreachable(VdeskError):
+    """A remote host did not answer; `host` is its name in the stack."""
+
+    def __init__(self, host: str, uri: str, reason: str):
+        super().__init__(f"host {host!r} ({uri}) cannot be reached: {reason}")
+        self.host, self.uri, self.reason = host, uri, reason
+
+
+def ssh_jump(uri: str) -> str | None:
+    """user@host:port of a libvirt URI over SSH (qemu+ssh, +libssh, +libssh2): the host's own sshd, through
+    which vdesk reaches guests on the host's private (NAT) networks. None for other transports."""
+    parsed = urllib.parse.urlsplit(uri)
+    transport = parsed.scheme.partition("+")[2]
+    if transport not in ("ssh", "libssh", "libssh2") or not parsed.hostname:
+        return None
+    user = parsed.username or pwd.getpwuid(os.getuid()).pw_name
+    return f"{user}@{parsed.hostname}:{parsed.port or 22}"
+
+
+def offline(host, reason: str) -> ResolvedHost:
+    """A host that did not answer, described from the stack alone (its desktops fail at `up`, naming it)."""
+    uri = host.uri
+    domain_type = {"kvm": "kvm", "tcg": "qemu"}.get(host.accelerator, "kvm")
+    lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
+    return ResolvedHost(host.name, uri, None, domain_type, f"not known: the host cannot be reached ({reason})",
+                        "/var/lib/libvirt/images", None, lxc_uri, "/var/lib/vdesk/containers", None,
+                        ssh_jump(uri), reason)
 
 
 def resolve(host, *, probe_kernel: str | None) -> ResolvedHost:
@@ -72,6 +107,8 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         qemu_log_dir = str(state / "log" / "qemu")
         os.makedirs(display_dir, exist_ok=True)
     else:
+        if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
+            raise HostUnreachable(name, uri, why)
         netns, pool_root, display_dir = None, "/var/lib/libvirt/images", None
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
@@ -86,4 +123,4 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         raise InputError([(f"hosts.{name}.accelerator", str(exc))]) from None
     log.info("host %s: %s (%s)", name, choice.accelerator, choice.reason)
     return ResolvedHost(name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
-                        lxc_uri, containers_dir, qemu_log_dir)
+                        lxc_uri, containers_dir, qemu_log_dir, None if netns else ssh_jump(uri))
