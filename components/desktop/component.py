@@ -109,7 +109,7 @@ class Desktop(pulumi.ComponentResource):
         if args.running:
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
-                "netns": host.netns, "user": user, "private_key": login.private_key,
+                "netns": host.netns, "jump": host.ssh_jump, "user": user, "private_key": login.private_key,
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
                 # A static address is known: the gate goes straight to SSH.
                 "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
@@ -128,8 +128,9 @@ class Desktop(pulumi.ComponentResource):
         known_hosts = state_dir() / "ssh" / stack / f"{name}.known_hosts"
         keyfile = key_file(stack, name)
         via = f"nsenter --net={host.netns} " if host.netns else ""
+        jump = f"-J {host.ssh_jump} " if host.ssh_jump else ""     # the host's key: the runner's known_hosts
         self.ssh_command = self.ip.apply(lambda ip: (
-            f"{via}ssh -i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+            f"{via}ssh {jump}-i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
             f"{user}@{ip}") if ip else None)
         self.display_uri = (pulumi.Output.from_input(f"vnc+unix://{host.display_dir}/{vm_name}.vnc")
                             if host.display_dir
