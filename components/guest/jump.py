@@ -25,6 +25,10 @@ from .keys import fingerprint_sha256
 from .netns import connect_tcp
 
 log = logging.getLogger(__name__)
+# paramiko logs every refused channel at ERROR ("Secsh channel 8 open FAILED"): while a guest boots that is
+# every retry, and the caller reports what matters. Its transport logs go here, and only criticals show.
+_TRANSPORT_LOG = f"{__name__}.transport"
+logging.getLogger(_TRANSPORT_LOG).setLevel(logging.CRITICAL)
 
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 _IDENTITIES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -100,6 +104,7 @@ def open_transport(jump: JumpHost, timeout_s: float) -> paramiko.Transport:
             f"{jump.host}` prints the line to verify and add)")
     sock = connect_tcp(jump.host, jump.port, netns=jump.netns, timeout_s=timeout_s)
     transport = paramiko.Transport(sock)
+    transport.set_log_channel(_TRANSPORT_LOG)
     try:
         transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout_s
         options = transport.get_security_options()
