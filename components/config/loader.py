@@ -210,13 +210,15 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     check_hardware(config, facts)
     _report(config, hosts, result)
 
-    # Everything on a host that cannot be reached waits until the other hosts' desktops are done: the
-    # engine stops scheduling new steps at the first failure, so that host's failures must come last.
+    # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and
+    # everything on it waits for that gate: the engine stops scheduling new steps at the first failure,
+    # so that host's failure must come last, and be the gate's (which names the host), not a part's.
     down = {name for name, h in hosts.items() if h.unreachable}
     done_first: list[pulumi.Resource] = []
+    gates: dict[str, HostReachable] = {}
 
     def after_the_others(host: str) -> pulumi.ResourceOptions | None:
-        return pulumi.ResourceOptions(depends_on=list(done_first)) if host in down and done_first else None
+        return pulumi.ResourceOptions(depends_on=[gates[host]]) if host in gates else None
 
     images = {name: Image(f"image-{name}", ImageArgs(files=f, volume_prefix=f"{prefix}-{name}"))
               for name, f in files.items()}
@@ -250,10 +252,11 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
             done_first.append(desktops[d.name].done)
         if group and group[0] not in down:
             done_first += [*pools.values(), *networks.values()]
-    reachable = {name: HostReachable(f"host-{name}-reachable", name, hosts[name].uri, hosts[name].unreachable,
-                                     sorted(n for n, d in config.desktops.items() if d.host == name),
-                                     opts=pulumi.ResourceOptions(depends_on=list(done_first))).reachable
-                 for name in sorted(down)}
+            gates = {name: HostReachable(f"host-{name}-reachable", name, hosts[name].uri, hosts[name].unreachable,
+                                         sorted(n for n, d in config.desktops.items() if d.host == name),
+                                         opts=pulumi.ResourceOptions(depends_on=list(done_first)))
+                     for name in sorted(down)}
+    reachable = {name: gate.reachable for name, gate in gates.items()}
 
     containers = {name: Container(f"container-{name}", ContainerArgs(
         host=hosts[c.host], image=images[c.image], network=networks[(c.network, c.host)] if c.network else None,

@@ -126,7 +126,8 @@ def test_an_unreachable_host_is_warned_about_and_its_failure_is_declared_last(ho
         gate = mocks.named("host-b-reachable")
         assert gate["host"] == "b" and gate["desktops"] == on_b and "Connection refused" in gate["reason"]
         order = [n for _t, n, _i in mocks.resources]
-        assert order.index("pool-main-b") > max(order.index(f"{n}-vm") for n in USERS if n not in on_b)
+        assert order.index("host-b-reachable") > max(order.index(f"{n}-vm") for n in USERS if n not in on_b)
+        assert order.index("pool-main-b") > order.index("host-b-reachable"), "b's parts wait for its gate"
         assert any(level == "warn" and message.startswith("host b (qemu+ssh://root@b/system) cannot be reached")
                    for level, message in hosts["logged"])
 
