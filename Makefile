@@ -4,7 +4,8 @@ SHELL := /bin/bash
 VDESK := tools/vdesk
 PYTEST_ARGS ?=
 
-.PHONY: setup image up preview plan refresh destroy outputs access check test unit reliability bench host-stop
+.PHONY: setup image up preview plan refresh destroy outputs access console check restore test unit reliability bench \
+        host-stop
 
 setup:
 	@tools/setup.sh
@@ -34,6 +35,17 @@ outputs: setup
 access: setup
 	@$(VDESK) access $(STACK)
 
+# Put a kept copy of a desktop's replaced system disk back (the newest, or BACKUP=<name>; LIST=1 lists them).
+restore: setup
+	@source tools/env.sh && cd "$$(python -m components.cli.workdir $(STACK))" && \
+	  python -m components.cli.restore $(STACK) $(DESKTOP) $(if $(BACKUP),--backup $(BACKUP)) $(if $(LIST),--list)
+
+# A browser link to one desktop's screen (noVNC through the host's gateway) that expires:
+# make console USER=alice [VALID_FOR=15m]. USER is the desktop's name, not your login.
+CONSOLE_DESKTOP := $(if $(filter command line,$(origin USER)),$(USER),)
+console: setup
+	@$(VDESK) console $(STACK) $(CONSOLE_DESKTOP) $(if $(VALID_FOR),--valid-for $(VALID_FOR),)
+
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup
 	@source tools/env.sh && python -m components.cli.checks $(STACK)
@@ -48,9 +60,16 @@ test: image
 reliability: image
 	@source tools/env.sh && VDESK_RELIABILITY=thorough python -m pytest -ra $(PYTEST_ARGS) tests/reliability
 
-# Provisioning overhead vs raw libvirt, measured in the same run (ratios, not thresholds).
-bench: setup
-	@source tools/env.sh && python -m bench
+# What a user waits for vs raw libvirt, measured in the same run (ratios, not thresholds): whole-stack
+# up/no-op up/preview/refresh/destroy of 1, 10, 30, 60 stopped desktops, one booted desktop's gate, a profile
+# of N=60, and the provider-level comparison. Results in bench/results/. BENCH_ARGS: e.g. "--ns 1,10",
+# "--skip boot,providers", "--engines" (see python -m bench --help). Waits for BENCH_LOCK so that no one
+# else's guests run during the measurement.
+BENCH_ARGS ?=
+BENCH_LOCK ?= /tmp/vdesk-guests.lock
+bench: image
+	@source tools/env.sh && { flock -n $(BENCH_LOCK) true || echo "bench: waiting for $(BENCH_LOCK) (guests of another run)" >&2; } && \
+		flock $(BENCH_LOCK) python -m bench $(BENCH_ARGS)
 
 unit: setup
 	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests/unit

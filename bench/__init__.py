@@ -1,21 +1,24 @@
-"""`make bench`: what vdesk's providers cost on top of raw libvirt, measured against a floor in the same run.
+"""`make bench`: what vdesk costs a user and where the time goes, against raw libvirt measured in the same run.
 
-Everything runs on a throw-away embedded libvirtd (temp state root, own netns),
-stopped and purged at the end, even on failure.
+Everything runs on throw-away embedded libvirtds (temp state roots, own netns),
+stopped and purged at the end, even on failure.  Nothing here asserts a speed:
+the bench prints ratios and writes bench/results/.
 
-Each desktop is a linked-clone qcow2 (backing store: a small empty base volume
-in a dir pool) plus a one-vCPU, 32 MiB TCG domain that is *started*: the hand-
-measured floor includes `start`, and starting is what a desktop costs (a qemu
-process, its chardevs, VNC socket).  The disk holds no OS, so SeaBIOS finds
-nothing to boot and idles; no image download, no boot time in the numbers.
+Whole stack (wholestack.py, floor.py): `tools/vdesk up|preview|refresh|destroy`
+of N desktops declared stopped (pool, network, the golden image imported, per
+desktop two SSH keys, a linked clone, a seed ISO and a domain), as a user runs
+them, against a raw libvirt-python script doing the same libvirt work on 8
+threads.  Peak RSS of the engine, the program and the provider server comes
+from /proc (procwatch.py); allocation per desktop from libvirt's volume info.
+boot.py: one running desktop, `up` until the readiness gate passes, against
+the guest's boot read from its console.  profiling.py: the engine's pprof, a
+timestamped trace of the front door, py-spy of the program and the provider
+server.  report.py: table, plot, profile.md.
 
-Baseline ("raw"): one libvirt connection, the fewest calls (createXML with a
-backingStore, defineXML, create; destroy, undefine, delete) and a hand-written
-domain XML that is checked to be the same guest as vdesk's.  vdesk: check() +
-VolumeProvider.create(backing_path) + DomainProvider.create, then
-DomainProvider.delete + VolumeProvider.delete, exactly as Pulumi drives them.
-
-Modules: testbed (host + pool), reaper (prompt zombie reaping, see there),
-drivers (raw vs vdesk), provisioning (timed phases, failures, peak RSS),
-xmlcost (XML model vs lxml), __main__ (CLI, table).
+Provider level (provider_level.py, the earlier bench): vdesk's providers
+called directly against the fewest raw libvirt calls, 10 started OS-less
+desktops (a linked clone on a small empty base, 32 MiB TCG domain), serial and
+8-way parallel.  Modules: testbed (host + pool), reaper (prompt zombie reaping,
+see there), drivers (raw vs vdesk), provisioning (timed phases, failures, peak
+RSS), xmlcost (XML model vs lxml).
 """

@@ -1,139 +1,221 @@
-"""`python -m bench`: run the comparison on a throw-away host and print ratios; non-zero exit on any failure."""
+"""`python -m bench`: what vdesk costs a user, measured against raw libvirt in the same run.
+
+Parts (all by default; `--skip` or `--parts` choose):
+  stack      whole-stack `up`, no-op `up`, `preview`, `refresh`, `destroy` of N stopped desktops through
+             tools/vdesk, against a raw libvirt-python floor; peak RSS; allocation per desktop
+             -> results/latest.json, latest.png
+  boot       one running desktop: `up` until the readiness gate passes vs the guest's boot -> results/boot.json
+  profile    `up`, no-op `up` and `destroy` of N=60 with the engine's pprof, a trace of the front door and
+             py-spy (if installed) -> results/profile.json
+  providers  the provider-level comparison (vdesk's providers vs raw calls, 10 desktops; see provider_level.py)
+  engines    (only when asked) the stack part again with other engines: the 3.274.1 toolchain, plain and with
+             PULUMI_SKIP_CHECKPOINTS=true, and the pinned engine with PULUMI_SKIP_CHECKPOINTS=true (which 3.68
+             reads only with PULUMI_EXPERIMENTAL=true) -> results/engines.json
+results/profile.md is rendered from those JSON files.  Ratios are printed; nothing is asserted about speed.
+Exit status: 1 if an operation failed, 2 on a set-up error.
+"""
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import logging
 import os
 import signal
-import statistics
 import sys
-import time
-from importlib import metadata
+import traceback
+from pathlib import Path
 
-import libvirt
-
-from components.host.connection import connect
 from components.errors import VdeskError
 
-from . import drivers, provisioning, xmlcost
-from .provisioning import OPERATIONS, DriverResult
-from .testbed import Testbed, testbed
+from . import report, wholestack
+from .wholestack import progress
 
-def _version(v: int) -> str:
-    return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("stack", "boot", "profile", "providers", "engines")
+DEFAULT_PARTS = ("stack", "boot", "profile", "providers")
 
 
-def _cpu_model() -> str:
+def _ints(text: str) -> list[int]:
     try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown cpu"
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 1,10,30,60") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("every N must be at least 1")
+    return values
 
 
-def context_line(bed: Testbed, reap: bool) -> str:
-    with connect(bed.uri) as conn:
-        daemon, qemu = conn.getLibVersion(), conn.getVersion()
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"machine: {os.cpu_count()} cores ({_cpu_model()}), load {load}; libvirt {_version(daemon)} daemon, "
-            f"{_version(libvirt.getVersion())} client, libvirt-python {metadata.version('libvirt-python')}; "
-            f"qemu {_version(qemu)}, domain type qemu (TCG); qemu zombies reaped by "
-            f"{'a bench subreaper' if reap else 'PID 1'}")
+def _parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
+    return parts
 
 
-_STARTED = time.monotonic()
+def find_engine(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    cache = os.environ.get("VDESK_CACHE") or os.path.expanduser("~/.cache/vdesk")
+    found = sorted(glob.glob(f"{cache}/toolchain/pulumi-v3.274.1-*/bin/pulumi"))
+    return Path(found[-1]) if found else None
 
 
-def _progress(text: str) -> None:
-    print(f"[{time.monotonic() - _STARTED:6.1f}s] {text}", file=sys.stderr, flush=True)
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", type=_parts, default=list(DEFAULT_PARTS),
+                   help=f"comma-separated parts to run (default {','.join(DEFAULT_PARTS)})")
+    p.add_argument("--skip", type=_parts, default=[], help="parts not to run, e.g. --skip boot,providers")
+    p.add_argument("--engines", action="store_true", help="also run the engine variants (adds the 'engines' part)")
+    p.add_argument("--ns", type=_ints, default=[1, 10, 30, 60],
+                   help="stack sizes for the stack part (default %(default)s)")
+    p.add_argument("--floor-rounds", type=int, default=3, help="raw floor rounds per N, median (default %(default)s)")
+    p.add_argument("--profile-n", type=int, default=60, help="stack size to profile (default %(default)s)")
+    p.add_argument("--engine-bin", help="the other engine's `pulumi` (default: the 3.274.1 toolchain in the cache)")
+    p.add_argument("--engine-ns", type=_ints, help="stack sizes for the engine variants (default: --ns)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where results go (default bench/results)")
+    p.add_argument("--replot", action="store_true",
+                   help="measure nothing: redraw latest.png and rewrite profile.md from the JSON files in --results")
+    g = p.add_argument_group("providers part (provider-level comparison)")
+    g.add_argument("--count", type=int, default=10, help="desktops per phase (default %(default)s)")
+    g.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (default %(default)s)")
+    g.add_argument("--workers", type=int, default=8, help="parallel workers, like Pulumi's (default %(default)s)")
+    p.add_argument("--slow-reaping", action="store_true",
+                   help="leave qemu's zombies to PID 1, as `make up` does here (see bench/reaper.py)")
+    args = p.parse_args(argv)
+    args.parts = [x for x in PARTS if (x in args.parts or (x == "engines" and args.engines)) and x not in args.skip]
+    if args.count < 1 or args.repeat < 1 or args.workers < 1 or args.floor_rounds < 1:
+        p.error("--count, --repeat, --workers and --floor-rounds must be at least 1")
+    return args
 
 
-def _mib(kib: float) -> str:
-    return f"{kib / 1024:.1f} MiB"
+def _write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def _kib(kib: float) -> str:
-    return f"{kib:.0f} KiB"
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "n/a"
-
-
-def print_report(args, raw: DriverResult, vd: DriverResult, xml: xmlcost.XmlCost) -> None:
-    print(f"{args.count} desktops, {args.workers} workers in parallel, median of {args.repeat} rounds")
-    print(f"{'operation':<17}| {'baseline s':>10} | {'vdesk s':>8} | {'ratio':>5}")
-    print(f"{'-' * 17}+{'-' * 12}+{'-' * 10}+{'-' * 6}")
-    for op in OPERATIONS:
-        b, v = raw.median(op), vd.median(op)
-        print(f"{op:<17}| {b:>10.2f} | {v:>8.2f} | {_ratio(v, b):>5}")
-    grace = args.count * drivers.SHUTDOWN_TIMEOUT_S
-    rest = vd.median("destroy-serial") - grace
-    print(f"ratio = vdesk / baseline.  vdesk's delete asks the guest to power off and waits "
-          f"shutdown_timeout_s={drivers.SHUTDOWN_TIMEOUT_S} (its minimum)\n"
-          f"before forcing it; this OS-less guest never answers, so destroy-serial holds ~{grace} s of grace;\n"
-          f"without it ~{rest:.2f} s, ratio ~{_ratio(rest, raw.median('destroy-serial'))}")
-    for label, result in (("baseline", raw), ("vdesk", vd)):
-        counts = ", ".join(f"{op} {len(result.failures[op])}" for op in OPERATIONS)
-        print(f"failures, {label}: {counts}")
-        for message in sorted(set(m for op in OPERATIONS for m in result.failures[op]))[:10]:
-            print(f"  {message}")
-    b_peak, v_peak = statistics.median(raw.peak_rss_kib), statistics.median(vd.peak_rss_kib)
-    b_grow, v_grow = statistics.median(raw.growth_kib), statistics.median(vd.growth_kib)
-    print(f"memory, peak RSS during run: baseline {_mib(b_peak)}, vdesk {_mib(v_peak)}, "
-          f"ratio {_ratio(v_peak, b_peak)} (above the RSS at start: {_kib(b_grow)} vs {_kib(v_grow)})")
-    print(f"memory, Python heap peak (tracemalloc, one parallel round): baseline {_kib(raw.py_heap_peak / 1024)}, "
-          f"vdesk {_kib(vd.py_heap_peak / 1024)}, ratio {_ratio(vd.py_heap_peak, raw.py_heap_peak)}")
-    print(f"xml, per desktop domain: lxml parse+serialise {xml.lxml_us:.0f} us, "
-          f"xmlmodel build+to_xml+from_xml {xml.model_us:.0f} us, ratio {xml.ratio:.1f}")
-
-
-def run(args) -> int:
-    with testbed(reap=not args.slow_reaping) as bed:
-        problems = drivers.same_guest(bed)
-        if problems:
-            print(f"bench: raw XML and vdesk's model differ ({problems}); comparison would be unfair",
-                  file=sys.stderr)
-            return 2
-        _progress("host ready")
-        print(context_line(bed, not args.slow_reaping), flush=True)
-        pair = [(drivers.RawDriver(bed), DriverResult()), (drivers.VdeskDriver(bed), DriverResult())]
-        for rnd in range(args.repeat):
-            for driver, result in (pair if rnd % 2 == 0 else pair[::-1]):
-                provisioning.run_round(bed, driver, result, args.count, args.workers, f"r{rnd}")
-                last = " ".join(f"{op} {result.seconds[op][-1]:.2f}s" for op in OPERATIONS)
-                _progress(f"round {rnd + 1}/{args.repeat} {driver.key}: {last}, "
-                          f"failures so far {result.failure_count()}")
-        for driver, result in pair:
-            provisioning.measure_python_heap(bed, driver, result, args.count, args.workers)
-        _progress("python heap measured")
-        xml = xmlcost.measure(bed)
-        _progress("xml cost measured; stopping the host")
-        raw, vd = pair[0][1], pair[1][1]
-        print_report(args, raw, vd, xml)
-    _progress("host stopped and purged")
-    failed = raw.failure_count() + vd.failure_count()
-    if failed:
-        print(f"bench: {failed} operation(s) failed", file=sys.stderr)
-        return 1
+def replot(results: Path) -> int:
+    latest = results / "latest.json"
+    if latest.exists():
+        entries = json.loads(latest.read_text())
+        report.plot(entries, results / "latest.png")
+        print(report.table(entries))
+    (results / "profile.md").write_text(report.profile_md(results))
+    progress(f"redrew {results / 'latest.png'} and {results / 'profile.md'}")
     return 0
 
 
+def run(args) -> int:
+    if args.replot:
+        return replot(args.results)
+    results: Path = args.results
+    logs = results / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    entries = None
+
+    def part(name, fn):
+        """Run one part; a part that breaks is reported and the others still run."""
+        nonlocal failed
+        try:
+            failed += fn()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, the run goes on
+            if isinstance(exc, SystemExit) and exc.code == 143:
+                raise
+            failed += 1
+            progress(f"part {name} failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-2000:]}")
+
+    def stack_part(b):
+        nonlocal entries
+        entries = [wholestack.run_n(b, n, floor_rounds=args.floor_rounds, keep_logs=logs) for n in args.ns]
+        wholestack.add_noop_ratios(entries)
+        _write(results / "latest.json", entries)
+        report.plot(entries, results / "latest.png")
+        print(report.table(entries), flush=True)
+        return sum(len(e["failures"]) for e in entries)
+
+    def profile_part(b):
+        from . import profiling
+        prof = profiling.measure(b, args.profile_n, logs / "profile", logs)
+        _write(results / "profile.json", prof)
+        for label, entry in prof["ops"].items():
+            steps = ", ".join(f"{k} {v}" for k, v in entry["front_door"][:5])
+            print(f"profile N={args.profile_n} {label}: {entry['seconds']} s; front door: {steps}", flush=True)
+        return sum(e["rc"] != 0 for e in prof["ops"].values())
+
+    def boot_part(b):
+        from . import boot
+        result = boot.measure(b, logs)
+        _write(results / "boot.json", result)
+        print(f"\none running desktop (TCG): up {result['up_s']} s until the gate passed; "
+              f"provision {result.get('provision_s')} s, guest boot {result.get('guest_boot_s')} s "
+              f"(guest uptime at cloud-init's end {result.get('guest_uptime_at_cloud_init_finished_s')} s), "
+              f"gate {result.get('gate_s')} s after cloud-init finished; destroy {result['destroy_s']} s",
+              flush=True)
+        return (result["up_rc"] != 0) + (result["destroy_rc"] != 0)
+
+    def providers_part():
+        from . import provider_level
+        progress("provider-level comparison")
+        return int(provider_level.run(args) != 0)
+
+    if "stack" in args.parts:
+        with wholestack.bed(reap=not args.slow_reaping) as b:
+            progress(f"host ready ({b.root}); logs in {logs}")
+            part("stack", lambda: stack_part(b))
+    if "engines" in args.parts:
+        part("engines", lambda: run_engines(args, entries, results, logs))
+    if {"profile", "boot"} & set(args.parts):
+        with wholestack.bed(reap=not args.slow_reaping) as b:
+            progress(f"host ready ({b.root})")
+            if "profile" in args.parts:
+                part("profile", lambda: profile_part(b))
+            if "boot" in args.parts:
+                part("boot", lambda: boot_part(b))
+    if {"stack", "boot", "profile", "engines"} & set(args.parts):
+        (results / "profile.md").write_text(report.profile_md(results))
+        progress(f"wrote {results / 'profile.md'}")
+    if "providers" in args.parts:
+        part("providers", providers_part)
+    return 1 if failed else 0
+
+
+def run_engines(args, entries, results: Path, logs: Path) -> int:
+    engine = find_engine(args.engine_bin)
+    if engine is None or not engine.exists():
+        progress("engines: no 3.274.1 toolchain in the cache (and no --engine-bin): skipped")
+        return 0
+    ns = args.engine_ns or args.ns
+    variants = []
+    pinned = entries if entries and [e["n"] for e in entries] == ns else None
+    if pinned is None:
+        progress(f"engines: the pinned engine, N={ns}")
+        pinned = wholestack.workload(ns, floor_rounds=args.floor_rounds, reap=not args.slow_reaping, logs=logs)
+    variants.append({"label": "pinned engine", "engine": pinned[0]["engine"], "entries": pinned})
+    skip = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+    with wholestack.shadow_cache(engine) as other:
+        # 3.68 reads PULUMI_SKIP_CHECKPOINTS only with PULUMI_EXPERIMENTAL set (env.Needs(Experimental)):
+        # without it the variable is silently ignored, so the pinned engine is measured with both.
+        for label, cache, env, tag in (
+                ("3.274.1", other, {}, "e"),
+                ("3.274.1 + PULUMI_SKIP_CHECKPOINTS=true", other, skip, "s"),
+                ("pinned + PULUMI_SKIP_CHECKPOINTS=true + PULUMI_EXPERIMENTAL=true", None,
+                 {**skip, "PULUMI_EXPERIMENTAL": "true"}, "x")):
+            progress(f"engines: {label} ({engine if cache else 'the pinned engine'}), N={ns}")
+            got = wholestack.workload(ns, floor_rounds=args.floor_rounds, cache=cache, env=env, tag=tag,
+                                      reap=not args.slow_reaping, logs=logs)
+            variants.append({"label": label, "engine": got[0]["engine"], "entries": got})
+            print(f"\n[{label}]\n" + report.table(got), flush=True)
+    _write(results / "engines.json", variants)
+    return sum(len(e["failures"]) for v in variants for e in v["entries"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--count", type=int, default=10, help="desktops per phase (default %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported (default %(default)s)")
-    parser.add_argument("--workers", type=int, default=8, help="parallel workers, like Pulumi's (default %(default)s)")
-    parser.add_argument("--slow-reaping", action="store_true",
-                        help="leave qemu's zombies to PID 1, as `make up` does here (see bench/reaper.py)")
-    args = parser.parse_args(argv)
-    if args.count < 1 or args.repeat < 1 or args.workers < 1:
-        parser.error("--count, --repeat and --workers must be at least 1")
+    args = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="bench: %(message)s", stream=sys.stderr)
-    # A SIGTERM (make interrupted, CI timeout) must still run the host's stop + purge.
+    # A SIGTERM (make interrupted, CI timeout) must still run the hosts' stop + purge.
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
     try:
         return run(args)

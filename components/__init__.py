@@ -23,7 +23,7 @@ _EXPORTS = {
     "Volume": "components.resources.volume", "VolumeArgs": "components.resources.volume",
     "Image": "components.images.image", "ImageArgs": "components.images.image",
     "Desktop": "components.desktop", "DesktopArgs": "components.desktop",
-    "DesktopUser": "components.desktop", "Timeouts": "components.desktop",
+    "DesktopUser": "components.desktop", "Timeouts": "components.desktop", "Share": "components.desktop",
     "Container": "components.container", "ContainerArgs": "components.container",
     "InputError": "components.errors", "VdeskError": "components.errors",
 }

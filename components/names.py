@@ -46,3 +46,24 @@ def stable_mac(*parts: str) -> str:
     """A MAC address derived from stable names, so it survives every update."""
     digest = hashlib.sha256("/".join(parts).encode()).digest()
     return "52:54:00:%02x:%02x:%02x" % (digest[0], digest[1], digest[2])
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_SECONDS = {None: 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value) -> int:
+    """'12h' -> seconds; a bare int is seconds. Units: s, m, h, d."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration: write an integer with an optional unit s, m, h or d, "
+                             "e.g. 90m or 30d")
+        seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return seconds

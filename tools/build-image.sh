@@ -1,25 +1,35 @@
 #!/usr/bin/env bash
-# Build (or find) the vdesk golden guest image: Debian 12 (bookworm) amd64,
+# Build (or find) a vdesk guest image from a recipe: Debian 12 (bookworm) amd64,
 # made from Debian packages with debootstrap.
 #
-#   tools/build-image.sh               build if missing; the image directory is
-#                                      the LAST line of stdout (progress: stderr)
-#   tools/build-image.sh --print-path  print the image directory, never build
+#   tools/build-image.sh [--recipe FILE]               build if missing; the image
+#                            directory is the LAST line of stdout (progress: stderr)
+#   tools/build-image.sh [--recipe FILE] --print-path  print the image directory, never build
+#   tools/build-image.sh [--recipe FILE] --print-hash  print the recipe hash
 #
-# The image directory is $VDESK_CACHE/images/debian12-<recipe hash>/ with
+# A recipe is a JSON object (FILE "-": stdin), e.g.
+#   {"base": "debian12", "desktop": "xfce", "packages": ["git"],
+#    "locale": "de_DE.UTF-8", "keyboard": "de", "timezone": "Europe/Berlin"}
+# Missing fields take their defaults; no recipe at all is the console image
+# (desktop "none"), i.e. the golden debian12 image. tools/image/recipe.py
+# reads recipes (fields, defaults, package lists, hash).
+#
+# The image directory is $VDESK_CACHE/images/<name>-<recipe hash>/ (name:
+# debian12, or debian12-<desktop>) with
 #   disk.qcow2     unpartitioned ext4 root filesystem (root=/dev/vda),
 #                  4 GiB virtual, grown by cloud-init (resize_rootfs) on boot
 #                  when the virtual disk is made bigger
 #   vmlinuz        kernel for direct kernel boot
 #   initrd.img     its initramfs (virtio_pci, virtio_blk, ext4)
-#   manifest.json  name, recipe_hash, built_at, build_seconds,
+#   manifest.json  name, recipe_hash, recipe, desktop, built_at, build_seconds,
 #                  disk_virtual_bytes, disk_file_bytes, kernel_version,
 #                  kernel_cmdline (what the hypervisor must pass),
 #                  cloud_init_version, packages ["name=version", ...], ...
 #
 # Recipe hash: the first 12 hex digits of sha256 over the `sha256sum` lines of
-# tools/build-image.sh and of every file under tools/image/, sorted by path
-# relative to tools/ (so a changed name or content means a new image).
+# tools/build-image.sh and of every file under tools/image/ (other desktop
+# environments' folders aside), sorted by path relative to tools/, and the
+# canonical recipe (so a changed name, content or recipe means a new image).
 #
 # Environment:
 #   VDESK_CACHE                   cache root (default ${XDG_CACHE_HOME:-~/.cache}/vdesk)
@@ -34,8 +44,6 @@
 # when complete. Downloaded .debs are kept in $VDESK_CACHE/apt-archives.
 set -euo pipefail
 
-NAME=debian12
-SUITE=bookworm
 ARCH=amd64
 DISK_BYTES=$((4 * 1024 * 1024 * 1024))
 KERNEL_CMDLINE="root=/dev/vda rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8"
@@ -58,12 +66,17 @@ START=${VDESK_BUILD_START:-$(date +%s)}
 log() { printf '[build-image %4ds] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-recipe_hash() (
-    cd "$TOOLS_DIR"
-    { echo build-image.sh; find image -type f -print; } | LC_ALL=C sort |
-        while IFS= read -r f; do sha256sum -- "$f"; done |
-        sha256sum | cut -c1-12
-)
+# The recipe, read by tools/image/recipe.py into R_JSON, R_HASH, R_NAME,
+# R_SUITE, R_DESKTOP, R_PACKAGES, R_LOCALE, R_XKB_LAYOUT, R_XKB_VARIANT, R_TIMEZONE.
+load_recipe() {
+    local file=$1 vars
+    vars=$(python3 "$RECIPE_DIR/recipe.py" shell ${file:+"$file"}) || die "cannot read the recipe ${file:-(default)}"
+    eval "$vars"
+    NAME=$R_NAME
+    SUITE=$R_SUITE
+    HASH=$R_HASH
+    DESKTOP_DIR=$RECIPE_DIR/desktops/$R_DESKTOP
+}
 
 # A directory is a finished image when all artefacts are there and the
 # manifest (written last, before the atomic rename) names this recipe.
@@ -74,7 +87,7 @@ image_ok() {
         grep -q "\"recipe_hash\": \"$HASH\"" "$d/manifest.json"
 }
 
-usage() { sed -n '2,8p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------
 # inner build: runs in private mount and PID namespaces (see outer_build), so
@@ -137,17 +150,21 @@ EOF
     chmod 0755 "$R/usr/sbin/policy-rc.d"
     # Recipe files, installed before the packages so that dpkg path filters,
     # initramfs and cloud-init settings are in force when they install.
-    local f rel mode
-    while IFS= read -r f; do
-        rel=${f#"$RECIPE_DIR/overlay/"}
-        mode=0644
-        [ -x "$f" ] && mode=0755
-        install -D -o root -g root -m "$mode" "$f" "$R/$rel"
-    done < <(find "$RECIPE_DIR/overlay" -type f | LC_ALL=C sort)
+    # The desktop environment's overlay comes second: its files win.
+    local f rel mode overlay
+    for overlay in "$RECIPE_DIR/overlay" "$DESKTOP_DIR/overlay"; do
+        [ -d "$overlay" ] || continue
+        while IFS= read -r f; do
+            rel=${f#"$overlay/"}
+            mode=0644
+            [ -x "$f" ] && mode=0755
+            install -D -o root -g root -m "$mode" "$f" "$R/$rel"
+        done < <(find "$overlay" -type f | LC_ALL=C sort)
+    done
     in_chroot debconf-set-selections <"$RECIPE_DIR/debconf.txt"
+    [ ! -f "$DESKTOP_DIR/debconf.txt" ] || in_chroot debconf-set-selections <"$DESKTOP_DIR/debconf.txt"
 
-    local packages
-    packages=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$RECIPE_DIR/packages.txt" | tr -s ' \n' '  ')
+    local packages=$R_PACKAGES
     log "apt-get update + dist-upgrade"
     run "running apt-get update" in_chroot apt-get "${APT_OPTS[@]}" update
     run "running apt-get dist-upgrade" in_chroot apt-get "${APT_OPTS[@]}" dist-upgrade
@@ -155,10 +172,17 @@ EOF
     # shellcheck disable=SC2086
     run "installing packages" in_chroot apt-get "${APT_OPTS[@]}" install $packages
 
-    log "customizing (tools/image/customize.sh)"
-    install -m 0755 "$RECIPE_DIR/customize.sh" "$R/tmp/vdesk-customize.sh"
-    run "running customize.sh" in_chroot /bin/sh -x /tmp/vdesk-customize.sh
-    rm -f "$R/tmp/vdesk-customize.sh"
+    log "customizing (tools/image/customize.sh: locale $R_LOCALE, keyboard $R_XKB_LAYOUT${R_XKB_VARIANT:+($R_XKB_VARIANT)}, time zone $R_TIMEZONE)"
+    local script
+    for script in "$RECIPE_DIR/customize.sh" "$DESKTOP_DIR/customize.sh"; do
+        [ -f "$script" ] || continue
+        [ "$script" = "$RECIPE_DIR/customize.sh" ] || log "customizing (${script#"$TOOLS_DIR/"})"
+        install -m 0755 "$script" "$R/tmp/vdesk-customize.sh"
+        run "running ${script#"$TOOLS_DIR/"}" in_chroot env VDESK_LOCALE="$R_LOCALE" \
+            VDESK_XKB_LAYOUT="$R_XKB_LAYOUT" VDESK_XKB_VARIANT="$R_XKB_VARIANT" VDESK_TIMEZONE="$R_TIMEZONE" \
+            /bin/sh -x /tmp/vdesk-customize.sh
+        rm -f "$R/tmp/vdesk-customize.sh"
+    done
 
     # --- collect facts and the boot files -------------------------------------
     local kver
@@ -204,7 +228,7 @@ EOF
     [ -f "$R/etc/machine-id" ] && [ ! -s "$R/etc/machine-id" ] || die "/etc/machine-id not empty"
     [ ! -e "$R/var/lib/dbus/machine-id" ] || die "/var/lib/dbus/machine-id left"
     [ -z "$(ls -A "$R/var/lib/cloud" 2>/dev/null)" ] || die "/var/lib/cloud not clean"
-    grep -qx 'LANG=en_US.UTF-8' "$R/etc/default/locale" || die "default locale not set"
+    grep -qx "LANG=$R_LOCALE" "$R/etc/default/locale" || die "default locale not set"
     if awk -v r="$R" '$2 == r || index($2, r "/") == 1' /proc/self/mounts | grep -q .; then
         die "something is still mounted under $R"
     fi
@@ -233,6 +257,8 @@ EOF
         printf '{\n'
         printf '  "name": "%s",\n' "$NAME"
         printf '  "recipe_hash": "%s",\n' "$HASH"
+        printf '  "recipe": %s,\n' "$R_JSON"
+        printf '  "desktop": "%s",\n' "$R_DESKTOP"
         printf '  "built_at": "%s",\n' "$(date -u -d "@$now" +%Y-%m-%dT%H:%M:%SZ)"
         printf '  "build_seconds": %d,\n' "$((now - START))"
         printf '  "suite": "%s",\n' "$SUITE"
@@ -265,6 +291,7 @@ ensure_host_tools() {
     command -v qemu-img >/dev/null || missing+=(qemu-utils)
     { command -v mkfs.ext4 && command -v e2fsck; } >/dev/null || missing+=(e2fsprogs)
     command -v unshare >/dev/null || missing+=(util-linux)
+    command -v python3 >/dev/null || missing+=(python3)
     [ ${#missing[@]} = 0 ] && return 0
     log "installing host tools: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
@@ -294,7 +321,7 @@ outer_build() {
     fi
     ensure_host_tools
 
-    log "building $NAME image, recipe $HASH, into $OUT"
+    log "building $NAME image, recipe $HASH ($R_JSON), into $OUT"
     TMP=$(mktemp -d "$IMAGES/.tmp-$NAME-$HASH.XXXXXX")
     CHILD=
     trap outer_cleanup EXIT
@@ -304,9 +331,10 @@ outer_build() {
     # with it, and when it is stopped (unshare killed => --kill-child) every
     # process it started dies too, even ones that made their own session
     # (dpkg under apt's pty). setsid gives it a process group of its own.
-    VDESK_BUILD_START=$START VDESK_BUILD_HASH=$HASH \
+    printf '%s\n' "$R_JSON" >"$TMP/recipe.json"
+    VDESK_BUILD_START=$START \
         setsid unshare --mount --propagation private --pid --fork --kill-child \
-        --mount-proc -- bash "$SELF" --inner-build "$TMP" &
+        --mount-proc -- bash "$SELF" --recipe "$TMP/recipe.json" --inner-build "$TMP" &
     CHILD=$!
     wait "$CHILD"
     CHILD=
@@ -337,14 +365,30 @@ outer_cleanup() {
         tail -n 40 "$TMP/build.log" >&2
     fi
     rm -rf --one-file-system -- "$TMP"
+    [ -z "${RECIPE_TMP:-}" ] || rm -f "$RECIPE_TMP"
 }
 
-HASH=${VDESK_BUILD_HASH:-$(recipe_hash)}
+RECIPE_FILE=
+if [ "${1:-}" = --recipe ]; then
+    [ $# -ge 2 ] || { usage >&2; exit 2; }
+    RECIPE_FILE=$2
+    shift 2
+    if [ "$RECIPE_FILE" = - ]; then # read once: the inner build reads it again from a file
+        RECIPE_FILE=$(mktemp)
+        RECIPE_TMP=$RECIPE_FILE
+        trap 'rm -f "$RECIPE_TMP"' EXIT
+        cat >"$RECIPE_FILE"
+    fi
+fi
+load_recipe "$RECIPE_FILE"
 OUT=$IMAGES/$NAME-$HASH
 
 case "${1:-}" in
 --print-path)
     echo "$OUT"
+    ;;
+--print-hash)
+    echo "$HASH"
     ;;
 --inner-build)
     inner_build "$2"

@@ -16,7 +16,8 @@ say() { echo "[setup +$(( $(date +%s) - start ))s] $*" >&2; }
 # -- 1. Debian packages ---------------------------------------------------------
 packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients
           libvirt-dev pkg-config dnsmasq-base debootstrap e2fsprogs iproute2 util-linux
-          openssh-client python3-venv gcc ovmf lvm2)
+          openssh-client python3-venv gcc ovmf lvm2
+          novnc chromium chromium-driver)   # the browser console's web client; browser tests
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,8 @@
 
 The desktop's login key and pinned host key live in Pulumi state (encrypted);
 this writes them where the printed SSH command expects them (mode 0600), so a
-person can connect without ever trusting a host key on first use.
+person can connect without ever trusting a host key on first use. It also
+writes each desktop's remote-viewer file (0600), which holds its display password.
 """
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import os
 import subprocess
 import sys
 
-from ..desktop.component import key_file
+from ..console.viewer import viewer_file, write_private
+from ..desktop.component import key_file, state_dir
+
+
+def viewer_path(stack: str, desktop: str):
+    """Where `make access` writes a desktop's remote-viewer file (0600: it holds the display password)."""
+    return state_dir() / "viewers" / stack / f"{desktop}.vv"
 
 
 def stack_outputs(stack: str) -> dict:
@@ -29,6 +36,16 @@ def write_access_files(stack: str, desktops: dict) -> None:
             f.write(d["login_private_key"])
         if d.get("ip"):
             keyfile.with_suffix(".known_hosts").write_text(f"{d['ip']} {d['host_key']}\n")
+        text = viewer_file(f"{name} ({d['name']})", display_uri=d.get("display_uri"), spice_uri=d.get("spice_uri"),
+                           password=d.get("display_password"))
+        if text:
+            write_private(viewer_path(stack, name), text)
+
+
+def _nsenter(outputs: dict, desktop: dict) -> str:
+    """An address on the embedded host is inside its network namespace."""
+    netns = ((outputs.get("hosts") or {}).get(desktop.get("host")) or {}).get("netns")
+    return f"nsenter --net={netns} " if netns else ""
 
 
 def main(argv: list[str]) -> int:
@@ -42,6 +59,11 @@ def main(argv: list[str]) -> int:
         print(f"desktop {name} ({d['name']}): {d.get('state')}, ip {d.get('ip')}")
         print(f"  ssh:     {d.get('ssh_command')}")
         print(f"  display: {d.get('display_uri')}")
+        if viewer_path(stack, name).exists():
+            via = "" if (d.get("display_uri") or "").startswith("vnc+unix") else _nsenter(outputs, d)
+            print(f"  viewer:  {via}remote-viewer {viewer_path(stack, name)}")
+        if d.get("console"):
+            print(f"  browser: make console STACK={stack} USER={name}   (prints a link that expires)")
     return 0
 
 

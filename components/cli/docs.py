@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..images.build import ImageBuildProvider
 from ..resources.container import ContainerProvider
+from ..resources.display import DisplayPasswordProvider
 from ..resources.domain import DomainProvider
 from ..resources.keys import KeyPairProvider
 from ..resources.network import NetworkProvider
@@ -20,8 +22,10 @@ from ..resources.volume import VolumeProvider
 PROVIDERS = {
     "StoragePool": PoolProvider, "Volume": VolumeProvider, "CloudInitSeed": SeedProvider,
     "Network": NetworkProvider, "Domain (a Desktop's VM)": DomainProvider, "SshKeyPair": KeyPairProvider,
+    "DisplayPassword (a Desktop's display password)": DisplayPasswordProvider,
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
     "Container (libvirt LXC)": ContainerProvider,
+    "ImageBuild (a recipe Image's build)": ImageBuildProvider,
 }
 DOC = Path(__file__).resolve().parents[2] / "docs" / "properties.md"
 

@@ -1,6 +1,7 @@
 """What a `pulumi preview` would change, per desktop, image, network and pool: the plan a reviewer reads.
 
-    python -m components.cli.plan STACK        (exit 1 when the stack is invalid or the preview fails)
+    python -m components.cli.plan STACK            (exit 1 when the stack is invalid or the preview fails)
+    python -m components.cli.plan --destroy STACK  (what `destroy` removes and what it keeps)
 
 A change request that adds one user must show one desktop created and nothing
 else; this prints exactly that, from the engine's own JSON plan.
@@ -89,7 +90,28 @@ def errors(plan: dict) -> list[str]:
             if d.get("severity") in wanted and d.get("message", "").strip()]
 
 
+def destroy_summary(stack: str, deployment: dict) -> str:
+    """What a destroy of the stack removes and keeps, from its state: homes kept on removal stay, and so does
+    the pool that holds them."""
+    resources = deployment.get("resources") or []
+    desktops = sorted(_name(r["urn"]) for r in resources if r.get("type") == "vdesk:index:Desktop")
+    kept = sorted((r.get("outputs") or {}).get("name", _name(r["urn"])) for r in resources
+                  if r.get("retainOnDelete") and _type(r["urn"]) == "pulumi-python:dynamic:Resource")
+    lines = [f"destroy of stack {stack} removes: {len(desktops)} desktop(s)"
+             f"{' (' + ', '.join(desktops) + ')' if desktops else ''} with their VMs, system disks, seeds and "
+             "networks, images and pools not needed by what is kept"]
+    if kept:
+        lines.append(f"  and keeps on the hosts (declared so): {', '.join(kept)}, and the pools that hold them; "
+                     "an `up` later finds them again")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--destroy"] and len(argv) == 2:
+        exported = json.loads(subprocess.run(["pulumi", "stack", "export", "--stack", argv[1]], check=True,
+                                             capture_output=True, text=True).stdout or "{}")
+        print(destroy_summary(argv[1], exported.get("deployment") or {}))
+        return 0
     if len(argv) != 1:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
-"""Recovery after an interrupted run: clear the operations Pulumi left pending, then refresh.
+"""Recovery after an interrupted run: drop its stale lock, clear the operations it left pending, refresh.
 
 A `pulumi up` that is killed (SIGKILL, power loss, a runner that times out)
 leaves the operations it had in flight recorded as pending in the stack's
-checkpoint. The next run must not need a person to read Pulumi's docs: this
+checkpoint, and (file backends) its lock file, which refuses every later run. The next run must not need a person to read Pulumi's docs: this
 clears them (the creation journal decides at the next create whether a
 leftover object is taken over or made again), then refreshes, so the state
 says what the hosts really hold. Run by tools/vdesk before up, refresh and
@@ -13,14 +13,26 @@ destroy; does nothing when the last run ended cleanly.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+import yaml
+
+
+class RecoveryError(Exception):
+    """A step of the recovery failed; the message carries what Pulumi said."""
 
 
 def _pulumi(*args: str, stdin: str | None = None) -> str:
-    return subprocess.run(["pulumi", *args, "--non-interactive"], check=True, capture_output=True, text=True,
-                          input=stdin).stdout
+    done = subprocess.run(["pulumi", *args, "--non-interactive"], capture_output=True, text=True, input=stdin)
+    if done.returncode:
+        raise RecoveryError(f"`pulumi {' '.join(args[:2])}` failed while recovering: "
+                            f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout
 
 
 def pending_operations(stack: str) -> tuple[dict, list[dict]]:
@@ -34,11 +46,62 @@ def describe(operation: dict) -> str:
     return f"{operation.get('type', '?')} {urn.rsplit('::', 1)[-1]}"
 
 
-def recover(stack: str) -> list[str]:
-    """Clear pending operations and refresh; returns what was pending (empty: nothing to do)."""
+def stale_locks(stack: str, project: str) -> list[dict]:
+    """Pulumi's locks on the stack left by runs of this machine that are dead (file backends only: a lock
+    another machine holds is never touched)."""
+    url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return []
+    folder = Path(url[len("file://"):]) / ".pulumi" / "locks" / "organization" / project / stack
+    stale = []
+    for lock in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            holder = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            continue
+        if holder.get("hostname") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+            stale.append(holder)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a killed run whose parent has not reaped it yet)."""
+    if pid <= 0:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _clean_checkpoint(stack: str, project: str) -> bool:
+    """True when a file backend's checkpoint shows nothing in flight: no need to start the engine to ask."""
+    url = os.environ.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return False
+    stacks = Path(url[len("file://"):]) / ".pulumi" / "stacks"
+    for file in (stacks / project / f"{stack}.json", stacks / f"{stack}.json"):
+        if file.exists():
+            try:
+                latest = (json.loads(file.read_text()).get("checkpoint") or {}).get("latest") or {}
+            except (OSError, ValueError):
+                return False
+            return not latest.get("pending_operations")
+    return not (stacks / project / f"{stack}.json.gz").exists() and not (stacks / f"{stack}.json.gz").exists()
+
+
+def recover(stack: str, project: str = "vdesk") -> list[str]:
+    """Drop stale locks, clear pending operations and refresh; returns what was found (empty: nothing)."""
+    found = []
+    if locks := stale_locks(stack, project):
+        _pulumi("cancel", "--yes", "--stack", stack)
+        found += [f"a lock of dead pid {h.get('pid')} from {h.get('timestamp', '?')}" for h in locks]
+    elif _clean_checkpoint(stack, project):
+        return []                      # the usual case, read from the backend's file in a few ms
     exported, pending = pending_operations(stack)
     if not pending:
-        return []
+        return found
     exported["deployment"]["pending_operations"] = []
     with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
         json.dump(exported, f)
@@ -46,17 +109,23 @@ def recover(stack: str) -> list[str]:
         _pulumi("stack", "import", "--stack", stack, "--file", f.name, "--force")
     subprocess.run(["pulumi", "refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack],
                    check=True, stdout=sys.stderr)
-    return [describe(op) for op in pending]
+    return found + [describe(op) for op in pending]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    cleared = recover(argv[0])
+    project = (yaml.safe_load(Path("Pulumi.yaml").read_text()) or {}).get("name", "vdesk") \
+        if Path("Pulumi.yaml").exists() else "vdesk"
+    try:
+        cleared = recover(argv[0], project)
+    except RecoveryError as exc:
+        print(f"vdesk: {exc}", file=sys.stderr)
+        return 1
     if cleared:
-        print(f"vdesk: stack {argv[0]} was interrupted with {len(cleared)} operation(s) in flight "
-              f"({'; '.join(cleared)}): cleared them and refreshed the state from the hosts", file=sys.stderr)
+        print(f"vdesk: stack {argv[0]} was interrupted: cleared {'; '.join(cleared)}, and refreshed the state "
+              "from the hosts", file=sys.stderr)
     return 0
 
 

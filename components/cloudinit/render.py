@@ -29,6 +29,18 @@ Template variable contract (the ``variables`` passed to ``render_seed``)::
         nameservers  optional: list of IP addresses, or a mapping
                      {addresses: [ip, ...], search: [domain, ...]}
     packages      list[str], optional: extra Debian packages (name or name=version)
+    home_device   str, optional: a block device (/dev/...) holding /home: formatted
+                  only when it has no filesystem yet, mounted at /home before the
+                  users are made
+    shares        list, optional: virtiofs shares; each a mapping:
+        tag          str, required: the virtiofs tag (lowercase letters, digits, "-")
+        mountpoint   str, required: an absolute path in the guest
+        readonly     bool, default true
+    graphical_session  mapping, optional: the image boots to a display manager
+        session      str, required: the X session to start ("xfce"; a file in
+                     /usr/share/xsessions of the image)
+        autologin    str or None: a user (one of ``users``) the display manager
+                     logs in at boot, without a password
     extra         mapping, optional: profile-specific values (keys are str);
                   desktop reads "timezone", office reads "paper_size"
 
@@ -80,7 +92,12 @@ PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
 
 REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra")
+SHARE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
+MOUNTPOINT_RE = re.compile(r"^/[A-Za-z0-9/_.-]{1,200}$")
+HOME_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
+OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device", "shares", "graphical_session")
+GRAPHICAL_SESSION_FIELDS = ("session", "autologin")
+SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
 HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
 INTERFACE_FIELDS = ("mac", "dhcp4", "addresses", "gateway4", "nameservers")
@@ -228,6 +245,9 @@ def normalize_variables(variables) -> dict:
         "interfaces": [],
         "packages": [],
         "extra": {},
+        "home_device": None,
+        "shares": [],
+        "graphical_session": None,
     }
     if "hostname" in variables:
         context["hostname"] = _hostname(get("hostname"), "hostname", errors)
@@ -253,10 +273,32 @@ def normalize_variables(variables) -> dict:
         ]
     if get("extra") is not None:
         context["extra"] = _extra(get("extra"), "extra", errors)
+    if get("shares") is not None:
+        context["shares"] = _each(get("shares"), "shares", _share, errors)
+    if get("home_device") is not None:
+        context["home_device"] = _match(get("home_device"), HOME_DEVICE_RE, "home_device",
+                                        "must be a block device path under /dev", errors)
+    if get("graphical_session") is not None:
+        context["graphical_session"] = _graphical_session(get("graphical_session"), "graphical_session",
+                                                          [u["name"] for u in context["users"]], errors)
     if errors:
         raise CloudInitError(errors)
     context["ssh_pwauth"] = any(user["password_hash"] for user in context["users"])
     return context
+
+
+def _graphical_session(value, path: str, users: list, errors: list) -> dict | None:
+    if not isinstance(value, dict):
+        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
+        return None
+    _unknown_keys(value, GRAPHICAL_SESSION_FIELDS, path, errors)
+    session = _match(value.get("session"), SESSION_RE, _join(path, "session"),
+                     "must name an X session such as 'xfce'", errors)
+    autologin = value.get("autologin")
+    if autologin is not None and autologin not in users:
+        errors.append((_join(path, "autologin"), f"{autologin!r} is not one of the users ({', '.join(map(str, users))})"))
+        autologin = None
+    return {"session": session, "autologin": autologin}
 
 
 def _unknown_keys(mapping: dict, known, path: str, errors: list) -> None:
@@ -292,6 +334,21 @@ def _match(value, pattern: re.Pattern, path: str, hint: str, errors: list) -> st
 def _hostname(value, path: str, errors: list) -> str | None:
     return _match(value, HOSTNAME_RE, path,
                   "must be one DNS label: letters, digits and inner '-', at most 63 characters", errors)
+
+
+def _share(value, path: str, errors: list) -> dict:
+    if not isinstance(value, dict):
+        errors.append((path, "must be a mapping {tag, mountpoint, readonly}"))
+        return {}
+    _unknown_keys(value, ("tag", "mountpoint", "readonly"), path, errors)
+    readonly = value.get("readonly", True)
+    if not isinstance(readonly, bool):
+        errors.append((f"{path}.readonly", "must be true or false"))
+    return {"tag": _match(value.get("tag"), SHARE_TAG_RE, f"{path}.tag", "must be lowercase letters, digits, '-'",
+                          errors),
+            "mountpoint": _match(value.get("mountpoint"), MOUNTPOINT_RE, f"{path}.mountpoint",
+                                 "must be an absolute path of letters, digits, '/', '_', '.', '-'", errors),
+            "readonly": readonly is not False}
 
 
 def _fqdn(value, hostname: str | None, path: str, errors: list) -> str | None:

@@ -12,8 +12,9 @@ import pulumi
 
 from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
-from ..desktop import Desktop, DesktopArgs, DesktopUser, Timeouts
-from ..desktop.seeding import check_seed, mdev_uuid, vm_mac
+from ..desktop import Desktop, DesktopArgs, DesktopUser, Share, Timeouts
+from ..desktop.component import HOME_DEVICE
+from ..desktop.seeding import check_seed, graphical_session, mdev_uuid, vm_mac
 from ..errors import InputError, VdeskError
 from ..host import capacity, hardware, placement
 from ..host.resolve import HostUnreachable, offline as offline_host
@@ -58,9 +59,13 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
     problems = []
     for d in config.desktops.values():
         try:
+            recipe = config.images[d.image].recipe if d.image in config.images else None
             check_seed(d.profile, d.users, hostname=d.name, extra_networks=len(d.extra_networks),
                        static=(d.address, d.gateway) if d.address else None,
-                       with_password=[u.name for u in d.users if u.password])
+                       with_password=[u.name for u in d.users if u.password],
+                       home_device=HOME_DEVICE if d.home_bytes else None,
+                       shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares],
+                       graphical=graphical_session(recipe.session if recipe else None, d.users, d.autologin))
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -200,7 +205,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     """Validate everything, then declare the stack's resources. `secret(key)` reads a secret config value."""
     config: StackConfig = validate(stack, raw, config_keys=config_keys)
     prefix = config.prefix
-    files = {name: image_files.resolve(img) for name, img in config.images.items()}
+    # Golden and own images are files here already; a recipe image is built by its Image resource during `up`.
+    files = {name: image_files.resolve(img) for name, img in config.images.items() if img.recipe is None}
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
     hosts = resolve_hosts(config, probe_kernel)
     facts = HostFacts(hosts)
@@ -220,8 +226,9 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     def after_the_others(host: str) -> pulumi.ResourceOptions | None:
         return pulumi.ResourceOptions(depends_on=[gates[host]]) if host in gates else None
 
-    images = {name: Image(f"image-{name}", ImageArgs(files=f, volume_prefix=f"{prefix}-{name}"))
-              for name, f in files.items()}
+    images = {name: Image(f"image-{name}", ImageArgs(files=files.get(name), recipe=img.recipe,
+                                                     volume_prefix=f"{prefix}-{name}"))
+              for name, img in config.images.items()}
     timeouts = Timeouts(**config.timeouts)
     pools, networks, desktops = {}, {}, {}
     adopted = {(d.image, d.pool, d.host) for d in config.desktops.values() if d.adopt}
@@ -248,7 +255,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
             desktops[d.name] = Desktop(d.name, _desktop_args(d, pools[(d.pool, d.host)],
                                                              networks[(d.network, d.host)],
                                                              [networks[(n, d.host)] for n in d.extra_networks],
-                                                             images[d.image], timeouts, prefix, secret))
+                                                             images[d.image], config.shares, timeouts, prefix,
+                                                             secret))
             done_first.append(desktops[d.name].done)
         if group and group[0] not in down:
             done_first += [*pools.values(), *networks.values()]
@@ -277,14 +285,19 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     }
 
 
-def _desktop_args(d, pool, network, extra_networks, image, timeouts, prefix, secret) -> DesktopArgs:
+def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:
     return DesktopArgs(
         image=image, pool=pool, network=network, extra_networks=extra_networks,
         users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
                for u in d.users],
         template=d.profile, memory=d.memory_mib, vcpus=d.vcpus, max_vcpus=d.max_vcpus,
         cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
-        machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone,
+        machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
+        home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
+        shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
+        autologin=d.autologin, resolution=d.resolution,
+        display_password_rotation=d.display_password_rotation,
+        display_password_valid_for=d.display_password_valid_for,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
         checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}", kernel_args=d.kernel_args,
         cpu_mode=d.cpu_mode, cpu_model=d.cpu_model, cpu_pinning=d.cpu_pinning,

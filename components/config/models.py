@@ -37,7 +37,7 @@ __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "D
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "DISK_CLONES", "EMBEDDED", "MIN_MEMORY", "NETWORK_MODES",
            "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
-           "ProfileConfig", "StackConfig", "UserConfig", "for_user", "parse"]
+           "ProfileConfig", "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
 
 # The keys each part of the file takes: declared once, by the models.
 SECTIONS = tuple(StackFile.model_fields)
@@ -57,6 +57,9 @@ class HostConfig:
     uri: str                   # "embedded" or a libvirt URI
     accelerator: str
     overcommit: tuple[tuple[str, float], ...] = ()   # (memory|cpu, ratio) beyond the defaults
+    display_listen: str | None = None  # socket | loopback | an address (None: the host kind's default)
+    spice: bool | None = None          # None: where the host's qemu has it
+    console: Any = None                # a components.console.settings.ConsoleSettings (embedded host)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +115,7 @@ class ImageConfig:
     golden: str | None         # name of an image vdesk builds (tools/build-image.sh)
     path: str | None           # a user's own image file with its own bootloader
     boot: str                  # kernel (golden) | bios | uefi
+    recipe: Any = None         # a components.images.recipe.Recipe vdesk builds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +147,14 @@ class ProfileConfig:
     autostart: bool = False            # its desktops start when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
     kernel_args: str | None = None     # appended to a golden image's kernel command line
+    disk_backup_days: int = 7          # a replaced system disk is kept this long
+    home_bytes: int | None = None      # a home volume of this size, mounted at /home
+    home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
+    shares: tuple[str, ...] = ()       # names of shares mounted in it
+    autologin: bool = False            # the first user is logged in to the graphical session at boot
+    display_password_rotation: str = ""        # a new value: a new display password, applied live
+    display_password_valid_for: int | None = None   # seconds a display password works
+    resolution: str | None = None      # WIDTHxHEIGHT of the display
     hosts: tuple[str, ...] = ()        # where its desktops may be placed ((host,) when pinned to one)
     cpu_mode: str | None = None        # host-passthrough | host-model | custom
     cpu_model: str | None = None       # a named CPU model (custom)
@@ -175,6 +187,14 @@ class DesktopConfig:
     autostart: bool = False           # started when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
     kernel_args: str | None = None    # appended to a golden image's kernel command line
+    disk_backup_days: int = 7         # a replaced system disk is kept this long
+    home_bytes: int | None = None     # a home volume of this size, mounted at /home
+    home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
+    shares: tuple[str, ...] = ()       # names of shares mounted in it
+    autologin: bool = False            # the first user is logged in to the graphical session at boot
+    display_password_rotation: str = ""        # a new value: a new display password, applied live
+    display_password_valid_for: int | None = None   # seconds a display password works
+    resolution: str | None = None      # WIDTHxHEIGHT of the display
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
     hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
     cpu_mode: str | None = None       # host-passthrough | host-model | custom
@@ -205,6 +225,14 @@ class ContainerConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ShareConfig:
+    name: str
+    host: str
+    path: str
+    writable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class StackConfig:
     prefix: str
     hosts: dict[str, HostConfig]
@@ -215,6 +243,7 @@ class StackConfig:
     timeouts: dict[str, int]
     profiles: dict[str, ProfileConfig] = dataclasses.field(default_factory=dict)
     containers: dict[str, ContainerConfig] = dataclasses.field(default_factory=dict)
+    shares: dict[str, ShareConfig] = dataclasses.field(default_factory=dict)
 
 
 

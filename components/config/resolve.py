@@ -15,11 +15,15 @@ from typing import Any, Mapping
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
+from ..console.settings import ConsoleSettings
+from ..desktop.args import session_problems
 from ..host.policy import disk_image_problem
+from ..images.packages import template_package_problems
+from ..images.recipe import CONSOLE, Recipe, recipe_problems
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
-                     PoolConfig, ProfileConfig, StackConfig, UserConfig, for_user)
+                     PoolConfig, ProfileConfig, ShareConfig, StackConfig, UserConfig, for_user)
 from .partial import is_broken
 from .problems import Loc, loc_of, path, unknown
 from ..host.hardware import Gpu
@@ -50,6 +54,7 @@ class _Resolver:
         self.pools: dict[str, PoolConfig] = {}
         self.networks: dict[str, NetworkConfig] = {}
         self.images: dict[str, ImageConfig] = {}
+        self.shares: dict[str, ShareConfig] = {}
         self.declared: dict[str, set[str]] = {}  # names per section, broken entries too (their problem is reported)
         self.policy = host_policy.load()          # what this machine's administrator lets a stack touch
 
@@ -74,7 +79,7 @@ class _Resolver:
     def stack(self, stack: str, written_keys: set[str]) -> tuple[StackConfig, list[tuple[Loc, str]]]:
         f = self.file
         self.declared = {section: set(getattr(f, section) or ()) for section in ("hosts", "pools", "networks",
-                                                                                   "images", "profiles")}
+                                                                                   "images", "profiles", "shares")}
         prefix = f.prefix or stack
         if f.prefix is None and not is_broken(self.broken, ("prefix",)) and name_problem(stack):
             self.add(("prefix",), f"{stack!r} is not a valid name prefix: set vdesk:prefix")
@@ -83,6 +88,7 @@ class _Resolver:
         self.networks = {name: self.network(("networks", name), name, e) for name, e in _entries(f.networks)}
         self.overlaps()
         self.images = {name: self.image(("images", name), name, e) for name, e in _entries(f.images)}
+        self.shares = {name: self.share(("shares", name), name, e) for name, e in _entries(f.shares)}
         desktops = {name: self.desktop(("desktops", name), name, e) for name, e in _entries(f.desktops)}
         profiles = {name: self.profile(("profiles", name), name, e) for name, e in _entries(f.profiles)}
         for desktop in self.user_desktops(profiles, desktops):
@@ -98,7 +104,7 @@ class _Resolver:
                     and key not in self.password_keys:
                 self.add((key,), unknown(StackFile))
         return (StackConfig(prefix, self.hosts, self.pools, self.networks, self.images, desktops, timeouts,
-                            profiles, containers), self.problems)
+                            profiles, containers, self.shares), self.problems)
 
     # --- hosts, pools, networks, images ---------------------------------------------------------------
 
@@ -107,7 +113,19 @@ class _Resolver:
         if h.uri not in (None, EMBEDDED) and self.ok(loc, "uri") and (message := self.policy.uri_problem(h.uri)):
             self.add((*loc, "uri"), message)
         ratios = tuple((k, v) for k, v in (h.overcommit.model_dump() if h.overcommit else {}).items() if v is not None)
-        return HostConfig(name, h.uri, h.accelerator, ratios)
+        console = None
+        if h.console is not None and self.ok(loc, "console"):
+            if h.uri != EMBEDDED:
+                self.add((*loc, "console"), "the browser console runs beside the embedded host only")
+            for field in ("tls_cert", "tls_key"):
+                self.allowed((*loc, "console", field), "certificates", getattr(h.console, field))
+            console = ConsoleSettings(bind=h.console.bind, port=h.console.port, tls_cert=h.console.tls_cert,
+                                      tls_key=h.console.tls_key, link_validity_s=h.console.link_validity)
+            for field, message in console.problems(path((*loc, "console"))):
+                self.add(loc_of(field), message)
+        display = h.display
+        return HostConfig(name, h.uri, h.accelerator, ratios, display.listen if display else None,
+                          display.spice if display else None, console)
 
     def local(self, host: str | None) -> bool:
         """Whether a host's paths are this machine's (the embedded host, a local URI)."""
@@ -287,21 +305,83 @@ class _Resolver:
                 seen.append((net.name, net.hosts, cidr))
 
     def image(self, loc: Loc, name: str, e: Image) -> ImageConfig:
-        if self.given(loc, e, "golden") == self.given(loc, e, "path"):
-            self.add(loc, "give exactly one of golden (an image vdesk builds) or path (your own image file)")
+        kinds = [k for k in ("recipe", "golden", "path") if self.given(loc, e, k)]
+        if len(kinds) != 1:
+            self.add(loc, "give exactly one of recipe (an image vdesk builds for you), golden (its console image) "
+                          "or path (your own image file)")
+        recipe = None
+        if e.recipe is not None and self.ok(loc, "recipe"):
+            where = path((*loc, "recipe"))
+            written = e.recipe.model_dump(exclude_unset=True)
+            found = recipe_problems(written, where)
+            for field, message in found:
+                self.add(loc_of(field), message)
+            if not found:
+                recipe = Recipe.parse(written, where, check_packages=False)
         if e.path is not None and self.ok(loc, "path"):
             where = (*loc, "path")
             problems = len(self.problems)
             self.allowed(where, "images", e.path)
             if len(self.problems) == problems and (message := disk_image_problem(e.path)):
                 self.add(where, message)
-        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden else "bios"))
+        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden or recipe else "bios"), recipe)
+
+    def image_fits(self, loc: Loc, template: str | None, image: str | None, *, autologin, resolution,
+                   template_field: str = "template") -> None:
+        """The template installs only what the image holds (guests are offline); autologin needs a desktop."""
+        entry = self.images.get(image)
+        if entry is None or template is None:
+            return
+        recipe = entry.recipe if entry.recipe is not None else (CONSOLE if entry.golden else None)
+        if recipe is not None and template in available_profiles():
+            for field, message in template_package_problems(template, recipe, field=path((*loc, template_field)),
+                                                            image_name=image,
+                                                            recipe_field=f"images.{image}.recipe.packages"):
+                self.add(loc_of(field), message)
+        desktop = recipe.desktop if recipe is not None else None
+        for field, message in session_problems(path(loc), autologin=bool(autologin), resolution=resolution,
+                                               desktop=desktop):
+            self.add(loc_of(field), message)
+
+    def share(self, loc: Loc, name: str, e) -> ShareConfig:
+        host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+        self.ref((*loc, "host"), host, "host")
+        if self.ok(loc, "path"):
+            self.allowed((*loc, "path"), "shares", e.path, local=self.local(host))
+            if self.local(host) and e.path and not os.path.isdir(e.path):
+                self.add((*loc, "path"), f"{e.path!r} is not a directory on the host")
+        if not e.writable and not self.local(host):
+            self.add((*loc, "writable"), "a read-only share needs vdesk's read-only virtiofsd on its host, which "
+                                         "only the embedded and local hosts have: share it writable, or from a "
+                                         "local host")
+        return ShareConfig(name, host, e.path, bool(e.writable))
+
+    def desktop_shares(self, loc: Loc, names, hosts: tuple, where: str = "") -> tuple[str, ...]:
+        """Shares by name, each on every host the desktop may be placed on (a share is on one host). `where`:
+        the names were checked already (a profile's), and a problem is the key that moved the desktop."""
+        for i, name in enumerate(names or ()):
+            if not where:
+                self.ref((*loc, "shares", i), name, "share")
+            share = self.shares.get(name)
+            missing = [h for h in hosts if h in self.hosts and share.host not in (h, None)] if share else []
+            if not missing:
+                continue
+            if len(hosts) == 1 and not where:
+                self.add((*loc, "shares", i), f"{name!r} is on host {share.host!r}, not on {missing[0]!r}")
+            else:
+                self.add((*loc, where or "shares", *(() if where else (i,))),
+                         f"share {name!r} is on host {share.host!r}, not on "
+                         f"{', '.join(repr(h) for h in missing)}, where this desktop may be placed: a share is "
+                         f"on one host, so place the desktop there (host: {share.host})")
+        return tuple(n for n in names or () if n is not None)
 
     # --- desktops, profiles, users --------------------------------------------------------------------
 
     def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
         host, hosts, pool, network, image = self.placement(loc, e)
         self.template((*loc, "profile"), e.profile)
+        self.image_fits(loc, e.profile, image, autologin=e.autologin, resolution=e.resolution,
+                        template_field="profile")
         return DesktopConfig(name, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1, e.disk or 0,
                              e.profile, tuple(self.desktop_users((*loc, "users"), e.users or [])), e.running,
                              self.checks((*loc, "checks"), e.checks), source=path(loc),
@@ -311,6 +391,7 @@ class _Resolver:
     def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
         self.template((*loc, "template"), e.template)
         host, hosts, pool, network, image = self.placement(loc, e)
+        self.image_fits(loc, e.template, image, autologin=e.autologin, resolution=e.resolution)
         return ProfileConfig(name, e.template, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1,
                              e.disk or 0, tuple(e.groups or ()), self.checks((*loc, "checks"), e.checks, user="user"),
                              e.running, **self.machine(loc, e, hosts, network), hosts=hosts)
@@ -365,6 +446,12 @@ class _Resolver:
                                                  f"(max_vcpus, else vcpus) is {vcpu_max}")
         return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
                 "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
+                "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
+                "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
+                "shares": self.desktop_shares(loc, e.shares, hosts),
+                "autologin": bool(e.autologin), "resolution": e.resolution,
+                "display_password_rotation": e.display.password_rotation if e.display else "",
+                "display_password_valid_for": e.display.password_valid_for if e.display else None,
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network),
                 **self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus), "gpus": self.gpus((*loc, "gpus"), e.gpus)}
 
@@ -492,6 +579,16 @@ class _Resolver:
         host = hosts[0] if len(hosts) == 1 else None
         inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
                      "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
+        if u.shares is not None:
+            shares = self.desktop_shares(loc, u.shares, hosts)
+        else:   # the profile's shares, checked again only where the user has hosts of its own
+            shares = profile.shares if inherited["hosts"] else self.desktop_shares(loc, profile.shares, hosts, "hosts")
+        if u.autologin is not None or u.resolution is not None:
+            image = self.images.get(profile.image)
+            recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
+            for field, message in session_problems(path(loc), autologin=bool(u.autologin), resolution=u.resolution,
+                                                   desktop=recipe.desktop if recipe else None):
+                self.add(loc_of(field), message)
         return DesktopConfig(
             u.name, host, profile.pool, profile.network, profile.image,
             profile.memory_mib if u.memory is None else u.memory // MiB, own(u.vcpus, profile.vcpus),
@@ -507,7 +604,12 @@ class _Resolver:
             cpu_mode=hardware.get("cpu_mode", profile.cpu_mode) if not inherited["cpu"] else profile.cpu_mode,
             cpu_model=hardware.get("cpu_model") if not inherited["cpu"] else profile.cpu_model,
             cpu_pinning=hardware.get("cpu_pinning", ()) if not inherited["cpu"] else profile.cpu_pinning,
-            gpus=hardware.get("gpus", profile.gpus))
+            gpus=hardware.get("gpus", profile.gpus),
+            disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes), shares=shares,
+            autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
+            display_password_rotation=profile.display_password_rotation,
+            display_password_valid_for=profile.display_password_valid_for,
+            home_on_removal=profile.home_on_removal)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
         """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""

@@ -18,7 +18,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from ..desktop.args import kernel_args_problem
 from ..guest.checkspec import KINDS
 from ..host.hardware import CPU_MODES
-from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_size
+from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_duration, parse_size
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from ..xmlmodel import parse_cpuset, split_pci_address
 
@@ -27,6 +27,7 @@ ACCELERATORS = ("kvm", "tcg", "auto")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
+HOME_ON_REMOVAL = ("keep", "delete")
 DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
 GOLDEN_IMAGES = ("debian12",)
 DEFAULT_TEMPLATE = "desktop"
@@ -129,6 +130,15 @@ def _ip(version: int | None):
     return problem
 
 
+def _duration(value) -> int:
+    """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+    return seconds
+
+
 def _scalar(value):
     if isinstance(value, (str, int, float, bool)):
         return value
@@ -203,6 +213,14 @@ Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd0
 IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
+SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
+                      Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
+Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
+                       Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
+DisplayListen = Annotated[str, _rule(lambda v: None if v in ("socket", "loopback") or not _ip(None)(v)
+                                     else f"{v!r} is not socket, loopback or an IP address"),
+                          Wording(expected="socket, loopback or an IP address, got {got}")]
+Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
@@ -230,7 +248,7 @@ Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValid
     _scalar, json_schema_input_type=str | int | float | bool)]],
     Wording(expected="a mapping of variable names to values, got {got}")]
 HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
-ImageRef, ProfileRef = _ref("image"), _ref("profile")
+ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
 Hosts = Annotated[list[str] | str, PlainValidator(
     lambda v: _hosts(v), json_schema_input_type=Annotated[list[str], Field(min_length=1)] | Literal[ALL_HOSTS])]
 CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
@@ -276,6 +294,35 @@ class Overcommit(Settings):
         return data
 
 
+class HostDisplay(Settings):
+    """Where a host's desktop displays listen."""
+    noun: ClassVar[str] = "display setting"
+    listen: DisplayListen | None = Field(None, description="socket (a unix socket: the default on the embedded "
+                                                           "host), loopback (the default elsewhere), or an IP "
+                                                           "address, explicitly.")
+    spice: bool | None = Field(None, description="A SPICE display beside VNC (default: where the host's qemu has "
+                                                 "it).")
+
+
+class HostConsole(Settings):
+    """The embedded host's browser console (a websockify gateway serving noVNC)."""
+    noun: ClassVar[str] = "console setting"
+    bind: str = Field("127.0.0.1", description="The address the gateway listens on.")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="Its port (0: a free one, kept).")
+    tls_cert: HostPath | None = Field(None, description="A PEM certificate (under the administrator's certificate "
+                                                        "roots): https and wss only.")
+    tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it.")
+    link_validity: Duration = Field("1h", description="How long a console link works, e.g. 15m, 1h, 12h.")
+
+
+class DesktopDisplay(Settings):
+    """A desktop's display password."""
+    noun: ClassVar[str] = "display setting"
+    password_rotation: str = Field("", description="Any new value makes a new display password, applied live.")
+    password_valid_for: Duration | None = Field(None, description="How long a display password works after it "
+                                                                  "is made, e.g. 30d (default: until rotated).")
+
+
 class Host(Settings):
     """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI."""
     noun: ClassVar[str] = "host"
@@ -285,6 +332,8 @@ class Host(Settings):
         "auto", description="kvm, tcg (emulation), or auto: boot a probe kernel under kvm, fall back to tcg.")
     overcommit: Overcommit | None = Field(None, description="How far its running desktops may ask for more than "
                                                             "it has: {memory: 1.0, cpu: 4.0} by default.")
+    display: HostDisplay | None = Field(None, description="Where its desktops' displays listen.")
+    console: HostConsole | None = Field(None, description="The embedded host's browser console gateway.")
 
 
 class Pool(Settings):
@@ -362,13 +411,37 @@ class Network(Settings):
     keep_on_destroy: bool = Field(False, description="Leave the network on the host at destroy.")
 
 
+class ImageRecipe(Settings):
+    """What vdesk builds into an image, offline, from Debian's packages; cached by a hash of the recipe."""
+    noun: ClassVar[str] = "recipe"
+    base: Literal["debian12"] = Field("debian12", description="The distribution: debian12.")
+    desktop: str = Field("none", description="The desktop environment: none, xfce or lxqt (a display manager "
+                                             "and an X session).")
+    packages: list[NonEmpty] = Field([], description="More Debian packages (checked against Debian's index at "
+                                                     "preview).")
+    locale: str = Field("en_US.UTF-8", description="The system locale, e.g. de_DE.UTF-8.")
+    keyboard: str = Field("us", description="The keyboard layout, e.g. de.")
+    timezone: str = Field("Etc/UTC", description="The time zone, e.g. Europe/Berlin.")
+
+
 class Image(Settings):
-    """A disk image desktops are made from: vdesk's golden image, or your own cloud image."""
+    """A disk image desktops are made from: one vdesk builds from a recipe, its golden console image, or your own."""
     noun: ClassVar[str] = "image"
+    recipe: ImageRecipe | None = Field(None, description="Build it from this recipe (a graphical desktop needs "
+                                                         "`desktop: xfce` or `lxqt`).")
     golden: Golden | None = Field(None, description="An image vdesk builds (direct kernel boot): debian12.")
     path: ImageFile | None = Field(None, description="Your own image file with its own bootloader (instead of "
                                                      "golden).")
     boot: Literal[BOOT_MODES] | None = Field(None, description="With path: bios (default) or uefi.")
+
+
+class Share(Settings):
+    """A host directory shared into desktops (virtiofs); read-only unless declared writable."""
+    noun: ClassVar[str] = "share"
+    host: HostRef | None = Field(None, description="The host whose directory it is (default: the first host).")
+    path: SharePath = Field(description="The directory, under the roots this host's administrator allows for "
+                                        "shares.")
+    writable: bool = Field(False, description="Let desktops write (false: read-only, enforced on the host).")
 
 
 class CpuTopology(Settings):
@@ -430,6 +503,17 @@ class DesktopSettings(Settings):
     disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
     disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
                                                                    "must stay); full: an independent copy.")
+    shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] = Field(
+        [], description="Shares mounted in it at /mnt/shares/<name>.")
+    home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
+                                                    "in GiB): kept when the system disk is replaced; formatted only "
+                                                    "when empty.")
+    home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
+        "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
+                            "host (found again if the user comes back), or delete it.")
+    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+        7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
+                       "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
     running: bool = Field(True, description="Keep it running (false: defined, shut off).")
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
@@ -438,6 +522,11 @@ class DesktopSettings(Settings):
                                               "against the host.")
     gpus: Annotated[list[Gpu], _GPUS] = Field([], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: "
                                                               "nvidia-222}], checked against the host's devices.")
+    display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
+    autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
+                                               "with a desktop environment).")
+    resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
+                                                            "a desktop image).")
     checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
 
 
@@ -489,6 +578,11 @@ class User(Settings):
     vcpus: Count | None = Field(None, description="Virtual CPUs (default: the profile's).")
     max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
     disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
+    home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
+    autologin: bool | None = Field(None, description="Logged in at boot (default: the profile's).")
+    resolution: Resolution | None = Field(None, description="Display size (default: the profile's).")
+    shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
+        None, description="Shares mounted in their desktop (default: the profile's).")
     disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
     checks: Checks | None = Field(None, description="Checks (default: the profile's).")
     running: bool | None = Field(None, description="Keep it running (default: the profile's).")
@@ -532,6 +626,7 @@ class Timeouts(Settings):
     ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
     cloud_init: Count = Field(900, description="Until cloud-init reports done.")
     shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
+    graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
 
 
 def _no_settings_is_defaults(entries: Any) -> Any:
@@ -566,4 +661,5 @@ class StackFile(Settings):
     users: list[User] = Field([], description="People: each gets one desktop named after them, from their "
                                               "profile.")
     containers: _named(Container) = Field({}, description="LXC containers by name.")
+    shares: _named(Share) = Field({}, description="Host directories shared into desktops, by name.")
     timeouts: Timeouts = Field(Timeouts(), description="Readiness timeouts in seconds.")

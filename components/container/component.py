@@ -62,7 +62,9 @@ class Container(pulumi.ComponentResource):
             nics = [args.network.name.apply(lambda n: {"network": n, "mac": mac})]
         container = LxcContainer(name, {
             "host_uri": host.lxc_uri, "name": lxc_name, "owner": pulumi.get_stack(),
-            "image": os.path.dirname(args.image.files.disk), "containers_dir": host.containers_dir,
+            # A recipe image's directory comes from its build, so the container waits for it.
+            "image": (args.image.build.directory if getattr(args.image, "build", None)
+                      else os.path.dirname(args.image.files.disk)), "containers_dir": host.containers_dir,
             "command": list(args.command), "env": [f"{k}={v}" for k, v in args.env.items()],
             "memory_mib": parse_size(args.memory, default_unit="MiB") // 1024**2, "vcpus": args.vcpus,
             "networks": nics, "mounts": [dict(m) for m in args.mounts], "userns": args.userns,

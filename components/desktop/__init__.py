@@ -1,5 +1,5 @@
 """A virtual desktop as a Pulumi component: `Desktop(name, DesktopArgs(...))`."""
-from .args import DesktopArgs, DesktopUser, Timeouts
+from .args import DesktopArgs, DesktopUser, Share, Timeouts
 from .component import Desktop
 
-__all__ = ["Desktop", "DesktopArgs", "DesktopUser", "Timeouts"]
+__all__ = ["Desktop", "DesktopArgs", "DesktopUser", "Share", "Timeouts"]

@@ -11,7 +11,7 @@ import pulumi
 from ..errors import InputError
 from ..host.hardware import CPU_MODES, Gpu
 from ..xmlmodel import parse_cpuset
-from ..names import name_problem, parse_size
+from ..names import name_problem, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from ..images.image import Image
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..resources.pool import StoragePool
 
 DISK_CLONES = ("linked", "full")
+HOME_ON_REMOVAL = ("keep", "delete")
+HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
 _KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
 
 
@@ -30,6 +32,33 @@ def kernel_args_problem(value) -> str | None:
                 "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
     return None
 MIN_MEMORY_MIB = 256
+DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
+MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
+_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+
+
+def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
+                     desktop: str | None = "none") -> list[tuple[str, str]]:
+    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
+
+    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
+    image of the user's own. autologin needs a desktop environment to log in to.
+    """
+    found = []
+    if autologin and desktop in (None, "none"):
+        what = desktop or "a disk image of your own"
+        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
+                                           "use an image whose recipe names one, e.g. desktop: xfce"))
+    if resolution is not None:
+        match = _RESOLUTION.match(str(resolution))
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        if size is None:
+            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
+        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
+                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
+            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
+                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +72,19 @@ class DesktopUser:
 
 
 @dataclasses.dataclass(frozen=True)
+class Share:
+    """A host directory mounted in the desktop at /mnt/shares/<name> (virtiofs), read-only unless writable."""
+
+    name: str
+    source: str
+    writable: bool = False
+
+    @property
+    def mountpoint(self) -> str:
+        return f"/mnt/shares/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
 class Timeouts:
     """Bounds, in seconds, of the readiness gate's waits and of a graceful shutdown."""
 
@@ -50,6 +92,7 @@ class Timeouts:
     ssh: int = 300
     cloud_init: int = 900
     shutdown: int = 60
+    graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
 @dataclasses.dataclass
@@ -68,13 +111,22 @@ class DesktopArgs:
     machine: str | None = None               # q35, pc, or a versioned machine type
     disk: int | str = "8GiB"                 # an int is GiB
     disk_clone: str = "linked"               # linked (a clone on the image) | full (an independent copy)
+    disk_backup_days: int = 7                # a replaced system disk is kept this long (0: not kept)
+    home: int | str | None = None            # a separate volume mounted at /home (an int is GiB); None: none
+    home_on_removal: str = "keep"            # when the desktop is removed: keep its home volume, or delete it
+    shares: Sequence[Share] = ()             # host directories mounted at /mnt/shares/<name>
     extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
     address: str | None = None               # a static IPv4 address, on a network without DHCP
     running: bool = True
     autostart: bool = False
     checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
+    autologin: bool = False                  # desktop images: the first user is logged in to the session at boot
+    resolution: str | None = None            # "WIDTHxHEIGHT" of the display (desktop images: 1280x800)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
+    display_password_rotation: str = ""      # a rotation trigger: any new value makes a new display password
+    display_password_valid_for: int | str | None = None   # how long each display password works (seconds,
+                                                          # or "12h", "30d"); unset: until rotated
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
     kernel_args: str | None = None           # appended to a golden image's kernel command line
     cpu_mode: str | None = None              # host-passthrough | host-model | custom (default: libvirt's)
@@ -87,8 +139,25 @@ class DesktopArgs:
         return parse_size(self.memory, default_unit="MiB") // 1024**2
 
     @property
+    def display_password_valid_for_s(self) -> int | None:
+        v = self.display_password_valid_for
+        return None if v is None else parse_duration(v)
+
+    @property
     def disk_bytes(self) -> int:
         return parse_size(self.disk, default_unit="GiB")
+
+    @property
+    def home_bytes(self) -> int | None:
+        return None if self.home is None else parse_size(self.home, default_unit="GiB")
+
+    @property
+    def display_size(self) -> tuple[int, int] | None:
+        """(width, height) of the display: the declared resolution, a desktop image's default, else None
+        (a console image keeps libvirt's own adapter)."""
+        text = self.resolution or (DESKTOP_RESOLUTION if self.image.graphical else None)
+        match = _RESOLUTION.match(text) if text else None
+        return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
     def static_address(self) -> tuple[str, str] | None:
@@ -105,7 +174,9 @@ class DesktopArgs:
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        for field, unit in (("memory", "MiB"), ("disk", "GiB")):
+        if self.home_on_removal not in HOME_ON_REMOVAL:
+            problem("home_on_removal", f"{self.home_on_removal!r} is not one of {', '.join(HOME_ON_REMOVAL)}")
+        for field, unit in (("memory", "MiB"), ("disk", "GiB"), *((("home", "GiB"),) if self.home is not None else ())):
             try:
                 parse_size(getattr(self, field), default_unit=unit)
             except ValueError as exc:
@@ -116,6 +187,15 @@ class DesktopArgs:
             problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
         elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
+        if not isinstance(self.disk_backup_days, int) or not 0 <= self.disk_backup_days <= 3650:
+            problem("disk_backup_days", "must be a number of days, 0..3650")
+        if self.display_password_valid_for is not None:
+            try:
+                parse_duration(self.display_password_valid_for)
+            except ValueError as exc:
+                problem("display_password_valid_for", str(exc))
+        if not isinstance(self.display_password_rotation, str):
+            problem("display_password_rotation", f"must be a string, got {self.display_password_rotation!r}")
         if self.disk_clone not in DISK_CLONES:
             problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:
@@ -132,6 +212,9 @@ class DesktopArgs:
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
+        recipe = getattr(self.image, "recipe", None)
+        found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
+                                  desktop=recipe.desktop if recipe else None)
         return found
 
     def _hardware_problems(self) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pulumi
 
 from ..cloudinit import render_seed
+from ..resources.display import DisplayPassword, spice_socket
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair
 from ..resources.mdev import MediatedDevice
@@ -16,8 +17,11 @@ from ..xmlmodel import format_cpuset, parse_cpuset
 from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
-from .args import DesktopArgs
-from .seeding import key_file, mdev_uuid, password_hash, seed_variables, state_dir, vm_mac
+from .args import HOME_SERIAL, DesktopArgs
+from .seeding import graphical_session, key_file, mdev_uuid, password_hash, seed_variables, state_dir, vm_mac
+
+
+HOME_DEVICE = f"/dev/disk/by-id/virtio-{HOME_SERIAL}"
 
 
 class Desktop(pulumi.ComponentResource):
@@ -27,7 +31,9 @@ class Desktop(pulumi.ComponentResource):
     ip: pulumi.Output[str]                    # once the readiness gate has passed (None when not running)
     state: pulumi.Output[str]                 # running | stopped
     ssh_command: pulumi.Output[str]           # how to log in (after `make access` wrote the key files)
-    display_uri: pulumi.Output[str]
+    display_uri: pulumi.Output[str]           # VNC: vnc+unix:///path or vnc://address:port
+    spice_uri: pulumi.Output[str]             # SPICE, where the host has it (None otherwise)
+    display_password: pulumi.Output[str]      # a secret: the displays' password
     screenshot: pulumi.Output[str]            # a PNG of its screen, taken when it passed its checks
     host_key: pulumi.Output[str]              # the pinned SSH host key (public)
     outputs: dict                             # everything above, as the stack loader exports it
@@ -45,14 +51,31 @@ class Desktop(pulumi.ComponentResource):
         with_password = [u for u in args.users if u.password is not None]
         static = args.static_address
         image = args.image.volumes_in(args.pool, adopt=args.adopt)
+        graphical = graphical_session(args.image.session, args.users, args.autologin)
+        display = args.display_size
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
         host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
+        display_password = DisplayPassword(f"{name}-display-password", rotation=args.display_password_rotation,
+                                           valid_for_s=args.display_password_valid_for_s, opts=child)
+        socket_dir = host.graphics_socket_dir
+        vnc_socket = f"{socket_dir}/{vm_name}.vnc" if socket_dir else None
 
         # linked: a qcow2 clone on the image (the image must stay); full: an independent copy of it.
         clone = {"copy_of": image.disk_path} if args.disk_clone == "full" else {"backing_path": image.disk_path}
         disk = Volume(f"{name}-disk", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}.qcow2",
-                                                 capacity=args.disk_bytes, adopt=args.adopt, **clone), opts=child)
+                                                 capacity=args.disk_bytes, adopt=args.adopt,
+                                                 backup_days=args.disk_backup_days, domain=vm_name, **clone),
+                      opts=child)
+
+        # The home: its own volume, never replaced with the system disk; kept when the desktop is removed unless
+        # home_on_removal: delete (a kept one is found again, through the journal, if the user comes back).
+        home = None
+        if args.home_bytes:
+            home = Volume(f"{name}-home", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}-home.qcow2",
+                                                     capacity=args.home_bytes, adopt=args.adopt),
+                          opts=pulumi.ResourceOptions(parent=self,
+                                                      retain_on_delete=args.home_on_removal == "keep" or None))
 
         def render(values):
             login_key, host_private, host_public, *secrets = values
@@ -60,7 +83,11 @@ class Desktop(pulumi.ComponentResource):
                       for u, pw in zip(with_password, secrets)}
             return render_seed(args.template, seed_variables(
                 args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
-                host_private=host_private, host_public=host_public, password_hashes=hashes))
+                host_private=host_private, host_public=host_public, password_hashes=hashes,
+                home_device=HOME_DEVICE if home else None,
+                shares=[{"tag": sh.name, "mountpoint": sh.mountpoint, "readonly": not sh.writable}
+                        for sh in args.shares],
+                graphical=graphical))
 
         docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                  *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
@@ -88,16 +115,30 @@ class Desktop(pulumi.ComponentResource):
             "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
-            "cmdline": " ".join(filter(None, (image.cmdline, args.kernel_args))) or None,
+            # (a recipe image's command line is known once it is built: an output)
+            "cmdline": pulumi.Output.from_input(image.cmdline).apply(
+                lambda cmdline: " ".join(filter(None, (cmdline, args.kernel_args))) or None),
             # Known keys with outputs inside (not outputs of whole entries), so a preview of a new
             # desktop shows each entry with only its path or network still to be known.
             "disks": [
-                {"path": disk.path, "format": "qcow2"},
+                # `source`: what the disk was made from; a new one (at the same path) restarts the guest on it
+                {"path": disk.path, "format": "qcow2", "source": f"{image.source_id}/{args.disk_clone}"},
                 {"path": seed.path, "format": "raw", "readonly": True},
+                *([{"path": home.path, "format": "qcow2", "serial": HOME_SERIAL}] if home else []),
             ],
             "nics": [{"network": args.network.name, "mac": mac},
                      *({"network": net.name, "mac": m} for net, m in zip(args.extra_networks, extra_macs))],
-            "graphics_socket": f"{host.display_dir}/{vm_name}.vnc" if host.display_dir else None,
+            "shares": [{"source": sh.source, "tag": sh.name, "readonly": not sh.writable} for sh in args.shares],
+            # A desktop image's display: virtio-gpu at the desktop's resolution, an absolute pointer,
+            # and the vdagent channel its spice-vdagent serves. Console images keep libvirt's adapter.
+            "video": {"model": "virtio", "width": display[0], "height": display[1]} if display else None,
+            "tablet": True if graphical else None,
+            "vdagent": True if graphical else None,
+            "graphics_socket": vnc_socket,
+            "graphics_listen": None if vnc_socket else host.graphics_listen,
+            "spice": host.spice,
+            "display_password": display_password.password,
+            "display_password_valid_to": display_password.valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
@@ -118,6 +159,9 @@ class Desktop(pulumi.ComponentResource):
                 "cloud_init_timeout_s": args.timeouts.cloud_init,
                 "checks": [dict(c) for c in args.checks],
                 "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
+                # A desktop image: the screenshot is taken once the screen shows the desktop.
+                **({"graphical": True, "graphical_timeout_s": args.timeouts.graphical, "min_width": display[0],
+                    "min_height": display[1]} if graphical else {}),
             }, opts=child)
 
         self.done = ready or domain        # its last part: what must be finished for it to be up
@@ -132,14 +176,18 @@ class Desktop(pulumi.ComponentResource):
         self.ssh_command = self.ip.apply(lambda ip: (
             f"{via}ssh {jump}-i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
             f"{user}@{ip}") if ip else None)
-        self.display_uri = (pulumi.Output.from_input(f"vnc+unix://{host.display_dir}/{vm_name}.vnc")
-                            if host.display_dir
-                            else domain.display_port.apply(lambda p: f"vnc://127.0.0.1:{p}" if p else None))
+        self.display_uri, self.spice_uri = _display_uris(host, vnc_socket, domain)
+        self.display_password = display_password.password
         self.outputs = {
             "name": vm_name,
             "ip": self.ip,
             "ssh_command": self.ssh_command,
             "display_uri": self.display_uri,
+            "spice_uri": self.spice_uri,
+            "display_password": self.display_password,
+            "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
+            # the browser console: `make console` signs a link for this desktop with its host's gateway key
+            "console": {"dir": host.console_dir, "desktop": vm_name} if host.console_dir else None,
             "state": self.state,
             "host": host.name,
             "user": user,
@@ -147,5 +195,20 @@ class Desktop(pulumi.ComponentResource):
             "screenshot": ready.screenshot if ready else None,
             "host_key": self.host_key,
             "login_private_key": login.private_key,
+            "host_uri": host.uri,
+            "disk": disk.path,           # its system disk (`make restore` puts a kept copy back here)
+            "home": home.path if home else None,
         }
         self.register_outputs(self.outputs)
+
+
+def _display_uris(host, vnc_socket: str | None, domain: Domain) -> tuple[pulumi.Output, pulumi.Output]:
+    """Where a viewer on the host reaches the displays (an address in the embedded host's netns needs nsenter)."""
+    if vnc_socket:
+        spice = f"spice+unix://{spice_socket(vnc_socket)}" if host.spice else None
+        return pulumi.Output.from_input(f"vnc+unix://{vnc_socket}"), pulumi.Output.from_input(spice)
+    address = host.graphics_listen
+    address = "127.0.0.1" if address in ("0.0.0.0", "::") else f"[{address}]" if ":" in address else address
+    vnc = domain.display_port.apply(lambda p: f"vnc://{address}:{p}" if p else None)
+    spice = domain.spice_port.apply(lambda p: f"spice://{address}:{p}" if p else None)
+    return vnc, spice

@@ -67,13 +67,23 @@ def _preview_hash() -> str:
     return hash_password("vdesk-preview", salt="vdeskpreview", rounds=MIN_ROUNDS)
 
 
+def graphical_session(session: str | None, users: Sequence, autologin: bool) -> dict | None:
+    """The seed's graphical_session: the image's X session, and the first user when autologin is on."""
+    if not session:
+        return None
+    return {"session": session, "autologin": users[0].name if autologin and users else None}
+
+
 def seed_variables(users: Sequence, *, static: tuple[str, str] | None, hostname: str, mac: str, login_key: str,
                    host_private: str, host_public: str, password_hashes: Mapping[str, str] | None = None,
-                   extra_macs: tuple[str, ...] = ()) -> dict:
+                   extra_macs: tuple[str, ...] = (), home_device: str | None = None,
+                   shares: Sequence[Mapping] = (), graphical: Mapping | None = None) -> dict:
     """The template variables. `users`: objects with name, groups, ssh_authorized_keys;
-    `static`: (address/prefix, gateway) of a static address, or None for DHCP."""
+    `static`: (address/prefix, gateway) of a static address, or None for DHCP;
+    `graphical`: {session, autologin} on a desktop image (see graphical_session), else None."""
     hashes = password_hashes or {}
-    return {
+    optional = {"graphical_session": dict(graphical)} if graphical else {}
+    return {**optional,
         "hostname": hostname,
         # Fresh per clone: derived from the host key, which is generated for each new desktop.
         "instance_id": "vdesk-" + hashlib.sha256(host_public.encode()).hexdigest()[:20],
@@ -81,6 +91,8 @@ def seed_variables(users: Sequence, *, static: tuple[str, str] | None, hostname:
                    "ssh_authorized_keys": [login_key, *u.ssh_authorized_keys],
                    **({"password_hash": hashes[u.name]} if u.name in hashes else {})} for u in users],
         "host_keys": {"ed25519_private": host_private, "ed25519_public": host_public},
+        "home_device": home_device,
+        "shares": list(shares),
         "interfaces": [{"mac": mac, "dhcp4": True} if not static else
                        {"mac": mac, "dhcp4": False, "addresses": [static[0]], "gateway4": static[1],
                         "nameservers": [static[1]]}]
@@ -89,7 +101,8 @@ def seed_variables(users: Sequence, *, static: tuple[str, str] | None, hostname:
 
 
 def check_seed(template: str, users: Sequence, *, hostname: str, static: tuple[str, str] | None = None,
-               extra_networks: int = 0, with_password: Sequence[str] = ()):
+               extra_networks: int = 0, with_password: Sequence[str] = (), home_device: str | None = None,
+               shares: Sequence[Mapping] = (), graphical: Mapping | None = None):
     """Render a desktop's seed with placeholder keys and hashes: checks its template and cloud-init's
     schema before anything exists (raises CloudInitError)."""
     extra_macs = tuple(f"52:54:00:00:01:{i:02x}" for i in range(extra_networks))
@@ -97,4 +110,5 @@ def check_seed(template: str, users: Sequence, *, hostname: str, static: tuple[s
     return render_seed(template, seed_variables(users, static=static, hostname=hostname, mac="52:54:00:00:00:01",
                                                 extra_macs=extra_macs, login_key=_PREVIEW_KEY,
                                                 host_private=_PREVIEW_PRIVATE, host_public=_PREVIEW_KEY,
-                                                password_hashes=hashes))
+                                                password_hashes=hashes, home_device=home_device,
+                                                shares=shares, graphical=graphical))

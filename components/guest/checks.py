@@ -43,6 +43,10 @@ class GuestHost:
         """A listening socket, e.g. "tcp://22", "tcp://0.0.0.0:22", "udp://53"."""
         return Socket(self, spec)
 
+    def session(self, user: str) -> "Session":
+        """A user's login session as systemd-logind knows it."""
+        return Session(self, user)
+
 
 class _Check:
     """Common base: a named thing checked through a GuestHost."""
@@ -296,3 +300,67 @@ def parse_ss(output: str) -> list[_Listener]:
                 continue
         listeners.append(_Listener(fields[0], host or "*", int(port)))
     return listeners
+
+
+# --- login sessions (systemd-logind) -------------------------------------------------------------
+
+GRAPHICAL_SESSION_TYPES = ("x11", "wayland")
+_SESSION_PROPERTIES = ("Id", "Name", "Type", "Class", "Active", "State", "Seat")
+# Every session's properties, one block each (an empty output when there is none).
+SESSIONS_COMMAND = ("for s in $(loginctl list-sessions --no-legend | awk '{print $1}'); do "
+                    f"loginctl show-session \"$s\" {' '.join('-p ' + p for p in _SESSION_PROPERTIES)}; echo; done")
+
+
+@dataclass(frozen=True)
+class LoginSession:
+    """One logind session: who, what kind (x11, wayland, tty), whether it is in the foreground."""
+
+    id: str
+    user: str
+    type: str
+    session_class: str = ""
+    active: bool = False
+    state: str = ""
+    seat: str = ""
+
+    @property
+    def graphical(self) -> bool:
+        return self.type in GRAPHICAL_SESSION_TYPES
+
+    def describe(self) -> str:
+        return (f"{self.id}: {self.user}, {self.type or 'no type'}, {self.session_class or 'no class'}, "
+                f"{'active' if self.active else 'not active'}{', ' + self.state if self.state else ''}")
+
+
+def parse_sessions(output: str) -> list[LoginSession]:
+    """The blocks of `loginctl show-session -p ...` (Key=value lines, blank lines between sessions)."""
+    sessions, fields = [], {}
+    for line in [*output.splitlines(), ""]:
+        if not line.strip():
+            if fields.get("Id"):
+                sessions.append(LoginSession(fields["Id"], fields.get("Name", ""), fields.get("Type", ""),
+                                             fields.get("Class", ""), fields.get("Active") == "yes",
+                                             fields.get("State", ""), fields.get("Seat", "")))
+            fields = {}
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return sessions
+
+
+class Session(_Check):
+    """host.session("alice").is_graphical_and_active: alice is logged in to an X11/Wayland session
+    that is in the foreground of its seat (what a person at the screen sees)."""
+
+    @property
+    def all(self) -> list[LoginSession]:
+        """Every session of this user."""
+        result = self.host.run(SESSIONS_COMMAND)
+        if result.rc != 0:
+            raise GuestError(f"cannot list login sessions: {result.stderr.strip() or result.stdout.strip()}")
+        return [s for s in parse_sessions(result.stdout) if s.user == self.name]
+
+    @property
+    def is_graphical_and_active(self) -> bool:
+        return any(s.graphical and s.active for s in self.all)

@@ -6,12 +6,13 @@ import hashlib
 import ipaddress
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import InputError
 from . import GuestError
-from .checks import is_listening_in, parse_ss
+from .checks import SESSIONS_COMMAND, is_listening_in, parse_sessions, parse_ss
 from .ssh import render_command
 
 # Each kind with its allowed options. The kind key holds the check's target.
@@ -23,11 +24,16 @@ KINDS: dict[str, tuple[str, ...]] = {
     "port": (),
     "user": ("groups",),
     "command": ("output_matches", "sudo"),
+    "session": ("within",),
 }
 # Bump when what a check runs changes, so checks_digest() re-runs existing checks.
 _DIGEST_VERSION = "vdesk-checks/1"
 OUTPUT_MAX_LINES = 20
 OUTPUT_MAX_CHARS = 2000
+# A graphical session starts beside cloud-init, not after it: the session check waits this long by default.
+SESSION_WITHIN_S = 300
+SESSION_POLL_S = 3.0
+_clock, _sleep = time.monotonic, time.sleep     # replaced in unit tests
 
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+(:[a-z0-9\-]+)?$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.@\\\-]+$")
@@ -206,6 +212,7 @@ _TARGETS = {
     "port": _port_target,
     "user": _user_target,
     "command": _command_target,
+    "session": _user_target,
 }
 
 
@@ -276,6 +283,16 @@ def _command_options(item, path, problems) -> dict:
     return options
 
 
+def _session_options(item, path, problems) -> dict:
+    if "within" not in item:
+        return {}
+    within = item["within"]
+    if isinstance(within, bool) or not isinstance(within, int) or not 0 <= within <= 3600:
+        problems.append((f"{path}.within", f"must be a number of seconds from 0 to 3600, got {_describe(within)}"))
+        return {}
+    return {"within": within}
+
+
 _OPTIONS = {
     "package": _no_options,
     "absent_package": _no_options,
@@ -284,6 +301,7 @@ _OPTIONS = {
     "port": _no_options,
     "user": _user_options,
     "command": _command_options,
+    "session": _session_options,
 }
 
 
@@ -304,6 +322,8 @@ def _sentence(kind: str, target: str, options: dict) -> str:
         if options.get("groups"):
             text += f" and is in group(s) {', '.join(options['groups'])}"
         return text
+    if kind == "session":
+        return f"user {target} has an active graphical session"
     text = f"command `{target}` succeeds"
     if options.get("sudo"):
         text += " as root"
@@ -459,6 +479,30 @@ def _check_command(host, check: Check) -> CheckOutcome:
     return _outcome(check, step, True)
 
 
+def _check_session(host, check: Check) -> CheckOutcome:
+    """Ask logind for the user's sessions until one is graphical (x11/wayland) and active, or time is up."""
+    within = check.options.get("within", SESSION_WITHIN_S)
+    deadline = _clock() + within
+    while True:
+        step = _run(host, SESSIONS_COMMAND)
+        sessions = parse_sessions(step.stdout) if step.rc == 0 else []
+        if any(s.user == check.target and s.graphical and s.active for s in sessions):
+            return _outcome(check, _Step(step.command, step.rc, "", ""), True)
+        if _clock() >= deadline:
+            break
+        _sleep(min(SESSION_POLL_S, max(0.0, deadline - _clock())))
+    if step.rc != 0:
+        return _outcome(check, step, False, "could not list the login sessions (loginctl)")
+    own = [s for s in sessions if s.user == check.target]
+    waited = f" after waiting {within} s" if within else ""
+    if not own:
+        why = f"{check.target} has no login session{waited}"
+    else:
+        why = f"none of {check.target}'s sessions is graphical and active{waited}"
+    listing = "\n".join(s.describe() for s in sessions) or "(no sessions at all)"
+    return _outcome(check, _Step(step.command, step.rc, listing, ""), False, why)
+
+
 _RUNNERS = {
     "package": _check_package,
     "absent_package": _check_absent_package,
@@ -467,6 +511,7 @@ _RUNNERS = {
     "port": _check_port,
     "user": _check_user,
     "command": _check_command,
+    "session": _check_session,
 }
 
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,3 +181,39 @@ def _write_atomically(dest: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+# A text console (or a blank, or a screen still being set up) is one colour almost everywhere.
+CONSOLE_SHARE = 0.9
+
+
+def shows_desktop(shot: Screenshot, *, min_width: int, min_height: int) -> bool:
+    """The screen is a graphical desktop: at least the declared size, and no colour covers nearly all of it."""
+    return shot.width >= min_width and shot.height >= min_height and shot.dominant_share < CONSOLE_SHARE
+
+
+def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, timeout_s: float,
+                     min_width: int, min_height: int, poll_s: float = 5.0) -> Screenshot:
+    """Take screenshots until the screen shows a graphical desktop (see shows_desktop) and has stopped
+    changing (two in a row alike: the session has finished drawing its panels), within timeout_s.
+
+    The last screenshot is kept at dest either way; when time is up, ScreenshotError says what it showed.
+    """
+    deadline = time.monotonic() + timeout_s
+    previous = None
+    while True:
+        shot = capture(conn, domain_name, dest)
+        pixels = Path(shot.path).read_bytes() if os.path.exists(shot.path) else None
+        if shows_desktop(shot, min_width=min_width, min_height=min_height):
+            if pixels is not None and pixels == previous:
+                return shot
+            previous = pixels
+        else:
+            previous = None
+        if time.monotonic() >= deadline:
+            raise ScreenshotError(
+                f"desktop {domain_name!r} shows no graphical desktop after {timeout_s:g} s: its screen is "
+                f"{shot.width}x{shot.height} (wanted at least {min_width}x{min_height}) and "
+                f"{shot.dominant_share:.0%} of it is one colour (a console or blank screen is over "
+                f"{CONSOLE_SHARE:.0%}); last screenshot: {shot.path}")
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))

@@ -33,9 +33,20 @@ def connect(uri: str) -> Iterator[libvirt.virConnect]:
         raise VdeskError(f"cannot connect to libvirt host {uri!r}: {exc.get_error_message()}") from exc
     try:
         yield conn
+    except libvirt.libvirtError as exc:
+        if exc.get_error_domain() in _CONNECTION_LOST_FROM or exc.get_error_code() in _CONNECTION_LOST:
+            raise VdeskError(f"lost the connection to libvirt host {uri!r} in the middle of an operation "
+                             f"(was libvirtd restarted?): {exc.get_error_message()}. What this run was making is "
+                             "noted in vdesk's journal: run it again and it is finished or made anew") from exc
+        raise
     finally:
         with contextlib.suppress(libvirt.libvirtError):
             conn.close()
+
+
+# A broken RPC connection (daemon restarted or gone): the operation's outcome is unknown to this run.
+_CONNECTION_LOST_FROM = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
+_CONNECTION_LOST = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN}
 
 
 def lookup(fn: Callable[[str], T], name: str) -> T | None:

@@ -12,6 +12,7 @@ against a policy that only the machine's administrator writes:
     shares: [/srv/vdesk/shares]          # host directories a stack may share into desktops
     container_mounts: [/srv/vdesk/shares]
     devices: [/dev/sdb, /dev/nvme1n*]     # block devices a logical pool may be built on (patterns allowed)
+    certificates: [/etc/vdesk]           # TLS certificates and keys the console may serve
     transports: [unix, ssh, libssh2, tls]
 
 Without a file, vdesk's own directories are allowed and nothing else: its
@@ -36,7 +37,7 @@ import yaml
 from ..errors import VdeskError
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
-KINDS = ("images", "pools", "shares", "container_mounts", "devices")
+KINDS = ("images", "pools", "shares", "container_mounts", "devices", "certificates")
 DRIVERS = ("qemu", "lxc")
 TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tls", "tcp")
 DEFAULT_TRANSPORTS = ("unix", "ssh", "libssh2", "tls")
@@ -60,6 +61,7 @@ class Policy:
     shares: tuple[str, ...]
     container_mounts: tuple[str, ...]
     devices: tuple[str, ...]
+    certificates: tuple[str, ...] = ()
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS
     source: str = "built-in defaults"
 
@@ -157,7 +159,8 @@ def defaults() -> Policy:
     """vdesk's own directories only: its image cache and its state (where the embedded host keeps pools)."""
     cache, state = os.path.realpath(_cache_dir()), os.path.realpath(_state_dir())
     return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts", "/var/lib/libvirt/images"),
-                  shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=())
+                  shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=(),
+                  certificates=(f"{state}/certificates", "/etc/vdesk"))
 
 
 def load(path: Path | None = None) -> Policy:

@@ -7,6 +7,7 @@ declared on it are the resources.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
 import pwd
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from .accel import resolve_accelerator
 from .connection import probe
+from ..console.settings import ConsoleSettings
 from ..errors import InputError, VdeskError
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,7 @@ def cache_dir() -> Path:
 
 EMBEDDED = "embedded"      # the URI that stands for the project's own libvirtd
 ACCELERATORS = ("kvm", "tcg", "auto")
+SOCKET, LOOPBACK = "socket", "loopback"   # display_listen: a unix socket, 127.0.0.1, or an address
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,18 +46,44 @@ class ResolvedHost:
     qemu_log_dir: str | None = None    # qemu's per-domain logs, when they are vdesk's files (embedded host)
     ssh_jump: str | None = None        # user@host:port: how guests on its private networks are reached (qemu+ssh)
     unreachable: str | None = None     # why it could not be reached at preview (then nothing was asked of it)
+    display_listen: str | None = None  # socket (under display_dir), loopback (127.0.0.1) or an IP address;
+                                       # None: socket where the host has a display_dir, else loopback
+    spice: bool = False                # desktops get a SPICE display beside VNC (the host's qemu has it)
+    console: ConsoleSettings | None = None   # the browser console gateway (embedded host)
+    console_dir: str | None = None     # its state: settings, signing key, log
+
+    @property
+    def _listen(self) -> str:
+        return self.display_listen or (SOCKET if self.display_dir else LOOPBACK)
+
+    @property
+    def graphics_socket_dir(self) -> str | None:
+        """Where desktops' display sockets go, when the host's displays listen on sockets."""
+        return self.display_dir if self._listen == SOCKET else None
+
+    @property
+    def graphics_listen(self) -> str | None:
+        """The address displays listen on when not on a socket."""
+        return {SOCKET: None, LOOPBACK: "127.0.0.1"}.get(self._listen, self._listen)
 
     @classmethod
-    def embedded(cls, name: str = "local", *, accelerator: str = "auto",
-                 probe_kernel: str | None = None) -> "ResolvedHost":
-        """The project's own libvirtd on this machine (started if it is not running)."""
-        return resolve_host(name, EMBEDDED, accelerator, probe_kernel=probe_kernel)
+    def embedded(cls, name: str = "local", *, accelerator: str = "auto", probe_kernel: str | None = None,
+                 display_listen: str = SOCKET, spice: bool | None = None,
+                 console: ConsoleSettings | None = None) -> "ResolvedHost":
+        """The project's own libvirtd on this machine (started if it is not running), and its console gateway.
+
+        display_listen: socket (default), loopback, or an address inside the host's network namespace;
+        spice: None adds SPICE where the host's qemu supports it; console: the gateway's settings.
+        """
+        return resolve_host(name, EMBEDDED, accelerator, probe_kernel=probe_kernel, display_listen=display_listen,
+                            spice=spice, console=console or ConsoleSettings())
 
     @classmethod
-    def at(cls, uri: str, *, name: str | None = None, accelerator: str = "kvm",
-           probe_kernel: str | None = None) -> "ResolvedHost":
+    def at(cls, uri: str, *, name: str | None = None, accelerator: str = "kvm", probe_kernel: str | None = None,
+           display_listen: str = LOOPBACK, spice: bool | None = None) -> "ResolvedHost":
         """A libvirt host by URI, e.g. qemu:///system or qemu+ssh://admin@kvm2/system."""
-        return resolve_host(name or uri, uri, accelerator, probe_kernel=probe_kernel)
+        return resolve_host(name or uri, uri, accelerator, probe_kernel=probe_kernel, display_listen=display_listen,
+                            spice=spice)
 
 
 Host = ResolvedHost   # the public name: `Host.embedded("local")`, `Host.at("qemu:///system")`
@@ -85,18 +114,34 @@ def offline(host, reason: str) -> ResolvedHost:
     uri = host.uri
     domain_type = {"kvm": "kvm", "tcg": "qemu"}.get(host.accelerator, "kvm")
     lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
+    # (its display settings as declared: SPICE only where asked for, since its qemu cannot be asked)
     return ResolvedHost(host.name, uri, None, domain_type, f"not known: the host cannot be reached ({reason})",
                         "/var/lib/libvirt/images", None, lxc_uri, "/var/lib/vdesk/containers", None,
-                        ssh_jump(uri), reason)
+                        ssh_jump=ssh_jump(uri), unreachable=reason,
+                        display_listen=getattr(host, "display_listen", None) or LOOPBACK,
+                        spice=bool(getattr(host, "spice", None)))
 
 
 def resolve(host, *, probe_kernel: str | None) -> ResolvedHost:
-    """A stack file's host entry (name, uri, accelerator) as a Host."""
-    return resolve_host(host.name, host.uri, host.accelerator, probe_kernel=probe_kernel)
+    """A stack file's host entry (name, uri, accelerator, display, console) as a Host."""
+    listen = getattr(host, "display_listen", None)
+    return resolve_host(host.name, host.uri, host.accelerator, probe_kernel=probe_kernel,
+                        display_listen=listen, spice=getattr(host, "spice", None),
+                        console=getattr(host, "console", None))
 
 
-def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | None) -> ResolvedHost:
-    """Reach the host (starting the embedded one) and settle its accelerator; errors name `hosts.<name>`."""
+def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | None,
+                 display_listen: str | None = None, spice: bool | None = None,
+                 console: ConsoleSettings | None = None) -> ResolvedHost:
+    """Reach the host (starting the embedded one and its console) and settle its accelerator and displays;
+    errors name `hosts.<name>`."""
+    display_listen = display_listen or (SOCKET if uri == EMBEDDED else LOOPBACK)
+    problems = _display_problems(name, uri, display_listen)
+    if uri == EMBEDDED:
+        problems += (console or ConsoleSettings()).problems(f"hosts.{name}.console")
+    if problems:
+        raise InputError(problems)
+    console_dir = None
     if uri == EMBEDDED:
         from . import embedded
         emb = embedded.ensure_running(embedded.embedded_host(name))
@@ -106,6 +151,13 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         lxc_uri, containers_dir = emb.lxc_uri, f"/var/lib/vdesk/{emb.netns_name}/containers"
         qemu_log_dir = str(state / "log" / "qemu")
         os.makedirs(display_dir, exist_ok=True)
+        console = console or ConsoleSettings()
+        console_dir = str(state / "console")
+        from ..console import service
+        try:
+            service.ensure_running(Path(console_dir), console, libvirt_uri=uri, netns=netns)
+        except VdeskError as exc:
+            raise InputError([(f"hosts.{name}.console", str(exc))]) from None
     else:
         if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
             raise HostUnreachable(name, uri, why)
@@ -113,6 +165,7 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
         qemu_log_dir = None  # a system host's logs are its administrator's (and logrotate's)
+        console = None       # a gateway serves the embedded host's displays only
     if accelerator == "auto" and not probe_kernel:
         raise InputError([(f"hosts.{name}.accelerator",
                            "auto needs a kernel to probe with (declare the golden image) — or set kvm or tcg")])
@@ -122,5 +175,34 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
     except VdeskError as exc:
         raise InputError([(f"hosts.{name}.accelerator", str(exc))]) from None
     log.info("host %s: %s (%s)", name, choice.accelerator, choice.reason)
+    if spice is None:
+        spice = supports_spice(uri, choice.domain_type)
     return ResolvedHost(name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
-                        lxc_uri, containers_dir, qemu_log_dir, None if netns else ssh_jump(uri))
+                        lxc_uri, containers_dir, qemu_log_dir, ssh_jump=None if netns else ssh_jump(uri),
+                        display_listen=display_listen, spice=spice, console=console, console_dir=console_dir)
+
+
+def _display_problems(name: str, uri: str, listen: str) -> list[tuple[str, str]]:
+    if listen == SOCKET and uri != EMBEDDED:
+        return [(f"hosts.{name}.display.listen", "socket is for the embedded host; use loopback or an address")]
+    if listen in (SOCKET, LOOPBACK):
+        return []
+    try:
+        ipaddress.ip_address(listen)
+    except ValueError:
+        return [(f"hosts.{name}.display.listen", f"{listen!r} is not socket, loopback or an IP address")]
+    return []
+
+
+def supports_spice(uri: str, domain_type: str) -> bool:
+    """Whether the host's qemu offers SPICE graphics (libvirt's domain capabilities say)."""
+    import libvirt
+    from lxml import etree
+    from .connection import connect
+    try:
+        with connect(uri) as conn:
+            caps = etree.fromstring(conn.getDomainCapabilities(None, "x86_64", None, domain_type, 0).encode())
+    except (libvirt.libvirtError, VdeskError) as exc:
+        log.info("no domain capabilities from %s (%s): no SPICE", uri, exc)
+        return False
+    return "spice" in caps.xpath("devices/graphics[@supported='yes']/enum[@name='type']/value/text()")

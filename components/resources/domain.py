@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
+from pathlib import Path
 
 import libvirt
 import pulumi
@@ -18,7 +20,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from . import faults
+from . import display, faults
 from .provider import ADOPT, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -27,11 +29,14 @@ BOOT_MODES = ("kernel", "bios", "uefi")
 DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
 RESTART_POLICIES = ("on-change", "never")
 GUEST_AGENT = "org.qemu.guest_agent.0"
+VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
+VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
 _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
-                  "cpu_mode", "cpu_topology", "machine", "cpu_model", "cpu_pinning", "hostdevs")
+                  "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
+                  "spice", "cpu_model", "cpu_pinning", "hostdevs")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -69,6 +74,39 @@ def _nics_problem(nics) -> str | None:
     for i, nic in enumerate(nics):
         if not isinstance(nic, dict) or not nic.get("network") or not nic.get("mac"):
             return f"nics[{i}] needs a network and a mac"
+    return None
+
+
+READONLY_VIRTIOFSD = str(Path(__file__).resolve().parents[2] / "tools" / "virtiofsd-ro")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
+
+
+def _shares_problem(shares) -> str | None:
+    for i, share in enumerate(shares):
+        if not isinstance(share, dict) or set(share) - {"source", "tag", "readonly"}:
+            return f"shares[{i}] must be {{source, tag, readonly}}"
+        source, tag = share.get("source"), share.get("tag")
+        if not isinstance(source, str) or not os.path.isabs(source) or any(c in source for c in ",\n\0"):
+            return f"shares[{i}].source must be an absolute directory path without commas"
+        if not isinstance(tag, str) or not _TAG.match(tag):
+            return f"shares[{i}].tag must be 1-36 lowercase letters, digits and '-'"
+        if not isinstance(share.get("readonly", True), bool):
+            return f"shares[{i}].readonly must be true or false"
+    return None
+
+
+def _video_problem(video) -> str | None:
+    """{model, width, height}: a model libvirt knows, and a resolution (both or neither) of at least 640x400."""
+    if not isinstance(video, dict) or set(video) - {"model", "width", "height"}:
+        return "must be {model, width, height}"
+    if video.get("model") not in VIDEO_MODELS:
+        return f"model {video.get('model')!r} must be one of {', '.join(VIDEO_MODELS)}"
+    size = [video.get("width"), video.get("height")]
+    if size != [None, None] and not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and float(v).is_integer() for v in size):
+        return "width and height must be whole numbers of pixels, given together"
+    if size != [None, None] and (size[0] < 640 or size[1] < 400):
+        return f"{size[0]}x{size[1]} is smaller than 640x400"
     return None
 
 
@@ -128,6 +166,20 @@ def same_machine(declared: str | None, live: str | None) -> bool:
     return bool(live) and live.startswith(alias + "-")
 
 
+def disks_as_before(old_disks, new_disks):
+    """New disks as comparable with old ones: a `source` the old entry never had (a stack made before vdesk
+    recorded sources) is no change, so the first run after an upgrade restarts no guest."""
+    if not isinstance(old_disks, list) or not isinstance(new_disks, list):
+        return new_disks
+    out = []
+    for i, new in enumerate(new_disks):
+        old = old_disks[i] if i < len(old_disks) else None
+        if isinstance(new, dict) and isinstance(old, dict) and "source" in new and "source" not in old:
+            new = {k: v for k, v in new.items() if k != "source"}
+        out.append(new)
+    return out
+
+
 def max_vcpus_of(props) -> int:
     """The boot-time vCPU maximum: max_vcpus, or (unset) vcpus, so no hot-plug room is reserved."""
     return int(props.get("max_vcpus") or props["vcpus"])
@@ -161,17 +213,31 @@ def desired_model(props) -> xmlmodel.Domain:
             type="file", device=disk.get("device", "disk"), driver_name="qemu",
             driver_type=disk.get("format", "qcow2"), source_file=disk["path"],
             target_dev=disk.get("target") or "vd" + "abcdefghijklmnopqrstuvwxyz"[index],
-            target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly"))))
+            target_bus=disk.get("bus", "virtio"), readonly=bool(disk.get("readonly")), serial=disk.get("serial")))
+    for share in props.get("shares") or []:
+        dom.shared_dirs.append(xmlmodel.SharedDirectory(
+            type="mount", accessmode="passthrough", driver_type="virtiofs", source_dir=share["source"],
+            tag=share["tag"], binary=READONLY_VIRTIOFSD if share.get("readonly", True) else None))
+    if props.get("shares"):
+        dom.memory_source, dom.memory_access = "memfd", "shared"    # virtiofsd reads the guest's memory
     for nic in props.get("nics") or []:
         dom.interfaces.append(xmlmodel.Interface(type="network", source_network=nic["network"],
                                                  mac=nic["mac"], model="virtio"))
     dom.channels.append(xmlmodel.Channel(type="unix", target_type="virtio", target_name=GUEST_AGENT))
-    if props.get("graphics_socket"):
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", listen_type="socket",
-                                              listen_socket=props["graphics_socket"]))
-    else:
-        dom.graphics.append(xmlmodel.Graphics(type="vnc", autoport=True, listen_type="address",
-                                              listen_address="127.0.0.1"))
+    if props.get("vdagent"):
+        # spice-vdagent in the guest talks to qemu's built-in agent: clipboard through VNC.
+        dom.channels.append(xmlmodel.Channel(type="qemu-vdagent", target_type="virtio", target_name=VDAGENT,
+                                             clipboard="yes", mouse_mode="client"))
+    dom.graphics.extend(display.graphics_devices(props))
+    video = props.get("video")
+    if video:
+        width, height = video.get("width"), video.get("height")
+        dom.videos.append(xmlmodel.Video(model_type=video["model"], heads=1, primary="yes",
+                                         resolution_x=int(width) if width else None,
+                                         resolution_y=int(height) if height else None))
+    if props.get("tablet"):
+        # An absolute pointer: the remote pointer and the guest's never drift apart.
+        dom.inputs.append(xmlmodel.Input(type="tablet", bus="virtio"))
     dom.serials.append(xmlmodel.Serial(type="pty"))
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
@@ -212,16 +278,46 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "cpu_model": live.cpu_model if props.get("cpu_model") else None,
         "cpu_pinning": [p.cpuset for p in sorted(live.vcpupins, key=lambda p: p.vcpu)] or None,
         "hostdevs": [_hostdev_as_input(h) for h in live.hostdevs] or None,
+        "shares": [{"source": f.source_dir, "tag": f.tag, "readonly": f.binary == READONLY_VIRTIOFSD}
+                   for f in live.shared_dirs if f.driver_type == "virtiofs"],
+        # Only a declared adapter is compared: without one, libvirt's default is no drift.
+        "video": _video_as_input(live, props.get("video")),
+        "tablet": _flag_as_input(any(i.type == "tablet" and i.bus == "virtio" for i in live.inputs),
+                                 props.get("tablet")),
+        "vdagent": _flag_as_input(any(c.type == "qemu-vdagent" for c in live.channels), props.get("vdagent")),
+        # read with VIR_DOMAIN_XML_SECURE: a password changed behind vdesk's back shows as drift
+        "display_password": next((g.passwd for g in live.graphics), None),
+        "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None) or (
+            "" if props.get("display_password_valid_to") == "" else None),
     }
+
+
+def _flag_as_input(present: bool, declared: bool | None) -> bool | None:
+    """A device vdesk adds when a flag is true: true when there, false when declared but gone, else as declared."""
+    return True if present else (False if declared else declared)
+
+
+def _video_as_input(live: xmlmodel.Domain, declared: dict | None) -> dict | None:
+    if not declared:
+        return declared
+    primary = next((v for v in live.videos if v.primary == "yes"), live.videos[0] if live.videos else None)
+    if primary is None:
+        return None
+    shown = {"model": primary.model_type}
+    if "width" in declared or "height" in declared:
+        shown.update(width=primary.resolution_x, height=primary.resolution_y)
+    return shown
 
 
 def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
     declared = {d.get("path"): d for d in props.get("disks") or []}.get(disk.source_file, {})
     out = {"path": disk.source_file, "format": disk.driver_type}
     for key, value in (("bus", disk.target_bus), ("readonly", disk.readonly), ("device", disk.device),
-                       ("target", disk.target_dev)):
+                       ("target", disk.target_dev), ("serial", disk.serial)):
         if key in declared:  # only echo what was declared, so libvirt's defaults never look like drift
             out[key] = value
+    if "source" in declared:   # what the volume at this path was made from: vdesk's, not libvirt's
+        out["source"] = declared["source"]
     return out
 
 
@@ -286,12 +382,6 @@ def force_off(dom) -> str:
     return "forced off"
 
 
-def _remove_display_socket(path: str | None) -> None:
-    """qemu leaves its VNC unix socket behind; a destroyed desktop leaves no file."""
-    if path and os.path.exists(path):
-        os.unlink(path)
-
-
 def _remove_logs(path: str | None) -> None:
     """qemu's log and its rotations: on an embedded host they are vdesk's files, and go with the domain."""
     if not path:
@@ -323,9 +413,28 @@ class DomainProvider(DeclaredProvider):
                              doc="{sockets, cores, threads}; their product is the vCPU maximum"),
         "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
-        "disks": Prop(list, default=[], validate=_disks_problem),
+        "disks": Prop(list, default=[], validate=_disks_problem,
+                      doc="{path, format, readonly, ..., source}: `source` names what the volume was made from, so "
+                          "a disk replaced at the same path restarts the guest on it"),
         "nics": Prop(list, default=[], validate=_nics_problem),
-        "graphics_socket": Prop(str, replaces=True),
+        "shares": Prop(list, default=[], validate=_shares_problem,
+                       doc="host directories {source, tag, readonly} through virtiofs; read-only (the default) is "
+                           "enforced on the host by a read-only bind mount under virtiofsd"),
+        "video": Prop(dict, validate=_video_problem,
+                      doc="{model, width, height}: the display adapter and its preferred resolution "
+                          "(default: libvirt's own adapter)"),
+        "tablet": Prop(bool, doc="an absolute pointer (virtio tablet), for remote desktops"),
+        "vdagent": Prop(bool,
+                        doc="qemu's vdagent on com.redhat.spice.0 (spice-vdagent in the guest): clipboard via VNC"),
+        "graphics_socket": Prop(str, replaces=True, doc="VNC unix socket (SPICE: the same path ending .spice)"),
+        "graphics_listen": Prop(str, validate=display.address_problem,
+                                doc="address VNC/SPICE listen on without a socket (default 127.0.0.1); needs a restart"),
+        "spice": Prop(bool, default=False, doc="a SPICE display beside VNC; needs a restart"),
+        "display_password": Prop(str, secret=True, validate=lambda v: None if 0 < len(v) <= 8 else "1-8 characters",
+                                 doc="the displays' password; changed live by a graphics device update"),
+        "display_password_valid_to": Prop(str, validate=display.valid_to_problem,
+                                          doc="UTC time the password stops working (passwdValidTo; '' for never); "
+                                              "changed live"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
@@ -333,7 +442,7 @@ class DomainProvider(DeclaredProvider):
         "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
         "adopt": ADOPT,
     }
-    OUTPUTS = ("uuid", "state", "pending_restart", "display_port")
+    OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port")
     JOURNAL_KIND = "domain"
 
     def check_more(self, inputs):
@@ -345,6 +454,8 @@ class DomainProvider(DeclaredProvider):
         # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
         if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
             problems.append(("max_vcpus", f"max_vcpus: must be >= vcpus ({vcpus}), got {max_vcpus}"))
+        if inputs.get("display_password_valid_to") and not inputs.get("display_password"):
+            problems.append(("display_password_valid_to", "display_password_valid_to needs a display_password"))
         topology = inputs.get("cpu_topology")
         if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
                 and (max_vcpus is None or _is_int(max_vcpus)):
@@ -378,7 +489,8 @@ class DomainProvider(DeclaredProvider):
             dom = lookup(conn.lookupByName, props["name"])
             if dom is None or dom.UUIDString() != id_:
                 return ReadResult("", {})
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
+                                                        | libvirt.VIR_DOMAIN_XML_SECURE))
             pending = props.get("pending_restart", False)
             outs = self._outputs(props, dom, pending=pending)
             # A restart still pending means the guest runs the old count on purpose: report the config.
@@ -388,9 +500,13 @@ class DomainProvider(DeclaredProvider):
     def update(self, _id, olds, news):
         return self._update(olds, news)
 
+    def diff(self, id_, olds, news):
+        return super().diff(id_, olds, {**news, "disks": disks_as_before(olds.get("disks"), news.get("disks"))})
+
     def _update(self, olds, news, *, boot_again: bool = False):
         """Apply news in place; boot_again: the guest must boot once more even if nothing else changed."""
-        changed = {k for k in self.PROPS if olds.get(k) != news.get(k)}
+        compared = {**news, "disks": disks_as_before(olds.get("disks"), news.get("disks"))}
+        changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
             desired = desired_model(news)
@@ -398,8 +514,12 @@ class DomainProvider(DeclaredProvider):
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
-            needs_restart = (boot_again or bool(changed & set(_NEEDS_RESTART))) and dom.isActive()
-            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, changed)):
+            pending = changed & set(_NEEDS_RESTART)
+            if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
+                    and not display.set_password_live(dom, desired):
+                pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
+            needs_restart = (boot_again or bool(pending)) and dom.isActive()
+            if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
                 if news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
@@ -420,7 +540,7 @@ class DomainProvider(DeclaredProvider):
         hot-plugged (or unplugged, which needs the guest's cooperation). Anything else, or a
         refusal, leaves the change to restart_policy; the log says why.
         """
-        pending = changed & set(_NEEDS_RESTART)
+        pending = set(changed)
         if pending - _LIVE_CAPABLE:
             return False
         name = news["name"]
@@ -460,18 +580,18 @@ class DomainProvider(DeclaredProvider):
             shut_down(dom, props.get("shutdown_timeout_s") or 60)
             faults.point("destroy")             # off, still defined
             undefine(dom)
-        _remove_display_socket(props.get("graphics_socket"))
+        display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
 
     def _outputs(self, props, dom, *, pending):
         state = "running" if dom.isActive() else "stopped"
-        port = None
+        ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
-            port = next((g.port for g in live.graphics if g.port and g.port > 0), None)
+            ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
                 "running": state == "running", "autostart": bool(dom.autostart()),
-                "pending_restart": bool(pending), "display_port": port}
+                "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice")}
 
 
 class Domain(Resource):
@@ -480,6 +600,9 @@ class Domain(Resource):
     uuid: pulumi.Output[str]
     state: pulumi.Output[str]
     display_port: pulumi.Output[int]
+    spice_port: pulumi.Output[int]
 
     def __init__(self, name: str, props: dict, opts=None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["display_password"]))
         super().__init__(DomainProvider(), name, DomainProvider.resource_props("Domain", props), opts)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import ast
 import asyncio
 import concurrent.futures
+import functools
 import importlib.util
 import os
+import threading
+import time
 import types
 from pathlib import Path
 
@@ -58,6 +61,23 @@ def _executor(max_workers=None, **kwargs):
 
 
 server.futures = types.SimpleNamespace(ThreadPoolExecutor=_executor)
+_load_provider = server.get_provider
+
+
+@functools.lru_cache(maxsize=64)
+def _provider_from(blob: str):
+    return _load_provider({server.PROVIDER_KEY: blob})
+
+
+def _cached_provider(props):
+    """Every resource carries its provider pickled (a few KiB of dill); a stack of 60 desktops makes
+    hundreds of calls with a handful of distinct blobs. Providers are stateless, so one object per blob
+    serves every call (Check, Diff, Read, ...), instead of unpickling it each time."""
+    blob = props[server.PROVIDER_KEY]
+    return _provider_from(blob) if isinstance(blob, str) else _load_provider(props)
+
+
+server.get_provider = _cached_provider
 _read = server.DynamicResourceProviderServicer.Read
 
 
@@ -80,5 +100,15 @@ def _read_or_import(self, request, context):
 
 server.DynamicResourceProviderServicer.Read = _read_or_import
 
+def _exit_with_the_engine(engine: int, poll_s: float = 0.5) -> None:
+    """The engine starts this server in a process group of its own, so a killed `pulumi up` leaves it
+    running, possibly still changing the host while the next run starts. It ends with its engine."""
+    while os.getppid() == engine:
+        time.sleep(poll_s)
+    os._exit(70)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=_exit_with_the_engine, args=(os.getppid(),), daemon=True,
+                     name="exit-with-the-engine").start()
     server.main()

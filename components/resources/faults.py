@@ -2,7 +2,9 @@
 
 Inert unless $VDESK_FAULT_AT names the point: then the provider writes the
 marker file $VDESK_FAULT_MARKER (so the test knows the run got there) and
-waits to be killed. Nothing sets these variables outside tests.
+waits: to be killed, or (with $VDESK_FAULT_PAUSE set) until the test removes
+the marker, having done something to the host meanwhile. Nothing sets these
+variables outside tests.
 """
 from __future__ import annotations
 
@@ -20,5 +22,9 @@ def point(name: str) -> None:
     marker = os.environ.get("VDESK_FAULT_MARKER")
     if marker:
         Path(marker).write_text(f"{name} {os.getpid()}\n")
+    if os.environ.get("VDESK_FAULT_PAUSE") and marker:
+        while Path(marker).exists():           # the test restarts libvirtd (say), then lets the run go on
+            time.sleep(0.1)
+        return
     while True:                    # the test kills the whole run (SIGKILL) while it waits here
         time.sleep(3600)

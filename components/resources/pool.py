@@ -14,6 +14,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
+from . import backups, journal
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from .provider import _is_unknown
 
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from ..host.resolve import Host
 
 log = logging.getLogger(__name__)
+
+
+def _kept_by(props: dict, volume: str) -> bool:
+    """Whether `volume` is one this pool's stack made and keeps when it goes (a home: its journal entry stays)."""
+    owner = props.get("owner")
+    return bool(owner) and journal.lookup(owner, "volume", props["host_uri"], f"{props['name']}/{volume}") is not None
 
 
 def _absolute(path: str) -> str | None:
@@ -233,7 +240,13 @@ class PoolProvider(DeclaredProvider):
                 return
             if pool.isActive():
                 pool.refresh(0)
+                backups.remove_all(pool)          # kept copies of replaced disks go with their pool
                 leftovers = pool.listVolumes()
+                kept = [v for v in leftovers if _kept_by(props, v)]
+                if kept and len(kept) == len(leftovers):
+                    log.warning("keeping storage pool %r: it holds volumes this stack keeps on removal (%s)",
+                                props["name"], ", ".join(sorted(kept)))
+                    return
                 if leftovers:
                     raise VdeskError(
                         f"refusing to delete storage pool {props['name']!r}: it still holds volumes "

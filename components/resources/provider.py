@@ -86,14 +86,16 @@ def _adopting(create):
                 return result
             if existing is not None and (recovered := self.recover(existing, props, entry)) is not None:
                 return recovered
+        elif identity and self.existing_id(props) is not None:
+            return create(self, props)       # someone else's object of this name: create refuses it, no entry
         if identity:
             journal.note(*identity, journal.CREATING)
         try:
             result = create(self, props)
         except BaseException:
-            if identity:
-                journal.forget(*identity)   # a failed create leaves nothing behind (it is transactional)
-            raise
+            if identity and not self._left_behind(props):
+                journal.forget(*identity)   # a failed create left nothing behind (it is transactional)
+            raise                            # else (a connection lost mid-way): the entry lets the next run remake it
         if identity:
             journal.note(*identity, journal.CREATED)
         return result
@@ -107,7 +109,8 @@ def _journaled_delete(delete):
     @functools.wraps(delete)
     def wrapper(self, id_, props):
         result = delete(self, id_, props)
-        if identity := self.journal_identity(props):
+        identity = self.journal_identity(props)
+        if identity and not self._left_behind(props):   # (a pool kept for the homes it holds stays noted)
             journal.forget(*identity)
         return result
 
@@ -205,6 +208,13 @@ class DeclaredProvider(ResourceProvider):
             raise VdeskError(f"cannot adopt {props.get('name')!r}: " + "; ".join(m for _, m in problems))
         log.info("adopting existing %s %r", type(self).__name__, props.get("name"))
         return CreateResult(id_, self.update_adopted(id_, {**props, **observed}, props).outs)
+
+    def _left_behind(self, props: dict) -> bool:
+        """After a failed create: does an object exist anyway (or can that not even be asked)?"""
+        try:
+            return self.existing_id(props) is not None
+        except Exception:          # the host cannot be asked: assume the worst, keep the journal entry
+            return True
 
     def journal_identity(self, props: dict) -> tuple[str, str, str, str] | None:
         """(owner, kind, host, name) of the object in the creation journal, or None when not journaled."""

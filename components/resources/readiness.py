@@ -15,7 +15,7 @@ from pathlib import Path
 from ..host.connection import connect
 from ..guest.checks import GuestHost
 from ..guest.checkspec import parse_checks, report, run_checks
-from ..guest.screenshot import assert_usable, capture
+from ..guest.screenshot import assert_usable, capture, wait_for_desktop
 from ..errors import VdeskError
 from ..guest import GuestError, HostKeyMismatch
 from ..guest.address import wait_for_address
@@ -50,6 +50,11 @@ class ReadinessProvider(GateProvider):
         "seed_sha256": Prop(str, doc="a rewritten seed is checked again"),
         "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
         "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
+        "graphical": Prop(bool, doc="a desktop image: the screenshot must show the graphical desktop"),
+        "graphical_timeout_s": Prop(int, validate=_positive,
+                                    doc="how long to wait for the screen to show the desktop (default 600)"),
+        "min_width": Prop(int, validate=_positive, doc="the least display width a graphical desktop shows"),
+        "min_height": Prop(int, validate=_positive, doc="the least display height a graphical desktop shows"),
         "address_timeout_s": Prop(int, default=600, validate=_positive),
         "ssh_timeout_s": Prop(int, default=300, validate=_positive),
         "cloud_init_timeout_s": Prop(int, default=900, validate=_positive),
@@ -89,7 +94,14 @@ class ReadinessProvider(GateProvider):
         shot = None
         if props.get("screenshot_path"):
             with connect(props["host_uri"]) as conn:
-                picture = capture(conn, name, Path(props["screenshot_path"]))
+                if props.get("graphical"):
+                    # Its session may still be drawing: wait, with a deadline, for the desktop to show.
+                    picture = wait_for_desktop(conn, name, Path(props["screenshot_path"]),
+                                               timeout_s=props.get("graphical_timeout_s") or 600,
+                                               min_width=props.get("min_width") or 640,
+                                               min_height=props.get("min_height") or 400)
+                else:
+                    picture = capture(conn, name, Path(props["screenshot_path"]))
             assert_usable(picture)
             shot = picture.path
         log.info("desktop %s ready at %s", name, ip)

@@ -16,8 +16,9 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
-from . import faults
-from .provider import ADOPT, OWNER, DeclaredProvider, Prop
+from . import backups, faults
+from .domain import shut_down
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown
 
 if TYPE_CHECKING:
     from .pool import StoragePool
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CHUNK = 4 * 1024 * 1024
+_SHUTDOWN_S = 60          # a guest's chance to power off cleanly before its disk is copied
 _FORMATS = ("qcow2", "raw")
 
 
@@ -149,6 +151,19 @@ def find_volume(conn, pool_name: str, name: str):
     return pool and lookup(pool.storageVolLookupByName, name)
 
 
+def domains_using(conn, path: str, name: str | None = None) -> list:
+    """The defined domains that have `path` as one of their disks (only domain `name`, when given)."""
+    found = []
+    candidates = [d for d in [lookup(conn.lookupByName, name)] if d] if name else conn.listAllDomains(0)
+    for dom in candidates:
+        try:
+            if any(d.source_file == path for d in xmlmodel.Domain.from_xml(dom.XMLDesc(0)).disks):
+                found.append(dom)
+        except libvirt.libvirtError:
+            continue      # undefined meanwhile
+    return found
+
+
 def backing_users(pool, path: str) -> list[str]:
     """Names of the volumes in a pool that use `path` as their backing store."""
     users = []
@@ -176,6 +191,10 @@ class VolumeProvider(DeclaredProvider):
         "backing_format": Prop(str, default="qcow2", replaces=True, validate=_format_problem),
         "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
                         doc="full copy of this volume path on the same host: independent of it, no backing store"),
+        "domain": Prop(str, inert=True, doc="the domain this disk belongs to (stopped for a consistent backup)"),
+        "backup_days": Prop(int, default=0, validate=lambda v: None if 0 <= v <= 3650 else "must be 0..3650",
+                            doc="a desktop's system disk: when a change replaces it, keep a flattened copy for this "
+                                "many days (0: none); used at the replacement, never at destroy"),
         "adopt": ADOPT,
         "owner": OWNER,
     }
@@ -194,7 +213,7 @@ class VolumeProvider(DeclaredProvider):
             problems.append(("copy_of", f"copy_of (full copy) excludes {other}: give only one of source_path "
                                         "(import), backing_path (linked clone) or copy_of (full copy)"))
         src = inputs.get("source_path")
-        if src and not src.startswith("04da6b54") and not os.path.isfile(src):
+        if src and not _is_unknown(src) and not os.path.isfile(src):   # a path known only after apply: later
             problems.append(("source_path", f"{src!r} does not exist or is not a file"))
         return problems
 
@@ -211,6 +230,7 @@ class VolumeProvider(DeclaredProvider):
     def create(self, props):
         with connect(props["host_uri"]) as conn:
             pool = conn.storagePoolLookupByName(props["pool"])
+            backups.prune(pool)
             if lookup(pool.storageVolLookupByName, props["name"]):
                 raise VdeskError(f"volume {props['name']!r} already exists in pool {props['pool']!r}; "
                                  "set adopt: true to take it over, or choose another name")
@@ -270,7 +290,9 @@ class VolumeProvider(DeclaredProvider):
 
     def update(self, _id, olds, news):
         with connect(news["host_uri"]) as conn:
-            vol = conn.storagePoolLookupByName(news["pool"]).storageVolLookupByName(news["name"])
+            pool = conn.storagePoolLookupByName(news["pool"])
+            backups.prune(pool)
+            vol = pool.storageVolLookupByName(news["name"])
             want = news.get("capacity_bytes")
             have = xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity
             if want and want > have:
@@ -284,10 +306,22 @@ class VolumeProvider(DeclaredProvider):
             vol = find_volume(conn, props["pool"], props["name"])
             if not vol:
                 return
-            users = backing_users(vol.storagePoolLookupByVolume(), vol.path())
+            pool = vol.storagePoolLookupByVolume()
+            # Only an imported image can be another volume's backing store (a clone or copy never is): the
+            # scan of the pool is skipped for desktop disks, so destroying N desktops is not O(N^2).
+            leaf = bool(props.get("backing_path") or props.get("copy_of"))
+            users = [] if leaf else backing_users(pool, vol.path())
             if users:
                 raise VdeskError(f"refusing to delete volume {props['name']!r}: it is the backing store of "
                                  f"{', '.join(users)}")
+            # A domain that is kept still uses this disk: the disk is being replaced, not destroyed
+            # (at destroy, domains go first). Stop the guest so the copy is consistent; the domain's own
+            # update, which follows, starts it on the new disk.
+            domains = domains_using(conn, vol.path(), props.get("domain")) if props.get("backup_days") else []
+            if domains:
+                for dom in domains:
+                    shut_down(dom, _SHUTDOWN_S)
+                backups.take(pool, vol, props["backup_days"])
             vol.delete(0)
 
     def _outputs(self, props, vol):
@@ -315,6 +349,8 @@ class VolumeArgs:
     backing_path: pulumi.Input[str] | None = None    # a linked clone on this volume path
     copy_of: pulumi.Input[str] | None = None         # an independent copy of this volume path
     adopt: bool = False
+    backup_days: int = 0                 # a system disk: keep a copy this long when a change replaces it
+    domain: str | None = None            # the domain it is the system disk of
 
 
 class Volume(Resource):
@@ -331,5 +367,7 @@ class Volume(Resource):
             "format": args.format, "capacity_bytes": capacity, "source_path": args.source_path,
             "source_id": args.source_id, "backing_path": args.backing_path,
             "backing_format": "qcow2" if args.backing_path is not None else None, "copy_of": args.copy_of,
-            "adopt": args.adopt, "owner": pulumi.get_stack(), **dict.fromkeys(VolumeProvider.OUTPUTS),
+            "backup_days": args.backup_days, "domain": args.domain, "adopt": args.adopt,
+            "owner": pulumi.get_stack(),
+            **dict.fromkeys(VolumeProvider.OUTPUTS),
         }, opts)

@@ -34,9 +34,11 @@ class Interface(XMLObject):
 
 class Channel(XMLObject):
     TAG = "channel"
-    type = Field("@type")                 # unix
+    type = Field("@type")                 # unix | qemu-vdagent
     target_type = Field("target/@type")   # virtio
-    target_name = Field("target/@name")   # org.qemu.guest_agent.0
+    target_name = Field("target/@name")   # org.qemu.guest_agent.0 | com.redhat.spice.0
+    clipboard = Field("source/clipboard/@copypaste")   # qemu-vdagent: yes (clipboard through VNC)
+    mouse_mode = Field("source/mouse/@mode")           # qemu-vdagent: client | server
 
 
 class Graphics(XMLObject):
@@ -47,6 +49,8 @@ class Graphics(XMLObject):
     listen_type = Field("listen/@type")   # address | socket
     listen_address = Field("listen/@address")
     listen_socket = Field("listen/@socket")
+    passwd = Field("@passwd")             # only in XMLDesc with VIR_DOMAIN_XML_SECURE
+    passwd_valid_to = Field("@passwdValidTo")   # UTC, YYYY-MM-DDTHH:MM:SS
 
 
 class Serial(XMLObject):
@@ -72,7 +76,17 @@ class Rng(XMLObject):
 
 class Video(XMLObject):
     TAG = "video"
-    model_type = Field("model/@type")
+    model_type = Field("model/@type")     # virtio | vga | cirrus | qxl
+    heads = Field("model/@heads", int)
+    primary = Field("model/@primary")     # yes
+    resolution_x = Field("model/resolution/@x", int)   # the display's preferred mode (EDID)
+    resolution_y = Field("model/resolution/@y", int)
+
+
+class Input(XMLObject):
+    TAG = "input"
+    type = Field("@type")                 # tablet | mouse | keyboard
+    bus = Field("@bus")                   # virtio | usb | ps2
 
 
 class Owner(XMLObject):
@@ -80,6 +94,17 @@ class Owner(XMLObject):
     TAG = _META
     stack = Field("{%s}stack" % VDESK_NS)
     resource = Field("{%s}resource" % VDESK_NS)
+
+
+class SharedDirectory(XMLObject):
+    """A host directory shared into a VM through virtiofs (its mount tag is target/@dir)."""
+    TAG = "filesystem"
+    type = Field("@type")                 # mount
+    accessmode = Field("@accessmode")     # passthrough
+    driver_type = Field("driver/@type")   # virtiofs
+    binary = Field("binary/@path")        # the virtiofsd to run (vdesk's read-only wrapper for read-only shares)
+    source_dir = Field("source/@dir")
+    tag = Field("target/@dir")
 
 
 class Domain(XMLObject):
@@ -118,8 +143,12 @@ class Domain(XMLObject):
     channels = Children(Channel, "devices/channel")
     graphics = Children(Graphics, "devices/graphics")
     videos = Children(Video, "devices/video")
+    inputs = Children(Input, "devices/input")
     serials = Children(Serial, "devices/serial")
     consoles = Children(Console, "devices/console")
     rngs = Children(Rng, "devices/rng")
     hostdevs = Children(Hostdev, "devices/hostdev")     # PCI devices and mediated devices (vGPUs) of the host
     vcpupins = Children(VcpuPin, "cputune/vcpupin")     # the host CPUs each vCPU may run on
+    memory_source = Field("memoryBacking/source/@type")    # memfd: shared with virtiofsd
+    memory_access = Field("memoryBacking/access/@mode")    # shared
+    shared_dirs = Children(SharedDirectory, "devices/filesystem")

@@ -25,13 +25,24 @@ pytestmark = pytest.mark.e2e
 STACK = "ci"
 
 
+def ci_config(share: Path) -> dict:
+    """The `ci` stack, plus a home volume and a read-only share (the guest boot is paid for once)."""
+    config = stack_config(STACK)
+    config["vdesk:shares"] = {"docs": {"host": "local", "path": str(share)}}
+    desk = config["vdesk:desktops"][STACK]
+    desk.update(shares=["docs"], home="1GiB", home_on_removal="delete")
+    return config
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     state = tmp_path_factory.mktemp("vdesk-state")
     env = isolated_env(state)
-    project = make_project(tmp_path_factory.mktemp("project"), STACK, stack_config(STACK))
+    share = tmp_path_factory.mktemp("share")
+    (share / "hello.txt").write_text("hello from the host\n")
+    project = make_project(tmp_path_factory.mktemp("project"), STACK, ci_config(share))
     stack = open_stack(project, STACK, env)
-    yield {"stack": stack, "state": state, "project": project}
+    yield {"stack": stack, "state": state, "project": project, "share": share}
     try:
         stack.destroy(on_output=print)
     finally:
@@ -66,6 +77,15 @@ def test_up_check_idempotence_and_clean_destroy(world):
         assert session.run(["systemctl", "is-active", "ssh"]).stdout.strip() == "active"
         assert session.run("hostname").stdout.strip() == STACK
         assert session.run("sudo -n true").rc == 0
+        # /home is the desktop's own volume, and the user's home is on it.
+        assert session.run("lsblk -no LABEL \"$(findmnt -n -o SOURCE /home)\"").stdout.strip() == "vdesk-home"
+        assert session.run("test -d /home/ci").rc == 0
+        # The read-only share: readable, and not writable even by root after a remount read-write in the guest.
+        assert session.run("cat /mnt/shares/docs/hello.txt").stdout == "hello from the host\n"
+        assert session.run("sudo -n touch /mnt/shares/docs/from-guest").rc != 0
+        session.run("sudo -n mount -o remount,rw /mnt/shares/docs")
+        assert session.run("sudo -n touch /mnt/shares/docs/from-guest").rc != 0
+    assert sorted(p.name for p in world["share"].iterdir()) == ["hello.txt"], "nothing written on the host"
 
     # A second up of the same declaration changes nothing.
     again = stack.up(on_output=print)
@@ -75,12 +95,12 @@ def test_up_check_idempotence_and_clean_destroy(world):
     pools_dir = world["state"] / "hosts" / "local" / "pools"
     assert files_under(pools_dir)  # disk, seed, image, kernel, initrd exist while up
     before = counts(host_uri)
-    assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 5}, before
+    assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 6}, before
 
     # The state is lost while the desktop runs; adopt: true takes everything over.
     identity = inventory(host_uri)
     lose_state(stack)
-    config = stack_config(STACK)
+    config = ci_config(world["share"])
     for section, name in (("vdesk:pools", "main"), ("vdesk:networks", "lan"), ("vdesk:desktops", STACK)):
         config[section][name]["adopt"] = True
     rewrite_config(world["project"], STACK, config)

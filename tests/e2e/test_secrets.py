@@ -1,5 +1,11 @@
 """Passwords come from Pulumi secrets and exist outside the config only as hashes.
 
+The display password and the console's signing key are searched for the same
+way: they must be in no state export, no `virsh dumpxml` (without
+--security-info), no log and no output. The display password is in libvirt's
+own domain definitions and the remote-viewer file only, each 0600; the key is
+in its 0600 file only.
+
 One user with a password (a secret set through the Automation API) is brought
 up on the project's own libvirtd with a real guest. Then the plaintext is
 searched for everywhere it could have leaked: the seed ISO, every domain's
@@ -22,6 +28,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import libvirt
@@ -30,12 +37,16 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
+from components.cli.access import viewer_path, write_access_files
+from components.cli.console import console_link
+from components.console import service, tokens
 from components.host import embedded
 from components.cli import workdir
 from components.cloudinit import verify_password
 from components.guest.netns import connect_tcp
 from components.guest.ssh import SshTarget, connect
 from tests.support.project import REPO, isolated_env, make_project, open_stack, stack_config
+from tests.support.rfb import WebSocketTransport, handshake
 
 pytestmark = pytest.mark.e2e
 STACK = "secrets"
@@ -116,6 +127,7 @@ def test_a_password_exists_only_as_a_hash(world):
 
     up = stack.up(on_output=printed.append)
     assert up.summary.result == "succeeded"
+    world.update(up=up, printed=printed)    # the display password's search below reuses this guest
     desk = up.outputs["desktops"].value[USER]
     netns = up.outputs["hosts"].value["local"]["netns"]
     host_uri = up.outputs["host_uri"].value
@@ -162,6 +174,77 @@ def test_a_password_exists_only_as_a_hash(world):
     assert password_login(desk["ip"], netns, desk["host_key"], PASSWORD) == USER
     with pytest.raises(paramiko.AuthenticationException):
         password_login(desk["ip"], netns, desk["host_key"], PASSWORD + "x")
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_display_password_and_the_signing_key_are_nowhere_they_should_not_be(world, monkeypatch):
+    if "up" not in world:
+        pytest.skip("needs the guest brought up by test_a_password_exists_only_as_a_hash")
+    import websocket
+    stack: auto.Stack = world["stack"]
+    state, up = world["state"], world["up"]
+    desk = up.outputs["desktops"].value[USER]
+    host_uri = up.outputs["host_uri"].value
+    display_password = desk["display_password"]
+    console_dir = state / "hosts" / "local" / "console"
+    key = tokens.signing_key(console_dir)
+    assert display_password and len(display_password) == 8 and _mode(console_dir / tokens.KEY_FILE) == 0o600
+
+    # Use everything once, so the logs have something to say: make access's viewer file, a console
+    # session through the gateway (authenticated with the display password), and a refused link.
+    monkeypatch.setenv("VDESK_STATE", str(state))
+    write_access_files(STACK, up.outputs["desktops"].value)
+    viewer = viewer_path(STACK, USER)
+    assert _mode(viewer) == 0o600 and f"password={display_password}" in viewer.read_text()
+    url, _ = console_link(desk)
+    fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).fragment))
+    ws_base = url.split("/vnc.html")[0].replace("http", "ws", 1)
+    ws = websocket.create_connection(f"{ws_base}/{fragment['path']}", subprotocols=["binary"], timeout=30)
+    try:
+        assert handshake(WebSocketTransport(ws), fragment["password"])[2] == f"QEMU ({desk['name']})"
+    finally:
+        ws.close()
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(f"{ws_base}/{fragment['path']}x", timeout=30)
+    token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(fragment["path"]).query))["token"]
+
+    needles = {"display password": display_password.encode(), "signing key": key,
+               "signing key (hex)": key.hex().encode(), "console token": token.encode()}
+    # The state export and the outputs (as `pulumi` prints them without --show-secrets: the Automation
+    # API's export_stack asks for them decrypted), `virsh dumpxml` (without --security-info).
+    cli_env = {**{k: v for k, v in os.environ.items() if k != "PULUMI_CONFIG_PASSPHRASE_FILE"}, **isolated_env(state)}
+
+    def pulumi(*args: str) -> str:
+        return subprocess.run(["pulumi", *args, "--stack", STACK], cwd=world["project"], env=cli_env, check=True,
+                              capture_output=True, text=True).stdout
+
+    exported = pulumi("stack", "export")
+    assert '"display_password"' in exported and "secrets-sam" in exported
+    outputs = pulumi("stack", "output", "--json")
+    virsh = ["virsh", "-c", host_uri, "dumpxml", desk["name"]]
+    dumped = subprocess.run(virsh, check=True, capture_output=True, text=True).stdout + subprocess.run(
+        virsh + ["--inactive"], check=True, capture_output=True, text=True).stdout
+    assert "<graphics type='vnc'" in dumped and "<graphics type='spice'" in dumped
+    logs = sorted(p for p in (state / "hosts" / "local" / "log").rglob("*") if p.is_file())
+    logs.append(console_dir / service.LOG_FILE)
+    assert "connect desktop=secrets-sam" in (console_dir / service.LOG_FILE).read_text()
+    for what, needle in needles.items():
+        text = needle.decode(errors="replace")
+        assert text not in exported and text not in dumped and text not in outputs, what
+        assert text not in "".join(world["printed"]), what
+        assert [str(p) for p in logs if needle in p.read_bytes()] == [], what
+
+    # Files: the password only where libvirt keeps its domain (its config and its runtime status) and in
+    # the viewer file; the key only in its own file. Each of them readable by root alone.
+    holding = {Path(p) for p in files_containing(state, display_password.encode())}
+    assert holding == {viewer, state / "hosts" / "local" / "etc" / "qemu" / f"{desk['name']}.xml",
+                       state / "hosts" / "local" / "run" / "libvirt" / "qemu" / f"{desk['name']}.xml"}, holding
+    assert {p: _mode(p) for p in holding} == dict.fromkeys(holding, 0o600)
+    assert files_containing(state, key) == [str(console_dir / tokens.KEY_FILE)]
+    assert files_containing(state, token.encode()) == []
 
 
 def test_a_password_kept_in_plain_text_is_refused_before_anything_exists(tmp_path):

@@ -19,7 +19,7 @@ from tests.support.project import isolated_env, make_project, open_stack, rewrit
 
 pytestmark = pytest.mark.e2e
 STACK = "people"
-PARTS = ("", "-login-key", "-host-key", "-disk", "-seed", "-vm")   # a powered-off desktop: no readiness gate
+PARTS = ("", "-login-key", "-host-key", "-display-password", "-disk", "-seed", "-vm")   # a powered-off desktop: no readiness gate
 
 
 def people_config(*users: str) -> dict:

@@ -1,8 +1,9 @@
 """Adoption on the project's own libvirtd, through `pulumi up`.
 
 The case users hit: the Pulumi state is lost (a deleted backend, a new CI
-runner) while the desktops still exist. Without `adopt` vdesk refuses, naming
-the object; with it, the next `up` takes every object over - same UUIDs and
+runner) while the desktops still exist. The creation journal on the machine
+that made them proves they are the stack's own, and they are taken back; with
+no journal (a new runner) and no `adopt`, vdesk refuses, naming the object; with it, the next `up` takes every object over - same UUIDs and
 volume keys, no duplicates, the disk's data kept - and applies the declared
 changes in place. A network made by hand is adopted under its own name and
 left in place by destroy (`keep_on_destroy`). Desktops are declared stopped:
@@ -11,6 +12,7 @@ this is about libvirt objects, not boots.
 from __future__ import annotations
 
 import copy
+import shutil
 
 import libvirt
 import pytest
@@ -73,8 +75,15 @@ def test_a_lost_state_is_recovered_by_adoption_and_a_handmade_network_is_kept(tm
         assert [h.ip for h in live.dns_hosts] == ["10.84.0.7"], "declared record applied to the adopted network"
         conn.close()
 
-        # 2. The state is lost; the objects are not.
+        # 2. The state is lost; the objects are not. While this machine's creation journal
+        #    survives (a deleted backend), it proves the objects are this stack's own: the
+        #    next up takes them back without `adopt`, in place.
         lose_state(stack)
+        assert stack.up(parallel=16).summary.result == "succeeded"
+        assert inventory(host.uri) == before, "taken back from the journal: same objects, nothing added"
+        #    On a new runner the journal is gone too: then vdesk refuses, naming the object.
+        lose_state(stack)
+        shutil.rmtree(state / "journal" / STACK)
         with pytest.raises(auto.CommandError) as refused:
             stack.up(parallel=16)
         assert "already exists" in str(refused.value) and "set adopt: true" in str(refused.value)

@@ -56,7 +56,9 @@ def _converged(front) -> None:
     held = inventory(_host(front))
     assert {k: set(v) for k, v in held.items() if k != "volumes"} == EXPECTED
     volumes = sorted(held["volumes"])
-    assert len(volumes) == 7 and sum(v.startswith(f"{STACK}-d") for v in volumes) == 4, volumes
+    assert volumes == sorted([f"{STACK}-d1.qcow2", f"{STACK}-d1-seed.iso", f"{STACK}-d2.qcow2",
+                              f"{STACK}-d2-seed.iso", *(v for v in volumes if v.startswith(f"{STACK}-debian12-"))])
+    assert len(volumes) == 7, volumes
     state = json.loads(front.run("outputs").stdout)
     assert sorted(state["desktops"]) == ["d1", "d2"]
 

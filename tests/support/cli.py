@@ -1,6 +1,7 @@
 """Running vdesk's own front door (tools/vdesk) the way a user or a pipeline does, and killing it mid-run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -34,9 +35,16 @@ class Front:
         return done
 
     def start(self, op: str, **env: str) -> subprocess.Popen:
-        """Start `op` in a session of its own (engine, program and providers in one process group)."""
-        return subprocess.Popen([str(VDESK), op, self.stack], env={**self.env, **env}, cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        """Start `op` in a session of its own; its output goes to self.log (read it with `said`)."""
+        self.log = self.state / f"run-{op}-{time.monotonic_ns()}.log"
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "w") as out:
+            return subprocess.Popen([str(VDESK), op, self.stack], env={**self.env, **env}, cwd=REPO,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def said(self) -> str:
+        """What the last started run printed."""
+        return self.log.read_text()
 
     def kill_at(self, op: str, point: str, *, timeout: float = 900) -> None:
         """Run `op` until it reaches fault point `point`, then SIGKILL the whole run, as a power cut would."""
@@ -48,5 +56,46 @@ class Front:
             assert run.poll() is None, f"`{op}` ended (rc {run.returncode}) before it reached {point}"
             assert time.monotonic() < deadline, f"`{op}` did not reach {point} within {timeout} s"
             time.sleep(0.2)
-        os.killpg(run.pid, signal.SIGKILL)
+        kill_tree(run.pid)
         run.wait(timeout=60)
+
+
+    def pause_at(self, op: str, point: str, *, timeout: float = 900) -> tuple[subprocess.Popen, Path]:
+        """Start `op` and wait until it pauses at `point`; remove the returned marker to let it go on."""
+        marker = self.state / f"pause-{point}"
+        marker.unlink(missing_ok=True)
+        run = self.start(op, VDESK_FAULT_AT=point, VDESK_FAULT_MARKER=str(marker), VDESK_FAULT_PAUSE="1")
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert run.poll() is None, f"`{op}` ended (rc {run.returncode}) before it reached {point}"
+            assert time.monotonic() < deadline, f"`{op}` did not reach {point} within {timeout} s"
+            time.sleep(0.2)
+        return run, marker
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a run and everything it started (the engine starts its plugins in process groups of their
+    own), as a power cut would: nothing of the run may live on to finish its work."""
+    tree, found, todo = _children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(tree.get(p, []))
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for p in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)

@@ -12,15 +12,16 @@ from components.images.golden import ImageFiles
 from tests.unit.config.test_program import RecordingMocks, _fake_render, after
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "program" / "__main__.py"
-PARTS = ("login-key", "host-key", "disk", "seed", "vm", "ready")
+PARTS = ("login-key", "host-key", "display-password", "disk", "seed", "vm", "ready")
 
 
 @pytest.fixture
 def mocks(monkeypatch):
     m = RecordingMocks()
     pulumi.runtime.set_mocks(m, project="vdesk-program", stack="demo", preview=True)
-    monkeypatch.setattr("components.host.resolve.resolve_host", lambda name, uri, accel, probe_kernel: ResolvedHost(
-        name, "test:///default", "/run/netns/vdesk-unit", "qemu", "tcg requested explicitly", "/pools", "/displays"))
+    monkeypatch.setattr("components.host.resolve.resolve_host", lambda name, uri, accel, probe_kernel, **_: ResolvedHost(
+        name, "test:///default", "/run/netns/vdesk-unit", "qemu", "tcg requested explicitly", "/pools", "/displays",
+        display_listen="socket", spice=True))
     monkeypatch.setattr("components.images.golden.resolve", lambda src: ImageFiles(
         src.name, "/images/debian12/disk.qcow2", "kernel", "recipe0123456789abcdef", "/images/debian12/vmlinuz",
         "/images/debian12/initrd.img", "console=ttyS0 root=/dev/vda"))

@@ -1,17 +1,41 @@
 #!/bin/sh
-# Runs INSIDE the image chroot (as root), after packages.txt is installed.
+# Runs INSIDE the image chroot (as root), after the recipe's packages are installed
+# and before its desktop environment's own customize.sh.
 # Called by tools/build-image.sh; not meant to be run on a host.
 set -eu
 
-# --- locale -----------------------------------------------------------------
+# --- locale, keyboard, time zone (from the recipe) ---------------------------
+# Passed in by tools/build-image.sh: VDESK_LOCALE (e.g. de_DE.UTF-8),
+# VDESK_XKB_LAYOUT / VDESK_XKB_VARIANT, VDESK_TIMEZONE (e.g. Europe/Berlin).
+#
 # cloud-init's locale module sets LANG=en_US.UTF-8 unless the system already
-# has a locale; make sure it is generated and already the default, so the
-# module has nothing to regenerate and cannot fail.
-echo 'en_US.UTF-8 UTF-8' >/etc/locale.gen
+# has a locale; make sure the recipe's is generated and already the default,
+# so the module has nothing to regenerate and cannot fail. en_US.UTF-8 is
+# always generated too.
+: "${VDESK_LOCALE:?}" "${VDESK_XKB_LAYOUT:?}" "${VDESK_TIMEZONE:?}"
+charset=$(awk -v l="$VDESK_LOCALE" '$1 == l { print $2; exit }' /usr/share/i18n/SUPPORTED)
+[ -n "$charset" ] || { echo "locale $VDESK_LOCALE is not in /usr/share/i18n/SUPPORTED" >&2; exit 1; }
+{
+    echo 'en_US.UTF-8 UTF-8'
+    [ "$VDESK_LOCALE" = en_US.UTF-8 ] || echo "$VDESK_LOCALE $charset"
+} >/etc/locale.gen
 locale-gen
-update-locale --reset LANG=en_US.UTF-8
-locale -a | grep -qx 'en_US.utf8'
-grep -qx 'LANG=en_US.UTF-8' /etc/default/locale
+update-locale --reset LANG="$VDESK_LOCALE"
+grep -qx "LANG=$VDESK_LOCALE" /etc/default/locale
+
+# The keyboard: console-setup and X (its udev rules) read /etc/default/keyboard.
+cat >/etc/default/keyboard <<KBD
+# vdesk image recipe: keyboard $VDESK_XKB_LAYOUT${VDESK_XKB_VARIANT:+($VDESK_XKB_VARIANT)}
+XKBMODEL="pc105"
+XKBLAYOUT="$VDESK_XKB_LAYOUT"
+XKBVARIANT="${VDESK_XKB_VARIANT:-}"
+XKBOPTIONS=""
+BACKSPACE="guess"
+KBD
+
+test -f "/usr/share/zoneinfo/$VDESK_TIMEZONE" || { echo "no time zone $VDESK_TIMEZONE" >&2; exit 1; }
+ln -sfn "/usr/share/zoneinfo/$VDESK_TIMEZONE" /etc/localtime
+echo "$VDESK_TIMEZONE" >/etc/timezone
 
 # --- services -----------------------------------------------------------------
 # networkd applies the network-config v2 that cloud-init renders to

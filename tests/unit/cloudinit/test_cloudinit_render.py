@@ -97,9 +97,9 @@ def test_profile_renders_parses_and_validates(profile, variables):
 
 @pytest.mark.parametrize("profile, must_have, must_not_have", [
     # desktop (the golden image's default) adds nothing of its own: guests are offline
-    ("desktop", {"htop"}, {"git", "libreoffice", "xfce4"}),
-    ("developer", {"git", "build-essential", "htop"}, {"libreoffice"}),
-    ("office", {"libreoffice", "cups", "htop"}, {"git"}),
+    ("desktop", {"htop"}, {"git", "libreoffice-writer", "xfce4"}),
+    ("developer", {"git", "build-essential", "htop"}, {"libreoffice-writer"}),
+    ("office", {"libreoffice-writer", "cups", "htop"}, {"git"}),
 ])
 def test_profiles_inherit_packages(profile, must_have, must_not_have, variables):
     packages = yaml.safe_load(render_seed(profile, variables).user_data)["packages"]
@@ -186,6 +186,41 @@ def test_every_boot_puts_the_pinned_host_key_back(variables, host_keys, tmp_path
     assert oct(os.stat(ssh / "ssh_host_ed25519_key").st_mode & 0o777) == "0o600"
     assert oct(os.stat(ssh / "ssh_host_ed25519_key.pub").st_mode & 0o777) == "0o644"
     assert sorted(p.name for p in ssh.iterdir()) == ["ssh_host_ed25519_key", "ssh_host_ed25519_key.pub"]
+
+
+def test_every_boot_writes_the_seeds_shares_into_fstab_and_mounts_them(variables, tmp_path):
+    """cloud-init's `mounts` ignores virtiofs tags, so a bootcmd keeps /etc/fstab in step with the seed."""
+    import subprocess
+    shares = [{"tag": "docs", "mountpoint": "/mnt/shares/docs"},
+              {"tag": "team-data", "mountpoint": "/mnt/shares/team-data", "readonly": False}]
+    user_data = yaml.safe_load(render_seed("desktop", {**variables, "shares": shares}).user_data)
+    assert "mounts" not in user_data, "no virtiofs entry in cloud-init's mounts, which would drop it"
+    [_, argv] = user_data["bootcmd"]
+    assert argv[:2] == ["sh", "-c"] and argv[3] == "vdesk-shares"
+    fstab = tmp_path / "fstab"
+    fstab.write_text("LABEL=root / ext4 defaults 0 1\n"
+                     "old /mnt/shares/old virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,ro 0 0\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "mount").write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/mounted\n")
+    (bin_dir / "mount").chmod(0o755)
+    script = argv[2].replace("/etc/fstab", str(fstab))
+    for _ in range(2):      # every boot, and the second changes nothing
+        subprocess.run([argv[0], argv[1], script, *argv[3:]], check=True,
+                       env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+        assert fstab.read_text().splitlines() == [
+            "LABEL=root / ext4 defaults 0 1",
+            "docs /mnt/shares/docs virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,ro 0 0",
+            "team-data /mnt/shares/team-data virtiofs defaults,nofail,x-mount.mkdir,x-vdesk-share,rw 0 0"]
+    assert (tmp_path / "mounted").read_text().splitlines() == ["-a -t virtiofs"] * 2
+
+
+def test_a_home_is_mounted_through_cloud_inits_mounts(variables):
+    user_data = yaml.safe_load(render_seed("desktop", {**variables, "home_device": "/dev/vdb"}).user_data)
+    assert user_data["mounts"] == [["LABEL=vdesk-home", "/home", "ext4",
+                                    "defaults,nofail,x-systemd.device-timeout=60s", "0", "2"]]
+    assert user_data["fs_setup"][0]["overwrite"] is False
+    assert len(user_data["bootcmd"]) == 1, "no shares, no share command"
 
 
 def test_password_hash_only_ever_appears_hashed(variables):
@@ -434,3 +469,36 @@ def test_hash_password_salts_freshly():
 @pytest.mark.parametrize("not_a_hash", ["", SECRET, "$5$abc$def", "$6$abc$short"])
 def test_verify_password_rejects_non_sha512_hashes(not_a_hash):
     assert verify_password(SECRET, not_a_hash) is False
+
+
+# --- a desktop image's graphical session -------------------------------------------------------------
+
+AUTOLOGIN = "/etc/lightdm/lightdm.conf.d/50-vdesk-autologin.conf"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_autologin_writes_lightdms_config_before_the_display_manager_starts(variables, profile):
+    variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
+    user_data, _, _ = parse(render_seed(profile, variables))
+    [entry] = [f for f in user_data["write_files"] if f["path"] == AUTOLOGIN]
+    assert entry["content"].splitlines()[1:] == ["[Seat:*]", "autologin-user=alice", "autologin-user-timeout=0",
+                                                 "autologin-session=xfce"]
+    assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
+    if profile == "office":
+        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, "/etc/papersize"]
+
+
+@pytest.mark.parametrize("session", [None, {"session": "xfce", "autologin": None}])
+def test_no_autologin_no_lightdm_config(variables, session):
+    if session:
+        variables["graphical_session"] = session
+    user_data, _, _ = parse(render_seed("developer", variables))
+    assert "write_files" not in user_data
+
+
+def test_autologin_must_name_one_of_the_users(variables):
+    variables["graphical_session"] = {"session": "xfce; rm -rf /", "autologin": "mallory", "greeter": "x"}
+    with pytest.raises(CloudInitError) as excinfo:
+        render_seed("desktop", variables)
+    assert error_paths(excinfo) == ["graphical_session.greeter", "graphical_session.session",
+                                    "graphical_session.autologin"]

@@ -155,15 +155,21 @@ def test_both_forms_mix_and_secrets_that_no_user_names_are_allowed():
     assert list(cfg.desktops) == ["dev", "alice", "bob", "carol"]
 
 
-def test_gitops_pipeline_previews_on_change_and_ups_on_merge():
+def test_gitops_pipeline_plans_on_change_applies_on_merge_and_reconciles_on_schedule():
     from pathlib import Path
     import yaml
     repo = Path(__file__).resolve().parents[3]
     pipeline = yaml.safe_load((repo / ".ci" / "pipelines" / "gitops.yml").read_text())
     text = yaml.safe_dump(pipeline)
     triggers = pipeline.get("on", pipeline.get(True))   # YAML 1.1 reads a bare `on` as true
-    assert set(triggers) >= {"pull_request", "push"}
-    assert ".ci/gitops plan " in text and ".ci/gitops apply " in text   # (the pipeline's steps since 661d8ac)
+    assert set(triggers) >= {"pull_request", "push", "schedule"}
+    steps = [step.get("run", "") for job in pipeline["jobs"].values() for step in job["steps"]]
+    assert any(s.startswith(".ci/gitops plan ") and s.endswith("FETCH_HEAD") for s in steps)
+    assert any(s.startswith(".ci/gitops apply ") for s in steps)
+    assert any(s.startswith(".ci/gitops reconcile ") for s in steps)
+    # a change request runs main's code, never its own: it checks out main and takes only the stack file
+    plan = pipeline["jobs"]["plan"]
+    assert plan["steps"][0]["with"]["ref"] == "main"
     for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_BACKEND_URL"):
         assert name in pipeline["env"]
     for job in pipeline["jobs"].values():

@@ -198,7 +198,7 @@ CASES = [
      [("profiles.operator.groups[0]", f"7 is not a valid group name: {GROUP_HINT}")]),
     ("profile-check-without-kind", setting(profile("standard"), checks=[{"colour": "blue"}]), None,
      [("profiles.standard.checks[0]", "names no check kind (use one of: package, absent_package, service, "
-                                      "file, port, user, command); got key(s): colour")]),
+                                      "file, port, user, command, session); got key(s): colour")]),
     ("profile-unknown-setting", setting(profile("operator"), packages=["vim"]), None,
      [("profiles.operator.packages", f"unknown setting (allowed: {ALLOWED_PROFILE})")]),
     ("profile-bad-name", lambda c: c["profiles"].__setitem__("Power_Users", c["profiles"].pop("operator")), None,
@@ -222,7 +222,7 @@ CASES = [
     ("unknown-section", put("hostz", {"local": {}}), None,
      [("hostz", f"unknown section (allowed: {', '.join(SECTIONS)})")]),
     ("unknown-timeout", put("timeouts", {"boot": 60}), None,
-     [("timeouts.boot", "unknown timeout (allowed: address, ssh, cloud_init, shutdown)")]),
+     [("timeouts.boot", "unknown timeout (allowed: address, ssh, cloud_init, shutdown, graphical)")]),
     ("timeout-zero", put("timeouts", {"ssh": 0}), None,
      [("timeouts.ssh", "must be an integer >= 1, got 0")]),
     ("no-hosts", put("hosts", {}), None,

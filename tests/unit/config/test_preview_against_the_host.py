@@ -99,3 +99,56 @@ def test_container_mounts_are_held_to_the_same_roots(mocks):
     name = next(iter(raw["containers"]))
     raw["containers"][name]["mounts"] = [{"source": "/etc", "target": "/mnt/etc"}]
     assert "'/etc' is outside the container mounts roots" in dict(_declare(raw))[f"containers.{name}.mounts[0].source"]
+
+
+def test_shares_are_held_to_the_share_roots_and_named_where_they_are_used(mocks, tmp_path):
+    raw = example_stack("dev")
+    (tmp_path / "docs").mkdir()
+    raw["shares"] = {"docs": {"path": str(tmp_path / "docs")}, "etc": {"path": "/etc"},
+                     "far": {"host": "remote", "path": "/srv/far"}}
+    raw["hosts"]["remote"] = {"uri": "qemu+ssh://kvm2.example.org/system", "accelerator": "kvm"}
+    raw["profiles"]["desktop"]["shares"] = ["docs", "etc", "nope"]
+    problems = dict(_declare(raw))
+    assert "'/etc' is outside the shares roots" in problems["shares.etc.path"]
+    assert "read-only share needs vdesk's read-only virtiofsd" in problems["shares.far.writable"]
+    assert problems["profiles.desktop.shares[2]"] == "unknown share 'nope' (declared: docs, etc, far)"
+    assert "shares.docs.path" not in problems
+
+
+def test_image_recipes_and_what_templates_install_are_checked_naming_the_fields(mocks, monkeypatch, tmp_path):
+    from tests.unit.images.conftest import FakeIndex
+    monkeypatch.setenv("VDESK_CACHE", str(tmp_path / "cache"))          # nothing built: the recipe decides
+    monkeypatch.setattr("components.images.debian_index.shared_index",
+                        lambda: FakeIndex({"git", "vim", "build-essential", "python3-venv", "xfce4"}))
+    raw = example_stack("dev")
+    raw["images"]["desk"] = {"recipe": {"desktop": "kde", "packages": ["git", "no-such-package"],
+                                        "locale": "german", "timezone": "Mars/Olympus"}}
+    raw["images"]["plain"] = {"recipe": {"packages": ["git"]}}
+    raw["profiles"]["dev"] = {"template": "developer", "pool": "main", "network": "lan", "image": "plain",
+                              "autologin": True}
+    raw["users"].append({"name": "ada", "profile": "dev"})
+    problems = dict(_declare(raw))
+    assert "kde" in problems["images.desk.recipe.desktop"]
+    assert "'no-such-package' is not a package of Debian bookworm" in problems["images.desk.recipe.packages[1]"]
+    assert "images.desk.recipe.locale" in problems and "images.desk.recipe.timezone" in problems
+    # the developer template installs build-essential, python3-venv and vim, which 'plain' does not hold
+    mismatch = problems["profiles.dev.template"]
+    assert "'plain'" in mismatch and "vim" in mismatch and "images.plain.recipe.packages" in mismatch
+    assert "no desktop environment" in problems["profiles.dev.autologin"]
+
+
+def test_display_and_console_settings_are_checked_naming_the_fields(mocks):
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {"link_validity": "forever"}
+    raw["hosts"]["local"]["display"] = {"listen": "everywhere"}
+    raw["hosts"]["far"] = {"uri": "qemu+ssh://kvm2.example.org/system", "accelerator": "kvm",
+                           "console": {"bind": "0.0.0.0"}}
+    raw["profiles"]["desktop"]["display"] = {"password_valid_for": "3 weeks"}
+    problems = dict(_declare(raw))
+    assert "everywhere" in problems["hosts.local.display.listen"]
+    assert "hosts.local.console.link_validity" in problems
+    assert problems["hosts.far.console"] == "the browser console runs beside the embedded host only"
+    assert "profiles.desktop.display.password_valid_for" in problems
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {"tls_cert": "/etc/shadow"}     # the gateway would read and serve it
+    assert "outside the certificates roots" in dict(_declare(raw))["hosts.local.console.tls_cert"]

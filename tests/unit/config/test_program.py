@@ -139,7 +139,7 @@ def example_stack(stack: str) -> dict:
 
 
 def desktop_parts(name: str) -> list[str]:
-    return sorted([name, f"{name}-login-key", f"{name}-host-key", f"{name}-disk", f"{name}-seed", f"{name}-vm",
+    return sorted([name, f"{name}-login-key", f"{name}-host-key", f"{name}-display-password", f"{name}-disk", f"{name}-seed", f"{name}-vm",
                    f"{name}-ready"])
 
 
@@ -417,3 +417,25 @@ def test_extra_networks_give_a_desktop_more_nics_each_configured_by_its_seed(rea
         assert ethernets["eth1"]["dhcp4"] is True
 
     return after(outputs, check)
+
+
+@pulumi.runtime.test
+def test_a_home_is_a_volume_of_its_own_on_the_third_disk_and_mounted_by_the_seed(real_seed_mocks, golden):
+    from components.config.loader import declare
+    raw = example_stack("dev")
+    raw["profiles"]["desktop"]["home"] = "10GiB"
+    outputs = declare("dev", raw, config_keys={})
+
+    def check(_):
+        home = real_seed_mocks.named("dev-home")
+        assert (home["name"], home["capacity_bytes"], home.get("backing_path")) == ("dev-dev-home.qcow2",
+                                                                                     10 * 1024**3, None)
+        disks = real_seed_mocks.named("dev-vm")["disks"]
+        assert disks[2]["path"].endswith("/dev-dev-home.qcow2")
+        assert (disks[2]["format"], disks[2]["serial"]) == ("qcow2", "vdesk-home")
+        user_data = yaml.safe_load(real_seed_mocks.named("dev-seed")["user_data"])
+        assert user_data["fs_setup"][0]["device"] == "/dev/disk/by-id/virtio-vdesk-home"
+        assert user_data["fs_setup"][0]["overwrite"] is False
+        assert user_data["mounts"][0][:2] == ["LABEL=vdesk-home", "/home"]
+
+    return after(outputs["desktops"]["dev"]["ip"], check)

@@ -240,3 +240,45 @@ def test_offline_hosts_are_described_from_the_stack():
     from components.config.models import HostConfig
     h = offline(HostConfig("far", "qemu+ssh://admin@kvm2:2222/system", "tcg"), "timed out")
     assert (h.domain_type, h.ssh_jump, h.unreachable, h.netns) == ("qemu", "admin@kvm2:2222", "timed out", None)
+
+
+@pulumi.runtime.test
+def test_placed_desktops_keep_their_homes_shares_and_display_settings(hosts, tmp_path):
+    (tmp_path / "docs").mkdir()
+    raw = copy.deepcopy(BASE)
+    raw["shares"] = {"docs": {"host": "a", "path": str(tmp_path / "docs")}}
+    raw["profiles"]["std"].update(home="1GiB", display={"password_rotation": "2026-12"})
+    raw["users"].append({"name": "gil", "profile": "std", "hosts": ["a"], "shares": ["docs"]})
+    outputs = declare(raw)
+
+    def check(out):
+        mocks = hosts["mocks"]
+        assert out["placement"]["gil"] == "a"
+        assert {out["placement"][n] for n in USERS} == {"a", "b"}
+        names = set(mocks.names())
+        for n in [*USERS, "gil"]:
+            assert {f"{n}-home", f"{n}-display-password"} <= names
+            assert mocks.named(f"{n}-home")["pool"] == mocks.named(f"{n}-disk")["pool"]
+        assert mocks.named("gil-vm")["shares"] == [{"source": str(tmp_path / "docs"), "tag": "docs",
+                                                    "readonly": True}]
+        assert all(mocks.named(f"{n}-vm")["shares"] == [] for n in USERS)
+
+    return after(outputs, check)
+
+
+def test_a_share_is_on_one_host_so_a_desktop_that_may_go_elsewhere_cannot_use_it(hosts, tmp_path):
+    (tmp_path / "docs").mkdir()
+    raw = copy.deepcopy(BASE)
+    raw["shares"] = {"docs": {"host": "a", "path": str(tmp_path / "docs")}}
+    raw["profiles"]["std"]["shares"] = ["docs"]
+    raw["profiles"]["one"] = {**raw["profiles"]["std"], "hosts": ["a"]}
+    raw["users"] = [{"name": "ann", "profile": "std"}, {"name": "ben", "profile": "one", "hosts": "all"},
+                    {"name": "cy", "profile": "one"}]
+    with pytest.raises(InputError) as err:
+        declare(raw)
+    problems = dict(err.value.problems)
+    assert problems.pop("profiles.std.shares[0]") == (
+        "share 'docs' is on host 'a', not on 'b', where this desktop may be placed: a share is on one host, "
+        "so place the desktop there (host: a)")
+    assert problems.pop("users[1].hosts").startswith("share 'docs' is on host 'a', not on 'b'")
+    assert problems == {}, "cy stays on the share's host"

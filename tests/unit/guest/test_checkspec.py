@@ -20,7 +20,7 @@ from components.guest.checkspec import (
 )
 from tests.unit.guest.test_guest_checks import LocalBackend
 
-KINDS = "package, absent_package, service, file, port, user, command"
+KINDS = "package, absent_package, service, file, port, user, command, session"
 
 
 @pytest.mark.parametrize(
@@ -308,3 +308,101 @@ def test_digest_is_stable_and_follows_changes():
     digests = {checks_digest(parse_checks(c)) for c in changed}
     assert len(digests) == len(changed) and digest not in digests
     assert checks_digest([]) == checks_digest(parse_checks(None))
+
+
+# --- session: the user's graphical session, through logind ------------------------------------------
+
+SESSIONS = {  # id -> (list-sessions line, show-session output)
+    "c1": ("c1 111 lightdm seat0 tty7", "Id=c1\nName=lightdm\nType=x11\nClass=greeter\nActive=yes\nState=active\n"
+                                        "Seat=seat0\n"),
+    "3": ("3 1000 alice  pts/0", "Id=3\nName=alice\nType=tty\nClass=user\nActive=no\nState=online\nSeat=\n"),
+    "2": ("2 1000 alice seat0 tty7", "Id=2\nName=alice\nType=x11\nClass=user\nActive=yes\nState=active\n"
+                                     "Seat=seat0\n"),
+    "4": ("4 1001 bob seat0 tty8", "Id=4\nName=bob\nType=wayland\nClass=user\nActive=no\nState=online\n"
+                                   "Seat=seat0\n"),
+}
+
+
+@pytest.fixture
+def logind(tmp_path, monkeypatch):
+    """A fake `loginctl` on PATH that answers from files; returns a function that sets the sessions."""
+    folder = tmp_path / "logind"
+    (folder / "bin").mkdir(parents=True)
+    script = folder / "bin" / "loginctl"
+    script.write_text(f"""#!/bin/sh
+case "$1" in
+  list-sessions) cat {folder}/list ;;
+  show-session) cat "{folder}/$2" ;;
+  *) exit 2 ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder / 'bin'}:{__import__('os').environ['PATH']}")
+
+    def set_sessions(*ids):
+        (folder / "list").write_text("".join(SESSIONS[i][0] + "\n" for i in ids))
+        for i in ids:
+            (folder / i).write_text(SESSIONS[i][1])
+    set_sessions()
+    return set_sessions
+
+
+def _session_check(user="alice", **options):
+    return parse_checks([{"session": user, **options}])[0]
+
+
+def test_session_check_reads_as_a_sentence_and_validates_its_options():
+    assert _session_check().sentence == "user alice has an active graphical session"
+    assert _session_check(within=30).options == {"within": 30}
+    with pytest.raises(CheckSpecError) as err:
+        parse_checks([{"session": "alice", "within": -1}, {"session": "Not A User"}, {"session": "a", "x": 1}])
+    assert [p for p, _ in err.value.problems] == ["checks[0].within", "checks[1].session", "checks[2].x"]
+
+
+def test_session_check_passes_for_an_active_x11_session(host, logind):
+    logind("c1", "3", "2")
+    [outcome] = run_checks(host, [_session_check(within=0)])
+    assert outcome.passed, outcome
+    assert "loginctl show-session" in outcome.command
+
+
+def test_session_check_fails_naming_the_sessions_it_saw(host, logind):
+    logind("c1", "3", "4")
+    alice, bob = run_checks(host, [_session_check(within=0), _session_check("bob", within=0)])
+    assert not alice.passed and alice.reason == "none of alice's sessions is graphical and active"
+    assert "3: alice, tty, user, not active, online" in alice.output
+    assert "c1: lightdm, x11, greeter, active, active" in alice.output
+    assert not bob.passed and bob.reason == "none of bob's sessions is graphical and active"   # not active
+
+
+def test_session_check_without_any_session(host, logind):
+    [outcome] = run_checks(host, [_session_check(within=0)])
+    assert not outcome.passed and outcome.reason == "alice has no login session"
+    assert outcome.output == "(no sessions at all)"
+    text = report("desk", [outcome])
+    assert "FAILED  user alice has an active graphical session" in text
+
+
+def test_session_check_waits_for_the_session_within_its_bound(host, logind, monkeypatch):
+    from components.guest import checkspec
+    now = [0.0]
+    naps = []
+    appears_after = [3]
+
+    def sleep(seconds):
+        naps.append(seconds)
+        now[0] += seconds
+        if len(naps) == appears_after[0]:     # the display manager logs alice in while the check waits
+            logind("c1", "2")
+    monkeypatch.setattr(checkspec, "_clock", lambda: now[0])
+    monkeypatch.setattr(checkspec, "_sleep", sleep)
+    logind("c1")
+    [outcome] = run_checks(host, [_session_check(within=60)])
+    assert outcome.passed and len(naps) == 3 and now[0] == 3 * checkspec.SESSION_POLL_S
+
+    naps.clear()
+    now[0], appears_after[0] = 0.0, None
+    logind("c1")
+    [outcome] = run_checks(host, [_session_check(within=10)])
+    assert not outcome.passed and outcome.reason == "alice has no login session after waiting 10 s"
+    assert now[0] == 10, "gave up at its bound, not before, not after"

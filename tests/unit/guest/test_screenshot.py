@@ -181,3 +181,43 @@ def test_a_corrupt_png_is_a_readable_error(mangle):
     png = _png(Image.frombytes("RGB", (8, 8), _pattern(8, 8)))
     with pytest.raises(ScreenshotError, match=r"^screenshot of desktop 'dev': not a readable PNG image"):
         measure_png(mangle(png), what="screenshot of desktop 'dev'")
+
+
+def test_a_desktop_is_told_from_a_console_by_size_and_colour():
+    from components.guest.screenshot import Screenshot, shows_desktop
+    desktop = Screenshot("d.png", 1280, 800, 5000, False, "x", 0.35)
+    assert shows_desktop(desktop, min_width=1280, min_height=800)
+    assert not shows_desktop(Screenshot("c.png", 1280, 800, 2, False, "x", 0.97), min_width=1280, min_height=800)
+    assert not shows_desktop(Screenshot("s.png", 1024, 768, 5000, False, "x", 0.3), min_width=1280, min_height=800)
+
+
+def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, tmp_path):
+    from components.guest import screenshot
+    frames = [(720, 400, 0.98, b"console"), (1280, 800, 0.99, b"grey"),   # the text console, X starts
+              (1280, 800, 0.87, b"wallpaper"),                                 # the desktop, being drawn
+              (1280, 800, 0.81, b"panel"), (1280, 800, 0.81, b"panel")]        # ... and settled
+    shots = iter(frames)
+    taken = []
+
+    def capture(conn, name, dest):
+        width, height, share, pixels = next(shots)
+        dest.write_bytes(pixels)
+        taken.append(pixels)
+        return screenshot.Screenshot(str(dest), width, height, 4000, False, "d", share)
+    monkeypatch.setattr(screenshot, "capture", capture)
+    monkeypatch.setattr(screenshot.time, "sleep", lambda s: None)
+    shot = screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=60, min_width=1280,
+                                       min_height=800)
+    assert shot.dominant_share == 0.81 and len(taken) == 5
+
+
+def test_waiting_for_the_desktop_gives_up_at_its_deadline_saying_what_it_saw(monkeypatch, tmp_path):
+    from components.guest import screenshot
+    clock = iter([0.0, 5.0, 11.0, 11.0])
+    monkeypatch.setattr(screenshot.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(screenshot.time, "sleep", lambda s: None)
+    monkeypatch.setattr(screenshot, "capture", lambda conn, name, dest: screenshot.Screenshot(
+        str(dest), 720, 400, 2, False, "d", 0.97))
+    with pytest.raises(ScreenshotError, match=r"shows no graphical desktop after 10 s: its screen is 720x400 "
+                                              r"\(wanted at least 1280x800\) and 97% of it is one colour"):
+        screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=10, min_width=1280, min_height=800)

@@ -66,3 +66,29 @@ def test_an_imported_domain_keeps_how_it_boots(conn):
 
 def test_importing_what_does_not_exist_says_so(conn):
     assert _read(f"vdesk:network:nowhere@{URI}")[0] == ""
+
+
+def test_the_server_does_not_outlive_the_engine_that_started_it():
+    """A killed `pulumi up` must not leave a provider working on: it exits when its parent is gone."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+    child = ("import os, sys; sys.path.insert(0, os.getcwd()); "
+             "from components.resources.dynamic_server import _exit_with_the_engine; "
+             "_exit_with_the_engine(int(sys.argv[1]), poll_s=0.05)")
+    engine = ("import os, subprocess, sys; "
+              "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())], stdout=subprocess.DEVNULL); "
+              "print(p.pid, flush=True)")
+    out = subprocess.run([sys.executable, "-c", engine, child], capture_output=True, text=True, check=True)
+    pid = int(out.stdout)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":          # exited; PID 1 has not reaped it yet
+            return
+        time.sleep(0.05)
+    raise AssertionError("the provider server outlived its engine")

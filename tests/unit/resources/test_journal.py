@@ -90,3 +90,14 @@ def test_without_an_owner_nothing_is_journaled(conn, state):
     created = vp.create(_volume(owner=""))
     assert not (state / "journal").exists()
     vp.delete(created.id, created.outs)
+
+
+def test_refusing_another_stacks_object_leaves_no_entry_that_could_later_remove_it(conn):
+    vp = VolumeProvider()
+    theirs = vp.create(_volume(owner="other"))
+    for _ in range(2):                            # refused twice: the second time must not "recover" it away
+        with pytest.raises(VdeskError, match="already exists"):
+            vp.create(_volume(owner="dev"))
+        assert journal.lookup("dev", "volume", URI, "default-pool/jr-disk.qcow2") is None
+    assert conn.storagePoolLookupByName("default-pool").storageVolLookupByName("jr-disk.qcow2").key() == theirs.id
+    vp.delete(theirs.id, theirs.outs)

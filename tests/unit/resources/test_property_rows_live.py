@@ -19,11 +19,12 @@ URI = "test:///default"
 def _domain_base():
     return {"host_uri": URI, "name": "rows-vm", "domain_type": "test", "boot": "kernel", "memory_mib": 512,
             "vcpus": 1, "kernel": "/boot/vmlinuz", "cmdline": "root=/dev/vda", "disks": [], "nics": [],
-            "restart_policy": "on-change", "shutdown_timeout_s": 1}
+            "restart_policy": "on-change", "shutdown_timeout_s": 1, "display_password": "basepass"}
 
 
 def _dom_xml(conn):
-    return xmlmodel.Domain.from_xml(conn.lookupByName("rows-vm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE   # SECURE: display passwords too
+    return xmlmodel.Domain.from_xml(conn.lookupByName("rows-vm").XMLDesc(flags))
 
 
 DOMAIN_ROWS = {
@@ -47,8 +48,24 @@ DOMAIN_ROWS = {
               lambda c: [d.source_file for d in _dom_xml(c).disks] == ["/var/lib/extra.qcow2"]),
     "nics": ([{"network": "default", "mac": "52:54:00:33:00:01"}],
              lambda c: [i.mac for i in _dom_xml(c).interfaces] == ["52:54:00:33:00:01"]),
+    "shares": ([{"source": "/srv/docs", "tag": "docs", "readonly": True}],
+               lambda c: [(f.source_dir, f.tag, f.binary.endswith("/tools/virtiofsd-ro"))
+                          for f in _dom_xml(c).shared_dirs] == [("/srv/docs", "docs", True)]
+               and _dom_xml(c).memory_access == "shared"),
+    "video": ({"model": "virtio", "width": 1280, "height": 800},
+              lambda c: [(v.model_type, v.resolution_x, v.resolution_y) for v in _dom_xml(c).videos]
+              == [("virtio", 1280, 800)]),
+    "tablet": (True, lambda c: [(i.type, i.bus) for i in _dom_xml(c).inputs] == [("tablet", "virtio")]),
+    "vdagent": (True, lambda c: [ch.type for ch in _dom_xml(c).channels][-1] == "qemu-vdagent"),
     "running": (False, lambda c: not c.lookupByName("rows-vm").isActive()),
     "autostart": (True, lambda c: c.lookupByName("rows-vm").autostart() == 1),
+    "graphics_listen": ("0.0.0.0", lambda c: _dom_xml(c).graphics[0].listen_address == "0.0.0.0"),
+    "spice": (True, lambda c: [g.type for g in _dom_xml(c).graphics] == ["vnc", "spice"]),
+    # the test driver cannot update a device live: the update falls back to restart_policy (a restart);
+    # the live path (same qemu pid) is tested on the project's libvirtd (tests/integration/test_display_live.py)
+    "display_password": ("rowspass", lambda c: [g.passwd for g in _dom_xml(c).graphics] == ["rowspass"]),
+    "display_password_valid_to": ("2030-01-01T00:00:00", lambda c: _dom_xml(c).graphics[0].passwd_valid_to
+                                  == "2030-01-01T00:00:00"),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
     "shutdown_timeout_s": (5, lambda c: True),           # governs later shutdowns only
 }

@@ -77,6 +77,15 @@ def test_volume_check_rejects_missing_import_source():
         ("source_path", "'/nonexistent/image.qcow2' does not exist or is not a file")]
 
 
+def test_volume_check_waits_for_an_import_source_known_only_after_apply():
+    """A recipe image's files exist once its build has run: at preview, the path is unknown."""
+    from pulumi.output import Unknown
+    for unknown in (Unknown(), "04da6b54-80e4-46f7-96ec-b56ff0331ba9"):
+        result = VolumeProvider().check({}, {"host_uri": URI, "pool": "p", "name": "x.qcow2",
+                                             "source_path": unknown, "source_id": "0123456789ab"})
+        assert result.failures == []
+
+
 def test_network_create_overlap_and_drift(conn):
     np_ = NetworkProvider()
     props = checked(np_, {"host_uri": URI, "name": "unit-lan", "cidr": "10.91.0.0/24"})

@@ -26,14 +26,23 @@ def full_domain(name="model-full"):
         interfaces=[xmlmodel.Interface(type="network", mac="52:54:00:11:22:33", source_network="default",
                                        model="virtio"),
                     xmlmodel.Interface(type="bridge", mac="52:54:00:11:22:34", source_bridge="br0", model="e1000")],
-        channels=[xmlmodel.Channel(type="unix", target_type="virtio", target_name="org.qemu.guest_agent.0")],
+        channels=[xmlmodel.Channel(type="unix", target_type="virtio", target_name="org.qemu.guest_agent.0"),
+                  xmlmodel.Channel(type="qemu-vdagent", target_type="virtio", target_name="com.redhat.spice.0",
+                                   clipboard="yes", mouse_mode="client")],
         graphics=[xmlmodel.Graphics(type="vnc", autoport=False, port=5905, listen_type="address",
-                                    listen_address="127.0.0.1"),
-                  xmlmodel.Graphics(type="spice", listen_type="socket", listen_socket="/run/x.sock")],
-        videos=[xmlmodel.Video(model_type="vga")],
+                                    listen_address="127.0.0.1", passwd="vncpass1",
+                                    passwd_valid_to="2030-01-01T00:00:00"),
+                  xmlmodel.Graphics(type="spice", listen_type="socket", listen_socket="/run/x.sock",
+                                    passwd="vncpass1")],
+        videos=[xmlmodel.Video(model_type="virtio", heads=1, primary="yes", resolution_x=1280, resolution_y=800)],
+        inputs=[xmlmodel.Input(type="tablet", bus="virtio")],
         serials=[xmlmodel.Serial(type="file", source_path="/tmp/console.log", target_port=0)],
         consoles=[xmlmodel.Console(type="file", target_type="serial")],
         rngs=[xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom")],
+        memory_source="memfd", memory_access="shared",
+        shared_dirs=[xmlmodel.SharedDirectory(type="mount", accessmode="passthrough", driver_type="virtiofs",
+                                              binary="/usr/lib/qemu/virtiofsd", source_dir="/srv/share",
+                                              tag="docs")],
     )
 
 
@@ -46,8 +55,10 @@ def test_domain_is_accepted_by_libvirt_and_rereads_without_diff(conn):
     desired = full_domain("model-accepted")
     dom = conn.defineXML(desired.to_xml())
     try:
-        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        # SECURE: display passwords are shown only to callers that ask for them.
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
         assert desired.differences(live) == []
+        assert "vncpass1" not in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         dom.create()
         assert dom.isActive()
         dom.destroy()
@@ -119,6 +130,10 @@ def test_owner_metadata_uses_vdesk_namespace():
     (xmlmodel.Disk, full_domain().disks[0]),
     (xmlmodel.Interface, full_domain().interfaces[0]),
     (xmlmodel.Graphics, full_domain().graphics[0]),
+    (xmlmodel.SharedDirectory, full_domain().shared_dirs[0]),
+    (xmlmodel.Channel, full_domain().channels[0]),
+    (xmlmodel.Video, full_domain().videos[0]),
+    (xmlmodel.Input, full_domain().inputs[0]),
 ])
 def test_every_declared_property_is_exercised(cls, sample):
     """Guard: a property no test sets is a property nobody knows works."""
@@ -130,4 +145,5 @@ def test_every_declared_property_is_exercised(cls, sample):
 def _samples_of(cls):
     dom = full_domain()
     return {xmlmodel.Domain: [dom], xmlmodel.Disk: dom.disks, xmlmodel.Interface: dom.interfaces,
-            xmlmodel.Graphics: dom.graphics}[cls]
+            xmlmodel.Graphics: dom.graphics, xmlmodel.SharedDirectory: dom.shared_dirs, xmlmodel.Channel: dom.channels,
+            xmlmodel.Video: dom.videos, xmlmodel.Input: dom.inputs}[cls]

@@ -1,0 +1,74 @@
+"""Print a browser console link for one desktop: noVNC through the host's gateway, valid for a bounded time.
+
+    python -m components.cli.console STACK [DESKTOP] [--valid-for 30m]
+
+The link carries a token signed with the host's key that names this desktop
+and its expiry; the display password rides in the URL fragment, which the
+browser keeps to itself. The gateway is started if it is not running.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..console import service, tokens
+from ..console.gateway import SETTINGS_FILE
+from ..console.settings import MAX_LINK_VALIDITY_S, ConsoleSettings
+from ..errors import VdeskError
+from ..names import parse_duration
+from .checks import OutputsError, fetch_outputs
+
+
+def console_link(desktop: dict, *, valid_for_s: int | None = None) -> tuple[str, float]:
+    """(URL, expiry as UNIX time) for one desktop's entry in the stack outputs."""
+    console = desktop.get("console")
+    if not console or not console.get("dir"):
+        raise VdeskError(f"desktop {desktop.get('name')!r} has no browser console (its host is not the embedded one)")
+    console_dir = Path(console["dir"])
+    try:
+        spec = json.loads((console_dir / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        raise VdeskError(f"no console gateway settings in {console_dir}: bring the stack up first") from None
+    settings = ConsoleSettings(**spec["settings"])
+    base = service.ensure_running(console_dir, settings, libvirt_uri=spec["libvirt_uri"], netns=spec.get("netns"))
+    valid_for_s = valid_for_s or settings.link_validity_s
+    if not 0 < valid_for_s <= MAX_LINK_VALIDITY_S:
+        raise VdeskError(f"a console link may be valid for 1 s to {MAX_LINK_VALIDITY_S // 86400} days")
+    token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s)
+    return tokens.console_url(base, console["desktop"], token, desktop.get("display_password")), expires
+
+
+def pick(desktops: dict, name: str | None) -> tuple[str, dict]:
+    if name:
+        if name not in desktops:
+            raise VdeskError(f"no desktop {name!r} (desktops: {', '.join(sorted(desktops)) or 'none'})")
+        return name, desktops[name]
+    if len(desktops) != 1:
+        raise VdeskError(f"name a desktop: {', '.join(sorted(desktops)) or 'none'} (e.g. make console USER=<name>)")
+    return next(iter(desktops.items()))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="vdesk console", description=__doc__.splitlines()[0])
+    parser.add_argument("stack")
+    parser.add_argument("desktop", nargs="?", help="the desktop (user) name; optional when the stack has one")
+    parser.add_argument("--valid-for", help="how long the link works, e.g. 15m or 2h (default: the host's setting)")
+    args = parser.parse_args(argv)
+    try:
+        valid_for = parse_duration(args.valid_for) if args.valid_for else None
+        name, desktop = pick(fetch_outputs(args.stack).get("desktops") or {}, args.desktop)
+        url, expires = console_link(desktop, valid_for_s=valid_for)
+    except (VdeskError, OutputsError, ValueError) as exc:
+        print(f"vdesk console: {exc}", file=sys.stderr)
+        return 1
+    print(f"desktop {name} ({desktop['name']}): browser console, valid until "
+          f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(expires))}")
+    print(url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

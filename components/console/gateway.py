@@ -1,0 +1,248 @@
+"""The console gateway: websockify's proxy and web server, with vdesk's tokens, logs and expiry.
+
+websockify does the WebSocket, the TLS and the file serving (noVNC's pages);
+this module only decides who may connect to which display, for how long, and
+what is logged: one line per connect, disconnect or refusal, with the desktop,
+the time and the source address, never the token. A session still open when
+its token expires is ended: a timer shuts the display socket, so websockify's
+own loop closes the WebSocket at once.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import libvirt
+from websockify.token_plugins import BasePlugin
+from websockify.websocketproxy import ProxyRequestHandler, WebSocketProxy
+from websockify.websockifyserver import WebSockifyServer
+
+from .. import xmlmodel
+from .settings import ConsoleSettings
+from .tokens import Grant, Refused, signing_key, verify
+
+log = logging.getLogger("vdesk.console")
+NOVNC_DIR = "/usr/share/novnc"
+SETTINGS_FILE = "settings.json"      # written by service.ensure_running: ConsoleSettings + host
+RUNTIME_FILE = "gateway.json"        # written here once listening: pid, port, url
+PORT_FILE = "last-port"              # the port bound last, tried first next time (links stay valid)
+EXPIRED = 4001                       # WebSocket close code (application range): the link expired
+_WILDCARD = {"0.0.0.0", "::"}
+_SECRETS_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+
+class _Redact(logging.Filter):
+    """Belt and braces: no log line, websockify's own included, ever carries a token."""
+
+    def filter(self, record):
+        record.msg = _SECRETS_IN_TEXT.sub(lambda m: (m.group(1) or "") + "<redacted>", record.getMessage())
+        record.args = ()
+        return True
+
+
+class ConsoleTokens(BasePlugin):
+    """websockify's token plugin, made to vdesk's rules: a signed grant for one named desktop."""
+
+    def __init__(self, console_dir: str, libvirt_uri: str, netns: str | None):
+        super().__init__(console_dir)
+        self.libvirt_uri, self.netns = libvirt_uri, netns
+
+    def grant(self, token: str | None, desktop: str | None) -> Grant:
+        """What websockify's lookup(token) does, but for the desktop the URL names: a token names one."""
+        return verify(signing_key(Path(self.source)), token, desktop)
+
+    def display_of(self, desktop: str) -> tuple[str, str | int]:
+        """Where the desktop's VNC display listens now: ('unix_socket', path) or (address, port)."""
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        try:
+            conn = libvirt.open(self.libvirt_uri)
+        except libvirt.libvirtError:
+            raise Refused("its host does not answer") from None
+        try:
+            try:
+                dom = conn.lookupByName(desktop)
+            except libvirt.libvirtError:
+                raise Refused("no such desktop") from None
+            if not dom.isActive():
+                raise Refused("the desktop is not running")
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
+        finally:
+            conn.close()
+        vnc = next((g for g in live.graphics if g.type == "vnc"), None)
+        if vnc is None:
+            raise Refused("the desktop has no VNC display")
+        if vnc.listen_socket:
+            return "unix_socket", vnc.listen_socket
+        address = vnc.listen_address or "127.0.0.1"
+        return ("127.0.0.1" if address in _WILDCARD else address), vnc.port
+
+
+def _enter_netns(path: str) -> None:
+    """Move this (per-connection) process into the host's network namespace, where its displays listen."""
+    from ..guest.netns import CLONE_NEWNET, _setns
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(fd, CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
+class ConsoleHandler(ProxyRequestHandler):
+    """One browser connection: checked before the upgrade, logged, and ended when its link expires."""
+
+    grant: Grant
+    expired = False
+
+    def end_headers(self):
+        # The page's URL fragment holds the display password: never let it leak through a Referer.
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        super().end_headers()
+
+    def validate_connection(self):
+        query = parse_qs(urlparse(self.path).query)
+        desktop = (query.get("desktop") or [None])[0]
+        plugin: ConsoleTokens = self.server.token_plugin
+        try:
+            self.grant = plugin.grant((query.get("token") or [None])[0], desktop)
+            target = plugin.display_of(self.grant.desktop)
+        except Refused as exc:
+            log.info("refused desktop=%s from=%s reason=%s", desktop or "-", self.client_address[0], exc)
+            self.send_error(403, "Forbidden")
+            raise self.server.EClose("") from None
+        if target[0] == "unix_socket":
+            self.server.unix_target = target[1]
+        else:
+            if plugin.netns:
+                _enter_netns(plugin.netns)   # this process serves this one connection only
+            self.server.target_host, self.server.target_port = target
+
+    def new_websocket_client(self):
+        started = time.monotonic()
+        source = self.client_address[0]
+        log.info("connect desktop=%s from=%s link=%s expires=%s", self.grant.desktop, source, self.grant.link,
+                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.grant.expires)))
+        how = "error"
+        try:
+            super().new_websocket_client()
+            how = "closed"
+        except self.CClose as exc:
+            how = "link expired" if self.expired else (exc.args[1] if len(exc.args) > 1 and exc.args[1] else "closed")
+            raise
+        finally:
+            log.info("disconnect desktop=%s from=%s link=%s after=%.1fs reason=%s", self.grant.desktop, source,
+                     self.grant.link, time.monotonic() - started, how)
+
+    def do_proxy(self, target):
+        timer = threading.Timer(max(0.0, self.grant.expires - time.time()), self._expire, args=(target,))
+        timer.daemon = True
+        timer.start()
+        try:
+            super().do_proxy(target)
+        except self.CClose:
+            if self.expired:
+                raise self.CClose(EXPIRED, "console link expired") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self, target: socket.socket) -> None:
+        """The link ran out: shut the display's side, and websockify's loop ends the session."""
+        self.expired = True
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_RD)
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        log.debug("%s %s", self.client_address[0], format % args)
+
+
+class ConsoleGateway(WebSocketProxy):
+    """websockify's forking proxy (one process per session) serving noVNC; records the port it bound."""
+
+    def __init__(self, console_dir: Path, settings: ConsoleSettings, libvirt_uri: str, netns: str | None,
+                 web: str = NOVNC_DIR):
+        self.console_dir = Path(console_dir).resolve()   # websockify changes into the web root
+        self.settings = settings
+        tls = {"cert": settings.tls_cert, "key": settings.tls_key, "ssl_only": True} if settings.tls_cert else {}
+        super().__init__(RequestHandlerClass=ConsoleHandler, listen_host=settings.bind,
+                         listen_port=_port_to_try(self.console_dir, settings), web=web, file_only=True,
+                         token_plugin=ConsoleTokens(str(self.console_dir), libvirt_uri, netns), **tls)
+
+    def socket(self, host, port=None, connect=False, *args, **kwargs):
+        """websockify opens its listening socket here: fall back to any free port, and record the one bound."""
+        try:
+            sock = WebSockifyServer.socket(host, port, connect, *args, **kwargs)
+        except OSError:
+            if connect or not port or self.settings.port:
+                raise
+            sock = WebSockifyServer.socket(host, 0, connect, *args, **kwargs)
+        if not connect:
+            self._listening, self._pid = sock, os.getpid()
+            self._record(sock.getsockname()[1])
+        return sock
+
+    def top_new_client(self, startsock, address):
+        """A session's own process: it must not keep the port open if the gateway is restarted meanwhile."""
+        if getattr(self, "_pid", None) not in (None, os.getpid()):
+            self._listening.close()
+        super().top_new_client(startsock, address)
+
+    def _record(self, port: int) -> None:
+        runtime = {"pid": os.getpid(), "port": port, "url": base_url(self.settings, port)}
+        tmp = self.console_dir / (RUNTIME_FILE + ".tmp")
+        tmp.write_text(json.dumps(runtime) + "\n")
+        tmp.replace(self.console_dir / RUNTIME_FILE)
+        (self.console_dir / PORT_FILE).write_text(f"{port}\n")
+        log.info("console gateway listening on %s", runtime["url"])
+
+
+def _port_to_try(console_dir: Path, settings: ConsoleSettings) -> int:
+    """The declared port; else the one used last time (links printed then stay valid), else any."""
+    if settings.port:
+        return settings.port
+    with contextlib.suppress(OSError, ValueError):
+        return int((console_dir / PORT_FILE).read_text())
+    return 0
+
+
+def base_url(settings: ConsoleSettings, port: int) -> str:
+    host = socket.getfqdn() if settings.bind in _WILDCARD else settings.bind
+    return f"{settings.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%SZ"))
+    handler.formatter.converter = time.gmtime
+    handler.addFilter(_Redact())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    logging.getLogger("websocket").setLevel(logging.WARNING)   # websockify's chatter
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vdesk-console-gateway")
+    parser.add_argument("console_dir", type=Path)
+    args = parser.parse_args(argv)
+    configure_logging()
+    spec = json.loads((args.console_dir / SETTINGS_FILE).read_text())
+    settings = ConsoleSettings(**spec["settings"])
+    signing_key(args.console_dir)   # fail now, not at the first connection, if the key is unreadable
+    ConsoleGateway(args.console_dir, settings, spec["libvirt_uri"], spec.get("netns")).start_server()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
