@@ -7,15 +7,15 @@ NAT networks can be reached only through that sshd.
 
 The runner (the Pulumi engine and its providers) runs in a network namespace of its own, joined
 to the host's by a veth pair: nothing is added to this machine's own network. Its ~/.ssh is a
-directory of the test's (bind-mounted in a private mount namespace) holding the key that logs in
-to the host and a known_hosts that pins the host's key, so the real ~/.ssh is never touched and
-nothing is trusted on first use.
+directory of the test's holding the key that logs in to the host and a known_hosts that pins the
+host's key: in a private mount namespace, a copy of /etc/passwd gives the runner a home of the
+test's (ssh and components.guest.jump find ~/.ssh from passwd, not $HOME). So the real ~/.ssh is
+never touched, need not exist, and nothing is trusted on first use.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-import pwd
 import shlex
 import shutil
 import subprocess
@@ -36,7 +36,7 @@ _SSHD_UP_S = 30
 class RemoteHost:
     libvirtd: embedded.EmbeddedHost
     runner_netns: str            # /run/netns/...: where the runner's connections start
-    ssh_dir: Path                # the runner's ~/.ssh while it runs: id_ed25519 and known_hosts
+    ssh_dir: Path                # the runner's ~/.ssh while it runs (<its home>/.ssh): id_ed25519, known_hosts
     workdir: Path
     sshd_binary: str
     sshd: subprocess.Popen | None = None
@@ -66,12 +66,13 @@ class RemoteHost:
         real = shutil.which("pulumi", path=env.get("PATH") or os.environ["PATH"])
         (bin_dir / "pulumi").write_text(f"#!/bin/sh\nexec {shlex.quote(str(bin_dir / 'as-runner'))} "
                                         f"{shlex.quote(real)} \"$@\"\n")
-        home_ssh = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".ssh")
+        passwd = self.workdir / "runner-passwd"
+        passwd.write_text(_with_home(_passwd(), os.getuid(), str(self.ssh_dir.parent)))
         (bin_dir / "as-runner").write_text(
             "#!/bin/sh\n"
             f"exec unshare -m --propagation slave nsenter --net={shlex.quote(self.runner_netns)} /bin/sh -c "
-            "'mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"' sh "
-            f"{shlex.quote(str(self.ssh_dir))} {shlex.quote(home_ssh)} \"$@\"\n")
+            "'mount --bind \"$1\" /etc/passwd && shift && exec \"$@\"' sh "
+            f"{shlex.quote(str(passwd))} \"$@\"\n")
         for script in ("pulumi", "as-runner"):
             (bin_dir / script).chmod(0o755)
         return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH') or os.environ['PATH']}"}
@@ -106,6 +107,21 @@ class RemoteHost:
         self.sshd = None
 
 
+def _passwd() -> str:
+    return subprocess.run(["getent", "passwd"], capture_output=True, text=True, check=True).stdout
+
+
+def _with_home(passwd: str, uid: int, home: str) -> str:
+    """passwd with `uid`'s home directory replaced."""
+    lines = []
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) == 7 and fields[2] == str(uid):
+            fields[5] = home
+        lines.append(":".join(fields))
+    return "\n".join(lines) + "\n"
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
 
@@ -116,7 +132,7 @@ def start(root: Path, name: str = "far") -> RemoteHost:
                                  text=True).stdout.strip().splitlines()[-1]
     libvirtd = embedded.ensure_running(embedded.embedded_host(name, state_root=root / "host"))
     workdir = root / "remote"
-    ssh_dir = workdir / "dot-ssh"
+    ssh_dir = workdir / "runner-home" / ".ssh"
     ssh_dir.mkdir(parents=True, mode=0o700)
     runner = f"/run/netns/vdesk-runner-{os.path.basename(libvirtd.netns).rsplit('-', 1)[-1]}"
     remote = RemoteHost(libvirtd, runner, ssh_dir, workdir, sshd_binary)
@@ -136,7 +152,7 @@ def start(root: Path, name: str = "far") -> RemoteHost:
     (ssh_dir / "id_ed25519").write_text(login.private_openssh)
     (ssh_dir / "id_ed25519").chmod(0o600)
     (ssh_dir / "known_hosts").write_text(f"{HOST_ADDRESS} {host_key.public_openssh}\n")
-    users = subprocess.run(["getent", "passwd"], capture_output=True, text=True, check=True).stdout
+    users = _passwd()
     if not any(line.startswith("sshd:") for line in users.splitlines()):
         users += "sshd:x:64999:65534:sshd privilege separation:/run/sshd:/usr/sbin/nologin\n"
     (workdir / "passwd").write_text(users)
