@@ -18,3 +18,11 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
     export PULUMI_CONFIG_PASSPHRASE_FILE="$VDESK_STATE/pulumi/passphrase"
 fi
 export VDESK_DYNAMIC_SERVER=components.resources.dynamic_server  # more than 4 provider operations at once
+# The engine checkpoints its whole state after every step: 77 % of its CPU at 60 desktops
+# (bench/results/profile.md). Skip that and write the state once at the end. A run killed
+# half way then leaves the state of before it: the creation journal takes back what it made,
+# deletes tolerate what is already gone, and components/cli/recover refreshes after a killed
+# run's lock. 3.68 reads PULUMI_SKIP_CHECKPOINTS only in experimental mode, which otherwise
+# only constrains an interactive `up` to its preview's plan (vdesk runs `up --skip-preview`).
+export PULUMI_SKIP_CHECKPOINTS="${PULUMI_SKIP_CHECKPOINTS:-true}"
+export PULUMI_EXPERIMENTAL="${PULUMI_EXPERIMENTAL:-true}"

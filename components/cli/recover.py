@@ -100,13 +100,16 @@ def recover(stack: str, project: str = "vdesk") -> list[str]:
     elif _clean_checkpoint(stack, project):
         return []                      # the usual case, read from the backend's file in a few ms
     exported, pending = pending_operations(stack)
-    if not pending:
+    if not pending and not found:
         return found
-    exported["deployment"]["pending_operations"] = []
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-        json.dump(exported, f)
-        f.flush()
-        _pulumi("stack", "import", "--stack", stack, "--file", f.name, "--force")
+    if pending:
+        exported["deployment"]["pending_operations"] = []
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            json.dump(exported, f)
+            f.flush()
+            _pulumi("stack", "import", "--stack", stack, "--file", f.name, "--force")
+    # A killed run's lock, even with nothing pending: with PULUMI_SKIP_CHECKPOINTS the state is the one
+    # from before that run, so it may list objects the run deleted. Refresh says what the hosts hold.
     subprocess.run(["pulumi", "refresh", "--yes", "--skip-preview", "--non-interactive", "--stack", stack],
                    check=True, stdout=sys.stderr)
     return found + [describe(op) for op in pending]

@@ -39,6 +39,7 @@ def world(tmp_path_factory):
     state = tmp_path_factory.mktemp("vdesk-state")
     env = isolated_env(state)
     share = tmp_path_factory.mktemp("share")
+    share.chmod(0o755)     # pytest makes it 0700; the guest sees the host's modes, and its user is not root
     (share / "hello.txt").write_text("hello from the host\n")
     project = make_project(tmp_path_factory.mktemp("project"), STACK, ci_config(share))
     stack = open_stack(project, STACK, env)
@@ -81,7 +82,8 @@ def test_up_check_idempotence_and_clean_destroy(world):
         assert session.run("lsblk -no LABEL \"$(findmnt -n -o SOURCE /home)\"").stdout.strip() == "vdesk-home"
         assert session.run("test -d /home/ci").rc == 0
         # The read-only share: readable, and not writable even by root after a remount read-write in the guest.
-        assert session.run("cat /mnt/shares/docs/hello.txt").stdout == "hello from the host\n"
+        read = session.run("cat /mnt/shares/docs/hello.txt")
+        assert read.stdout == "hello from the host\n", read.stderr
         assert session.run("sudo -n touch /mnt/shares/docs/from-guest").rc != 0
         session.run("sudo -n mount -o remount,rw /mnt/shares/docs")
         assert session.run("sudo -n touch /mnt/shares/docs/from-guest").rc != 0
