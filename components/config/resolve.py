@@ -366,13 +366,13 @@ class _Resolver:
             missing = [h for h in hosts if h in self.hosts and share.host not in (h, None)] if share else []
             if not missing:
                 continue
+            at = (*loc, where) if where else (*loc, "shares", i)
             if len(hosts) == 1 and not where:
-                self.add((*loc, "shares", i), f"{name!r} is on host {share.host!r}, not on {missing[0]!r}")
+                self.add(at, f"{name!r} is on host {share.host!r}, not on {missing[0]!r}")
             else:
-                self.add((*loc, where or "shares", *(() if where else (i,))),
-                         f"share {name!r} is on host {share.host!r}, not on "
-                         f"{', '.join(repr(h) for h in missing)}, where this desktop may be placed: a share is "
-                         f"on one host, so place the desktop there (host: {share.host})")
+                self.add(at, f"share {name!r} is on host {share.host!r}, not on {', '.join(repr(h) for h in missing)}, "
+                             f"where this desktop may be placed: a share is on one host, so place the desktop there "
+                             f"(host: {share.host})")
         return tuple(n for n in names or () if n is not None)
 
     # --- desktops, profiles, users --------------------------------------------------------------------
@@ -581,8 +581,10 @@ class _Resolver:
                      "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
         if u.shares is not None:
             shares = self.desktop_shares(loc, u.shares, hosts)
-        else:   # the profile's shares, checked again only where the user has hosts of its own
-            shares = profile.shares if inherited["hosts"] else self.desktop_shares(loc, profile.shares, hosts, "hosts")
+        elif inherited["hosts"]:
+            shares = profile.shares
+        else:   # the profile's shares, against the user's own hosts
+            shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
         if u.autologin is not None or u.resolution is not None:
             image = self.images.get(profile.image)
             recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
