@@ -3,7 +3,9 @@
 One desktop is brought up with the Automation API, reached over SSH from
 inside the host's network namespace with its pinned host key, brought up again
 (zero changes), destroyed, and then every libvirt object and file is counted.
-In between, the Pulumi state is lost while the guest runs, and `adopt: true`
+It has a home volume and a read-only share. In between, the image's recipe
+changes (a rollout: a new system disk; the user's file in the home, the host
+key, MAC and address stay), and then the Pulumi state is lost while the guest runs, and `adopt: true`
 takes the running desktop over: same domain and disk, one controlled restart,
 and the readiness gate passes with the newly pinned host key.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import libvirt
 import pytest
 from pulumi import automation as auto
 
+from components import xmlmodel
 from components.host import embedded
 from components.guest.ssh import SshTarget, connect
 from components.guest.screenshot import measure_png
@@ -48,6 +52,14 @@ def world(tmp_path_factory):
         stack.destroy(on_output=print)
     finally:
         embedded.stop(embedded.embedded_host("local", state_root=state), purge=True)
+
+
+def _mac(uri: str) -> str:
+    conn = libvirt.open(uri)
+    try:
+        return xmlmodel.Domain.from_xml(conn.lookupByName(f"{STACK}-{STACK}").XMLDesc(0)).interfaces[0].mac
+    finally:
+        conn.close()
 
 
 def files_under(path: Path) -> list[str]:
@@ -93,16 +105,36 @@ def test_up_check_idempotence_and_clean_destroy(world):
     again = stack.up(on_output=print)
     changes = {k: v for k, v in (again.summary.resource_changes or {}).items() if k != "same"}
     assert changes == {}, again.summary.resource_changes
+    stack.preview(expect_no_changes=True)          # `pulumi preview --expect-no-changes` fails on any change
 
     pools_dir = world["state"] / "hosts" / "local" / "pools"
     assert files_under(pools_dir)  # disk, seed, image, kernel, initrd exist while up
     before = counts(host_uri)
     assert before == {"domains": 1, "networks": 1, "pools": 1, "volumes": 6}, before
 
+    # An image rollout: the image's recipe changes (one more package), `up` builds the new image and
+    # replaces the system disk. The home volume, the pinned host key, the MAC and the address stay.
+    with connect(target, timeout_s=60) as session:
+        assert session.run("printf 'kept\\n' > ~/notes.txt && sync").rc == 0
+        assert session.run("tree --version").rc != 0, "the old image has no tree"
+    mac = _mac(host_uri)
+    config = ci_config(world["share"])
+    config["vdesk:images"]["debian12"] = {"recipe": {"base": "debian12", "packages": ["tree"]}}
+    rewrite_config(world["project"], STACK, config)
+    rolled = stack.up(on_output=print)
+    assert rolled.summary.result == "succeeded"
+    assert (rolled.summary.resource_changes or {}).get("replace"), rolled.summary.resource_changes
+    desk = rolled.outputs["desktops"].value[STACK]
+    assert desk["host_key"] == target.host_public_key, "the pinned host key survives the rollout"
+    assert desk["ip"] == target.host and _mac(host_uri) == mac, "same address, same MAC"
+    with connect(target, timeout_s=60) as session:        # the same pinned key still opens it
+        assert session.run("tree --version").rc == 0, "the desktop runs the new image"
+        assert session.run("cat ~/notes.txt").stdout == "kept\n", "the home kept the user's file"
+    assert counts(host_uri)["domains"] == 1
+
     # The state is lost while the desktop runs; adopt: true takes everything over.
     identity = inventory(host_uri)
     lose_state(stack)
-    config = ci_config(world["share"])
     for section, name in (("vdesk:pools", "main"), ("vdesk:networks", "lan"), ("vdesk:desktops", STACK)):
         config[section][name]["adopt"] = True
     rewrite_config(world["project"], STACK, config)

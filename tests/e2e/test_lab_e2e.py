@@ -57,6 +57,11 @@ def test_desktop_reaches_container_and_container_root_is_unprivileged(tmp_path):
                                   f"exec 3<>/dev/tcp/{box['ip']}/22; head -c 8 <&3"])
         assert banner.stdout.startswith("SSH-2.0"), banner
 
+        # Applied twice, the declaration is a no-op.
+        again = stack.up()
+        assert {k: v for k, v in (again.summary.resource_changes or {}).items() if k != "same"} == {}
+        stack.preview(expect_no_changes=True)
+
         stack.destroy()
         assert count(host.uri) == 0 and count(host.lxc_uri) == 0
         leftovers = [p for p in Path("/var/lib/vdesk", host.netns_name).rglob("*") if not p.is_dir()]

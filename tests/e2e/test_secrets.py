@@ -45,7 +45,7 @@ from components.cli import workdir
 from components.cloudinit import verify_password
 from components.guest.netns import connect_tcp
 from components.guest.ssh import SshTarget, connect
-from tests.support.project import REPO, isolated_env, make_project, open_stack, stack_config
+from tests.support.project import REPO, isolated_env, make_project, on_the_console_image, open_stack, stack_config
 from tests.support.rfb import WebSocketTransport, handshake
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ HASH = re.compile(rb"\$6\$rounds=100000\$[./0-9A-Za-z]{16}\$[./0-9A-Za-z]{86}")
 
 
 def secrets_config() -> dict:
-    cfg = copy.deepcopy(stack_config("dev"))
+    cfg = on_the_console_image(copy.deepcopy(stack_config("dev")))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.81.0.0/24"
     cfg["vdesk:profiles"]["desktop"].update(memory="768MiB", disk="4GiB")
     cfg["vdesk:users"] = [{"name": USER, "profile": "desktop", "password": KEY}]

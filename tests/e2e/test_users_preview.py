@@ -15,7 +15,8 @@ import pytest
 from pulumi import automation as auto
 
 from components.host import embedded
-from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
+from tests.support.project import (isolated_env, make_project, on_the_console_image, open_stack, rewrite_config,
+                                   stack_config)
 
 pytestmark = pytest.mark.e2e
 STACK = "people"
@@ -23,7 +24,7 @@ PARTS = ("", "-login-key", "-host-key", "-display-password", "-disk", "-seed", "
 
 
 def people_config(*users: str) -> dict:
-    cfg = copy.deepcopy(stack_config("dev"))
+    cfg = on_the_console_image(copy.deepcopy(stack_config("dev")))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.82.0.0/24"
     cfg["vdesk:profiles"]["desktop"].update(running=False, memory="512MiB", disk="4GiB")
     cfg["vdesk:users"] = [{"name": name, "profile": "desktop"} for name in users]

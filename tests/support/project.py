@@ -62,3 +62,17 @@ def isolated_env(state: Path) -> dict[str, str]:
 def open_stack(project: Path, stack: str, env: dict[str, str]) -> auto.Stack:
     opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_home=env["PULUMI_HOME"])
     return auto.create_or_select_stack(stack, work_dir=str(project), opts=opts)
+
+
+def on_the_console_image(config: dict, profile: str = "desktop") -> dict:
+    """The `dev` stack's profile on the golden console image: tests about secrets or users need no Xfce build.
+
+    Drops what only a graphical image has: autologin, resolution and the session checks."""
+    config["vdesk:images"] = {"debian12": {"golden": "debian12"}}
+    prof = config["vdesk:profiles"][profile]
+    prof["image"] = "debian12"
+    for key in ("autologin", "resolution", "home"):
+        prof.pop(key, None)
+    prof["checks"] = [c for c in prof.get("checks", [])
+                      if "session" not in c and c.get("service") != "lightdm" and c.get("command") != "git --version"]
+    return config

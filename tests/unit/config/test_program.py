@@ -6,9 +6,8 @@ replaced; everything else is the real program.
 """
 from __future__ import annotations
 
-import subprocess
-
 import re
+import subprocess
 from pathlib import Path
 
 import pulumi
@@ -195,16 +194,22 @@ def test_dev_stack_graph(mocks, golden):
     outputs = declare("dev", example_stack("dev"))
 
     def check(out):
-        assert mocks.names() == sorted(["pool-main", "network-lan", *GOLDEN_IMPORTS, *desktop_parts("dev")])
+        # A graphical desktop: the image is built from its recipe (a resource of its own), and /home is a volume.
+        assert mocks.names() == sorted(["pool-main", "network-lan", "image-xfce", "image-xfce-build",
+                                        "image-xfce-main-disk", "image-xfce-main-initrd", "image-xfce-main-kernel",
+                                        "dev-home", *desktop_parts("dev")])
         vm = mocks.named("dev-vm")
-        assert (vm["name"], vm["memory_mib"], vm["vcpus"], vm["boot"]) == ("dev-dev", 1024, 2, "kernel")
-        assert vm["kernel"] == "/pools/dev-main/dev-debian12-recipe012345-kernel.raw"
+        assert (vm["name"], vm["memory_mib"], vm["vcpus"], vm["boot"]) == ("dev-dev", 2048, 2, "kernel")
+        assert re.fullmatch(r"/pools/dev-main/dev-xfce-[0-9a-f]{12}-kernel\.raw", vm["kernel"]), vm["kernel"]
         assert mocks.named("dev-disk")["capacity_bytes"] == 8 * 1024**3
+        assert mocks.named("dev-home")["capacity_bytes"] == 4 * 1024**3
         ready = mocks.named("dev-ready")
         assert ready["user"] == "dev"
         # the profile's {user} placeholders name the user
         assert {"user": "dev", "groups": ["netdev"]} in ready["checks"]
         assert {"file": "/etc/hostname", "contains": "dev"} in ready["checks"]
+        assert {"session": "dev"} in ready["checks"]
+        assert RENDERED["dev"]["graphical_session"]["autologin"] == "dev"
         assert RENDERED["dev"]["profile"] == "desktop" and RENDERED["dev"]["users"][0]["name"] == "dev"
         assert out["desktops"]["dev"]["name"] == "dev-dev" and out["desktops"]["dev"]["user"] == "dev"
 

@@ -1,0 +1,75 @@
+"""Idempotence of the example stacks: a second `up` changes nothing, and `preview --expect-no-changes` passes.
+
+A declaration applied twice must be a no-op: no update that would restart a desktop, no
+seed rewritten, no image re-imported. Each example stack is brought up on its own embedded
+host, as `make up` would, then `up` again (zero changes) and previewed with
+`--expect-no-changes` (which fails on any change), then destroyed to zero objects, counted
+from libvirt.
+
+- `dev` is booted for real: the graphical desktop `make up` gives a new user, through its
+  session check (its image is the developer recipe, built once and shared with the
+  graphical end-to-end test).
+- `team` is declared with its five desktops powered off: five TCG guests at once on this
+  machine's two cores would take longer than the rest of the tier; every object is still
+  made, and a powered-off domain diffs the same way a running one does.
+- `ci` and `lab` are booted by their end-to-end tests, which check the same two things.
+- `desktop` (two Xfce images, one with LibreOffice) only in `make reliability`: its office
+  image costs minutes to build on a fresh machine.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from components.host import embedded
+from tests.support.host import counts
+from tests.support.project import isolated_env, make_project, open_stack, stack_config
+
+pytestmark = pytest.mark.reliability
+THOROUGH = os.environ.get("VDESK_RELIABILITY") == "thorough"
+
+
+def powered_off(config: dict) -> dict:
+    for profile in config.get("vdesk:profiles", {}).values():
+        profile["running"] = False
+        profile.pop("checks", None)
+        profile.pop("autologin", None)
+    for user in config.get("vdesk:users", []):
+        user.pop("checks", None)
+    return config
+
+
+STACKS = [
+    pytest.param("dev", False, id="dev, booted"),
+    pytest.param("team", True, id="team, powered off"),
+    pytest.param("desktop", True, id="desktop, powered off",
+                 marks=pytest.mark.skipif(not THOROUGH, reason="make reliability only: builds the office image")),
+]
+
+
+@pytest.mark.parametrize(("name", "off"), STACKS)
+def test_a_second_up_of_an_example_stack_changes_nothing(name, off, tmp_path):
+    config = stack_config(name)
+    if off:
+        config = powered_off(config)
+    state = tmp_path / "state"
+    host = embedded.embedded_host("local", state_root=state)
+    stack = open_stack(make_project(tmp_path / "project", name, config), name, isolated_env(state))
+    try:
+        first = stack.up(on_output=print)
+        assert first.summary.result == "succeeded"
+        if not off:
+            states = {d["state"] for d in first.outputs["desktops"].value.values()}
+            assert states == {"running"}, states
+        again = stack.up(on_output=print)
+        changes = {k: v for k, v in (again.summary.resource_changes or {}).items() if k != "same"}
+        assert changes == {}, again.summary.resource_changes
+        stack.preview(expect_no_changes=True, on_output=print)      # raises on any change
+        stack.destroy(on_output=print)
+        assert counts(host.uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
+    finally:
+        try:
+            stack.destroy()
+        finally:
+            embedded.stop(host, purge=True)
