@@ -25,3 +25,12 @@ def host_policy(tmp_path_factory):
     os.environ["VDESK_POLICY"] = str(file)
     yield file
     os.environ.pop("VDESK_POLICY", None)
+
+
+@pytest.fixture(scope="session")
+def remote_host(tmp_path_factory):
+    """A second KVM host reached only over SSH (tests/support/remote_host.py), shared by the tests that need it."""
+    from tests.support import remote_host as remote
+    host = remote.start(tmp_path_factory.mktemp("remote"))
+    yield host
+    remote.stop(host)

@@ -18,6 +18,7 @@ from typing import Callable
 from ..guest import GuestError
 from ..guest.checks import GuestHost
 from ..guest.checkspec import CheckOutcome, CheckSpecError, parse_checks, report, run_checks
+from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget, connect
 
 LOGIN_CHECK = "SSH login with the pinned host key"
@@ -139,11 +140,15 @@ def _target(name: str, desktop: dict, outputs: dict, port: int) -> SshTarget:
         raise GuestError(f"{path} lacks {', '.join(missing)}; cannot log in")
     hosts = outputs.get("hosts") or {}
     host_name = desktop.get("host") or next(iter(hosts), None)
-    netns = None
+    netns = jump = None
     if host_name is not None:
         if host_name not in hosts:
             raise GuestError(f"{path}.host names host {host_name!r}, which is not in outputs.hosts")
         netns = (hosts[host_name] or {}).get("netns") or None
+        # A remote host's guests are on its private network: reached through its sshd, its key pinned
+        # in this runner's known_hosts.
+        if (hosts[host_name] or {}).get("ssh_jump"):
+            jump = JumpHost.parse(hosts[host_name]["ssh_jump"])
     return SshTarget(
         host=desktop["ip"],
         user=desktop["user"],
@@ -151,6 +156,7 @@ def _target(name: str, desktop: dict, outputs: dict, port: int) -> SshTarget:
         host_public_key=desktop["host_key"],
         port=port,
         netns=netns,
+        jump=jump,
     )
 
 

@@ -72,6 +72,16 @@ def render(stack: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def placement(plan: dict) -> list[str]:
+    """What the program said about where desktops live: placements, moves, hosts that cannot be reached."""
+    notes = []
+    for d in plan.get("diagnostics") or []:
+        message = (d.get("message") or "").strip()
+        if message.startswith("placement: ") or (message.startswith("host ") and "cannot be reached" in message):
+            notes.append(("warning: " if d.get("severity") == "warning" else "") + message)
+    return list(dict.fromkeys(notes))
+
+
 def errors(plan: dict) -> list[str]:
     """What the engine reported as errors, and what the program wrote to stderr (where vdesk's own
     "invalid vdesk configuration" report goes)."""
@@ -118,6 +128,8 @@ def main(argv: list[str]) -> int:
             print(message, file=sys.stderr)
         return 1
     print(render(stack, summarize(plan)))
+    for note in placement(plan):
+        print(f"  {note}")
     return 0
 
 

@@ -5,6 +5,7 @@ this module looks a name up in a dict.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Mapping
 
 import pulumi
@@ -13,12 +14,14 @@ from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
 from ..desktop import Desktop, DesktopArgs, DesktopUser, Share, Timeouts
 from ..desktop.component import HOME_DEVICE
-from ..desktop.seeding import check_seed, graphical_session, vm_mac
+from ..desktop.seeding import check_seed, graphical_session, mdev_uuid, vm_mac
 from ..errors import InputError, VdeskError
-from ..host import capacity
+from ..host import capacity, hardware, placement
+from ..host.resolve import HostUnreachable, offline as offline_host
 from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
 from ..images.image import Image, ImageArgs
+from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
 from .models import SECTIONS, PoolConfig, StackConfig, parse
@@ -86,19 +89,115 @@ def check_macs(config: StackConfig, host_uris: Mapping[str, str]) -> None:
         raise InputError(problems)
 
 
-def check_capacity(config: StackConfig, hosts: Mapping) -> None:
-    """Every desktop fits its host alone, and a host's running desktops fit it together (read from libvirt)."""
-    used = {d.host for d in config.desktops.values()}
-    capacities = {name: capacity.read(name, h.uri, h.domain_type) for name, h in hosts.items() if name in used}
+class HostFacts:
+    """What the hosts say about themselves (size, CPUs, devices), read once per preview and only when asked."""
 
-    def field(d, key):
-        return dict(d.origins).get(key, f"{d.source}.{key}")
+    def __init__(self, hosts: Mapping):
+        self.hosts = hosts
+        self._capacity: dict[str, capacity.Capacity] = {}
+        self._hardware: dict[str, hardware.HostHardware] = {}
 
+    def reachable(self, names) -> list[str]:
+        return [n for n in names if n in self.hosts and not self.hosts[n].unreachable]
+
+    def capacities(self, names) -> dict[str, capacity.Capacity]:
+        for name in self.reachable(names):
+            if name not in self._capacity:
+                h = self.hosts[name]
+                self._capacity[name] = capacity.read(name, h.uri, h.domain_type)
+        return {n: self._capacity[n] for n in self.reachable(names)}
+
+    def hardware(self, names) -> dict[str, hardware.HostHardware]:
+        for name in self.reachable(names):
+            if name not in self._hardware:
+                h = self.hosts[name]
+                self._hardware[name] = hardware.read(name, h.uri, h.domain_type)
+        return {n: self._hardware[n] for n in self.reachable(names)}
+
+
+def _overcommit(config: StackConfig) -> dict:
+    return {n: dict(h.overcommit) for n, h in config.hosts.items()}
+
+
+def _hardware_demand(d, host: str | None, prefix: str) -> hardware.HardwareDemand:
+    vm_name = f"{prefix}-{d.name}"
+    return hardware.HardwareDemand(
+        d.name, host, d.cpu_mode, d.cpu_model, d.cpu_pinning, d.gpus,
+        tuple(mdev_uuid(vm_name, i) if g.mdev else None for i, g in enumerate(d.gpus)),
+        (("cpu", d.field("cpu")), ("gpus", d.field("gpus"))))
+
+
+def place_desktops(stack: str, config: StackConfig, facts: HostFacts) -> tuple[StackConfig, placement.Placement]:
+    """Each desktop's host: pinned ones where they are pinned, the others by components.host.placement's rule."""
+    flexible = [d for d in config.desktops.values() if len(d.hosts) > 1]
+    candidates = sorted({h for d in flexible for h in d.hosts})
+    vm_names = {d.name: f"{config.prefix}-{d.name}" for d in config.desktops.values()}
+    # Where each desktop is now, asked of the hosts themselves (a stack on one host has nowhere else to be).
+    existing = placement.find_existing({h: facts.hosts[h].uri for h in facts.reachable(config.hosts)}, stack,
+                                       vm_names.values()) if len(config.hosts) > 1 else {}
+    asking = sorted({h for d in flexible if d.cpu_mode or d.cpu_model or d.cpu_pinning or d.gpus for h in d.hosts})
+    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib, d.max_vcpus or d.vcpus,
+                            d.running, _hardware_demand(d, None, config.prefix), d.field("hosts"))
+             for d in config.desktops.values()]
+    result = placement.place(wants, capacities=facts.capacities(candidates), hardware=facts.hardware(asking),
+                             overcommit=_overcommit(config), existing=existing,
+                             unreachable=[h for h in candidates if facts.hosts[h].unreachable])
+    if result.problems:
+        raise InputError(result.problems)
+    placed = {name: dataclasses.replace(d, host=result.hosts[name]) for name, d in config.desktops.items()}
+    return dataclasses.replace(config, desktops=placed), result
+
+
+def check_capacity(config: StackConfig, hosts: Mapping, facts: HostFacts | None = None) -> None:
+    """Every desktop fits its host alone, and a host's running desktops fit it together (read from libvirt).
+    Hosts that could not be reached are not checked (their desktops fail at `up`, naming the host)."""
+    facts = facts or HostFacts(hosts)
+    capacities = facts.capacities({d.host for d in config.desktops.values()})
     demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.vcpus, d.running,
-                               field(d, "memory"), field(d, "max_vcpus" if d.max_vcpus else "vcpus"))
-               for d in config.desktops.values()]
-    if problems := capacity.problems(demands, capacities, {n: dict(h.overcommit) for n, h in config.hosts.items()}):
+                               d.field("memory"), d.field("max_vcpus" if d.max_vcpus else "vcpus"))
+               for d in config.desktops.values() if d.host in capacities]
+    if problems := capacity.problems(demands, capacities, _overcommit(config)):
         raise InputError(problems)
+
+
+def check_hardware(config: StackConfig, facts: HostFacts) -> None:
+    """CPU modes, models, pins and GPUs against each desktop's host; one device is one desktop's."""
+    demands = [_hardware_demand(d, d.host, config.prefix) for d in config.desktops.values()]
+    asking = {d.host for d in demands if d.asks}
+    if asking and (problems := hardware.problems(demands, facts.hardware(asking))):
+        raise InputError(problems)
+
+
+def resolve_hosts(config: StackConfig, probe_kernel: str | None) -> dict:
+    """Each host as a Host. With several hosts, one that does not answer is described offline and its
+    desktops fail on their own at `up`; with one, there is nothing else to bring up, so it fails now."""
+    hosts = {}
+    for name, h in config.hosts.items():
+        try:
+            hosts[name] = resolve_host(h, probe_kernel=probe_kernel)
+        except HostUnreachable as exc:
+            if len(config.hosts) == 1:
+                raise InputError([(f"hosts.{name}.uri", f"cannot be reached: {exc.reason}")]) from None
+            hosts[name] = offline_host(h, exc.reason)
+    return hosts
+
+
+def _report(config: StackConfig, hosts: Mapping, result: placement.Placement) -> None:
+    """Where each desktop lives, in the preview: placed desktops, moves, and hosts that cannot be reached."""
+    for name, d in config.desktops.items():
+        if len(d.hosts) > 1:
+            how = "stays where it is" if name in result.kept else "placed by capacity"
+            pulumi.log.info(f"placement: desktop {name} on host {d.host} ({how}; its hosts: {', '.join(d.hosts)})")
+    for name, was, now in result.moves:
+        why = "no longer one of its hosts" if was not in config.desktops[name].hosts else "its host changed"
+        pulumi.log.warn(f"placement: desktop {name} moves from host {was} to host {now} ({was} is {why}); "
+                        "it is made again there, with the same keys")
+    for name, h in hosts.items():
+        if h.unreachable:
+            theirs = sorted(n for n, d in config.desktops.items() if d.host == name)
+            pulumi.log.warn(f"host {name} ({h.uri}) cannot be reached: {h.unreachable}. Its desktops "
+                            f"({', '.join(theirs) or 'none'}) are left as they are and fail at up; the other "
+                            "hosts' desktops are brought up first")
 
 
 def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = None,
@@ -109,47 +208,66 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     # Golden and own images are files here already; a recipe image is built by its Image resource during `up`.
     files = {name: image_files.resolve(img) for name, img in config.images.items() if img.recipe is None}
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
-    hosts = {name: resolve_host(h, probe_kernel=probe_kernel) for name, h in config.hosts.items()}
+    hosts = resolve_hosts(config, probe_kernel)
+    facts = HostFacts(hosts)
+    config, result = place_desktops(stack, config, facts)
     check_macs(config, {name: h.uri for name, h in hosts.items()})
-    check_capacity(config, hosts)
+    check_capacity(config, hosts, facts)
+    check_hardware(config, facts)
+    _report(config, hosts, result)
 
-    pools = {name: StoragePool(f"pool-{name}", _pool_args(p, hosts[p.host], prefix))
-             for name, p in config.pools.items()}
-    networks = {name: Network(f"network-{name}", NetworkArgs(
-        host=hosts[n.host], cidr=n.cidr, mode=n.mode, dhcp=n.dhcp, bridge=n.bridge, cidr6=n.cidr6, domain=n.domain,
-        dhcp_range=n.dhcp_range, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts, address_sources=n.address_sources,
-        libvirt_name=n.libvirt_name or f"{prefix}-{name}", adopt=n.adopt, keep_on_destroy=n.keep_on_destroy))
-        for name, n in config.networks.items()}
+    # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and
+    # everything on it waits for that gate: the engine stops scheduling new steps at the first failure,
+    # so that host's failure must come last, and be the gate's (which names the host), not a part's.
+    down = {name for name, h in hosts.items() if h.unreachable}
+    done_first: list[pulumi.Resource] = []
+    gates: dict[str, HostReachable] = {}
+
+    def after_the_others(host: str) -> pulumi.ResourceOptions | None:
+        return pulumi.ResourceOptions(depends_on=[gates[host]]) if host in gates else None
+
     images = {name: Image(f"image-{name}", ImageArgs(files=files.get(name), recipe=img.recipe,
                                                      volume_prefix=f"{prefix}-{name}"))
               for name, img in config.images.items()}
-
-    # Each image is imported once per pool that a desktop uses it in; an adopting desktop adopts them too.
-    adopted = {(d.image, d.pool) for d in config.desktops.values() if d.adopt}
-    for d in config.desktops.values():
-        images[d.image].volumes_in(pools[d.pool], name=f"image-{d.image}-{d.pool}",
-                                   adopt=(d.image, d.pool) in adopted)
-
     timeouts = Timeouts(**config.timeouts)
-    desktops = {name: Desktop(name, DesktopArgs(
-        image=images[d.image], pool=pools[d.pool], network=networks[d.network],
-        extra_networks=[networks[n] for n in d.extra_networks],
-        users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
-               for u in d.users],
-        template=d.profile, memory=d.memory_mib, vcpus=d.vcpus, max_vcpus=d.max_vcpus,
-        cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
-        machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
-        home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
-        shares=[Share(n, config.shares[n].path, config.shares[n].writable) for n in d.shares],
-        autologin=d.autologin, resolution=d.resolution,
-        display_password_rotation=d.display_password_rotation,
-        display_password_valid_for=d.display_password_valid_for,
-        address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
-        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{name}", kernel_args=d.kernel_args))
-        for name, d in config.desktops.items()}
+    pools, networks, desktops = {}, {}, {}
+    adopted = {(d.image, d.pool, d.host) for d in config.desktops.values() if d.adopt}
+    for group in ([h for h in hosts if h not in down], [h for h in hosts if h in down]):
+        for name, p in config.pools.items():
+            for h in (h for h in p.hosts if h in group):
+                pools[(name, h)] = StoragePool(f"pool-{name}-{h}" if p.spread else f"pool-{name}",
+                                               _pool_args(p, hosts[h], prefix), opts=after_the_others(h))
+        for name, n in config.networks.items():
+            for h in (h for h in n.hosts if h in group):
+                networks[(name, h)] = Network(f"network-{name}-{h}" if n.spread else f"network-{name}", NetworkArgs(
+                    host=hosts[h], cidr=n.cidr, mode=n.mode, dhcp=n.dhcp, bridge=n.bridge, cidr6=n.cidr6,
+                    domain=n.domain, dhcp_range=n.dhcp_range, dhcp_hosts=n.dhcp_hosts, dns_hosts=n.dns_hosts,
+                    address_sources=n.address_sources, libvirt_name=n.libvirt_name or f"{prefix}-{name}",
+                    adopt=n.adopt, keep_on_destroy=n.keep_on_destroy), opts=after_the_others(h))
+        # Each image is imported once per pool (so once per host) that a desktop uses it in; an adopting
+        # desktop adopts them too.
+        mine = [d for d in config.desktops.values() if d.host in group]
+        for d in mine:
+            spread = config.pools[d.pool].spread
+            images[d.image].volumes_in(pools[(d.pool, d.host)], adopt=(d.image, d.pool, d.host) in adopted,
+                                       name=f"image-{d.image}-{d.pool}" + (f"-{d.host}" if spread else ""))
+        for d in mine:
+            desktops[d.name] = Desktop(d.name, _desktop_args(d, pools[(d.pool, d.host)],
+                                                             networks[(d.network, d.host)],
+                                                             [networks[(n, d.host)] for n in d.extra_networks],
+                                                             images[d.image], config.shares, timeouts, prefix,
+                                                             secret))
+            done_first.append(desktops[d.name].done)
+        if group and group[0] not in down:
+            done_first += [*pools.values(), *networks.values()]
+            gates = {name: HostReachable(f"host-{name}-reachable", name, hosts[name].uri, hosts[name].unreachable,
+                                         sorted(n for n, d in config.desktops.items() if d.host == name),
+                                         opts=pulumi.ResourceOptions(depends_on=list(done_first)))
+                     for name in sorted(down)}
+    reachable = {name: gate.reachable for name, gate in gates.items()}
 
     containers = {name: Container(f"container-{name}", ContainerArgs(
-        host=hosts[c.host], image=images[c.image], network=networks[c.network] if c.network else None,
+        host=hosts[c.host], image=images[c.image], network=networks[(c.network, c.host)] if c.network else None,
         memory=c.memory_mib, vcpus=c.vcpus, command=c.command, env=dict(e.split("=", 1) for e in c.env),
         mounts=c.mounts, userns=c.userns, running=c.running, checks=c.checks,
         address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
@@ -159,10 +277,32 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     return {
         "host_uri": first_host.uri,
         "hosts": {n: {"uri": h.uri, "netns": h.netns, "accelerator": h.domain_type,
-                      "accelerator_reason": h.accelerator_reason} for n, h in hosts.items()},
-        "desktops": {n: d.outputs for n, d in desktops.items()},
+                      "accelerator_reason": h.accelerator_reason, "ssh_jump": h.ssh_jump,
+                      "reachable": reachable.get(n, True)} for n, h in hosts.items()},
+        "placement": {n: d.host for n, d in config.desktops.items()},
+        "desktops": {n: desktops[n].outputs for n in config.desktops},
         "containers": {n: c.outputs for n, c in containers.items()},
     }
+
+
+def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:
+    return DesktopArgs(
+        image=image, pool=pool, network=network, extra_networks=extra_networks,
+        users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
+               for u in d.users],
+        template=d.profile, memory=d.memory_mib, vcpus=d.vcpus, max_vcpus=d.max_vcpus,
+        cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
+        machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
+        home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
+        shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
+        autologin=d.autologin, resolution=d.resolution,
+        display_password_rotation=d.display_password_rotation,
+        display_password_valid_for=d.display_password_valid_for,
+        address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
+        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}", kernel_args=d.kernel_args,
+        cpu_mode=d.cpu_mode, cpu_model=d.cpu_model, cpu_pinning=d.cpu_pinning,
+        gpus=[{"pci": g.address} if g.pci else {"mdev": g.mdev, **({"parent": g.parent} if g.parent else {})}
+              for g in d.gpus])
 
 
 def _pool_args(p: PoolConfig, host, prefix: str) -> StoragePoolArgs:

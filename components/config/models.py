@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..host.hardware import Gpu
 from .partial import salvage
 from .problems import from_error, in_file_order
 from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, DISK_CLONES, EMBEDDED,
@@ -75,6 +76,11 @@ class PoolConfig:
     source_host: str | None = None     # netfs: the file server
     source_dir: str | None = None      # netfs: the exported directory (cifs: the share)
     source_format: str | None = None   # netfs: nfs | cifs | glusterfs | auto
+    hosts: tuple[str, ...] = ()        # every host it is on: (host,), or those of `hosts:` (one pool on each)
+    spread: bool = False               # declared with `hosts:` (one resource per host: pool-<name>-<host>)
+
+    def on(self, host: str | None) -> bool:
+        return host in (self.hosts or (self.host,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +102,11 @@ class NetworkConfig:
     cidr6: str | None = None           # IPv6 prefix beside the IPv4 cidr (dual stack)
     bridge: str | None = None          # mode: bridge: the existing host bridge to attach to
     dhcp_range: dict | None = None     # {start, end} of the IPv4 DHCP pool (None: all after the gateway)
+    hosts: tuple[str, ...] = ()        # every host it is on: (host,), or those of `hosts:` (one network on each)
+    spread: bool = False               # declared with `hosts:` (one resource per host: network-<name>-<host>)
+
+    def on(self, host: str | None) -> bool:
+        return host in (self.hosts or (self.host,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +155,11 @@ class ProfileConfig:
     display_password_rotation: str = ""        # a new value: a new display password, applied live
     display_password_valid_for: int | None = None   # seconds a display password works
     resolution: str | None = None      # WIDTHxHEIGHT of the display
+    hosts: tuple[str, ...] = ()        # where its desktops may be placed ((host,) when pinned to one)
+    cpu_mode: str | None = None        # host-passthrough | host-model | custom
+    cpu_model: str | None = None       # a named CPU model (custom)
+    cpu_pinning: tuple = ()            # host CPU set per vCPU
+    gpus: tuple[Gpu, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +196,15 @@ class DesktopConfig:
     display_password_valid_for: int | None = None   # seconds a display password works
     resolution: str | None = None      # WIDTHxHEIGHT of the display
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
+    hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
+    cpu_mode: str | None = None       # host-passthrough | host-model | custom
+    cpu_model: str | None = None      # a named CPU model (custom)
+    cpu_pinning: tuple = ()           # host CPU set per vCPU (vCPU order)
+    gpus: tuple[Gpu, ...] = ()        # whole PCI devices and mediated devices (vGPUs)
+
+    def field(self, key: str) -> str:
+        """Where a setting of this desktop is written: its own entry, or the profile it inherits it from."""
+        return dict(self.origins).get(key, f"{self.source}.{key}")
 
 
 @dataclasses.dataclass(frozen=True)

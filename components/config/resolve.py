@@ -26,8 +26,9 @@ from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfi
                      PoolConfig, ProfileConfig, ShareConfig, StackConfig, UserConfig, for_user)
 from .partial import is_broken
 from .problems import Loc, loc_of, path, unknown
-from .stackfile import (EMBEDDED, HOW_TO_SET_A_SECRET, Container, Desktop, DesktopSettings, DesktopUser, Image, Network, Pool,
-                        Profile, StackFile, User)
+from ..host.hardware import Gpu
+from .stackfile import (ALL_HOSTS, EMBEDDED, HOW_TO_SET_A_SECRET, Container, Cpu, Desktop, DesktopSettings, DesktopUser,
+                        Image, Network, Pool, Profile, StackFile, User)
 
 MiB = 1024**2
 # What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
@@ -135,18 +136,49 @@ class _Resolver:
         if path is not None and (message := self.policy.path_problem(kind, path, local=local)):
             self.add(loc, message)
 
-    def pool(self, loc: Loc, name: str, e: Pool) -> PoolConfig:
+    def spread(self, loc: Loc, e: Pool | Network) -> tuple[str | None, tuple[str, ...], bool]:
+        """The host a pool or network is on (`host`), or the hosts it is made on, one each (`hosts`)."""
+        if e.hosts is not None or not self.ok(loc, "hosts"):
+            if self.given(loc, e, "host"):
+                self.add((*loc, "hosts"), "give host or hosts, not both")
+            return None, self.host_list((*loc, "hosts"), e.hosts), True
+        if not self.given(loc, e, "host"):
+            self.add((*loc, "host"), "is required (the name of one of the hosts), or give hosts")
+            return None, (), False
         self.ref((*loc, "host"), e.host, "host")
+        return e.host, (e.host,), False
+
+    def host_list(self, loc: Loc, value) -> tuple[str, ...]:
+        """`hosts:` as names: each one declared and listed once; `all` is every host, in file order."""
+        if value is None:
+            return ()
+        if value == ALL_HOSTS:
+            return tuple(self.file.hosts or {})
+        names = []
+        for i, name in enumerate(value):
+            if name is None:
+                continue
+            if name in names:
+                self.add((*loc, i), f"{name!r} is listed twice")
+                continue
+            self.ref((*loc, i), name, "host")
+            names.append(name)
+        return tuple(names)
+
+    def pool(self, loc: Loc, name: str, e: Pool) -> PoolConfig:
+        host, hosts, spread = self.spread(loc, e)
         libvirt_name = e.adopt if isinstance(e.adopt, str) else None
         # adopt: true means vdesk's own default path; a logical pool's target is its volume group.
         if libvirt_name and not self.given(loc, e, "path") and e.type != "logical":
             self.add((*loc, "path"), "is required to adopt a pool by name: declare its directory")
+        local = all(self.local(h) for h in hosts) if hosts else self.local(host)
         if e.type != "logical" and self.ok(loc, "path"):      # (a logical pool has no path: said below)
-            self.allowed((*loc, "path"), "pools", e.path, local=self.local(e.host))
+            self.allowed((*loc, "path"), "pools", e.path, local=local)
         for i, device in enumerate(e.source_devices or ()):
-            self.allowed((*loc, "source_devices", i), "devices", device, local=self.local(e.host))
-        return PoolConfig(name, e.host, e.path, adopt=bool(e.adopt), libvirt_name=libvirt_name,
-                          keep_on_destroy=bool(e.keep_on_destroy), **self.pool_source(loc, e))
+            self.allowed((*loc, "source_devices", i), "devices", device, local=local)
+        return PoolConfig(name, host, e.path, adopt=bool(e.adopt), libvirt_name=libvirt_name,
+                          keep_on_destroy=bool(e.keep_on_destroy), **self.pool_source(loc, e), hosts=hosts,
+                          spread=spread)
 
     def pool_source(self, loc: Loc, e: Pool) -> dict:
         """A pool's type and where its storage comes from: a directory (dir), an LVM volume group built on
@@ -200,7 +232,7 @@ class _Resolver:
                                                     "server keeps its leases (use agent or arp)")
             elif not dhcp:
                 self.add((*loc, "address_sources"), "'lease' needs dhcp: true on this network")
-        self.ref((*loc, "host"), e.host, "host")
+        host, hosts, spread = self.spread(loc, e)
         if not self.given(loc, e, "cidr") and not bridged and self.ok(loc, "mode"):
             self.add((*loc, "cidr"), "is required, e.g. 10.77.0.0/24")
         if e.cidr6 is not None and e.cidr is not None and ipaddress.ip_network(e.cidr).version != 4:
@@ -208,12 +240,13 @@ class _Resolver:
         if self.ok(loc, "mode"):
             self.bridge_mode(loc, e, bridged)
         adopt = e.adopt if e.adopt is not None else False
-        return NetworkConfig(name, e.host, e.cidr, e.mode, dhcp, e.domain,
+        return NetworkConfig(name, host, e.cidr, e.mode, dhcp, e.domain,
                              tuple(h.model_dump(exclude_unset=True) for h in e.dhcp_hosts or () if h),
                              tuple(h.model_dump(exclude_unset=True) for h in e.dns_hosts or () if h),
                              tuple(sources), adopt=bool(adopt), libvirt_name=adopt if isinstance(adopt, str) else None,
                              keep_on_destroy=bool(e.keep_on_destroy), cidr6=e.cidr6,
-                             bridge=e.bridge if bridged else None, dhcp_range=self.dhcp_range(loc, e, dhcp))
+                             bridge=e.bridge if bridged else None, dhcp_range=self.dhcp_range(loc, e, dhcp),
+                             hosts=hosts, spread=spread)
 
     def bridge_mode(self, loc: Loc, e: Network, bridged: bool) -> None:
         """mode: bridge attaches to an existing host bridge, named by `bridge`; other modes make their own."""
@@ -257,18 +290,19 @@ class _Resolver:
 
     def overlaps(self) -> None:
         """cidr and cidr6 of each network against those before it on the same host (a bridge network's LAN too)."""
-        seen: list[tuple[str, str, Any]] = []
+        seen: list[tuple[str, tuple, Any]] = []
         for net in self.networks.values():
             for key in ("cidr", "cidr6"):
                 value = getattr(net, key)
                 if value is None:  # not declared, or not valid (reported already)
                     continue
                 cidr = ipaddress.ip_network(value)
-                for other_name, other_host, other in seen:
-                    if other_host == net.host and other.version == cidr.version and other.overlaps(cidr):
+                for other_name, other_hosts, other in seen:
+                    shared = next((h for h in net.hosts if h in other_hosts), None)
+                    if shared is not None and other.version == cidr.version and other.overlaps(cidr):
                         self.add(("networks", net.name, key), f"{value} overlaps networks.{other_name} ({other}) "
-                                                              f"on host {net.host!r}")
-                seen.append((net.name, net.host, cidr))
+                                                              f"on host {shared!r}")
+                seen.append((net.name, net.hosts, cidr))
 
     def image(self, loc: Loc, name: str, e: Image) -> ImageConfig:
         kinds = [k for k in ("recipe", "golden", "path") if self.given(loc, e, k)]
@@ -322,18 +356,29 @@ class _Resolver:
                                          "local host")
         return ShareConfig(name, host, e.path, bool(e.writable))
 
-    def desktop_shares(self, loc: Loc, names, host) -> tuple[str, ...]:
+    def desktop_shares(self, loc: Loc, names, hosts: tuple, where: str = "") -> tuple[str, ...]:
+        """Shares by name, each on every host the desktop may be placed on (a share is on one host). `where`:
+        the names were checked already (a profile's), and a problem is the key that moved the desktop."""
         for i, name in enumerate(names or ()):
-            self.ref((*loc, "shares", i), name, "share")
+            if not where:
+                self.ref((*loc, "shares", i), name, "share")
             share = self.shares.get(name)
-            if share is not None and host in self.hosts and share.host not in (host, None):
-                self.add((*loc, "shares", i), f"{name!r} is on host {share.host!r}, not on {host!r}")
+            missing = [h for h in hosts if h in self.hosts and share.host not in (h, None)] if share else []
+            if not missing:
+                continue
+            at = (*loc, where) if where else (*loc, "shares", i)
+            if len(hosts) == 1 and not where:
+                self.add(at, f"{name!r} is on host {share.host!r}, not on {missing[0]!r}")
+            else:
+                self.add(at, f"share {name!r} is on host {share.host!r}, not on {', '.join(repr(h) for h in missing)}, "
+                             f"where this desktop may be placed: a share is on one host, so place the desktop there "
+                             f"(host: {share.host})")
         return tuple(n for n in names or () if n is not None)
 
     # --- desktops, profiles, users --------------------------------------------------------------------
 
     def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
-        host, pool, network, image = self.placement(loc, e)
+        host, hosts, pool, network, image = self.placement(loc, e)
         self.template((*loc, "profile"), e.profile)
         self.image_fits(loc, e.profile, image, autologin=e.autologin, resolution=e.resolution,
                         template_field="profile")
@@ -341,29 +386,51 @@ class _Resolver:
                              e.profile, tuple(self.desktop_users((*loc, "users"), e.users or [])), e.running,
                              self.checks((*loc, "checks"), e.checks), source=path(loc),
                              **self.static(loc, e.address, network), adopt=bool(e.adopt),
-                             **self.machine(loc, e, host, network))
+                             **self.machine(loc, e, hosts, network), hosts=hosts)
 
     def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
         self.template((*loc, "template"), e.template)
-        host, pool, network, image = self.placement(loc, e)
+        host, hosts, pool, network, image = self.placement(loc, e)
         self.image_fits(loc, e.template, image, autologin=e.autologin, resolution=e.resolution)
         return ProfileConfig(name, e.template, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1,
                              e.disk or 0, tuple(e.groups or ()), self.checks((*loc, "checks"), e.checks, user="user"),
-                             e.running, **self.machine(loc, e, host, network))
+                             e.running, **self.machine(loc, e, hosts, network), hosts=hosts)
 
     def placement(self, loc: Loc, e: DesktopSettings) -> tuple:
-        """host, pool, network and image of a desktop or profile; the pool and network must be on the host."""
-        host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
-        self.ref((*loc, "host"), host, "host")
+        """host (None when vdesk places it), the hosts it may be on, pool, network and image of a desktop or
+        profile; the pool and network must be on each of those hosts."""
+        if e.hosts is not None or not self.ok(loc, "hosts"):
+            if self.given(loc, e, "host"):
+                self.add((*loc, "hosts"), "give host or hosts, not both")
+            hosts = self.host_list((*loc, "hosts"), e.hosts)
+            host = hosts[0] if len(hosts) == 1 else None
+        else:
+            host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+            self.ref((*loc, "host"), host, "host")
+            hosts = (host,) if host is not None else ()
         for key in ("pool", "network", "image"):
             self.ref((*loc, key), getattr(e, key), key)
-        for key, known in (("pool", self.pools), ("network", self.networks)):
-            entry = known.get(getattr(e, key))
-            if entry is not None and entry.host is not None and host in self.hosts and entry.host != host:
-                self.add((*loc, key), f"{getattr(e, key)!r} is on host {entry.host!r}, not on {host!r}")
-        return host, e.pool, e.network, e.image
+        self.on_hosts(loc, {"pool": e.pool, "network": e.network}, hosts, "")
+        return host, hosts, e.pool, e.network, e.image
 
-    def machine(self, loc: Loc, e: DesktopSettings, host: str | None, network: str | None) -> dict:
+    def on_hosts(self, loc: Loc, refs: dict, hosts: tuple, where: str) -> None:
+        """The pool and network a desktop uses must be on every host it may be placed on."""
+        for key, name in refs.items():
+            entry = {"pool": self.pools, "network": self.networks}[key].get(name)
+            if entry is None or not entry.hosts:      # (an entry on no valid host is reported already)
+                continue
+            missing = [h for h in hosts if h in self.hosts and not entry.on(h)]
+            if not missing:
+                continue
+            on = ", ".join(repr(h) for h in entry.hosts) or "no host"
+            if len(hosts) == 1 and not where:
+                self.add((*loc, key), f"{name!r} is on host {on}, not on {missing[0]!r}")
+            else:
+                self.add((*loc, where or key), f"{key} {name!r} is on host {on}, not on "
+                                               f"{', '.join(repr(h) for h in missing)}, where this desktop may be "
+                                               f"placed: declare it there too (hosts: [...] or all)")
+
+    def machine(self, loc: Loc, e: DesktopSettings, hosts: tuple, network: str | None) -> dict:
         """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
         max_vcpus = e.max_vcpus
         if max_vcpus is not None and e.vcpus is not None and max_vcpus < e.vcpus:
@@ -381,13 +448,47 @@ class _Resolver:
                 "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
                 "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
                 "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
-                "shares": self.desktop_shares(loc, e.shares, host),
+                "shares": self.desktop_shares(loc, e.shares, hosts),
                 "autologin": bool(e.autologin), "resolution": e.resolution,
                 "display_password_rotation": e.display.password_rotation if e.display else "",
                 "display_password_valid_for": e.display.password_valid_for if e.display else None,
-                "extra_networks": self.extra_networks(loc, e.extra_networks or [], host, network)}
+                "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network),
+                **self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus), "gpus": self.gpus((*loc, "gpus"), e.gpus)}
 
-    def extra_networks(self, loc: Loc, names: list, host, network) -> tuple[str, ...]:
+    def cpu(self, loc: Loc, cpu: Cpu | None, vcpu_max: int | None) -> dict:
+        """A CPU mode with its model (custom only), and at most one pin per vCPU (the host is checked later)."""
+        if cpu is None:
+            return {}
+        if cpu.model is not None and cpu.mode not in (None, "custom"):
+            self.add((*loc, "model"), f"a named model is mode custom; mode {cpu.mode} takes no model")
+        elif cpu.mode == "custom" and cpu.model is None and self.ok(loc, "model"):
+            self.add((*loc, "mode"), "custom needs a model, e.g. model: Haswell-noTSX")
+        pins = tuple(p for p in cpu.pinning or () if p is not None)
+        if vcpu_max is not None and len(pins) > vcpu_max and self.ok(loc, "pinning"):
+            self.add((*loc, "pinning"), f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
+                                        "(max_vcpus, else vcpus)")
+        return {"cpu_mode": cpu.mode or ("custom" if cpu.model else None), "cpu_model": cpu.model,
+                "cpu_pinning": pins}
+
+    def gpus(self, loc: Loc, gpus: list | None) -> tuple[Gpu, ...]:
+        """Each GPU is a whole PCI device or a mediated device type (and a parent only for the latter)."""
+        result = []
+        for i, g in enumerate(gpus or ()):
+            if g is None:
+                continue
+            where = (*loc, i)
+            if g.pci is not None and g.mdev is not None:
+                self.add(where, "give pci (a whole device) or mdev (a vGPU type), not both")
+            elif g.pci is None and g.mdev is None:
+                if self.ok(where, "pci", "mdev"):
+                    self.add(where, "give pci: <address> (a whole device) or mdev: <type> (a vGPU)")
+            elif g.parent is not None and g.mdev is None:
+                self.add((*where, "parent"), "is only for mdev (the device a vGPU is made on)")
+            else:
+                result.append(Gpu(pci=g.pci, mdev=g.mdev, parent=g.parent))
+        return tuple(result)
+
+    def extra_networks(self, loc: Loc, names: list, hosts: tuple, network) -> tuple[str, ...]:
         """Networks for eth1, eth2, ...: known, on the desktop's host, each once, not the main network, with DHCP."""
         for i, name in enumerate(names):
             where = (*loc, "extra_networks", i)
@@ -396,8 +497,10 @@ class _Resolver:
                 continue
             if name == network or name in names[:i]:
                 self.add(where, f"{name!r} is already a NIC of this desktop: one NIC per network")
-            elif host in self.hosts and self.networks[name].host not in (host, None):
-                self.add(where, f"{name!r} is on host {self.networks[name].host!r}, not on {host!r}")
+            elif self.networks[name].hosts and \
+                    (missing := [h for h in hosts if h in self.hosts and not self.networks[name].on(h)]):
+                on = ", ".join(repr(h) for h in self.networks[name].hosts) or "no host"
+                self.add(where, f"{name!r} is on host {on}, not on {', '.join(repr(h) for h in missing)}")
             elif not self.networks[name].dhcp:
                 self.add(where, f"{name!r} has no DHCP: extra NICs take their address by DHCP")
         return tuple(n for n in names if n is not None)
@@ -439,19 +542,49 @@ class _Resolver:
             password = self.password((*loc, "password"), u.password)
             max_vcpus = self.user_max_vcpus(loc, u, profile)
             self.user_topology(loc, u, profile, max_vcpus)
+            hardware = self.user_hardware(loc, u, profile, max_vcpus)
             checks = None if u.checks is None else \
                 self.checks((*loc, "checks"), u.checks, user=name if usable else "user")
             if not usable or profile is None:
                 continue
-            result.append(self.user_desktop(loc, u, profile, password, max_vcpus, checks))
+            result.append(self.user_desktop(loc, u, profile, password, max_vcpus, checks, hardware))
         return result
 
+    def user_hardware(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> dict:
+        """A user's hosts, CPU and GPUs (own or the profile's); own pins are checked against the user's vCPUs."""
+        own: dict = {}
+        if u.hosts is not None or not self.ok(loc, "hosts"):
+            own["hosts"] = self.host_list((*loc, "hosts"), u.hosts)
+            if profile is not None:
+                self.on_hosts(loc, {"pool": profile.pool, "network": profile.network}, own["hosts"], "hosts")
+        vcpu_max = max_vcpus or u.vcpus or (profile.vcpus if profile else None)
+        if u.cpu is not None:
+            own.update(self.cpu((*loc, "cpu"), u.cpu, vcpu_max))
+        elif profile is not None and vcpu_max is not None and len(profile.cpu_pinning) > vcpu_max \
+                and (u.vcpus is not None or u.max_vcpus is not None):     # (else the profile says so itself)
+            self.add((*loc, "vcpus" if u.vcpus is not None else "max_vcpus"),
+                     f"profile {profile.name!r} pins {len(profile.cpu_pinning)} vCPUs: set {path(loc)}.cpu.pinning "
+                     f"for {vcpu_max}")
+        if u.gpus is not None:
+            own["gpus"] = self.gpus((*loc, "gpus"), u.gpus)
+        return own
+
     def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
-                     checks: tuple | None) -> DesktopConfig:
+                     checks: tuple | None, hardware: dict) -> DesktopConfig:
         def own(value, inherited):
             return inherited if value is None else value
         user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
                           password)
+        hosts = hardware.get("hosts", profile.hosts)
+        host = hosts[0] if len(hosts) == 1 else None
+        inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
+                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
+        if u.shares is not None:
+            shares = self.desktop_shares(loc, u.shares, hosts)
+        elif inherited["hosts"]:
+            shares = profile.shares
+        else:   # the profile's shares, against the user's own hosts
+            shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
         if u.autologin is not None or u.resolution is not None:
             image = self.images.get(profile.image)
             recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
@@ -459,18 +592,22 @@ class _Resolver:
                                                    desktop=recipe.desktop if recipe else None):
                 self.add(loc_of(field), message)
         return DesktopConfig(
-            u.name, profile.host, profile.pool, profile.network, profile.image,
+            u.name, host, profile.pool, profile.network, profile.image,
             profile.memory_mib if u.memory is None else u.memory // MiB, own(u.vcpus, profile.vcpus),
             own(u.disk, profile.disk_bytes), profile.template, (user,), own(u.running, profile.running),
             tuple(for_user(list(own(checks, profile.checks)), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
             origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
-                          if getattr(u, key) is None),
+                          if getattr(u, key) is None)
+            + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
             max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),
             cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
-            extra_networks=profile.extra_networks, kernel_args=profile.kernel_args,
-            disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes),
-            shares=profile.shares if u.shares is None else self.desktop_shares(loc, u.shares, profile.host),
+            extra_networks=profile.extra_networks, kernel_args=profile.kernel_args, hosts=hosts,
+            cpu_mode=hardware.get("cpu_mode", profile.cpu_mode) if not inherited["cpu"] else profile.cpu_mode,
+            cpu_model=hardware.get("cpu_model") if not inherited["cpu"] else profile.cpu_model,
+            cpu_pinning=hardware.get("cpu_pinning", ()) if not inherited["cpu"] else profile.cpu_pinning,
+            gpus=hardware.get("gpus", profile.gpus),
+            disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes), shares=shares,
             autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
             display_password_rotation=profile.display_password_rotation,
             display_password_valid_for=profile.display_password_valid_for,
@@ -579,9 +716,10 @@ class _Resolver:
         network = e.network
         if network is not None:
             self.ref((*loc, "network"), network, "network")
-            if network in self.networks and host in self.hosts and self.networks[network].host not in (host, None):
-                self.add((*loc, "network"), f"{network!r} is on host {self.networks[network].host!r}, "
-                                            f"not on {host!r}")
+            if network in self.networks and host in self.hosts and self.networks[network].hosts \
+                    and not self.networks[network].on(host):
+                on = ", ".join(repr(h) for h in self.networks[network].hosts) or "no host"
+                self.add((*loc, "network"), f"{network!r} is on host {on}, not on {host!r}")
         self.ref((*loc, "image"), e.image, "image")
         if e.image in self.images and self.images[e.image].path is not None:
             self.add((*loc, "image"), "containers take their root tree from a golden image (golden: debian12)")

@@ -17,8 +17,10 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ..desktop.args import kernel_args_problem
 from ..guest.checkspec import KINDS
+from ..host.hardware import CPU_MODES
 from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_duration, parse_size
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
+from ..xmlmodel import parse_cpuset, split_pci_address
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
@@ -43,6 +45,9 @@ _GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _INTERFACE = r"^[^\s/:]{1,15}$"
+_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ALL_HOSTS = "all"
 HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
                        "here")
 _NOT_A_SECRET = f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW_TO_SET_A_SECRET}"
@@ -141,6 +146,30 @@ def _scalar(value):
     raise ValueError(f"must be a string, a number or true/false, got {got}")
 
 
+def _hosts(value):
+    """`all`, or a non-empty list of host names (resolve.py checks that they are declared)."""
+    if value == ALL_HOSTS or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        return value
+    got = "an empty list" if value == [] else f"{value!r}" if isinstance(value, str) else type(value).__name__
+    raise ValueError(f"must be a non-empty list of host names, or all, got {got}")
+
+
+def _cpuset_problem(value) -> str | None:
+    try:
+        parse_cpuset(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _pci_problem(value: str) -> str | None:
+    try:
+        split_pci_address(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _not_a_section(key: str) -> str | None:
     return _NOT_A_SECRET if key in StackFile.model_fields else None
 
@@ -220,6 +249,16 @@ Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValid
     Wording(expected="a mapping of variable names to values, got {got}")]
 HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
 ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
+Hosts = Annotated[list[str] | str, PlainValidator(
+    lambda v: _hosts(v), json_schema_input_type=Annotated[list[str], Field(min_length=1)] | Literal[ALL_HOSTS])]
+CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
+                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
+CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, _rule(lambda v: _cpuset_problem(v)),
+                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
+PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
+                       Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
+MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
+                       Wording(invalid="{input} is not a mediated device type id (e.g. nvidia-222)")]
 
 
 class Settings(BaseModel):
@@ -300,7 +339,9 @@ class Host(Settings):
 class Pool(Settings):
     """A libvirt storage pool that holds the desktops' disks and seeds."""
     noun: ClassVar[str] = "pool"
-    host: HostRef = Field(description="The host it is on.")
+    host: HostRef | None = Field(None, description="The host it is on (or `hosts`).")
+    hosts: Hosts | None = Field(None, description="Several hosts, or all: one pool of this name on each, for "
+                                                  "desktops placed across them.")
     type: Literal[POOL_TYPES] = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
                                                          "netfs (a mounted network share).")
     path: HostPath | None = Field(None, description="dir and netfs: its directory on the host (default: under the "
@@ -346,7 +387,9 @@ class DnsHost(Settings):
 class Network(Settings):
     """A libvirt virtual network, or an existing host bridge (mode: bridge)."""
     noun: ClassVar[str] = "network"
-    host: HostRef = Field(description="The host it is on.")
+    host: HostRef | None = Field(None, description="The host it is on (or `hosts`).")
+    hosts: Hosts | None = Field(None, description="Several hosts, or all: one network of this name on each "
+                                                  "(each host's guests are on their own).")
     cidr: Cidr | None = Field(None, description="Its IPv4 or IPv6 network, e.g. 10.77.0.0/24 (IPv4: /29 or "
                                                 "larger). Required, except with mode: bridge, where it describes "
                                                 "the LAN.")
@@ -412,9 +455,38 @@ class CpuTopology(Settings):
 _TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
 
 
+class Cpu(Settings):
+    """The CPU the guest sees and the host CPUs its vCPUs run on; checked against the host at preview."""
+    key_noun: ClassVar[str] = "CPU setting"
+    mode: Literal[CPU_MODES] | None = Field(None, description="host-passthrough, host-model, or custom (a named "
+                                                              "model; implied by `model`). Default: libvirt's.")
+    model: CpuModelName | None = Field(None, description="A named CPU model the host can run, e.g. Haswell-noTSX.")
+    pinning: Annotated[list[CpuSet], Field(min_length=1),
+                       Wording(expected="a list with one set of host CPUs per vCPU, e.g. [2, 3] or ['2-3', "
+                                        "'2-3']")] | None = Field(
+        None, description="Host CPUs per vCPU, in vCPU order: [2, 3] pins vCPU 0 to CPU 2 and vCPU 1 to CPU 3.")
+
+
+class Gpu(Settings):
+    """A GPU for the desktop: a whole PCI device of the host, or a mediated device (vGPU) of a type."""
+    noun: ClassVar[str] = "GPU"
+    record: ClassVar[bool] = True
+    pci: PciAddress | None = Field(None, description="The host PCI device to pass through whole, e.g. "
+                                                     "0000:01:00.0.")
+    mdev: MdevTypeId | None = Field(None, description="A mediated device type (vGPU) to make for the desktop, "
+                                                      "e.g. nvidia-222.")
+    parent: PciAddress | None = Field(None, description="With mdev: the PCI device to make it on (default: any "
+                                                        "that offers the type).")
+
+
+_GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>}")
+
+
 class DesktopSettings(Settings):
     """What a desktop is and where it runs: the settings desktops and profiles share."""
     host: HostRef | None = Field(None, description="The host (default: the first host).")
+    hosts: Hosts | None = Field(None, description="Hosts to place it on, or all: vdesk picks one by capacity, "
+                                                  "and keeps it there (instead of `host`).")
     pool: PoolRef = Field(description="The pool its disk and seed go in (on the same host).")
     network: NetworkRef = Field(description="The network of its first NIC (on the same host).")
     extra_networks: Annotated[list[NetworkRef], Wording(expected="a list of network names")] = Field(
@@ -446,6 +518,10 @@ class DesktopSettings(Settings):
     autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
                                                              "command line, e.g. 'quiet'.")
+    cpu: Cpu | None = Field(None, description="{mode, model, pinning}: the guest CPU and vCPU pins, checked "
+                                              "against the host.")
+    gpus: Annotated[list[Gpu], _GPUS] = Field([], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: "
+                                                              "nvidia-222}], checked against the host's devices.")
     display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
     autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
                                                "with a desktop environment).")
@@ -491,6 +567,8 @@ class User(Settings):
     noun: ClassVar[str] = "user"
     name: UserName = Field(description="The login, and the desktop's name and hostname.")
     profile: ProfileRef = Field(description="The profile their desktop is made from.")
+    hosts: Hosts | None = Field(None, description="Hosts their desktop may be placed on (default: the "
+                                                  "profile's host or hosts).")
     ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in.")
     password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
@@ -510,6 +588,8 @@ class User(Settings):
     running: bool | None = Field(None, description="Keep it running (default: the profile's).")
     autostart: bool | None = Field(None, description="Start with the host (default: the profile's).")
     address: Address | None = Field(None, description="A static IPv4 address on a network without DHCP.")
+    cpu: Cpu | None = Field(None, description="CPU mode, model and pins (default: the profile's).")
+    gpus: Annotated[list[Gpu], _GPUS] | None = Field(None, description="GPUs (default: the profile's).")
     adopt: bool = Field(False, description="Take over their desktop's domain, disk and seed if they exist.")
 
 

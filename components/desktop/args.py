@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import pulumi
 
 from ..errors import InputError
+from ..host.hardware import CPU_MODES, Gpu
+from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -127,6 +129,10 @@ class DesktopArgs:
                                                           # or "12h", "30d"); unset: until rotated
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
     kernel_args: str | None = None           # appended to a golden image's kernel command line
+    cpu_mode: str | None = None              # host-passthrough | host-model | custom (default: libvirt's)
+    cpu_model: str | None = None             # a named CPU model (implies custom)
+    cpu_pinning: Sequence[int | str] = ()    # host CPUs per vCPU, in vCPU order: [2, "3-4"]
+    gpus: Sequence[Mapping[str, str]] = ()   # {pci: "0000:01:00.0"} (whole device) | {mdev: type, parent?}
 
     @property
     def memory_mib(self) -> int:
@@ -205,10 +211,37 @@ class DesktopArgs:
             problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
+        found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
         recipe = getattr(self.image, "recipe", None)
         found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
                                   desktop=recipe.desktop if recipe else None)
         return found
+
+    def _hardware_problems(self) -> list[tuple[str, str]]:
+        """The CPU and GPU settings on their own (the host checks them at preview: components.host.hardware)."""
+        found = []
+        if self.cpu_mode is not None and self.cpu_mode not in CPU_MODES:
+            found.append(("cpu_mode", f"{self.cpu_mode!r} is not one of {', '.join(CPU_MODES)}"))
+        if self.cpu_model is not None and self.cpu_mode not in (None, "custom"):
+            found.append(("cpu_model", f"a named model is cpu_mode custom, not {self.cpu_mode}"))
+        vcpu_max = self.max_vcpus or self.vcpus
+        for i, cpuset in enumerate(self.cpu_pinning):
+            try:
+                parse_cpuset(cpuset)
+            except ValueError as exc:
+                found.append((f"cpu_pinning[{i}]", str(exc)))
+        if isinstance(vcpu_max, int) and len(self.cpu_pinning) > vcpu_max:
+            found.append(("cpu_pinning", f"pins {len(self.cpu_pinning)} vCPUs, but there are at most {vcpu_max}"))
+        for i, gpu in enumerate(self.gpus):
+            try:
+                Gpu(pci=gpu.get("pci"), mdev=gpu.get("mdev"), parent=gpu.get("parent")).address
+            except (ValueError, AttributeError) as exc:
+                found.append((f"gpus[{i}]", str(exc)))
+        return found
+
+    @property
+    def hostdev_gpus(self) -> list[Gpu]:
+        return [Gpu(pci=g.get("pci"), mdev=g.get("mdev"), parent=g.get("parent")) for g in self.gpus]
 
     def _address_problems(self, name: str) -> list[tuple[str, str]]:
         net = self.network.args

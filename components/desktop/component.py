@@ -12,11 +12,13 @@ from ..cloudinit import render_seed
 from ..resources.display import DisplayPassword, spice_socket
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair
+from ..resources.mdev import MediatedDevice
+from ..xmlmodel import format_cpuset, parse_cpuset
 from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
 from .args import HOME_SERIAL, DesktopArgs
-from .seeding import graphical_session, key_file, password_hash, seed_variables, state_dir, vm_mac
+from .seeding import graphical_session, key_file, mdev_uuid, password_hash, seed_variables, state_dir, vm_mac
 
 
 HOME_DEVICE = f"/dev/disk/by-id/virtio-{HOME_SERIAL}"
@@ -95,10 +97,22 @@ class Desktop(pulumi.ComponentResource):
                              meta_data=docs.apply(lambda d: d.meta_data),
                              network_config=docs.apply(lambda d: d.network_config), adopt=args.adopt, opts=child)
 
+        # A mediated device (vGPU) is made on the host for the desktop, and named in its domain by UUID.
+        hostdevs = []
+        for i, gpu in enumerate(args.hostdev_gpus):
+            if gpu.pci:
+                hostdevs.append({"type": "pci", "address": gpu.address})
+            else:
+                mdev = MediatedDevice(f"{name}-gpu{i}", host_uri=host.uri, uuid=mdev_uuid(vm_name, i), type=gpu.mdev,
+                                      parent=gpu.parent, opts=child)
+                hostdevs.append({"type": "mdev", "uuid": mdev.uuid})
+
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
             "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
+            "cpu_mode": args.cpu_mode or ("custom" if args.cpu_model else None), "cpu_model": args.cpu_model,
+            "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
             # (a recipe image's command line is known once it is built: an output)
@@ -136,7 +150,7 @@ class Desktop(pulumi.ComponentResource):
         if args.running:
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
-                "netns": host.netns, "user": user, "private_key": login.private_key,
+                "netns": host.netns, "jump": host.ssh_jump, "user": user, "private_key": login.private_key,
                 "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
                 # A static address is known: the gate goes straight to SSH.
                 "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
@@ -150,6 +164,7 @@ class Desktop(pulumi.ComponentResource):
                     "min_height": display[1]} if graphical else {}),
             }, opts=child)
 
+        self.done = ready or domain        # its last part: what must be finished for it to be up
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
         self.state = domain.state
         self.host_key = host_key.public_key
@@ -157,8 +172,9 @@ class Desktop(pulumi.ComponentResource):
         known_hosts = state_dir() / "ssh" / stack / f"{name}.known_hosts"
         keyfile = key_file(stack, name)
         via = f"nsenter --net={host.netns} " if host.netns else ""
+        jump = f"-J {host.ssh_jump} " if host.ssh_jump else ""     # the host's key: the runner's known_hosts
         self.ssh_command = self.ip.apply(lambda ip: (
-            f"{via}ssh -i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
+            f"{via}ssh {jump}-i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
             f"{user}@{ip}") if ip else None)
         self.display_uri, self.spice_uri = _display_uris(host, vnc_socket, domain)
         self.display_password = display_password.password

@@ -46,6 +46,12 @@ def vm_mac(host_uri: str, vm_name: str, index: int = 0) -> str:
     return stable_mac(host_uri, vm_name, f"nic{index}")
 
 
+def mdev_uuid(vm_name: str, index: int) -> str:
+    """The UUID of a desktop's index-th mediated device (vGPU): stable, so a preview can tell it is its own."""
+    import uuid
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vdesk:mdev/{vm_name}/{index}"))
+
+
 def password_salt(host_private: str, user: str) -> str:
     """A crypt salt that is stable for one desktop's user and unpredictable without its host key."""
     digest = hmac.new(host_private.encode(), f"vdesk password salt/{user}".encode(), hashlib.sha256).digest()

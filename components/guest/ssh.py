@@ -16,6 +16,8 @@ import paramiko
 
 from . import GuestError, GuestTimeout, HostKeyMismatch
 from .keys import fingerprint_sha256, parse_public_key
+from .jump import JumpHost, open_channel
+from .jump import open_transport as open_jump
 from .netns import connect_tcp
 
 log = logging.getLogger(__name__)
@@ -43,11 +45,14 @@ class SshTarget:
     host_public_key: str
     port: int = 22
     netns: str | None = None
+    jump: "JumpHost | None" = None       # a remote host's sshd, through which its private network is reached
 
     @property
     def address(self) -> str:
-        """host:port, plus the namespace if any, for messages."""
+        """host:port, plus the namespace or jump host if any, for messages."""
         where = f"{self.host}:{self.port}"
+        if self.jump:
+            return f"{where} (via {self.jump})"
         return f"{where} (netns {self.netns})" if self.netns else where
 
 
@@ -114,8 +119,10 @@ def load_private_key(private_openssh: str) -> paramiko.PKey:
 class GuestSession:
     """An authenticated SSH connection to one guest; use as a context manager."""
 
-    def __init__(self, transport: paramiko.Transport, target: SshTarget):
+    def __init__(self, transport: paramiko.Transport, target: SshTarget,
+                 jump: paramiko.Transport | None = None):
         self._transport = transport
+        self._jump = jump
         self.target = target
 
     def __enter__(self) -> "GuestSession":
@@ -187,8 +194,10 @@ class GuestSession:
         )
 
     def close(self) -> None:
-        """Close the SSH connection; safe to call twice."""
+        """Close the SSH connection (and the jump host's); safe to call twice."""
         self._transport.close()
+        if self._jump is not None:
+            self._jump.close()
 
 
 def connect(target: SshTarget, *, timeout_s: float) -> GuestSession:
@@ -203,29 +212,37 @@ def connect(target: SshTarget, *, timeout_s: float) -> GuestSession:
     delay = _RETRY_FIRST_DELAY_S
     attempts = 0
     last_error: str | None = None
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        attempts += 1
-        try:
-            transport = _attempt(target, user_key, pinned_type, pinned_blob, remaining)
-        except (HostKeyMismatch, GuestTimeout):
-            raise
-        except GuestError as exc:
-            if not isinstance(exc, _Retry):
+    jump = None       # one connection to the jump host serves every attempt
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            attempts += 1
+            try:
+                if target.jump is not None and (jump is None or not jump.is_active()):
+                    jump = open_jump(target.jump, min(remaining, _HANDSHAKE_STEP_S))
+                transport = _attempt(target, user_key, pinned_type, pinned_blob, remaining, jump)
+            except (HostKeyMismatch, GuestTimeout):
                 raise
-            last_error = str(exc)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            last_error = _describe(exc)
-        else:
-            log.info("SSH session to %s@%s after %d attempt(s)", target.user, target.address, attempts)
-            return GuestSession(transport, target)
-        log.debug("SSH to %s not ready (attempt %d): %s", target.address, attempts, last_error)
-        pause = min(delay, deadline - time.monotonic())
-        if pause > 0:
-            time.sleep(pause)
-        delay = min(delay * 2, _RETRY_MAX_DELAY_S)
+            except GuestError as exc:
+                if not isinstance(exc, _Retry):
+                    raise
+                last_error = str(exc)
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                last_error = _describe(exc)
+            else:
+                log.info("SSH session to %s@%s after %d attempt(s)", target.user, target.address, attempts)
+                session, jump = GuestSession(transport, target, jump), None
+                return session
+            log.debug("SSH to %s not ready (attempt %d): %s", target.address, attempts, last_error)
+            pause = min(delay, deadline - time.monotonic())
+            if pause > 0:
+                time.sleep(pause)
+            delay = min(delay * 2, _RETRY_MAX_DELAY_S)
+    finally:
+        if jump is not None:
+            jump.close()
     raise GuestTimeout(
         f"SSH login as {target.user!r} on {target.address} ({attempts} attempt(s))",
         timeout_s,
@@ -243,15 +260,20 @@ def _attempt(
     pinned_type: str,
     pinned_blob: bytes,
     remaining: float,
+    jump: paramiko.Transport | None = None,
 ) -> paramiko.Transport:
-    """One connection attempt: TCP, handshake, host key check, then public key login."""
+    """One connection attempt: TCP (or a channel through the jump host), handshake, host key check,
+    then public key login."""
     try:
-        sock = connect_tcp(
-            target.host,
-            target.port,
-            netns=target.netns,
-            timeout_s=min(remaining, _CONNECT_STEP_S),
-        )
+        if jump is not None:
+            sock = open_channel(jump, target.host, target.port, min(remaining, _CONNECT_STEP_S))
+        else:
+            sock = connect_tcp(
+                target.host,
+                target.port,
+                netns=target.netns,
+                timeout_s=min(remaining, _CONNECT_STEP_S),
+            )
     except GuestTimeout as exc:
         raise _Retry(str(exc)) from exc
     transport = None

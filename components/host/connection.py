@@ -61,3 +61,32 @@ def lookup(fn: Callable[[str], T], name: str) -> T | None:
 
 def is_not_found(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_code() in _NOT_FOUND
+
+
+def probe(uri: str, timeout_s: float) -> str | None:
+    """None when the libvirt host at `uri` answers within timeout_s; else why not.
+
+    A dead remote host can keep libvirt.open() waiting for the TCP timeout (minutes), so the
+    attempt runs in a daemon thread that is abandoned at the deadline.
+    """
+    import threading
+    outcome: dict[str, str | None] = {}
+
+    def attempt():
+        try:
+            conn = libvirt.open(uri)
+            try:
+                conn.getLibVersion()
+            finally:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.close()
+            outcome["error"] = None
+        except libvirt.libvirtError as exc:
+            outcome["error"] = (exc.get_error_message() or str(exc)).strip()
+
+    thread = threading.Thread(target=attempt, name=f"probe {uri}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if "error" not in outcome:
+        return f"no answer within {timeout_s:g}s"
+    return outcome["error"]

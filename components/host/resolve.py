@@ -10,9 +10,12 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import pwd
+import urllib.parse
 from pathlib import Path
 
 from .accel import resolve_accelerator
+from .connection import probe
 from ..console.settings import ConsoleSettings
 from ..errors import InputError, VdeskError
 
@@ -41,6 +44,8 @@ class ResolvedHost:
     lxc_uri: str | None = None     # the same host's LXC driver (containers)
     containers_dir: str | None = None  # root trees; traversable by the containers' unprivileged uids
     qemu_log_dir: str | None = None    # qemu's per-domain logs, when they are vdesk's files (embedded host)
+    ssh_jump: str | None = None        # user@host:port: how guests on its private networks are reached (qemu+ssh)
+    unreachable: str | None = None     # why it could not be reached at preview (then nothing was asked of it)
     display_listen: str | None = None  # socket (under display_dir), loopback (127.0.0.1) or an IP address;
                                        # None: socket where the host has a display_dir, else loopback
     spice: bool = False                # desktops get a SPICE display beside VNC (the host's qemu has it)
@@ -82,6 +87,39 @@ class ResolvedHost:
 
 
 Host = ResolvedHost   # the public name: `Host.embedded("local")`, `Host.at("qemu:///system")`
+PROBE_TIMEOUT_S = 30.0
+
+
+class HostUnreachable(VdeskError):
+    """A remote host did not answer; `host` is its name in the stack."""
+
+    def __init__(self, host: str, uri: str, reason: str):
+        super().__init__(f"host {host!r} ({uri}) cannot be reached: {reason}")
+        self.host, self.uri, self.reason = host, uri, reason
+
+
+def ssh_jump(uri: str) -> str | None:
+    """user@host:port of a libvirt URI over SSH (qemu+ssh, +libssh, +libssh2): the host's own sshd, through
+    which vdesk reaches guests on the host's private (NAT) networks. None for other transports."""
+    parsed = urllib.parse.urlsplit(uri)
+    transport = parsed.scheme.partition("+")[2]
+    if transport not in ("ssh", "libssh", "libssh2") or not parsed.hostname:
+        return None
+    user = parsed.username or pwd.getpwuid(os.getuid()).pw_name
+    return f"{user}@{parsed.hostname}:{parsed.port or 22}"
+
+
+def offline(host, reason: str) -> ResolvedHost:
+    """A host that did not answer, described from the stack alone (its desktops fail at `up`, naming it)."""
+    uri = host.uri
+    domain_type = {"kvm": "kvm", "tcg": "qemu"}.get(host.accelerator, "kvm")
+    lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
+    # (its display settings as declared: SPICE only where asked for, since its qemu cannot be asked)
+    return ResolvedHost(host.name, uri, None, domain_type, f"not known: the host cannot be reached ({reason})",
+                        "/var/lib/libvirt/images", None, lxc_uri, "/var/lib/vdesk/containers", None,
+                        ssh_jump=ssh_jump(uri), unreachable=reason,
+                        display_listen=getattr(host, "display_listen", None) or LOOPBACK,
+                        spice=bool(getattr(host, "spice", None)))
 
 
 def resolve(host, *, probe_kernel: str | None) -> ResolvedHost:
@@ -121,6 +159,8 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         except VdeskError as exc:
             raise InputError([(f"hosts.{name}.console", str(exc))]) from None
     else:
+        if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
+            raise HostUnreachable(name, uri, why)
         netns, pool_root, display_dir = None, "/var/lib/libvirt/images", None
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
@@ -138,8 +178,8 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
     if spice is None:
         spice = supports_spice(uri, choice.domain_type)
     return ResolvedHost(name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
-                        lxc_uri, containers_dir, qemu_log_dir, display_listen=display_listen, spice=spice,
-                        console=console, console_dir=console_dir)
+                        lxc_uri, containers_dir, qemu_log_dir, ssh_jump=None if netns else ssh_jump(uri),
+                        display_listen=display_listen, spice=spice, console=console, console_dir=console_dir)
 
 
 def _display_problems(name: str, uri: str, listen: str) -> list[tuple[str, str]]:

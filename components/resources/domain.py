@@ -36,7 +36,7 @@ _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFI
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
                   "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
-                  "spice")
+                  "spice", "cpu_model", "cpu_pinning", "hostdevs")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
 _LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
 
@@ -117,6 +117,45 @@ def _topology_problem(topology) -> str | None:
     if set(topology) != set(keys) or not all(whole(topology[k]) for k in keys):
         return "must be {sockets, cores, threads}, each a positive integer"
     return None
+
+
+def _pinning_problem(pins) -> str | None:
+    for i, cpuset in enumerate(pins):
+        try:
+            xmlmodel.parse_cpuset(cpuset)
+        except ValueError as exc:
+            return f"[{i}]: {exc}"
+    return None
+
+
+def _hostdevs_problem(hostdevs) -> str | None:
+    for i, dev in enumerate(hostdevs):
+        kind = dev.get("type") if isinstance(dev, dict) else None
+        if kind == "pci":
+            try:
+                xmlmodel.split_pci_address(dev.get("address") or "")
+            except ValueError as exc:
+                return f"hostdevs[{i}]: {exc}"
+        elif kind != "mdev" or not dev.get("uuid"):
+            return f"hostdevs[{i}] must be {{type: pci, address}} or {{type: mdev, uuid}}"
+    return None
+
+
+def _hardware(dom: xmlmodel.Domain, props) -> None:
+    """CPU model, vCPU pins and host devices, from the declared properties."""
+    if props.get("cpu_model"):
+        dom.cpu_mode, dom.cpu_model, dom.cpu_model_fallback = "custom", props["cpu_model"], "forbid"
+    for vcpu, cpuset in enumerate(props.get("cpu_pinning") or []):
+        dom.vcpupins.append(xmlmodel.VcpuPin(vcpu=vcpu, cpuset=xmlmodel.format_cpuset(xmlmodel.parse_cpuset(cpuset))))
+    for dev in props.get("hostdevs") or []:
+        dom.hostdevs.append(xmlmodel.Hostdev.pci(dev["address"]) if dev["type"] == "pci"
+                            else xmlmodel.Hostdev.mdev(dev["uuid"]))
+
+
+def _hostdev_as_input(dev: xmlmodel.Hostdev) -> dict:
+    if dev.type == "pci":
+        return {"type": "pci", "address": dev.pci_address}
+    return {"type": dev.type, "uuid": dev.address_uuid}
 
 
 def same_machine(declared: str | None, live: str | None) -> bool:
@@ -202,6 +241,7 @@ def desired_model(props) -> xmlmodel.Domain:
     dom.serials.append(xmlmodel.Serial(type="pty"))
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
+    _hardware(dom, props)
     return dom
 
 
@@ -233,6 +273,11 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "cmdline": live.cmdline if props.get("boot", "kernel") == "kernel" else props.get("cmdline"),
         "disks": [_disk_as_input(d, props) for d in live.disks],
         "nics": [{"network": i.source_network, "mac": i.mac} for i in live.interfaces],
+        # Read back only when declared, so libvirt's own CPU defaults never look like drift.
+        "cpu_mode": live.cpu_mode if props.get("cpu_mode") else None,
+        "cpu_model": live.cpu_model if props.get("cpu_model") else None,
+        "cpu_pinning": [p.cpuset for p in sorted(live.vcpupins, key=lambda p: p.vcpu)] or None,
+        "hostdevs": [_hostdev_as_input(h) for h in live.hostdevs] or None,
         "shares": [{"source": f.source_dir, "tag": f.tag, "readonly": f.binary == READONLY_VIRTIOFSD}
                    for f in live.shared_dirs if f.driver_type == "virtiofs"],
         # Only a declared adapter is compared: without one, libvirt's default is no drift.
@@ -359,7 +404,11 @@ class DomainProvider(DeclaredProvider):
                       doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
         "max_vcpus": Prop(int, validate=_positive,
                           doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
-        "cpu_mode": Prop(str),
+        "cpu_mode": Prop(str, doc="host-passthrough, host-model or custom (checked against the host at preview)"),
+        "cpu_model": Prop(str, doc="a named CPU model (mode custom, fallback forbid)"),
+        "cpu_pinning": Prop(list, validate=_pinning_problem, doc="host CPU set per vCPU (cputune vcpupin)"),
+        "hostdevs": Prop(list, validate=_hostdevs_problem,
+                         doc="host devices: {type: pci, address} (whole device, managed) or {type: mdev, uuid}"),
         "cpu_topology": Prop(dict, validate=_topology_problem,
                              doc="{sockets, cores, threads}; their product is the vCPU maximum"),
         "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),

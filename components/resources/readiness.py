@@ -21,6 +21,7 @@ from ..guest import GuestError, HostKeyMismatch
 from ..guest.address import wait_for_address
 from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
+from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
 from . import faults
@@ -41,6 +42,8 @@ class ReadinessProvider(GateProvider):
         "mac": Prop(str, required=True),
         "address_sources": Prop(list, default=["lease", "agent"]),
         "netns": Prop(str, doc="network namespace the guests live in (embedded host)"),
+        "jump": Prop(str, doc="user@host:port: a remote host's sshd, through which its guests are reached "
+                              "(its key pinned in the runner's known_hosts)"),
         "user": Prop(str, required=True),
         "private_key": Prop(str, required=True, secret=True),
         "host_public_key": Prop(str, required=True),
@@ -67,7 +70,8 @@ class ReadinessProvider(GateProvider):
                 ip = wait_for_address(conn, name, props["mac"], sources=tuple(props["address_sources"]),
                                       timeout_s=props["address_timeout_s"])
             target = SshTarget(host=ip, user=props["user"], private_key=props["private_key"],
-                               host_public_key=props["host_public_key"], netns=props.get("netns"))
+                               host_public_key=props["host_public_key"], netns=props.get("netns"),
+                               jump=JumpHost.parse(props["jump"]) if props.get("jump") else None)
             try:
                 session = ssh_connect(target, timeout_s=props["ssh_timeout_s"])
             except HostKeyMismatch:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import struct
@@ -50,15 +51,17 @@ def file_virtual_size(path: str) -> tuple[str, int]:
     return "raw", os.path.getsize(path)
 
 
-def upload_file(conn, vol, path: str) -> None:
-    """Stream a local file into a volume: works for local and remote hosts alike."""
+def upload_file(conn, vol, path: str) -> str:
+    """Stream a local file into a volume (local and remote hosts alike); the sha256 of what was sent."""
     size = os.path.getsize(path)
+    digest = hashlib.sha256()
     stream = conn.newStream(0)
     vol.upload(stream, 0, size, 0)
     with open(path, "rb") as f:
         try:
             def chunk(_stream, n, fh):
                 data = fh.read(min(n, _CHUNK))
+                digest.update(data)
                 if fh.tell() > _CHUNK:
                     faults.point("import")     # half uploaded
                 return data
@@ -68,6 +71,36 @@ def upload_file(conn, vol, path: str) -> None:
         except Exception:
             stream.abort()
             raise
+    return digest.hexdigest()
+
+
+def volume_sha256(conn, vol, length: int) -> str:
+    """The sha256 of the first `length` bytes of a volume, as the host has them (read back through libvirt)."""
+    digest = hashlib.sha256()
+    stream = conn.newStream(0)
+    vol.download(stream, 0, length, 0)
+    try:
+        def sink(_stream, data, d):
+            d.update(data)
+            return len(data)
+
+        stream.recvAll(sink, digest)
+        stream.finish()
+    except Exception:
+        stream.abort()
+        raise
+    return digest.hexdigest()
+
+
+def verify_import(conn, vol, path: str, sent: str, props: dict) -> None:
+    """An imported image must arrive whole: its content on the host is read back and compared.
+
+    Reading it back costs one more transfer of the image per host, once, when it is imported; a
+    cheaper check (size, or a sample) would not catch a flipped or lost chunk on the way."""
+    got = volume_sha256(conn, vol, os.path.getsize(path))
+    if got != sent:
+        raise VdeskError(f"volume {props['name']!r} on {props['host_uri']}: the uploaded content does not match "
+                         f"{path} (sha256 {got} on the host, {sent} sent): the volume was removed; run up again")
 
 
 def upload_bytes(conn, vol, data: bytes) -> None:
@@ -165,7 +198,7 @@ class VolumeProvider(DeclaredProvider):
         "adopt": ADOPT,
         "owner": OWNER,
     }
-    OUTPUTS = ("path", "key", "allocation_bytes")
+    OUTPUTS = ("path", "key", "allocation_bytes", "sha256")
     JOURNAL_KIND = "volume"
 
     def journal_name(self, props):
@@ -231,7 +264,8 @@ class VolumeProvider(DeclaredProvider):
                 faults.point("clone")           # the clone exists, its create has not returned
             try:
                 if props.get("source_path"):
-                    upload_file(conn, vol, props["source_path"])
+                    sha256 = upload_file(conn, vol, props["source_path"])
+                    verify_import(conn, vol, props["source_path"], sha256, props)
                     if capacity and capacity > model.capacity:
                         vol.resize(capacity, 0)
                 elif props.get("copy_of") and xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity < model.capacity:
@@ -239,7 +273,8 @@ class VolumeProvider(DeclaredProvider):
             except Exception:
                 vol.delete(0)
                 raise
-            return CreateResult(vol.key(), self._outputs(props, vol))
+            return CreateResult(vol.key(), self._outputs(
+                {**props, "sha256": sha256 if props.get("source_path") else None}, vol))
 
     def existing_id(self, props):
         with connect(props["host_uri"]) as conn:
@@ -264,7 +299,7 @@ class VolumeProvider(DeclaredProvider):
                 vol.resize(want, 0)  # the guest sees it after a restart; cloud-init grows the fs
             elif want and want < have:
                 raise VdeskError(f"volume {news['name']!r}: refusing to shrink from {have} to {want} bytes")
-            return UpdateResult(self._outputs(news, vol))
+            return UpdateResult(self._outputs({**news, "sha256": olds.get("sha256")}, vol))
 
     def delete(self, _id, props):
         with connect(props["host_uri"]) as conn:
@@ -297,6 +332,7 @@ class VolumeProvider(DeclaredProvider):
             "path": vol.path(),
             "key": vol.key(),
             "allocation_bytes": model.allocation,
+            "sha256": props.get("sha256"),       # of an imported file, verified on the host when imported
         }
 
 

@@ -2,6 +2,9 @@
 from .base import VDESK_NS, XMLObject, declared_properties
 from .domain import (Channel, Console, Disk, Domain, Graphics, Input, Interface, Owner, Rng, Serial, SharedDirectory,
                      Video)
+from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, HostCapabilities, HostCpu, MdevType, NodeDevice,
+                       NumaCell)
+from .hostdev import Hostdev, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
@@ -12,4 +15,6 @@ __all__ = [
     "SharedDirectory", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
+    "CpuMode", "CpuModel", "DomainCapabilities", "HostCapabilities", "HostCpu", "MdevType", "NodeDevice", "NumaCell",
+    "Hostdev", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",
 ]

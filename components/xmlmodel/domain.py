@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import VDESK_NS, Child, Children, Field, XMLObject
+from .hostdev import Hostdev, VcpuPin
 
 _META = "{%s}desktop" % VDESK_NS
 
@@ -118,6 +119,8 @@ class Domain(XMLObject):
     vcpu_placement = Field("vcpu/@placement")    # static | auto
     vcpu_current = Field("vcpu/@current", int)   # online at boot; libvirt omits it when all are
     cpu_mode = Field("cpu/@mode")
+    cpu_model = Field("cpu/model")        # a named CPU model (mode custom)
+    cpu_model_fallback = Field("cpu/model/@fallback")   # forbid: never silently another model
     cpu_sockets = Field("cpu/topology/@sockets", int)
     cpu_cores = Field("cpu/topology/@cores", int)
     cpu_threads = Field("cpu/topology/@threads", int)
@@ -144,6 +147,8 @@ class Domain(XMLObject):
     serials = Children(Serial, "devices/serial")
     consoles = Children(Console, "devices/console")
     rngs = Children(Rng, "devices/rng")
+    hostdevs = Children(Hostdev, "devices/hostdev")     # PCI devices and mediated devices (vGPUs) of the host
+    vcpupins = Children(VcpuPin, "cputune/vcpupin")     # the host CPUs each vCPU may run on
     memory_source = Field("memoryBacking/source/@type")    # memfd: shared with virtiofsd
     memory_access = Field("memoryBacking/access/@mode")    # shared
     shared_dirs = Children(SharedDirectory, "devices/filesystem")

@@ -190,6 +190,20 @@ def test_host_netns_is_used_for_the_login(server, monkeypatch):
     assert seen[0].host_public_key == server.host_line
 
 
+def test_a_remote_hosts_guests_are_reached_through_its_ssh_jump(server):
+    seen = []
+
+    def recording_connect(target, *, timeout_s):
+        seen.append(target)
+        raise checks_cli.GuestError("stop here")
+
+    outputs = _outputs({"dev": _desktop(server, host="far")})
+    outputs["hosts"]["far"] = {"uri": "qemu+ssh://admin@kvm2:2222/system", "netns": None,
+                               "ssh_jump": "admin@kvm2:2222"}
+    assert checks_cli.run(outputs, connect_fn=recording_connect, out=io.StringIO()) == 1
+    assert [(str(t.jump), t.netns) for t in seen] == [("admin@kvm2:2222", None)]
+
+
 def _fake_pulumi(tmp_path, monkeypatch, script):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

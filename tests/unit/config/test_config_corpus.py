@@ -72,6 +72,24 @@ def both(*changes):
     return change
 
 
+def add_far(c):
+    c["hosts"]["far"] = {"uri": "qemu+ssh://far/system", "accelerator": "tcg"}
+
+
+def spread_network(**more):
+    def change(c):
+        c["networks"]["lan"].pop("host")
+        c["networks"]["lan"].update({"hosts": ["local", "far"], **more})
+    return change
+
+
+def spread(c):
+    for section in ("pools", "networks"):
+        entry = c[section]["main" if section == "pools" else "lan"]
+        entry.pop("host")
+        entry["hosts"] = "all"
+
+
 def add_host_and_pool(c):
     c["hosts"]["remote"] = {"uri": "qemu+ssh://remote/system", "accelerator": "kvm"}
     c["pools"]["far"] = {"host": "remote"}
@@ -213,6 +231,55 @@ CASES = [
       ("networks.lan.host", "unknown host 'local' (declared: none declared)")]),
     ("host-entry-broken-is-still-declared", put("hosts", {"local": {"uri": "localhost"}}), None,
      [("hosts.local.uri", "'localhost' must be 'embedded' or a libvirt URI such as qemu:///system")]),
+    # --- several hosts: where a desktop, pool or network may be --------------------------------------------
+    ("pool-host-and-hosts", both(add_far, setting(lambda c: c["pools"]["main"], hosts="all")), None,
+     [("pools.main.hosts", "give host or hosts, not both")]),
+    ("pool-on-no-host", drop(lambda c: c["pools"]["main"], "host"), None,
+     [("pools.main.host", "is required (the name of one of the hosts), or give hosts")]),
+    ("network-hosts-not-a-list", both(add_far, spread_network(hosts="everywhere")), None,
+     [("networks.lan.hosts", "must be a non-empty list of host names, or all, got 'everywhere'")]),
+    ("profile-hosts-unknown-and-twice", both(add_far, spread, setting(profile("standard"),
+                                                                       hosts=["local", "remote", "local"])), None,
+     [("profiles.standard.hosts[1]", "unknown host 'remote' (declared: far, local)"),
+      ("profiles.standard.hosts[2]", "'local' is listed twice")]),
+    ("profile-host-and-hosts", both(add_far, spread, setting(profile("standard"), host="local", hosts="all")), None,
+     [("profiles.standard.hosts", "give host or hosts, not both")]),
+    ("profile-hosts-pool-not-everywhere", both(add_far, spread_network(), setting(profile("standard"), hosts="all")),
+     None, [("profiles.standard.pool", "pool 'main' is on host 'local', not on 'far', where this desktop may be "
+                                       "placed: declare it there too (hosts: [...] or all)")]),
+    ("user-hosts-empty", both(add_far, spread, setting(user(0), hosts=[])), None,
+     [("users[0].hosts", "must be a non-empty list of host names, or all, got an empty list")]),
+    ("user-hosts-network-not-there", both(add_far, setting(user(1), hosts=["far"])), None,
+     [("users[1].hosts", "pool 'main' is on host 'local', not on 'far', where this desktop may be placed: declare "
+                         "it there too (hosts: [...] or all)"),
+      ("users[1].hosts", "network 'lan' is on host 'local', not on 'far', where this desktop may be placed: "
+                         "declare it there too (hosts: [...] or all)")]),
+    # --- CPU and GPUs (what needs the host is checked at preview: tests/unit/config/test_several_hosts.py) ---
+    ("cpu-model-with-another-mode", setting(profile("operator"), cpu={"mode": "host-model", "model": "EPYC"}), None,
+     [("profiles.operator.cpu.model", "a named model is mode custom; mode host-model takes no model")]),
+    ("cpu-custom-without-model", setting(profile("operator"), cpu={"mode": "custom"}), None,
+     [("profiles.operator.cpu.mode", "custom needs a model, e.g. model: Haswell-noTSX")]),
+    ("cpu-unknown-mode", setting(profile("operator"), cpu={"mode": "host"}), None,
+     [("profiles.operator.cpu.mode", "'host' is not one of host-passthrough, host-model, custom")]),
+    ("cpu-unknown-setting", setting(profile("operator"), cpu={"pins": [1]}), None,
+     [("profiles.operator.cpu.pins", "unknown CPU setting (allowed: mode, model, pinning)")]),
+    ("cpu-pinning-not-a-cpu-set", setting(user(0), cpu={"pinning": ["2-"]}), None,
+     [("users[0].cpu.pinning[0]", "'2-' is not a CPU set (e.g. 2, '2-3' or '0,4')")]),
+    ("cpu-pinning-more-than-vcpus", setting(profile("operator"), cpu={"pinning": [0, 1, 2]}), None,
+     [("profiles.operator.cpu.pinning", "pins 3 vCPUs, but the desktop has at most 2 (max_vcpus, else vcpus)")]),
+    ("user-fewer-vcpus-than-the-profile-pins", both(setting(profile("operator"), cpu={"pinning": [0, 1]}),
+                                                    setting(user(3), vcpus=1)), None,
+     [("users[3].vcpus", "profile 'operator' pins 2 vCPUs: set users[3].cpu.pinning for 1")]),
+    ("gpu-both-kinds", setting(user(2), gpus=[{"pci": "0000:01:00.0", "mdev": "nvidia-222"}]), None,
+     [("users[2].gpus[0]", "give pci (a whole device) or mdev (a vGPU type), not both")]),
+    ("gpu-neither-kind", setting(profile("standard"), gpus=[{}]), None,
+     [("profiles.standard.gpus[0]", "give pci: <address> (a whole device) or mdev: <type> (a vGPU)")]),
+    ("gpu-parent-without-mdev", setting(user(0), gpus=[{"pci": "01:00.0", "parent": "01:00.0"}]), None,
+     [("users[0].gpus[0].parent", "is only for mdev (the device a vGPU is made on)")]),
+    ("gpu-not-a-pci-address", setting(user(0), gpus=[{"pci": "gpu0"}]), None,
+     [("users[0].gpus[0].pci", "'gpu0' is not a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0)")]),
+    ("gpus-not-a-list", setting(user(0), gpus={"pci": "01:00.0"}), None,
+     [("users[0].gpus", "must be a list of GPUs, each {pci: <address>} or {mdev: <type>}")]),
     # --- several mistakes, all reported at once, in config order ---------------------------------------
     ("many-at-once", both(setting(user(3), profile="dev"), setting(user(1), memory="2 GB", vcpus="two"),
                           setting(profile("standard"), template="kiosk"),

@@ -283,7 +283,7 @@ CASES = [
     ("bridge-with-domain", net("office", domain="office.lan"),
      [("networks.office.domain", "a bridge network has no DNS of vdesk's: the LAN's DNS server serves its domain")]),
     ("bridge-with-mtu", net("office", mtu=9000),
-     [("networks.office.mtu", "unknown setting (allowed: host, cidr, cidr6, mode, bridge, dhcp, dhcp_range, "
+     [("networks.office.mtu", "unknown setting (allowed: host, hosts, cidr, cidr6, mode, bridge, dhcp, dhcp_range, "
                               "domain, dhcp_hosts, dns_hosts, address_sources, adopt, keep_on_destroy)")]),
     ("bridge-reading-leases", net("office", address_sources=["lease", "agent"]),
      [("networks.office.address_sources", "'lease' is not available on a bridge network: the LAN's DHCP server "

@@ -34,6 +34,10 @@ DOMAIN_ROWS = {
     "max_vcpus": (2, lambda c: (_dom_xml(c).vcpus, _dom_xml(c).vcpu_current) == (2, 1)
                   and c.lookupByName("rows-vm").vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE) == 1),
     "cpu_mode": ("host-passthrough", lambda c: _dom_xml(c).cpu_mode == "host-passthrough"),
+    "cpu_model": ("qemu64", lambda c: (_dom_xml(c).cpu_mode, _dom_xml(c).cpu_model) == ("custom", "qemu64")),
+    "cpu_pinning": (["2,3"], lambda c: [(p.vcpu, p.cpuset) for p in _dom_xml(c).vcpupins] == [(0, "2-3")]),
+    "hostdevs": ([{"type": "pci", "address": "0000:01:00.0"}],
+                 lambda c: [h.pci_address for h in _dom_xml(c).hostdevs] == ["0000:01:00.0"]),
     "cpu_topology": ({"sockets": 1, "cores": 1, "threads": 1},
                      lambda c: (_dom_xml(c).cpu_sockets, _dom_xml(c).cpu_cores, _dom_xml(c).cpu_threads) == (1, 1, 1)),
     "machine": ("pc", lambda c: _dom_xml(c).machine == "pc"),

@@ -11,7 +11,9 @@ def full_domain(name="model-full"):
     return xmlmodel.Domain(
         type="test", name=name, uuid="0f4bdc3c-7cd6-4d3f-8b6e-3e7a9a7f2f10", description="every property",
         memory_kib=1048576, current_memory_kib=786432, vcpus=2, vcpu_placement="static", vcpu_current=1,
-        cpu_mode="host-passthrough",
+        cpu_mode="custom", cpu_model="qemu64", cpu_model_fallback="forbid",
+        vcpupins=[xmlmodel.VcpuPin(vcpu=0, cpuset="0-1"), xmlmodel.VcpuPin(vcpu=1, cpuset="3")],
+        hostdevs=[xmlmodel.Hostdev.pci("0000:01:00.0"), xmlmodel.Hostdev.mdev("6f3b1a1e-3a52-5d0e-9f5b-1c8d0f6e2a11")],
         cpu_sockets=1, cpu_cores=2, cpu_threads=1, os_type="hvm", arch="i686", machine="pc",
         firmware="bios", kernel="/boot/vmlinuz", initrd="/boot/initrd.img", cmdline="root=/dev/vda console=ttyS0",
         boot_dev="hd", acpi=True, apic=True, on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
