@@ -151,7 +151,7 @@ class Desktop(pulumi.ComponentResource):
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
                 "netns": host.netns, "jump": host.ssh_jump, "user": user, "private_key": login.private_key,
-                "host_public_key": host_key.public_key, "seed_sha256": seed.sha256,
+                "host_public_key": host_key.public_key, "seed_sha256": seed.sha256, "domain_boot": domain.boot_id,
                 # A static address is known: the gate goes straight to SSH.
                 "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
                                     else list(args.network.address_sources)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import time
 from pathlib import Path
 
@@ -442,7 +443,7 @@ class DomainProvider(DeclaredProvider):
         "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
         "adopt": ADOPT,
     }
-    OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port")
+    OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port", "boot_id")
     JOURNAL_KIND = "domain"
 
     def check_more(self, inputs):
@@ -473,7 +474,7 @@ class DomainProvider(DeclaredProvider):
             dom = conn.defineXML(desired_model(props).to_xml())
             faults.point("define")              # defined, not started
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
-            return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False))
+            return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False, booted=True))
 
     def existing_id(self, props):
         with connect(props["host_uri"]) as conn:
@@ -492,7 +493,7 @@ class DomainProvider(DeclaredProvider):
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
                                                         | libvirt.VIR_DOMAIN_XML_SECURE))
             pending = props.get("pending_restart", False)
-            outs = self._outputs(props, dom, pending=pending)
+            outs = self._outputs(props, dom, pending=pending, boot_id=props.get("boot_id"))
             # A restart still pending means the guest runs the old count on purpose: report the config.
             outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
             return ReadResult(id_, outs)
@@ -519,19 +520,22 @@ class DomainProvider(DeclaredProvider):
                     and not display.set_password_live(dom, desired):
                 pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
             needs_restart = (boot_again or bool(pending)) and dom.isActive()
+            booted = False
             if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
                 if news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
                     dom.create()
-                    needs_restart = False
+                    needs_restart, booted = False, True
             else:
                 needs_restart = False
             if news["running"] and not dom.isActive():
                 dom.create()
+                booted = True
             elif not news["running"] and dom.isActive():
                 shut_down(dom, news["shutdown_timeout_s"])
-            return UpdateResult(self._outputs(news, dom, pending=needs_restart))
+            return UpdateResult(self._outputs(news, dom, pending=needs_restart, booted=booted,
+                                              boot_id=olds.get("boot_id")))
 
     def _apply_live(self, dom, olds, news, changed) -> bool:
         """Apply to the running guest what it takes without a reboot; True when nothing needs a restart.
@@ -583,15 +587,19 @@ class DomainProvider(DeclaredProvider):
         display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
 
-    def _outputs(self, props, dom, *, pending):
+    def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
+        """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness
+        gate, which takes it as an input, checks the guest again after a restart (a new system disk)."""
         state = "running" if dom.isActive() else "stopped"
+        boot_id = (secrets.token_hex(8) if booted else boot_id) if state == "running" else None
         ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
             ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
                 "running": state == "running", "autostart": bool(dom.autostart()),
-                "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice")}
+                "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice"),
+                "boot_id": boot_id}
 
 
 class Domain(Resource):
@@ -601,6 +609,7 @@ class Domain(Resource):
     state: pulumi.Output[str]
     display_port: pulumi.Output[int]
     spice_port: pulumi.Output[int]
+    boot_id: pulumi.Output[str]        # new at each start by vdesk: what the readiness gate re-checks after
 
     def __init__(self, name: str, props: dict, opts=None):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(

@@ -48,6 +48,8 @@ class ReadinessProvider(GateProvider):
         "private_key": Prop(str, required=True, secret=True),
         "host_public_key": Prop(str, required=True),
         "seed_sha256": Prop(str, doc="a rewritten seed is checked again"),
+        "domain_boot": Prop(str, doc="the domain's boot: a guest vdesk restarted (a new system disk) is checked "
+                                     "again"),
         "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
         "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
         "graphical": Prop(bool, doc="a desktop image: the screenshot must show the graphical desktop"),

@@ -23,7 +23,7 @@ import os
 import pytest
 
 from components.host import embedded
-from tests.support.host import counts
+from tests.support.host import inventory
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = pytest.mark.reliability
@@ -38,6 +38,18 @@ def powered_off(config: dict) -> dict:
     for user in config.get("vdesk:users", []):
         user.pop("checks", None)
     return config
+
+
+def kept_homes(config: dict, stack: str) -> list[str]:
+    """The home volumes destroy leaves: desktops whose profile or user declares a home to keep."""
+    prefix = config.get("vdesk:prefix") or stack
+    profiles = config.get("vdesk:profiles", {})
+    kept = []
+    for user in config.get("vdesk:users", []):
+        settings = {**profiles.get(user["profile"], {}), **user}
+        if settings.get("home") and settings.get("home_on_removal", "keep") == "keep":
+            kept.append(f"{prefix}-{user['name']}-home.qcow2")
+    return sorted(kept)
 
 
 STACKS = [
@@ -67,7 +79,12 @@ def test_a_second_up_of_an_example_stack_changes_nothing(name, off, tmp_path):
         assert changes == {}, again.summary.resource_changes
         stack.preview(expect_no_changes=True, on_output=print)      # raises on any change
         stack.destroy(on_output=print)
-        assert counts(host.uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
+        # Homes kept on removal (dev's default, `home_on_removal: keep`) stay, with the pool that holds them.
+        kept = kept_homes(config, name)
+        left = inventory(host.uri)
+        assert (left["domains"], left["networks"]) == ({}, {}), left
+        assert sorted(left["volumes"]) == kept, left
+        assert len(left["pools"]) == (1 if kept else 0), left
     finally:
         try:
             stack.destroy()
