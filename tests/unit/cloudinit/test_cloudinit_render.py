@@ -219,7 +219,9 @@ def test_a_home_is_mounted_through_cloud_inits_mounts(variables):
     user_data = yaml.safe_load(render_seed("desktop", {**variables, "home_device": "/dev/vdb"}).user_data)
     assert user_data["mounts"] == [["LABEL=vdesk-home", "/home", "ext4",
                                     "defaults,nofail,x-systemd.device-timeout=60s", "0", "2"]]
-    assert user_data["fs_setup"][0]["overwrite"] is False
+    # `auto` reuses an ext4 labelled vdesk-home: with `none`, cloud-init formats the raw disk (mkfs -F) on every
+    # new instance, i.e. at every image rollout (cc_disk_setup.mkfs, cloud-init 22.4).
+    assert (user_data["fs_setup"][0]["partition"], user_data["fs_setup"][0]["overwrite"]) == ("auto", False)
     assert len(user_data["bootcmd"]) == 1, "no shares, no share command"
 
 
