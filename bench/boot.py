@@ -50,16 +50,24 @@ class Console:
 
     def stop(self) -> None:
         self._stop.set()
+        stream = getattr(self, "_stream", None)
+        if stream is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                stream.abort()          # ends a recv() that is waiting for the next line
         self._thread.join(timeout=10)
 
     def _open_console(self, conn, dom):
         """The console stream, once qemu has its pty (an active domain may still be starting up)."""
         deadline = time.monotonic() + 60
         while not self._stop.is_set():
-            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            # Blocking: a non-blocking stream needs a client event loop to be fed, and without one it
+            # never drains, so the guest's serial console (and its kernel, whose printk waits on
+            # it) stalls. This thread does nothing but read.
+            stream = conn.newStream(0)
             try:
                 dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
                 self.console_at = time.monotonic() - self.t0
+                self._stream = stream
                 return stream
             except libvirt.libvirtError as exc:
                 with contextlib.suppress(libvirt.libvirtError):
@@ -96,9 +104,6 @@ class Console:
                     data = stream.recv(65536)
                 except libvirt.libvirtError:
                     break          # the domain went away
-                if data == -2:     # would block
-                    time.sleep(0.02)
-                    continue
                 if not data:
                     break
                 now = time.monotonic() - self.t0
