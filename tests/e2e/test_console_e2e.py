@@ -1,28 +1,37 @@
-"""End to end: a desktop's browser console in real headless Chromium, on the project's own host.
+"""End to end: a graphical desktop's browser console in real headless Chromium, on the project's own host.
 
-One desktop with a password user is brought up (one guest, shared by every
-test here). Its console link is made as `make console` makes it; Chromium
-opens it, noVNC connects through the host's gateway and draws the guest's
-screen (its tty1 login prompt). Typing through the page logs the user in at
-tty1 and runs a command, which is verified over SSH. A tampered link never
+One desktop is brought up (one guest, shared by every test here): Xfce from
+the developer recipe of the `dev` stack and examples/desktop (the same recipe,
+so the cached image is reused), without autologin, its user with a password
+secret. Its console link is made as `make console` makes it; Chromium opens
+it, noVNC connects through the host's gateway and draws the guest's screen:
+LightDM's greeter (a graphical screen, not a text console). The password
+typed through the page (keyboard events into noVNC) logs the user in at the
+greeter: over SSH (pinned host key) logind shows a new active x11 session of
+the user, and the page then shows the Xfce desktop. A tampered link never
 connects, and a session whose link expires is ended by the gateway.
 """
 from __future__ import annotations
 
 import copy
 import io
+import os
+import re
 import secrets
+import shlex
+import shutil
 import tempfile
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from pulumi import automation as auto
 
 from components.cli.console import console_link
 from components.console import service
+from components.guest.checks import SESSIONS_COMMAND, parse_sessions
+from components.guest.screenshot import CONSOLE_SHARE, dominant_share, measure_png
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
@@ -32,17 +41,28 @@ STACK = "console"
 USER = "web"
 KEY = "web-password"
 PASSWORD = f"Pw-{secrets.token_hex(6)}"
+# The developer recipe of stacks/Pulumi.dev.yaml and examples/desktop: one image (cached) serves them all.
+DEVELOPER_RECIPE = {"base": "debian12", "desktop": "xfce", "packages": ["build-essential", "git", "python3-venv", "vim"],
+                    "locale": "en_US.UTF-8", "keyboard": "us", "timezone": "Etc/UTC"}
+WIDTH, HEIGHT = 1280, 800      # the desktop's resolution, and the browser's window: noVNC draws it unscaled
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1024,768")
+                  f"--window-size={WIDTH},{HEIGHT}")
+# Where the browser's screenshots are kept after the run, to be looked at.
+KEEP_SCREENSHOTS = Path(os.environ.get("VDESK_E2E_SCREENSHOT_DIR", "/tmp"))
 
 
 def console_config() -> dict:
-    cfg = copy.deepcopy(stack_config("ci"))
+    """The `dev` stack (Xfce, developer recipe) with one password user and no autologin: the greeter is shown."""
+    cfg = copy.deepcopy(stack_config("dev"))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.86.0.0/24"
-    desk = cfg["vdesk:desktops"].pop("ci")
-    desk.update(users=[{"name": USER, "password": KEY}], checks=[{"service": "ssh"}])
-    cfg["vdesk:desktops"][USER] = desk
+    [image] = cfg["vdesk:images"].values()
+    assert image["recipe"] == DEVELOPER_RECIPE, "the dev stack's recipe changed: this test would build a new image"
+    profile = cfg["vdesk:profiles"]["desktop"]
+    profile.pop("home", None)           # not what this test is about: one volume less
+    profile.update(autologin=False, resolution=f"{WIDTH}x{HEIGHT}",
+                   checks=[{"service": "ssh"}, {"service": "lightdm"}])
+    cfg["vdesk:users"] = [{"name": USER, "profile": "desktop", "password": KEY}]
     return cfg
 
 
@@ -53,7 +73,12 @@ def world(tmp_path_factory):
     stack = open_stack(project, STACK, isolated_env(state))
     stack.set_config(f"vdesk:{KEY}", auto.ConfigValue(PASSWORD, secret=True))
     try:
-        up = stack.up(on_output=print)
+        said: list[str] = []
+        started = time.monotonic()
+        up = stack.up(on_output=lambda line: (said.append(line), print(line)))
+        print(f"up: {time.monotonic() - started:.0f} s; "
+              + (m.group(0).strip() if (m := re.search(r"image \S+: recipe [0-9a-f]{12} [a-z ,]+", "".join(said)))
+                 else "no image line"))
         desk = up.outputs["desktops"].value[USER]
         netns = up.outputs["hosts"].value["local"]["netns"]
         yield {"stack": stack, "state": state, "desk": desk,
@@ -77,15 +102,21 @@ def browser():
     profile = tempfile.TemporaryDirectory(prefix="vdesk-chromium-")
     options.add_argument(f"--user-data-dir={profile.name}")
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    # The page's viewport at the desktop's resolution (the window has a frame around it): noVNC draws it 1:1.
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    outer = driver.get_window_size()
+    driver.set_window_size(outer["width"] + WIDTH - inner[0], outer["height"] + HEIGHT - inner[1])
     yield driver
     driver.quit()
     profile.cleanup()
 
 
-def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.2):
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.2, fail: bool = True):
     deadline = time.monotonic() + timeout_s
     while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout_s:g}s waiting for {what}"
+        if time.monotonic() >= deadline:
+            assert not fail, f"timed out after {timeout_s:g}s waiting for {what}"
+            return result
         time.sleep(poll_s)
     return result
 
@@ -96,10 +127,47 @@ def novnc_state(driver) -> str:
         "noVNC_connecting", "noVNC_connected", "noVNC_disconnecting", "noVNC_reconnecting")), "disconnected")
 
 
-def canvas_image(driver) -> Image.Image:
+def canvas_png(driver) -> bytes:
+    """What noVNC draws of the guest's screen, as PNG."""
     from selenium.webdriver.common.by import By
-    canvas = driver.find_element(By.CSS_SELECTOR, "#noVNC_container canvas")
-    return Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB")
+    return driver.find_element(By.CSS_SELECTOR, "#noVNC_container canvas").screenshot_as_png
+
+
+def settled_graphical_screen(driver, timeout_s: float, what: str, unlike: bytes | None = None,
+                             alike: int = 2, shows=lambda png: True) -> bytes:
+    """The canvas once it shows a graphical screen (project's measure: no colour over CONSOLE_SHARE of it, more
+    than 16 colours) that has stopped changing (`alike` in a row the same, 2 s apart), is not `unlike`, and
+    `shows(png)`."""
+    seen: list[bytes] = []
+
+    def settled():
+        png = canvas_png(driver)
+        _, _, colours = measure_png(png)
+        if colours <= 16 or dominant_share(png) >= CONSOLE_SHARE or png == unlike or not shows(png):
+            seen.clear()
+            return None
+        if seen and png != seen[-1]:
+            seen.clear()
+        seen.append(png)
+        return png if len(seen) >= alike else None
+    return wait_until(settled, timeout_s, what, poll_s=2)
+
+
+def xfce_panel_drawn(png: bytes) -> bool:
+    """Xfce's top panel is painted: Debian 12's Xfce draws it as a light bar (median grey ~245) where the
+    wallpaper and the greeter's panel are dark (~40-50). Its window is mapped seconds before it is painted."""
+    from PIL import Image, ImageStat
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return ImageStat.Stat(image.crop((0, 4, image.width, 20))).median[0] > 160
+
+
+def keep_screenshot(driver, world, name: str) -> Path:
+    """The browser's page (noVNC and its control bar handle) as PNG, in the test's state and KEEP_SCREENSHOTS."""
+    shot = world["state"] / "screenshots" / name
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(shot))
+    shutil.copy(shot, KEEP_SCREENSHOTS / f"vdesk-{name}")
+    return shot
 
 
 def gateway_log(world) -> str:
@@ -111,20 +179,57 @@ def run(world, command: str) -> str:
         return session.run(command).stdout
 
 
+# The X clients the window manager has mapped, by WM_CLASS instance (libX11 through ctypes: the image has no
+# xprop), on the user's display. Run over SSH as the user.
+X_CLIENTS = r"""
+import ctypes, sys
+x = ctypes.CDLL("libX11.so.6")
+x.XOpenDisplay.restype, x.XOpenDisplay.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+x.XDefaultRootWindow.restype, x.XDefaultRootWindow.argtypes = ctypes.c_ulong, [ctypes.c_void_p]
+x.XInternAtom.restype, x.XInternAtom.argtypes = ctypes.c_ulong, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+ul = ctypes.c_ulong
+x.XGetWindowProperty.argtypes = [ctypes.c_void_p, ul, ul, ctypes.c_long, ctypes.c_long, ctypes.c_int, ul,
+    ctypes.POINTER(ul), ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ul), ctypes.POINTER(ul),
+    ctypes.POINTER(ctypes.c_void_p)]
+d = x.XOpenDisplay(b":0") or sys.exit("cannot open display :0")
+def prop(window, name, kind):
+    t, f, n, rest, data = ul(), ctypes.c_int(), ul(), ul(), ctypes.c_void_p()
+    x.XGetWindowProperty(d, window, x.XInternAtom(d, name, 0), 0, 65536, 0, kind, ctypes.byref(t),
+                         ctypes.byref(f), ctypes.byref(n), ctypes.byref(rest), ctypes.byref(data))
+    return n.value, data
+n, data = prop(x.XDefaultRootWindow(d), b"_NET_CLIENT_LIST", 33)
+for window in (ctypes.cast(data, ctypes.POINTER(ul))[:n] if n else []):
+    size, name = prop(window, b"WM_CLASS", 31)
+    print(ctypes.string_at(name, size).split(b"\0")[0].decode() if size else "?")
+"""
+
+
+def x_clients(world) -> list[str]:
+    return run(world, f"python3 -c {shlex.quote(X_CLIENTS)}").split()
+
+
+def sessions(world):
+    """logind's sessions on the guest, read over SSH."""
+    return parse_sessions(run(world, SESSIONS_COMMAND))
+
+
 _SHIFTED = dict(zip('~!@#$%^&*()_+{}|:"<>?', "`1234567890-=[]\\;',./"))
 
 
-def type_keys(driver, text: str) -> None:
+def type_keys(driver, text: str, *, select_all: bool = False) -> None:
     """Type as a person on a US keyboard does: Shift held for capitals and shifted symbols.
 
-    ChromeDriver's plain send_keys makes '>' without pressing Shift; qemu turns the keysym into a
+    Keyboard events go to noVNC's canvas, focused without a click (a click would land on the guest's
+    screen). ChromeDriver's plain send_keys makes '>' without pressing Shift; qemu turns the key into a
     scancode and the guest (US layout) sees '<'. A real keyboard presses Shift, and so does this.
+    select_all: ctrl+a first, so what is typed replaces what the focused field holds.
     """
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    canvas = driver.find_element(By.CSS_SELECTOR, "#noVNC_container canvas")
-    actions = ActionChains(driver).click(canvas)
+    driver.execute_script("document.querySelector('#noVNC_container canvas').focus()")
+    actions = ActionChains(driver)
+    if select_all:
+        actions.key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL)
     for char in text:
         base = _SHIFTED.get(char) or (char.lower() if char.isupper() else None)
         if base:
@@ -134,7 +239,7 @@ def type_keys(driver, text: str) -> None:
     actions.perform()
 
 
-def test_the_console_shows_the_desktop_and_what_is_typed_reaches_it(world, browser, record_property):
+def test_the_console_shows_the_greeter_and_a_password_typed_in_it_logs_in(world, browser, record_property):
     from selenium.webdriver.common.keys import Keys
     url, expires = console_link(world["desk"])
     parts = urllib.parse.urlsplit(url)
@@ -142,33 +247,47 @@ def test_the_console_shows_the_desktop_and_what_is_typed_reaches_it(world, brows
     assert world["desk"]["display_password"] in urllib.parse.unquote(parts.fragment)   # in the fragment only
     assert world["desk"]["display_password"] not in parts.path + parts.query
 
+    # LightDM's greeter is in the foreground, and nobody is logged in to a graphical session.
+    now = sessions(world)
+    assert any(s.session_class == "greeter" and s.active for s in now), [s.describe() for s in now]
+    assert not [s for s in now if s.user == USER and s.graphical], [s.describe() for s in now]
+
     browser.get(url)
     wait_until(lambda: novnc_state(browser) == "connected", 60, "noVNC to connect")
-    # The guest's screen (tty1's login prompt) is drawn: many colours, not one blank fill.
-    shot = wait_until(lambda: (img := canvas_image(browser)) and len(img.getcolors(1 << 16) or [1] * 99) > 1
-                      and img, 60, "the guest's screen on the canvas")
-    assert shot.width >= 640 and shot.height >= 400
-    screenshot = world["state"] / "screenshots" / "console.png"
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(screenshot))
-    record_property("console_screenshot", str(screenshot))
+    greeter = settled_graphical_screen(browser, 120, "the greeter drawn on the canvas")
+    width, height, colours = measure_png(greeter)
+    share = dominant_share(greeter)
+    shot = keep_screenshot(browser, world, "console.png")
+    record_property("console_screenshot", str(shot))
+    print(f"greeter through the browser: canvas {width}x{height}, {colours} colours, {share:.0%} one colour; {shot}")
+    assert width >= 1024 and height >= 640
 
-    # Log in at tty1 through the page; login turns echo off for the password prompt.
-    type_keys(browser, USER + Keys.ENTER)
-    wait_until(lambda: " -echo " in run(world, "sudo -n stty -F /dev/tty1 -a"), 60, "tty1's password prompt")
-    type_keys(browser, PASSWORD + Keys.ENTER)
-    wait_until(lambda: "tty1" in run(world, f"who | grep '^{USER} '"), 60, f"{USER} to be logged in on tty1")
-    # Then its shell: what is typed before it reads the terminal may be flushed by the login session.
-    wait_until(lambda: run(world, "ps -o comm= -t tty1").split()[-1:] in (["bash"], ["sh"], ["dash"]), 60,
-               "the login shell on tty1")
-    typed = f"Typed_Through-noVNC.{secrets.token_hex(4)}"
-    type_keys(browser, f"echo {typed} > /tmp/console-typed" + Keys.ENTER)
-    try:
-        wait_until(lambda: run(world, "cat /tmp/console-typed 2>/dev/null").strip() == typed, 60,
-                   "the typed command's file")
-    finally:
-        browser.save_screenshot(str(screenshot.with_name("console-typed.png")))
-    assert run(world, "stat -c %U /tmp/console-typed").strip() == USER
+    # The password typed through the page at the greeter. The greeter may take its first keys before its
+    # password field does: type (replacing what the field holds) until a session starts, at most 3 times.
+    def user_sessions():
+        return [s for s in sessions(world) if s.user == USER and s.graphical and s.active]
+    for attempt in range(1, 4):
+        type_keys(browser, PASSWORD + Keys.ENTER, select_all=True)
+        if found := wait_until(user_sessions, 60, "", poll_s=3, fail=False):
+            break
+    else:
+        pytest.fail(f"no graphical session of {USER} after typing the password 3 times at the greeter")
+    [session] = found
+    record_property("greeter_attempts", attempt)
+    assert session.type == "x11" and session.seat == "seat0", session.describe()
+    print(f"logged in through the page (typed {attempt} time(s)): {session.describe()}")
+
+    # Xfce's window manager has mapped its panel, and the page shows the desktop once it stops changing.
+    clients = wait_until(lambda: "xfce4-panel" in (found := x_clients(world)) and found, 300,
+                         "Xfce's panel window", poll_s=3)
+    print(f"X clients of the session: {' '.join(clients)}")
+    desktop = settled_graphical_screen(browser, 300, "the Xfce desktop, its panel painted, on the canvas",
+                                       unlike=greeter, alike=3, shows=xfce_panel_drawn)
+    shot = keep_screenshot(browser, world, "console-desktop.png")
+    record_property("console_desktop_screenshot", str(shot))
+    width, height, colours = measure_png(desktop)
+    print(f"Xfce through the browser: canvas {width}x{height}, {colours} colours, {dominant_share(desktop):.0%} one "
+          f"colour; {shot}")
 
     log = gateway_log(world)
     assert f"connect desktop={STACK}-{USER} from=127.0.0.1" in log

@@ -490,12 +490,32 @@ def test_autologin_writes_lightdms_config_before_the_display_manager_starts(vari
         assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, "/etc/papersize"]
 
 
-@pytest.mark.parametrize("session", [None, {"session": "xfce", "autologin": None}])
-def test_no_autologin_no_lightdm_config(variables, session):
-    if session:
-        variables["graphical_session"] = session
+def test_a_console_image_gets_no_lightdm_config(variables):
     user_data, _, _ = parse(render_seed("developer", variables))
     assert "write_files" not in user_data
+
+
+GREETER = "/etc/lightdm/lightdm-gtk-greeter.conf.d/50-vdesk-greeter.conf"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("session, wallpaper", [("xfce", "/usr/share/backgrounds/xfce/xfce-shapes.svg"),
+                                                ("lxqt", "/usr/share/lxqt/wallpapers/waves-logo.png")])
+def test_without_autologin_the_greeter_shows_the_desktops_wallpaper(variables, profile, session, wallpaper):
+    """Debian's default greeter background (desktop-base) is not in the images: a login box on black is 90 %
+    one colour, which the readiness gate takes for a text console."""
+    variables["graphical_session"] = {"session": session, "autologin": None}
+    user_data, _, _ = parse(render_seed(profile, variables))
+    [entry] = [f for f in user_data["write_files"] if f["path"] == GREETER]
+    assert entry["content"].splitlines()[1:] == ["[greeter]", f"background={wallpaper}"]
+    assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
+    assert AUTOLOGIN not in [f["path"] for f in user_data["write_files"]]
+
+
+def test_with_autologin_the_greeter_is_left_as_it_is(variables):
+    variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
+    user_data, _, _ = parse(render_seed("developer", variables))
+    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN]
 
 
 def test_autologin_must_name_one_of_the_users(variables):
