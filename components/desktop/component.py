@@ -97,7 +97,7 @@ class Desktop(pulumi.ComponentResource):
 
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
-            "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
+            "boot": image.boot, "secure_boot": args.secure_boot, "tpm": args.tpm, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
@@ -126,6 +126,7 @@ class Desktop(pulumi.ComponentResource):
             "display_password": display_password.password,
             "display_password_valid_to": display_password.valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
+            "tpm_log_file": f"{host.tpm_log_dir}/{vm_name}-swtpm.log" if args.tpm and host.tpm_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
             "shutdown_timeout_s": args.timeouts.shutdown,

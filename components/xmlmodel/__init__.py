@@ -1,15 +1,15 @@
 """libvirt XML as typed Python objects (see base.py for why)."""
 from .base import VDESK_NS, XMLObject, declared_properties
-from .domain import (Channel, Console, Disk, Domain, Graphics, Input, Interface, Owner, Rng, Serial, SharedDirectory,
-                     Video)
+from .domain import (Channel, Console, Disk, Domain, FirmwareFeature, Graphics, Input, Interface, Owner, Rng, Serial,
+                     SharedDirectory, Tpm, Video)
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
 
 __all__ = [
     "VDESK_NS", "XMLObject", "declared_properties",
-    "Channel", "Console", "Disk", "Domain", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
-    "SharedDirectory", "Video",
+    "Channel", "Console", "Disk", "Domain", "FirmwareFeature", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
+    "SharedDirectory", "Tpm", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
 ]
