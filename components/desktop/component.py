@@ -97,7 +97,10 @@ class Desktop(pulumi.ComponentResource):
 
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
-            "boot": image.boot, "secure_boot": args.secure_boot, "tpm": args.tpm, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
+            "boot": image.boot,
+            # Unset when off, so the domains of desktops made before these settings existed stay as they are.
+            "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,
+            "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,

@@ -368,10 +368,10 @@ class DomainProvider(DeclaredProvider):
         "owner": Prop(str, default="", replaces=True, doc="stack that owns the domain (metadata)"),
         "domain_type": Prop(str, default="qemu", validate=_one_of(DOMAIN_TYPES)),
         "boot": Prop(str, default="kernel", replaces=True, validate=_one_of(BOOT_MODES)),
-        "secure_boot": Prop(bool, default=False, replaces=True,
+        "secure_boot": Prop(bool, replaces=True,
                             doc="UEFI with Secure Boot enforced and Microsoft's keys enrolled (needs boot uefi and a "
                                 "q35 machine: SMM); a change makes a new domain (a fresh NVRAM)"),
-        "tpm": Prop(bool, default=False, replaces=True,
+        "tpm": Prop(bool, replaces=True,
                     doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
                         "change makes a new domain"),
         "memory_mib": Prop(int, required=True, validate=_positive),

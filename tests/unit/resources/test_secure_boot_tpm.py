@@ -218,3 +218,18 @@ def test_the_component_api_checks_the_same():
                               "uefi, or a path image with boot: uefi)"),
         ("alice.tpm", "host 'local' cannot emulate a TPM: swtpm and swtpm_setup are not installed (Debian: "
                       "apt-get install swtpm swtpm-tools)")]
+
+
+def test_a_domain_from_before_these_settings_is_not_replaced(conn):
+    """State written before secure_boot and tpm existed has neither key: no diff, so no new domain."""
+    dp = DomainProvider()
+    checked = dp.check({}, _props(name="sb-old", boot="kernel", kernel="/boot/vmlinuz", machine=None,
+                                  secure_boot=None, tpm=None))
+    assert checked.failures == [] and checked.inputs.get("secure_boot") is None
+    created = dp.create(checked.inputs)
+    try:
+        old_state = {k: v for k, v in dp.read(created.id, created.outs).outs.items() if k not in ("secure_boot", "tpm")}
+        diff = dp.diff(created.id, old_state, checked.inputs)
+        assert diff.changes is False and not diff.replaces
+    finally:
+        dp.delete(created.id, created.outs)
