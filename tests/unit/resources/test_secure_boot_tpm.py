@@ -233,3 +233,13 @@ def test_a_domain_from_before_these_settings_is_not_replaced(conn):
         assert diff.changes is False and not diff.replaces
     finally:
         dp.delete(created.id, created.outs)
+
+
+def test_an_imported_domain_keeps_its_secure_boot_and_tpm(conn):
+    from components.resources.importing import read_for_import
+    conn.defineXML(desired_model(_props(name="sb-import")).to_xml())
+    try:
+        found = read_for_import(f"vdesk:domain:sb-import@{URI}")
+        assert (found.inputs["boot"], found.inputs["secure_boot"], found.inputs["tpm"]) == ("uefi", True, True)
+    finally:
+        conn.lookupByName("sb-import").undefine()
