@@ -14,6 +14,8 @@ runs swtpm for the TPM. Under TCG on the embedded host:
   verified: shim by the firmware's db, GRUB and the kernel by shim), the
   kernel is locked down, /sys/class/tpm/tpm0 is a TPM 2.0, and the root
   partition was grown to the virtual disk;
+- a refresh and a preview then change nothing (the TPM and firmware read back
+  as declared);
 - destroy leaves no domain, network, pool or volume, and no file: no disk,
   no NVRAM, no swtpm state (/var/lib/libvirt/swtpm/<uuid> in the host's root),
   no qemu or swtpm log.
@@ -130,6 +132,10 @@ def test_a_secure_boot_desktop_with_a_tpm_boots_passes_its_checks_and_leaves_not
         print(f"kernel {kernel}, root {root} ({size / 2**30:.1f} GiB), {sb_state}, lockdown {lockdown}, "
               f"guest up {uptime} s; stack up {up_seconds:.0f} s")
         assert root == "/dev/vda2" and size > 5 * 2**30
+
+    # What libvirt reads back is what was declared: a refresh and a preview change nothing.
+    stack.refresh(on_output=print)
+    stack.preview(expect_no_changes=True)
 
     # destroy leaves nothing: no libvirt object, no disk, NVRAM, TPM state or log.
     stack.destroy(on_output=print)
