@@ -9,26 +9,31 @@
 #
 # A recipe is a JSON object (FILE "-": stdin), e.g.
 #   {"base": "debian12", "desktop": "xfce", "packages": ["git"],
-#    "locale": "de_DE.UTF-8", "keyboard": "de", "timezone": "Europe/Berlin"}
+#    "locale": "de_DE.UTF-8", "keyboard": "de", "timezone": "Europe/Berlin",
+#    "firmware": "uefi"}
 # Missing fields take their defaults; no recipe at all is the console image
 # (desktop "none"), i.e. the golden debian12 image. tools/image/recipe.py
 # reads recipes (fields, defaults, package lists, hash).
 #
 # The image directory is $VDESK_CACHE/images/<name>-<recipe hash>/ (name:
-# debian12, or debian12-<desktop>) with
-#   disk.qcow2     unpartitioned ext4 root filesystem (root=/dev/vda),
-#                  4 GiB virtual, grown by cloud-init (resize_rootfs) on boot
-#                  when the virtual disk is made bigger
-#   vmlinuz        kernel for direct kernel boot
-#   initrd.img     its initramfs (virtio_pci, virtio_blk, ext4)
+# debian12, or debian12-<desktop>, with -uefi for firmware "uefi") with
+#   disk.qcow2     firmware "bios": unpartitioned ext4 root filesystem
+#                  (root=/dev/vda); "uefi": a GPT disk with an EFI system
+#                  partition (shim, GRUB) and the ext4 root as partition 2
+#                  (tools/image/firmware/uefi/disk.sh); 4 GiB virtual, grown by
+#                  cloud-init (growpart, resize_rootfs) on boot when the
+#                  virtual disk is made bigger
+#   vmlinuz        kernel for direct kernel boot (firmware "bios" only)
+#   initrd.img     its initramfs (virtio_pci, virtio_blk, ext4) ("bios" only)
 #   manifest.json  name, recipe_hash, recipe, desktop, built_at, build_seconds,
 #                  disk_virtual_bytes, disk_file_bytes, kernel_version,
-#                  kernel_cmdline (what the hypervisor must pass),
+#                  firmware, boot (kernel | uefi), kernel_cmdline (what the
+#                  hypervisor must pass; for uefi what GRUB passes),
 #                  cloud_init_version, packages ["name=version", ...], ...
 #
 # Recipe hash: the first 12 hex digits of sha256 over the `sha256sum` lines of
 # tools/build-image.sh and of every file under tools/image/ (other desktop
-# environments' folders aside), sorted by path relative to tools/, and the
+# environments' and firmwares' folders aside), sorted by path relative to tools/, and the
 # canonical recipe (so a changed name, content or recipe means a new image).
 #
 # Environment:
@@ -67,7 +72,7 @@ log() { printf '[build-image %4ds] %s\n' "$(($(date +%s) - START))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # The recipe, read by tools/image/recipe.py into R_JSON, R_HASH, R_NAME,
-# R_SUITE, R_DESKTOP, R_PACKAGES, R_LOCALE, R_XKB_LAYOUT, R_XKB_VARIANT, R_TIMEZONE.
+# R_SUITE, R_DESKTOP, R_PACKAGES, R_LOCALE, R_XKB_LAYOUT, R_XKB_VARIANT, R_TIMEZONE, R_FIRMWARE.
 load_recipe() {
     local file=$1 vars
     vars=$(python3 "$RECIPE_DIR/recipe.py" shell ${file:+"$file"}) || die "cannot read the recipe ${file:-(default)}"
@@ -76,18 +81,20 @@ load_recipe() {
     SUITE=$R_SUITE
     HASH=$R_HASH
     DESKTOP_DIR=$RECIPE_DIR/desktops/$R_DESKTOP
+    FIRMWARE=$R_FIRMWARE
+    FIRMWARE_DIR=$RECIPE_DIR/firmware/$R_FIRMWARE
 }
 
 # A directory is a finished image when all artefacts are there and the
 # manifest (written last, before the atomic rename) names this recipe.
 image_ok() {
     local d=$1
-    [ -s "$d/disk.qcow2" ] && [ -s "$d/vmlinuz" ] && [ -s "$d/initrd.img" ] &&
-        [ -s "$d/manifest.json" ] &&
+    [ -s "$d/disk.qcow2" ] && [ -s "$d/manifest.json" ] &&
+        { [ "$FIRMWARE" = uefi ] || { [ -s "$d/vmlinuz" ] && [ -s "$d/initrd.img" ]; }; } &&
         grep -q "\"recipe_hash\": \"$HASH\"" "$d/manifest.json"
 }
 
-usage() { sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'; }
 
 # ---------------------------------------------------------------------------
 # inner build: runs in private mount and PID namespaces (see outer_build), so
@@ -150,9 +157,9 @@ EOF
     chmod 0755 "$R/usr/sbin/policy-rc.d"
     # Recipe files, installed before the packages so that dpkg path filters,
     # initramfs and cloud-init settings are in force when they install.
-    # The desktop environment's overlay comes second: its files win.
+    # The firmware's overlay comes second, the desktop environment's last: its files win.
     local f rel mode overlay
-    for overlay in "$RECIPE_DIR/overlay" "$DESKTOP_DIR/overlay"; do
+    for overlay in "$RECIPE_DIR/overlay" "$FIRMWARE_DIR/overlay" "$DESKTOP_DIR/overlay"; do
         [ -d "$overlay" ] || continue
         while IFS= read -r f; do
             rel=${f#"$overlay/"}
@@ -196,8 +203,10 @@ EOF
         grep -q "/$m\.ko" "$R/lib/modules/$kver/modules.builtin" "$tmp/initrd.list" ||
             die "initramfs lacks $m"
     done
-    cp "$R/boot/vmlinuz-$kver" "$out/vmlinuz"
-    cp "$R/boot/initrd.img-$kver" "$out/initrd.img"
+    if [ "$FIRMWARE" != uefi ]; then   # a UEFI image's kernel stays inside it (GRUB loads it)
+        cp "$R/boot/vmlinuz-$kver" "$out/vmlinuz"
+        cp "$R/boot/initrd.img-$kver" "$out/initrd.img"
+    fi
     local ci_version pkglist
     ci_version=$(in_chroot dpkg-query -W -f='${Version}' cloud-init)
     pkglist=$(in_chroot dpkg-query -W -f='${Package}=${Version}\n' | LC_ALL=C sort)
@@ -234,14 +243,21 @@ EOF
     fi
 
     # --- filesystem image → qcow2 ---------------------------------------------
-    log "making the ext4 filesystem ($((DISK_BYTES / 1024 / 1024)) MiB, sparse)"
-    local raw=$tmp/root.raw
-    truncate -s "$DISK_BYTES" "$raw"
-    # Inode tables and journal are written now (as zeros, which the qcow2 does
-    # not store) so the guest's kernel has no lazy-init work on a slow CPU.
-    run "making the filesystem" mkfs.ext4 -q -F -L vdesk-root \
-        -E lazy_itable_init=0,lazy_journal_init=0 -d "$R" "$raw"
-    run "checking the filesystem" e2fsck -f -n "$raw"
+    local raw=$tmp/root.raw cmdline=$KERNEL_CMDLINE root_device=/dev/vda boot=kernel
+    if [ "$FIRMWARE" = uefi ]; then
+        # shellcheck source=image/firmware/uefi/disk.sh
+        . "$FIRMWARE_DIR/disk.sh"
+        make_uefi_disk "$R" "$raw" "$DISK_BYTES" "$kver" "$tmp"
+        cmdline=$UEFI_CMDLINE root_device=/dev/vda2 boot=uefi
+    else
+        log "making the ext4 filesystem ($((DISK_BYTES / 1024 / 1024)) MiB, sparse)"
+        truncate -s "$DISK_BYTES" "$raw"
+        # Inode tables and journal are written now (as zeros, which the qcow2 does
+        # not store) so the guest's kernel has no lazy-init work on a slow CPU.
+        run "making the filesystem" mkfs.ext4 -q -F -L vdesk-root \
+            -E lazy_itable_init=0,lazy_journal_init=0 -d "$R" "$raw"
+        run "checking the filesystem" e2fsck -f -n "$raw"
+    fi
     rm -rf --one-file-system "$R"
     log "converting to qcow2"
     run "converting to qcow2" qemu-img convert -f raw -O qcow2 "$raw" "$out/disk.qcow2"
@@ -266,9 +282,11 @@ EOF
         printf '  "disk_format": "qcow2",\n'
         printf '  "disk_virtual_bytes": %d,\n' "$vbytes"
         printf '  "disk_file_bytes": %d,\n' "$fbytes"
-        printf '  "root_device": "/dev/vda",\n'
+        printf '  "firmware": "%s",\n' "$FIRMWARE"
+        printf '  "boot": "%s",\n' "$boot"
+        printf '  "root_device": "%s",\n' "$root_device"
         printf '  "kernel_version": "%s",\n' "$kver"
-        printf '  "kernel_cmdline": "%s",\n' "$KERNEL_CMDLINE"
+        printf '  "kernel_cmdline": "%s",\n' "$cmdline"
         printf '  "cloud_init_version": "%s",\n' "$ci_version"
         printf '  "packages": [\n'
         printf '%s\n' "$pkglist" | sed -e 's/.*/    "&",/' -e '$ s/,$//'
@@ -276,7 +294,7 @@ EOF
         printf '}\n'
     } >"$out/manifest.json.new"
     mv "$out/manifest.json.new" "$out/manifest.json"
-    log "image complete: $(numfmt --to=iec "$fbytes") qcow2, kernel $kver, cloud-init $ci_version"
+    log "image complete: $(numfmt --to=iec "$fbytes") qcow2, kernel $kver, cloud-init $ci_version, boot $boot"
 
     # Publish (atomic rename on the same filesystem). Done here rather than by
     # the caller so that a build whose caller was killed still lands.
@@ -292,6 +310,11 @@ ensure_host_tools() {
     { command -v mkfs.ext4 && command -v e2fsck; } >/dev/null || missing+=(e2fsprogs)
     command -v unshare >/dev/null || missing+=(util-linux)
     command -v python3 >/dev/null || missing+=(python3)
+    if [ "$FIRMWARE" = uefi ]; then   # tools/image/firmware/uefi/disk.sh
+        command -v sgdisk >/dev/null || missing+=(gdisk)
+        command -v mcopy >/dev/null || missing+=(mtools)
+        command -v mkfs.vfat >/dev/null || missing+=(dosfstools)
+    fi
     [ ${#missing[@]} = 0 ] && return 0
     log "installing host tools: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -q >&2

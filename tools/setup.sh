@@ -17,6 +17,8 @@ say() { echo "[setup +$(( $(date +%s) - start ))s] $*" >&2; }
 packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-lxc libvirt-clients
           libvirt-dev pkg-config dnsmasq-base debootstrap e2fsprogs iproute2 util-linux
           openssh-client python3-venv gcc ovmf lvm2
+          swtpm swtpm-tools                 # desktops' TPM 2.0 (libvirt runs swtpm and swtpm_setup)
+          gdisk mtools dosfstools           # UEFI images: the GPT and the EFI system partition, made offline
           novnc chromium chromium-driver)   # the browser console's web client; browser tests
 missing=()
 for p in "${packages[@]}"; do

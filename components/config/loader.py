@@ -295,7 +295,7 @@ def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, pre
         machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
         home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
         shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
-        autologin=d.autologin, resolution=d.resolution,
+        autologin=d.autologin, resolution=d.resolution, secure_boot=d.secure_boot, tpm=d.tpm,
         display_password_rotation=d.display_password_rotation,
         display_password_valid_for=d.display_password_valid_for,
         address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,

@@ -114,7 +114,7 @@ class ImageConfig:
     name: str
     golden: str | None         # name of an image vdesk builds (tools/build-image.sh)
     path: str | None           # a user's own image file with its own bootloader
-    boot: str                  # kernel (golden) | bios | uefi
+    boot: str                  # kernel (golden, a recipe for bios) | bios | uefi (own files, a recipe for uefi)
     recipe: Any = None         # a components.images.recipe.Recipe vdesk builds
 
 
@@ -160,6 +160,8 @@ class ProfileConfig:
     cpu_model: str | None = None       # a named CPU model (custom)
     cpu_pinning: tuple = ()            # host CPU set per vCPU
     gpus: tuple[Gpu, ...] = ()
+    secure_boot: bool = False          # UEFI Secure Boot enforced (a UEFI image, q35)
+    tpm: bool = False                  # a TPM 2.0 emulated by the host's swtpm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +197,8 @@ class DesktopConfig:
     display_password_rotation: str = ""        # a new value: a new display password, applied live
     display_password_valid_for: int | None = None   # seconds a display password works
     resolution: str | None = None      # WIDTHxHEIGHT of the display
+    secure_boot: bool = False          # UEFI Secure Boot enforced (a UEFI image, q35)
+    tpm: bool = False                  # a TPM 2.0 emulated by the host's swtpm
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
     hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
     cpu_mode: str | None = None       # host-passthrough | host-model | custom

@@ -16,7 +16,8 @@ from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
 from ..console.settings import ConsoleSettings
-from ..desktop.args import session_problems
+from ..desktop.args import firmware_problems, session_problems
+from ..host.resolve import swtpm_installed
 from ..host.policy import disk_image_problem
 from ..images.packages import template_package_problems
 from ..images.recipe import CONSOLE, Recipe, recipe_problems
@@ -324,7 +325,8 @@ class _Resolver:
             self.allowed(where, "images", e.path)
             if len(self.problems) == problems and (message := disk_image_problem(e.path)):
                 self.add(where, message)
-        return ImageConfig(name, e.golden, e.path, e.boot or ("kernel" if e.golden or recipe else "bios"), recipe)
+        boot = recipe.boot if recipe is not None else e.boot or ("kernel" if e.golden else "bios")
+        return ImageConfig(name, e.golden, e.path, boot, recipe)
 
     def image_fits(self, loc: Loc, template: str | None, image: str | None, *, autologin, resolution,
                    template_field: str = "template") -> None:
@@ -444,7 +446,17 @@ class _Resolver:
             if vcpu_max is not None and self.ok(loc, "vcpus", "max_vcpus") and product != vcpu_max:
                 self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
                                                  f"(max_vcpus, else vcpus) is {vcpu_max}")
+        image = self.images.get(e.image)
+        for field, message in firmware_problems(
+                path(loc), secure_boot=bool(e.secure_boot), tpm=bool(e.tpm), machine=e.machine,
+                image_boot=image.boot if image is not None and (image.recipe or image.golden or image.path) else None,
+                image_name=e.image,
+                host_swtpm=swtpm_installed() if e.tpm and any(self.local(h) for h in hosts) else None,
+                host_name=next((h for h in hosts if self.local(h)), hosts[0] if hosts else None)):
+            if self.ok(loc, "machine", "image") or not field.endswith(".secure_boot"):
+                self.add(loc_of(field), message)
         return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
+                "secure_boot": bool(e.secure_boot), "tpm": bool(e.tpm),
                 "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
                 "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
                 "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
@@ -609,6 +621,7 @@ class _Resolver:
             gpus=hardware.get("gpus", profile.gpus),
             disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes), shares=shares,
             autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
+            secure_boot=profile.secure_boot, tpm=profile.tpm,
             display_password_rotation=profile.display_password_rotation,
             display_password_valid_for=profile.display_password_valid_for,
             home_on_removal=profile.home_on_removal)

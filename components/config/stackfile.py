@@ -422,6 +422,10 @@ class ImageRecipe(Settings):
     locale: str = Field("en_US.UTF-8", description="The system locale, e.g. de_DE.UTF-8.")
     keyboard: str = Field("us", description="The keyboard layout, e.g. de.")
     timezone: str = Field("Etc/UTC", description="The time zone, e.g. Europe/Berlin.")
+    firmware: Literal["bios", "uefi"] = Field(
+        "bios", description="bios: an ext4 root booted by direct kernel boot; uefi: a GPT disk with Debian's "
+                            "Microsoft-signed shim, signed GRUB and signed kernel, which boots with Secure Boot "
+                            "enforced (for secure_boot).")
 
 
 class Image(Settings):
@@ -527,6 +531,11 @@ class DesktopSettings(Settings):
                                                "with a desktop environment).")
     resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
                                                             "a desktop image).")
+    secure_boot: bool = Field(False, description="Boot with UEFI Secure Boot enforced (OVMF with Microsoft's keys "
+                                                 "enrolled): needs an image built for UEFI (recipe firmware: uefi) "
+                                                 "and machine: q35. A change makes a new VM (the disk stays).")
+    tpm: bool = Field(False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with "
+                                         "the VM. A change makes a new VM (the disk stays).")
     checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
 
 

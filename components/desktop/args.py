@@ -61,6 +61,36 @@ def session_problems(path: str, *, autologin: bool = False, resolution: str | No
     return found
 
 
+def firmware_problems(path: str, *, secure_boot, tpm, machine: str | None, image_boot: str | None,
+                      host_swtpm: bool | None, host_name: str | None, image_name: str | None = None
+                      ) -> list[tuple[str, str]]:
+    """What is wrong with a desktop's secure_boot and tpm, as (`<path>.<field>`, message) pairs.
+
+    image_boot: how its image boots (kernel, bios, uefi; None: not known yet); host_swtpm: whether its host can
+    emulate a TPM (None: not known before the host's libvirt starts the domain).
+    """
+    found = []
+    for field, value in (("secure_boot", secure_boot), ("tpm", tpm)):
+        if not isinstance(value, bool):
+            found.append((f"{path}.{field}", f"must be true or false, got {value!r}"))
+    if secure_boot is True:
+        image = f"image {image_name!r}" if image_name else "its image"
+        if image_boot == "kernel":
+            found.append((f"{path}.secure_boot", f"{image} boots its kernel directly (firmware bios), so nothing "
+                                                 "is verified: use an image built for UEFI (a recipe with "
+                                                 "firmware: uefi, or a path image with boot: uefi)"))
+        elif image_boot == "bios":
+            found.append((f"{path}.secure_boot", f"{image} boots with BIOS: use an image built for UEFI (a recipe "
+                                                 "with firmware: uefi, or a path image with boot: uefi)"))
+        if machine is None or not (machine == "q35" or machine.startswith("pc-q35-")):
+            found.append((f"{path}.secure_boot", f"needs the q35 machine type (Secure Boot's firmware needs SMM), "
+                                                 f"got machine {machine or 'unset (pc)'!r}: set machine: q35"))
+    if tpm is True and host_swtpm is False:
+        found.append((f"{path}.tpm", f"host {host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
+                                     "installed (Debian: apt-get install swtpm swtpm-tools)"))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
@@ -133,6 +163,8 @@ class DesktopArgs:
     cpu_model: str | None = None             # a named CPU model (implies custom)
     cpu_pinning: Sequence[int | str] = ()    # host CPUs per vCPU, in vCPU order: [2, "3-4"]
     gpus: Sequence[Mapping[str, str]] = ()   # {pci: "0000:01:00.0"} (whole device) | {mdev: type, parent?}
+    secure_boot: bool = False                # UEFI with Secure Boot enforced (Microsoft's keys): a UEFI image, q35
+    tpm: bool = False                        # a TPM 2.0 (tpm-crb), emulated by the host's swtpm
 
     @property
     def memory_mib(self) -> int:
@@ -212,6 +244,9 @@ class DesktopArgs:
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
+        found += firmware_problems(name, secure_boot=self.secure_boot, tpm=self.tpm, machine=self.machine,
+                                   image_boot=getattr(getattr(self.image, "files", None), "boot", None),
+                                   host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None))
         recipe = getattr(self.image, "recipe", None)
         found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
                                   desktop=recipe.desktop if recipe else None)

@@ -109,7 +109,10 @@ class Desktop(pulumi.ComponentResource):
 
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
-            "boot": image.boot, "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
+            "boot": image.boot,
+            # Unset when off, so the domains of desktops made before these settings existed stay as they are.
+            "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,
+            "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
             "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
             "cpu_mode": args.cpu_mode or ("custom" if args.cpu_model else None), "cpu_model": args.cpu_model,
             "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
@@ -140,6 +143,7 @@ class Desktop(pulumi.ComponentResource):
             "display_password": display_password.password,
             "display_password_valid_to": display_password.valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
+            "tpm_log_file": f"{host.tpm_log_dir}/{vm_name}-swtpm.log" if args.tpm and host.tpm_log_dir else None,
             "running": args.running,
             "autostart": args.autostart,
             "shutdown_timeout_s": args.timeouts.shutdown,

@@ -43,8 +43,17 @@ _BINDS = (
     ("lib", "/var/lib/libvirt"),
     ("cache", "/var/cache/libvirt"),
     ("log", "/var/log/libvirt"),
+    # swtpm (a desktop's TPM): libvirt keeps its state under /var/lib/libvirt/swtpm/<uuid> (the host's lib/),
+    # its log under /var/log/swtpm/libvirt/qemu, and swtpm_setup's local CA (the TPM's EK certificates) in
+    # /var/lib/swtpm-localca: all of them the host's, none of them the system's.
+    ("swtpm-log", "/var/log/swtpm"),
+    ("swtpm-localca", "/var/lib/swtpm-localca"),
     ("run", "/run"),
 )
+# qemu and swtpm run as root: images live under the user's home (libvirt-qemu and tss cannot traverse it)
+# and /dev/kvm may be root-only.
+_QEMU_CONF = {"user": '"root"', "group": '"root"', "security_driver": '"none"',
+              "swtpm_user": '"root"', "swtpm_group": '"root"'}
 _DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _SOCKET_MAX = 107  # sun_path is 108 bytes including the NUL
@@ -303,7 +312,7 @@ def _seed_config(host: EmbeddedHost) -> None:
         (etc / sub).mkdir(parents=True, exist_ok=True)
     # Images live under the user's home (libvirt-qemu cannot traverse it) and
     # /dev/kvm may be root-only: qemu runs as root, unconfined.
-    _set_conf(etc / "qemu.conf", {"user": '"root"', "group": '"root"', "security_driver": '"none"'})
+    _set_conf(etc / "qemu.conf", _QEMU_CONF)
     _set_conf(etc / "libvirtd.conf", {"log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"'})
     _set_conf(etc / "virtlogd.conf", {"log_outputs": '"3:file:/var/log/libvirt/virtlogd.log"'})
     (etc / ".seeded").write_text("seeded from /etc/libvirt by vdesk\n")
@@ -316,6 +325,10 @@ def _prepare_dirs(host: EmbeddedHost) -> None:
     if not marker.exists():
         marker.write_text(json.dumps({"name": host.name, "netns": host.netns}) + "\n")
     _seed_config(host)
+    # A host seeded before vdesk ran swtpm as root gets those settings now.
+    qemu_conf = host.state_dir / "etc" / "qemu.conf"
+    if qemu_conf.exists() and "\nswtpm_user = " not in qemu_conf.read_text():
+        _set_conf(qemu_conf, _QEMU_CONF)
 
 
 def _ensure_netns(host: EmbeddedHost) -> None:

@@ -51,6 +51,8 @@ class ResolvedHost:
     spice: bool = False                # desktops get a SPICE display beside VNC (the host's qemu has it)
     console: ConsoleSettings | None = None   # the browser console gateway (embedded host)
     console_dir: str | None = None     # its state: settings, signing key, log
+    tpm_log_dir: str | None = None     # swtpm's per-domain logs, when they are vdesk's files (embedded host)
+    swtpm: bool | None = None          # the host can emulate a TPM (swtpm and swtpm_setup); None: not known here
 
     @property
     def _listen(self) -> str:
@@ -150,6 +152,8 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         # Not under the state dir: $HOME may be 0700, which a container's shifted root cannot traverse.
         lxc_uri, containers_dir = emb.lxc_uri, f"/var/lib/vdesk/{emb.netns_name}/containers"
         qemu_log_dir = str(state / "log" / "qemu")
+        tpm_log_dir = str(state / "swtpm-log" / "libvirt" / "qemu")   # bound over /var/log/swtpm
+        swtpm = swtpm_installed()
         os.makedirs(display_dir, exist_ok=True)
         console = console or ConsoleSettings()
         console_dir = str(state / "console")
@@ -164,7 +168,8 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         netns, pool_root, display_dir = None, "/var/lib/libvirt/images", None
         lxc_uri = "lxc" + uri[uri.index(":"):] if uri.startswith("qemu") else None
         containers_dir = "/var/lib/vdesk/containers"
-        qemu_log_dir = None  # a system host's logs are its administrator's (and logrotate's)
+        qemu_log_dir = tpm_log_dir = None  # a system host's logs are its administrator's (and logrotate's)
+        swtpm = None         # libvirt on that host says so when a TPM domain starts
         console = None       # a gateway serves the embedded host's displays only
     if accelerator == "auto" and not probe_kernel:
         raise InputError([(f"hosts.{name}.accelerator",
@@ -179,7 +184,18 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         spice = supports_spice(uri, choice.domain_type)
     return ResolvedHost(name, uri, netns, choice.domain_type, choice.reason, pool_root, display_dir,
                         lxc_uri, containers_dir, qemu_log_dir, ssh_jump=None if netns else ssh_jump(uri),
-                        display_listen=display_listen, spice=spice, console=console, console_dir=console_dir)
+                        display_listen=display_listen, spice=spice, console=console, console_dir=console_dir,
+                        tpm_log_dir=tpm_log_dir, swtpm=swtpm)
+
+
+SWTPM_TOOLS = ("swtpm", "swtpm_setup")    # what libvirt runs for an emulated TPM (Debian: swtpm, swtpm-tools)
+
+
+def swtpm_installed() -> bool:
+    """Whether this machine can emulate a TPM for its embedded host's desktops."""
+    import shutil
+    path = os.pathsep.join(filter(None, (os.environ.get("PATH"), "/usr/sbin", "/usr/bin")))
+    return all(shutil.which(tool, path=path) for tool in SWTPM_TOOLS)
 
 
 def _display_problems(name: str, uri: str, listen: str) -> list[tuple[str, str]]:

@@ -46,7 +46,7 @@ class ImageArgs:
     golden: str | None = None
     path: str | None = None
     boot: str | None = None                 # path images: bios | uefi
-    # {base, desktop, packages, locale, keyboard, timezone}, e.g. {"desktop": "xfce", "packages": ["git"]};
+    # {base, desktop, packages, locale, keyboard, timezone, firmware}, e.g. {"desktop": "xfce", "packages": ["git"]};
     # missing fields take their defaults (debian12, none, [], en_US.UTF-8, us, Etc/UTC)
     recipe: Recipe | Mapping[str, Any] | None = None
     volume_prefix: str | None = None        # its volumes are <prefix>-<hash>-disk.qcow2 ... (default <stack>-<name>)
@@ -119,13 +119,16 @@ class Image(pulumi.ComponentResource):
         disk = imported("disk", "qcow2")
         kernel = imported("kernel", "raw") if f.kernel else None
         initrd = imported("initrd", "raw") if f.initrd else None
-        return ImageVolumes(disk.path, f.boot, kernel and kernel.path, initrd and initrd.path,
-                            built.cmdline if built else f.cmdline, f.source_id)
+        cmdline = (built.cmdline if built else f.cmdline) if f.kernel else None   # uefi: GRUB's, in the image
+        return ImageVolumes(disk.path, f.boot, kernel and kernel.path, initrd and initrd.path, cmdline, f.source_id)
 
 
 def recipe_files(name: str, recipe: Recipe) -> golden.ImageFiles:
-    """Where a recipe image's files are (or will be, once built); it boots by direct kernel boot."""
+    """Where a recipe image's files are (or will be, once built): firmware bios boots by direct kernel boot, so
+    its kernel and initrd are files too; firmware uefi boots its own shim and GRUB from the disk."""
     folder = recipe.directory
     manifest = recipe.manifest()
+    if recipe.boot == "uefi":
+        return golden.ImageFiles(name, str(folder / "disk.qcow2"), "uefi", recipe.hash)
     return golden.ImageFiles(name, str(folder / "disk.qcow2"), "kernel", recipe.hash, str(folder / "vmlinuz"),
                              str(folder / "initrd.img"), manifest["kernel_cmdline"] if manifest else None)

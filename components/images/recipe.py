@@ -1,6 +1,6 @@
 """Image recipes: what a golden image is made of, checked field by field before anything is built.
 
-A recipe is {base, desktop, packages, locale, keyboard, timezone}. Its
+A recipe is {base, desktop, packages, locale, keyboard, timezone, firmware}. Its
 canonical form, hash and package list come from tools/image/recipe.py, the
 file the build itself reads, so the program and the build always agree.
 The checks here are vdesk's: every problem is reported with its field path.
@@ -60,6 +60,7 @@ class Recipe:
     locale: str = "en_US.UTF-8"
     keyboard: str = "us"
     timezone: str = "Etc/UTC"
+    firmware: str = "bios"                  # bios (direct kernel boot) | uefi (shim, GRUB, signed kernel)
 
     @classmethod
     def parse(cls, data: "Recipe | Mapping[str, Any] | None", path: str = "recipe", *,
@@ -74,8 +75,11 @@ class Recipe:
         return cls(**{**canon, "packages": tuple(canon["packages"])})
 
     def as_dict(self) -> dict:
-        """The canonical recipe as the build reads it (JSON-ready)."""
-        return {**dataclasses.asdict(self), "packages": list(self.packages)}
+        """The canonical recipe as the build reads it (JSON-ready; firmware only when not the default, bios)."""
+        out = {**dataclasses.asdict(self), "packages": list(self.packages)}
+        if out["firmware"] == build_recipe().DEFAULTS["firmware"]:
+            del out["firmware"]
+        return out
 
     def to_json(self) -> str:
         return build_recipe().canonical_json(self.as_dict())
@@ -98,6 +102,11 @@ class Recipe:
     def session(self) -> str | None:
         """The X session a desktop of this image logs into (None for a console image)."""
         return SESSIONS.get(self.desktop, self.desktop) if self.graphical else None
+
+    @property
+    def boot(self) -> str:
+        """How a desktop of this image boots: kernel (direct kernel boot) or uefi (its own signed bootloader)."""
+        return "uefi" if self.firmware == "uefi" else "kernel"
 
     @property
     def directory(self) -> Path:
@@ -153,8 +162,11 @@ def recipe_problems(data: Any, path: str = "recipe", *, index=None,
             return None
         return value
 
-    base, desktop, locale, keyboard, timezone = (text(f) for f in ("base", "desktop", "locale", "keyboard",
-                                                                    "timezone"))
+    base, desktop, locale, keyboard, timezone, firmware = (text(f) for f in ("base", "desktop", "locale", "keyboard",
+                                                                              "timezone", "firmware"))
+    if firmware is not None and firmware not in build_recipe().FIRMWARES:
+        found.append((f"{path}.firmware", f"{firmware!r} is not a firmware vdesk builds images for (known: "
+                                          f"{', '.join(build_recipe().FIRMWARES)})"))
     if base is not None and base not in build_recipe().BASES:
         found.append((f"{path}.base", f"{base!r} is not a base vdesk builds (known: "
                                       f"{', '.join(build_recipe().BASES)})"))
@@ -181,7 +193,7 @@ def recipe_problems(data: Any, path: str = "recipe", *, index=None,
     if not check_packages or not names:
         return found
     if not found and Recipe(base, desktop, tuple(sorted({n for _, n in names})), locale, keyboard,
-                            timezone).manifest() is not None:
+                            timezone, firmware).manifest() is not None:
         return found     # built: the image holds its packages
     from .debian_index import IndexUnavailable, shared_index
     try:

@@ -22,7 +22,7 @@ from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
 from . import display, faults
-from .provider import ADOPT, DeclaredProvider, Prop
+from .provider import ADOPT, UNKNOWN, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ GUEST_AGENT = "org.qemu.guest_agent.0"
 VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
 _UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                   | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_TPM)
+TPM_MODEL, TPM_VERSION = "tpm-crb", "2.0"     # a TPM 2.0 with the CRB interface, emulated by swtpm
 # Changing these only takes effect when the guest boots again.
 _NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
                   "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
@@ -201,6 +202,10 @@ def desired_model(props) -> xmlmodel.Domain:
         **_topology_fields(props.get("cpu_topology")),
         os_type="hvm", arch="x86_64", machine=props.get("machine"),
         firmware="efi" if boot == "uefi" else None,
+        # Secure Boot: libvirt picks firmware with Microsoft's keys enrolled and Secure Boot on
+        # (OVMF_CODE_4M.ms.fd + a copy of OVMF_VARS_4M.ms.fd), which needs SMM.
+        loader_secure=True if props.get("secure_boot") else None,
+        smm=True if props.get("secure_boot") else None,
         kernel=props.get("kernel") if boot == "kernel" else None,
         initrd=props.get("initrd") if boot == "kernel" else None,
         cmdline=props.get("cmdline") if boot == "kernel" else None,
@@ -209,6 +214,10 @@ def desired_model(props) -> xmlmodel.Domain:
         on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
         owner=xmlmodel.Owner(stack=props.get("owner") or "", resource=props["name"]),
     )
+    if props.get("secure_boot"):
+        # (in libvirt's order, so a re-read shows no difference)
+        dom.firmware_features.extend([xmlmodel.FirmwareFeature(enabled=True, name="enrolled-keys"),
+                                      xmlmodel.FirmwareFeature(enabled=True, name="secure-boot")])
     for index, disk in enumerate(props.get("disks") or []):
         dom.disks.append(xmlmodel.Disk(
             type="file", device=disk.get("device", "disk"), driver_name="qemu",
@@ -243,6 +252,8 @@ def desired_model(props) -> xmlmodel.Domain:
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
     _hardware(dom, props)
+    if props.get("tpm"):
+        dom.tpms.append(xmlmodel.Tpm(model=TPM_MODEL, backend_type="emulator", backend_version=TPM_VERSION))
     return dom
 
 
@@ -287,6 +298,7 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
                                  props.get("tablet")),
         "vdagent": _flag_as_input(any(c.type == "qemu-vdagent" for c in live.channels), props.get("vdagent")),
         # read with VIR_DOMAIN_XML_SECURE: a password changed behind vdesk's back shows as drift
+        "tpm": _flag_as_input(any(t.backend_type == "emulator" for t in live.tpms), props.get("tpm")),
         "display_password": next((g.passwd for g in live.graphics), None),
         "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None) or (
             "" if props.get("display_password_valid_to") == "" else None),
@@ -323,12 +335,14 @@ def _disk_as_input(disk: xmlmodel.Disk, props) -> dict:
 
 
 def undefine(dom) -> None:
-    """Undefine with NVRAM, managed save and snapshot metadata, so nothing is left behind.
+    """Undefine with NVRAM, TPM state, managed save and snapshot metadata, so nothing is left behind.
 
-    Drivers that do not know a flag (libvirt's test driver has no NVRAM) get the
-    strongest subset they accept.
+    Drivers that do not know a flag (libvirt's test driver has no NVRAM or TPM) get the
+    strongest subset they accept. (Without VIR_DOMAIN_UNDEFINE_TPM, libvirt removes an
+    emulated TPM's state anyway unless it is declared persistent.)
     """
-    for flags in (_UNDEFINE_FLAGS, _UNDEFINE_FLAGS & ~libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0):
+    no_tpm = _UNDEFINE_FLAGS & ~libvirt.VIR_DOMAIN_UNDEFINE_TPM
+    for flags in (_UNDEFINE_FLAGS, no_tpm, no_tpm & ~libvirt.VIR_DOMAIN_UNDEFINE_NVRAM, 0):
         try:
             dom.undefineFlags(flags)
             return
@@ -400,6 +414,12 @@ class DomainProvider(DeclaredProvider):
         "owner": Prop(str, default="", replaces=True, doc="stack that owns the domain (metadata)"),
         "domain_type": Prop(str, default="qemu", validate=_one_of(DOMAIN_TYPES)),
         "boot": Prop(str, default="kernel", replaces=True, validate=_one_of(BOOT_MODES)),
+        "secure_boot": Prop(bool, replaces=True,
+                            doc="UEFI with Secure Boot enforced and Microsoft's keys enrolled (needs boot uefi and a "
+                                "q35 machine: SMM); a change makes a new domain (a fresh NVRAM)"),
+        "tpm": Prop(bool, replaces=True,
+                    doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
+                        "change makes a new domain"),
         "memory_mib": Prop(int, required=True, validate=_positive),
         "vcpus": Prop(int, required=True, validate=_positive,
                       doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
@@ -437,6 +457,8 @@ class DomainProvider(DeclaredProvider):
                                           doc="UTC time the password stops working (passwdValidTo; '' for never); "
                                               "changed live"),
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
+        "tpm_log_file": Prop(str, inert=True, doc="swtpm's log of this domain's TPM, removed on delete (embedded "
+                                                  "hosts)"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
@@ -451,6 +473,14 @@ class DomainProvider(DeclaredProvider):
         if inputs.get("boot") == "kernel" and not inputs.get("kernel"):
             problems.append(("kernel", "boot 'kernel' needs a kernel path (or use boot 'bios' / 'uefi' "
                                        "for an image with its own bootloader)"))
+        if inputs.get("secure_boot") is True:
+            boot, machine = inputs.get("boot") or "kernel", inputs.get("machine")
+            if isinstance(boot, str) and boot != "uefi" and boot != UNKNOWN:
+                problems.append(("secure_boot", f"secure_boot needs boot 'uefi' (an image with its own UEFI "
+                                                f"bootloader), got boot {boot!r}"))
+            if machine is None or isinstance(machine, str) and machine != UNKNOWN and not same_machine("q35", machine):
+                problems.append(("secure_boot", f"secure_boot needs the q35 machine type (its firmware needs SMM), "
+                                                f"got machine {machine or 'unset (pc)'!r}"))
         vcpus, max_vcpus = inputs.get("vcpus"), inputs.get("max_vcpus")
         # unknowns (previews) wait; a non-positive max_vcpus is reported by its own rule
         if _is_int(vcpus) and _is_int(max_vcpus) and 0 < max_vcpus < vcpus:
@@ -586,6 +616,7 @@ class DomainProvider(DeclaredProvider):
             undefine(dom)
         display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
+        _remove_logs(props.get("tpm_log_file"))
 
     def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
         """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness

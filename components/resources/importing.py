@@ -74,7 +74,10 @@ def _as_found(kind: str, props: dict) -> dict:
             if dom:
                 live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 boot = "kernel" if live.kernel else "uefi" if live.firmware == "efi" else "bios"
-                return {"boot": boot, "max_vcpus": live.vcpus if live.vcpu_current else None}
+                secure = live.loader_secure or any(f.name == "secure-boot" and f.enabled
+                                                   for f in live.firmware_features)
+                return {"boot": boot, "max_vcpus": live.vcpus if live.vcpu_current else None,
+                        "secure_boot": True if secure else None, "tpm": True if live.tpms else None}
         if kind == "volume":
             vol = find_volume(conn, props["pool"], props["name"])
             if vol:

@@ -1,7 +1,7 @@
 """libvirt XML as typed Python objects (see base.py for why)."""
 from .base import VDESK_NS, XMLObject, declared_properties
-from .domain import (Channel, Console, Disk, Domain, Graphics, Input, Interface, Owner, Rng, Serial, SharedDirectory,
-                     Video)
+from .domain import (Channel, Console, Disk, Domain, FirmwareFeature, Graphics, Input, Interface, Owner, Rng, Serial,
+                     SharedDirectory, Tpm, Video)
 from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, HostCapabilities, HostCpu, MdevType, NodeDevice,
                        NumaCell)
 from .hostdev import Hostdev, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
@@ -11,8 +11,8 @@ from .volume import Volume
 
 __all__ = [
     "VDESK_NS", "XMLObject", "declared_properties",
-    "Channel", "Console", "Disk", "Domain", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
-    "SharedDirectory", "Video",
+    "Channel", "Console", "Disk", "Domain", "FirmwareFeature", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
+    "SharedDirectory", "Tpm", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
     "CpuMode", "CpuModel", "DomainCapabilities", "HostCapabilities", "HostCpu", "MdevType", "NodeDevice", "NumaCell",

@@ -89,6 +89,21 @@ class Input(XMLObject):
     bus = Field("@bus")                   # virtio | usb | ps2
 
 
+class FirmwareFeature(XMLObject):
+    """<os><firmware><feature enabled='yes' name='secure-boot'/>: what libvirt's firmware autoselection must pick."""
+    TAG = "feature"
+    enabled = Field("@enabled", bool)
+    name = Field("@name")                 # secure-boot | enrolled-keys
+
+
+class Tpm(XMLObject):
+    """A TPM: <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm> (swtpm, run by libvirt)."""
+    TAG = "tpm"
+    model = Field("@model")               # tpm-crb | tpm-tis
+    backend_type = Field("backend/@type")         # emulator | passthrough
+    backend_version = Field("backend/@version")   # 2.0 | 1.2
+
+
 class Owner(XMLObject):
     """vdesk's own metadata: which stack and resource an object belongs to."""
     TAG = _META
@@ -128,12 +143,17 @@ class Domain(XMLObject):
     arch = Field("os/type/@arch")
     machine = Field("os/type/@machine")
     firmware = Field("os/@firmware")      # efi | bios (libvirt autoselects loader + nvram)
+    firmware_features = Children(FirmwareFeature, "os/firmware/feature")
+    loader = Field("os/loader")           # the firmware's code (libvirt fills it in)
+    loader_secure = Field("os/loader/@secure", bool)   # yes: SMM protects the variable store (Secure Boot)
+    nvram = Field("os/nvram")             # the VM's own copy of the variable store (libvirt fills it in)
     kernel = Field("os/kernel")
     initrd = Field("os/initrd")
     cmdline = Field("os/cmdline")
     boot_dev = Field("os/boot/@dev")
     acpi = Field("features/acpi", "presence")
     apic = Field("features/apic", "presence")
+    smm = Field("features/smm/@state", "onoff")        # Secure Boot's firmware needs SMM (q35 only)
     on_poweroff = Field("on_poweroff")
     on_reboot = Field("on_reboot")
     on_crash = Field("on_crash")
@@ -149,6 +169,7 @@ class Domain(XMLObject):
     rngs = Children(Rng, "devices/rng")
     hostdevs = Children(Hostdev, "devices/hostdev")     # PCI devices and mediated devices (vGPUs) of the host
     vcpupins = Children(VcpuPin, "cputune/vcpupin")     # the host CPUs each vCPU may run on
+    tpms = Children(Tpm, "devices/tpm")
     memory_source = Field("memoryBacking/source/@type")    # memfd: shared with virtiofsd
     memory_access = Field("memoryBacking/access/@mode")    # shared
     shared_dirs = Children(SharedDirectory, "devices/filesystem")

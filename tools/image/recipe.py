@@ -12,10 +12,15 @@ A recipe (JSON) has these fields; missing ones take the defaults below:
     locale    the default locale, e.g. "de_DE.UTF-8"
     keyboard  an XKB layout, optionally with its variant: "de" or "de(nodeadkeys)"
     timezone  a tz database name, e.g. "Europe/Berlin"
+    firmware  "bios" (an unpartitioned ext4 root, booted by direct kernel boot) or
+              "uefi" (a GPT disk: an ESP with Debian's Microsoft-signed shim and
+              signed GRUB, and an ext4 root with Debian's signed kernel, so it
+              boots under UEFI with Secure Boot enforced); firmware/<name>/
 
 The hash covers the canonical recipe and the build inputs it uses:
 tools/build-image.sh and every file under tools/image/ except other desktop
-environments' folders (so a change to xfce's list is not a new console image).
+environments' and firmwares' folders (so a change to xfce's list, or to the
+UEFI layout, is not a new console image).
 
     recipe.py canonical FILE   the canonical recipe (FILE "-" is stdin; no FILE: the defaults)
     recipe.py hash FILE        its hash (12 hex digits)
@@ -40,8 +45,10 @@ NOT_HASHED = ("smoke-boot.sh",)                       # tools that do not shape 
 BASES = ("debian12",)
 SUITES = {"debian12": "bookworm"}
 NO_DESKTOP = "none"
+FIRMWARES = ("bios", "uefi")
+FIRMWARE_DIR = IMAGE_DIR / "firmware"
 DEFAULTS = {"base": "debian12", "desktop": NO_DESKTOP, "packages": [], "locale": "en_US.UTF-8",
-            "keyboard": "us", "timezone": "Etc/UTC"}
+            "keyboard": "us", "timezone": "Etc/UTC", "firmware": "bios"}
 FIELDS = tuple(DEFAULTS)
 # A console image with another keyboard layout needs the console keymap tools.
 CONSOLE_KEYMAP_PACKAGE = "console-setup"
@@ -76,23 +83,37 @@ def canonical(recipe: dict | None) -> dict:
     if out["desktop"] not in desktops():
         raise RecipeError(f"desktop: {out['desktop']!r} is not a desktop environment vdesk builds "
                           f"(known: {', '.join(desktops())})")
+    if out["firmware"] not in FIRMWARES:
+        raise RecipeError(f"firmware: {out['firmware']!r} is not a firmware vdesk builds images for "
+                          f"(known: {', '.join(FIRMWARES)})")
     if not _KEYBOARD.match(out["keyboard"]):
         raise RecipeError(f"keyboard: {out['keyboard']!r} is not an XKB layout such as 'de' or 'de(nodeadkeys)'")
     return out
 
 
+def written(recipe: dict | None) -> dict:
+    """The canonical recipe as it is stored and hashed: the default firmware (bios) is left out, so
+    recipes written before there was a choice keep their form."""
+    out = canonical(recipe)
+    if out["firmware"] == DEFAULTS["firmware"]:
+        del out["firmware"]
+    return out
+
+
 def canonical_json(recipe: dict | None) -> str:
-    return json.dumps(canonical(recipe), sort_keys=True, separators=(",", ":"))
+    return json.dumps(written(recipe), sort_keys=True, separators=(",", ":"))
 
 
-def hashed_files(desktop: str) -> list[str]:
-    """The build inputs of an image with this desktop, relative to tools/, in a stable order."""
+def hashed_files(desktop: str, firmware: str = "bios") -> list[str]:
+    """The build inputs of an image with this desktop and firmware, relative to tools/, in a stable order."""
     files = ["build-image.sh"]
     for path in IMAGE_DIR.rglob("*"):
         rel = path.relative_to(IMAGE_DIR)
         if not path.is_file() or "__pycache__" in rel.parts or path.suffix == ".pyc" or str(rel) in NOT_HASHED:
             continue
         if rel.parts[0] == "desktops" and (len(rel.parts) < 2 or rel.parts[1] != desktop):
+            continue
+        if rel.parts[0] == "firmware" and (len(rel.parts) < 2 or rel.parts[1] != firmware):
             continue
         files.append(str(path.relative_to(TOOLS_DIR)))
     return sorted(files)
@@ -102,13 +123,14 @@ def recipe_hash(recipe: dict | None) -> str:
     """The first 12 hex digits of sha256 over the build inputs (sha256sum lines) and the canonical recipe."""
     text = canonical_json(recipe)
     lines = [f"{hashlib.sha256((TOOLS_DIR / f).read_bytes()).hexdigest()}  {f}\n"
-             for f in hashed_files(canonical(recipe)["desktop"])]
+             for f in hashed_files(canonical(recipe)["desktop"], canonical(recipe)["firmware"])]
     return hashlib.sha256(("".join(lines) + f"recipe {text}\n").encode()).hexdigest()[:12]
 
 
 def image_name(recipe: dict | None) -> str:
     r = canonical(recipe)
-    return r["base"] if r["desktop"] == NO_DESKTOP else f"{r['base']}-{r['desktop']}"
+    name = r["base"] if r["desktop"] == NO_DESKTOP else f"{r['base']}-{r['desktop']}"
+    return name if r["firmware"] == DEFAULTS["firmware"] else f"{name}-{r['firmware']}"
 
 
 def list_file(path: Path) -> list[str]:
@@ -119,15 +141,18 @@ def list_file(path: Path) -> list[str]:
 
 
 def kernel_package(recipe: dict | None) -> str:
+    """The desktop environment's kernel, else the firmware's (UEFI: a signed one), else the console kernel."""
     r = canonical(recipe)
     own = DESKTOPS_DIR / r["desktop"] / "kernel.txt"
-    return (list_file(own) or list_file(IMAGE_DIR / "kernel.txt"))[0]
+    firmware = FIRMWARE_DIR / r["firmware"] / "kernel.txt"
+    return (list_file(own) or list_file(firmware) or list_file(IMAGE_DIR / "kernel.txt"))[0]
 
 
 def packages(recipe: dict | None) -> list[str]:
     """What the build installs on top of debootstrap's minbase: kernel, common, desktop, the recipe's own."""
     r = canonical(recipe)
     wanted = [kernel_package(r), *list_file(IMAGE_DIR / "packages.txt"),
+              *list_file(FIRMWARE_DIR / r["firmware"] / "packages.txt"),
               *list_file(DESKTOPS_DIR / r["desktop"] / "packages.txt")]
     if r["desktop"] == NO_DESKTOP and r["keyboard"] != DEFAULTS["keyboard"]:
         wanted.append(CONSOLE_KEYMAP_PACKAGE)
@@ -170,7 +195,8 @@ def main(argv: list[str]) -> int:
         values = {"R_JSON": canonical_json(recipe), "R_HASH": recipe_hash(recipe), "R_NAME": image_name(recipe),
                   "R_SUITE": SUITES[recipe["base"]], "R_DESKTOP": recipe["desktop"],
                   "R_PACKAGES": " ".join(packages(recipe)), "R_LOCALE": recipe["locale"],
-                  "R_XKB_LAYOUT": layout, "R_XKB_VARIANT": variant, "R_TIMEZONE": recipe["timezone"]}
+                  "R_XKB_LAYOUT": layout, "R_XKB_VARIANT": variant, "R_TIMEZONE": recipe["timezone"],
+                  "R_FIRMWARE": recipe["firmware"]}
         print("\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items()))
     return 0
 

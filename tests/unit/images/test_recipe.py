@@ -36,7 +36,7 @@ P = "images.office.recipe"
     ({"packages": ["Git Tools"]}, [(f"{P}.packages[0]", "'Git Tools' is not a Debian package name")]),
     ({"packages": "git"}, [(f"{P}.packages", "must be a list of Debian package names, got str")]),
     ({"flavour": "lite"}, [(f"{P}.flavour", "unknown field (fields: base, desktop, packages, locale, keyboard, "
-                                            "timezone)")]),
+                                            "timezone, firmware)")]),
     ({"desktop": 3}, [(f"{P}.desktop", "must be a non-empty string, got 3")]),
     # several at once, each with its field
     ({"desktop": "kde", "locale": "x", "timezone": "Mars/Olympus", "packages": ["nope"]},

@@ -46,6 +46,35 @@ def full_domain(name="model-full"):
     )
 
 
+def secure_boot_domain(name="model-sb"):
+    """A UEFI domain with Secure Boot and a TPM 2.0, and one with its firmware spelled out (what libvirt fills in)."""
+    return xmlmodel.Domain(
+        type="test", name=name, memory_kib=1048576, vcpus=1, os_type="hvm", arch="x86_64", machine="q35",
+        firmware="efi", loader_secure=True, smm=True,
+        firmware_features=[xmlmodel.FirmwareFeature(enabled=True, name="enrolled-keys"),
+                           xmlmodel.FirmwareFeature(enabled=True, name="secure-boot")],
+        tpms=[xmlmodel.Tpm(model="tpm-crb", backend_type="emulator", backend_version="2.0")])
+
+
+def explicit_firmware_domain(name="model-fw"):
+    return xmlmodel.Domain(
+        type="test", name=name, memory_kib=1048576, vcpus=1, os_type="hvm", arch="x86_64", machine="q35",
+        loader="/usr/share/OVMF/OVMF_CODE_4M.ms.fd", loader_secure=True,
+        nvram="/var/lib/libvirt/qemu/nvram/model-fw_VARS.fd", smm=True)
+
+
+@pytest.mark.parametrize("make", [secure_boot_domain, explicit_firmware_domain])
+def test_secure_boot_and_tpm_are_accepted_by_libvirt_and_reread_without_diff(conn, make):
+    desired = make()
+    assert xmlmodel.Domain.from_xml(desired.to_xml()) == desired
+    dom = conn.defineXML(desired.to_xml())
+    try:
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        assert desired.differences(live) == []
+    finally:
+        dom.undefine()
+
+
 def test_domain_round_trip_through_parse_is_identical():
     dom = full_domain()
     assert xmlmodel.Domain.from_xml(dom.to_xml()) == dom
@@ -134,6 +163,8 @@ def test_owner_metadata_uses_vdesk_namespace():
     (xmlmodel.Channel, full_domain().channels[0]),
     (xmlmodel.Video, full_domain().videos[0]),
     (xmlmodel.Input, full_domain().inputs[0]),
+    (xmlmodel.FirmwareFeature, secure_boot_domain().firmware_features[0]),
+    (xmlmodel.Tpm, secure_boot_domain().tpms[0]),
 ])
 def test_every_declared_property_is_exercised(cls, sample):
     """Guard: a property no test sets is a property nobody knows works."""
@@ -144,6 +175,7 @@ def test_every_declared_property_is_exercised(cls, sample):
 
 def _samples_of(cls):
     dom = full_domain()
-    return {xmlmodel.Domain: [dom], xmlmodel.Disk: dom.disks, xmlmodel.Interface: dom.interfaces,
+    return {xmlmodel.Domain: [dom, secure_boot_domain(), explicit_firmware_domain()], xmlmodel.Disk: dom.disks, xmlmodel.Interface: dom.interfaces,
             xmlmodel.Graphics: dom.graphics, xmlmodel.SharedDirectory: dom.shared_dirs, xmlmodel.Channel: dom.channels,
-            xmlmodel.Video: dom.videos, xmlmodel.Input: dom.inputs}[cls]
+            xmlmodel.Video: dom.videos, xmlmodel.Input: dom.inputs,
+            xmlmodel.FirmwareFeature: secure_boot_domain().firmware_features, xmlmodel.Tpm: secure_boot_domain().tpms}[cls]
