@@ -206,13 +206,18 @@ def recipe_problems(data: Any, path: str = "recipe", *, index=None,
     return found
 
 
+def _did_you_mean(value: str, known) -> str:
+    """' (did you mean a, b?)' with the closest known names, or '' when none is close."""
+    close = difflib.get_close_matches(value, known, n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
 def locale_problem(locale: str) -> str | None:
     if not LOCALE_RE.match(locale):
         return f"{locale!r} is not a locale name such as en_US.UTF-8 or de_DE.UTF-8"
     supported = _supported_locales()
     if supported and locale not in supported:
-        close = difflib.get_close_matches(locale, supported, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = _did_you_mean(locale, supported)
         return f"{locale!r} is not a locale Debian's locales package supports{hint}"
     return None
 
@@ -224,8 +229,7 @@ def keyboard_problem(keyboard: str) -> str | None:
     layouts, variants = _xkb_layouts()
     layout, variant = match.group("layout"), match.group("variant")
     if layouts and layout not in layouts:
-        close = difflib.get_close_matches(layout, layouts, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = _did_you_mean(layout, layouts)
         return f"{layout!r} is not an XKB keyboard layout{hint}"
     if layouts and variant and variant not in variants.get(layout, ()):
         known = ", ".join(sorted(variants.get(layout, ()))[:12]) or "none"
@@ -238,8 +242,7 @@ def timezone_problem(timezone: str) -> str | None:
         return f"{timezone!r} is not a time zone name such as Europe/Berlin or Etc/UTC"
     zones = _timezones()
     if zones and timezone not in zones:
-        close = difflib.get_close_matches(timezone, zones, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = _did_you_mean(timezone, zones)
         return f"{timezone!r} is not a time zone of the tz database{hint}"
     return None
 
