@@ -34,3 +34,26 @@ def remote_host(tmp_path_factory):
     host = remote.start(tmp_path_factory.mktemp("remote"))
     yield host
     remote.stop(host)
+
+
+_PREBUILD = None
+
+
+def pytest_collection_finish(session):
+    """Start building the recipe images the collected tests declare (tests/support/prebuild.py)."""
+    global _PREBUILD
+    if session.config.option.collectonly:
+        return
+    from tests.support import prebuild
+    modules = list(dict.fromkeys(item.module for item in session.items if getattr(item, "module", None)))
+    _PREBUILD = prebuild.start(modules)
+
+
+def pytest_sessionfinish(session):
+    if _PREBUILD is not None:
+        _PREBUILD.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _PREBUILD is not None:
+        terminalreporter.write_line(_PREBUILD.summary())

@@ -3,7 +3,8 @@
 # per user (outside the clone) so fresh clones and CI reuse it:
 #   1. Debian packages: libvirt, qemu, image tools (apt-get, only when missing)
 #   2. a Python virtualenv with the pinned packages, keyed by pyproject.toml's hash
-#   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh)
+#   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh),
+#      at the same time as 2 (one compiles Go, the other waits on pip and gcc)
 #   4. cloud-init's JSON schema, taken from Debian's cloud-init package
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,6 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -q "${missing[@]}" >&2
 fi
 
+# -- 3. Pulumi engine (in the background: a Go compile, beside the venv's pip and gcc) ----------
+"$here/build-pulumi.sh" >/dev/null &
+pulumi_build=$!
+
 # -- 2. Python virtualenv --------------------------------------------------------------
 if [ ! -f "$VDESK_VENV/.complete" ]; then
     say "creating virtualenv $VDESK_VENV (libvirt-python compiles against the system libvirt)"
@@ -42,8 +47,7 @@ if [ ! -f "$VDESK_VENV/.complete" ]; then
     touch "$VDESK_VENV/.complete"
 fi
 
-# -- 3. Pulumi engine -------------------------------------------------------------------
-"$here/build-pulumi.sh" >/dev/null
+wait "$pulumi_build" || { echo "setup: building the Pulumi engine failed (see above)" >&2; exit 1; }
 
 # -- 4. cloud-init schema ------------------------------------------------------------------
 PYTHONPATH="$repo" "$VDESK_VENV/bin/python" -m components.cloudinit.schema --ensure >/dev/null

@@ -1,8 +1,10 @@
 """The readiness gate on a real guest: checks that must fail do, a swapped host key
-fails closed, and an unreachable guest times out within its configured bound.
+fails closed, a static address works without DHCP, and an unreachable guest times
+out within its configured bound.
 
-One guest is booted for the first three (checks and keys change; the gate
-re-runs without a new boot); the unreachable guest is a second stack.
+One guest is booted, with a static address on a network without DHCP, for
+everything but the timeout (checks and keys change; the gate re-runs without a
+new boot: each TCG boot costs minutes); the unreachable guest is a second stack.
 """
 from __future__ import annotations
 
@@ -58,13 +60,27 @@ def stack_factory(state, tmp_path):
         stack.destroy()
 
 
-def test_failing_checks_and_a_swapped_host_key_fail_closed(stack_factory, tmp_path):
-    stack, project = stack_factory("gate", config("gate", "10.79.0.0/24", PASSING))
+def test_a_static_address_desktop_fails_closed_on_failing_checks_and_a_swapped_host_key(stack_factory):
+    # No lease and no agent needed: the seed configures the address and the gate goes straight to SSH.
+    cfg = config("gate", "10.79.0.0/24", PASSING, dhcp=False)
+    cfg["vdesk:desktops"]["ci"]["address"] = "10.79.0.50"
+    stack, project = stack_factory("gate", cfg)
     outputs = {k: v.value for k, v in stack.up().outputs.items()}
     desk = outputs["desktops"]["ci"]
+    assert desk["ip"] == "10.79.0.50"
+    target = SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
+                       host_public_key=desk["host_key"], netns=outputs["hosts"]["local"]["netns"])
+    with connect(target, timeout_s=60) as session:
+        route = session.run("ip -4 route show default").stdout
+    assert "via 10.79.0.1" in route, route
 
     # A set that must fail: one readable report with sentence, command and exit code per failure.
-    make_project(project, "gate", config("gate", "10.79.0.0/24", MUST_FAIL))
+    def gate_config(checks):
+        changed = copy.deepcopy(cfg)
+        changed["vdesk:desktops"]["ci"]["checks"] = checks
+        return changed
+
+    make_project(project, "gate", gate_config(MUST_FAIL))
     with pytest.raises(auto.CommandError) as err:
         stack.up()
     text = str(err.value)
@@ -74,14 +90,12 @@ def test_failing_checks_and_a_swapped_host_key_fail_closed(stack_factory, tmp_pa
     assert "command:   false" in text and "exit code: 1" in text
 
     # Swap the guest's host key behind vdesk's back: every later connection must fail closed.
-    target = SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
-                       host_public_key=desk["host_key"], netns=outputs["hosts"]["local"]["netns"])
     with connect(target, timeout_s=60) as session:
         swapped = session.run("rm -f /tmp/k /tmp/k.pub && ssh-keygen -q -t ed25519 -N '' -f /tmp/k && "
                               "cp /tmp/k /etc/ssh/ssh_host_ed25519_key && "
                               "cp /tmp/k.pub /etc/ssh/ssh_host_ed25519_key.pub && systemctl restart ssh", sudo=True)
         assert swapped.rc == 0, swapped
-    make_project(project, "gate", config("gate", "10.79.0.0/24", PASSING + [{"port": 22}]))
+    make_project(project, "gate", gate_config(PASSING + [{"port": 22}]))
     started = time.monotonic()
     with pytest.raises(auto.CommandError) as err:
         stack.up()
@@ -105,18 +119,3 @@ def test_unreachable_guest_times_out_within_its_bound(stack_factory):
     text = str(err.value)
     assert "timed out after 30 s waiting for an IPv4 address for desktop 'lost-ci'" in text, text
     assert elapsed < 30 + 90, elapsed   # the bound, plus creating pool, image volumes and domain
-
-
-def test_static_address_on_a_network_without_dhcp(stack_factory):
-    """No lease, no agent needed: the seed configures the address and the gate goes straight to SSH."""
-    cfg = config("fixed", "10.85.0.0/24", PASSING, dhcp=False)
-    cfg["vdesk:desktops"]["ci"]["address"] = "10.85.0.50"
-    stack, _ = stack_factory("fixed", cfg)
-    outputs = {k: v.value for k, v in stack.up().outputs.items()}
-    desk = outputs["desktops"]["ci"]
-    assert desk["ip"] == "10.85.0.50"
-    target = SshTarget(host=desk["ip"], user="ci", private_key=desk["login_private_key"],
-                       host_public_key=desk["host_key"], netns=outputs["hosts"]["local"]["netns"])
-    with connect(target, timeout_s=60) as session:
-        route = session.run("ip -4 route show default").stdout
-    assert "via 10.85.0.1" in route, route

@@ -44,6 +44,7 @@ PASSWORD = f"Pw-{secrets.token_hex(6)}"
 # The developer recipe of stacks/Pulumi.dev.yaml and examples/desktop: one image (cached) serves them all.
 DEVELOPER_RECIPE = {"base": "debian12", "desktop": "xfce", "packages": ["build-essential", "git", "python3-venv", "vim"],
                     "locale": "en_US.UTF-8", "keyboard": "us", "timezone": "Etc/UTC"}
+IMAGE_RECIPES = [DEVELOPER_RECIPE]         # built in the background while earlier tests run (tests/support/prebuild.py)
 WIDTH, HEIGHT = 1280, 800      # the desktop's resolution, and the browser's window: noVNC draws it unscaled
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -27,6 +27,8 @@ from tests.support.project import isolated_env, lose_state, make_project, open_s
 
 pytestmark = pytest.mark.e2e
 STACK = "ci"
+ROLLOUT_RECIPE = {"base": "debian12", "packages": ["tree"]}    # the image rollout: one package more
+IMAGE_RECIPES = [ROLLOUT_RECIPE]          # built in the background while earlier tests run (tests/support/prebuild.py)
 
 
 def ci_config(share: Path) -> dict:
@@ -119,7 +121,7 @@ def test_up_check_idempotence_and_clean_destroy(world):
         assert session.run("tree --version").rc != 0, "the old image has no tree"
     mac = _mac(host_uri)
     config = ci_config(world["share"])
-    config["vdesk:images"]["debian12"] = {"recipe": {"base": "debian12", "packages": ["tree"]}}
+    config["vdesk:images"]["debian12"] = {"recipe": dict(ROLLOUT_RECIPE)}
     rewrite_config(world["project"], STACK, config)
     rolled = stack.up(on_output=print)
     assert rolled.summary.result == "succeeded"

@@ -33,9 +33,11 @@ from components.guest.screenshot import CONSOLE_SHARE, dominant_share, measure_p
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from tests.support.host import counts
-from tests.support.project import REPO, isolated_env
+from tests.support.project import REPO, isolated_env, stack_config
 
 pytestmark = pytest.mark.e2e
+# examples/desktop declares the developer recipe of the `dev` stack (built in the background: tests/support/prebuild.py).
+IMAGE_RECIPES = [image["recipe"] for image in stack_config("dev")["vdesk:images"].values()]
 CIDR = "10.91.0.0/24"
 USER = "ada"
 PASSWORD = "Greeter-Pass1"

@@ -57,6 +57,7 @@ CONFIG = {
         ]}},
     "vdesk:timeouts": {"address": 420, "ssh": 300, "cloud_init": 600, "shutdown": 20},
 }
+IMAGE_RECIPES = [CONFIG["vdesk:images"]["uefi"]["recipe"]]   # built in the background (tests/support/prebuild.py)
 
 
 @pytest.fixture(scope="module")
