@@ -11,9 +11,11 @@ developer's desktop logged in at boot) is brought up with the Automation API:
   works, X runs at 1280x800;
 - the screenshot is the desktop, not a console: at least 1280x800, and no
   colour covers 90% of it;
-- the user's password logs in at the greeter: the autologin session is ended,
-  the password typed at LightDM's greeter, and a new graphical session starts;
 - a second preview changes nothing; destroy leaves nothing behind.
+
+A password typed at LightDM's greeter is tested in tests/e2e/test_console_e2e.py,
+on the same image without autologin, typed through the browser console as a person
+would (one Xfce boot under TCG costs minutes; this test no longer repeats it).
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ import shutil
 import time
 from pathlib import Path
 
-import libvirt
 import pytest
 from pulumi import automation as auto
 
@@ -109,57 +110,8 @@ def test_a_desktop_image_boots_to_a_graphical_session(world):
         booted = session.run(["uptime", "-s"]).stdout.strip()
         print(f"graphical session {autologin.id} of {USER} since {since}; guest booted at {booted}")
 
-        # The password logs in at the greeter: end the autologin session, type it at LightDM's greeter.
-        assert session.run(["sudo", "-n", "loginctl", "terminate-session", autologin.id]).rc == 0
-        _wait(lambda: any(s.session_class == "greeter" and s.active for s in _all_sessions(host)), 300,
-              "LightDM's greeter to come back")
-        # logind has the greeter's session before its window takes keys: type until a session starts.
-        def logged_in() -> bool:
-            _type_at_the_greeter(world["host"].uri, desk["name"], PASSWORD + "\n")
-            return _wait(lambda: any(s.user == USER and s.graphical and s.active and s.id != autologin.id
-                                     for s in _all_sessions(host)), 30, "", fail=False)
-        _wait(logged_in, 300, f"{USER}'s session from the greeter", poll_s=0)
-
     # Nothing changes on a second run; destroy leaves nothing (the image stays in the shared cache).
     assert set(stack.preview().change_summary) == {"same"}
     stack.destroy(on_output=print)
     assert counts(world["host"].uri) == {"domains": 0, "networks": 0, "pools": 0, "volumes": 0}
     assert Path(image["directory"], "manifest.json").is_file()
-
-
-def _all_sessions(host: GuestHost):
-    from components.guest.checks import SESSIONS_COMMAND, parse_sessions
-    return parse_sessions(host.run(SESSIONS_COMMAND).stdout)
-
-
-def _wait(condition, timeout_s: float, what: str, poll_s: float = 3.0, fail: bool = True) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            assert not fail, f"timed out after {timeout_s:g} s waiting for {what}"
-            return False
-        time.sleep(poll_s)
-    return True
-
-
-# Linux input key codes (include/uapi/linux/input-event-codes.h) for what a password may hold.
-_KEYS = {**{c: code for c, code in zip("1234567890", range(2, 12))},
-         **{c: code for c, code in zip("qwertyuiop", range(16, 26))},
-         **{c: code for c, code in zip("asdfghjkl", range(30, 39))},
-         **{c: code for c, code in zip("zxcvbnm", range(44, 51))},
-         "-": 12, "\n": 28, " ": 57}
-_SHIFT, _CTRL = 42, 29
-
-
-def _type_at_the_greeter(uri: str, domain: str, text: str) -> None:
-    """Type text on the desktop's keyboard (what a person at the VNC console would do), replacing what
-    the focused field holds (ctrl+a first)."""
-    conn = libvirt.open(uri)
-    try:
-        dom = conn.lookupByName(domain)
-        dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 50, [_CTRL, _KEYS["a"]], 2, 0)
-        for char in text:
-            keys = [_SHIFT, _KEYS[char.lower()]] if char.isupper() else [_KEYS[char]]
-            dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, 50, keys, len(keys), 0)
-    finally:
-        conn.close()
