@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 setup:
 	@tools/setup.sh
 
-image: setup
-	@tools/build-image.sh >/dev/null
+# setup, with the golden guest image built beside the venv and the engine
+image:
+	@tools/setup.sh --image
 
 up: image
 	@$(VDESK) up $(STACK)

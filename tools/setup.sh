@@ -6,6 +6,7 @@
 #   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh),
 #      at the same time as 2 (one compiles Go, the other waits on pip and gcc)
 #   4. cloud-init's JSON schema, taken from Debian's cloud-init package
+# `setup.sh --image` also builds the golden guest image (tools/build-image.sh), beside 2 and 3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -36,6 +37,13 @@ fi
 # -- 3. Pulumi engine (in the background: a Go compile, beside the venv's pip and gcc) ----------
 "$here/build-pulumi.sh" >/dev/null &
 pulumi_build=$!
+# With --image, the golden guest image too (debootstrap needs only step 1's packages): on a
+# fresh machine the engine's modules download for minutes while the disk and a core are idle.
+image_build=
+if [ "${1:-}" = "--image" ]; then
+    "$here/build-image.sh" >/dev/null &
+    image_build=$!
+fi
 
 # -- 2. Python virtualenv --------------------------------------------------------------
 if [ ! -f "$VDESK_VENV/.complete" ]; then
@@ -55,6 +63,9 @@ while kill -0 "$pulumi_build" 2>/dev/null; do
     [ $((waited % 30)) -ne 0 ] || say "... still building the Pulumi engine (Go modules, then the compile)"
 done
 wait "$pulumi_build" || { echo "setup: building the Pulumi engine failed (see above)" >&2; exit 1; }
+if [ -n "$image_build" ]; then
+    wait "$image_build" || { echo "setup: building the golden guest image failed (see above)" >&2; exit 1; }
+fi
 
 # -- 4. cloud-init schema ------------------------------------------------------------------
 PYTHONPATH="$repo" "$VDESK_VENV/bin/python" -m components.cloudinit.schema --ensure >/dev/null
