@@ -55,13 +55,6 @@ if [ ! -f "$VDESK_VENV/.complete" ]; then
     touch "$VDESK_VENV/.complete"
 fi
 
-# The engine's build prints a line per step; its compile takes minutes: say that it goes on.
-waited=0
-while kill -0 "$pulumi_build" 2>/dev/null; do
-    sleep 1
-    waited=$((waited + 1))
-    [ $((waited % 30)) -ne 0 ] || say "... still building the Pulumi engine (Go modules, then the compile)"
-done
 wait "$pulumi_build" || { echo "setup: building the Pulumi engine failed (see above)" >&2; exit 1; }
 if [ -n "$image_build" ]; then
     wait "$image_build" || { echo "setup: building the golden guest image failed (see above)" >&2; exit 1; }
