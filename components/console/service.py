@@ -33,6 +33,7 @@ SUPERVISOR_PID = "supervisor.pid"
 LOG_FILE = "gateway.log"
 _REPO = Path(__file__).resolve().parents[2]
 _POLL_S = 0.1
+_STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
 _MAX_BACKOFF_S = 30.0
 
 
@@ -117,7 +118,11 @@ def ensure_running(console_dir: Path, settings: ConsoleSettings, *, libvirt_uri:
         info = runtime(console_dir)
         if same and supervisor_pid(console_dir) and info and _answers(settings, info["port"]):
             return info["url"]
-        _stop(console_dir, deadline)
+        # A gateway that ignores its SIGTERM (websockify's handler raises inside whatever code runs, and
+        # Python drops an exception raised in a finalizer) is killed after a short grace, and the new one
+        # gets its own timeout_s: waiting out the whole deadline on the old one left none to start in.
+        _stop(console_dir, min(deadline, time.monotonic() + _STOP_GRACE_S))
+        deadline = time.monotonic() + timeout_s
         path.write_text(json.dumps(spec, indent=2) + "\n")
         (console_dir / RUNTIME_FILE).unlink(missing_ok=True)
         _launch(console_dir, deadline)
