@@ -53,9 +53,11 @@ check: setup
 
 # All four tiers: unit (mocks + libvirt's test driver), integration (the
 # project's own libvirtd), end-to-end (real guests over SSH), reliability
-# (killed runs, host faults, hostile input; bounded here).
+# (killed runs, host faults, hostile input; bounded here). Two xdist workers:
+# the tests marked `guests` one after another in one, everything else in the
+# other (tests/conftest.py), so that no two guests ever boot at once.
 test: image
-	@source tools/env.sh && python -m pytest -ra $(PYTEST_ARGS) tests
+	@source tools/env.sh && python -m pytest -ra -n 2 --dist loadgroup $(PYTEST_ARGS) tests
 
 # The reliability tier alone, with many more hostile examples; prints what leaked (must be nothing).
 reliability: image

@@ -36,24 +36,124 @@ def remote_host(tmp_path_factory):
     remote.stop(host)
 
 
+# --- two streams under xdist: the guests one at a time, everything else beside them --------------------
+#
+# `make test` runs pytest with `-n 2 --dist loadgroup`. A TCG guest keeps one of this machine's two
+# cores busy while it boots, and two booting guests starve each other, so every test that runs a QEMU
+# guest is marked `guests` (LXC containers run natively: not counted), and all of them run in one
+# group, one after another, in one worker, first. The other worker takes the rest (unit tests,
+# previews, libvirt objects that never run, containers), each module whole so that its module
+# fixtures are set up once. An unmarked test that runs a guest fails (tests/support/guestwatch.py).
+# Run without -n, the order is pytest's own.
+
+GUESTS = "guests"
 _PREBUILD = None
+_PREBUILD_MODULES: list | None = None
+_WORKER_SUMMARIES: list[str] = []
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "guests: runs QEMU guests; under xdist all of them "
+                                       "run one after another in one worker")
+
+
+def _distributed() -> bool:
+    return bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """In an xdist worker: the guests' group first, every other module its own group (before xdist names them)."""
+    if not _distributed():
+        return
+    guests, others = [], []
+    for item in items:
+        if item.get_closest_marker(GUESTS):
+            item.add_marker(pytest.mark.xdist_group(GUESTS))
+            guests.append(item)
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+            others.append(item)
+    # Guests first: the worker given that group holds more than two pending tests until its last ones,
+    # so xdist gives it nothing more, and the other worker works through the rest meanwhile.
+    items[:] = guests + others
 
 
 def pytest_collection_finish(session):
-    """Start building the recipe images the collected tests declare (tests/support/prebuild.py)."""
-    global _PREBUILD
+    """Start building the recipe images the collected tests declare (tests/support/prebuild.py): at once,
+    or under xdist when this worker starts the guests' group (a worker that finishes early would stop it)."""
+    global _PREBUILD, _PREBUILD_MODULES
     if session.config.option.collectonly:
         return
+    _PREBUILD_MODULES = list(dict.fromkeys(item.module for item in session.items if getattr(item, "module", None)))
+    if not _distributed():
+        _start_prebuild()
+
+
+def _start_prebuild():
+    global _PREBUILD, _PREBUILD_MODULES
+    if _PREBUILD_MODULES is None:
+        return
     from tests.support import prebuild
-    modules = list(dict.fromkeys(item.module for item in session.items if getattr(item, "module", None)))
-    _PREBUILD = prebuild.start(modules)
+    _PREBUILD = prebuild.start(_PREBUILD_MODULES)
+    _PREBUILD_MODULES = None
+
+
+_WATCH = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    global _WATCH
+    if item.get_closest_marker(GUESTS):
+        if _distributed():
+            _start_prebuild()
+        return
+    if _WATCH is None:
+        from tests.support.guestwatch import GuestWatch
+        _WATCH = GuestWatch(f"{item.config._tmp_path_factory.getbasetemp()}/")
+    _WATCH.watch(item.nodeid)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """An unmarked test that started a guest fails here (tests/support/guestwatch.py)."""
+    result = yield
+    if _WATCH is not None and not item.get_closest_marker(GUESTS):
+        _WATCH.watch(None)
+        seen = _WATCH.take(item.nodeid)
+        if seen:
+            pytest.fail(f"{item.nodeid} started guests ({', '.join(seen)}) but is not marked `guests`: mark its "
+                        "module with pytest.mark.guests, so that it never boots beside another guest", pytrace=False)
+    return result
 
 
 def pytest_sessionfinish(session):
     if _PREBUILD is not None:
         _PREBUILD.stop()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:                 # an xdist worker: the controller prints the summaries
+        from tests.reliability import ledger
+        workeroutput["vdesk_ledger"] = ledger.export()
+        workeroutput["vdesk_prebuild"] = _PREBUILD.summary() if _PREBUILD is not None else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist's controller: a worker finished; keep what it counted."""
+    from tests.reliability import ledger
+    output = getattr(node, "workeroutput", None) or {}
+    ledger.merge(output.get("vdesk_ledger"))
+    if output.get("vdesk_prebuild"):
+        _WORKER_SUMMARIES.append(output["vdesk_prebuild"])
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _PREBUILD is not None:
-        terminalreporter.write_line(_PREBUILD.summary())
+    from tests.reliability import ledger
+    for line in ([_PREBUILD.summary()] if _PREBUILD is not None else []) + _WORKER_SUMMARIES:
+        terminalreporter.write_line(line)
+    lines = ledger.summary_lines()
+    if lines:
+        terminalreporter.section("vdesk reliability summary")
+        for line in lines:
+            terminalreporter.write_line(line)

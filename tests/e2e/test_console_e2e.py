@@ -36,7 +36,7 @@ from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "console"
 USER = "web"
 KEY = "web-password"

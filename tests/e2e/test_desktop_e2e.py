@@ -25,7 +25,7 @@ from components.guest.screenshot import measure_png
 from tests.support.host import counts, inventory
 from tests.support.project import isolated_env, lose_state, make_project, open_stack, rewrite_config, stack_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "ci"
 ROLLOUT_RECIPE = {"base": "debian12", "packages": ["tree"]}    # the image rollout: one package more
 IMAGE_RECIPES = [ROLLOUT_RECIPE]          # built in the background while earlier tests run (tests/support/prebuild.py)

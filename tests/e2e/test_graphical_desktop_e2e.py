@@ -36,7 +36,7 @@ from components.host import embedded
 from tests.support.host import counts
 from tests.support.project import REPO, isolated_env, stack_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 # examples/desktop declares the developer recipe of the `dev` stack (built in the background: tests/support/prebuild.py).
 IMAGE_RECIPES = [image["recipe"] for image in stack_config("dev")["vdesk:images"].values()]
 CIDR = "10.91.0.0/24"

@@ -16,7 +16,7 @@ from components.resources.container import ContainerExec
 from components.guest.ssh import SshTarget, connect
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 
 
 def host_uid_of(pid: int) -> int:

@@ -48,7 +48,7 @@ from components.guest.ssh import SshTarget, connect
 from tests.support.project import REPO, isolated_env, make_project, on_the_console_image, open_stack, stack_config
 from tests.support.rfb import WebSocketTransport, handshake
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "secrets"
 USER = "sam"
 KEY = "sam-password"

@@ -26,7 +26,7 @@ from tests.e2e.test_users_preview import Steps
 from tests.support.host import counts, inventory
 from tests.support.project import REPO, isolated_env, make_project, open_stack, rewrite_config
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "multi"
 HOSTS = ("local", "far")
 RUNNING = ("ann", "ben")          # ann ranks local first, ben far: one running desktop on each host

@@ -35,7 +35,7 @@ from components.host import embedded
 from tests.support.host import counts
 from tests.support.project import isolated_env, make_project, open_stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "sb"
 NAME = f"{STACK}-{STACK}"
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"

@@ -19,7 +19,7 @@ import pytest
 from components.host import accel, embedded
 from components.host.accel import AcceleratorChoice, AcceleratorError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 PROBE_TIMEOUT_S = 15.0
 

@@ -15,7 +15,7 @@ from components.resources.pool import PoolProvider
 from components.resources.volume import VolumeProvider
 from tests.support.providers import checked
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 
 @pytest.mark.parametrize("mode,cidr", [

@@ -36,7 +36,7 @@ from components.resources.domain import DomainProvider
 from tests.support.providers import checked
 from tests.support.rfb import RfbRefused, WebSocketTransport, handshake
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 PASSWORD = "cons0le!"
 
 

@@ -18,7 +18,7 @@ from components.resources.domain import DomainProvider
 from tests.support.providers import checked
 from tests.support.rfb import RfbRefused, handshake
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 
 def qemu_pid(host, name: str) -> int:

@@ -14,7 +14,7 @@ from components.host import embedded
 from tests.support.host import counts
 from tests.support.project import REPO, isolated_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 
 def test_the_example_program_comes_up_passes_its_checks_and_goes_away(tmp_path):

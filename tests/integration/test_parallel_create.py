@@ -17,7 +17,7 @@ from components.host import embedded
 from tests.support.host import counts
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 COUNT, RUNS = 10, 5
 
 

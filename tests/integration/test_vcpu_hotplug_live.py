@@ -25,7 +25,7 @@ from components.resources.domain import DomainProvider
 from components.images.golden import golden_image_dir
 from tests.support.providers import checked
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 

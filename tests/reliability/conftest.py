@@ -1,5 +1,5 @@
-"""The reliability tier: hypothesis profiles (bounded in `make test`, thorough in `make reliability`)
-and the summary of what was tried and what leaked."""
+"""The reliability tier: hypothesis profiles (bounded in `make test`, thorough in `make reliability`).
+Its summary of what was tried and what leaked is printed by tests/conftest.py, which also sees xdist's workers."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,6 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from components.guest.keys import generate_ed25519
-
-from tests.reliability import ledger
 
 settings.register_profile("test", max_examples=40, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -20,14 +18,6 @@ settings.load_profile(os.environ.get("VDESK_RELIABILITY", "test"))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "reliability: killed runs, host faults, hostile input (tier 4)")
-
-
-def pytest_terminal_summary(terminalreporter):
-    lines = ledger.summary_lines()
-    if lines:
-        terminalreporter.section("vdesk reliability summary")
-        for line in lines:
-            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -26,3 +26,17 @@ def summary_lines() -> list[str]:
                      f"(must be 0), {FAULTS['unreachable']} desktops left unreachable (must be 0)")
     lines += [f"  leaked: {item}" for item in LEAKS]
     return lines
+
+
+def export() -> dict:
+    """This process's counts, for an xdist worker to hand to the controller that prints the summary."""
+    return {"hostile": dict(HOSTILE), "faults": dict(FAULTS), "leaks": list(LEAKS)}
+
+
+def merge(counts: dict | None) -> None:
+    """Add a worker's exported counts to this process's."""
+    if not counts:
+        return
+    HOSTILE.update(counts.get("hostile") or {})
+    FAULTS.update(counts.get("faults") or {})
+    LEAKS.extend(counts.get("leaks") or [])

@@ -58,7 +58,8 @@ def kept_homes(config: dict, stack: str) -> list[str]:
 
 
 STACKS = [
-    pytest.param("dev", not THOROUGH, id=f"dev, {'booted' if THOROUGH else 'powered off'}"),
+    pytest.param("dev", not THOROUGH, id=f"dev, {'booted' if THOROUGH else 'powered off'}",
+                 marks=[pytest.mark.guests] if THOROUGH else []),
     pytest.param("team", True, id="team, powered off"),
     pytest.param("desktop", True, id="desktop, powered off",
                  marks=pytest.mark.skipif(not THOROUGH, reason="make reliability only: builds the office image")),

@@ -16,7 +16,7 @@ from tests.reliability import ledger
 from tests.support.cli import Front
 from tests.support.host import inventory
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.guests]
 STACK = "rel"
 
 

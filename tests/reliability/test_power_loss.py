@@ -23,7 +23,7 @@ from components.host import embedded
 from tests.reliability import ledger
 from tests.support.cli import Front
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.guests]
 STACK = "cut"
 NO_WRITEBACK = ("sysctl.vm.dirty_writeback_centisecs=0 sysctl.vm.dirty_expire_centisecs=8640000 "
                 "sysctl.vm.dirty_background_ratio=100 sysctl.vm.dirty_ratio=100")
