@@ -6,6 +6,7 @@ vdesk's own cache and state. Tests of the policy itself load their own files.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -52,9 +53,16 @@ _PREBUILD_MODULES: list | None = None
 _WORKER_SUMMARIES: list[str] = []
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "guests: runs QEMU guests; under xdist all of them "
                                        "run one after another in one worker")
+    # A test's libvirtd socket lives under its temporary directory, and a unix socket path has at most
+    # 107 bytes: /tmp/pytest-of-root/pytest-N/ plus xdist's popen-gwN/ left too little for a test's own
+    # name. One short directory per clone instead, emptied by pytest at the start of each run.
+    if config.option.basetemp is None and not os.environ.get("PYTEST_XDIST_WORKER"):
+        clone = hashlib.sha256(f"{os.getuid()} {config.rootpath}".encode()).hexdigest()[:8]
+        config.option.basetemp = str(Path(tempfile.gettempdir()) / f"vdt-{clone}")
 
 
 def _distributed() -> bool:
