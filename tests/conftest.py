@@ -60,7 +60,7 @@ def pytest_configure(config):
     # A test's libvirtd socket lives under its temporary directory, and a unix socket path has at most
     # 107 bytes: /tmp/pytest-of-root/pytest-N/ plus xdist's popen-gwN/ left too little for a test's own
     # name. One short directory per clone instead, emptied by pytest at the start of each run.
-    if config.option.basetemp is None and not os.environ.get("PYTEST_XDIST_WORKER"):
+    if config.option.basetemp is None and not _distributed():
         clone = hashlib.sha256(f"{os.getuid()} {config.rootpath}".encode()).hexdigest()[:8]
         config.option.basetemp = str(Path(tempfile.gettempdir()) / f"vdt-{clone}")
 
