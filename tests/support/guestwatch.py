@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 GUEST_PROGRAM = "qemu-system"
@@ -44,8 +45,7 @@ class GuestWatch:
         self.marker = str(marker)
         self.poll_s = poll_s
         self.current: str | None = None
-        self.seen: dict[str, list[str]] = {}
-        self._wake = threading.Event()
+        self.seen: dict[str, dict[str, None]] = {}      # per test, the processes in the order first seen
         threading.Thread(target=self._run, name="guest-watch", daemon=True).start()
 
     def watch(self, nodeid: str | None) -> None:
@@ -53,14 +53,15 @@ class GuestWatch:
         self.current = nodeid
 
     def _run(self) -> None:
-        while not self._wake.wait(self.poll_s):
+        while True:
+            time.sleep(self.poll_s)
             nodeid = self.current
             if nodeid is None:
                 continue
             found = guest_processes(self.marker)
             if found and nodeid == self.current:
-                self.seen.setdefault(nodeid, []).extend(p for p in found if p not in self.seen.get(nodeid, []))
+                self.seen.setdefault(nodeid, {}).update(dict.fromkeys(found))
 
     def take(self, nodeid: str) -> list[str]:
         """The guest processes seen during nodeid (and forget them)."""
-        return self.seen.pop(nodeid, [])
+        return list(self.seen.pop(nodeid, {}))
