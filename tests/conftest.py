@@ -71,7 +71,10 @@ def _distributed() -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """In an xdist worker: the guests' group first, every other module its own group (before xdist names them)."""
+    """Modules needing no recipe image first, so the background builds finish before they are asked for;
+    in an xdist worker also: the guests' group first, every other module its own group."""
+    from tests.support.prebuild import needing_no_build_first
+    items[:] = needing_no_build_first(items)
     if not _distributed():
         return
     guests, others = [], []

@@ -38,3 +38,13 @@ def test_a_failed_build_is_reported_with_its_log(tmp_path, monkeypatch):
     job.thread.join(timeout=60)
     assert not job.thread.is_alive() and job.done == []
     assert "FAILED debian12-" in job.summary() and str(tmp_path / "log") in job.summary()
+
+
+def test_modules_needing_no_image_build_run_first_in_their_own_order():
+    golden_a, xfce, golden_b = module(), module({"desktop": "xfce"}), types.SimpleNamespace()
+    items = [types.SimpleNamespace(module=m, name=n) for m, n in
+             [(xfce, "console-1"), (xfce, "console-2"), (golden_a, "checks-1"), (golden_b, "lab-1"),
+              (golden_a, "checks-2"), (types.SimpleNamespace(), "no-module")]]
+    items[-1].module = None
+    ordered = [item.name for item in prebuild.needing_no_build_first(items)]
+    assert ordered == ["checks-1", "lab-1", "checks-2", "no-module", "console-1", "console-2"]
