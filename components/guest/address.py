@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 
 from . import GuestError, GuestTimeout
+from .lifecycle import raise_if_stopped
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def wait_for_address(
 ) -> str:
     """Return the first IPv4 address seen for the NIC with this MAC, polling until timeout_s.
 
+    A guest that stops meanwhile raises GuestStopped at once, with libvirt's reason.
     Sources: "lease" (libvirt network DHCP leases), "agent" (qemu guest agent), "arp"
     (host ARP table) and "static:<ip>" (returned at once, no lookup).
     """
@@ -45,6 +47,7 @@ def wait_for_address(
     last_error: str | None = None
     while True:
         domain = _lookup_domain(conn, domain_name)
+        raise_if_stopped(domain)          # a guest that stopped gets no address: say why now, not at the deadline
         networks = _networks_of(domain, domain_name, mac)
         for source in sources:
             try:

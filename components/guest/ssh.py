@@ -10,7 +10,7 @@ import shlex
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import paramiko
 
@@ -200,11 +200,12 @@ class GuestSession:
             self._jump.close()
 
 
-def connect(target: SshTarget, *, timeout_s: float) -> GuestSession:
+def connect(target: SshTarget, *, timeout_s: float, still_booting: Callable[[], None] | None = None) -> GuestSession:
     """Log in to the guest, retrying while it boots; the host key must equal the pinned one.
 
     Refused/unreachable connections, missing SSH banners and rejected logins are retried
     until the deadline (GuestTimeout); a wrong host key raises HostKeyMismatch at once.
+    `still_booting`, called before each retry, raises to end the wait early (the guest stopped).
     """
     pinned_type, pinned_blob = parse_public_key(target.host_public_key)
     user_key = load_private_key(target.private_key)
@@ -236,6 +237,8 @@ def connect(target: SshTarget, *, timeout_s: float) -> GuestSession:
                 session, jump = GuestSession(transport, target, jump), None
                 return session
             log.debug("SSH to %s not ready (attempt %d): %s", target.address, attempts, last_error)
+            if still_booting is not None:
+                still_booting()
             pause = min(delay, deadline - time.monotonic())
             if pause > 0:
                 time.sleep(pause)

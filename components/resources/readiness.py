@@ -21,6 +21,7 @@ from ..guest import GuestError, HostKeyMismatch
 from ..guest.address import wait_for_address
 from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
+from ..guest.lifecycle import GuestStopped, raise_if_gone, why_stopped
 from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
@@ -68,27 +69,17 @@ class ReadinessProvider(GateProvider):
         name = props["domain_name"]
         faults.point("ready")                   # the guest boots; the gate waits
         try:
-            with connect(props["host_uri"]) as conn:
-                ip = wait_for_address(conn, name, props["mac"], sources=tuple(props["address_sources"]),
-                                      timeout_s=props["address_timeout_s"])
-            target = SshTarget(host=ip, user=props["user"], private_key=props["private_key"],
-                               host_public_key=props["host_public_key"], netns=props.get("netns"),
-                               jump=JumpHost.parse(props["jump"]) if props.get("jump") else None)
             try:
-                session = ssh_connect(target, timeout_s=props["ssh_timeout_s"])
-            except HostKeyMismatch:
-                raise
-            except GuestError as exc:
-                raise GuestError(f"{exc}{_guest_says(props['host_uri'], name)}") from None
-            with session:
-                status = wait_for_cloud_init(session, timeout_s=props["cloud_init_timeout_s"])
-                if not status.ok:
-                    raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
-                checks = parse_checks(props.get("checks") or [], "checks")
-                outcomes = run_checks(GuestHost(session), checks)
-                # First boot wrote users, keys and the rest; make them durable before "ready" is said,
-                # so a power cut right after this cannot leave a desktop that no longer boots to sshd.
-                session.run("sync", timeout_s=120)
+                ip, status, outcomes = self._boot_to_ready(props)
+            except GuestStopped as exc:
+                if not exc.crashed:
+                    raise
+                # Its emulator died under it (QEMU under TCG has, on a loaded host): one more boot is what a
+                # person would try first, and first boot resumes where it stopped. A second crash is reported.
+                log.warning("desktop %s: %s; starting it again, once", name, exc.why)
+                with connect(props["host_uri"]) as conn:
+                    conn.lookupByName(name).create()
+                ip, status, outcomes = self._boot_to_ready(props)
         except GuestError as exc:
             raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None
         if not all(o.passed for o in outcomes):
@@ -109,6 +100,50 @@ class ReadinessProvider(GateProvider):
         log.info("desktop %s ready at %s", name, ip)
         return {**self.inputs_of(props), "ip": ip, "cloud_init": status.state,
                 "checks_passed": len(outcomes), "screenshot": shot}
+
+    def _boot_to_ready(self, props) -> tuple:
+        """Address, SSH with the pinned key, cloud-init, checks, sync: (ip, cloud-init status, check outcomes).
+
+        A guest that stops on the way raises GuestStopped, with libvirt's reason, as soon as that is seen.
+        """
+        name, host_uri = props["domain_name"], props["host_uri"]
+        try:
+            with connect(host_uri) as conn:
+                ip = wait_for_address(conn, name, props["mac"], sources=tuple(props["address_sources"]),
+                                      timeout_s=props["address_timeout_s"])
+            target = SshTarget(host=ip, user=props["user"], private_key=props["private_key"],
+                               host_public_key=props["host_public_key"], netns=props.get("netns"),
+                               jump=JumpHost.parse(props["jump"]) if props.get("jump") else None)
+            with connect(host_uri) as conn:
+                try:
+                    session = ssh_connect(target, timeout_s=props["ssh_timeout_s"],
+                                          still_booting=lambda: raise_if_gone(conn, name))
+                except (HostKeyMismatch, GuestStopped):
+                    raise
+                except GuestError as exc:
+                    raise GuestError(f"{exc}{_guest_says(host_uri, name)}") from None
+            with session:
+                status = wait_for_cloud_init(session, timeout_s=props["cloud_init_timeout_s"])
+                if not status.ok:
+                    raise VdeskError(f"desktop {name!r} is not ready: {status.describe()}")
+                outcomes = run_checks(GuestHost(session), parse_checks(props.get("checks") or [], "checks"))
+                # First boot wrote users, keys and the rest; make them durable before "ready" is said,
+                # so a power cut right after this cannot leave a desktop that no longer boots to sshd.
+                session.run("sync", timeout_s=120)
+        except (HostKeyMismatch, GuestStopped):
+            raise
+        except GuestError as exc:
+            # A lost SSH session or a timeout may have a plainer cause: the guest is gone.
+            raise _why_stopped(host_uri, name) or exc from None
+        return ip, status, outcomes
+
+
+def _why_stopped(host_uri: str, name: str) -> GuestStopped | None:
+    try:
+        with connect(host_uri) as conn:
+            return why_stopped(conn, name)
+    except VdeskError:
+        return None                   # the host cannot be asked: the first failure is the one to report
 
 
 def _guest_says(host_uri: str, name: str) -> str:

@@ -7,30 +7,54 @@ import pytest
 
 from components.guest import GuestError, GuestTimeout
 from components.guest.address import wait_for_address
+from components.guest.lifecycle import GuestStopped
 
 # The stock "test" domain of test:///default runs with this NIC on network "default".
 TEST_DOMAIN = "test"
 TEST_MAC = "aa:bb:cc:dd:ee:ff"
 
 
-@pytest.fixture
-def stopped_desktop(conn):
-    """A defined but never started domain whose NIC therefore has no lease."""
-    name = f"vdesk-addr-{uuid.uuid4().hex[:8]}"
-    mac = "52:54:00:12:34:56"
-    domain = conn.defineXML(
-        f"""<domain type='test'>
+def _desktop_xml(name: str, mac: str, network: str) -> str:
+    return f"""<domain type='test'>
           <name>{name}</name>
           <memory unit='MiB'>64</memory>
           <os><type arch='x86_64'>hvm</type></os>
           <devices>
             <interface type='network'>
               <mac address='{mac}'/>
-              <source network='default'/>
+              <source network='{network}'/>
             </interface>
           </devices>
         </domain>"""
-    )
+
+
+@pytest.fixture
+def booting_desktop(conn):
+    """A running domain whose only address is link-local (its network's range): it has no usable one yet.
+
+    The test driver reports an address from the network's range for every running domain; a
+    link-local range is how a guest looks before DHCP answered.
+    """
+    network = conn.networkCreateXML(
+        f"""<network><name>vdesk-ll-{uuid.uuid4().hex[:6]}</name><bridge name='vdll{uuid.uuid4().hex[:6]}'/>
+          <ip address='169.254.0.1' netmask='255.255.0.0'>
+            <dhcp><range start='169.254.0.10' end='169.254.0.200'/></dhcp></ip></network>""")
+    name, mac = f"vdesk-addr-{uuid.uuid4().hex[:8]}", "52:54:00:12:34:56"
+    domain = conn.defineXML(_desktop_xml(name, mac, network.name()))
+    domain.create()
+    yield name, mac
+    domain.destroy()
+    domain.undefine()
+    network.destroy()
+
+
+@pytest.fixture
+def stopped_desktop(conn):
+    """A domain that was started and then powered off hard."""
+    name, mac = f"vdesk-addr-{uuid.uuid4().hex[:8]}", "52:54:00:12:34:57"
+    domain = conn.defineXML(_desktop_xml(name, mac, "default"))
+    domain.create()
+    domain.destroy()
     yield name, mac
     domain.undefine()
 
@@ -48,8 +72,8 @@ def test_running_domain_address_found(conn, source):
     assert address == "192.168.122.3"
 
 
-def test_no_lease_times_out_naming_desktop_mac_sources(conn, stopped_desktop):
-    name, mac = stopped_desktop
+def test_no_usable_address_times_out_naming_desktop_mac_sources(conn, booting_desktop):
+    name, mac = booting_desktop
     start = time.monotonic()
     with pytest.raises(GuestTimeout) as info:
         wait_for_address(conn, name, mac, timeout_s=1.5, poll_s=0.2)
@@ -60,7 +84,16 @@ def test_no_lease_times_out_naming_desktop_mac_sources(conn, stopped_desktop):
     assert mac in message
     assert "lease, agent" in message
     assert "1.5 s" in message
-    assert "not running" in message  # the last libvirt error seen
+    assert "no address reported yet" in message
+
+
+def test_a_guest_that_stopped_is_reported_at_once_with_libvirts_reason(conn, stopped_desktop):
+    name, mac = stopped_desktop
+    start = time.monotonic()
+    with pytest.raises(GuestStopped) as info:
+        wait_for_address(conn, name, mac, timeout_s=30)
+    assert time.monotonic() - start < 5            # not the 30 s bound
+    assert "shut off: it was destroyed" in str(info.value) and not info.value.crashed
 
 
 def test_unknown_mac_is_an_error_not_a_wait(conn):

@@ -271,6 +271,24 @@ def test_closed_port_times_out_within_bound(servers, keys):
     assert "3 s" in message
 
 
+def test_a_guest_found_stopped_between_retries_ends_the_wait_at_once(servers, keys):
+    """The gate's check that the guest still runs is asked between refused attempts; its error ends the wait."""
+    from components.guest.lifecycle import GuestStopped
+    host_key, user_key, user_pair = keys
+    server = servers([host_key], user_key, listen=False)
+    asked = []
+
+    def still_booting():
+        asked.append(time.monotonic())
+        if len(asked) == 2:
+            raise GuestStopped("d1", "its emulator crashed", crashed=True)
+
+    start = time.monotonic()
+    with pytest.raises(GuestStopped, match="emulator crashed"):
+        connect(_target(server, user_pair, _public_line(host_key)), timeout_s=60, still_booting=still_booting)
+    assert len(asked) == 2 and time.monotonic() - start < 30      # not the 60 s bound
+
+
 def test_retry_reaches_server_that_starts_listening_late(servers, keys, monkeypatch):
     host_key, user_key, user_pair = keys
     server = servers([host_key], user_key, listen=False)
