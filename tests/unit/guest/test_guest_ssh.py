@@ -72,11 +72,14 @@ class _Interface(paramiko.ServerInterface):
                     proc.kill()
                     proc.communicate()
                     return
+        # EOF, not close: a close could reach the client before paramiko's reply to the exec request
+        # (sent after this method's caller returns), and the client would read "Channel closed."
+        # The client closes the channel once it has read everything, as sshd's clients do.
         try:
             channel.sendall(out)
             channel.sendall_stderr(err)
             channel.send_exit_status(proc.returncode)
-            channel.close()
+            channel.shutdown_write()
         except (OSError, EOFError, paramiko.SSHException):
             pass
 
@@ -178,6 +181,26 @@ def test_pinned_key_accepted_and_run_returns_rc_stdout_stderr(servers, keys):
         ok = session.run(["true"], timeout_s=10)
         assert ok.rc == 0 and ok.succeeded
     assert server.commands == ["echo out; echo err >&2; exit 3", "true"]
+
+
+def test_a_command_that_ends_before_the_servers_exec_reply_is_still_read(servers, keys, monkeypatch):
+    """The flake behind two "Channel closed" failures under load: the loopback server's transport thread
+    was descheduled between accepting the exec and sending its reply, the command ended meanwhile, and the
+    server's close overtook the reply. Delaying that reply makes it happen every time."""
+    from paramiko.common import cMSG_CHANNEL_SUCCESS
+    real_send = paramiko.Transport._send_user_message
+
+    def late_exec_reply(transport, message):
+        if transport.server_mode and message.asbytes()[:1] == cMSG_CHANNEL_SUCCESS:
+            time.sleep(0.5)
+        return real_send(transport, message)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_exec_reply)
+    host_key, user_key, user_pair = keys
+    server = servers([host_key], user_key)
+    with connect(_target(server, user_pair, _public_line(host_key)), timeout_s=10) as session:
+        assert session.run(["true"], timeout_s=10).rc == 0
+        assert session.run("echo out; exit 3", timeout_s=10) == CommandResult("echo out; exit 3", 3, "out\n", "")
 
 
 def test_list_arguments_are_quoted_once(servers, keys):
