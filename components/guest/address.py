@@ -47,7 +47,7 @@ def wait_for_address(
     last_error: str | None = None
     while True:
         domain = _lookup_domain(conn, domain_name)
-        raise_if_stopped(domain)          # a guest that stopped gets no address: say why now, not at the deadline
+        raise_if_stopped(conn, domain_name)   # a guest that stopped gets no address: say why now, not at the deadline
         networks = _networks_of(domain, domain_name, mac)
         for source in sources:
             try:

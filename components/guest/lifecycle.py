@@ -52,14 +52,6 @@ def stopped(domain_name: str, state: int, reason: int) -> GuestStopped | None:
                         crashed=reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED)
 
 
-def raise_if_stopped(domain: libvirt.virDomain) -> None:
-    """Raise GuestStopped if the domain is no longer running."""
-    state, reason = domain.state()
-    found = stopped(domain.name(), state, reason)
-    if found is not None:
-        raise found
-
-
 def why_stopped(conn: libvirt.virConnect, domain_name: str) -> GuestStopped | None:
     """GuestStopped if the named domain is no longer running; None if it runs, or libvirt cannot tell now."""
     try:
@@ -69,8 +61,8 @@ def why_stopped(conn: libvirt.virConnect, domain_name: str) -> GuestStopped | No
     return stopped(domain_name, state, reason)
 
 
-def raise_if_gone(conn: libvirt.virConnect, domain_name: str) -> None:
-    """Raise GuestStopped if the domain stopped; quiet when libvirt cannot tell (another wait's deadline bounds it)."""
+def raise_if_stopped(conn: libvirt.virConnect, domain_name: str) -> None:
+    """Raise GuestStopped if the domain stopped; quiet when libvirt cannot tell (the caller's deadline bounds it)."""
     found = why_stopped(conn, domain_name)
     if found is not None:
         raise found

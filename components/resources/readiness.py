@@ -21,7 +21,7 @@ from ..guest import GuestError, HostKeyMismatch
 from ..guest.address import wait_for_address
 from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
-from ..guest.lifecycle import GuestStopped, raise_if_gone, why_stopped
+from ..guest.lifecycle import GuestStopped, raise_if_stopped, why_stopped
 from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
@@ -117,7 +117,7 @@ class ReadinessProvider(GateProvider):
             with connect(host_uri) as conn:
                 try:
                     session = ssh_connect(target, timeout_s=props["ssh_timeout_s"],
-                                          still_booting=lambda: raise_if_gone(conn, name))
+                                          still_booting=lambda: raise_if_stopped(conn, name))
                 except (HostKeyMismatch, GuestStopped):
                     raise
                 except GuestError as exc:

@@ -5,7 +5,7 @@ import libvirt
 import pytest
 
 from components.errors import VdeskError
-from components.guest.lifecycle import GuestStopped, raise_if_gone, stopped, why_stopped
+from components.guest.lifecycle import GuestStopped, raise_if_stopped, stopped, why_stopped
 from components.resources.readiness import ReadinessProvider
 
 TEST_DRIVER = "test:///default"
@@ -58,9 +58,9 @@ def powered_off(conn):
 def test_a_domain_that_is_gone_or_unknown_to_libvirt_is_not_claimed_stopped(conn, powered_off):
     assert why_stopped(conn, "no-such-desktop") is None
     with pytest.raises(GuestStopped, match="destroyed"):
-        raise_if_gone(conn, powered_off.name())
+        raise_if_stopped(conn, powered_off.name())
     powered_off.create()
-    raise_if_gone(conn, powered_off.name())                  # running: quiet
+    raise_if_stopped(conn, powered_off.name())                  # running: quiet
     powered_off.destroy()
 
 
