@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+import libvirt
 import pulumi
 from pulumi.dynamic import Resource
 
@@ -78,7 +79,11 @@ class ReadinessProvider(GateProvider):
                 # person would try first, and first boot resumes where it stopped. A second crash is reported.
                 log.warning("desktop %s: %s; starting it again, once", name, exc.why)
                 with connect(props["host_uri"]) as conn:
-                    conn.lookupByName(name).create()
+                    try:
+                        conn.lookupByName(name).create()
+                    except libvirt.libvirtError as again:
+                        raise VdeskError(f"desktop {name!r} is not ready: {exc}; starting it again failed: "
+                                         f"{again.get_error_message()}") from None
                 ip, status, outcomes = self._boot_to_ready(props)
         except GuestError as exc:
             raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None

@@ -73,3 +73,38 @@ def test_the_gate_fails_at_once_naming_the_stop_not_at_its_deadline(conn, powere
     assert str(info.value) == (f"desktop {powered_off.name()!r} is not ready: the guest stopped: libvirt says it is "
                                "shut off: it was destroyed (a hard power-off, such as `virsh destroy`)")
     assert powered_off.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+
+
+def test_a_crash_gets_one_more_boot_and_a_failed_restart_says_both(conn, monkeypatch):
+    """The gate's second boot after an emulator crash: the stop and the refusal are both named."""
+    name = f"vdesk-life-{uuid.uuid4().hex[:8]}"
+    crashed = stopped(name, libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_CRASHED)
+    boots = []
+
+    def crash_every_time(self, props):
+        boots.append(props["domain_name"])
+        raise crashed
+
+    monkeypatch.setattr(ReadinessProvider, "_boot_to_ready", crash_every_time)
+    with pytest.raises(VdeskError) as info:                 # no such domain: libvirt refuses to start it
+        ReadinessProvider().gate({"host_uri": TEST_DRIVER, "domain_name": name})
+    assert boots == [name]
+    assert str(info.value).startswith(f"desktop {name!r} is not ready: the guest stopped: libvirt says it is shut "
+                                      "off: its emulator crashed")
+    assert "; starting it again failed: Domain not found" in str(info.value)
+
+
+def test_a_second_crash_is_reported_not_booted_a_third_time(conn, powered_off, monkeypatch):
+    name = powered_off.name()
+    boots = []
+
+    def crash_every_time(self, props):
+        boots.append(powered_off.state()[0])
+        raise stopped(name, libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_CRASHED)
+
+    monkeypatch.setattr(ReadinessProvider, "_boot_to_ready", crash_every_time)
+    with pytest.raises(VdeskError, match="is not ready: the guest stopped: .* its emulator crashed"):
+        ReadinessProvider().gate({"host_uri": TEST_DRIVER, "domain_name": name})
+    # booted once more between the two: the second look found it running (started by the gate)
+    assert boots == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_RUNNING]
+    powered_off.destroy()
