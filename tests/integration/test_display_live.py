@@ -15,16 +15,11 @@ import libvirt
 import pytest
 
 from components.resources.domain import DomainProvider
+from tests.support.host import qemu_pid
 from tests.support.providers import checked
 from tests.support.rfb import RfbRefused, handshake
 
 pytestmark = [pytest.mark.integration, pytest.mark.guests]
-
-
-def qemu_pid(host, name: str) -> int:
-    pid = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
-    assert os.path.exists(f"/proc/{pid}")
-    return pid
 
 
 def vnc_login(path: str, password: str) -> tuple[int, int, str]:

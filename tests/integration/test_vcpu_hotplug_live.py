@@ -23,6 +23,7 @@ import pytest
 from components import xmlmodel
 from components.resources.domain import DomainProvider
 from components.images.golden import golden_image_dir
+from tests.support.host import qemu_pid
 from tests.support.providers import checked
 
 pytestmark = [pytest.mark.integration, pytest.mark.guests]
@@ -33,12 +34,6 @@ LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 def run_id(conn, name: str) -> int:
     """The running domain's id; a fresh lookup, since a virDomain handle keeps the id it was found with."""
     return conn.lookupByName(name).ID()
-
-
-def qemu_pid(host, name: str) -> int:
-    pid = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
-    assert os.path.exists(f"/proc/{pid}")
-    return pid
 
 
 def config_vcpus(dom) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import pytest
 from components.host import embedded
 from tests.reliability import ledger
 from tests.support.cli import Front
-from tests.support.host import inventory
+from tests.support.host import inventory, qemu_pid
 
 pytestmark = [pytest.mark.reliability, pytest.mark.guests]
 STACK = "rel"
@@ -126,7 +126,7 @@ def test_a_desktop_whose_emulator_dies_while_it_boots_is_started_again_once_and_
     run, marker = front.pause_at("up", "ready")          # d1 is started; its gate has not looked yet
     conn = libvirt.open(host.uri)
     try:
-        first = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
+        first = qemu_pid(host, name)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while conn.lookupByName(name).state() != [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_CRASHED]:
@@ -142,7 +142,7 @@ def test_a_desktop_whose_emulator_dies_while_it_boots_is_started_again_once_and_
         assert f"desktop {name}: libvirt says it is shut off: its emulator crashed" in said
         assert "starting it again, once" in said
         assert conn.lookupByName(name).state()[0] == libvirt.VIR_DOMAIN_RUNNING
-        second = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
+        second = qemu_pid(host, name)
         assert second != first
     finally:
         conn.close()

@@ -1,6 +1,8 @@
 """What a libvirt host holds, for tests that count or compare it."""
 from __future__ import annotations
 
+import os
+
 import libvirt
 
 
@@ -19,3 +21,10 @@ def inventory(uri: str) -> dict[str, dict[str, str]]:
 
 def counts(uri: str) -> dict[str, int]:
     return {kind: len(objects) for kind, objects in inventory(uri).items()}
+
+
+def qemu_pid(host, name: str) -> int:
+    """The pid of the running QEMU of domain `name` on an embedded host, from libvirt's pid file."""
+    pid = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
+    assert os.path.exists(f"/proc/{pid}")
+    return pid
