@@ -19,7 +19,7 @@ import libvirt
 
 from ..host.connection import connect
 from ..resources import backups
-from ..resources.domain import shut_down
+from ..resources.lifecycle import shut_down
 from .access import stack_outputs
 
 KEEP_RESTORED_FROM_DAYS = 7

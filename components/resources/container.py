@@ -36,7 +36,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from ..images import rootfs
 from ..host.connection import connect, lookup
-from .domain import force_off, start_or_undefine, undefine
+from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
 from ..guest import GuestError, GuestTimeout
 from ..guest.ssh import CommandResult, render_command

@@ -17,7 +17,7 @@ from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
 from . import backups, faults
-from .domain import shut_down
+from .lifecycle import shut_down
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from components.desktop.args import firmware_problems
 from components.errors import InputError
 from components.images.image import recipe_files
 from components.images.recipe import Recipe
-from components.resources import domain as domain_mod
+from components.resources import lifecycle
 from components.resources.domain import DomainProvider, desired_model
 
 URI = "test:///default"
@@ -85,17 +85,17 @@ def test_secure_boot_and_tpm_on_the_test_driver_reread_without_diff_and_undefine
 
 
 def test_undefine_asks_for_the_tpm_state_and_nvram_to_go():
-    assert domain_mod._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_TPM
-    assert domain_mod._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-    assert not domain_mod._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM
+    assert lifecycle._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_TPM
+    assert lifecycle._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    assert not lifecycle._UNDEFINE_FLAGS & libvirt.VIR_DOMAIN_UNDEFINE_KEEP_TPM
     calls = []
 
     class Dom:
         def undefineFlags(self, flags):
             calls.append(flags)
 
-    domain_mod.undefine(Dom())
-    assert calls == [domain_mod._UNDEFINE_FLAGS]
+    lifecycle.undefine(Dom())
+    assert calls == [lifecycle._UNDEFINE_FLAGS]
 
 
 def test_a_tpm_removed_behind_vdesks_back_is_drift(conn):
