@@ -21,7 +21,7 @@ _EXPORTS = {
     "StoragePool": "components.resources.pool", "StoragePoolArgs": "components.resources.pool",
     "Network": "components.resources.network", "NetworkArgs": "components.resources.network",
     "Volume": "components.resources.volume", "VolumeArgs": "components.resources.volume",
-    "Image": "components.images.image", "ImageArgs": "components.images.image",
+    "Image": "components.image", "ImageArgs": "components.image",
     "Desktop": "components.desktop", "DesktopArgs": "components.desktop",
     "DesktopUser": "components.desktop", "Timeouts": "components.desktop", "Share": "components.desktop",
     "Container": "components.container", "ContainerArgs": "components.container",

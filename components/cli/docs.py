@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..images.build import ImageBuildProvider
 from ..resources.container import ContainerProvider
 from ..resources.display import DisplayPasswordProvider
 from ..resources.domain import DomainProvider
+from ..resources.image_build import ImageBuildProvider
 from ..resources.keys import KeyPairProvider
 from ..resources.network import NetworkProvider
 from ..resources.pool import PoolProvider

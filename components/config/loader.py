@@ -20,7 +20,7 @@ from ..host import capacity, hardware, placement
 from ..host.resolve import HostUnreachable, offline as offline_host
 from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
-from ..images.image import Image, ImageArgs
+from ..image import Image, ImageArgs
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs

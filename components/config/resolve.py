@@ -19,7 +19,7 @@ from ..console.settings import ConsoleSettings
 from ..desktop.args import firmware_problems, session_problems
 from ..host.resolve import swtpm_installed
 from ..host.policy import disk_image_problem
-from ..images.packages import template_package_problems
+from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE, Recipe, recipe_problems
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS

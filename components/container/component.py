@@ -14,7 +14,7 @@ from ..resources.container_ready import ContainerReady
 
 if TYPE_CHECKING:
     from ..host.resolve import Host
-    from ..images.image import Image
+    from ..image import Image
     from ..resources.network import Network
 
 

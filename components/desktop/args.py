@@ -14,7 +14,7 @@ from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
 
 if TYPE_CHECKING:
-    from ..images.image import Image
+    from ..image import Image
     from ..resources.network import Network
     from ..resources.pool import StoragePool
 

@@ -20,6 +20,7 @@ MOVED = {
     "components.container_ready": "components.resources.container_ready",
     "components.importing": "components.resources.importing",
     "components.connection": "components.host.connection",
+    "components.images.build": "components.resources.image_build",
 }
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.images.build import BUILD_IMAGE
+from components.images.golden import BUILD_IMAGE
 from components.images.recipe import Recipe
 
 

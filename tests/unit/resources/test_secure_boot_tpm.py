@@ -7,7 +7,7 @@ from components import xmlmodel
 from components.config.models import parse
 from components.desktop.args import firmware_problems
 from components.errors import InputError
-from components.images.image import recipe_files
+from components.image.component import recipe_files
 from components.images.recipe import Recipe
 from components.resources import lifecycle
 from components.resources.domain import DomainProvider, desired_model

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from ..cloudinit import CloudInitError
-from .recipe import Recipe
+from ..images.recipe import Recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ def template_packages(template: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _template_packages(template: str) -> tuple[str, ...]:
-    from ..desktop.seeding import check_seed
+    from .seeding import check_seed
     users = [SimpleNamespace(name="vdeskpreview", groups=(), ssh_authorized_keys=())]
     docs = check_seed(template, users, hostname="preview")
     listed = (yaml.safe_load(docs.user_data) or {}).get("packages") or []
@@ -48,7 +48,7 @@ def image_packages(recipe: Recipe | Mapping[str, Any] | None, *, index=None) -> 
     if manifest is not None:
         names = frozenset(str(p).split("=", 1)[0] for p in manifest.get("packages", []))
         return ImagePackages(names, f"its manifest {recipe.directory / 'manifest.json'}")
-    from .debian_index import shared_index
+    from ..images.debian_index import shared_index
     index = index or shared_index()
     names = index.closure([*index.required(), "apt", *recipe.installs()])
     return ImagePackages(names, f"recipe {recipe.hash}, not built yet: what its build installs, with dependencies")

@@ -20,9 +20,9 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from ..errors import VdeskError
-from ..resources.provider import DeclaredProvider, Prop
-from .golden import BUILD_IMAGE
-from .recipe import Recipe
+from ..images.golden import BUILD_IMAGE
+from ..images.recipe import Recipe
+from .provider import DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pulumi
 
 from ..errors import InputError
+from ..images import golden
+from ..images.recipe import CONSOLE, Recipe
+from ..resources.image_build import ImageBuild
 from ..resources.volume import Volume, VolumeArgs
-from . import golden
-from .build import ImageBuild
-from .recipe import CONSOLE, Recipe
 
 if TYPE_CHECKING:
     from ..resources.pool import StoragePool

@@ -1,9 +1,9 @@
 """A profile's template may install only what its image holds: guests are offline."""
 from __future__ import annotations
 
-from components.images.packages import image_packages, template_package_problems, template_packages
+from components.desktop.packages import image_packages, template_package_problems, template_packages
 from components.images.recipe import CONSOLE, Recipe
-from tests.unit.images.conftest import FakeIndex, NoIndex, fake_build
+from tests.unit.images.conftest import FakeIndex, NoIndex, cache, fake_build  # noqa: F401 (cache: a fixture)
 
 DEVELOPER = ["git", "build-essential", "python3-venv", "vim"]
 
