@@ -9,12 +9,12 @@ import shutil
 import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import libvirt
 
+from .. import xmlmodel
 from ..errors import VdeskError
 
 log = logging.getLogger(__name__)
@@ -57,36 +57,18 @@ def _open(uri: str) -> libvirt.virConnect:
 
 def host_domain_types(conn: libvirt.virConnect) -> tuple[str, set[str]]:
     """(host arch, libvirt domain types offered for hvm guests of that arch)."""
-    caps = ET.fromstring(conn.getCapabilities())
-    arch = caps.findtext("host/cpu/arch") or "x86_64"
-    types: set[str] = set()
-    for guest in caps.findall("guest"):
-        if guest.findtext("os_type") != "hvm":
-            continue
-        for arch_el in guest.findall("arch"):
-            if arch_el.get("name") == arch:
-                types.update(d.get("type") for d in arch_el.findall("domain") if d.get("type"))
-    return arch, types
+    caps = xmlmodel.HostCapabilities.of(conn)
+    arch = caps.arch or "x86_64"
+    return arch, caps.domain_types("hvm", arch)
 
 
 def _probe_xml(name: str, domain_type: str, arch: str, kernel: str, console: str) -> str:
-    dom = ET.Element("domain", type=domain_type)
-    ET.SubElement(dom, "name").text = name
-    ET.SubElement(dom, "memory", unit="MiB").text = "256"
-    ET.SubElement(dom, "vcpu").text = "1"
-    os_el = ET.SubElement(dom, "os")
-    ET.SubElement(os_el, "type", arch=arch).text = "hvm"
-    ET.SubElement(os_el, "kernel").text = kernel
-    ET.SubElement(os_el, "cmdline").text = PROBE_CMDLINE
     # The kernel finds no root fs, panics, panic=-1 reboots, and libvirt destroys the domain.
-    for event in ("on_poweroff", "on_reboot", "on_crash"):
-        ET.SubElement(dom, event).text = "destroy"
-    devices = ET.SubElement(dom, "devices")
-    serial = ET.SubElement(devices, "serial", type="file")
-    ET.SubElement(serial, "source", path=console)
-    ET.SubElement(serial, "target", port="0")
-    ET.SubElement(devices, "memballoon", model="none")
-    return ET.tostring(dom, encoding="unicode")
+    return xmlmodel.Domain(
+        type=domain_type, name=name, memory_kib=256 * 1024, vcpus=1, os_type="hvm", arch=arch, kernel=kernel,
+        cmdline=PROBE_CMDLINE, on_poweroff="destroy", on_reboot="destroy", on_crash="destroy",
+        serials=[xmlmodel.Serial(type="file", source_path=console, target_port=0)], memballoon_model="none",
+    ).to_xml()
 
 
 def _last_line(text: str) -> str:

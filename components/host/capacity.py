@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from typing import Iterable
 
 import libvirt
 
+from .. import xmlmodel
 from .connection import connect
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,9 @@ def read(host: str, uri: str, domain_type: str) -> Capacity:
 def _max_vcpus(conn, domain_type: str) -> int:
     """The domain capabilities' <vcpu max='N'/>, else what the driver says for the type."""
     try:
-        caps = conn.getDomainCapabilities(None, "x86_64", None, domain_type, 0)
-        found = re.search(r"<vcpu max='(\d+)'", caps)
+        found = xmlmodel.DomainCapabilities.of(conn, domain_type).vcpu_max
         if found:
-            return int(found.group(1))
+            return found
     except libvirt.libvirtError as exc:
         log.info("no domain capabilities (%s); asking for the driver's limit", exc.get_error_message())
     for kind in (domain_type, None):

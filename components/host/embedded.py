@@ -32,6 +32,7 @@ from typing import Iterator
 
 import libvirt
 
+from .. import xmlmodel
 from ..errors import VdeskError
 
 log = logging.getLogger(__name__)
@@ -438,13 +439,13 @@ def _drivers_ready(host: EmbeddedHost) -> str | None:
         except libvirt.libvirtError as exc:
             return f"{uri}: {exc.get_error_message()}"
         try:
-            caps = conn.getCapabilities()
+            caps = xmlmodel.HostCapabilities.of(conn)
         except libvirt.libvirtError as exc:
             return f"{uri}: {exc.get_error_message()}"
         finally:
             with contextlib.suppress(libvirt.libvirtError):
                 conn.close()
-        if f"<os_type>{os_type}</os_type>" not in caps:
+        if not caps.offers(os_type):
             return f"{uri}: capabilities offer no {os_type!r} guests"
     return None
 

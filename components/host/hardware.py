@@ -90,7 +90,7 @@ class HardwareDemand:
 
 def read(host: str, uri: str, domain_type: str, machine: str | None = None) -> HostHardware:
     with connect(uri) as conn:
-        caps = xmlmodel.HostCapabilities.from_xml(conn.getCapabilities())
+        caps = xmlmodel.HostCapabilities.of(conn)
         cells = tuple((c.id, tuple(cpu.id for cpu in c.cpus)) for c in caps.cells)
         cpus = tuple(sorted({cpu for _, ids in cells for cpu in ids})) or tuple(range(conn.getInfo()[2]))
         return HostHardware(host, cpus, cells, _domain_caps(conn, domain_type, machine), *_devices(conn))
@@ -98,8 +98,7 @@ def read(host: str, uri: str, domain_type: str, machine: str | None = None) -> H
 
 def _domain_caps(conn, domain_type: str, machine: str | None) -> xmlmodel.DomainCapabilities | None:
     try:
-        return xmlmodel.DomainCapabilities.from_xml(
-            conn.getDomainCapabilities(None, "x86_64", machine, domain_type, 0))
+        return xmlmodel.DomainCapabilities.of(conn, domain_type, machine)
     except libvirt.libvirtError as exc:
         log.info("no domain capabilities from %s (%s): CPU modes are not checked there", conn.getURI(),
                  exc.get_error_message())

@@ -213,12 +213,12 @@ def _display_problems(name: str, uri: str, listen: str) -> list[tuple[str, str]]
 def supports_spice(uri: str, domain_type: str) -> bool:
     """Whether the host's qemu offers SPICE graphics (libvirt's domain capabilities say)."""
     import libvirt
-    from lxml import etree
+    from .. import xmlmodel
     from .connection import connect
     try:
         with connect(uri) as conn:
-            caps = etree.fromstring(conn.getDomainCapabilities(None, "x86_64", None, domain_type, 0).encode())
+            caps = xmlmodel.DomainCapabilities.of(conn, domain_type)
     except (libvirt.libvirtError, VdeskError) as exc:
         log.info("no domain capabilities from %s (%s): no SPICE", uri, exc)
         return False
-    return "spice" in caps.xpath("devices/graphics[@supported='yes']/enum[@name='type']/value/text()")
+    return "spice" in caps.graphics_types

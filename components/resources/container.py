@@ -34,6 +34,7 @@ import libvirt
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, Resource, UpdateResult
 
+from .. import xmlmodel
 from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
@@ -219,10 +220,7 @@ def write_controller(props, libvirt_lxc: str) -> Path:
 
 def libvirt_lxc_path(conn) -> str:
     """The host's LXC controller binary, from the driver's capabilities."""
-    from lxml import etree
-    caps = etree.fromstring(conn.getCapabilities().encode())
-    found = caps.xpath("string(//guest[os_type='exe']/arch/emulator)")
-    return found or "/usr/lib/libvirt/libvirt_lxc"
+    return xmlmodel.HostCapabilities.of(conn).emulator("exe") or "/usr/lib/libvirt/libvirt_lxc"
 
 
 def remove_cgroup(props) -> None:

@@ -21,14 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _device_xml(parent: str, mdev_type: str, uuid: str) -> str:
-    # A node device document for a new mdev: only its parent, type and UUID (libvirt's nodedev XML).
-    from lxml import etree
-    device = etree.Element("device")
-    etree.SubElement(device, "parent").text = parent
-    capability = etree.SubElement(device, "capability", type="mdev")
-    etree.SubElement(capability, "type", id=mdev_type)
-    etree.SubElement(capability, "uuid").text = uuid
-    return etree.tostring(device, encoding="unicode")
+    return xmlmodel.MdevDefinition.new(parent, mdev_type, uuid).to_xml()
 
 
 def find(conn, uuid: str):

@@ -2,9 +2,9 @@
 from .base import VDESK_NS, XMLObject, declared_properties
 from .domain import (Channel, Console, Disk, Domain, FirmwareFeature, Graphics, Input, Interface, Owner, Rng, Serial,
                      SharedDirectory, Tpm, Video)
-from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, HostCapabilities, HostCpu, MdevType, NodeDevice,
-                       NumaCell)
-from .hostdev import Hostdev, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
+from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, GuestArch, GuestDomain, GuestType, HostCapabilities,
+                       HostCpu, MdevType, NodeDevice, NumaCell)
+from .hostdev import Hostdev, MdevDefinition, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
@@ -15,6 +15,7 @@ __all__ = [
     "SharedDirectory", "Tpm", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
-    "CpuMode", "CpuModel", "DomainCapabilities", "HostCapabilities", "HostCpu", "MdevType", "NodeDevice", "NumaCell",
-    "Hostdev", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",
+    "CpuMode", "CpuModel", "DomainCapabilities", "GuestArch", "GuestDomain", "GuestType", "HostCapabilities", "HostCpu",
+    "MdevType", "NodeDevice", "NumaCell",
+    "Hostdev", "MdevDefinition", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",
 ]

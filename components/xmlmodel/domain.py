@@ -167,6 +167,7 @@ class Domain(XMLObject):
     serials = Children(Serial, "devices/serial")
     consoles = Children(Console, "devices/console")
     rngs = Children(Rng, "devices/rng")
+    memballoon_model = Field("devices/memballoon/@model")   # none: the accelerator probe wants no balloon
     hostdevs = Children(Hostdev, "devices/hostdev")     # PCI devices and mediated devices (vGPUs) of the host
     vcpupins = Children(VcpuPin, "cputune/vcpupin")     # the host CPUs each vCPU may run on
     tpms = Children(Tpm, "devices/tpm")

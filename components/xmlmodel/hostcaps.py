@@ -1,7 +1,10 @@
-"""What a host says about itself: its capabilities (CPUs, NUMA cells), domain capabilities and node devices.
+"""What a host says about itself: its capabilities (CPUs, NUMA cells, guest types), domain capabilities and node
+devices.
 
 These models only read libvirt's documents (getCapabilities, getDomainCapabilities, nodeDevice XMLDesc);
-vdesk never writes them. Paths with a predicate pick one <capability type=...> of several.
+vdesk never writes them, and reads them nowhere else: `HostCapabilities.of(conn)` and
+`DomainCapabilities.of(conn, domain_type)` are the one way in. Paths with a predicate pick one
+<capability type=...> of several.
 """
 from __future__ import annotations
 
@@ -23,12 +26,51 @@ class NumaCell(XMLObject):
     cpus = Children(HostCpu, "cpus/cpu")
 
 
+class GuestDomain(XMLObject):
+    TAG = "domain"
+    type = Field("@type")              # kvm | qemu | lxc | test
+
+
+class GuestArch(XMLObject):
+    TAG = "arch"
+    name = Field("@name")              # x86_64 | i686 | ...
+    emulator = Field("emulator")       # qemu-system-x86_64; for exe (LXC) guests, the libvirt_lxc controller
+    domains = Children(GuestDomain, "domain")
+
+
+class GuestType(XMLObject):
+    """One <guest>: an OS type (hvm for VMs, exe for containers) and the architectures it runs."""
+    TAG = "guest"
+    os_type = Field("os_type")
+    arches = Children(GuestArch, "arch")
+
+
 class HostCapabilities(XMLObject):
-    """virConnectGetCapabilities(): the host's CPUs by NUMA cell, and whether it has an IOMMU."""
+    """virConnectGetCapabilities(): the host's CPUs by NUMA cell, whether it has an IOMMU, and its guest types."""
     TAG = "capabilities"
     arch = Field("host/cpu/arch")
     iommu = Field("host/iommu/@support", bool)
     cells = Children(NumaCell, "host/topology/cells/cell")
+    guests = Children(GuestType, "guest")
+
+    @classmethod
+    def of(cls, conn) -> "HostCapabilities":
+        """The capabilities of the host behind an open libvirt connection."""
+        return cls.from_xml(conn.getCapabilities())
+
+    def offers(self, os_type: str) -> bool:
+        """Whether the driver runs guests of this OS type at all (hvm: VMs, exe: containers)."""
+        return any(g.os_type == os_type for g in self.guests)
+
+    def domain_types(self, os_type: str, arch: str) -> set[str]:
+        """The <domain type=...> values offered for guests of os_type on arch (kvm, qemu, ...)."""
+        return {d.type for g in self.guests if g.os_type == os_type
+                for a in g.arches if a.name == arch for d in a.domains if d.type}
+
+    def emulator(self, os_type: str) -> str | None:
+        """The first emulator the driver names for guests of os_type (exe: the libvirt_lxc controller)."""
+        return next((a.emulator for g in self.guests if g.os_type == os_type
+                     for a in g.arches if a.emulator is not None), None)
 
 
 class CpuModel(XMLObject):
@@ -54,6 +96,12 @@ class DomainCapabilities(XMLObject):
     cpu_modes = Children(CpuMode, "cpu/mode")
     hostdev = Field("devices/hostdev/@supported", bool)
     hostdev_types = TextList("devices/hostdev/enum[@name='subsysType']/value")
+    graphics_types = TextList("devices/graphics[@supported='yes']/enum[@name='type']/value")   # vnc, spice, ...
+
+    @classmethod
+    def of(cls, conn, domain_type: str, machine: str | None = None) -> "DomainCapabilities":
+        """What an x86_64 guest of domain_type (kvm | qemu) may have on the host behind conn."""
+        return cls.from_xml(conn.getDomainCapabilities(None, "x86_64", machine, domain_type, 0))
 
     def cpu_mode(self, name: str) -> CpuMode | None:
         return next((m for m in self.cpu_modes if m.name == name), None)

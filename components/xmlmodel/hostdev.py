@@ -4,6 +4,19 @@ from __future__ import annotations
 from .base import Field, XMLObject
 
 
+class MdevDefinition(XMLObject):
+    """A node device document for a new mediated device: its parent, type and UUID (virNodeDeviceDefineXML)."""
+    TAG = "device"
+    parent = Field("parent")                       # the PCI parent's node device name, pci_0000_01_00_0
+    capability = Field("capability/@type")         # mdev
+    type_id = Field("capability/type/@id")         # nvidia-222
+    uuid = Field("capability/uuid")
+
+    @classmethod
+    def new(cls, parent: str, mdev_type: str, uuid: str) -> "MdevDefinition":
+        return cls(parent=parent, capability="mdev", type_id=mdev_type, uuid=uuid)
+
+
 class Hostdev(XMLObject):
     """<hostdev mode='subsystem'>: type pci (the whole device, detached from its host driver while the guest
     runs: managed) or mdev (a mediated device instance, named by its UUID)."""

@@ -37,7 +37,7 @@ def full_domain(name="model-full"):
         videos=[xmlmodel.Video(model_type="virtio", heads=1, primary="yes", resolution_x=1280, resolution_y=800)],
         inputs=[xmlmodel.Input(type="tablet", bus="virtio")],
         serials=[xmlmodel.Serial(type="file", source_path="/tmp/console.log", target_port=0)],
-        consoles=[xmlmodel.Console(type="file", target_type="serial")],
+        consoles=[xmlmodel.Console(type="file", target_type="serial")], memballoon_model="none",
         rngs=[xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom")],
         memory_source="memfd", memory_access="shared",
         shared_dirs=[xmlmodel.SharedDirectory(type="mount", accessmode="passthrough", driver_type="virtiofs",
