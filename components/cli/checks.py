@@ -17,7 +17,8 @@ from typing import Callable
 
 from ..guest import GuestError
 from ..guest.checks import GuestHost
-from ..guest.checkspec import CheckOutcome, CheckSpecError, parse_checks, report, run_checks
+from ..guest.checkrun import CheckOutcome, report, run_checks
+from ..guest.checkspec import CheckSpecError, parse_checks
 from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget, connect
 

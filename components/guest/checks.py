@@ -1,23 +1,40 @@
-"""Read-only guest checks in the style of testinfra: host.service("ssh").is_running."""
+"""Read-only guest checks in the style of testinfra: host.service("ssh").is_running.
+
+Every probe is written once, here, over one backend seam (`Backend.run`): the SSH session of a desktop
+(guest/ssh.py) and the namespace exec of a container (guest/nsenter.py) both answer it, and the declared
+checks of a stack (guest/checkrun.py) call these objects rather than run probes of their own.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from . import GuestError
 from .ssh import CommandResult
 
 log = logging.getLogger(__name__)
 
+INSTALLED = "install ok installed"      # dpkg's status of an installed package
+
+
+class Backend(Protocol):
+    """Where commands run: a non-zero exit is a result, never an exception; `sudo` runs it as root."""
+
+    def run(self, command: str | Sequence[str], sudo: bool = False) -> CommandResult: ...
+
 
 class GuestHost:
     """Entry point for checks; every command goes through the backend's run()."""
 
-    def __init__(self, session):
+    def __init__(self, session: Backend):
         self._backend = session
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
 
     def run(self, command: str | Sequence[str], sudo: bool = False) -> CommandResult:
         """Run a command through the backend; a non-zero exit is returned, never raised."""
@@ -84,6 +101,13 @@ class Service(_Check):
 class Package(_Check):
     """A dpkg package."""
 
+    @property
+    def status(self) -> str | None:
+        """dpkg's status line ("install ok installed", "deinstall ok config-files"), None if dpkg does not know it."""
+        result = self.host.run(["dpkg-query", "--show", "--showformat=${Status}\\n", "--", self.name])
+        text = (result.stdout or "").strip()
+        return text.splitlines()[0].strip() if result.rc == 0 and text else None
+
     def _query(self) -> tuple[str, str] | None:
         result = self.host.run(["dpkg-query", "--show", "--showformat=${Status}\t${Version}", "--", self.name])
         if result.rc != 0:
@@ -94,14 +118,13 @@ class Package(_Check):
     @property
     def is_installed(self) -> bool:
         """True if dpkg reports the package "install ok installed"."""
-        info = self._query()
-        return info is not None and info[0] == "install ok installed"
+        return self.status == INSTALLED
 
     @property
     def version(self) -> str | None:
         """The installed version, or None if the package is not installed."""
         info = self._query()
-        if info is None or info[0] != "install ok installed":
+        if info is None or info[0] != INSTALLED:
             return None
         return info[1]
 
@@ -114,8 +137,11 @@ class File(_Check):
 
     @property
     def exists(self) -> bool:
-        """True if something exists at the path (a dangling symlink does not count)."""
-        return self._test("-e")
+        """True if something exists at the path (a dangling symlink does not count).
+
+        Asked with stat, so what it printed ("regular file, mode 644, owner root:root") tells a report what is there.
+        """
+        return self.host.run(["stat", "-L", "-c", "%F, mode %a, owner %U:%G", "--", self.name]).rc == 0
 
     @property
     def is_file(self) -> bool:
@@ -136,8 +162,13 @@ class File(_Check):
         """True if the file contains text literally (no regex); False if the file is missing."""
         if not text:
             return self.exists
-        if "\n" in text:
-            return self.exists and text in self.content_string
+        if "\n" in text:       # grep -F would take each line for a pattern of its own
+            result = self.host.run(["cat", "--", self.name])
+            if result.rc == 0:
+                return text in result.stdout
+            if not self.exists:
+                return False
+            raise GuestError(f"cannot read {self.name}: {result.stderr.strip() or f'cat exit status {result.rc}'}")
         result = self.host.run(["grep", "-qF", "-e", text, "--", self.name])
         if result.rc in (0, 1):
             return result.rc == 0
@@ -311,6 +342,14 @@ SESSIONS_COMMAND = ("for s in $(loginctl list-sessions --no-legend | awk '{print
                     f"loginctl show-session \"$s\" {' '.join('-p ' + p for p in _SESSION_PROPERTIES)}; echo; done")
 
 
+def login_sessions(host: GuestHost) -> list["LoginSession"]:
+    """Every login session logind knows of, anyone's."""
+    result = host.run(SESSIONS_COMMAND)
+    if result.rc != 0:
+        raise GuestError(f"cannot list login sessions: {result.stderr.strip() or result.stdout.strip()}")
+    return parse_sessions(result.stdout)
+
+
 @dataclass(frozen=True)
 class LoginSession:
     """One logind session: who, what kind (x11, wayland, tty), whether it is in the foreground."""
@@ -356,10 +395,7 @@ class Session(_Check):
     @property
     def all(self) -> list[LoginSession]:
         """Every session of this user."""
-        result = self.host.run(SESSIONS_COMMAND)
-        if result.rc != 0:
-            raise GuestError(f"cannot list login sessions: {result.stderr.strip() or result.stdout.strip()}")
-        return [s for s in parse_sessions(result.stdout) if s.user == self.name]
+        return [s for s in login_sessions(self.host) if s.user == self.name]
 
     @property
     def is_graphical_and_active(self) -> bool:

@@ -1,4 +1,7 @@
-"""Declarative guest checks from stack config, run over SSH and reported as readable sentences."""
+"""Declarative guest checks from stack config: validated, normalized and read as sentences.
+
+guest/checkrun.py runs them, through the check objects of guest/checks.py, on a desktop or a container.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,10 @@ import hashlib
 import ipaddress
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..errors import InputError
-from . import GuestError
-from .checks import SESSIONS_COMMAND, is_listening_in, parse_sessions, parse_ss
-from .ssh import render_command
 
 # Each kind with its allowed options. The kind key holds the check's target.
 KINDS: dict[str, tuple[str, ...]] = {
@@ -28,18 +27,11 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 # Bump when what a check runs changes, so checks_digest() re-runs existing checks.
 _DIGEST_VERSION = "vdesk-checks/1"
-OUTPUT_MAX_LINES = 20
-OUTPUT_MAX_CHARS = 2000
-# A graphical session starts beside cloud-init, not after it: the session check waits this long by default.
-SESSION_WITHIN_S = 300
-SESSION_POLL_S = 3.0
-_clock, _sleep = time.monotonic, time.sleep     # replaced in unit tests
 
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.\-]+(:[a-z0-9\-]+)?$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.@\\\-]+$")
 _ACCOUNT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*\$?$")
 _PORT_SPEC = re.compile(r"^(?:(?P<proto>[A-Za-z0-9]+)/)?(?:(?P<addr>\[[^\]]*\]|[^\[\]]*):)?(?P<port>[^:/\[\]]*)$")
-_INSTALLED = "install ok installed"
 
 
 class CheckSpecError(InputError):
@@ -54,18 +46,6 @@ class Check:
     target: str
     options: dict = field(default_factory=dict)
     sentence: str = ""
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """What running one check found: the deciding command, its exit code and trimmed output."""
-
-    check: Check
-    passed: bool
-    command: str
-    rc: int | None
-    output: str
-    reason: str = ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,230 +321,10 @@ def checks_digest(checks: Sequence[Check]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-# ---------------------------------------------------------------------------------------------
-# Running
-
-
-class _Step:
-    """The result of one command of a check, or the error that kept it from running."""
-
-    def __init__(self, command: str, rc: int | None, stdout: str, stderr: str):
-        self.command, self.rc, self.stdout, self.stderr = command, rc, stdout, stderr
-
-    @property
-    def output(self) -> str:
-        return "\n".join(part.rstrip("\n") for part in (self.stdout, self.stderr) if part.strip())
-
-
-def _run(host, command: str | list[str], *, sudo: bool = False) -> _Step:
-    """Run through host.run; a transport error becomes a step with rc None, never an exception."""
-    shown = render_command(command, sudo=sudo)
-    try:
-        result = host.run(command, sudo=sudo)
-    except (GuestError, OSError) as exc:
-        return _Step(shown, None, "", f"could not run the command: {exc}")
-    return _Step(result.command or shown, result.rc, result.stdout or "", result.stderr or "")
-
-
-def run_checks(host, checks: Sequence[Check]) -> list[CheckOutcome]:
-    """Run every check through host.run and return one outcome each, in order; never raises for a failure."""
-    return [_RUNNERS[check.kind](host, check) for check in checks]
-
-
-def _outcome(check: Check, step: _Step, passed: bool, reason: str = "") -> CheckOutcome:
-    if step.rc is None and not reason:
-        reason = "the command could not be run"
-    return CheckOutcome(check, passed, step.command, step.rc, trim_output(step.output), "" if passed else reason)
-
-
-def _dpkg_status(host, name: str) -> tuple[_Step, str | None]:
-    step = _run(host, ["dpkg-query", "--show", "--showformat=${Status}\\n", "--", name])
-    status = step.stdout.strip().splitlines()[0].strip() if step.rc == 0 and step.stdout.strip() else None
-    return step, status
-
-
-def _check_package(host, check: Check) -> CheckOutcome:
-    step, status = _dpkg_status(host, check.target)
-    if step.rc is None:
-        return _outcome(check, step, False)
-    if status == _INSTALLED:
-        return _outcome(check, step, True)
-    if step.rc == 0:
-        return _outcome(check, step, False, f"dpkg reports {status!r}, not {_INSTALLED!r}")
-    if step.rc == 1:
-        return _outcome(check, step, False, "dpkg does not know this package")
-    return _outcome(check, step, False, f"dpkg-query failed with exit code {step.rc}")
-
-
-def _check_absent_package(host, check: Check) -> CheckOutcome:
-    step, status = _dpkg_status(host, check.target)
-    if step.rc is None:
-        return _outcome(check, step, False)
-    if step.rc == 0 and status == _INSTALLED:
-        return _outcome(check, step, False, "the package is installed")
-    if step.rc in (0, 1):  # 1: dpkg has never heard of it
-        return _outcome(check, step, True)
-    return _outcome(check, step, False, f"dpkg-query failed with exit code {step.rc}")
-
-
-def _check_service(host, check: Check) -> CheckOutcome:
-    step = _run(host, ["systemctl", "is-active", "--", check.target])
-    if step.rc != 0:
-        state = step.stdout.strip()
-        why = f"systemd reports the unit {state}" if state else "systemctl could not tell (see output)"
-        return _outcome(check, step, False, why)
-    if not check.options.get("enabled"):
-        return _outcome(check, step, True)
-    step = _run(host, ["systemctl", "is-enabled", "--", check.target])
-    if step.rc != 0:
-        state = step.stdout.strip() or "no answer"
-        return _outcome(check, step, False, f"the unit is running but not enabled (is-enabled: {state})")
-    return _outcome(check, step, True)
-
-
-def _check_file(host, check: Check) -> CheckOutcome:
-    text = check.options.get("contains")
-    if text is None:
-        step = _run(host, ["stat", "-L", "-c", "%F, mode %a, owner %U:%G", "--", check.target])
-        return _outcome(check, step, step.rc == 0, "no such file or directory (or not readable)")
-    if "\n" in text:  # grep -F would treat each line as a separate pattern
-        step = _run(host, ["cat", "--", check.target])
-        if step.rc != 0:
-            return _outcome(check, step, False, "the file could not be read")
-        found = text in step.stdout
-        # The content itself is not worth showing in a report; the reason says what was missing.
-        shown = _Step(step.command, step.rc, "", step.stderr)
-        return _outcome(check, shown, found, f"the file does not contain {text!r}")
-    step = _run(host, ["grep", "-qF", "-e", text, "--", check.target])
-    if step.rc == 1:
-        return _outcome(check, step, False, f"{text!r} not found in {check.target}")
-    return _outcome(check, step, step.rc == 0, "the file could not be searched")
-
-
-def _check_port(host, check: Check) -> CheckOutcome:
-    proto, rest = check.target.split("/", 1)
-    # Both protocols, so ss prints the Netid column that parse_ss reads.
-    step = _run(host, ["ss", "--no-header", "--listening", "--numeric", "--tcp", "--udp"])
-    if step.rc != 0:
-        return _outcome(check, step, False, "could not list sockets with ss")
-    listeners = parse_ss(step.stdout)
-    if is_listening_in(f"{proto}://{rest}", listeners):
-        return _outcome(check, step, True)
-    ports = sorted({l.port for l in listeners if l.protocol == proto})
-    listing = ", ".join(str(p) for p in ports) or "none"
-    return _outcome(check, step, False, f"nothing listens there; listening {proto} ports: {listing}")
-
-
-def _check_user(host, check: Check) -> CheckOutcome:
-    step = _run(host, ["getent", "passwd", "--", check.target])
-    if step.rc != 0 or not step.stdout.strip():
-        return _outcome(check, step, False, "no such user")
-    wanted = check.options.get("groups")
-    if not wanted:
-        return _outcome(check, step, True)
-    step = _run(host, ["id", "-Gn", "--", check.target])
-    if step.rc != 0:
-        return _outcome(check, step, False, "could not list the user's groups")
-    missing = [g for g in wanted if g not in step.stdout.split()]
-    return _outcome(check, step, not missing, f"not in group(s) {', '.join(missing)}")
-
-
-def _check_command(host, check: Check) -> CheckOutcome:
-    step = _run(host, check.target, sudo=bool(check.options.get("sudo")))
-    if step.rc != 0:
-        return _outcome(check, step, False, "non-zero exit code" if step.rc is not None else "")
-    pattern = check.options.get("output_matches")
-    if pattern is not None and not re.search(pattern, step.stdout, re.MULTILINE):
-        return _outcome(check, step, False, f"stdout does not match {pattern!r}")
-    return _outcome(check, step, True)
-
-
-def _check_session(host, check: Check) -> CheckOutcome:
-    """Ask logind for the user's sessions until one is graphical (x11/wayland) and active, or time is up."""
-    within = check.options.get("within", SESSION_WITHIN_S)
-    deadline = _clock() + within
-    while True:
-        step = _run(host, SESSIONS_COMMAND)
-        sessions = parse_sessions(step.stdout) if step.rc == 0 else []
-        if any(s.user == check.target and s.graphical and s.active for s in sessions):
-            return _outcome(check, _Step(step.command, step.rc, "", ""), True)
-        if _clock() >= deadline:
-            break
-        _sleep(min(SESSION_POLL_S, max(0.0, deadline - _clock())))
-    if step.rc != 0:
-        return _outcome(check, step, False, "could not list the login sessions (loginctl)")
-    own = [s for s in sessions if s.user == check.target]
-    waited = f" after waiting {within} s" if within else ""
-    if not own:
-        why = f"{check.target} has no login session{waited}"
-    else:
-        why = f"none of {check.target}'s sessions is graphical and active{waited}"
-    listing = "\n".join(s.describe() for s in sessions) or "(no sessions at all)"
-    return _outcome(check, _Step(step.command, step.rc, listing, ""), False, why)
-
-
-_RUNNERS = {
-    "package": _check_package,
-    "absent_package": _check_absent_package,
-    "service": _check_service,
-    "file": _check_file,
-    "port": _check_port,
-    "user": _check_user,
-    "command": _check_command,
-    "session": _check_session,
-}
-
-
-def trim_output(text: str, max_lines: int = OUTPUT_MAX_LINES, max_chars: int = OUTPUT_MAX_CHARS) -> str:
-    """The last max_lines lines (at most max_chars characters) of text, saying how much was cut."""
-    lines = text.rstrip().splitlines()
-    kept = lines[-max_lines:]
-    while len(kept) > 1 and len("\n".join(kept)) > max_chars:
-        kept.pop(0)
-    body = "\n".join(kept)
-    if len(body) > max_chars:
-        body = "..." + body[-max_chars:]
-    cut = len(lines) - len(kept)
-    return f"[{cut} earlier line(s) not shown]\n{body}" if cut else body
-
-
-# ---------------------------------------------------------------------------------------------
-# Reporting
-
-
-def report(desktop: str, outcomes: Sequence[CheckOutcome]) -> str:
-    """One readable report: a summary line, then every failed check with command, exit code and output."""
-    failed = [o for o in outcomes if not o.passed]
-    total = len(outcomes)
-    if not total:
-        return f"desktop {desktop}: no checks declared"
-    if not failed:
-        lines = [f"desktop {desktop}: all {total} checks passed"]
-    else:
-        lines = [f"desktop {desktop}: {len(failed)} of {total} checks failed"]
-    for outcome in outcomes:
-        if outcome.passed:
-            lines.append(f"  ok      {outcome.check.sentence}")
-            continue
-        lines.append(f"  FAILED  {outcome.check.sentence}")
-        if outcome.reason:
-            lines.append(f"          why:       {outcome.reason}")
-        lines.append(f"          command:   {outcome.command}")
-        lines.append(f"          exit code: {'none (not run)' if outcome.rc is None else outcome.rc}")
-        if outcome.output:
-            lines.append("          output:")
-            lines.extend(f"            {line}" for line in outcome.output.splitlines())
-    return "\n".join(lines)
-
-
 __all__ = [
     "Check",
-    "CheckOutcome",
     "CheckSpecError",
     "KINDS",
     "checks_digest",
     "parse_checks",
-    "report",
-    "run_checks",
-    "trim_output",
 ]

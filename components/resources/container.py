@@ -39,8 +39,8 @@ from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
-from ..guest import GuestError, GuestTimeout
-from ..guest.ssh import CommandResult, render_command
+from ..guest import GuestError
+from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
 from .provider import UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
@@ -614,9 +614,6 @@ class LxcContainer(Resource):
 
 # --- running commands inside ---------------------------------------------------------
 
-_EXEC_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def init_pid(conn, name: str) -> int:
     """Host pid of the container's init (pid 1 inside): the child of libvirt's LXC controller."""
     dom = lookup(conn.lookupByName, name)
@@ -642,53 +639,16 @@ def _ppid(pid: int) -> int | None:
         return None
 
 
-class ContainerExec:
-    """Run commands inside a container, as `components.guest.checkspec.run_checks` expects.
-
-    Commands run through `nsenter` in every namespace of the container's init
-    (mount, UTS, IPC, network, PID, cgroup and, with userns, the user namespace),
-    as root inside, or as `user` when one is given and sudo is not asked for.
-    """
+class ContainerExec(NamespaceExec):
+    """The container backend of the checks (guest/nsenter.py), finding the container's init through libvirt."""
 
     def __init__(self, host_uri: str, name: str, *, user: str | None = None, timeout_s: float = 120):
-        self.host_uri, self.name, self.user, self.timeout_s = host_uri, name, user, timeout_s
+        super().__init__(name, self._lookup_init, user=user, timeout_s=timeout_s)
+        self.host_uri = host_uri
 
     def __repr__(self):
         return f"ContainerExec({self.name!r} on {self.host_uri!r})"
 
-    def pid(self) -> int:
+    def _lookup_init(self) -> int:
         with connect(self.host_uri) as conn:
             return init_pid(conn, self.name)
-
-    def argv(self, pid: int, line: str, *, sudo: bool = False) -> list[str]:
-        namespaces = ["--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup"]
-        if _ns(pid, "user") != _ns(os.getpid(), "user"):
-            namespaces.append("--user")
-        inner = ["/bin/sh", "-c", line]
-        if self.user and not sudo:
-            inner = ["runuser", "-u", self.user, "--"] + inner
-        return ["nsenter", f"--target={pid}", *namespaces, "--root", "--wd", "--",
-                "env", "-i", f"PATH={_EXEC_PATH}", "HOME=/root", "LANG=C.UTF-8", "TERM=dumb", *inner]
-
-    def run(self, command: str | Sequence[str], sudo: bool = False, *, timeout_s: float | None = None
-            ) -> CommandResult:
-        line = render_command(command)
-        pid = self.pid()
-        timeout = timeout_s or self.timeout_s
-        try:
-            proc = subprocess.run(self.argv(pid, line, sudo=sudo), stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, errors="replace", timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise GuestTimeout(f"`{line}` in container {self.name!r}", timeout) from None
-        if proc.returncode != 0 and proc.stderr.startswith("nsenter: "):
-            raise GuestError(f"cannot enter container {self.name!r}: {proc.stderr.strip()}")
-        shown = f"sudo {line}" if sudo and self.user else line
-        return CommandResult(command=shown, rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
-
-
-def _ns(pid: int, kind: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/{kind}")
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)

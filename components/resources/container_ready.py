@@ -15,7 +15,8 @@ from .container import ContainerExec
 from ..errors import VdeskError
 from ..guest import GuestError
 from ..guest.address import wait_for_address
-from ..guest.checkspec import parse_checks, report, run_checks
+from ..guest.checkrun import report, run_checks
+from ..guest.checkspec import parse_checks
 from .provider import GateProvider, Prop
 
 log = logging.getLogger(__name__)

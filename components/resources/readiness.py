@@ -15,7 +15,8 @@ from pathlib import Path
 
 from ..host.connection import connect
 from ..guest.checks import GuestHost
-from ..guest.checkspec import parse_checks, report, run_checks
+from ..guest.checkrun import report, run_checks
+from ..guest.checkspec import parse_checks
 from ..guest.screenshot import assert_usable, capture, wait_for_desktop
 from ..errors import VdeskError
 from ..guest import GuestError, HostKeyMismatch

@@ -29,7 +29,8 @@ import pytest
 from pulumi import automation as auto
 
 from components.guest.checks import GuestHost
-from components.guest.checkspec import parse_checks, run_checks
+from components.guest.checkrun import run_checks
+from components.guest.checkspec import parse_checks
 from components.guest.screenshot import CONSOLE_SHARE, dominant_share, measure_png
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded

@@ -22,7 +22,7 @@ import pytest
 from components.images import rootfs
 from components.errors import VdeskError
 from components.resources.container import ContainerExec, ContainerProvider, cgroup_name, init_pid
-from components.guest import checkspec
+from components.guest import checkrun, checkspec
 from components.guest.address import wait_for_address
 from components.guest.netns import connect_tcp
 from components.images.golden import golden_image_dir
@@ -168,10 +168,10 @@ def test_system_container_boots_gets_an_address_and_passes_checks(own_host, syst
         {"command": "ip -4 -o addr show dev eth0", "output_matches": ip.replace(".", r"\.")},
         {"command": "id -u", "output_matches": "^0$"},
     ])
-    outcomes = checkspec.run_checks(backend, checks)
-    assert all(o.passed for o in outcomes), checkspec.report("ct-sys", outcomes)
+    outcomes = checkrun.run_checks(backend, checks)
+    assert all(o.passed for o in outcomes), checkrun.report("ct-sys", outcomes)
     # a failing check fails, with the reason (the backend really runs commands inside)
-    bad = checkspec.run_checks(backend, checkspec.parse_checks([{"file": "/etc/hostname", "contains": "nope"}]))
+    bad = checkrun.run_checks(backend, checkspec.parse_checks([{"file": "/etc/hostname", "contains": "nope"}]))
     assert not bad[0].passed and "not found" in bad[0].reason
 
     # the network works both ways: the host's namespace reaches the container's sshd,

@@ -9,15 +9,8 @@ import yaml
 from components.errors import InputError
 from components.guest import GuestTimeout
 from components.guest.checks import GuestHost
-from components.guest.checkspec import (
-    Check,
-    CheckSpecError,
-    checks_digest,
-    parse_checks,
-    report,
-    run_checks,
-    trim_output,
-)
+from components.guest.checkrun import report, run_checks, trim_output
+from components.guest.checkspec import Check, CheckSpecError, checks_digest, parse_checks
 from tests.unit.guest.test_guest_checks import LocalBackend
 
 KINDS = "package, absent_package, service, file, port, user, command, session"
@@ -384,7 +377,7 @@ def test_session_check_without_any_session(host, logind):
 
 
 def test_session_check_waits_for_the_session_within_its_bound(host, logind, monkeypatch):
-    from components.guest import checkspec
+    from components.guest import checkrun
     now = [0.0]
     naps = []
     appears_after = [3]
@@ -394,11 +387,11 @@ def test_session_check_waits_for_the_session_within_its_bound(host, logind, monk
         now[0] += seconds
         if len(naps) == appears_after[0]:     # the display manager logs alice in while the check waits
             logind("c1", "2")
-    monkeypatch.setattr(checkspec, "_clock", lambda: now[0])
-    monkeypatch.setattr(checkspec, "_sleep", sleep)
+    monkeypatch.setattr(checkrun, "_clock", lambda: now[0])
+    monkeypatch.setattr(checkrun, "_sleep", sleep)
     logind("c1")
     [outcome] = run_checks(host, [_session_check(within=60)])
-    assert outcome.passed and len(naps) == 3 and now[0] == 3 * checkspec.SESSION_POLL_S
+    assert outcome.passed and len(naps) == 3 and now[0] == 3 * checkrun.SESSION_POLL_S
 
     naps.clear()
     now[0], appears_after[0] = 0.0, None
