@@ -9,6 +9,9 @@ host dir and nothing is ever created under the root namespace's /run; the
 client socket is `<state>/hosts/<name>/run/libvirt/libvirt-sock`, reachable
 from the root namespace, while bridges, dnsmasq and guest addresses stay
 inside the network namespace.
+
+Over 500 lines on purpose: the namespaces, the bind-mount layout, the daemon's start, readiness and stop all
+follow one per-host directory layout, and `python -m components.host.embedded` drives them in that order.
 """
 from __future__ import annotations
 
