@@ -49,13 +49,24 @@ case, sudo as its rule or None, password_hash None when absent), plus
 ``profile`` (the profile name), ``ssh_pwauth`` (true only if some user has a
 password hash) and, per interface, ``name`` ("eth0", "eth1", ... in order).
 Unknown variables are errors, so a typo is never silently ignored.
+
+The contract is declared as pydantic models (SeedVariables and its parts): each field's type, default and
+check once; pydantic's locations become the paths (``users[0].sudo``) and every problem is reported at once.
+The few rules that tie two fields together (a duplicate name or MAC, an fqdn that must start with the
+hostname, a key pair that must match, autologin naming a user) are checked on the input beside the model,
+so they are reported even when other fields are wrong.
 """
+
+from __future__ import annotations
 
 import io
 import ipaddress
 import re
+from typing import Annotated, Any, Callable
 
 import paramiko
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from components.cloudinit import CloudInitError
 
@@ -77,18 +88,275 @@ PUBLIC_KEY_TYPE_RE = re.compile(
 PRIVATE_KEY_BEGIN = "-----BEGIN OPENSSH PRIVATE KEY-----"
 PRIVATE_KEY_END = "-----END OPENSSH PRIVATE KEY-----"
 ED25519_TYPE = "ssh-ed25519"
-
-REQUIRED_VARIABLES = ("hostname", "instance_id", "users", "host_keys", "interfaces")
 SHARE_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
 MOUNTPOINT_RE = re.compile(r"^/[A-Za-z0-9/_.-]{1,200}$")
 HOME_DEVICE_RE = re.compile(r"^/dev/[A-Za-z0-9][A-Za-z0-9/_.:-]{0,200}$")
-OPTIONAL_VARIABLES = ("fqdn", "packages", "extra", "home_device", "shares", "graphical_session")
-GRAPHICAL_SESSION_FIELDS = ("session", "autologin")
 SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-USER_FIELDS = ("name", "ssh_authorized_keys", "groups", "sudo", "shell", "password_hash")
-HOST_KEY_FIELDS = ("ed25519_private", "ed25519_public")
-INTERFACE_FIELDS = ("mac", "dhcp4", "addresses", "gateway4", "nameservers")
-NAMESERVER_FIELDS = ("addresses", "search")
+_ACCOUNT_HINT = "must be a Linux account name: [a-z_][a-z0-9_-]*, at most 32 characters"
+
+
+# --- one check per kind of value: each raises the problem in vdesk's words --------------------------------
+
+def _fail(message: str):
+    raise PydanticCustomError("vdesk", "{message}", {"message": message})
+
+
+def _string(value) -> str:
+    if not isinstance(value, str):
+        _fail(f"must be a string, not {type(value).__name__}")
+    if not value:
+        _fail("must not be empty")
+    return value
+
+
+def _matching(pattern: re.Pattern, hint: str) -> Callable[[Any], str]:
+    def check(value) -> str:
+        text = _string(value)
+        if not pattern.match(text):
+            _fail(f"{hint}; got {text!r}")
+        return text
+    return check
+
+
+def _flag(value) -> bool | None:
+    """true, false or unset (None: the field's default)."""
+    if value is not None and not isinstance(value, bool):
+        _fail(f"must be true or false, not {type(value).__name__}")
+    return value
+
+
+def _as_list(value) -> list:
+    if not isinstance(value, (list, tuple)):
+        _fail(f"must be a list, not {type(value).__name__}")
+    return list(value)
+
+
+def _as_mapping(value) -> dict:
+    if not isinstance(value, dict):
+        _fail(f"must be a mapping, not {type(value).__name__}")
+    return value
+
+
+_account = _matching(ACCOUNT_RE, _ACCOUNT_HINT)
+_hostname = _matching(HOSTNAME_RE, "must be one DNS label: letters, digits and inner '-', at most 63 characters")
+
+
+def _fqdn_shape(value) -> str:
+    text = _string(value)
+    labels = text.rstrip(".").split(".")
+    if len(text) > 253 or len(labels) < 2 or not all(HOSTNAME_RE.match(label) for label in labels):
+        _fail(f"must be a dotted DNS name such as 'host.example.org'; got {text!r}")
+    return text.rstrip(".")
+
+
+def _domain(value) -> str:
+    text = _string(value)
+    if not all(HOSTNAME_RE.match(label) for label in text.rstrip(".").split(".")):
+        _fail(f"must be a DNS domain; got {text!r}")
+    return text
+
+
+def _ip(*, interface: bool = False, version: int | None = None) -> Callable[[Any], str]:
+    def check(value) -> str:
+        text = _string(value)
+        try:
+            if interface:
+                if "/" not in text:
+                    raise ValueError("a prefix length is required")
+                parsed = ipaddress.ip_interface(text)
+            else:
+                parsed = ipaddress.ip_address(text)
+        except ValueError as exc:
+            kind = "an address with prefix length (CIDR)" if interface else "an IP address"
+            _fail(f"must be {kind}: {exc}")
+        if version and parsed.version != version:
+            _fail(f"must be an IPv{version} address; got {text!r}")
+        return str(parsed)
+    return check
+
+
+def _password_hash(value) -> str:
+    """A crypt hash; the value is never echoed, in case it is a plaintext secret."""
+    text = _string(value)
+    if not CRYPT_HASH_RE.match(text):
+        _fail("must be a crypt hash ($6$..., $y$...), never a plaintext password: use hash_password()")
+    return text
+
+
+def _authorized_key(value) -> str:
+    text = _string(value).strip()
+    if "\n" in text or "\r" in text or "\0" in text:
+        _fail("must be a single line: one key per list entry")
+    if not PUBLIC_KEY_TYPE_RE.search(text):
+        _fail("does not look like an OpenSSH public key ('ssh-ed25519 AAAA... comment')")
+    return text
+
+
+def _mac(value) -> str:
+    return _matching(MAC_RE, "must be a MAC address like '52:54:00:12:34:56'")(_string(value).lower())
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else check(value)
+
+
+def _list_of(check: Callable[[Any], Any], *, default_when_none: bool = False):
+    """A list (or tuple) whose items each pass `check`; None is the empty list when default_when_none."""
+    none = (lambda value: [] if value is None else value) if default_when_none else (lambda value: value)
+    return Annotated[list[Annotated[Any, AfterValidator(check)]], BeforeValidator(lambda v: _as_list(none(v)))]
+
+
+def _valid(check: Callable[[Any], Any], value) -> Any:
+    """`check`'s answer for value, or None if it has a problem (for the rules that tie fields together)."""
+    try:
+        return check(value)
+    except PydanticCustomError:
+        return None
+
+
+def _checked(check):
+    return Annotated[Any, AfterValidator(check)]
+
+
+# --- the contract as models ---------------------------------------------------------------------------
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeedUser(_Part):
+    """A Linux account the seed creates."""
+
+    name: _checked(_account)
+    ssh_authorized_keys: _list_of(_authorized_key)
+    groups: _list_of(_matching(ACCOUNT_RE, _ACCOUNT_HINT.replace("account", "group"))) = []
+    sudo: _checked(_flag) = None            # unset: true, "ALL=(ALL) NOPASSWD:ALL"
+    shell: _checked(_matching(SHELL_RE, "must be an absolute path")) = DEFAULT_SHELL
+    password_hash: _checked(_optional(_password_hash)) = None
+
+    def context(self) -> dict:
+        return {"name": self.name, "ssh_authorized_keys": list(self.ssh_authorized_keys), "groups": list(self.groups),
+                "sudo": None if self.sudo is False else DEFAULT_SUDO_RULE, "shell": self.shell,
+                "password_hash": self.password_hash}
+
+
+class HostKeys(_Part):
+    """The desktop's pinned SSH host key pair."""
+
+    ed25519_private: _checked(_string) = None
+    ed25519_public: _checked(_string) = None
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("ed25519_private")
+    @classmethod
+    def _one_block(cls, value: str) -> str:
+        return value.strip() + "\n"
+
+    @field_validator("ed25519_public")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+
+def _nameservers(value):
+    if isinstance(value, (list, tuple)):
+        value = {"addresses": value}
+    if not isinstance(value, dict):
+        _fail(f"must be a list of addresses or a mapping, not {type(value).__name__}")
+    return value
+
+
+class Nameservers(_Part):
+    addresses: _list_of(_ip()) = []
+    search: _list_of(_domain) = []
+
+    def context(self) -> dict | None:
+        found = {key: list(value) for key, value in (("addresses", self.addresses), ("search", self.search)) if value}
+        return found or None
+
+
+class SeedInterface(_Part):
+    """One NIC, matched by its MAC."""
+
+    mac: _checked(_mac)
+    dhcp4: _checked(_flag) = None           # unset: true
+    addresses: _list_of(_ip(interface=True)) = []
+    gateway4: _checked(_optional(_ip(version=4))) = None
+    nameservers: Annotated[Nameservers | None, BeforeValidator(_optional(_nameservers))] = None
+
+    def context(self, index: int) -> dict:
+        return {"mac": self.mac, "dhcp4": self.dhcp4 is not False, "addresses": list(self.addresses),
+                "gateway4": self.gateway4, "nameservers": self.nameservers.context() if self.nameservers else None,
+                "name": INTERFACE_NAME.format(index=index)}
+
+
+def _share_readonly(value) -> bool:
+    if not isinstance(value, bool):
+        _fail("must be true or false")
+    return value
+
+
+class Share(_Part):
+    """A virtiofs share mounted in the guest."""
+
+    tag: _checked(_matching(SHARE_TAG_RE, "must be lowercase letters, digits, '-'")) = None
+    mountpoint: _checked(_matching(MOUNTPOINT_RE, "must be an absolute path of letters, digits, '/', '_', '.', '-'")) \
+        = None
+    readonly: _checked(_share_readonly) = True
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class GraphicalSession(_Part):
+    """The image boots to a display manager: which X session, and who it logs in by itself."""
+
+    session: _checked(_matching(SESSION_RE, "must name an X session such as 'xfce'")) = None
+    autologin: Any = None                   # one of the users (checked against them)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SeedVariables(_Part):
+    """What `render_seed` accepts: the declared variables of one desktop's seed."""
+
+    hostname: _checked(_hostname)
+    instance_id: _checked(_matching(INSTANCE_ID_RE, "must be letters, digits, '.', '_', ':' or '-'"))
+    users: Annotated[list[SeedUser], BeforeValidator(_as_list), Field(min_length=1)]
+    host_keys: Annotated[HostKeys, BeforeValidator(_as_mapping)]
+    interfaces: Annotated[list[SeedInterface], BeforeValidator(_as_list), Field(min_length=1)]
+    fqdn: _checked(_optional(_fqdn_shape)) = None
+    packages: _list_of(_matching(PACKAGE_RE, "must be a Debian package name (optionally name=version)"),
+                       default_when_none=True) = []
+    extra: Annotated[dict, BeforeValidator(lambda v: {} if v is None else _as_mapping(v))] = {}
+    home_device: _checked(_optional(_matching(HOME_DEVICE_RE, "must be a block device path under /dev"))) = None
+    shares: Annotated[list[Share], BeforeValidator(lambda v: [] if v is None else _as_list(v))] = []
+    graphical_session: Annotated[GraphicalSession | None, BeforeValidator(_optional(_as_mapping))] = None
+
+    def context(self) -> dict:
+        """What the templates see: defaults applied, plus ssh_pwauth (true only if some user has a password)."""
+        users = [user.context() for user in self.users]
+        session = self.graphical_session
+        return {
+            "hostname": self.hostname, "instance_id": self.instance_id, "fqdn": self.fqdn,
+            "users": users, "host_keys": self.host_keys.model_dump(),
+            "interfaces": [nic.context(index) for index, nic in enumerate(self.interfaces)],
+            "packages": list(self.packages), "extra": dict(self.extra), "home_device": self.home_device,
+            "shares": [share.model_dump() for share in self.shares],
+            "graphical_session": {"session": session.session, "autologin": session.autologin} if session else None,
+            "ssh_pwauth": any(user["password_hash"] for user in users),
+        }
+
+
+# The order problems are listed in: each model's fields as the contract reads, unknown fields first.
+_ORDER = {
+    SeedVariables: ("hostname", "instance_id", "host_keys", "fqdn", "users", "interfaces", "packages", "extra",
+                    "shares", "home_device", "graphical_session"),
+    SeedUser: ("name", "ssh_authorized_keys", "groups", "password_hash", "sudo", "shell"),
+    SeedInterface: ("mac", "addresses", "gateway4", "nameservers", "dhcp4"),
+    Share: ("readonly", "tag", "mountpoint"),
+}
+_PARTS = {(): SeedVariables, ("users",): SeedUser, ("host_keys",): HostKeys, ("interfaces",): SeedInterface,
+          ("interfaces", "nameservers"): Nameservers, ("shares",): Share, ("graphical_session",): GraphicalSession}
+_REQUIRED = tuple(name for name, field in SeedVariables.model_fields.items() if field.is_required())
+_LAST = 1 << 20
 
 
 def normalize_variables(variables) -> dict:
@@ -98,360 +366,147 @@ def normalize_variables(variables) -> dict:
     """
     if not isinstance(variables, dict):
         raise CloudInitError([("variables", f"must be a mapping, not {type(variables).__name__}")])
-    errors = []
-    _unknown_keys(variables, REQUIRED_VARIABLES + OPTIONAL_VARIABLES, "", errors)
-    for name in REQUIRED_VARIABLES:
-        if name not in variables:
-            errors.append((name, "required variable is missing"))
-    get = variables.get
-    context = {
-        "hostname": None,
-        "instance_id": None,
-        "fqdn": None,
-        "users": [],
-        "host_keys": {},
-        "interfaces": [],
-        "packages": [],
-        "extra": {},
-        "home_device": None,
-        "shares": [],
-        "graphical_session": None,
-    }
-    if "hostname" in variables:
-        context["hostname"] = _hostname(get("hostname"), "hostname", errors)
-    if "instance_id" in variables:
-        context["instance_id"] = _match(get("instance_id"), INSTANCE_ID_RE, "instance_id",
-                                        "must be letters, digits, '.', '_', ':' or '-'", errors)
-    if "host_keys" in variables:
-        context["host_keys"] = _host_keys(get("host_keys"), "host_keys", errors)
-    if get("fqdn") is not None:
-        context["fqdn"] = _fqdn(get("fqdn"), context["hostname"], "fqdn", errors)
-    if "users" in variables:
-        context["users"] = _each(get("users"), "users", _user, errors, required=True)
-        _no_duplicates([u["name"] for u in context["users"]], "users", "name", errors)
-    if "interfaces" in variables:
-        context["interfaces"] = _each(get("interfaces"), "interfaces", _interface, errors, required=True)
-        _no_duplicates([i["mac"] for i in context["interfaces"]], "interfaces", "mac", errors)
-        for index, nic in enumerate(context["interfaces"]):
-            nic["name"] = INTERFACE_NAME.format(index=index)
-    if get("packages") is not None:
-        context["packages"] = [
-            _match(item, PACKAGE_RE, path, "must be a Debian package name (optionally name=version)", errors)
-            for item, path in _list_items(get("packages"), "packages", errors)
-        ]
-    if get("extra") is not None:
-        context["extra"] = _extra(get("extra"), "extra", errors)
-    if get("shares") is not None:
-        context["shares"] = _each(get("shares"), "shares", _share, errors)
-    if get("home_device") is not None:
-        context["home_device"] = _match(get("home_device"), HOME_DEVICE_RE, "home_device",
-                                        "must be a block device path under /dev", errors)
-    if get("graphical_session") is not None:
-        context["graphical_session"] = _graphical_session(get("graphical_session"), "graphical_session",
-                                                          [u["name"] for u in context["users"]], errors)
-    if errors:
-        raise CloudInitError(errors)
-    context["ssh_pwauth"] = any(user["password_hash"] for user in context["users"])
-    return context
+    problems: list[tuple[tuple, str, str]] = []
+    model = None
+    try:
+        model = SeedVariables.model_validate(variables)
+    except ValidationError as exc:
+        problems += [_problem(error) for error in exc.errors()]
+    problems += _rules(variables)
+    if problems:
+        raise CloudInitError([(path, message) for _, path, message in sorted(problems, key=lambda p: p[0])])
+    return model.context()
 
 
-def _graphical_session(value, path: str, users: list, errors: list) -> dict | None:
-    if not isinstance(value, dict):
-        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
-        return None
-    _unknown_keys(value, GRAPHICAL_SESSION_FIELDS, path, errors)
-    session = _match(value.get("session"), SESSION_RE, _join(path, "session"),
-                     "must name an X session such as 'xfce'", errors)
-    autologin = value.get("autologin")
-    if autologin is not None and autologin not in users:
-        errors.append((_join(path, "autologin"), f"{autologin!r} is not one of the users ({', '.join(map(str, users))})"))
-        autologin = None
-    return {"session": session, "autologin": autologin}
+def _path(loc: tuple) -> str:
+    path = ""
+    for key in loc:
+        path = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+    return path
 
 
-def _unknown_keys(mapping: dict, known, path: str, errors: list) -> None:
-    for key in mapping:
-        if key not in known:
-            errors.append((_join(path, key), f"unknown field; expected one of: {', '.join(known)}"))
+def _part(loc: tuple) -> type[BaseModel] | None:
+    return _PARTS.get(tuple(key for key in loc if isinstance(key, str)))
 
 
-def _join(path: str, key) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
-
-
-def _string(value, path: str, errors: list) -> str | None:
-    if not isinstance(value, str):
-        errors.append((path, f"must be a string, not {type(value).__name__}"))
-        return None
-    if not value:
-        errors.append((path, "must not be empty"))
-        return None
-    return value
-
-
-def _match(value, pattern: re.Pattern, path: str, hint: str, errors: list) -> str | None:
-    text = _string(value, path, errors)
-    if text is not None and not pattern.match(text):
-        errors.append((path, f"{hint}; got {text!r}"))
-        return None
-    return text
-
-
-def _hostname(value, path: str, errors: list) -> str | None:
-    return _match(value, HOSTNAME_RE, path,
-                  "must be one DNS label: letters, digits and inner '-', at most 63 characters", errors)
-
-
-def _share(value, path: str, errors: list) -> dict:
-    if not isinstance(value, dict):
-        errors.append((path, "must be a mapping {tag, mountpoint, readonly}"))
-        return {}
-    _unknown_keys(value, ("tag", "mountpoint", "readonly"), path, errors)
-    readonly = value.get("readonly", True)
-    if not isinstance(readonly, bool):
-        errors.append((f"{path}.readonly", "must be true or false"))
-    return {"tag": _match(value.get("tag"), SHARE_TAG_RE, f"{path}.tag", "must be lowercase letters, digits, '-'",
-                          errors),
-            "mountpoint": _match(value.get("mountpoint"), MOUNTPOINT_RE, f"{path}.mountpoint",
-                                 "must be an absolute path of letters, digits, '/', '_', '.', '-'", errors),
-            "readonly": readonly is not False}
-
-
-def _fqdn(value, hostname: str | None, path: str, errors: list) -> str | None:
-    text = _string(value, path, errors)
-    if text is None:
-        return None
-    labels = text.rstrip(".").split(".")
-    if len(text) > 253 or len(labels) < 2 or not all(HOSTNAME_RE.match(label) for label in labels):
-        errors.append((path, f"must be a dotted DNS name such as 'host.example.org'; got {text!r}"))
-        return None
-    if hostname and labels[0].lower() != hostname.lower():
-        errors.append((path, f"must start with the hostname {hostname!r}; got {text!r}"))
-        return None
-    return text.rstrip(".")
-
-
-def _bool(value, default: bool, path: str, errors: list) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        errors.append((path, f"must be true or false, not {type(value).__name__}"))
-        return default
-    return value
-
-
-def _list_items(value, path: str, errors: list):
-    """``(item, item_path)`` pairs of a list; records an error if it is not one."""
-    if not isinstance(value, (list, tuple)):
-        errors.append((path, f"must be a list, not {type(value).__name__}"))
-        return []
-    return [(item, _join(path, index)) for index, item in enumerate(value)]
-
-
-def _each(value, path: str, check, errors: list, required: bool = False) -> list:
-    items = _list_items(value, path, errors)
-    if required and isinstance(value, (list, tuple)) and not items:
-        errors.append((path, "needs at least one entry"))
-    results = []
-    for item, item_path in items:
-        if not isinstance(item, dict):
-            errors.append((item_path, f"must be a mapping, not {type(item).__name__}"))
+def _order(loc: tuple) -> tuple:
+    """Where a problem at loc is listed: by field as _ORDER says, list items in order, unknown fields first."""
+    key, walked = [], []
+    for item in loc:
+        if isinstance(item, int):
+            key.append(item)
             continue
-        results.append(check(item, item_path, errors))
-    return results
+        part = _part(tuple(walked))
+        order = (_ORDER.get(part) or tuple(part.model_fields)) if part else ()
+        key.append(order.index(item) + 1 if item in order else 0)
+        walked.append(item)
+    return tuple(key)
 
 
-def _no_duplicates(values: list, path: str, field: str, errors: list) -> None:
-    seen = {}
-    for index, value in enumerate(values):
+def _problem(error: dict) -> tuple[tuple, str, str]:
+    loc = tuple(error["loc"])
+    kind, where = error["type"], _path(loc)
+    if kind == "vdesk":
+        message = error["ctx"]["message"]
+    elif kind == "missing":
+        if len(loc) == 1:
+            return ((-1, _REQUIRED.index(loc[0])), where, "required variable is missing")
+        elif loc[-1] == "ssh_authorized_keys":
+            message = "required field is missing (it may be an empty list with password_hash)"
+        else:
+            message = "required field is missing"
+    elif kind in ("extra_forbidden", "invalid_key"):     # invalid_key: a key that is no string
+        message = f"unknown field; expected one of: {', '.join(_part(loc[:-1]).model_fields)}"
+        return (_order(loc[:-1]) + (-1,), where, message) if len(loc) > 1 else ((-2,), where, message)
+    elif kind == "too_short":
+        message = "needs at least one entry"
+    elif kind == "model_type":
+        message = f"must be a mapping, not {type(error['input']).__name__}"
+    else:       # a case this contract does not word: pydantic's own words, still at its path
+        message = error["msg"]
+    return (_order(loc), where, message)
+
+
+def _rules(variables: dict) -> list[tuple[tuple, str, str]]:
+    """The rules between fields, checked on the input itself so they hold whatever else is wrong."""
+    found = []
+
+    def at(loc: tuple, message: str, last: bool = False):
+        found.append((_order(loc) + ((_LAST,) if last else ()), _path(loc), message))
+
+    raw_users = variables.get("users") if isinstance(variables.get("users"), (list, tuple)) else []
+    names = []
+    for index, user in enumerate(raw_users):
+        if not isinstance(user, dict):
+            continue
+        name = _valid(_account, user["name"]) if "name" in user else None
+        names.append(name)
+        password_hash = _valid(_password_hash, user["password_hash"]) if user.get("password_hash") is not None \
+            else None
+        if "ssh_authorized_keys" in user and not user["ssh_authorized_keys"] and not password_hash:
+            loc = ("users", index, "ssh_authorized_keys")      # listed after what password_hash says
+            found.append((_order(("users", index, "password_hash")) + (1,), _path(loc),
+                          "is empty and no password_hash is set: nobody could log in"))
+    found += _duplicates("users", "name", [(i, u) for i, u in enumerate(raw_users) if isinstance(u, dict)],
+                         lambda u: _valid(_account, u["name"]) if "name" in u else None)
+    nics = variables.get("interfaces") if isinstance(variables.get("interfaces"), (list, tuple)) else []
+    found += _duplicates("interfaces", "mac", [(i, n) for i, n in enumerate(nics) if isinstance(n, dict)],
+                         lambda n: _valid(_mac, n["mac"]) if "mac" in n else None)
+    keys = variables.get("host_keys")
+    if isinstance(keys, dict):
+        private = _valid(_string, keys.get("ed25519_private"))
+        public = _valid(_string, keys.get("ed25519_public"))
+        if private is not None and public is not None:
+            problem = _key_pair_problem(private.strip() + "\n", " ".join(public.split()))
+            if problem:
+                at(("host_keys", problem[0]), problem[1], last=True)
+    fqdn, hostname = variables.get("fqdn"), variables.get("hostname")
+    if fqdn is not None and "hostname" in variables:
+        shaped = _valid(_fqdn_shape, fqdn)
+        host = _valid(_hostname, hostname)
+        if shaped and host and shaped.split(".")[0].lower() != host.lower():
+            at(("fqdn",), f"must start with the hostname {host!r}; got {_string(fqdn)!r}")
+    extra = variables.get("extra")
+    if isinstance(extra, dict):
+        for key in extra:
+            if not isinstance(key, str):
+                at(("extra",), f"keys must be strings; got {key!r}")
+    session = variables.get("graphical_session")
+    if isinstance(session, dict):
+        autologin = session.get("autologin")
+        if autologin is not None and autologin not in names:
+            at(("graphical_session", "autologin"),
+               f"{autologin!r} is not one of the users ({', '.join(map(str, names))})")
+    return found
+
+
+def _duplicates(field_list: str, field: str, items: list, value_of) -> list[tuple[tuple, str, str]]:
+    found, seen = [], {}
+    for index, item in items:
+        value = value_of(item)
         if value is None:
             continue
         if value in seen:
-            errors.append((f"{path}[{index}].{field}", f"duplicates {path}[{seen[value]}].{field} ({value!r})"))
+            loc = (field_list, index, field)
+            found.append((_order((field_list,)) + (_LAST, index), _path(loc),
+                          f"duplicates {field_list}[{seen[value]}].{field} ({value!r})"))
         seen.setdefault(value, index)
+    return found
 
 
-def _user(user: dict, path: str, errors: list) -> dict:
-    _unknown_keys(user, USER_FIELDS, path, errors)
-    name_path = _join(path, "name")
-    if "name" not in user:
-        errors.append((name_path, "required field is missing"))
-    account_hint = "must be a Linux account name: [a-z_][a-z0-9_-]*, at most 32 characters"
-    name = _match(user.get("name"), ACCOUNT_RE, name_path, account_hint, errors) if "name" in user else None
-    keys_path = _join(path, "ssh_authorized_keys")
-    keys = []
-    if "ssh_authorized_keys" not in user:
-        errors.append((keys_path, "required field is missing (it may be an empty list with password_hash)"))
-    else:
-        keys = [_authorized_key(key, key_path, errors)
-                for key, key_path in _list_items(user["ssh_authorized_keys"], keys_path, errors)]
-    groups = [
-        _match(group, ACCOUNT_RE, group_path, account_hint.replace("account", "group"), errors)
-        for group, group_path in _list_items(user.get("groups", []), _join(path, "groups"), errors)
-    ]
-    password_hash = None
-    if user.get("password_hash") is not None:
-        password_hash = _password_hash(user["password_hash"], _join(path, "password_hash"), errors)
-    if "ssh_authorized_keys" in user and not user["ssh_authorized_keys"] and not password_hash:
-        errors.append((keys_path, "is empty and no password_hash is set: nobody could log in"))
-    sudo = _bool(user.get("sudo"), True, _join(path, "sudo"), errors)
-    shell = user.get("shell", DEFAULT_SHELL)
-    return {
-        "name": name,
-        "ssh_authorized_keys": keys,
-        "groups": groups,
-        "sudo": DEFAULT_SUDO_RULE if sudo else None,
-        "shell": _match(shell, SHELL_RE, _join(path, "shell"), "must be an absolute path", errors),
-        "password_hash": password_hash,
-    }
-
-
-def _password_hash(value, path: str, errors: list) -> str | None:
-    """A crypt hash; the value is never echoed, in case it is a plaintext secret."""
-    text = _string(value, path, errors)
-    if text is not None and not CRYPT_HASH_RE.match(text):
-        errors.append((path, "must be a crypt hash ($6$..., $y$...), never a plaintext password: "
-                             "use hash_password()"))
-        return None
-    return text
-
-
-def _authorized_key(value, path: str, errors: list) -> str | None:
-    text = _string(value, path, errors)
-    if text is None:
-        return None
-    text = text.strip()
-    if "\n" in text or "\r" in text or "\0" in text:
-        errors.append((path, "must be a single line: one key per list entry"))
-        return None
-    if not PUBLIC_KEY_TYPE_RE.search(text):
-        errors.append((path, "does not look like an OpenSSH public key ('ssh-ed25519 AAAA... comment')"))
-        return None
-    return text
-
-
-def _host_keys(value, path: str, errors: list) -> dict:
-    if not isinstance(value, dict):
-        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
-        return {}
-    _unknown_keys(value, HOST_KEY_FIELDS, path, errors)
-    before = len(errors)
-    private = _string(value.get("ed25519_private"), _join(path, "ed25519_private"), errors)
-    public = _string(value.get("ed25519_public"), _join(path, "ed25519_public"), errors)
-    if len(errors) > before:
-        return {}
-    private = private.strip() + "\n"
-    public = " ".join(public.split())
-    error = _key_pair_error(private, public, path)
-    if error:
-        errors.append(error)
-        return {}
-    return {"ed25519_private": private, "ed25519_public": public}
-
-
-def _key_pair_error(private: str, public: str, path: str) -> tuple[str, str] | None:
-    """None if the pair is one unencrypted ed25519 key, else the error (secrets never echoed)."""
-    private_path, public_path = _join(path, "ed25519_private"), _join(path, "ed25519_public")
+def _key_pair_problem(private: str, public: str) -> tuple[str, str] | None:
+    """None if the pair is one unencrypted ed25519 key, else (field, problem); secrets are never echoed."""
     public_fields = public.split()
     if len(public_fields) < 2 or public_fields[0] != ED25519_TYPE:
-        return (public_path, f"must be an OpenSSH public key starting with '{ED25519_TYPE} AAAA'")
+        return ("ed25519_public", f"must be an OpenSSH public key starting with '{ED25519_TYPE} AAAA'")
     if not private.startswith(PRIVATE_KEY_BEGIN) or PRIVATE_KEY_END not in private:
-        return (private_path, f"must be OpenSSH private key text ({PRIVATE_KEY_BEGIN})")
+        return ("ed25519_private", f"must be OpenSSH private key text ({PRIVATE_KEY_BEGIN})")
     try:
         key = paramiko.Ed25519Key(file_obj=io.StringIO(private))
     except paramiko.PasswordRequiredException:
-        return (private_path, "is encrypted; sshd needs an unencrypted host key")
+        return ("ed25519_private", "is encrypted; sshd needs an unencrypted host key")
     except (paramiko.SSHException, ValueError):
-        return (private_path, "is not a valid OpenSSH ed25519 private key")
+        return ("ed25519_private", "is not a valid OpenSSH ed25519 private key")
     if key.get_base64() != public_fields[1]:
-        return (public_path, "does not match ed25519_private")
+        return ("ed25519_public", "does not match ed25519_private")
     return None
-
-
-def _interface(nic: dict, path: str, errors: list) -> dict:
-    _unknown_keys(nic, INTERFACE_FIELDS, path, errors)
-    mac_path = _join(path, "mac")
-    mac = None
-    if "mac" not in nic:
-        errors.append((mac_path, "required field is missing"))
-    else:
-        text = _string(nic["mac"], mac_path, errors)
-        if text is not None:
-            mac = _match(text.lower(), MAC_RE, mac_path, "must be a MAC address like '52:54:00:12:34:56'", errors)
-    addresses = [
-        _ip(item, item_path, errors, interface=True)
-        for item, item_path in _list_items(nic.get("addresses", []), _join(path, "addresses"), errors)
-    ]
-    gateway = None
-    if nic.get("gateway4") is not None:
-        gateway = _ip(nic["gateway4"], _join(path, "gateway4"), errors, version=4)
-    nameservers = None
-    if nic.get("nameservers") is not None:
-        nameservers = _nameservers(nic["nameservers"], _join(path, "nameservers"), errors)
-    return {
-        "mac": mac,
-        "dhcp4": _bool(nic.get("dhcp4"), True, _join(path, "dhcp4"), errors),
-        "addresses": addresses,
-        "gateway4": gateway,
-        "nameservers": nameservers,
-    }
-
-
-def _ip(value, path: str, errors: list, interface: bool = False, version: int | None = None) -> str | None:
-    text = _string(value, path, errors)
-    if text is None:
-        return None
-    try:
-        if interface:
-            if "/" not in text:
-                raise ValueError("a prefix length is required")
-            parsed = ipaddress.ip_interface(text)
-        else:
-            parsed = ipaddress.ip_address(text)
-    except ValueError as exc:
-        kind = "an address with prefix length (CIDR)" if interface else "an IP address"
-        errors.append((path, f"must be {kind}: {exc}"))
-        return None
-    if version and parsed.version != version:
-        errors.append((path, f"must be an IPv{version} address; got {text!r}"))
-        return None
-    return str(parsed)
-
-
-def _nameservers(value, path: str, errors: list) -> dict | None:
-    if isinstance(value, (list, tuple)):
-        value = {"addresses": value}
-    if not isinstance(value, dict):
-        errors.append((path, f"must be a list of addresses or a mapping, not {type(value).__name__}"))
-        return None
-    _unknown_keys(value, NAMESERVER_FIELDS, path, errors)
-    result = {}
-    addresses = [_ip(item, item_path, errors)
-                 for item, item_path in _list_items(value.get("addresses", []), _join(path, "addresses"), errors)]
-    if addresses:
-        result["addresses"] = addresses
-    search = [_fqdn_like(item, item_path, errors)
-              for item, item_path in _list_items(value.get("search", []), _join(path, "search"), errors)]
-    if search:
-        result["search"] = search
-    return result or None
-
-
-def _fqdn_like(value, path: str, errors: list) -> str | None:
-    text = _string(value, path, errors)
-    if text is not None and not all(HOSTNAME_RE.match(label) for label in text.rstrip(".").split(".")):
-        errors.append((path, f"must be a DNS domain; got {text!r}"))
-        return None
-    return text
-
-
-def _extra(value, path: str, errors: list) -> dict:
-    if not isinstance(value, dict):
-        errors.append((path, f"must be a mapping, not {type(value).__name__}"))
-        return {}
-    for key in value:
-        if not isinstance(key, str):
-            errors.append((path, f"keys must be strings; got {key!r}"))
-    return dict(value)

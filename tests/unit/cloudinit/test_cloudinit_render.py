@@ -524,3 +524,30 @@ def test_autologin_must_name_one_of_the_users(variables):
         render_seed("desktop", variables)
     assert error_paths(excinfo) == ["graphical_session.greeter", "graphical_session.session",
                                     "graphical_session.autologin"]
+
+
+# --- the contract as a model ---------------------------------------------------------------------
+
+def test_rules_between_fields_are_reported_beside_other_problems(variables):
+    """A duplicate name, an fqdn of another host and a mismatched key pair are found even when fields are wrong."""
+    variables["hostname"] = "desk1"
+    variables["instance_id"] = "a/b"
+    variables["users"].append(copy.deepcopy(variables["users"][0]))
+    variables["users"][1]["shell"] = "bash"
+    variables["fqdn"] = "other.example.org"
+    variables["host_keys"]["ed25519_public"] = make_host_key()["ed25519_public"]
+    variables["graphical_session"] = {"session": "xfce", "autologin": "carol", "theme": "dark"}
+    with pytest.raises(CloudInitError) as excinfo:
+        render_seed("desktop", variables)
+    assert error_paths(excinfo) == ["instance_id", "host_keys.ed25519_public", "fqdn", "users[1].shell",
+                                    "users[2].name", "graphical_session.theme", "graphical_session.autologin"]
+
+
+def test_every_field_of_the_model_is_in_the_written_contract():
+    from components.cloudinit import contract
+    parts = [contract.SeedVariables, contract.SeedUser, contract.HostKeys, contract.SeedInterface,
+             contract.Nameservers, contract.Share, contract.GraphicalSession]
+    written = contract.__doc__
+    missing = [f"{part.__name__}.{name}" for part in parts for name in part.model_fields
+               if not re.search(rf"\b{name}\b", written)]
+    assert missing == []
