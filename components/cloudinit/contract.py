@@ -1,48 +1,7 @@
 """The template variable contract: what ``render_seed`` accepts, checked before any template sees it.
 
-The ``variables`` passed to ``render_seed``::
-
-    hostname      str, required: one DNS label (letters, digits, "-"; at most 63)
-    instance_id   str, required: NoCloud instance-id; pass a fresh one per clone
-                  (letters, digits, ".", "_", ":", "-")
-    fqdn          str, optional: must be "<hostname>.<domain>"
-    users         list, required, at least one; each a mapping:
-        name                 str, required: a Linux user name ([a-z_][a-z0-9_-]*)
-        ssh_authorized_keys  list[str], required: one OpenSSH public key per
-                             entry (options and comments allowed, no newlines);
-                             may be empty only when password_hash is set
-        groups               list[str], optional: supplementary groups
-        sudo                 bool, default true -> "ALL=(ALL) NOPASSWD:ALL";
-                             false -> no sudo rule
-        shell                str, default "/bin/bash": an absolute path
-        password_hash        str, optional: a crypt hash only ($6$, $5$, $y$,
-                             $gy$, $2b$/$2y$; see hash_password). Never
-                             plaintext. The account stays locked without it.
-    host_keys     mapping, required:
-        ed25519_private      str: unencrypted OpenSSH private key text
-        ed25519_public       str: "ssh-ed25519 AAAA... [comment]", matching it
-    interfaces    list, required, at least one; each a mapping:
-        mac          str, required: "52:54:00:12:34:56" (any case; unique)
-        dhcp4        bool, default true
-        addresses    list[str], optional: CIDRs, e.g. "192.0.2.10/24"
-        gateway4     str, optional: an IPv4 address
-        nameservers  optional: list of IP addresses, or a mapping
-                     {addresses: [ip, ...], search: [domain, ...]}
-    packages      list[str], optional: extra Debian packages (name or name=version)
-    home_device   str, optional: a block device (/dev/...) holding /home: formatted
-                  only when it has no filesystem yet, mounted at /home before the
-                  users are made
-    shares        list, optional: virtiofs shares; each a mapping:
-        tag          str, required: the virtiofs tag (lowercase letters, digits, "-")
-        mountpoint   str, required: an absolute path in the guest
-        readonly     bool, default true
-    graphical_session  mapping, optional: the image boots to a display manager
-        session      str, required: the X session to start ("xfce"; a file in
-                     /usr/share/xsessions of the image)
-        autologin    str or None: a user (one of ``users``) the display manager
-                     logs in at boot, without a password
-    extra         mapping, optional: profile-specific values (keys are str);
-                  desktop reads "timezone", office reads "paper_size"
+The ``variables`` passed to ``render_seed`` are SeedVariables below: every field is declared once, with its
+type, default, check and description (``SeedVariables.model_json_schema()`` gives them as a JSON Schema).
 
 Templates then see these names, normalized (defaults applied, MACs lower
 case, sudo as its rule or None, password_hash None when absent), plus
@@ -50,9 +9,7 @@ case, sudo as its rule or None, password_hash None when absent), plus
 password hash) and, per interface, ``name`` ("eth0", "eth1", ... in order).
 Unknown variables are errors, so a typo is never silently ignored.
 
-The contract is declared as pydantic models (SeedVariables and its parts): each field's type, default and
-check once; pydantic's locations become the paths (``users[0].sudo``) and every problem is reported at once.
-The few rules that tie two fields together (a duplicate name or MAC, an fqdn that must start with the
+Pydantic's locations become the paths (``users[0].sudo``) and every problem is reported at once. The few rules that tie two fields together (a duplicate name or MAC, an fqdn that must start with the
 hostname, a key pair that must match, autologin naming a user) are checked on the input beside the model,
 so they are reported even when other fields are wrong.
 """
@@ -221,18 +178,24 @@ def _checked(check):
 # --- the contract as models ---------------------------------------------------------------------------
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class SeedUser(_Part):
     """A Linux account the seed creates."""
 
-    name: _checked(_account)
-    ssh_authorized_keys: _list_of(_authorized_key)
-    groups: _list_of(_matching(ACCOUNT_RE, _ACCOUNT_HINT.replace("account", "group"))) = []
-    sudo: _checked(_flag) = None            # unset: true, "ALL=(ALL) NOPASSWD:ALL"
-    shell: _checked(_matching(SHELL_RE, "must be an absolute path")) = DEFAULT_SHELL
-    password_hash: _checked(_optional(_password_hash)) = None
+    name: _checked(_account) = Field(description="a Linux user name ([a-z_][a-z0-9_-]*)")
+    ssh_authorized_keys: _list_of(_authorized_key) = Field(
+        description="one OpenSSH public key per entry (options and comments allowed, no newlines); may be empty "
+                    "only when password_hash is set")
+    groups: _list_of(_matching(ACCOUNT_RE, _ACCOUNT_HINT.replace("account", "group"))) = Field(
+        [], description="supplementary groups")
+    sudo: _checked(_flag) = Field(None, description='default true: "ALL=(ALL) NOPASSWD:ALL"; false: no sudo rule')
+    shell: _checked(_matching(SHELL_RE, "must be an absolute path")) = Field(DEFAULT_SHELL,
+                                                                          description="an absolute path")
+    password_hash: _checked(_optional(_password_hash)) = Field(
+        None, description="a crypt hash only ($6$, $5$, $y$, $gy$, $2b$/$2y$; see hash_password), never plaintext; "
+                          "the account stays locked without it")
 
     def context(self) -> dict:
         return {"name": self.name, "ssh_authorized_keys": list(self.ssh_authorized_keys), "groups": list(self.groups),
@@ -243,9 +206,8 @@ class SeedUser(_Part):
 class HostKeys(_Part):
     """The desktop's pinned SSH host key pair."""
 
-    ed25519_private: _checked(_string) = None
-    ed25519_public: _checked(_string) = None
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    ed25519_private: _checked(_string) = Field(None, description="unencrypted OpenSSH private key text")
+    ed25519_public: _checked(_string) = Field(None, description='"ssh-ed25519 AAAA... [comment]", matching it')
 
     @field_validator("ed25519_private")
     @classmethod
@@ -267,8 +229,8 @@ def _nameservers(value):
 
 
 class Nameservers(_Part):
-    addresses: _list_of(_ip()) = []
-    search: _list_of(_domain) = []
+    addresses: _list_of(_ip()) = Field([], description="IP addresses")
+    search: _list_of(_domain) = Field([], description="DNS domains")
 
     def context(self) -> dict | None:
         found = {key: list(value) for key, value in (("addresses", self.addresses), ("search", self.search)) if value}
@@ -278,11 +240,12 @@ class Nameservers(_Part):
 class SeedInterface(_Part):
     """One NIC, matched by its MAC."""
 
-    mac: _checked(_mac)
-    dhcp4: _checked(_flag) = None           # unset: true
-    addresses: _list_of(_ip(interface=True)) = []
-    gateway4: _checked(_optional(_ip(version=4))) = None
-    nameservers: Annotated[Nameservers | None, BeforeValidator(_optional(_nameservers))] = None
+    mac: _checked(_mac) = Field(description='"52:54:00:12:34:56" (any case; unique)')
+    dhcp4: _checked(_flag) = Field(None, description="default true")
+    addresses: _list_of(_ip(interface=True)) = Field([], description='CIDRs, e.g. "192.0.2.10/24"')
+    gateway4: _checked(_optional(_ip(version=4))) = Field(None, description="an IPv4 address")
+    nameservers: Annotated[Nameservers | None, BeforeValidator(_optional(_nameservers))] = Field(
+        None, description="a list of IP addresses, or a mapping {addresses: [ip, ...], search: [domain, ...]}")
 
     def context(self, index: int) -> dict:
         return {"mac": self.mac, "dhcp4": self.dhcp4 is not False, "addresses": list(self.addresses),
@@ -299,36 +262,44 @@ def _share_readonly(value) -> bool:
 class Share(_Part):
     """A virtiofs share mounted in the guest."""
 
-    tag: _checked(_matching(SHARE_TAG_RE, "must be lowercase letters, digits, '-'")) = None
+    tag: _checked(_matching(SHARE_TAG_RE, "must be lowercase letters, digits, '-'")) = Field(
+        None, description='the virtiofs tag (lowercase letters, digits, "-")')
     mountpoint: _checked(_matching(MOUNTPOINT_RE, "must be an absolute path of letters, digits, '/', '_', '.', '-'")) \
-        = None
-    readonly: _checked(_share_readonly) = True
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+        = Field(None, description="an absolute path in the guest")
+    readonly: _checked(_share_readonly) = Field(True, description="default true")
 
 
 class GraphicalSession(_Part):
     """The image boots to a display manager: which X session, and who it logs in by itself."""
 
-    session: _checked(_matching(SESSION_RE, "must name an X session such as 'xfce'")) = None
-    autologin: Any = None                   # one of the users (checked against them)
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    session: _checked(_matching(SESSION_RE, "must name an X session such as 'xfce'")) = Field(
+        None, description='the X session to start ("xfce"; a file in /usr/share/xsessions of the image)')
+    autologin: Any = Field(None, description="a user (one of users) the display manager logs in at boot, "
+                                             "without a password; None: nobody")
 
 
 class SeedVariables(_Part):
     """What `render_seed` accepts: the declared variables of one desktop's seed."""
 
-    hostname: _checked(_hostname)
-    instance_id: _checked(_matching(INSTANCE_ID_RE, "must be letters, digits, '.', '_', ':' or '-'"))
-    users: Annotated[list[SeedUser], BeforeValidator(_as_list), Field(min_length=1)]
-    host_keys: Annotated[HostKeys, BeforeValidator(_as_mapping)]
-    interfaces: Annotated[list[SeedInterface], BeforeValidator(_as_list), Field(min_length=1)]
-    fqdn: _checked(_optional(_fqdn_shape)) = None
+    hostname: _checked(_hostname) = Field(description='one DNS label (letters, digits, "-"; at most 63)')
+    instance_id: _checked(_matching(INSTANCE_ID_RE, "must be letters, digits, '.', '_', ':' or '-'")) = Field(
+        description='NoCloud instance-id; pass a fresh one per clone (letters, digits, ".", "_", ":", "-")')
+    users: Annotated[list[SeedUser], BeforeValidator(_as_list)] = Field(min_length=1, description="at least one")
+    host_keys: Annotated[HostKeys, BeforeValidator(_as_mapping)] = Field(description="the SSH host key pair")
+    interfaces: Annotated[list[SeedInterface], BeforeValidator(_as_list)] = Field(min_length=1,
+                                                                                  description="at least one")
+    fqdn: _checked(_optional(_fqdn_shape)) = Field(None, description='"<hostname>.<domain>"')
     packages: _list_of(_matching(PACKAGE_RE, "must be a Debian package name (optionally name=version)"),
-                       default_when_none=True) = []
-    extra: Annotated[dict, BeforeValidator(lambda v: {} if v is None else _as_mapping(v))] = {}
-    home_device: _checked(_optional(_matching(HOME_DEVICE_RE, "must be a block device path under /dev"))) = None
-    shares: Annotated[list[Share], BeforeValidator(lambda v: [] if v is None else _as_list(v))] = []
-    graphical_session: Annotated[GraphicalSession | None, BeforeValidator(_optional(_as_mapping))] = None
+                       default_when_none=True) = Field([], description="extra Debian packages (name or name=version)")
+    extra: Annotated[dict, BeforeValidator(lambda v: {} if v is None else _as_mapping(v))] = Field(
+        {}, description='profile-specific values (keys are str); desktop reads "timezone", office "paper_size"')
+    home_device: _checked(_optional(_matching(HOME_DEVICE_RE, "must be a block device path under /dev"))) = Field(
+        None, description="a block device (/dev/...) holding /home: formatted only when it has no filesystem yet, "
+                          "mounted at /home before the users are made")
+    shares: Annotated[list[Share], BeforeValidator(lambda v: [] if v is None else _as_list(v))] = Field(
+        [], description="virtiofs shares")
+    graphical_session: Annotated[GraphicalSession | None, BeforeValidator(_optional(_as_mapping))] = Field(
+        None, description="the image boots to a display manager")
 
     def context(self) -> dict:
         """What the templates see: defaults applied, plus ssh_pwauth (true only if some user has a password)."""
