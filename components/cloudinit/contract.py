@@ -9,9 +9,10 @@ case, sudo as its rule or None, password_hash None when absent), plus
 password hash) and, per interface, ``name`` ("eth0", "eth1", ... in order).
 Unknown variables are errors, so a typo is never silently ignored.
 
-Pydantic's locations become the paths (``users[0].sudo``) and every problem is reported at once. The few rules that tie two fields together (a duplicate name or MAC, an fqdn that must start with the
-hostname, a key pair that must match, autologin naming a user) are checked on the input beside the model,
-so they are reported even when other fields are wrong.
+Pydantic's locations become the paths (``users[0].sudo``) and every problem is reported at once. The few
+rules that tie two fields together (a duplicate name or MAC, an fqdn that must start with the hostname, a key
+pair that must match, autologin naming a user) are checked on the input beside the model, so they are
+reported even when other fields are wrong.
 """
 
 from __future__ import annotations
