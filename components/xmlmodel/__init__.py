@@ -4,7 +4,8 @@ from .domain import (Channel, Console, Disk, Domain, FirmwareFeature, Graphics, 
                      SharedDirectory, Tpm, Video)
 from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, GuestArch, GuestDomain, GuestType, HostCapabilities,
                        HostCpu, MdevType, NodeDevice, NumaCell)
-from .hostdev import Hostdev, MdevDefinition, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
+from .hostdev import (Hostdev, MdevDefinition, VcpuPin, format_cpuset, format_pci_address, parse_cpuset,
+                      split_pci_address)
 from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
@@ -15,7 +16,8 @@ __all__ = [
     "SharedDirectory", "Tpm", "Video",
     "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
-    "CpuMode", "CpuModel", "DomainCapabilities", "GuestArch", "GuestDomain", "GuestType", "HostCapabilities", "HostCpu",
-    "MdevType", "NodeDevice", "NumaCell",
-    "Hostdev", "MdevDefinition", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",
+    "CpuMode", "CpuModel", "DomainCapabilities", "GuestArch", "GuestDomain", "GuestType", "HostCapabilities",
+    "HostCpu", "MdevType", "NodeDevice", "NumaCell",
+    "Hostdev", "MdevDefinition", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset",
+    "split_pci_address",
 ]
