@@ -63,8 +63,9 @@ test: image
 reliability: image
 	@source tools/env.sh && VDESK_RELIABILITY=thorough python -m pytest -ra $(PYTEST_ARGS) tests/reliability
 
-# What a user waits for vs raw libvirt, measured in the same run (ratios, not thresholds): whole-stack
-# up/no-op up/preview/refresh/destroy of 1, 10, 30, 60 stopped desktops, one booted desktop's gate, a profile
+# What a user waits for vs raw libvirt and vs kcli (installed by tools/kcli-venv.sh), measured in the same run
+# (ratios, not thresholds): whole-stack up/no-op up/preview/refresh/destroy of 1, 10, 30, 60 stopped desktops
+# beside `kcli create plan`/`delete plan` of the same VMs, one booted desktop's gate, a profile
 # of N=60, and the provider-level comparison. Results in bench/results/. BENCH_ARGS: e.g. "--ns 1,10",
 # "--skip boot,providers", "--engines" (see python -m bench --help). Waits for BENCH_LOCK so that no one
 # else's guests run during the measurement.

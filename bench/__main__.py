@@ -2,8 +2,9 @@
 
 Parts (all by default; `--skip` or `--parts` choose):
   stack      whole-stack `up`, no-op `up`, `preview`, `refresh`, `destroy` of N stopped desktops through
-             tools/vdesk, against a raw libvirt-python floor; peak RSS; allocation per desktop
-             -> results/latest.json, latest.png
+             tools/vdesk, against a raw libvirt-python floor and against the peer, kcli (`kcli create plan` /
+             `kcli delete plan` of the same N VMs, PyPI, a venv of its own: tools/kcli-venv.sh; see peer.py);
+             peak RSS; allocation per desktop -> results/latest.json, latest.png
   boot       one running desktop: `up` until the readiness gate passes vs the guest's boot -> results/boot.json
   profile    `up`, no-op `up` and `destroy` of N=60 with the engine's pprof, a trace of the front door and
              py-spy (if installed) -> results/profile.json
@@ -72,6 +73,9 @@ def parse(argv):
     p.add_argument("--ns", type=_ints, default=[1, 10, 30, 60],
                    help="stack sizes for the stack part (default %(default)s)")
     p.add_argument("--floor-rounds", type=int, default=3, help="raw floor rounds per N, median (default %(default)s)")
+    p.add_argument("--kcli-rounds", type=int, default=2,
+                   help="kcli rounds per N, half before vdesk's run and half after, median; 0: no kcli "
+                        "(default %(default)s)")
     p.add_argument("--profile-n", type=int, default=60, help="stack size to profile (default %(default)s)")
     p.add_argument("--engine-bin", help="the other engine's `pulumi` (default: the 3.274.1 toolchain in the cache)")
     p.add_argument("--engine-ns", type=_ints, help="stack sizes for the engine variants (default: --ns)")
@@ -88,6 +92,8 @@ def parse(argv):
     args.parts = [x for x in PARTS if (x in args.parts or (x == "engines" and args.engines)) and x not in args.skip]
     if args.count < 1 or args.repeat < 1 or args.workers < 1 or args.floor_rounds < 1:
         p.error("--count, --repeat, --workers and --floor-rounds must be at least 1")
+    if args.kcli_rounds < 0:
+        p.error("--kcli-rounds must be 0 or more")
     return args
 
 
@@ -129,7 +135,12 @@ def run(args) -> int:
 
     def stack_part(b):
         nonlocal entries
-        entries = [wholestack.run_n(b, n, floor_rounds=args.floor_rounds, keep_logs=logs) for n in args.ns]
+        kcli = None
+        if args.kcli_rounds:
+            from . import peer
+            kcli = peer.install()
+        entries = [wholestack.run_n(b, n, floor_rounds=args.floor_rounds, keep_logs=logs, kcli=kcli,
+                                    kcli_rounds=args.kcli_rounds) for n in args.ns]
         wholestack.add_noop_ratios(entries)
         _write(results / "latest.json", entries)
         report.plot(entries, results / "latest.png")

@@ -3,8 +3,9 @@
 Three views of one `up` and one `destroy` (default N=60), each through the front door:
 
 - the front door's own steps, from a `bash -x` trace of tools/vdesk with
-  timestamps (env.sh, workdir mirror, `pulumi stack select`, recover's
-  `pulumi stack export`, `pulumi up`, the access step);
+  timestamps and the same trace from components/cli/run.py (env.sh, the
+  Python start, workdir mirror, stack check, lock, recovery check, `pulumi
+  up`, the access step);
 - the engine's CPU profile (`pulumi up --profiling`, Go pprof), summarised
   with `go tool pprof -top`;
 - py-spy samples of the program (the Python process running __main__.py) and
@@ -159,9 +160,12 @@ def trace_front_door(log_text: str, end_epoch: float | None = None) -> list[tupl
 
 
 def _step_name(cmd: str) -> str:
-    for key, name in (("components.cli.workdir", "workdir mirror (python)"),
-                      ("components.cli.recover", "recover: pulumi stack export (python + engine)"),
+    for key, name in (("components.cli.run", "front door's python start"),
+                      ("components.cli.workdir", "workdir mirror (python)"),
+                      ("stack check", "stack check (backend file; pulumi stack init if new)"),
+                      ("components.cli.recover", "recover (python; pulumi only after a killed run)"),
                       ("components.cli.access", "access step (python: pulumi stack output)"),
+                      ("destroy summary", "destroy summary (python, from the backend file)"),
                       ("pulumi stack select", "pulumi stack select"), ("pulumi up", "pulumi up"),
                       ("pulumi destroy", "pulumi destroy"), ("pulumi preview", "pulumi preview"),
                       ("pulumi refresh", "pulumi refresh"), ("env.sh", "source env.sh"),
@@ -225,5 +229,5 @@ def _traced(front: FrontDoor) -> FrontDoor:
     rc.write_text("if [ \"${0##*/}\" = vdesk ]; then PS4='+ ${EPOCHREALTIME} '; set -x; fi\n")
     t = FrontDoor.__new__(FrontDoor)
     t.__dict__.update(front.__dict__)
-    t.env = {**front.env, "BASH_ENV": str(rc)}
+    t.env = {**front.env, "BASH_ENV": str(rc), "VDESK_TRACE_STEPS": "1"}
     return t

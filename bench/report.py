@@ -38,6 +38,7 @@ def table(entries: list[dict]) -> str:
                      f"{_x(r.get('noop_up_vs_noop_up_1')):>5} | "
                      f"{_s(v['preview']):>7} {_x(r['preview_vs_floor_up']):>6} | "
                      f"{_s(v['refresh']):>7} {_x(r['refresh_vs_floor_up']):>6}")
+    lines += [""] + peer_table(entries)
     lines += ["", "peak RSS in MiB during each operation: engine / program / provider server (front door's helpers)",
               f"{'N':>4} | " + " | ".join(f"{LABELS[op]:^23}" for op in OPS)]
     lines.append("-" * len(lines[-1]))
@@ -63,6 +64,25 @@ def table(entries: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def peer_table(entries: list[dict]) -> list[str]:
+    """kcli's create and delete beside vdesk's up and destroy and the floor's, one row per N."""
+    measured = [e for e in entries if e.get("kcli")]
+    if not measured:
+        return ["kcli: not measured"]
+    k0 = measured[0]["kcli"]
+    lines = [f"the peer, {k0.get('version')}: `kcli create plan` / `kcli delete plan` (+ its pool and network) "
+             f"of the same N stopped VMs, median of {len(k0.get('rounds') or [])} (half before vdesk, half after)",
+             f"{'N':>4} | {'kcli create':>11} {'vdesk up/':>9} {'/floor':>6} | "
+             f"{'kcli delete':>11} {'vdesk destroy/':>14} {'/floor':>6}"]
+    lines.append("-" * len(lines[-1]))
+    for e in measured:
+        k, r = e["kcli"], e["ratios"]
+        lines.append(f"{e['n']:>4} | {_s(k['create']):>11} {_x(r.get('up_vs_kcli_create')):>9} "
+                     f"{_x(r.get('kcli_create_vs_floor_up')):>6} | {_s(k['delete']):>11} "
+                     f"{_x(r.get('destroy_vs_kcli_delete')):>14} {_x(r.get('kcli_delete_vs_floor_destroy')):>6}")
+    return lines
+
+
 def plot(entries: list[dict], path: Path, title_extra: str = "") -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -79,6 +99,11 @@ def plot(entries: list[dict], path: Path, title_extra: str = "") -> None:
     for op, color in (("up", "tab:blue"), ("destroy", "tab:red")):
         ax.plot(ns, [e["floor"][op] for e in entries], linestyle="--", marker="x", color=color,
                 label=f"raw libvirt floor {op}")
+    peer = [e for e in entries if e.get("kcli")]
+    for op, color in (("create", "tab:blue"), ("delete", "tab:red")):
+        if peer:
+            ax.plot([e["n"] for e in peer], [e["kcli"][op] for e in peer], linestyle="-.", marker="+",
+                    color=color, alpha=0.7, label=f"kcli {op} plan")
     ax.set_xlabel("desktops in the stack, N (declared stopped, no boot; 6 resources each, 6N+7 in all)")
     ax.set_ylabel("wall time, seconds")
     ax.set_title("Whole-stack wall time: what a user waits for")
@@ -90,16 +115,22 @@ def plot(entries: list[dict], path: Path, title_extra: str = "") -> None:
     for key, label, color in (("up", "up / floor up", "tab:blue"), ("destroy", "destroy / floor destroy", "tab:red"),
                               ("noop_up_vs_floor_up", "no-op up / floor up", "tab:green")):
         rx.plot(ns, [e["ratios"][key] for e in entries], marker="o", color=color, label=label)
+    for key, label, color in (("up_vs_kcli_create", "up / kcli create", "tab:blue"),
+                              ("destroy_vs_kcli_delete", "destroy / kcli delete", "tab:red")):
+        if peer:
+            rx.plot([e["n"] for e in peer], [e["ratios"].get(key) for e in peer], marker="+", linestyle="-.",
+                    color=color, label=label)
     rx.axhline(1, color="grey", linestyle=":", linewidth=1)
     rx.set_xlabel("desktops in the stack, N")
-    rx.set_ylabel("ratio to the raw floor (1 = floor)")
-    rx.set_title("vdesk / raw libvirt floor")
+    rx.set_ylabel("ratio (1 = the same time)")
+    rx.set_title("vdesk / raw libvirt floor" + (" and vdesk / kcli" if peer else ""))
     rx.set_xticks(ns)
     rx.set_ylim(bottom=0)
     rx.grid(True, alpha=0.3)
     rx.legend(loc="upper left", fontsize=8.5)
     e0 = entries[0]
-    fig.suptitle(f"vdesk whole stack vs raw libvirt, embedded host, TCG; engine {e0.get('engine')}{title_extra}; "
+    fig.suptitle(f"vdesk whole stack vs raw libvirt{' and kcli' if peer else ''}, embedded host, TCG; "
+                 f"engine {e0.get('engine')}{title_extra}; "
                  f"{e0['machine']['cores']} cores, load {e0['machine']['load_before'][0]}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -7,7 +7,8 @@ declared `running: false`, so what is timed is provisioning through the
 engine, the program, the dynamic-provider server and the state writes, not TCG
 boots.  The host is started before the clock (under the bench's subreaper, see
 reaper.py) and each stack is initialised untimed (`tools/vdesk outputs`).  The
-raw floor (floor.py) is measured on the same host, around vdesk's run.
+raw floor (floor.py) and the peer, kcli (peer.py), are measured on the same
+host, around vdesk's run.
 
 While each operation runs, a thread samples the process tree (procwatch.py):
 peak RSS of the engine, the program and the provider server.
@@ -33,7 +34,7 @@ import yaml
 from components.host import embedded
 from components.images import golden
 
-from . import floor
+from . import floor, peer
 from .procwatch import CLASSES, ProcWatcher
 from .reaper import start_under_reaper
 
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 VDESK = REPO / "tools" / "vdesk"
 OPERATIONS = ("up", "noop_up", "preview", "refresh", "destroy")
 HOST = "local"
-CIDR, FLOOR_CIDR = "10.79.0.0/24", "10.79.1.0/24"
+CIDR, FLOOR_CIDR, PEER_CIDR = "10.79.0.0/24", "10.79.1.0/24", "10.79.2.0/24"
 DESKTOP = {"memory": "768MiB", "vcpus": 1, "disk": "4GiB"}
 FLOOR_WORKERS = 8
 
@@ -228,9 +229,24 @@ def engine_version(front: FrontDoor) -> str:
     return out.stdout.strip() or out.stderr.strip()[-200:]
 
 
+def ratios(vd: dict, fl: dict, kc: dict | None) -> dict:
+    """vdesk against the floor and against kcli, and kcli against the floor (None where a side is missing)."""
+    kc = kc or {}
+    return {
+        "up": _ratio(vd["up"], fl["up"]), "destroy": _ratio(vd["destroy"], fl["destroy"]),
+        "noop_up_vs_floor_up": _ratio(vd["noop_up"], fl["up"]),
+        "preview_vs_floor_up": _ratio(vd["preview"], fl["up"]),
+        "refresh_vs_floor_up": _ratio(vd["refresh"], fl["up"]),
+        "up_vs_kcli_create": _ratio(vd["up"], kc.get("create")),
+        "destroy_vs_kcli_delete": _ratio(vd["destroy"], kc.get("delete")),
+        "kcli_create_vs_floor_up": _ratio(kc.get("create"), fl["up"]),
+        "kcli_delete_vs_floor_destroy": _ratio(kc.get("delete"), fl["destroy"]),
+    }
+
+
 def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, env: dict | None = None,
-          tag: str = "", keep_logs: Path | None = None) -> dict:
-    """One N: the floor (rounds around vdesk's run) and vdesk's five operations; one JSON entry."""
+          tag: str = "", keep_logs: Path | None = None, kcli: Path | None = None, kcli_rounds: int = 2) -> dict:
+    """One N: the floor and kcli (rounds around vdesk's run) and vdesk's five operations; one JSON entry."""
     stack = f"b{n}{tag}"
     front = FrontDoor(b.root, stack, stack_config(n), cache=cache, env=env, logs=keep_logs)
     image = golden.resolve(golden.ImageSource("debian12", "debian12", None, "kernel"))
@@ -240,6 +256,20 @@ def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, e
                     display_dir=str(host_dir / "displays"), qemu_log_dir=str(host_dir / "log" / "qemu"))
     failures: list[str] = []
     floor_runs: list[floor.FloorRun] = []
+    kcli_runs: list[peer.PeerRound] = []
+    kcli_side = None
+    if kcli is not None and kcli_rounds > 0:
+        pp = peer.plan(n, disk=image.disk, pool_root=str(host_dir / "pools"), cidr=PEER_CIDR,
+                       memory_mib=768, vcpus=1, disk_gib=4, name=f"b{n}{tag}")
+        kcli_side = peer.Kcli(kcli, b.uri, pp, home=b.root / f"kcli-home-{n}{tag}", logs=keep_logs or b.root / "logs")
+
+    def kcli_round(i: int) -> None:
+        r = kcli_side.round()
+        kcli_runs.append(r)
+        for f in r.failures:
+            failures.append(f"kcli round {i + 1}: {f}")
+            progress(f"N={n}{tag}: KCLI FAILED: {f[:400]}")
+        progress(f"N={n}{tag}: kcli round {i + 1}/{kcli_rounds}: create {r.create_s}s, delete {r.delete_s}s")
 
     def floor_round(i: int) -> None:
         try:
@@ -255,6 +285,9 @@ def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, e
     if init.rc != 0:
         failures.append(f"init: rc {init.rc}: {init.output_tail[-300:]}")
     floor_round(0)
+    kcli_before = (kcli_rounds + 1) // 2 if kcli_side else 0
+    for i in range(kcli_before):
+        kcli_round(i)
 
     results: dict[str, OpResult] = {}
     plan_ops = [("up", ("up",)), ("noop_up", ("up",)), ("preview", ("preview",)), ("refresh", ("refresh",)),
@@ -285,6 +318,9 @@ def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, e
     left = counts(b.uri)
     if any(left.values()):
         failures.append(f"left after destroy: {left}")
+    if kcli_side:
+        for i in range(kcli_before, kcli_rounds):
+            kcli_round(i)
     for i in range(1, floor_rounds):
         floor_round(i)
     load_after = os.getloadavg()
@@ -294,16 +330,13 @@ def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, e
     fl = {"up": round(statistics.median(r.up_s for r in floor_runs), 3) if floor_runs else None,
           "destroy": round(statistics.median(r.destroy_s for r in floor_runs), 3) if floor_runs else None}
     vd = {op: round(results[op].seconds, 3) if op in results and results[op].rc == 0 else None for op in OPERATIONS}
+    kc = peer.summary(kcli_runs, peer.version(kcli, kcli_side.env)) if kcli_side else None
     entry = {
         "n": n,
         "vdesk": vd,
         "floor": fl,
-        "ratios": {
-            "up": _ratio(vd["up"], fl["up"]), "destroy": _ratio(vd["destroy"], fl["destroy"]),
-            "noop_up_vs_floor_up": _ratio(vd["noop_up"], fl["up"]),
-            "preview_vs_floor_up": _ratio(vd["preview"], fl["up"]),
-            "refresh_vs_floor_up": _ratio(vd["refresh"], fl["up"]),
-        },
+        "kcli": kc,
+        "ratios": ratios(vd, fl, kc),
         "engine_reported_s": {op: r.engine_duration_s for op, r in results.items()},
         "peak_rss_mib": {op: {c: _mib(r.peaks_kib.get(c, 0)) for c in CLASSES} for op, r in results.items()},
         "allocation_kib": alloc,
@@ -334,7 +367,8 @@ def add_noop_ratios(entries: list[dict]) -> None:
 
 def workload(ns: list[int], *, floor_rounds: int = 3, cache: Path | None = None, env: dict | None = None,
              tag: str = "", reap: bool = True, logs: Path | None = None) -> list[dict]:
-    """Every N on one host; returns the JSON entries."""
+    """Every N on one host; returns the JSON entries (without kcli: the engine variants compare vdesk with
+    itself)."""
     entries = []
     with bed(reap) as b:
         progress(f"host ready at {b.root}")

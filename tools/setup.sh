@@ -21,7 +21,8 @@ packages=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver
           openssh-client python3-venv gcc ovmf lvm2
           swtpm swtpm-tools                 # desktops' TPM 2.0 (libvirt runs swtpm and swtpm_setup)
           gdisk mtools dosfstools           # UEFI images: the GPT and the EFI system partition, made offline
-          novnc chromium chromium-driver)   # the browser console's web client; browser tests
+          novnc chromium chromium-driver    # the browser console's web client; browser tests
+          genisoimage)                      # kcli's cloud-init ISOs (make bench measures kcli beside vdesk)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
