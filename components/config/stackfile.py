@@ -263,7 +263,9 @@ MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
 
 class Settings(BaseModel):
     """Settings of one entry: a typo is an error that lists what is allowed."""
-    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True,
+    # validate_default: a default is converted like a written value ("1h" -> 3600), so no later check ever
+    # sees it as written
+    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True, validate_default=True,
                               field_title_generator=lambda name, _info: name)
     noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
     key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
@@ -496,15 +498,15 @@ class DesktopSettings(Settings):
     extra_networks: Annotated[list[NetworkRef], Wording(expected="a list of network names")] = Field(
         [], description="More NICs (eth1, eth2, ...), one per network, each with DHCP and its own stable MAC.")
     image: ImageRef = Field(description="The image its disk is made from.")
-    memory: MemorySize = Field("1GiB", validate_default=True, description="Memory, e.g. 1GiB or 768MiB (an integer "
-                                                                          "is in MiB); at least 256MiB.")
+    memory: MemorySize = Field("1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least "
+                                                    "256MiB.")
     vcpus: Count = Field(1, description="Virtual CPUs.")
     max_vcpus: Count | None = Field(None, description="vCPUs it can be hot-plugged up to without a restart "
                                                       "(default: vcpus, i.e. no room).")
     cpu_topology: Annotated[CpuTopology, _TOPOLOGY] | None = Field(
         None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
     machine: MachineType | None = Field(None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
-    disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
+    disk: DiskSize = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
     disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
                                                                    "must stay); full: an independent copy.")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] = Field(
@@ -617,8 +619,8 @@ class Container(Settings):
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     network: NetworkRef | None = Field(None, description="Its network (on the same host); none: no NIC.")
     image: ImageRef = Field(description="A golden image; its tree becomes the container's root.")
-    memory: MemorySize = Field("256MiB", validate_default=True, description="Memory, e.g. 512MiB (an integer is "
-                                                                            "in MiB); at least 256MiB.")
+    memory: MemorySize = Field("256MiB", description="Memory, e.g. 512MiB (an integer is in MiB); at "
+                                                        "least 256MiB.")
     vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
     command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
     env: Environment = Field({}, description="Environment variables of the command.")
