@@ -16,7 +16,7 @@ from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
 from ..console.settings import ConsoleSettings
-from ..desktop.args import firmware_problems, session_problems
+from ..desktop.settings import firmware_problems, session_problems
 from ..host.resolve import swtpm_installed
 from ..host.policy import disk_image_problem
 from ..images.packages import template_package_problems

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
@@ -12,85 +11,15 @@ from ..errors import InputError
 from ..host.hardware import CPU_MODES, Gpu
 from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
+from .settings import (DESKTOP_RESOLUTION, DISK_CLONES, HOME_ON_REMOVAL, MIN_MEMORY, RESOLUTION,
+                       firmware_problems, kernel_args_problem, session_problems)
 
 if TYPE_CHECKING:
     from ..images.image import Image
     from ..resources.network import Network
     from ..resources.pool import StoragePool
 
-DISK_CLONES = ("linked", "full")
-HOME_ON_REMOVAL = ("keep", "delete")
 HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
-_KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
-
-
-def kernel_args_problem(value) -> str | None:
-    """Kernel parameters (name or name=value, space-separated): no quotes, no shell or XML metacharacters."""
-    words = value.split(" ") if isinstance(value, str) else None
-    if not words or len(value) > 1024 or not all(_KERNEL_ARG.match(w) for w in words):
-        return ("must be kernel parameters separated by single spaces, each made of letters, digits and "
-                "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
-    return None
-MIN_MEMORY_MIB = 256
-DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
-MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
-_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
-
-
-def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
-                     desktop: str | None = "none") -> list[tuple[str, str]]:
-    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
-
-    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
-    image of the user's own. autologin needs a desktop environment to log in to.
-    """
-    found = []
-    if autologin and desktop in (None, "none"):
-        what = desktop or "a disk image of your own"
-        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
-                                           "use an image whose recipe names one, e.g. desktop: xfce"))
-    if resolution is not None:
-        match = _RESOLUTION.match(str(resolution))
-        size = (int(match.group(1)), int(match.group(2))) if match else None
-        if size is None:
-            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
-        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
-                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
-            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
-                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
-    return found
-
-
-def firmware_problems(path: str, *, secure_boot, tpm, machine: str | None, image_boot: str | None,
-                      host_swtpm: bool | None, host_name: str | None, image_name: str | None = None
-                      ) -> list[tuple[str, str]]:
-    """What is wrong with a desktop's secure_boot and tpm, as (`<path>.<field>`, message) pairs.
-
-    image_boot: how its image boots (kernel, bios, uefi; None: not known yet); host_swtpm: whether its host can
-    emulate a TPM (None: not known before the host's libvirt starts the domain).
-    """
-    found = []
-    for field, value in (("secure_boot", secure_boot), ("tpm", tpm)):
-        if not isinstance(value, bool):
-            found.append((f"{path}.{field}", f"must be true or false, got {value!r}"))
-    if secure_boot is True:
-        image = f"image {image_name!r}" if image_name else "its image"
-        if image_boot == "kernel":
-            found.append((f"{path}.secure_boot", f"{image} boots its kernel directly (firmware bios), so nothing "
-                                                 "is verified: use an image built for UEFI (a recipe with "
-                                                 "firmware: uefi, or a path image with boot: uefi)"))
-        elif image_boot == "bios":
-            found.append((f"{path}.secure_boot", f"{image} boots with BIOS: use an image built for UEFI (a recipe "
-                                                 "with firmware: uefi, or a path image with boot: uefi)"))
-        if machine is None or not (machine == "q35" or machine.startswith("pc-q35-")):
-            found.append((f"{path}.secure_boot", f"needs the q35 machine type (Secure Boot's firmware needs SMM), "
-                                                 f"got machine {machine or 'unset (pc)'!r}: set machine: q35"))
-    if tpm is True and host_swtpm is False:
-        found.append((f"{path}.tpm", f"host {host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
-                                     "installed (Debian: apt-get install swtpm swtpm-tools)"))
-    return found
-
-
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
@@ -188,7 +117,7 @@ class DesktopArgs:
         """(width, height) of the display: the declared resolution, a desktop image's default, else None
         (a console image keeps libvirt's own adapter)."""
         text = self.resolution or (DESKTOP_RESOLUTION if self.image.graphical else None)
-        match = _RESOLUTION.match(text) if text else None
+        match = RESOLUTION.match(text) if text else None
         return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
@@ -213,8 +142,8 @@ class DesktopArgs:
                 parse_size(getattr(self, field), default_unit=unit)
             except ValueError as exc:
                 problem(field, str(exc))
-        if not any(f == f"{name}.memory" for f, _ in found) and self.memory_mib < MIN_MEMORY_MIB:
-            problem("memory", f"must be at least {MIN_MEMORY_MIB}MiB")
+        if not any(f == f"{name}.memory" for f, _ in found) and self.memory_mib < MIN_MEMORY // 1024**2:
+            problem("memory", f"must be at least {MIN_MEMORY // 1024**2}MiB")
         if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or self.vcpus < 1:
             problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
         elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:

@@ -5,7 +5,7 @@ from lxml import etree
 
 from components import xmlmodel
 from components.config.models import parse
-from components.desktop.args import firmware_problems
+from components.desktop.settings import firmware_problems
 from components.errors import InputError
 from components.images.image import recipe_files
 from components.images.recipe import Recipe
