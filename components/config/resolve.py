@@ -16,7 +16,8 @@ from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import policy as host_policy
 from ..console.settings import ConsoleSettings
-from ..desktop.settings import firmware_problems, session_problems
+from ..desktop.settings import DesktopSettings as OwnSettings
+from ..desktop.settings import FirmwareFacts, firmware_problems, session_problems
 from ..host.resolve import swtpm_installed
 from ..host.policy import disk_image_problem
 from ..images.packages import template_package_problems
@@ -32,6 +33,9 @@ from .stackfile import (ALL_HOSTS, EMBEDDED, HOW_TO_SET_A_SECRET, Container, Cpu
                         Image, Network, Pool, Profile, StackFile, User)
 
 MiB = 1024**2
+# A user's settings that override their profile's (the rest are the profile's alone).
+OVERRIDES = tuple(key for key in User.model_fields if key in OwnSettings.model_fields)
+SESSION = ("autologin", "resolution")    # the settings an image's desktop environment must serve
 # What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
 _NOT_ON_A_BRIDGE = {
     "dhcp_hosts": "a bridge network has no DHCP of vdesk's: reserve addresses on the LAN's DHCP server",
@@ -328,7 +332,7 @@ class _Resolver:
         boot = recipe.boot if recipe is not None else e.boot or ("kernel" if e.golden else "bios")
         return ImageConfig(name, e.golden, e.path, boot, recipe)
 
-    def image_fits(self, loc: Loc, template: str | None, image: str | None, *, autologin, resolution,
+    def image_fits(self, loc: Loc, template: str | None, image: str | None, own: OwnSettings,
                    template_field: str = "template") -> None:
         """The template installs only what the image holds (guests are offline); autologin needs a desktop."""
         entry = self.images.get(image)
@@ -340,9 +344,7 @@ class _Resolver:
                                                             image_name=image,
                                                             recipe_field=f"images.{image}.recipe.packages"):
                 self.add(loc_of(field), message)
-        desktop = recipe.desktop if recipe is not None else None
-        for field, message in session_problems(path(loc), autologin=bool(autologin), resolution=resolution,
-                                               desktop=desktop):
+        for field, message in session_problems(path(loc), own, desktop=recipe.desktop if recipe else None):
             self.add(loc_of(field), message)
 
     def share(self, loc: Loc, name: str, e) -> ShareConfig:
@@ -382,10 +384,9 @@ class _Resolver:
     def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
         host, hosts, pool, network, image = self.placement(loc, e)
         self.template((*loc, "profile"), e.profile)
-        self.image_fits(loc, e.profile, image, autologin=e.autologin, resolution=e.resolution,
-                        template_field="profile")
-        return DesktopConfig(name, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1, e.disk or 0,
-                             e.profile, tuple(self.desktop_users((*loc, "users"), e.users or [])), e.running,
+        self.image_fits(loc, e.profile, image, e, template_field="profile")
+        return DesktopConfig(name, host, pool, network, image, e.profile,
+                             tuple(self.desktop_users((*loc, "users"), e.users or [])), _own(e),
                              self.checks((*loc, "checks"), e.checks), source=path(loc),
                              **self.static(loc, e.address, network), adopt=bool(e.adopt),
                              **self.machine(loc, e, hosts, network), hosts=hosts)
@@ -393,10 +394,10 @@ class _Resolver:
     def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
         self.template((*loc, "template"), e.template)
         host, hosts, pool, network, image = self.placement(loc, e)
-        self.image_fits(loc, e.template, image, autologin=e.autologin, resolution=e.resolution)
-        return ProfileConfig(name, e.template, host, pool, network, image, (e.memory or 0) // MiB, e.vcpus or 1,
-                             e.disk or 0, tuple(e.groups or ()), self.checks((*loc, "checks"), e.checks, user="user"),
-                             e.running, **self.machine(loc, e, hosts, network), hosts=hosts)
+        self.image_fits(loc, e.template, image, e)
+        return ProfileConfig(name, e.template, host, pool, network, image, tuple(e.groups or ()),
+                             self.checks((*loc, "checks"), e.checks, user="user"), _own(e),
+                             **self.machine(loc, e, hosts, network), hosts=hosts)
 
     def placement(self, loc: Loc, e: DesktopSettings) -> tuple:
         """host (None when vdesk places it), the hosts it may be on, pool, network and image of a desktop or
@@ -447,23 +448,16 @@ class _Resolver:
                 self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
                                                  f"(max_vcpus, else vcpus) is {vcpu_max}")
         image = self.images.get(e.image)
-        for field, message in firmware_problems(
-                path(loc), secure_boot=bool(e.secure_boot), tpm=bool(e.tpm), machine=e.machine,
-                image_boot=image.boot if image is not None and (image.recipe or image.golden or image.path) else None,
-                image_name=e.image,
-                host_swtpm=swtpm_installed() if e.tpm and any(self.local(h) for h in hosts) else None,
-                host_name=next((h for h in hosts if self.local(h)), hosts[0] if hosts else None)):
-            if self.ok(loc, "machine", "image") or not field.endswith(".secure_boot"):
-                self.add(loc_of(field), message)
-        return {"max_vcpus": max_vcpus, "disk_clone": e.disk_clone or "linked", "cpu_topology": topology,
-                "secure_boot": bool(e.secure_boot), "tpm": bool(e.tpm),
-                "machine": e.machine, "autostart": bool(e.autostart), "kernel_args": e.kernel_args,
-                "disk_backup_days": 7 if e.disk_backup_days is None else e.disk_backup_days,
-                "home_bytes": e.home, "home_on_removal": e.home_on_removal or "keep",
+        local = next((h for h in hosts if self.local(h)), None)
+        facts = FirmwareFacts(
+            image_boot=image.boot if image is not None and (image.recipe or image.golden or image.path) else None,
+            image_name=e.image, host_name=local or (hosts[0] if hosts else None),
+            host_swtpm=swtpm_installed() if local is not None and e.tpm else None,
+            checkable=self.ok(loc, "machine", "image"))
+        for field, message in firmware_problems(path(loc), e, facts):
+            self.add(loc_of(field), message)
+        return {"max_vcpus": max_vcpus, "cpu_topology": topology,
                 "shares": self.desktop_shares(loc, e.shares, hosts),
-                "autologin": bool(e.autologin), "resolution": e.resolution,
-                "display_password_rotation": e.display.password_rotation if e.display else "",
-                "display_password_valid_for": e.display.password_valid_for if e.display else None,
                 "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network),
                 **self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus), "gpus": self.gpus((*loc, "gpus"), e.gpus)}
 
@@ -569,7 +563,7 @@ class _Resolver:
             own["hosts"] = self.host_list((*loc, "hosts"), u.hosts)
             if profile is not None:
                 self.on_hosts(loc, {"pool": profile.pool, "network": profile.network}, own["hosts"], "hosts")
-        vcpu_max = max_vcpus or u.vcpus or (profile.vcpus if profile else None)
+        vcpu_max = max_vcpus or u.vcpus or (profile.settings.vcpus if profile else None)
         if u.cpu is not None:
             own.update(self.cpu((*loc, "cpu"), u.cpu, vcpu_max))
         elif profile is not None and vcpu_max is not None and len(profile.cpu_pinning) > vcpu_max \
@@ -583,8 +577,6 @@ class _Resolver:
 
     def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
                      checks: tuple | None, hardware: dict) -> DesktopConfig:
-        def own(value, inherited):
-            return inherited if value is None else value
         user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
                           password)
         hosts = hardware.get("hosts", profile.hosts)
@@ -597,40 +589,32 @@ class _Resolver:
             shares = profile.shares
         else:   # the profile's shares, against the user's own hosts
             shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
-        if u.autologin is not None or u.resolution is not None:
+        own = profile.settings.model_copy(update={key: getattr(u, key) for key in OVERRIDES
+                                                  if getattr(u, key) is not None})
+        if any(getattr(u, key) is not None for key in SESSION):
             image = self.images.get(profile.image)
             recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
-            for field, message in session_problems(path(loc), autologin=bool(u.autologin), resolution=u.resolution,
-                                                   desktop=recipe.desktop if recipe else None):
+            for field, message in session_problems(path(loc), own, desktop=recipe.desktop if recipe else None):
                 self.add(loc_of(field), message)
         return DesktopConfig(
-            u.name, host, profile.pool, profile.network, profile.image,
-            profile.memory_mib if u.memory is None else u.memory // MiB, own(u.vcpus, profile.vcpus),
-            own(u.disk, profile.disk_bytes), profile.template, (user,), own(u.running, profile.running),
-            tuple(for_user(list(own(checks, profile.checks)), u.name)),
+            u.name, host, profile.pool, profile.network, profile.image, profile.template, (user,), own,
+            tuple(for_user(list(profile.checks if checks is None else checks), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
             origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
                           if getattr(u, key) is None)
             + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
-            max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),
-            cpu_topology=profile.cpu_topology, machine=profile.machine, autostart=own(u.autostart, profile.autostart),
-            extra_networks=profile.extra_networks, kernel_args=profile.kernel_args, hosts=hosts,
+            max_vcpus=max_vcpus, cpu_topology=profile.cpu_topology, extra_networks=profile.extra_networks,
+            hosts=hosts,
             cpu_mode=hardware.get("cpu_mode", profile.cpu_mode) if not inherited["cpu"] else profile.cpu_mode,
             cpu_model=hardware.get("cpu_model") if not inherited["cpu"] else profile.cpu_model,
             cpu_pinning=hardware.get("cpu_pinning", ()) if not inherited["cpu"] else profile.cpu_pinning,
-            gpus=hardware.get("gpus", profile.gpus),
-            disk_backup_days=profile.disk_backup_days, home_bytes=own(u.home, profile.home_bytes), shares=shares,
-            autologin=own(u.autologin, profile.autologin), resolution=own(u.resolution, profile.resolution),
-            secure_boot=profile.secure_boot, tpm=profile.tpm,
-            display_password_rotation=profile.display_password_rotation,
-            display_password_valid_for=profile.display_password_valid_for,
-            home_on_removal=profile.home_on_removal)
+            gpus=hardware.get("gpus", profile.gpus), shares=shares)
 
     def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
         """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
         vcpus = u.vcpus
         if not self.given(loc, u, "vcpus") and profile is not None:
-            vcpus = profile.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
+            vcpus = profile.settings.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
         if self.given(loc, u, "max_vcpus"):
             if u.max_vcpus is not None and vcpus is not None and u.max_vcpus < vcpus:
                 self.add((*loc, "max_vcpus"), f"must be >= vcpus ({vcpus})")
@@ -648,7 +632,7 @@ class _Resolver:
         if profile is None or not profile.cpu_topology or (u.vcpus is None and not self.given(loc, u, "max_vcpus")):
             return
         sockets, cores, threads = profile.cpu_topology
-        if sockets * cores * threads != (max_vcpus or u.vcpus or profile.vcpus):
+        if sockets * cores * threads != (max_vcpus or u.vcpus or profile.settings.vcpus):
             self.add((*loc, "vcpus"), f"profile {profile.name!r} has cpu_topology for {sockets * cores * threads} "
                                       "vCPUs; a user cannot change the vCPU maximum of a fixed topology")
 
@@ -752,3 +736,8 @@ def _entries(section: dict | None):
 
 def _good(values) -> tuple:
     return tuple(v for v in values or () if v is not None)
+
+
+def _own(entry: DesktopSettings) -> OwnSettings:
+    """A desktop's or profile's own settings, as declared (a broken one is None: its problem is reported)."""
+    return OwnSettings.model_construct(**{key: getattr(entry, key) for key in OwnSettings.model_fields})

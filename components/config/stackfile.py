@@ -14,9 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, model_validator
 
 # A desktop's own settings and the kinds of values are declared there; the stack file adds names and references.
-from ..desktop.settings import (DISK_CLONES, MIN_MEMORY, Checks, Count, Cpu, CpuTopology,  # noqa: F401 (re-exported)
-                                DesktopDisplay, DiskSize, Duration, Gpu, MemorySize, Resolution, Settings, Wording,
-                                _GPUS, _rule)
+from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
+                                Settings, Wording, _GPUS, _rule)
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
@@ -328,7 +327,7 @@ class ImageRecipe(Settings):
     firmware: Literal["bios", "uefi"] = Field(
         "bios", description="bios: an ext4 root booted by direct kernel boot; uefi: a GPT disk with Debian's "
                             "Microsoft-signed shim, signed GRUB and signed kernel, which boots with Secure Boot "
-                            "enforced (for secure_boot).")
+                            "enforced.")
 
 
 class Image(Settings):

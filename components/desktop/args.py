@@ -12,7 +12,7 @@ from ..host.hardware import CPU_MODES, Gpu
 from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
 from .settings import (DESKTOP_RESOLUTION, DISK_CLONES, HOME_ON_REMOVAL, MIN_MEMORY, RESOLUTION,
-                       firmware_problems, kernel_args_problem, session_problems)
+                       DesktopSettings, FirmwareFacts, firmware_problems, kernel_args_problem, session_problems)
 
 if TYPE_CHECKING:
     from ..images.image import Image
@@ -95,6 +95,19 @@ class DesktopArgs:
     secure_boot: bool = False                # UEFI with Secure Boot enforced (Microsoft's keys): a UEFI image, q35
     tpm: bool = False                        # a TPM 2.0 (tpm-crb), emulated by the host's swtpm
 
+    @classmethod
+    def from_settings(cls, own: DesktopSettings, **references) -> "DesktopArgs":
+        """A desktop's arguments from its declared settings (sizes in bytes) and what it refers to; a reference
+        given here (e.g. checks with each user's name filled in) takes the place of the setting."""
+        plain = own.model_dump(exclude={"cpu", "gpus", "display", "cpu_topology"})
+        for key in ("memory", "disk", "home"):
+            if plain.get(key) is not None:
+                plain[key] = f"{plain[key]}B"
+        display = own.display
+        plain.update(display_password_rotation=display.password_rotation if display else "",
+                     display_password_valid_for=display.password_valid_for if display else None)
+        return cls(**{**plain, **references})
+
     @property
     def memory_mib(self) -> int:
         return parse_size(self.memory, default_unit="MiB") // 1024**2
@@ -173,12 +186,11 @@ class DesktopArgs:
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
-        found += firmware_problems(name, secure_boot=self.secure_boot, tpm=self.tpm, machine=self.machine,
-                                   image_boot=getattr(getattr(self.image, "files", None), "boot", None),
-                                   host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None))
+        found += firmware_problems(name, self, FirmwareFacts(
+            image_boot=getattr(getattr(self.image, "files", None), "boot", None),
+            host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None)))
         recipe = getattr(self.image, "recipe", None)
-        found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
-                                  desktop=recipe.desktop if recipe else None)
+        found += session_problems(name, self, desktop=recipe.desktop if recipe else None)
         return found
 
     def _hardware_problems(self) -> list[tuple[str, str]]:

@@ -39,58 +39,65 @@ MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
 RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
 
 
-def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
-                     desktop: str | None = "none") -> list[tuple[str, str]]:
-    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
+def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tuple[str, str]]:
+    """What is wrong with a desktop's autologin and resolution (of `own`, its settings), as (`<path>.<field>`,
+    message) pairs.
 
     desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
     image of the user's own. autologin needs a desktop environment to log in to.
     """
     found = []
-    if autologin and desktop in (None, "none"):
+    if own.autologin and desktop in (None, "none"):
         what = desktop or "a disk image of your own"
         found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
                                            "use an image whose recipe names one, e.g. desktop: xfce"))
-    if resolution is not None:
-        match = RESOLUTION.match(str(resolution))
+    if own.resolution is not None:
+        match = RESOLUTION.match(str(own.resolution))
         size = (int(match.group(1)), int(match.group(2))) if match else None
         if size is None:
-            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
+            found.append((f"{path}.resolution", f"{own.resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
         elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
                   and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
-            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
-                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+            found.append((f"{path}.resolution", f"{own.resolution} is outside {MIN_RESOLUTION[0]}x"
+                                                f"{MIN_RESOLUTION[1]}..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
     return found
 
 
-def firmware_problems(path: str, *, secure_boot, tpm, machine: str | None, image_boot: str | None,
-                      host_swtpm: bool | None, host_name: str | None, image_name: str | None = None
-                      ) -> list[tuple[str, str]]:
-    """What is wrong with a desktop's secure_boot and tpm, as (`<path>.<field>`, message) pairs.
+@dataclasses.dataclass(frozen=True)
+class FirmwareFacts:
+    """What the firmware settings are checked against: the image's boot and the host's TPM emulator."""
+    image_boot: str | None             # kernel, bios, uefi; None: not known yet
+    host_swtpm: bool | None            # the host can emulate a TPM; None: not known before its libvirt starts it
+    host_name: str | None
+    image_name: str | None = None
+    checkable: bool = True             # the machine and image are valid (else Secure Boot is not judged on them)
 
-    image_boot: how its image boots (kernel, bios, uefi; None: not known yet); host_swtpm: whether its host can
-    emulate a TPM (None: not known before the host's libvirt starts the domain).
-    """
+
+def firmware_problems(path: str, own, facts: FirmwareFacts) -> list[tuple[str, str]]:
+    """What is wrong with a desktop's secure_boot and tpm (of `own`, its settings), as (`<path>.<field>`,
+    message) pairs."""
     found = []
+    secure_boot, tpm, machine = own.secure_boot, own.tpm, own.machine
     for field, value in (("secure_boot", secure_boot), ("tpm", tpm)):
-        if not isinstance(value, bool):
+        if not isinstance(value, bool) and value is not None:
             found.append((f"{path}.{field}", f"must be true or false, got {value!r}"))
-    if secure_boot is True:
-        image = f"image {image_name!r}" if image_name else "its image"
-        if image_boot == "kernel":
+    if secure_boot is True and facts.checkable:
+        image = f"image {facts.image_name!r}" if facts.image_name else "its image"
+        if facts.image_boot == "kernel":
             found.append((f"{path}.secure_boot", f"{image} boots its kernel directly (firmware bios), so nothing "
                                                  "is verified: use an image built for UEFI (a recipe with "
                                                  "firmware: uefi, or a path image with boot: uefi)"))
-        elif image_boot == "bios":
+        elif facts.image_boot == "bios":
             found.append((f"{path}.secure_boot", f"{image} boots with BIOS: use an image built for UEFI (a recipe "
                                                  "with firmware: uefi, or a path image with boot: uefi)"))
         if machine is None or not (machine == "q35" or machine.startswith("pc-q35-")):
             found.append((f"{path}.secure_boot", f"needs the q35 machine type (Secure Boot's firmware needs SMM), "
                                                  f"got machine {machine or 'unset (pc)'!r}: set machine: q35"))
-    if tpm is True and host_swtpm is False:
-        found.append((f"{path}.tpm", f"host {host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
+    if tpm is True and facts.host_swtpm is False:
+        found.append((f"{path}.tpm", f"host {facts.host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
                                      "installed (Debian: apt-get install swtpm swtpm-tools)"))
     return found
+
 
 @dataclasses.dataclass(frozen=True)
 class Wording:
