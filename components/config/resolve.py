@@ -29,12 +29,10 @@ from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfi
 from .partial import is_broken
 from .problems import Loc, loc_of, path, unknown
 from ..host.hardware import Gpu
-from .stackfile import (ALL_HOSTS, EMBEDDED, HOW_TO_SET_A_SECRET, Container, Cpu, Desktop, DesktopSettings, DesktopUser,
-                        Image, Network, Pool, Profile, StackFile, User)
+from .stackfile import (ALL_HOSTS, EMBEDDED, HOW_TO_SET_A_SECRET, USER_OVERRIDES, Container, Cpu, Desktop,
+                        DesktopSettings, DesktopUser, Image, Network, Pool, Profile, StackFile, User)
 
 MiB = 1024**2
-# A user's settings that override their profile's (the rest are the profile's alone).
-OVERRIDES = tuple(key for key in User.model_fields if key in OwnSettings.model_fields)
 SESSION = ("autologin", "resolution")    # the settings an image's desktop environment must serve
 # What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
 _NOT_ON_A_BRIDGE = {
@@ -589,7 +587,7 @@ class _Resolver:
             shares = profile.shares
         else:   # the profile's shares, against the user's own hosts
             shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
-        own = profile.settings.model_copy(update={key: getattr(u, key) for key in OVERRIDES
+        own = profile.settings.model_copy(update={key: getattr(u, key) for key in USER_OVERRIDES
                                                   if getattr(u, key) is not None})
         if any(getattr(u, key) is not None for key in SESSION):
             image = self.images.get(profile.image)

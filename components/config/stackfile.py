@@ -11,12 +11,13 @@ import ipaddress
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
 
 # A desktop's own settings and the kinds of values are declared there; the stack file adds names and references.
 from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
                                 Settings, Wording, _GPUS, _rule)
 from ..desktop.settings import DesktopSettings as OwnSettings
+from ..desktop.settings import overridable
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 
@@ -402,7 +403,7 @@ class Desktop(DesktopSettings):
     adopt: bool = Field(False, description="Take over its domain, disk and seed if they exist.")
 
 
-class User(Settings):
+class _Person(Settings):
     """A person: gets one desktop named after them, made from their profile, with their overrides."""
     noun: ClassVar[str] = "user"
     name: UserName = Field(description="The login, and the desktop's name and hostname.")
@@ -414,23 +415,18 @@ class User(Settings):
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
     groups: Groups | None = Field(None, description="Supplementary groups (default: the profile's).")
-    memory: MemorySize | None = Field(None, description="Memory (default: the profile's).")
-    vcpus: Count | None = Field(None, description="Virtual CPUs (default: the profile's).")
-    max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
-    disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
-    home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
-    autologin: bool | None = Field(None, description="Logged in at boot (default: the profile's).")
-    resolution: Resolution | None = Field(None, description="Display size (default: the profile's).")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
         None, description="Shares mounted in their desktop (default: the profile's).")
-    disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
-    checks: Checks | None = Field(None, description="Checks (default: the profile's).")
-    running: bool | None = Field(None, description="Keep it running (default: the profile's).")
-    autostart: bool | None = Field(None, description="Start with the host (default: the profile's).")
-    address: Address | None = Field(None, description="A static IPv4 address on a network without DHCP.")
-    cpu: Cpu | None = Field(None, description="CPU mode, model and pins (default: the profile's).")
-    gpus: Annotated[list[Gpu], _GPUS] | None = Field(None, description="GPUs (default: the profile's).")
-    adopt: bool = Field(False, description="Take over their desktop's domain, disk and seed if they exist.")
+
+
+# What a user may set of their own; the rest of a desktop's settings are their profile's alone.
+USER_OVERRIDES = ("memory", "vcpus", "max_vcpus", "disk", "home", "autologin", "resolution", "disk_clone", "checks",
+                  "running", "autostart", "cpu", "gpus")
+User = create_model(
+    "User", __base__=_Person, __module__=__name__, __doc__=_Person.__doc__,
+    **overridable(USER_OVERRIDES, "the profile's"),
+    address=(Address | None, Field(None, description="A static IPv4 address on a network without DHCP.")),
+    adopt=(bool, Field(False, description="Take over their desktop's domain, disk and seed if they exist.")))
 
 
 class Mount(Settings):

@@ -294,3 +294,14 @@ class DesktopSettings(Settings):
     tpm: bool = Field(False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with "
                                          "the VM. A change makes a new VM (the disk stays).")
     checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
+
+
+def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:
+    """The named settings, each optional (unset: `default`), for pydantic.create_model: what a user may
+    override of a profile, declared by naming it rather than again."""
+    fields = {}
+    for name in names:
+        field = DesktopSettings.model_fields[name]
+        declared = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        fields[name] = (declared | None, Field(None, description=f"{field.description} Default: {default}."))
+    return fields
