@@ -166,7 +166,7 @@ def _config(profile=None, desktop=None, image=None, hosts=None):
 
 
 def test_secure_boot_and_tpm_reach_the_users_desktops(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: True)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: True)
     cfg = _config(desktop={"machine": "pc-q35-7.2", "secure_boot": True})
     assert (cfg.desktops["ann"].settings.secure_boot, cfg.desktops["ann"].settings.tpm) == (True, True)
     assert (cfg.desktops["d"].settings.secure_boot, cfg.desktops["d"].settings.tpm) == (True, False)
@@ -189,14 +189,14 @@ def test_secure_boot_and_tpm_reach_the_users_desktops(monkeypatch):
      "'coreboot' is not one of bios, uefi"),
 ])
 def test_bad_secure_boot_and_tpm_settings_are_named(monkeypatch, kwargs, path, message):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: True)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: True)
     with pytest.raises(InputError) as err:
         _config(**kwargs)
     assert (path, message) in err.value.problems, err.value.problems
 
 
 def test_a_tpm_needs_swtpm_on_the_embedded_host(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: False)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: False)
     with pytest.raises(InputError) as err:
         _config()
     assert err.value.problems == [("profiles.x.tpm", "host 'local' cannot emulate a TPM: swtpm and swtpm_setup are "
@@ -204,7 +204,7 @@ def test_a_tpm_needs_swtpm_on_the_embedded_host(monkeypatch):
 
 
 def test_a_remote_hosts_swtpm_is_its_libvirts_to_report(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: False)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: False)
     cfg = _config(hosts={"local": {"uri": "qemu+ssh://admin@kvm2/system"}})
     assert cfg.desktops["ann"].settings.tpm is True
 
