@@ -6,19 +6,27 @@ import ipaddress
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
+from pydantic import ValidationError
 
 from ..errors import InputError
 from ..host.hardware import CPU_MODES, Gpu
 from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
-from .settings import (DESKTOP_RESOLUTION, DISK_CLONES, HOME_ON_REMOVAL, MIN_MEMORY, RESOLUTION,
-                       DesktopSettings, FirmwareFacts, firmware_problems, kernel_args_problem, session_problems)
+from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
+                       session_problems)
+from .wording import from_error, path
 
 if TYPE_CHECKING:
     from ..images.image import Image
     from ..resources.network import Network
     from ..resources.pool import StoragePool
 
+# The settings of DesktopArgs that its declaration checks (the others have shapes of the component's own), and
+# where the declaration's nested display settings are in the arguments.
+_DECLARED = ("memory", "vcpus", "max_vcpus", "machine", "disk", "disk_clone", "disk_backup_days", "home",
+             "home_on_removal", "running", "autostart", "kernel_args", "autologin", "secure_boot", "tpm")
+_ARGUMENT = {"display.password_rotation": "display_password_rotation",
+             "display.password_valid_for": "display_password_valid_for"}
 HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
@@ -148,30 +156,10 @@ class DesktopArgs:
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        if self.home_on_removal not in HOME_ON_REMOVAL:
-            problem("home_on_removal", f"{self.home_on_removal!r} is not one of {', '.join(HOME_ON_REMOVAL)}")
-        for field, unit in (("memory", "MiB"), ("disk", "GiB"), *((("home", "GiB"),) if self.home is not None else ())):
-            try:
-                parse_size(getattr(self, field), default_unit=unit)
-            except ValueError as exc:
-                problem(field, str(exc))
-        if not any(f == f"{name}.memory" for f, _ in found) and self.memory_mib < MIN_MEMORY // 1024**2:
-            problem("memory", f"must be at least {MIN_MEMORY // 1024**2}MiB")
-        if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or self.vcpus < 1:
-            problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
-        elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
+        found += self._settings_problems(name)
+        if self.max_vcpus is not None and isinstance(self.vcpus, int) and isinstance(self.max_vcpus, int) \
+                and self.max_vcpus < self.vcpus:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
-        if not isinstance(self.disk_backup_days, int) or not 0 <= self.disk_backup_days <= 3650:
-            problem("disk_backup_days", "must be a number of days, 0..3650")
-        if self.display_password_valid_for is not None:
-            try:
-                parse_duration(self.display_password_valid_for)
-            except ValueError as exc:
-                problem("display_password_valid_for", str(exc))
-        if not isinstance(self.display_password_rotation, str):
-            problem("display_password_rotation", f"must be a string, got {self.display_password_rotation!r}")
-        if self.disk_clone not in DISK_CLONES:
-            problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:
             problem("users", "declare at least one user")
         host = self.pool.host
@@ -181,8 +169,6 @@ class DesktopArgs:
                 problem(field, f"is on host {net.host.name!r}, but the pool is on {host.name!r}")
         if self.vm_name is not None and (message := name_problem(self.vm_name)):
             problem("vm_name", message)
-        if self.kernel_args is not None and (message := kernel_args_problem(self.kernel_args)):
-            problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
@@ -192,6 +178,19 @@ class DesktopArgs:
         recipe = getattr(self.image, "recipe", None)
         found += session_problems(name, self, desktop=recipe.desktop if recipe else None)
         return found
+
+    def _settings_problems(self, name: str) -> list[tuple[str, str]]:
+        """Its own settings, checked by their declaration (components.desktop.settings), worded as the stack
+        file's are. (resolution and the CPU, GPU and checks are checked below and by the readiness gate.)"""
+        written = {key: getattr(self, key) for key in _DECLARED if getattr(self, key) is not None}
+        written["display"] = {"password_rotation": self.display_password_rotation,
+                              "password_valid_for": self.display_password_valid_for}
+        try:
+            DesktopSettings.model_validate(written)
+        except ValidationError as exc:
+            return [(f"{name}.{_ARGUMENT.get(path(loc), path(loc))}", message)
+                    for loc, message in from_error(exc, DesktopSettings)]
+        return []
 
     def _hardware_problems(self) -> list[tuple[str, str]]:
         """The CPU and GPU settings on their own (the host checks them at preview: components.host.hardware)."""
