@@ -63,9 +63,10 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
             check_seed(d.profile, d.users, hostname=d.name, extra_networks=len(d.extra_networks),
                        static=(d.address, d.gateway) if d.address else None,
                        with_password=[u.name for u in d.users if u.password],
-                       home_device=HOME_DEVICE if d.home_bytes else None,
+                       home_device=HOME_DEVICE if d.settings.home else None,
                        shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares],
-                       graphical=graphical_session(recipe.session if recipe else None, d.users, d.autologin))
+                       graphical=graphical_session(recipe.session if recipe else None, d.users,
+                                                  d.settings.autologin))
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -136,8 +137,9 @@ def place_desktops(stack: str, config: StackConfig, facts: HostFacts) -> tuple[S
     existing = placement.find_existing({h: facts.hosts[h].uri for h in facts.reachable(config.hosts)}, stack,
                                        vm_names.values()) if len(config.hosts) > 1 else {}
     asking = sorted({h for d in flexible if d.cpu_mode or d.cpu_model or d.cpu_pinning or d.gpus for h in d.hosts})
-    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib, d.max_vcpus or d.vcpus,
-                            d.running, _hardware_demand(d, None, config.prefix), d.field("hosts"))
+    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib,
+                            d.max_vcpus or d.settings.vcpus, d.settings.running,
+                            _hardware_demand(d, None, config.prefix), d.field("hosts"))
              for d in config.desktops.values()]
     result = placement.place(wants, capacities=facts.capacities(candidates), hardware=facts.hardware(asking),
                              overcommit=_overcommit(config), existing=existing,
@@ -153,7 +155,7 @@ def check_capacity(config: StackConfig, hosts: Mapping, facts: HostFacts | None 
     Hosts that could not be reached are not checked (their desktops fail at `up`, naming the host)."""
     facts = facts or HostFacts(hosts)
     capacities = facts.capacities({d.host for d in config.desktops.values()})
-    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.vcpus, d.running,
+    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.settings.vcpus, d.settings.running,
                                d.field("memory"), d.field("max_vcpus" if d.max_vcpus else "vcpus"))
                for d in config.desktops.values() if d.host in capacities]
     if problems := capacity.problems(demands, capacities, _overcommit(config)):
@@ -286,20 +288,16 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
 
 
 def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:
-    return DesktopArgs(
-        image=image, pool=pool, network=network, extra_networks=extra_networks,
+    """Its own settings as declared; its CPU, GPUs and vCPU room as resolved (checked, with a user's overrides)."""
+    return DesktopArgs.from_settings(
+        d.settings, image=image, pool=pool, network=network, extra_networks=extra_networks,
         users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
                for u in d.users],
-        template=d.profile, memory=d.memory_mib, vcpus=d.vcpus, max_vcpus=d.max_vcpus,
+        template=d.profile, max_vcpus=d.max_vcpus,
         cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
-        machine=d.machine, disk=f"{d.disk_bytes}B", disk_clone=d.disk_clone, disk_backup_days=d.disk_backup_days,
-        home=f"{d.home_bytes}B" if d.home_bytes else None, home_on_removal=d.home_on_removal,
         shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
-        autologin=d.autologin, resolution=d.resolution, secure_boot=d.secure_boot, tpm=d.tpm,
-        display_password_rotation=d.display_password_rotation,
-        display_password_valid_for=d.display_password_valid_for,
-        address=d.address.split("/")[0] if d.address else None, running=d.running, autostart=d.autostart,
-        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}", kernel_args=d.kernel_args,
+        address=d.address.split("/")[0] if d.address else None,
+        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}",
         cpu_mode=d.cpu_mode, cpu_model=d.cpu_model, cpu_pinning=d.cpu_pinning,
         gpus=[{"pci": g.address} if g.pci else {"mdev": g.mdev, **({"parent": g.parent} if g.parent else {})}
               for g in d.gpus])

@@ -26,15 +26,15 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..desktop.settings import DesktopSettings
 from ..host.hardware import Gpu
 from .partial import salvage
 from .problems import from_error, in_file_order
-from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, DISK_CLONES, EMBEDDED,
-                        MIN_MEMORY, NETWORK_MODES, RESERVED_LOGINS, Container, Desktop, DesktopUser, Pool,
-                        Profile, StackFile, Timeouts, User)
+from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, EMBEDDED, NETWORK_MODES,
+                       RESERVED_LOGINS, Container, Desktop, DesktopUser, Pool, Profile, StackFile, Timeouts, User)
 
 __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "DEFAULT_TEMPLATE", "DEFAULT_TIMEOUTS",
-           "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "DISK_CLONES", "EMBEDDED", "MIN_MEMORY", "NETWORK_MODES",
+           "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "EMBEDDED", "NETWORK_MODES",
            "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
            "ProfileConfig", "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
@@ -134,34 +134,18 @@ class ProfileConfig:
     pool: str
     network: str
     image: str
-    memory_mib: int
-    vcpus: int
-    disk_bytes: int
     groups: tuple[str, ...]
     checks: tuple[dict, ...]           # may hold {user}, replaced per user
-    running: bool
+    settings: DesktopSettings          # its desktops' own settings (sizes in bytes), as declared
     max_vcpus: int | None = None       # vCPUs its desktops can be hot-plugged up to (None: just vcpus)
-    disk_clone: str = "linked"         # linked | full (see DISK_CLONES)
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads
-    machine: str | None = None         # machine type (q35, pc, or a versioned name)
-    autostart: bool = False            # its desktops start when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
-    kernel_args: str | None = None     # appended to a golden image's kernel command line
-    disk_backup_days: int = 7          # a replaced system disk is kept this long
-    home_bytes: int | None = None      # a home volume of this size, mounted at /home
-    home_on_removal: str = "keep"      # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
-    autologin: bool = False            # the first user is logged in to the graphical session at boot
-    display_password_rotation: str = ""        # a new value: a new display password, applied live
-    display_password_valid_for: int | None = None   # seconds a display password works
-    resolution: str | None = None      # WIDTHxHEIGHT of the display
     hosts: tuple[str, ...] = ()        # where its desktops may be placed ((host,) when pinned to one)
     cpu_mode: str | None = None        # host-passthrough | host-model | custom
     cpu_model: str | None = None       # a named CPU model (custom)
     cpu_pinning: tuple = ()            # host CPU set per vCPU
     gpus: tuple[Gpu, ...] = ()
-    secure_boot: bool = False          # UEFI Secure Boot enforced (a UEFI image, q35)
-    tpm: bool = False                  # a TPM 2.0 emulated by the host's swtpm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,40 +155,29 @@ class DesktopConfig:
     pool: str
     network: str
     image: str
-    memory_mib: int
-    vcpus: int
-    disk_bytes: int
     profile: str
     users: tuple[UserConfig, ...]
-    running: bool
+    settings: DesktopSettings         # its own settings (sizes in bytes): a profile's with a user's overrides
     checks: tuple[dict, ...] = ()     # declarative guest checks (components.guest.checkspec)
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
     address: str | None = None        # static IPv4 in CIDR form ("10.84.0.50/24"), on a network without DHCP
     gateway: str | None = None        # that network's gateway (and DNS server), with a static address
     adopt: bool = False               # take over its domain, disk and seed if they exist (e.g. after a lost state)
     max_vcpus: int | None = None      # vCPUs it can be hot-plugged up to without a restart (None: just vcpus)
-    disk_clone: str = "linked"        # linked (a clone on the image) | full (an independent copy of it)
     cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads; product = max_vcpus or vcpus
-    machine: str | None = None        # machine type (q35, pc, or a versioned name)
-    autostart: bool = False           # started when the host (libvirtd) starts
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
-    kernel_args: str | None = None    # appended to a golden image's kernel command line
-    disk_backup_days: int = 7         # a replaced system disk is kept this long
-    home_bytes: int | None = None     # a home volume of this size, mounted at /home
-    home_on_removal: str = "keep"     # keep | delete, when the desktop is removed
     shares: tuple[str, ...] = ()       # names of shares mounted in it
-    autologin: bool = False            # the first user is logged in to the graphical session at boot
-    display_password_rotation: str = ""        # a new value: a new display password, applied live
-    display_password_valid_for: int | None = None   # seconds a display password works
-    resolution: str | None = None      # WIDTHxHEIGHT of the display
-    secure_boot: bool = False          # UEFI Secure Boot enforced (a UEFI image, q35)
-    tpm: bool = False                  # a TPM 2.0 emulated by the host's swtpm
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
     hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
     cpu_mode: str | None = None       # host-passthrough | host-model | custom
     cpu_model: str | None = None      # a named CPU model (custom)
     cpu_pinning: tuple = ()           # host CPU set per vCPU (vCPU order)
     gpus: tuple[Gpu, ...] = ()        # whole PCI devices and mediated devices (vGPUs)
+
+    @property
+    def memory_mib(self) -> int:
+        """Its memory as the hosts' capacity is counted."""
+        return (self.settings.memory or 0) // 1024**2
 
     def field(self, key: str) -> str:
         """Where a setting of this desktop is written: its own entry, or the profile it inherits it from."""

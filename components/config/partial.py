@@ -28,12 +28,14 @@ def salvage(model: type[BaseModel], data: Any, loc: Loc, broken: set[Loc]) -> Ba
         if data.get(name) is not None:      # (null is unset, as in stackfile.Settings)
             value = data[name]
             written.add(name)
-        elif field.validate_default:
-            value = field.get_default(call_default_factory=True)
-        else:
-            if field.is_required():
-                values[name] = None
+        elif field.is_required():
+            values[name] = None
             continue
+        else:   # a default is converted like a written value (stackfile.Settings: validate_default)
+            value = field.get_default(call_default_factory=True)
+            if value is None or isinstance(value, BaseModel):
+                values[name] = value
+                continue
         if is_model(bare(field.annotation)[0]):
             values[name] = _one(field.annotation, value, (*loc, name), broken)
             continue

@@ -7,31 +7,27 @@ as docs/stack.schema.json, whose descriptions editors show.
 """
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
-                      WithJsonSchema, model_validator)
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
 
-from ..desktop.args import kernel_args_problem
-from ..guest.checkspec import KINDS
-from ..host.hardware import CPU_MODES
-from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_duration, parse_size
+# A desktop's own settings and the kinds of values are declared there; the stack file adds names and references.
+from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
+                                Settings, Wording, _GPUS, _rule)
+from ..desktop.settings import DesktopSettings as OwnSettings
+from ..desktop.settings import overridable
+from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
-from ..xmlmodel import parse_cpuset, split_pci_address
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
-HOME_ON_REMOVAL = ("keep", "delete")
-DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
 GOLDEN_IMAGES = ("debian12",)
 DEFAULT_TEMPLATE = "desktop"
-MIN_MEMORY = 256 * 1024**2
 # Accounts the golden image (or any Debian) already has: a desktop user must not take them over.
 RESERVED_LOGINS = frozenset({
     "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
@@ -43,10 +39,7 @@ _PUBLIC_KEY = (r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
 _LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
 _GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _INTERFACE = r"^[^\s/:]{1,15}$"
-_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ALL_HOSTS = "all"
 HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
                        "here")
@@ -54,13 +47,6 @@ _NOT_A_SECRET = f"must name a secret vdesk config key, e.g. alice-password (valu
 _NOT_A_KEY = "is not an OpenSSH public key ('ssh-ed25519 AAAA... comment'); value not shown"
 
 
-@dataclasses.dataclass(frozen=True)
-class Wording:
-    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
-    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
-    missing: str = ""    # the whole message when it is absent or empty
-    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
-    #                      the value as written and the choices (leave {input} out where it might be a secret)
 
 
 def _ref(kind: str) -> Any:
@@ -70,26 +56,6 @@ def _ref(kind: str) -> Any:
                                   missing=f"is required (the name of one of the {kind}s)")]
 
 
-def _rule(problem) -> AfterValidator:
-    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
-    def check(value):
-        if message := problem(value):
-            raise ValueError(message)
-        return value
-    return AfterValidator(check)
-
-
-def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
-    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
-    def check(value) -> int:
-        size = parse_size(value, default_unit=default_unit)
-        if size < 0:
-            raise ValueError(f"{value!r} is not a size: sizes are not negative")
-        if size < minimum:
-            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
-        return size
-    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
-    return PlainValidator(check, json_schema_input_type=written)
 
 
 def _adopt(value) -> bool | str:
@@ -130,13 +96,6 @@ def _ip(version: int | None):
     return problem
 
 
-def _duration(value) -> int:
-    """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
-    try:
-        seconds = parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(str(exc)) from None
-    return seconds
 
 
 def _scalar(value):
@@ -154,20 +113,6 @@ def _hosts(value):
     raise ValueError(f"must be a non-empty list of host names, or all, got {got}")
 
 
-def _cpuset_problem(value) -> str | None:
-    try:
-        parse_cpuset(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _pci_problem(value: str) -> str | None:
-    try:
-        split_pci_address(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def _not_a_section(key: str) -> str | None:
@@ -177,10 +122,7 @@ def _not_a_section(key: str) -> str | None:
 # The kinds of values: what each accepts, how editors see it, and how its problems are worded.
 Name = Annotated[str, _rule(name_problem), Wording(expected="a name (lowercase letters, digits and '-'), got {got}")]
 NameValue = Annotated[Name, Field(json_schema_extra={"pattern": NAME_PATTERN})]
-Count = Annotated[int, Field(ge=1)]
 NonEmpty = Annotated[str, Field(min_length=1)]
-MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
-DiskSize = Annotated[int, _size("GiB")]
 Adopt = Annotated[bool | str, PlainValidator(_adopt, json_schema_input_type=bool | NameValue)]
 Uri = Annotated[str, _rule(lambda v: None if v == EMBEDDED or "://" in v
                            else f"{v!r} must be 'embedded' or a libvirt URI such as qemu:///system"),
@@ -203,8 +145,6 @@ SshKey = Annotated[str, Field(pattern=_PUBLIC_KEY), _rule(lambda v: _NOT_A_KEY i
 SshKeys = Annotated[list[SshKey],
                     Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
-MachineType = Annotated[str, Field(pattern=_MACHINE),
-                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
 Interface = Annotated[str, Field(pattern=_INTERFACE),
                       Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
                                       "':')")]
@@ -215,13 +155,9 @@ Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got 
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
 SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
                       Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
-Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
-                       Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
 DisplayListen = Annotated[str, _rule(lambda v: None if v in ("socket", "loopback") or not _ip(None)(v)
                                      else f"{v!r} is not socket, loopback or an IP address"),
                           Wording(expected="socket, loopback or an IP address, got {got}")]
-Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
-KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
 Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.normpath(v) == v
                               else f"{v!r} must be an absolute block device path, e.g. /dev/sdb"),
                    Wording(expected="an absolute block device path, e.g. /dev/sdb, got {got}")]
@@ -230,10 +166,6 @@ Devices = Annotated[list[Device], Field(min_length=1),
 VolumeGroup = Annotated[str, _rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
 FileServer = Annotated[str, _rule(host_problem), Wording(expected="a host name or address, got {got}")]
 Export = Annotated[str, Wording(expected="a path (or, for cifs, a share name), got {got}")]
-Checks = Annotated[list[Annotated[Any, WithJsonSchema({
-    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
-                                     "what to check, and that kind's options."})]],
-    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
 Command = Annotated[list[NonEmpty],
                     BeforeValidator(lambda v: [v] if isinstance(v, str) else v,
                                     json_schema_input_type=str | list[str]),
@@ -251,31 +183,8 @@ HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
 ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
 Hosts = Annotated[list[str] | str, PlainValidator(
     lambda v: _hosts(v), json_schema_input_type=Annotated[list[str], Field(min_length=1)] | Literal[ALL_HOSTS])]
-CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
-                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
-CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, _rule(lambda v: _cpuset_problem(v)),
-                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
-PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
-                       Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
-MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
-                       Wording(invalid="{input} is not a mediated device type id (e.g. nvidia-222)")]
 
 
-class Settings(BaseModel):
-    """Settings of one entry: a typo is an error that lists what is allowed."""
-    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True,
-                              field_title_generator=lambda name, _info: name)
-    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
-    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
-    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unset(cls, data: Any) -> Any:
-        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
-        return data
 
 
 class Overcommit(Settings):
@@ -315,12 +224,6 @@ class HostConsole(Settings):
     link_validity: Duration = Field("1h", description="How long a console link works, e.g. 15m, 1h, 12h.")
 
 
-class DesktopDisplay(Settings):
-    """A desktop's display password."""
-    noun: ClassVar[str] = "display setting"
-    password_rotation: str = Field("", description="Any new value makes a new display password, applied live.")
-    password_valid_for: Duration | None = Field(None, description="How long a display password works after it "
-                                                                  "is made, e.g. 30d (default: until rotated).")
 
 
 class Host(Settings):
@@ -425,7 +328,7 @@ class ImageRecipe(Settings):
     firmware: Literal["bios", "uefi"] = Field(
         "bios", description="bios: an ext4 root booted by direct kernel boot; uefi: a GPT disk with Debian's "
                             "Microsoft-signed shim, signed GRUB and signed kernel, which boots with Secure Boot "
-                            "enforced (for secure_boot).")
+                            "enforced.")
 
 
 class Image(Settings):
@@ -448,46 +351,10 @@ class Share(Settings):
     writable: bool = Field(False, description="Let desktops write (false: read-only, enforced on the host).")
 
 
-class CpuTopology(Settings):
-    """How the vCPUs look to the guest; their product is the vCPU maximum."""
-    record: ClassVar[bool] = True
-    sockets: Count = Field(description="CPU sockets.")
-    cores: Count = Field(description="Cores per socket.")
-    threads: Count = Field(description="Threads per core.")
 
 
-_TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
-
-
-class Cpu(Settings):
-    """The CPU the guest sees and the host CPUs its vCPUs run on; checked against the host at preview."""
-    key_noun: ClassVar[str] = "CPU setting"
-    mode: Literal[CPU_MODES] | None = Field(None, description="host-passthrough, host-model, or custom (a named "
-                                                              "model; implied by `model`). Default: libvirt's.")
-    model: CpuModelName | None = Field(None, description="A named CPU model the host can run, e.g. Haswell-noTSX.")
-    pinning: Annotated[list[CpuSet], Field(min_length=1),
-                       Wording(expected="a list with one set of host CPUs per vCPU, e.g. [2, 3] or ['2-3', "
-                                        "'2-3']")] | None = Field(
-        None, description="Host CPUs per vCPU, in vCPU order: [2, 3] pins vCPU 0 to CPU 2 and vCPU 1 to CPU 3.")
-
-
-class Gpu(Settings):
-    """A GPU for the desktop: a whole PCI device of the host, or a mediated device (vGPU) of a type."""
-    noun: ClassVar[str] = "GPU"
-    record: ClassVar[bool] = True
-    pci: PciAddress | None = Field(None, description="The host PCI device to pass through whole, e.g. "
-                                                     "0000:01:00.0.")
-    mdev: MdevTypeId | None = Field(None, description="A mediated device type (vGPU) to make for the desktop, "
-                                                      "e.g. nvidia-222.")
-    parent: PciAddress | None = Field(None, description="With mdev: the PCI device to make it on (default: any "
-                                                        "that offers the type).")
-
-
-_GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>}")
-
-
-class DesktopSettings(Settings):
-    """What a desktop is and where it runs: the settings desktops and profiles share."""
+class DesktopPlacement(Settings):
+    """Where a desktop runs and what it is made from: the names of other entries that desktops and profiles share."""
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     hosts: Hosts | None = Field(None, description="Hosts to place it on, or all: vdesk picks one by capacity, "
                                                   "and keeps it there (instead of `host`).")
@@ -496,47 +363,12 @@ class DesktopSettings(Settings):
     extra_networks: Annotated[list[NetworkRef], Wording(expected="a list of network names")] = Field(
         [], description="More NICs (eth1, eth2, ...), one per network, each with DHCP and its own stable MAC.")
     image: ImageRef = Field(description="The image its disk is made from.")
-    memory: MemorySize = Field("1GiB", validate_default=True, description="Memory, e.g. 1GiB or 768MiB (an integer "
-                                                                          "is in MiB); at least 256MiB.")
-    vcpus: Count = Field(1, description="Virtual CPUs.")
-    max_vcpus: Count | None = Field(None, description="vCPUs it can be hot-plugged up to without a restart "
-                                                      "(default: vcpus, i.e. no room).")
-    cpu_topology: Annotated[CpuTopology, _TOPOLOGY] | None = Field(
-        None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
-    machine: MachineType | None = Field(None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
-    disk: DiskSize = Field("8GiB", validate_default=True, description="Disk size, e.g. 8GiB (an integer is in GiB).")
-    disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
-                                                                   "must stay); full: an independent copy.")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] = Field(
         [], description="Shares mounted in it at /mnt/shares/<name>.")
-    home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
-                                                    "in GiB): kept when the system disk is replaced; formatted only "
-                                                    "when empty.")
-    home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
-        "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
-                            "host (found again if the user comes back), or delete it.")
-    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
-        7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
-                       "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
-    running: bool = Field(True, description="Keep it running (false: defined, shut off).")
-    autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
-    kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
-                                                             "command line, e.g. 'quiet'.")
-    cpu: Cpu | None = Field(None, description="{mode, model, pinning}: the guest CPU and vCPU pins, checked "
-                                              "against the host.")
-    gpus: Annotated[list[Gpu], _GPUS] = Field([], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: "
-                                                              "nvidia-222}], checked against the host's devices.")
-    display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
-    autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
-                                               "with a desktop environment).")
-    resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
-                                                            "a desktop image).")
-    secure_boot: bool = Field(False, description="Boot with UEFI Secure Boot enforced (OVMF with Microsoft's keys "
-                                                 "enrolled): needs an image built for UEFI (recipe firmware: uefi) "
-                                                 "and machine: q35. A change makes a new VM (the disk stays).")
-    tpm: bool = Field(False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with "
-                                         "the VM. A change makes a new VM (the disk stays).")
-    checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
+
+
+class DesktopSettings(OwnSettings, DesktopPlacement):
+    """What a desktop is and where it runs: the settings desktops and profiles share (references first)."""
 
 
 class Profile(DesktopSettings):
@@ -571,7 +403,7 @@ class Desktop(DesktopSettings):
     adopt: bool = Field(False, description="Take over its domain, disk and seed if they exist.")
 
 
-class User(Settings):
+class _Person(Settings):
     """A person: gets one desktop named after them, made from their profile, with their overrides."""
     noun: ClassVar[str] = "user"
     name: UserName = Field(description="The login, and the desktop's name and hostname.")
@@ -583,23 +415,18 @@ class User(Settings):
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
     groups: Groups | None = Field(None, description="Supplementary groups (default: the profile's).")
-    memory: MemorySize | None = Field(None, description="Memory (default: the profile's).")
-    vcpus: Count | None = Field(None, description="Virtual CPUs (default: the profile's).")
-    max_vcpus: Count | None = Field(None, description="vCPU hot-plug room (default: the profile's).")
-    disk: DiskSize | None = Field(None, description="Disk size (default: the profile's).")
-    home: DiskSize | None = Field(None, description="Home volume size (default: the profile's).")
-    autologin: bool | None = Field(None, description="Logged in at boot (default: the profile's).")
-    resolution: Resolution | None = Field(None, description="Display size (default: the profile's).")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
         None, description="Shares mounted in their desktop (default: the profile's).")
-    disk_clone: Literal[DISK_CLONES] | None = Field(None, description="linked or full (default: the profile's).")
-    checks: Checks | None = Field(None, description="Checks (default: the profile's).")
-    running: bool | None = Field(None, description="Keep it running (default: the profile's).")
-    autostart: bool | None = Field(None, description="Start with the host (default: the profile's).")
-    address: Address | None = Field(None, description="A static IPv4 address on a network without DHCP.")
-    cpu: Cpu | None = Field(None, description="CPU mode, model and pins (default: the profile's).")
-    gpus: Annotated[list[Gpu], _GPUS] | None = Field(None, description="GPUs (default: the profile's).")
-    adopt: bool = Field(False, description="Take over their desktop's domain, disk and seed if they exist.")
+
+
+# What a user may set of their own; the rest of a desktop's settings are their profile's alone.
+USER_OVERRIDES = ("memory", "vcpus", "max_vcpus", "disk", "home", "autologin", "resolution", "disk_clone", "checks",
+                  "running", "autostart", "cpu", "gpus")
+User = create_model(
+    "User", __base__=_Person, __module__=__name__, __doc__=_Person.__doc__,
+    **overridable(USER_OVERRIDES, "the profile's"),
+    address=(Address | None, Field(None, description="A static IPv4 address on a network without DHCP.")),
+    adopt=(bool, Field(False, description="Take over their desktop's domain, disk and seed if they exist.")))
 
 
 class Mount(Settings):
@@ -617,8 +444,8 @@ class Container(Settings):
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     network: NetworkRef | None = Field(None, description="Its network (on the same host); none: no NIC.")
     image: ImageRef = Field(description="A golden image; its tree becomes the container's root.")
-    memory: MemorySize = Field("256MiB", validate_default=True, description="Memory, e.g. 512MiB (an integer is "
-                                                                            "in MiB); at least 256MiB.")
+    memory: MemorySize = Field("256MiB", description="Memory, e.g. 512MiB (an integer is in MiB); at "
+                                                        "least 256MiB.")
     vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
     command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
     env: Environment = Field({}, description="Environment variables of the command.")

@@ -3,94 +3,31 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pulumi
+from pydantic import ValidationError
 
 from ..errors import InputError
 from ..host.hardware import CPU_MODES, Gpu
 from ..xmlmodel import parse_cpuset
 from ..names import name_problem, parse_duration, parse_size
+from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
+                       session_problems)
+from .wording import from_error, path
 
 if TYPE_CHECKING:
     from ..image import Image
     from ..resources.network import Network
     from ..resources.pool import StoragePool
 
-DISK_CLONES = ("linked", "full")
-HOME_ON_REMOVAL = ("keep", "delete")
+# The settings of DesktopArgs that its declaration checks (the others have shapes of the component's own), and
+# where the declaration's nested display settings are in the arguments.
+_DECLARED = ("memory", "vcpus", "max_vcpus", "machine", "disk", "disk_clone", "disk_backup_days", "home",
+             "home_on_removal", "running", "autostart", "kernel_args", "autologin", "secure_boot", "tpm")
+_ARGUMENT = {"display.password_rotation": "display_password_rotation",
+             "display.password_valid_for": "display_password_valid_for"}
 HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
-_KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
-
-
-def kernel_args_problem(value) -> str | None:
-    """Kernel parameters (name or name=value, space-separated): no quotes, no shell or XML metacharacters."""
-    words = value.split(" ") if isinstance(value, str) else None
-    if not words or len(value) > 1024 or not all(_KERNEL_ARG.match(w) for w in words):
-        return ("must be kernel parameters separated by single spaces, each made of letters, digits and "
-                "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
-    return None
-MIN_MEMORY_MIB = 256
-DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
-MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
-_RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
-
-
-def session_problems(path: str, *, autologin: bool = False, resolution: str | None = None,
-                     desktop: str | None = "none") -> list[tuple[str, str]]:
-    """What is wrong with a desktop's autologin and resolution, as (`<path>.<field>`, message) pairs.
-
-    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
-    image of the user's own. autologin needs a desktop environment to log in to.
-    """
-    found = []
-    if autologin and desktop in (None, "none"):
-        what = desktop or "a disk image of your own"
-        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
-                                           "use an image whose recipe names one, e.g. desktop: xfce"))
-    if resolution is not None:
-        match = _RESOLUTION.match(str(resolution))
-        size = (int(match.group(1)), int(match.group(2))) if match else None
-        if size is None:
-            found.append((f"{path}.resolution", f"{resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
-        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
-                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
-            found.append((f"{path}.resolution", f"{resolution} is outside {MIN_RESOLUTION[0]}x{MIN_RESOLUTION[1]}"
-                                                f"..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
-    return found
-
-
-def firmware_problems(path: str, *, secure_boot, tpm, machine: str | None, image_boot: str | None,
-                      host_swtpm: bool | None, host_name: str | None, image_name: str | None = None
-                      ) -> list[tuple[str, str]]:
-    """What is wrong with a desktop's secure_boot and tpm, as (`<path>.<field>`, message) pairs.
-
-    image_boot: how its image boots (kernel, bios, uefi; None: not known yet); host_swtpm: whether its host can
-    emulate a TPM (None: not known before the host's libvirt starts the domain).
-    """
-    found = []
-    for field, value in (("secure_boot", secure_boot), ("tpm", tpm)):
-        if not isinstance(value, bool):
-            found.append((f"{path}.{field}", f"must be true or false, got {value!r}"))
-    if secure_boot is True:
-        image = f"image {image_name!r}" if image_name else "its image"
-        if image_boot == "kernel":
-            found.append((f"{path}.secure_boot", f"{image} boots its kernel directly (firmware bios), so nothing "
-                                                 "is verified: use an image built for UEFI (a recipe with "
-                                                 "firmware: uefi, or a path image with boot: uefi)"))
-        elif image_boot == "bios":
-            found.append((f"{path}.secure_boot", f"{image} boots with BIOS: use an image built for UEFI (a recipe "
-                                                 "with firmware: uefi, or a path image with boot: uefi)"))
-        if machine is None or not (machine == "q35" or machine.startswith("pc-q35-")):
-            found.append((f"{path}.secure_boot", f"needs the q35 machine type (Secure Boot's firmware needs SMM), "
-                                                 f"got machine {machine or 'unset (pc)'!r}: set machine: q35"))
-    if tpm is True and host_swtpm is False:
-        found.append((f"{path}.tpm", f"host {host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
-                                     "installed (Debian: apt-get install swtpm swtpm-tools)"))
-    return found
-
-
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
@@ -166,6 +103,19 @@ class DesktopArgs:
     secure_boot: bool = False                # UEFI with Secure Boot enforced (Microsoft's keys): a UEFI image, q35
     tpm: bool = False                        # a TPM 2.0 (tpm-crb), emulated by the host's swtpm
 
+    @classmethod
+    def from_settings(cls, own: DesktopSettings, **references) -> "DesktopArgs":
+        """A desktop's arguments from its declared settings (sizes in bytes) and what it refers to; a reference
+        given here (e.g. checks with each user's name filled in) takes the place of the setting."""
+        plain = own.model_dump(exclude={"cpu", "gpus", "display", "cpu_topology"})
+        for key in ("memory", "disk", "home"):
+            if plain.get(key) is not None:
+                plain[key] = f"{plain[key]}B"
+        display = own.display
+        plain.update(display_password_rotation=display.password_rotation if display else "",
+                     display_password_valid_for=display.password_valid_for if display else None)
+        return cls(**{**plain, **references})
+
     @property
     def memory_mib(self) -> int:
         return parse_size(self.memory, default_unit="MiB") // 1024**2
@@ -188,7 +138,7 @@ class DesktopArgs:
         """(width, height) of the display: the declared resolution, a desktop image's default, else None
         (a console image keeps libvirt's own adapter)."""
         text = self.resolution or (DESKTOP_RESOLUTION if self.image.graphical else None)
-        match = _RESOLUTION.match(text) if text else None
+        match = RESOLUTION.match(text) if text else None
         return (int(match.group(1)), int(match.group(2))) if match else None
 
     @property
@@ -206,30 +156,10 @@ class DesktopArgs:
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        if self.home_on_removal not in HOME_ON_REMOVAL:
-            problem("home_on_removal", f"{self.home_on_removal!r} is not one of {', '.join(HOME_ON_REMOVAL)}")
-        for field, unit in (("memory", "MiB"), ("disk", "GiB"), *((("home", "GiB"),) if self.home is not None else ())):
-            try:
-                parse_size(getattr(self, field), default_unit=unit)
-            except ValueError as exc:
-                problem(field, str(exc))
-        if not any(f == f"{name}.memory" for f, _ in found) and self.memory_mib < MIN_MEMORY_MIB:
-            problem("memory", f"must be at least {MIN_MEMORY_MIB}MiB")
-        if not isinstance(self.vcpus, int) or isinstance(self.vcpus, bool) or self.vcpus < 1:
-            problem("vcpus", f"must be an integer >= 1, got {self.vcpus!r}")
-        elif self.max_vcpus is not None and self.max_vcpus < self.vcpus:
+        found += self._settings_problems(name)
+        if self.max_vcpus is not None and isinstance(self.vcpus, int) and isinstance(self.max_vcpus, int) \
+                and self.max_vcpus < self.vcpus:
             problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
-        if not isinstance(self.disk_backup_days, int) or not 0 <= self.disk_backup_days <= 3650:
-            problem("disk_backup_days", "must be a number of days, 0..3650")
-        if self.display_password_valid_for is not None:
-            try:
-                parse_duration(self.display_password_valid_for)
-            except ValueError as exc:
-                problem("display_password_valid_for", str(exc))
-        if not isinstance(self.display_password_rotation, str):
-            problem("display_password_rotation", f"must be a string, got {self.display_password_rotation!r}")
-        if self.disk_clone not in DISK_CLONES:
-            problem("disk_clone", f"{self.disk_clone!r} is not one of {', '.join(DISK_CLONES)}")
         if not self.users:
             problem("users", "declare at least one user")
         host = self.pool.host
@@ -239,18 +169,28 @@ class DesktopArgs:
                 problem(field, f"is on host {net.host.name!r}, but the pool is on {host.name!r}")
         if self.vm_name is not None and (message := name_problem(self.vm_name)):
             problem("vm_name", message)
-        if self.kernel_args is not None and (message := kernel_args_problem(self.kernel_args)):
-            problem("kernel_args", message)
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
-        found += firmware_problems(name, secure_boot=self.secure_boot, tpm=self.tpm, machine=self.machine,
-                                   image_boot=getattr(getattr(self.image, "files", None), "boot", None),
-                                   host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None))
+        found += firmware_problems(name, self, FirmwareFacts(
+            image_boot=getattr(getattr(self.image, "files", None), "boot", None),
+            host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None)))
         recipe = getattr(self.image, "recipe", None)
-        found += session_problems(name, autologin=self.autologin, resolution=self.resolution,
-                                  desktop=recipe.desktop if recipe else None)
+        found += session_problems(name, self, desktop=recipe.desktop if recipe else None)
         return found
+
+    def _settings_problems(self, name: str) -> list[tuple[str, str]]:
+        """Its own settings, checked by their declaration (components.desktop.settings), worded as the stack
+        file's are. (resolution and the CPU, GPU and checks are checked below and by the readiness gate.)"""
+        written = {key: getattr(self, key) for key in _DECLARED if getattr(self, key) is not None}
+        written["display"] = {"password_rotation": self.display_password_rotation,
+                              "password_valid_for": self.display_password_valid_for}
+        try:
+            DesktopSettings.model_validate(written)
+        except ValidationError as exc:
+            return [(f"{name}.{_ARGUMENT.get(path(loc), path(loc))}", message)
+                    for loc, message in from_error(exc, DesktopSettings)]
+        return []
 
     def _hardware_problems(self) -> list[tuple[str, str]]:
         """The CPU and GPU settings on their own (the host checks them at preview: components.host.hardware)."""

@@ -1,5 +1,7 @@
 """Domain: the desktop's virtual machine, declared through the typed XML model.
 
+(Over 500 lines: one provider's CRUD contract; its lifecycle helpers leave for a module of their own, issue 22.)
+
 Small changes never replace the VM: memory, vCPUs, disks, NICs, kernel and
 power state are applied to the existing domain (live where libvirt allows,
 otherwise at a controlled restart chosen by restart_policy).

@@ -111,5 +111,7 @@ def test_autologin_and_resolution_are_checked_against_the_image(mocks):
     ({"resolution": "99999x800"}, ["profiles.dev.resolution"]),
 ])
 def test_session_problems_for_the_config_layer(kwargs, expected):
-    from components.desktop.args import session_problems
-    assert [f for f, _ in session_problems("profiles.dev", **kwargs)] == expected
+    from components.desktop.settings import DesktopSettings, session_problems
+    desktop = kwargs.pop("desktop", "none")
+    own = DesktopSettings.model_construct(**kwargs)      # (as written: a bad resolution is this check's to say)
+    assert [f for f, _ in session_problems("profiles.dev", own, desktop=desktop)] == expected

@@ -65,3 +65,26 @@ def test_bad_arguments_are_refused_naming_the_field(mocks):
     assert [path for path, _ in err.value.problems] == [
         "bad.memory", "bad.vcpus", "bad.disk_clone", "bad.address"]
     assert "2 GB" in str(err.value) and "gateway" in str(err.value)
+
+
+def test_a_desktops_own_settings_are_checked_by_their_declaration_in_the_stack_files_words(mocks):
+    from components import Desktop, DesktopArgs, Host, Image, ImageArgs, InputError, Network, NetworkArgs
+    from components import StoragePool, StoragePoolArgs
+    host = Host.embedded("local", accelerator="tcg")
+    args = DesktopArgs(image=Image("img", ImageArgs(golden="debian12")),
+                       pool=StoragePool("p", StoragePoolArgs(host=host)),
+                       network=Network("n", NetworkArgs(host=host, cidr="10.9.0.0/24")),
+                       memory=128, disk_backup_days=4000, home_on_removal="maybe", kernel_args="a;b",
+                       secure_boot="yes", display_password_valid_for="3 weeks")
+    with pytest.raises(InputError) as err:
+        Desktop("bad", args)
+    problems = dict(err.value.problems)
+    assert len(problems) == len(err.value.problems) == 6       # each once, all at once
+    assert problems["bad.memory"] == "must be at least 256MiB"
+    assert problems["bad.disk_backup_days"] == "must be at most 3650, got 4000"
+    assert problems["bad.home_on_removal"] == "'maybe' is not one of keep, delete"
+    assert problems["bad.kernel_args"].startswith("must be kernel parameters separated by single spaces")
+    assert problems["bad.secure_boot"] == "must be true or false"
+    assert problems["bad.display_password_valid_for"].startswith("'3 weeks' is not a duration")
+    assert mocks.resources == []
+

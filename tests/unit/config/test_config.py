@@ -36,7 +36,7 @@ _DELETE = object()
 def test_valid_config_parses_with_units_normalised():
     cfg = parse(VALID, stack="dev")
     desk = cfg.desktops["dev"]
-    assert (desk.memory_mib, desk.vcpus, desk.disk_bytes) == (1024, 2, 8 * 1024**3)
+    assert (desk.memory_mib, desk.settings.vcpus, desk.settings.disk) == (1024, 2, 8 * 1024**3)
     assert desk.host == "local" and cfg.prefix == "dev"
 
 
@@ -127,13 +127,13 @@ def test_users_get_one_desktop_each_from_their_profile_with_overrides():
     cfg = parse(TEAM, stack="team", config_keys={"carol-password": True})
     assert list(cfg.desktops) == ["alice", "bob", "carol"]
     alice, bob, carol = cfg.desktops.values()
-    assert (alice.memory_mib, alice.vcpus, alice.disk_bytes, alice.running) == (1024, 1, 8 * 1024**3, True)
+    assert (alice.memory_mib, alice.settings.vcpus, alice.settings.disk, alice.settings.running) == (1024, 1, 8 * 1024**3, True)
     assert alice.users[0].groups == ("audio",) and alice.profile == "desktop" and alice.source == "users[0]"
     assert alice.checks == ({"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"})
-    assert (bob.memory_mib, bob.vcpus, bob.disk_bytes, bob.running) == (1536, 2, 20 * 1024**3, False)
+    assert (bob.memory_mib, bob.settings.vcpus, bob.settings.disk, bob.settings.running) == (1536, 2, 20 * 1024**3, False)
     assert bob.users[0].groups == ("plugdev",) and bob.checks == ({"service": "ssh"},)
     assert bob.users[0].ssh_authorized_keys == ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop",)
-    assert (carol.memory_mib, carol.vcpus, carol.disk_bytes) == (2048, 4, 8 * 1024**3)
+    assert (carol.memory_mib, carol.settings.vcpus, carol.settings.disk) == (2048, 4, 8 * 1024**3)
     assert carol.users[0].password == "carol-password" and carol.profile == "desktop"
     assert (alice.host, alice.pool, alice.network, alice.image) == ("local", "main", "lan", "debian12")
 

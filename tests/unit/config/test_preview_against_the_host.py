@@ -152,3 +152,12 @@ def test_display_and_console_settings_are_checked_naming_the_fields(mocks):
     raw = example_stack("dev")
     raw["hosts"]["local"]["console"] = {"tls_cert": "/etc/shadow"}     # the gateway would read and serve it
     assert "outside the certificates roots" in dict(_declare(raw))["hosts.local.console.tls_cert"]
+
+
+@pytest.mark.parametrize("console", [{"port": 6080}, {"bind": "127.0.0.1"}, {}])
+def test_a_console_block_that_sets_one_setting_takes_the_others_defaults(mocks, console):
+    """The default link_validity ("1h") is converted like a written one, not handed on as text."""
+    from components.config.loader import declare
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = console
+    declare("dev", raw, config_keys={})

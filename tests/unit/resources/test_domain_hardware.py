@@ -65,8 +65,8 @@ def _config(desktop=None, profile=None, user=None):
 def test_config_passes_topology_and_machine_to_desktops_and_users():
     cfg = _config(desktop={"machine": "q35", "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}},
                   profile={"machine": "pc", "max_vcpus": 4, "cpu_topology": {"sockets": 2, "cores": 2, "threads": 1}})
-    assert (cfg.desktops["d"].machine, cfg.desktops["d"].cpu_topology) == ("q35", (1, 2, 1))
-    assert (cfg.desktops["ann"].machine, cfg.desktops["ann"].cpu_topology) == ("pc", (2, 2, 1))
+    assert (cfg.desktops["d"].settings.machine, cfg.desktops["d"].cpu_topology) == ("q35", (1, 2, 1))
+    assert (cfg.desktops["ann"].settings.machine, cfg.desktops["ann"].cpu_topology) == ("pc", (2, 2, 1))
 
 
 @pytest.mark.parametrize("kwargs,path,message", [
@@ -87,8 +87,8 @@ def test_bad_hardware_settings_are_named(kwargs, path, message):
 
 def test_autostart_is_declared_per_desktop_and_inherited_by_users():
     cfg = _config(desktop={"autostart": True}, profile={"autostart": True}, user={"autostart": False})
-    assert cfg.desktops["d"].autostart is True and cfg.desktops["ann"].autostart is False
-    assert _config().desktops["d"].autostart is False   # default: a host reboot does not start desktops
+    assert cfg.desktops["d"].settings.autostart is True and cfg.desktops["ann"].settings.autostart is False
+    assert _config().desktops["d"].settings.autostart is False   # default: a host reboot does not start desktops
     with pytest.raises(InputError) as err:
         _config(desktop={"autostart": "yes"})
     assert ("desktops.d.autostart", "must be true or false") in err.value.problems

@@ -5,7 +5,7 @@ from lxml import etree
 
 from components import xmlmodel
 from components.config.models import parse
-from components.desktop.args import firmware_problems
+from components.desktop.settings import DesktopSettings, FirmwareFacts, firmware_problems
 from components.errors import InputError
 from components.image.component import recipe_files
 from components.images.recipe import Recipe
@@ -166,10 +166,10 @@ def _config(profile=None, desktop=None, image=None, hosts=None):
 
 
 def test_secure_boot_and_tpm_reach_the_users_desktops(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: True)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: True)
     cfg = _config(desktop={"machine": "pc-q35-7.2", "secure_boot": True})
-    assert (cfg.desktops["ann"].secure_boot, cfg.desktops["ann"].tpm) == (True, True)
-    assert (cfg.desktops["d"].secure_boot, cfg.desktops["d"].tpm) == (True, False)
+    assert (cfg.desktops["ann"].settings.secure_boot, cfg.desktops["ann"].settings.tpm) == (True, True)
+    assert (cfg.desktops["d"].settings.secure_boot, cfg.desktops["d"].settings.tpm) == (True, False)
     assert cfg.images["sb"].boot == "uefi" and cfg.images["debian12"].boot == "kernel"
 
 
@@ -189,14 +189,14 @@ def test_secure_boot_and_tpm_reach_the_users_desktops(monkeypatch):
      "'coreboot' is not one of bios, uefi"),
 ])
 def test_bad_secure_boot_and_tpm_settings_are_named(monkeypatch, kwargs, path, message):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: True)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: True)
     with pytest.raises(InputError) as err:
         _config(**kwargs)
     assert (path, message) in err.value.problems, err.value.problems
 
 
 def test_a_tpm_needs_swtpm_on_the_embedded_host(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: False)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: False)
     with pytest.raises(InputError) as err:
         _config()
     assert err.value.problems == [("profiles.x.tpm", "host 'local' cannot emulate a TPM: swtpm and swtpm_setup are "
@@ -204,16 +204,16 @@ def test_a_tpm_needs_swtpm_on_the_embedded_host(monkeypatch):
 
 
 def test_a_remote_hosts_swtpm_is_its_libvirts_to_report(monkeypatch):
-    monkeypatch.setattr("components.config.resolve.swtpm_installed", lambda: False)
+    monkeypatch.setattr("components.config.resolve_desktops.swtpm_installed", lambda: False)
     cfg = _config(hosts={"local": {"uri": "qemu+ssh://admin@kvm2/system"}})
-    assert cfg.desktops["ann"].tpm is True
+    assert cfg.desktops["ann"].settings.tpm is True
 
 
 def test_the_component_api_checks_the_same():
-    assert firmware_problems("alice", secure_boot=True, tpm=True, machine="q35", image_boot="uefi",
-                             host_swtpm=True, host_name="local") == []
-    assert firmware_problems("alice", secure_boot=True, tpm=True, machine="q35", image_boot="bios",
-                             host_swtpm=False, host_name="local") == [
+    own = DesktopSettings(secure_boot=True, tpm=True, machine="q35")
+    assert firmware_problems("alice", own, FirmwareFacts(image_boot="uefi", host_swtpm=True, host_name="local")) == []
+    assert firmware_problems("alice", own, FirmwareFacts(image_boot="bios", host_swtpm=False,
+                                                         host_name="local")) == [
         ("alice.secure_boot", "its image boots with BIOS: use an image built for UEFI (a recipe with firmware: "
                               "uefi, or a path image with boot: uefi)"),
         ("alice.tpm", "host 'local' cannot emulate a TPM: swtpm and swtpm_setup are not installed (Debian: "

@@ -1,0 +1,356 @@
+"""The desktops, profiles and users of a stack file: placement, inheritance and what each desktop's settings need."""
+from __future__ import annotations
+
+import ipaddress
+
+from ..cloudinit import available_profiles
+from ..desktop.settings import DesktopSettings as OwnSettings
+from ..desktop.settings import FirmwareFacts, firmware_problems, session_problems
+from ..host.hardware import Gpu
+from ..host.resolve import swtpm_installed
+from ..desktop.packages import template_package_problems
+from ..images.recipe import CONSOLE
+from .models import DesktopConfig, ProfileConfig, UserConfig, for_user
+from .problems import Loc, loc_of, path
+from .stackfile import USER_OVERRIDES, Cpu, Desktop, DesktopSettings, DesktopUser, Profile, User
+
+SESSION = ("autologin", "resolution")    # the settings an image's desktop environment must serve
+
+
+class _Desktops:
+    """Desktops as declared, and one per user from their profile (a part of resolve._Resolver)."""
+
+    def image_fits(self, loc: Loc, template: str | None, image: str | None, own: OwnSettings,
+                   template_field: str = "template") -> None:
+        """The template installs only what the image holds (guests are offline); autologin needs a desktop."""
+        entry = self.images.get(image)
+        if entry is None or template is None:
+            return
+        recipe = entry.recipe if entry.recipe is not None else (CONSOLE if entry.golden else None)
+        if recipe is not None and template in available_profiles():
+            for field, message in template_package_problems(template, recipe, field=path((*loc, template_field)),
+                                                            image_name=image,
+                                                            recipe_field=f"images.{image}.recipe.packages"):
+                self.add(loc_of(field), message)
+        for field, message in session_problems(path(loc), own, desktop=recipe.desktop if recipe else None):
+            self.add(loc_of(field), message)
+
+    def desktop_shares(self, loc: Loc, names, hosts: tuple, where: str = "") -> tuple[str, ...]:
+        """Shares by name, each on every host the desktop may be placed on (a share is on one host). `where`:
+        the names were checked already (a profile's), and a problem is the key that moved the desktop."""
+        for i, name in enumerate(names or ()):
+            if not where:
+                self.ref((*loc, "shares", i), name, "share")
+            share = self.shares.get(name)
+            missing = [h for h in hosts if h in self.hosts and share.host not in (h, None)] if share else []
+            if not missing:
+                continue
+            at = (*loc, where) if where else (*loc, "shares", i)
+            if len(hosts) == 1 and not where:
+                self.add(at, f"{name!r} is on host {share.host!r}, not on {missing[0]!r}")
+            else:
+                self.add(at, f"share {name!r} is on host {share.host!r}, not on {', '.join(repr(h) for h in missing)}, "
+                             f"where this desktop may be placed: a share is on one host, so place the desktop there "
+                             f"(host: {share.host})")
+        return tuple(n for n in names or () if n is not None)
+
+
+    def desktop(self, loc: Loc, name: str, e: Desktop) -> DesktopConfig:
+        host, hosts, pool, network, image = self.placement(loc, e)
+        self.template((*loc, "profile"), e.profile)
+        self.image_fits(loc, e.profile, image, e, template_field="profile")
+        return DesktopConfig(name, host, pool, network, image, e.profile,
+                             tuple(self.desktop_users((*loc, "users"), e.users or [])), _own(e),
+                             self.checks((*loc, "checks"), e.checks), source=path(loc),
+                             **self.static(loc, e.address, network), adopt=bool(e.adopt),
+                             **self.machine(loc, e, hosts, network), hosts=hosts)
+
+    def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
+        self.template((*loc, "template"), e.template)
+        host, hosts, pool, network, image = self.placement(loc, e)
+        self.image_fits(loc, e.template, image, e)
+        return ProfileConfig(name, e.template, host, pool, network, image, tuple(e.groups or ()),
+                             self.checks((*loc, "checks"), e.checks, user="user"), _own(e),
+                             **self.machine(loc, e, hosts, network), hosts=hosts)
+
+    def placement(self, loc: Loc, e: DesktopSettings) -> tuple:
+        """host (None when vdesk places it), the hosts it may be on, pool, network and image of a desktop or
+        profile; the pool and network must be on each of those hosts."""
+        if e.hosts is not None or not self.ok(loc, "hosts"):
+            if self.given(loc, e, "host"):
+                self.add((*loc, "hosts"), "give host or hosts, not both")
+            hosts = self.host_list((*loc, "hosts"), e.hosts)
+            host = hosts[0] if len(hosts) == 1 else None
+        else:
+            host = e.host if self.given(loc, e, "host") else next(iter(self.hosts), None)
+            self.ref((*loc, "host"), host, "host")
+            hosts = (host,) if host is not None else ()
+        for key in ("pool", "network", "image"):
+            self.ref((*loc, key), getattr(e, key), key)
+        self.on_hosts(loc, {"pool": e.pool, "network": e.network}, hosts, "")
+        return host, hosts, e.pool, e.network, e.image
+
+    def on_hosts(self, loc: Loc, refs: dict, hosts: tuple, where: str) -> None:
+        """The pool and network a desktop uses must be on every host it may be placed on."""
+        for key, name in refs.items():
+            entry = {"pool": self.pools, "network": self.networks}[key].get(name)
+            if entry is None or not entry.hosts:      # (an entry on no valid host is reported already)
+                continue
+            missing = [h for h in hosts if h in self.hosts and not entry.on(h)]
+            if not missing:
+                continue
+            on = ", ".join(repr(h) for h in entry.hosts) or "no host"
+            if len(hosts) == 1 and not where:
+                self.add((*loc, key), f"{name!r} is on host {on}, not on {missing[0]!r}")
+            else:
+                self.add((*loc, where or key), f"{key} {name!r} is on host {on}, not on "
+                                               f"{', '.join(repr(h) for h in missing)}, where this desktop may be "
+                                               f"placed: declare it there too (hosts: [...] or all)")
+
+    def machine(self, loc: Loc, e: DesktopSettings, hosts: tuple, network: str | None) -> dict:
+        """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
+        max_vcpus = e.max_vcpus
+        if max_vcpus is not None and e.vcpus is not None and max_vcpus < e.vcpus:
+            self.add((*loc, "max_vcpus"), f"must be >= vcpus ({e.vcpus})")
+            max_vcpus = None
+        topology = None
+        if e.cpu_topology is not None and None not in (t := e.cpu_topology).model_dump().values():
+            topology = (t.sockets, t.cores, t.threads)
+            product = t.sockets * t.cores * t.threads
+            vcpu_max = max_vcpus or e.vcpus
+            if vcpu_max is not None and self.ok(loc, "vcpus", "max_vcpus") and product != vcpu_max:
+                self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
+                                                 f"(max_vcpus, else vcpus) is {vcpu_max}")
+        image = self.images.get(e.image)
+        local = next((h for h in hosts if self.local(h)), None)
+        facts = FirmwareFacts(
+            image_boot=image.boot if image is not None and (image.recipe or image.golden or image.path) else None,
+            image_name=e.image, host_name=local or (hosts[0] if hosts else None),
+            host_swtpm=swtpm_installed() if local is not None and e.tpm else None,
+            checkable=self.ok(loc, "machine", "image"))
+        for field, message in firmware_problems(path(loc), e, facts):
+            self.add(loc_of(field), message)
+        return {"max_vcpus": max_vcpus, "cpu_topology": topology,
+                "shares": self.desktop_shares(loc, e.shares, hosts),
+                "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network),
+                **self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus), "gpus": self.gpus((*loc, "gpus"), e.gpus)}
+
+    def cpu(self, loc: Loc, cpu: Cpu | None, vcpu_max: int | None) -> dict:
+        """A CPU mode with its model (custom only), and at most one pin per vCPU (the host is checked later)."""
+        if cpu is None:
+            return {}
+        if cpu.model is not None and cpu.mode not in (None, "custom"):
+            self.add((*loc, "model"), f"a named model is mode custom; mode {cpu.mode} takes no model")
+        elif cpu.mode == "custom" and cpu.model is None and self.ok(loc, "model"):
+            self.add((*loc, "mode"), "custom needs a model, e.g. model: Haswell-noTSX")
+        pins = tuple(p for p in cpu.pinning or () if p is not None)
+        if vcpu_max is not None and len(pins) > vcpu_max and self.ok(loc, "pinning"):
+            self.add((*loc, "pinning"), f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
+                                        "(max_vcpus, else vcpus)")
+        return {"cpu_mode": cpu.mode or ("custom" if cpu.model else None), "cpu_model": cpu.model,
+                "cpu_pinning": pins}
+
+    def gpus(self, loc: Loc, gpus: list | None) -> tuple[Gpu, ...]:
+        """Each GPU is a whole PCI device or a mediated device type (and a parent only for the latter)."""
+        result = []
+        for i, g in enumerate(gpus or ()):
+            if g is None:
+                continue
+            where = (*loc, i)
+            if g.pci is not None and g.mdev is not None:
+                self.add(where, "give pci (a whole device) or mdev (a vGPU type), not both")
+            elif g.pci is None and g.mdev is None:
+                if self.ok(where, "pci", "mdev"):
+                    self.add(where, "give pci: <address> (a whole device) or mdev: <type> (a vGPU)")
+            elif g.parent is not None and g.mdev is None:
+                self.add((*where, "parent"), "is only for mdev (the device a vGPU is made on)")
+            else:
+                result.append(Gpu(pci=g.pci, mdev=g.mdev, parent=g.parent))
+        return tuple(result)
+
+    def extra_networks(self, loc: Loc, names: list, hosts: tuple, network) -> tuple[str, ...]:
+        """Networks for eth1, eth2, ...: known, on the desktop's host, each once, not the main network, with DHCP."""
+        for i, name in enumerate(names):
+            where = (*loc, "extra_networks", i)
+            self.ref(where, name, "network")
+            if name not in self.networks:
+                continue
+            if name == network or name in names[:i]:
+                self.add(where, f"{name!r} is already a NIC of this desktop: one NIC per network")
+            elif self.networks[name].hosts and \
+                    (missing := [h for h in hosts if h in self.hosts and not self.networks[name].on(h)]):
+                on = ", ".join(repr(h) for h in self.networks[name].hosts) or "no host"
+                self.add(where, f"{name!r} is on host {on}, not on {', '.join(repr(h) for h in missing)}")
+            elif not self.networks[name].dhcp:
+                self.add(where, f"{name!r} has no DHCP: extra NICs take their address by DHCP")
+        return tuple(n for n in names if n is not None)
+
+    def desktop_users(self, loc: Loc, users: list[DesktopUser | None]) -> list[UserConfig]:
+        """The accounts of a desktop declared under `desktops` (the first one is the one vdesk logs in as)."""
+        result, seen = [], {}
+        for i, u in enumerate(users):
+            if u is None or u.name is None:
+                continue
+            if u.name in seen:
+                self.add((*loc, i, "name"), f"duplicates {path(loc)}[{seen[u.name]}].name ({u.name!r})")
+                continue
+            seen[u.name] = i
+            result.append(UserConfig(u.name, _good(u.ssh_authorized_keys), _good(u.groups),
+                                     self.password((*loc, i, "password"), u.password)))
+        return result
+
+    def user_desktops(self, profiles: dict[str, ProfileConfig], desktops: dict) -> list[DesktopConfig]:
+        """One desktop per entry of `users`, named after the user: the profile's settings and the user's overrides."""
+        result, seen = [], {}
+        for i, u in enumerate(self.file.users or []):
+            loc = ("users", i)
+            if u is None:
+                continue
+            name = u.name
+            usable = name is not None
+            if usable and name in seen:
+                self.add((*loc, "name"), f"duplicates users[{seen[name]}].name ({name!r})")
+                usable = False
+            elif usable and name in desktops:
+                self.add((*loc, "name"), f"{name!r} is also declared as desktops.{name}; each user's desktop is "
+                                         "named after the user")
+                usable = False
+            if usable:
+                seen[name] = i
+            self.ref((*loc, "profile"), u.profile, "profile")
+            profile = profiles.get(u.profile) if u.profile is not None else None
+            password = self.password((*loc, "password"), u.password)
+            max_vcpus = self.user_max_vcpus(loc, u, profile)
+            self.user_topology(loc, u, profile, max_vcpus)
+            hardware = self.user_hardware(loc, u, profile, max_vcpus)
+            checks = None if u.checks is None else \
+                self.checks((*loc, "checks"), u.checks, user=name if usable else "user")
+            if not usable or profile is None:
+                continue
+            result.append(self.user_desktop(loc, u, profile, password, max_vcpus, checks, hardware))
+        return result
+
+    def user_hardware(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> dict:
+        """A user's hosts, CPU and GPUs (own or the profile's); own pins are checked against the user's vCPUs."""
+        own: dict = {}
+        if u.hosts is not None or not self.ok(loc, "hosts"):
+            own["hosts"] = self.host_list((*loc, "hosts"), u.hosts)
+            if profile is not None:
+                self.on_hosts(loc, {"pool": profile.pool, "network": profile.network}, own["hosts"], "hosts")
+        vcpu_max = max_vcpus or u.vcpus or (profile.settings.vcpus if profile else None)
+        if u.cpu is not None:
+            own.update(self.cpu((*loc, "cpu"), u.cpu, vcpu_max))
+        elif profile is not None and vcpu_max is not None and len(profile.cpu_pinning) > vcpu_max \
+                and (u.vcpus is not None or u.max_vcpus is not None):     # (else the profile says so itself)
+            self.add((*loc, "vcpus" if u.vcpus is not None else "max_vcpus"),
+                     f"profile {profile.name!r} pins {len(profile.cpu_pinning)} vCPUs: set {path(loc)}.cpu.pinning "
+                     f"for {vcpu_max}")
+        if u.gpus is not None:
+            own["gpus"] = self.gpus((*loc, "gpus"), u.gpus)
+        return own
+
+    def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
+                     checks: tuple | None, hardware: dict) -> DesktopConfig:
+        user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
+                          password)
+        hosts = hardware.get("hosts", profile.hosts)
+        host = hosts[0] if len(hosts) == 1 else None
+        inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
+                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
+        if u.shares is not None:
+            shares = self.desktop_shares(loc, u.shares, hosts)
+        elif inherited["hosts"]:
+            shares = profile.shares
+        else:   # the profile's shares, against the user's own hosts
+            shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
+        own = profile.settings.model_copy(update={key: getattr(u, key) for key in USER_OVERRIDES
+                                                  if getattr(u, key) is not None})
+        if any(getattr(u, key) is not None for key in SESSION):
+            image = self.images.get(profile.image)
+            recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
+            for field, message in session_problems(path(loc), own, desktop=recipe.desktop if recipe else None):
+                self.add(loc_of(field), message)
+        return DesktopConfig(
+            u.name, host, profile.pool, profile.network, profile.image, profile.template, (user,), own,
+            tuple(for_user(list(profile.checks if checks is None else checks), u.name)),
+            source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
+            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
+                          if getattr(u, key) is None)
+            + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
+            max_vcpus=max_vcpus, cpu_topology=profile.cpu_topology, extra_networks=profile.extra_networks,
+            hosts=hosts,
+            cpu_mode=hardware.get("cpu_mode", profile.cpu_mode) if not inherited["cpu"] else profile.cpu_mode,
+            cpu_model=hardware.get("cpu_model") if not inherited["cpu"] else profile.cpu_model,
+            cpu_pinning=hardware.get("cpu_pinning", ()) if not inherited["cpu"] else profile.cpu_pinning,
+            gpus=hardware.get("gpus", profile.gpus), shares=shares)
+
+    def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
+        """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
+        vcpus = u.vcpus
+        if not self.given(loc, u, "vcpus") and profile is not None:
+            vcpus = profile.settings.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
+        if self.given(loc, u, "max_vcpus"):
+            if u.max_vcpus is not None and vcpus is not None and u.max_vcpus < vcpus:
+                self.add((*loc, "max_vcpus"), f"must be >= vcpus ({vcpus})")
+                return None
+            return u.max_vcpus
+        inherited = profile.max_vcpus if profile is not None else None
+        if inherited is not None and vcpus is not None and inherited < vcpus:
+            self.add((*loc, "vcpus"), f"must be <= max_vcpus ({inherited}) of profile {profile.name!r}, "
+                                      f"or set {path(loc)}.max_vcpus too")
+            return None
+        return inherited
+
+    def user_topology(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> None:
+        """A profile's cpu_topology fixes the vCPU maximum of its users' desktops."""
+        if profile is None or not profile.cpu_topology or (u.vcpus is None and not self.given(loc, u, "max_vcpus")):
+            return
+        sockets, cores, threads = profile.cpu_topology
+        if sockets * cores * threads != (max_vcpus or u.vcpus or profile.settings.vcpus):
+            self.add((*loc, "vcpus"), f"profile {profile.name!r} has cpu_topology for {sockets * cores * threads} "
+                                      "vCPUs; a user cannot change the vCPU maximum of a fixed topology")
+
+    def static(self, loc: Loc, address: str | None, network: str | None) -> dict:
+        """A static guest address: inside its network, not the gateway, on a network without DHCP.
+
+        (On a DHCP network, a fixed address is a `dhcp_hosts` reservation instead.)
+        """
+        if address is None or network not in self.networks:
+            return {}
+        net, where = self.networks[network], (*loc, "address")
+        if net.cidr is None:
+            if not self.ok(("networks", network), "cidr"):
+                return {}
+            self.add(where, f"network {network!r} declares no cidr: give networks.{network}.cidr (its LAN) "
+                            "to place a static address on it")
+            return {}
+        ip, cidr = ipaddress.ip_address(address), ipaddress.ip_network(net.cidr)
+        gateway = next(cidr.hosts())
+        if ip.version != 4 or ip not in cidr or ip in (cidr.network_address, cidr.broadcast_address, gateway):
+            self.add(where, f"{address} is not a usable IPv4 host address of network {network!r} "
+                            f"({net.cidr}; {gateway} is its gateway)")
+            return {}
+        if net.dhcp is not False:
+            self.add(where, f"network {network!r} hands out addresses by DHCP: reserve this one with "
+                            f"networks.{network}.dhcp_hosts, or set dhcp: false there")
+            return {}
+        return {"address": f"{ip}/{cidr.prefixlen}", "gateway": str(gateway)}
+
+    def addresses(self, desktops: dict[str, DesktopConfig]) -> None:
+        """No two desktops share a static address on one network."""
+        taken: dict[tuple[str, str], str] = {}
+        for d in desktops.values():
+            if d.address:
+                key = (d.network, d.address.split("/")[0])
+                if key in taken:
+                    self.add((*loc_of(d.source), "address"), f"{key[1]} is already the address of {taken[key]}")
+                taken.setdefault(key, d.source)
+
+
+def _own(entry: DesktopSettings) -> OwnSettings:
+    """A desktop's or profile's own settings, as declared (a broken one is None: its problem is reported)."""
+    return OwnSettings.model_construct(**{key: getattr(entry, key) for key in OwnSettings.model_fields})
+
+
+def _good(values) -> tuple:
+    return tuple(v for v in values or () if v is not None)

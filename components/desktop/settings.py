@@ -1,0 +1,304 @@
+"""A desktop's own settings, declared once: types, defaults, units, constraints and the words of their problems.
+
+The stack file's profiles, desktops and user overrides compose these
+(components.config.stackfile adds names and references), and the checks that
+need an image's or a host's facts are functions of the settings and those facts.
+Sizes are bytes; they become KiB only in the domain's XML.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+
+from ..guest.checkspec import KINDS
+from ..host.hardware import CPU_MODES
+from ..names import SIZE_PATTERN, parse_duration, parse_size
+from ..xmlmodel import parse_cpuset, split_pci_address
+
+HOME_ON_REMOVAL = ("keep", "delete")   # what becomes of a removed desktop's home volume
+DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
+MIN_MEMORY = 256 * 1024**2
+_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
+
+
+def kernel_args_problem(value) -> str | None:
+    """Kernel parameters (name or name=value, space-separated): no quotes, no shell or XML metacharacters."""
+    words = value.split(" ") if isinstance(value, str) else None
+    if not words or len(value) > 1024 or not all(_KERNEL_ARG.match(w) for w in words):
+        return ("must be kernel parameters separated by single spaces, each made of letters, digits and "
+                "_ . , : / + = - (e.g. 'quiet sysctl.vm.swappiness=10')")
+    return None
+DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
+MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
+RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+
+
+def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tuple[str, str]]:
+    """What is wrong with a desktop's autologin and resolution (of `own`, its settings), as (`<path>.<field>`,
+    message) pairs.
+
+    desktop: its image's desktop environment (a recipe's `desktop`: none, xfce, ...), None for a disk
+    image of the user's own. autologin needs a desktop environment to log in to.
+    """
+    found = []
+    if own.autologin and desktop in (None, "none"):
+        what = desktop or "a disk image of your own"
+        found.append((f"{path}.autologin", f"the image has no desktop environment to log in to ({what}): "
+                                           "use an image whose recipe names one, e.g. desktop: xfce"))
+    if own.resolution is not None:
+        match = RESOLUTION.match(str(own.resolution))
+        size = (int(match.group(1)), int(match.group(2))) if match else None
+        if size is None:
+            found.append((f"{path}.resolution", f"{own.resolution!r} is not WIDTHxHEIGHT, e.g. 1280x800"))
+        elif not (MIN_RESOLUTION[0] <= size[0] <= MAX_RESOLUTION[0]
+                  and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
+            found.append((f"{path}.resolution", f"{own.resolution} is outside {MIN_RESOLUTION[0]}x"
+                                                f"{MIN_RESOLUTION[1]}..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class FirmwareFacts:
+    """What the firmware settings are checked against: the image's boot and the host's TPM emulator."""
+    image_boot: str | None             # kernel, bios, uefi; None: not known yet
+    host_swtpm: bool | None            # the host can emulate a TPM; None: not known before its libvirt starts it
+    host_name: str | None
+    image_name: str | None = None
+    checkable: bool = True             # the machine and image are valid (else Secure Boot is not judged on them)
+
+
+def firmware_problems(path: str, own, facts: FirmwareFacts) -> list[tuple[str, str]]:
+    """What is wrong with a desktop's secure_boot and tpm (of `own`, its settings), as (`<path>.<field>`,
+    message) pairs."""
+    found = []     # (that each is true or false is its declaration's to say)
+    secure_boot, tpm, machine = own.secure_boot, own.tpm, own.machine
+    if secure_boot is True and facts.checkable:
+        image = f"image {facts.image_name!r}" if facts.image_name else "its image"
+        if facts.image_boot == "kernel":
+            found.append((f"{path}.secure_boot", f"{image} boots its kernel directly (firmware bios), so nothing "
+                                                 "is verified: use an image built for UEFI (a recipe with "
+                                                 "firmware: uefi, or a path image with boot: uefi)"))
+        elif facts.image_boot == "bios":
+            found.append((f"{path}.secure_boot", f"{image} boots with BIOS: use an image built for UEFI (a recipe "
+                                                 "with firmware: uefi, or a path image with boot: uefi)"))
+        if machine is None or not (machine == "q35" or machine.startswith("pc-q35-")):
+            found.append((f"{path}.secure_boot", f"needs the q35 machine type (Secure Boot's firmware needs SMM), "
+                                                 f"got machine {machine or 'unset (pc)'!r}: set machine: q35"))
+    if tpm is True and facts.host_swtpm is False:
+        found.append((f"{path}.tpm", f"host {facts.host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
+                                     "installed (Debian: apt-get install swtpm swtpm-tools)"))
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
+    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
+    missing: str = ""    # the whole message when it is absent or empty
+    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
+    #                      the value as written and the choices (leave {input} out where it might be a secret)
+
+
+
+def _rule(problem) -> AfterValidator:
+    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
+    def check(value):
+        if message := problem(value):
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
+
+
+def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
+    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
+    def check(value) -> int:
+        size = parse_size(value, default_unit=default_unit)
+        if size < 0:
+            raise ValueError(f"{value!r} is not a size: sizes are not negative")
+        if size < minimum:
+            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
+        return size
+    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
+    return PlainValidator(check, json_schema_input_type=written)
+
+
+
+def _duration(value) -> int:
+    """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
+    return seconds
+
+
+
+def _cpuset_problem(value) -> str | None:
+    try:
+        parse_cpuset(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _pci_problem(value: str) -> str | None:
+    try:
+        split_pci_address(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+
+# The kinds of values a desktop's settings take.
+
+Count = Annotated[int, Field(ge=1)]
+MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
+DiskSize = Annotated[int, _size("GiB")]
+MachineType = Annotated[str, Field(pattern=_MACHINE),
+                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
+Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
+                       Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
+Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
+KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
+Checks = Annotated[list[Annotated[Any, WithJsonSchema({
+    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
+                                     "what to check, and that kind's options."})]],
+    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
+CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
+                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
+CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, _rule(lambda v: _cpuset_problem(v)),
+                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
+PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
+                       Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
+MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
+                       Wording(invalid="{input} is not a mediated device type id (e.g. nvidia-222)")]
+
+
+
+class Settings(BaseModel):
+    """Settings of one entry: a typo is an error that lists what is allowed."""
+    # validate_default: a default is converted like a written value ("1h" -> 3600), so no later check ever
+    # sees it as written
+    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True, validate_default=True,
+                              field_title_generator=lambda name, _info: name)
+    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
+    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
+    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
+        return data
+
+
+
+class DesktopDisplay(Settings):
+    """A desktop's display password."""
+    noun: ClassVar[str] = "display setting"
+    password_rotation: str = Field("", description="Any new value makes a new display password, applied live.")
+    password_valid_for: Duration | None = Field(None, description="How long a display password works after it "
+                                                                  "is made, e.g. 30d (default: until rotated).")
+
+
+
+class CpuTopology(Settings):
+    """How the vCPUs look to the guest; their product is the vCPU maximum."""
+    record: ClassVar[bool] = True
+    sockets: Count = Field(description="CPU sockets.")
+    cores: Count = Field(description="Cores per socket.")
+    threads: Count = Field(description="Threads per core.")
+
+
+_TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
+
+
+class Cpu(Settings):
+    """The CPU the guest sees and the host CPUs its vCPUs run on; checked against the host at preview."""
+    key_noun: ClassVar[str] = "CPU setting"
+    mode: Literal[CPU_MODES] | None = Field(None, description="host-passthrough, host-model, or custom (a named "
+                                                              "model; implied by `model`). Default: libvirt's.")
+    model: CpuModelName | None = Field(None, description="A named CPU model the host can run, e.g. Haswell-noTSX.")
+    pinning: Annotated[list[CpuSet], Field(min_length=1),
+                       Wording(expected="a list with one set of host CPUs per vCPU, e.g. [2, 3] or ['2-3', "
+                                        "'2-3']")] | None = Field(
+        None, description="Host CPUs per vCPU, in vCPU order: [2, 3] pins vCPU 0 to CPU 2 and vCPU 1 to CPU 3.")
+
+
+class Gpu(Settings):
+    """A GPU for the desktop: a whole PCI device of the host, or a mediated device (vGPU) of a type."""
+    noun: ClassVar[str] = "GPU"
+    record: ClassVar[bool] = True
+    pci: PciAddress | None = Field(None, description="The host PCI device to pass through whole, e.g. "
+                                                     "0000:01:00.0.")
+    mdev: MdevTypeId | None = Field(None, description="A mediated device type (vGPU) to make for the desktop, "
+                                                      "e.g. nvidia-222.")
+    parent: PciAddress | None = Field(None, description="With mdev: the PCI device to make it on (default: any "
+                                                        "that offers the type).")
+
+
+_GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>}")
+
+
+
+class DesktopSettings(Settings):
+    """What a desktop is, apart from where it runs and what it is made from: the settings of every desktop."""
+    memory: MemorySize = Field("1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least "
+                                                    "256MiB.")
+    vcpus: Count = Field(1, description="Virtual CPUs.")
+    max_vcpus: Count | None = Field(None, description="vCPUs it can be hot-plugged up to without a restart "
+                                                      "(default: vcpus, i.e. no room).")
+    cpu_topology: Annotated[CpuTopology, _TOPOLOGY] | None = Field(
+        None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
+    machine: MachineType | None = Field(None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
+    disk: DiskSize = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
+    disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
+                                                                   "must stay); full: an independent copy.")
+    home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
+                                                    "in GiB): kept when the system disk is replaced; formatted only "
+                                                    "when empty.")
+    home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
+        "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
+                            "host (found again if the user comes back), or delete it.")
+    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+        7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
+                       "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
+    running: bool = Field(True, description="Keep it running (false: defined, shut off).")
+    autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
+    kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
+                                                             "command line, e.g. 'quiet'.")
+    cpu: Cpu | None = Field(None, description="{mode, model, pinning}: the guest CPU and vCPU pins, checked "
+                                              "against the host.")
+    gpus: Annotated[list[Gpu], _GPUS] = Field([], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: "
+                                                              "nvidia-222}], checked against the host's devices.")
+    display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
+    autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
+                                               "with a desktop environment).")
+    resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
+                                                            "a desktop image).")
+    secure_boot: bool = Field(False, description="Boot with UEFI Secure Boot enforced (OVMF with Microsoft's keys "
+                                                 "enrolled): needs an image built for UEFI (recipe firmware: uefi) "
+                                                 "and machine: q35. A change makes a new VM (the disk stays).")
+    tpm: bool = Field(False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with "
+                                         "the VM. A change makes a new VM (the disk stays).")
+    checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
+
+
+def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:
+    """The named settings, each optional (unset: `default`), for pydantic.create_model: what a user may
+    override of a profile, declared by naming it rather than again."""
+    fields = {}
+    for name in names:
+        field = DesktopSettings.model_fields[name]
+        declared = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        fields[name] = (declared | None, Field(None, description=f"{field.description} Default: {default}."))
+    return fields
