@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
-from ..host import policy as host_policy
+from ..host import exposure, policy as host_policy
 from ..console.settings import ConsoleSettings
 from ..desktop.args import firmware_problems, session_problems
 from ..host.resolve import swtpm_installed
@@ -96,6 +96,7 @@ class _Resolver:
             desktops[desktop.name] = desktop
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
+        self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]
                     for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
         # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait

@@ -312,7 +312,8 @@ class HostConsole(Settings):
     tls_cert: HostPath | None = Field(None, description="A PEM certificate (under the administrator's certificate "
                                                         "roots): https and wss only.")
     tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it.")
-    link_validity: Duration = Field("1h", description="How long a console link works, e.g. 15m, 1h, 12h.")
+    link_validity: Duration = Field("1h", validate_default=True,
+                                    description="How long a console link works, e.g. 15m, 1h, 12h.")
 
 
 class DesktopDisplay(Settings):
