@@ -155,8 +155,6 @@ class Policy:
                     f"{', '.join(self.transports)}; set in {self.source})")
         if parsed.hostname and not _HOSTNAME.match(parsed.hostname) and not _is_ip(parsed.hostname):
             return f"{uri!r}: {parsed.hostname!r} is not a host name"
-        if not self.allows("libvirt_hosts", (parsed.hostname or LOCALHOST).lower()):
-            return f"{uri!r}: host " + self.refusal("libvirt_hosts", parsed.hostname or LOCALHOST)
         if parsed.username is not None and not _USER.match(parsed.username):
             return f"{uri!r}: {parsed.username!r} is not a user name"
         if parsed.password is not None:
@@ -176,12 +174,18 @@ class Policy:
             if key not in URI_PARAMS:
                 return (f"{uri!r}: parameter {key!r} is not allowed in a stack (it can run a program or read a "
                         f"file on this machine; allowed: {', '.join(sorted(URI_PARAMS))})")
+        if not self.allows("libvirt_hosts", (parsed.hostname or LOCALHOST).lower()):
+            return f"{uri!r}: host " + self.refusal("libvirt_hosts", parsed.hostname or LOCALHOST)
         return None
 
 
 def _inside(path: str, root: str) -> bool:
+    """`path` is `root` or under it; a root may hold patterns, each matching one name (hosts/*/pools)."""
     root = os.path.normpath(root)
-    return path == root or path.startswith(root.rstrip("/") + "/")
+    if not any(c in root for c in "*?["):
+        return path == root or path.startswith(root.rstrip("/") + "/")
+    parts, pattern = Path(path).parts, Path(root).parts
+    return len(parts) >= len(pattern) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern))
 
 
 def _is_ip(value: str) -> bool:
@@ -204,9 +208,10 @@ def _cache_dir() -> Path:
 
 
 def defaults() -> Policy:
-    """vdesk's own directories only: its image cache and its state (where the embedded host keeps pools)."""
+    """vdesk's own directories only: its image cache, and each embedded host's own pools (not the rest of its
+    state: its sockets, console key and logs are no place for a pool)."""
     cache, state = os.path.realpath(_cache_dir()), os.path.realpath(_state_dir())
-    return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts", "/var/lib/libvirt/images"),
+    return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts/*/pools", "/var/lib/libvirt/images"),
                   shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=(),
                   certificates=(f"{state}/certificates", "/etc/vdesk"))
 
