@@ -23,6 +23,7 @@ from ..images.packages import template_package_problems
 from ..images.recipe import CONSOLE, Recipe, recipe_problems
 from ..names import name_problem
 from ..resources.pool import SOURCE_PROPS
+from . import against_host
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, DesktopConfig, HostConfig, ImageConfig, NetworkConfig,
                      PoolConfig, ProfileConfig, ShareConfig, StackConfig, UserConfig, for_user)
 from .partial import is_broken
@@ -97,6 +98,7 @@ class _Resolver:
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
         self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
+        self.problems += against_host.network_problems(f)
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]
                     for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
         # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait
@@ -610,7 +612,8 @@ class _Resolver:
             own(u.disk, profile.disk_bytes), profile.template, (user,), own(u.running, profile.running),
             tuple(for_user(list(own(checks, profile.checks)), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
-            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
+            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus",
+                                                                                 "disk", "home")
                           if getattr(u, key) is None)
             + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
             max_vcpus=max_vcpus, disk_clone=own(u.disk_clone, profile.disk_clone),

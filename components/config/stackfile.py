@@ -21,6 +21,7 @@ from ..host.hardware import CPU_MODES
 from ..names import NAME_PATTERN, SIZE_PATTERN, name_problem, network_problem, parse_duration, parse_size
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from ..xmlmodel import parse_cpuset, split_pci_address
+from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
@@ -372,17 +373,17 @@ class DhcpHost(Settings):
     """A DHCP reservation: this MAC always gets this address."""
     noun: ClassVar[str] = "DHCP reservation"
     record: ClassVar[bool] = True
-    mac: NonEmpty = Field(description="The guest NIC's MAC address.")
-    ip: NonEmpty = Field(description="The IPv4 address it gets.")
-    name: str | None = Field(None, description="Its host name in the network's DNS.")
+    mac: Mac = Field(description="The guest NIC's MAC address.")
+    ip: IPv4 = Field(description="The IPv4 address it gets.")
+    name: DnsName | None = Field(None, description="Its host name in the network's DNS.")
 
 
 class DnsHost(Settings):
     """A DNS record in the network's own DNS."""
     noun: ClassVar[str] = "DNS record"
     record: ClassVar[bool] = True
-    ip: NonEmpty = Field(description="The address.")
-    hostnames: Annotated[list[str], Field(min_length=1)] = Field(description="Names that resolve to it.")
+    ip: Address = Field(description="The address.")
+    hostnames: Annotated[list[DnsName], Field(min_length=1)] = Field(description="Names that resolve to it.")
 
 
 class Network(Settings):
@@ -401,7 +402,7 @@ class Network(Settings):
     dhcp: bool | None = Field(None, description="Hand out addresses by DHCP (default: true, except on a bridge).")
     dhcp_range: Annotated[DhcpRange, Wording(expected="{start, end}, two IPv4 addresses")] | None = Field(
         None, description="A narrower IPv4 DHCP pool (default: every address after the gateway).")
-    domain: str | None = Field(None, description="The DNS domain of its guests.")
+    domain: DnsName | None = Field(None, description="The DNS domain of its guests.")
     dhcp_hosts: list[DhcpHost] = Field([], description="DHCP reservations; changed in place.")
     dns_hosts: list[DnsHost] = Field([], description="DNS records; changed in place.")
     address_sources: AddressSources | None = Field(

@@ -1,0 +1,130 @@
+"""Values that passed preview and failed at `up` (or in the guest): each now fails at preview, naming its field,
+with nothing declared. They are judged against what preview finds: the image's virtual size, the network's cidr.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import pulumi
+import pytest
+
+from components.config import against_host
+from components.errors import InputError
+from components.images.golden import ImageFiles
+from tests.unit.config.test_program import after, example_stack, golden, mocks, raw_config  # noqa: F401
+
+
+def _problems(raw, stack="dev") -> dict[str, str]:
+    from components.config.loader import declare
+    with pytest.raises(InputError) as err:
+        declare(stack, raw, config_keys={})
+    return dict(err.value.problems)
+
+
+def _qcow2(path, size: str) -> str:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    return str(path)
+
+
+def test_a_system_disk_smaller_than_its_own_image_names_the_disk(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    raw["images"]["own"]["path"] = _qcow2(tmp_path / "big.qcow2", "10G")
+    raw["desktops"]["alice"]["disk"] = "8GiB"
+    assert _problems(raw) == {"desktops.alice.disk": "8GiB is smaller than image 'own' (10GiB): the system disk is "
+                                                     "made from it, so give at least 10GiB"}
+    assert mocks.resources == []
+    raw["desktops"]["alice"]["disk"] = "10GiB"
+    from components.config.loader import declare
+    declare("dev", raw, config_keys={})           # as big as the image: fine
+
+
+def test_a_disk_smaller_than_a_recipe_image_names_the_profile_once_and_a_users_own_disk(mocks):  # noqa: F811
+    raw = example_stack("dev")                      # its image 'xfce' is built from a recipe at `up`
+    raw["profiles"]["desktop"]["disk"] = "2GiB"
+    raw["users"].append({"name": "ada", "profile": "desktop", "disk": 3})
+    problems = _problems(raw)
+    assert problems == {
+        "profiles.desktop.disk": "2GiB is smaller than image 'xfce' (4GiB): the system disk is made from it, "
+                                 "so give at least 4GiB",
+        "users[1].disk": "3GiB is smaller than image 'xfce' (4GiB): the system disk is made from it, so give at "
+                         "least 4GiB"}
+    assert mocks.resources == []
+
+
+def test_a_disk_smaller_than_the_golden_image_names_the_disk(mocks, monkeypatch, tmp_path):  # noqa: F811
+    disk = _qcow2(tmp_path / "disk.qcow2", "4G")
+    monkeypatch.setattr("components.config.loader.image_files.resolve",
+                        lambda image: ImageFiles(image.name, disk, "kernel", "recipe0", "/k", "/i", "console=ttyS0"))
+    raw = raw_config(tmp_path)
+    raw["images"]["own"] = {"golden": "debian12"}
+    raw["desktops"]["alice"]["disk"] = 1
+    assert _problems(raw) == {"desktops.alice.disk": "1GiB is smaller than image 'own' (4GiB): the system disk is "
+                                                     "made from it, so give at least 4GiB"}
+    assert mocks.resources == []
+
+
+def test_a_recipe_image_is_as_big_as_vdesk_builds_it():
+    assert against_host.built_image_bytes() == 4 * 1024**3       # tools/build-image.sh's DISK_BYTES
+
+
+def test_a_home_volume_too_small_to_format_names_the_home(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    raw["desktops"]["alice"]["home"] = "64KiB"
+    assert "too small for a home volume" in _problems(raw)["desktops.alice.home"]
+
+
+def _reserve(raw, **host):
+    raw["networks"]["lan"]["dhcp_hosts"] = [{"mac": "52:54:00:00:00:01", "ip": "10.77.0.5", **host}]
+
+
+@pytest.mark.parametrize("case,change,field,message", [
+    ("address-outside-the-network", lambda r: _reserve(r, ip="10.78.0.5"), "networks.lan.dhcp_hosts[0].ip",
+     "10.78.0.5 is outside network 'lan' (10.77.0.0/24)"),
+    ("the-broadcast-address", lambda r: _reserve(r, ip="10.77.0.255"), "networks.lan.dhcp_hosts[0].ip",
+     "10.77.0.255 is outside network 'lan' (10.77.0.0/24)"),
+    ("the-gateway", lambda r: _reserve(r, ip="10.77.0.1"), "networks.lan.dhcp_hosts[0].ip",
+     "10.77.0.1 is the gateway of network 'lan' (10.77.0.0/24), not a guest's address"),
+    ("not-an-address", lambda r: _reserve(r, ip="10.77.0"), "networks.lan.dhcp_hosts[0].ip",
+     "'10.77.0' is not an IPv4 address"),
+    ("a-mac-that-is-not-a-mac", lambda r: _reserve(r, mac="52:54:00:00:00"), "networks.lan.dhcp_hosts[0].mac",
+     "'52:54:00:00:00' is not a MAC address (six hex pairs joined by ':', e.g. 52:54:00:12:34:56)"),
+    ("a-multicast-mac", lambda r: _reserve(r, mac="01:00:5e:00:00:01"), "networks.lan.dhcp_hosts[0].mac",
+     "'01:00:5e:00:00:01' is a multicast MAC address: a NIC's MAC is unicast (its first byte is even)"),
+    ("a-mac-reserved-twice", lambda r: r["networks"]["lan"].update(dhcp_hosts=[
+        {"mac": "52:54:00:00:00:01", "ip": "10.77.0.5"}, {"mac": "52:54:00:00:00:01", "ip": "10.77.0.6"}]),
+     "networks.lan.dhcp_hosts[1].mac", "52:54:00:00:00:01 is already reserved by dhcp_hosts[0]"),
+    ("an-address-reserved-twice", lambda r: r["networks"]["lan"].update(dhcp_hosts=[
+        {"mac": "52:54:00:00:00:01", "ip": "10.77.0.5"}, {"mac": "52:54:00:00:00:02", "ip": "10.77.0.5"}]),
+     "networks.lan.dhcp_hosts[1].ip", "10.77.0.5 is already reserved by dhcp_hosts[0]"),
+    ("a-reservation-without-dhcp", lambda r: (_reserve(r), r["networks"]["lan"].update(dhcp=False)),
+     "networks.lan.dhcp_hosts", "needs dhcp: true (a reservation is what this network's DHCP hands out)"),
+    ("a-reservation-name-that-is-no-dns-name", lambda r: _reserve(r, name="alice laptop"),
+     "networks.lan.dhcp_hosts[0].name", "'alice laptop' is not a DNS name"),
+    ("a-domain-that-is-no-dns-name", lambda r: r["networks"]["lan"].update(domain="lab\nserver=6.6.6.6"),
+     "networks.lan.domain", "is not a DNS name"),
+    ("a-dns-record-that-is-no-address", lambda r: r["networks"]["lan"].update(
+        dns_hosts=[{"ip": "files", "hostnames": ["files"]}]), "networks.lan.dns_hosts[0].ip",
+     "'files' is not an IP address"),
+    ("a-dns-record-name-that-is-no-dns-name", lambda r: r["networks"]["lan"].update(
+        dns_hosts=[{"ip": "10.77.0.9", "hostnames": ["files", "-x"]}]), "networks.lan.dns_hosts[0].hostnames[1]",
+     "'-x' is not a DNS name"),
+])
+def test_a_network_entry_libvirt_would_refuse_fails_at_preview(case, change, field, message, mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    change(raw)
+    problems = _problems(raw)
+    assert message in problems[field], problems
+    assert mocks.resources == []
+
+
+@pulumi.runtime.test
+def test_a_valid_reservation_passes(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    _reserve(raw, mac="52:54:00:AB:CD:EF", name="alice")
+    raw["networks"]["lan"]["domain"] = "lab.example.org"
+    from components.config.loader import declare
+
+    def check(_out):
+        assert mocks.named("network-lan")["dhcp_hosts"] == [{"mac": "52:54:00:ab:cd:ef", "ip": "10.77.0.5",
+                                                             "name": "alice"}]
+    return after(declare("dev", raw, config_keys={}), check)
