@@ -7,6 +7,7 @@ stack field and the policy key, and nothing is declared.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,13 @@ def test_a_malformed_exposure_key_is_the_administrators_error(text, message, tmp
     file.write_text(text)
     with pytest.raises(host_policy.PolicyError, match=message.replace("(", r"\(").replace(")", r"\)")):
         host_policy.load(file)
+
+
+def test_the_readmes_example_policy_is_one_vdesk_reads(tmp_path):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    example = readme.split("An example policy for a runner", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    file = tmp_path / "policy.yaml"
+    file.write_text(textwrap.dedent(example))
+    policy = host_policy.load(file)
+    assert policy.allows("libvirt_hosts", "kvm2.example.org") and policy.allows("pci_devices", "0000:65:00.0")
+    assert policy.containers_without_userns is False and policy.volume_groups == ()
