@@ -7,16 +7,91 @@ Problems are (path, message) pairs, like the rest of the stack's.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 import re
+import socket
+import ssl
+import stat
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from ..errors import VdeskError
 from ..resources.volume import file_virtual_size
+
+log = logging.getLogger(__name__)
 
 Loc = tuple[str | int, ...]
 GiB, MiB = 1024**3, 1024**2
 MIN_HOME_BYTES = MiB    # mkfs.ext4 refuses a filesystem much smaller (under 128 KiB); a home needs room anyway
 _BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-image.sh"
+
+
+def written_problems(file, *, local) -> list[tuple[Loc, str]]:
+    """What the written stack asks of this machine and its networks (local(host): its paths are here)."""
+    return [*network_problems(file), *console_problems(file), *pool_problems(file, local)]
+
+
+# --- this machine: the console's address and certificate, pools' directories and devices -----------------
+
+def console_problems(file) -> list[tuple[Loc, str]]:
+    """The gateway must be able to listen on `bind` here, and to load its certificate (and key)."""
+    from ..host import policy as host_policy
+    policy = host_policy.load()
+    found = []
+    for name, host in (file.hosts or {}).items():
+        console = host.console if host is not None else None
+        if console is None or host.uri != "embedded":
+            continue
+        loc = ("hosts", name, "console")
+        if console.bind and (why := _cannot_listen(console.bind)):
+            found.append(((*loc, "bind"), f"the console cannot listen on {console.bind} here: {why}"))
+        files = [f for f in (console.tls_cert, console.tls_key) if f]
+        # (only files the policy lets the console serve are opened: /etc/shadow is refused unread)
+        if console.tls_cert and all(os.path.isfile(f) and not policy.path_problem("certificates", f) for f in files):
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(console.tls_cert,
+                                                                                 console.tls_key)
+            except (ssl.SSLError, OSError) as exc:
+                which = "tls_cert" if console.tls_key is None else "tls_key"
+                found.append(((*loc, which), "is not a PEM certificate with its private key (the certificate "
+                                             f"file, or tls_key, must hold the key): {exc.strerror or exc}"))
+    return found
+
+
+def _cannot_listen(address: str) -> str | None:
+    """Why nothing can listen on `address` on this machine (a throw-away bind to port 0; nothing stays)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None                     # not an address: said by its own check
+    try:
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((address, 0))
+    except OSError as exc:
+        return f"{exc.strerror} (it is not an address of this machine)"
+    return None
+
+
+def pool_problems(file, local) -> list[tuple[Loc, str]]:
+    """A local pool's directory must be a directory (or not there yet), and its devices block devices."""
+    found = []
+    for name, pool in (file.pools or {}).items():
+        if pool is None or not local(pool.host):
+            continue
+        if pool.path and os.path.lexists(pool.path) and not os.path.isdir(pool.path):
+            found.append((("pools", name, "path"), f"{pool.path!r} is there and is not a directory"))
+        for i, device in enumerate(pool.source_devices or ()):
+            if device is None:
+                continue
+            try:
+                block = stat.S_ISBLK(os.stat(device).st_mode)
+            except OSError:
+                found.append((("pools", name, "source_devices", i), f"{device!r} does not exist on this host"))
+                continue
+            if not block:
+                found.append((("pools", name, "source_devices", i), f"{device!r} is not a block device"))
+    return found
 
 
 # --- networks: reservations inside the network they reserve on -------------------------------------------
@@ -61,6 +136,67 @@ def _usable(ip, cidr, network: str) -> str | None:
     if ip == gateway:
         return f"{ip} is the gateway of network {network!r} ({cidr}), not a guest's address"
     return None
+
+
+# --- the hosts: machine types their qemu has, networks that would collide with theirs ---------------------
+
+def host_problems(config, hosts: Mapping) -> list[tuple[str, str]]:
+    """Each desktop's machine type against its host's qemu, and each network's cidr against the host's
+    other active libvirt networks (libvirt refuses to start one whose addresses another uses)."""
+    from ..host.connection import connect
+    found = []
+    for name, host in hosts.items():
+        if host.unreachable:
+            continue
+        machines = {d.machine: d.field("machine") for d in config.desktops.values() if d.host == name and d.machine}
+        networks = {n.libvirt_name or f"{config.prefix}-{n.name}": n for n in config.networks.values()
+                    if n.on(name) and n.cidr and n.mode != "bridge"}
+        if not machines and not networks:
+            continue
+        try:
+            with connect(host.uri) as conn:
+                found += _machine_problems(conn, host, machines)
+                found += _network_collisions(conn, name, networks)
+        except VdeskError as exc:
+            log.info("host %s not asked about machine types and networks: %s", name, exc)
+    return _once(found)
+
+
+def _machine_problems(conn, host, machines: dict) -> list[tuple[str, str]]:
+    import libvirt
+    found = []
+    try:
+        conn.getDomainCapabilities(None, "x86_64", None, host.domain_type, 0)
+    except libvirt.libvirtError:
+        return []                   # the host cannot say (an old libvirt): the domain's definition will
+    for machine, field in machines.items():
+        try:
+            conn.getDomainCapabilities(None, "x86_64", machine, host.domain_type, 0)
+        except libvirt.libvirtError as exc:
+            found.append((field, f"host {host.name!r} has no machine type {machine!r} for {host.domain_type} "
+                                 f"guests ({exc.get_error_message()})"))
+    return found
+
+
+def _network_collisions(conn, host: str, networks: dict) -> list[tuple[str, str]]:
+    from ..xmlmodel import Network as NetworkXml
+    found = []
+    for other in conn.listAllNetworks(0):
+        if other.name() in networks or not other.isActive():
+            continue
+        try:
+            theirs = [ipaddress.ip_interface(f"{ip.address}/{ip.prefix or ip.netmask}").network
+                      for ip in NetworkXml.from_xml(other.XMLDesc(0)).ips if ip.address and (ip.prefix or ip.netmask)]
+        except (ValueError, TypeError):
+            continue
+        for libvirt_name, net in networks.items():
+            cidr = ipaddress.ip_network(net.cidr)
+            clash = next((t for t in theirs if t.version == cidr.version and t.overlaps(cidr)), None)
+            if clash is not None:
+                found.append((f"networks.{net.name}.cidr", f"{net.cidr} overlaps libvirt network {other.name()!r} "
+                                                           f"({clash}) on host {host!r}: libvirt would refuse to "
+                                                           "start it; choose another cidr"))
+    return found
 
 
 # --- disks: at least as big as the image they are made from --------------------------------------------

@@ -98,7 +98,7 @@ class _Resolver:
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
         self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
-        self.problems += against_host.network_problems(f)
+        self.problems += against_host.written_problems(f, local=self.local)
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]
                     for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
         # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait
@@ -593,7 +593,7 @@ class _Resolver:
         hosts = hardware.get("hosts", profile.hosts)
         host = hosts[0] if len(hosts) == 1 else None
         inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
-                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
+                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware, "machine": True}
         if u.shares is not None:
             shares = self.desktop_shares(loc, u.shares, hosts)
         elif inherited["hosts"]:

@@ -152,7 +152,8 @@ def test_a_console_beyond_loopback_is_never_served_without_tls(mocks, golden, wi
 
 
 @pytest.mark.parametrize("switch", ["no_verify=1", "known_hosts_verify=ignore", "tls_priority=NONE"])
-def test_certificate_and_host_key_checks_cannot_be_turned_off_from_a_stack(switch, mocks, golden, with_policy):  # noqa: F811
+def test_certificate_and_host_key_checks_cannot_be_turned_off_from_a_stack(switch, mocks, golden,  # noqa: F811
+                                                                           with_policy):
     raw = example_stack("dev")
     raw["hosts"]["far"] = {"uri": f"qemu+tls://kvm9.example.org/system?{switch}", "accelerator": "kvm"}
     with_policy("libvirt_hosts: ['*']")          # every host allowed: the switch is still refused

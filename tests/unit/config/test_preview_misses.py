@@ -11,6 +11,7 @@ import pytest
 from components.config import against_host
 from components.errors import InputError
 from components.images.golden import ImageFiles
+from tests.unit.config.test_exposure import with_policy  # noqa: F401  (fixture)
 from tests.unit.config.test_program import after, example_stack, golden, mocks, raw_config  # noqa: F401
 
 
@@ -109,7 +110,8 @@ def _reserve(raw, **host):
         dns_hosts=[{"ip": "10.77.0.9", "hostnames": ["files", "-x"]}]), "networks.lan.dns_hosts[0].hostnames[1]",
      "'-x' is not a DNS name"),
 ])
-def test_a_network_entry_libvirt_would_refuse_fails_at_preview(case, change, field, message, mocks, tmp_path):  # noqa: F811
+def test_a_network_entry_libvirt_would_refuse_fails_at_preview(case, change, field, message,
+                                                               mocks, tmp_path):  # noqa: F811
     raw = raw_config(tmp_path)
     change(raw)
     problems = _problems(raw)
@@ -128,3 +130,54 @@ def test_a_valid_reservation_passes(mocks, tmp_path):  # noqa: F811
         assert mocks.named("network-lan")["dhcp_hosts"] == [{"mac": "52:54:00:ab:cd:ef", "ip": "10.77.0.5",
                                                              "name": "alice"}]
     return after(declare("dev", raw, config_keys={}), check)
+
+
+def test_a_network_whose_addresses_another_active_libvirt_network_uses_names_its_cidr(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)        # the host is libvirt's test driver, whose `default` is 192.168.122.0/24
+    raw["networks"]["lan"]["cidr"] = "192.168.122.0/25"
+    assert _problems(raw) == {"networks.lan.cidr": "192.168.122.0/25 overlaps libvirt network 'default' "
+                                                   "(192.168.122.0/24) on host 'local': libvirt would refuse to start "
+                                                   "it; choose another cidr"}
+    assert mocks.resources == []
+
+
+def test_a_pool_directory_that_is_a_file_and_devices_that_are_no_block_devices(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    raw["pools"]["main"]["path"] = str(tmp_path / "afile")
+    raw["pools"]["vg"] = {"host": "local", "type": "logical", "source_name": "vg_unit",
+                          "source_devices": ["/dev/null", "/dev/vdesk-no-such-disk"]}
+    problems = _problems(raw)
+    assert problems["pools.main.path"] == f"{str(tmp_path / 'afile')!r} is there and is not a directory"
+    assert problems["pools.vg.source_devices[0]"] == "'/dev/null' is not a block device"
+    assert problems["pools.vg.source_devices[1]"] == "'/dev/vdesk-no-such-disk' does not exist on this host"
+    assert mocks.resources == []
+
+
+def test_a_console_address_this_machine_does_not_have_and_a_certificate_it_cannot_load(mocks, golden,  # noqa: F811
+                                                                                      with_policy, tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {"bind": "::2", "tls_cert": str(junk)}
+    with_policy("console_bind: ['::2']")
+    problems = _problems(raw)
+    assert problems["hosts.local.console.bind"].startswith("the console cannot listen on ::2 here: ")
+    assert problems["hosts.local.console.tls_cert"].startswith("is not a PEM certificate with its private key")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    raw["hosts"]["local"]["console"] = {"bind": "127.0.0.1", "tls_cert": str(cert), "tls_key": str(key)}
+    assert "hosts.local.console.tls_key" not in _problems_or_none(raw)
+    raw["hosts"]["local"]["console"] = {"bind": "127.0.0.1", "tls_cert": str(cert)}      # the key is elsewhere
+    assert "must hold the key" in _problems(raw)["hosts.local.console.tls_cert"]
+
+
+def _problems_or_none(raw) -> dict[str, str]:
+    from components.config.loader import declare
+    try:
+        declare("dev", raw, config_keys={})
+    except InputError as exc:
+        return dict(exc.problems)
+    return {}
