@@ -3,7 +3,7 @@
 Tests make image files, pools and mounts in pytest's temporary directories, so
 the policy allows those (as an administrator would allow /srv/vdesk), beside
 vdesk's own cache and state. Of the exposure keys it grants only what existing
-tests declare: their remote hosts, bridges and GPUs. Tests of the policy itself
+tests declare: their remote hosts, bridges, GPUs, file servers and volume groups. Tests of the policy itself
 load their own files.
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ def host_policy(tmp_path_factory):
                     f"pools: [{home}/hosts, /var/lib/libvirt/images, {scratch}]\n"
                     f"shares: [{scratch}]\ncontainer_mounts: [{scratch}]\ndevices: ['/dev/*']\n"
                     f"libvirt_hosts: {list(TEST_LIBVIRT_HOSTS)}\nbridges: [br0, br1]\n"
-                    f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n")
+                    f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n"
+                    "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\n")
     os.environ["VDESK_POLICY"] = str(file)
     yield file
     os.environ.pop("VDESK_POLICY", None)

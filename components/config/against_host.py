@@ -27,9 +27,40 @@ MIN_HOME_BYTES = MiB    # mkfs.ext4 refuses a filesystem much smaller (under 128
 _BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-image.sh"
 
 
-def written_problems(file, *, local) -> list[tuple[Loc, str]]:
-    """What the written stack asks of this machine and its networks (local(host): its paths are here)."""
-    return [*network_problems(file), *console_problems(file), *pool_problems(file, local)]
+def written_problems(file) -> list[tuple[Loc, str]]:
+    """What the written stack asks of this machine (its console), its networks, shares and containers."""
+    return [*network_problems(file), *console_problems(file), *share_problems(file), *container_problems(file)]
+
+
+# --- what qemu and libvirt's LXC driver refuse in a share's tag and a container's settings ----------------
+
+VIRTIOFS_TAG_BYTES = 36    # the tag field of virtio-fs's config space: qemu refuses a longer one at start
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")     # libvirt's <initenv name=...>
+
+
+def share_problems(file) -> list[tuple[Loc, str]]:
+    """A share's name is its virtio-fs tag in the guest."""
+    return [(("shares", name), f"{name!r} is {len(name)} characters: a share's name is its virtio-fs tag, which "
+                               f"holds at most {VIRTIOFS_TAG_BYTES}")
+            for name in (file.shares or {}) if len(name.encode()) > VIRTIOFS_TAG_BYTES]
+
+
+def container_problems(file) -> list[tuple[Loc, str]]:
+    """Environment variable names libvirt takes, and mount targets that are absolute paths inside."""
+    found = []
+    for name, container in (file.containers or {}).items():
+        if container is None:
+            continue
+        for key in container.env or {}:
+            if not _ENV_NAME.match(key):
+                found.append((("containers", name, "env", key), f"{key!r} is not an environment variable name "
+                                                                "(letters, digits and '_', not starting with a "
+                                                                "digit)"))
+        for i, mount in enumerate(container.mounts or ()):
+            if mount is not None and mount.target and (not mount.target.startswith("/") or mount.target == "/"):
+                found.append((("containers", name, "mounts", i, "target"),
+                              f"{mount.target!r} must be an absolute directory inside the container, not '/'"))
+    return found
 
 
 # --- this machine: the console's address and certificate, pools' directories and devices -----------------
@@ -71,27 +102,6 @@ def _cannot_listen(address: str) -> str | None:
     except OSError as exc:
         return f"{exc.strerror} (it is not an address of this machine)"
     return None
-
-
-def pool_problems(file, local) -> list[tuple[Loc, str]]:
-    """A local pool's directory must be a directory (or not there yet), and its devices block devices."""
-    found = []
-    for name, pool in (file.pools or {}).items():
-        if pool is None or not local(pool.host):
-            continue
-        if pool.path and os.path.lexists(pool.path) and not os.path.isdir(pool.path):
-            found.append((("pools", name, "path"), f"{pool.path!r} is there and is not a directory"))
-        for i, device in enumerate(pool.source_devices or ()):
-            if device is None:
-                continue
-            try:
-                block = stat.S_ISBLK(os.stat(device).st_mode)
-            except OSError:
-                found.append((("pools", name, "source_devices", i), f"{device!r} does not exist on this host"))
-                continue
-            if not block:
-                found.append((("pools", name, "source_devices", i), f"{device!r} is not a block device"))
-    return found
 
 
 # --- networks: reservations inside the network they reserve on -------------------------------------------
@@ -197,6 +207,33 @@ def _network_collisions(conn, host: str, networks: dict) -> list[tuple[str, str]
                                                            f"({clash}) on host {host!r}: libvirt would refuse to "
                                                            "start it; choose another cidr"))
     return found
+
+
+# --- pools on this machine: a directory, and block devices ------------------------------------------------
+
+def pool_problems(config, hosts: Mapping) -> list[tuple[str, str]]:
+    """A pool on a host that is this machine, as preview found it (the embedded host, a local URI): its
+    directory must be one (or not be there yet), and a logical pool's devices block devices that exist."""
+    found = []
+    for name, pool in config.pools.items():
+        if not all(h in hosts and _here(hosts[h].uri) for h in pool.hosts or (pool.host,)):
+            continue
+        if pool.path and os.path.lexists(pool.path) and not os.path.isdir(pool.path):
+            found.append((f"pools.{name}.path", f"{pool.path!r} is there and is not a directory"))
+        for i, device in enumerate(pool.source_devices):
+            try:
+                block = stat.S_ISBLK(os.stat(device).st_mode)
+            except OSError:
+                found.append((f"pools.{name}.source_devices[{i}]", f"{device!r} does not exist on this host"))
+                continue
+            if not block:
+                found.append((f"pools.{name}.source_devices[{i}]", f"{device!r} is not a block device"))
+    return found
+
+
+def _here(uri: str) -> bool:
+    """A libvirt URI of this machine (qemu:///system, the embedded host's socket URI); the test driver is not."""
+    return uri.startswith(("qemu:", "lxc:")) and not uri.split("://", 1)[1].split("/", 1)[0]
 
 
 # --- disks: at least as big as the image they are made from --------------------------------------------

@@ -24,7 +24,7 @@ from ..images.image import Image, ImageArgs
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
-from .against_host import host_problems, image_problems
+from .against_host import host_problems, image_problems, pool_problems
 from .models import SECTIONS, PoolConfig, StackConfig, parse
 
 
@@ -217,7 +217,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     check_macs(config, {name: h.uri for name, h in hosts.items()})
     check_capacity(config, hosts, facts)
     check_hardware(config, facts)
-    if problems := host_problems(config, hosts):
+    if problems := pool_problems(config, hosts) + host_problems(config, hosts):
         raise InputError(problems)
     _report(config, hosts, result)
 

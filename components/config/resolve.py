@@ -98,7 +98,7 @@ class _Resolver:
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
         self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
-        self.problems += against_host.written_problems(f, local=self.local)
+        self.problems += against_host.written_problems(f)
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]
                     for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
         # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait

@@ -3,13 +3,16 @@ with nothing declared. They are judged against what preview finds: the image's v
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
 import pulumi
 import pytest
 
 from components.config import against_host
+from components.config.models import parse
 from components.errors import InputError
+from components.host.resolve import ResolvedHost
 from components.images.golden import ImageFiles
 from tests.unit.config.test_exposure import with_policy  # noqa: F401  (fixture)
 from tests.unit.config.test_program import after, example_stack, golden, mocks, raw_config  # noqa: F401
@@ -141,17 +144,19 @@ def test_a_network_whose_addresses_another_active_libvirt_network_uses_names_its
     assert mocks.resources == []
 
 
-def test_a_pool_directory_that_is_a_file_and_devices_that_are_no_block_devices(mocks, tmp_path):  # noqa: F811
+def test_a_pool_directory_that_is_a_file_and_devices_that_are_no_block_devices(tmp_path):
     raw = raw_config(tmp_path)
     (tmp_path / "afile").write_text("x")
     raw["pools"]["main"]["path"] = str(tmp_path / "afile")
     raw["pools"]["vg"] = {"host": "local", "type": "logical", "source_name": "vg_unit",
                           "source_devices": ["/dev/null", "/dev/vdesk-no-such-disk"]}
-    problems = _problems(raw)
-    assert problems["pools.main.path"] == f"{str(tmp_path / 'afile')!r} is there and is not a directory"
-    assert problems["pools.vg.source_devices[0]"] == "'/dev/null' is not a block device"
-    assert problems["pools.vg.source_devices[1]"] == "'/dev/vdesk-no-such-disk' does not exist on this host"
-    assert mocks.resources == []
+    this_machine = ResolvedHost("local", "qemu:///system", None, "kvm", "kvm", "/var/lib/libvirt/images", None)
+    problems = dict(against_host.pool_problems(parse(raw, stack="dev"), {"local": this_machine}))
+    assert problems == {"pools.main.path": f"{str(tmp_path / 'afile')!r} is there and is not a directory",
+                        "pools.vg.source_devices[0]": "'/dev/null' is not a block device",
+                        "pools.vg.source_devices[1]": "'/dev/vdesk-no-such-disk' does not exist on this host"}
+    test_driver = dataclasses.replace(this_machine, uri="test:///default")     # not this machine: not judged
+    assert against_host.pool_problems(parse(raw, stack="dev"), {"local": test_driver}) == []
 
 
 def test_a_console_address_this_machine_does_not_have_and_a_certificate_it_cannot_load(mocks, golden,  # noqa: F811
@@ -181,3 +186,26 @@ def _problems_or_none(raw) -> dict[str, str]:
     except InputError as exc:
         return dict(exc.problems)
     return {}
+
+
+def test_a_share_name_longer_than_a_virtiofs_tag_names_the_share(mocks, tmp_path):  # noqa: F811
+    raw = raw_config(tmp_path)
+    (tmp_path / "docs").mkdir()
+    long = "team-documents-and-design-drafts-2026"              # 37 characters
+    raw["shares"] = {long: {"path": str(tmp_path / "docs")}, "docs": {"path": str(tmp_path / "docs")}}
+    raw["desktops"]["alice"]["shares"] = [long, "docs"]
+    assert _problems(raw) == {f"shares.{long}": f"{long!r} is 37 characters: a share's name is its virtio-fs tag, "
+                                                "which holds at most 36"}
+
+
+def test_container_environment_names_and_mount_targets_libvirt_would_refuse(mocks, golden):  # noqa: F811
+    raw = example_stack("lab")
+    name = next(iter(raw["containers"]))
+    raw["containers"][name]["env"] = {"GOOD_NAME": "1", "A=B": "x", "9LIVES": "y"}
+    raw["containers"][name]["mounts"] = [{"source": "/tmp", "target": "data"}]
+    problems = _problems(raw, "lab")
+    assert set(k for k in problems if k.startswith(f"containers.{name}.")) == {
+        f"containers.{name}.env.A=B", f"containers.{name}.env.9LIVES", f"containers.{name}.mounts[0].target"}
+    assert problems[f"containers.{name}.mounts[0].target"] == \
+        "'data' must be an absolute directory inside the container, not '/'"
+    assert mocks.resources == []

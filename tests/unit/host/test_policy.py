@@ -98,6 +98,10 @@ def test_without_a_policy_file_only_vdesks_own_directories_are_allowed(tmp_path,
     ("everything: [/]", "unknown key(s) everything"),
     ("transports: [ext]", "transports must be a list"),
     ("[", "cannot read the host policy"),
+    ("bridges: br0\n", "bridges must be a list of names"),
+    ("writable_shares: [relative/dir]\n", "writable_shares must be a list of absolute paths"),
+    ("containers_without_userns: yes please\n", "containers_without_userns must be true or false"),
+    ("brigdes: [br0]\n", "unknown key(s) brigdes"),
 ])
 def test_a_malformed_policy_is_the_administrators_error(tmp_path, text, message):
     file = tmp_path / "policy.yaml"
