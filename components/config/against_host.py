@@ -1,4 +1,6 @@
-"""Values judged against what preview finds: the image a disk is made from, the network an address is on.
+"""Values judged against what preview finds: the image a disk is made from, the network an address is on,
+this machine (the console's address and certificate, a pool's directory and devices), the host's qemu and
+its other networks, and what qemu and libvirt take in a share's tag or a container's settings.
 
 Each of these passed preview before and failed at `up` (libvirt refusing a
 reservation, a volume smaller than its backing image) or later in the guest.
@@ -63,7 +65,7 @@ def container_problems(file) -> list[tuple[Loc, str]]:
     return found
 
 
-# --- this machine: the console's address and certificate, pools' directories and devices -----------------
+# --- this machine: the console's address and certificate ------------------------------------------------
 
 def console_problems(file) -> list[tuple[Loc, str]]:
     """The gateway must be able to listen on `bind` here, and to load its certificate (and key)."""
