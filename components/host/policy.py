@@ -63,6 +63,7 @@ EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "console_bind", "bridges", 
                   "netfs_servers", "volume_groups")
 EXPOSURE_ROOTS = ("writable_shares",)
 EXPOSURE_FLAGS = ("containers_without_userns",)
+_CASELESS = ("libvirt_hosts", "netfs_servers", "pci_devices", "mdev_parents")
 LOCALHOST = "localhost"     # in libvirt_hosts: a URI that names no host (qemu:///system on this machine)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
                        r"[A-Za-z0-9])?)*$")
@@ -96,8 +97,10 @@ class Policy:
     containers_without_userns: bool = False
 
     def allows(self, key: str, value: str) -> bool:
-        """Whether exposure list `key` (e.g. bridges) names `value`, as written or by a pattern."""
-        return any(fnmatch.fnmatchcase(value, entry) for entry in getattr(self, key))
+        """Whether exposure list `key` (e.g. bridges) names `value`, as written or by a pattern (host names
+        and PCI addresses in any case)."""
+        fold = str.lower if key in _CASELESS else str
+        return any(fnmatch.fnmatchcase(fold(value), fold(entry)) for entry in getattr(self, key))
 
     def refusal(self, key: str, value: str | None = None) -> str:
         """The message for an exposure this policy does not allow: which key, in which file, would."""

@@ -98,7 +98,7 @@ CASES = [  # (case, change, field, policy key, the line that gives leave)
     ("mdev-on-a-parent", _mdev_parent, "users[0].gpus[0].parent", "mdev_parents", "mdev_parents: ['0000:02:00.0']"),
     ("mdev-on-any-parent", _mdev_anywhere, "users[0].gpus[0].mdev", "mdev_parents", "mdev_parents: ['*']"),
     ("writable-share", _writable_share, "shares.docs.writable", "writable_shares", "writable_shares: [{tmp}]"),
-    ("netfs-server", _netfs, "pools.nas.source_host", "netfs_servers", "netfs_servers: ['*.example.org']"),
+    ("netfs-server", _netfs, "pools.nas.source_host", "netfs_servers", "netfs_servers: ['*.Example.org']"),
     ("existing-volume-group", _volume_group, "pools.vg.source_name", "volume_groups", "volume_groups: [vg_desktops]"),
     ("remote-libvirt-host", _remote_host, "hosts.far.uri", "libvirt_hosts", "libvirt_hosts: [kvm9.example.org]"),
     ("this-machines-libvirtd", _system_libvirtd, "hosts.system.uri", "libvirt_hosts", "libvirt_hosts: [localhost]"),
