@@ -163,12 +163,15 @@ def host_problems(config, hosts: Mapping) -> list[tuple[str, str]]:
         machines = {d.machine: d.field("machine") for d in config.desktops.values() if d.host == name and d.machine}
         networks = {n.libvirt_name or f"{config.prefix}-{n.name}": n for n in config.networks.values()
                     if n.on(name) and n.cidr and n.mode != "bridge"}
-        if not machines and not networks:
+        groups = {p.source_name: p for p in config.pools.values()
+                  if p.on(name) and p.type == "logical" and p.source_name and not p.source_devices}
+        if not machines and not networks and not groups:
             continue
         try:
             with connect(host.uri) as conn:
                 found += _machine_problems(conn, host, machines)
                 found += _network_collisions(conn, name, networks)
+                found += _missing_volume_groups(conn, name, groups)
         except VdeskError as exc:
             log.info("host %s not asked about machine types and networks: %s", name, exc)
     return _once(found)
@@ -236,6 +239,23 @@ def pool_problems(config, hosts: Mapping) -> list[tuple[str, str]]:
 def _here(uri: str) -> bool:
     """A libvirt URI of this machine (qemu:///system, the embedded host's socket URI); the test driver is not."""
     return uri.startswith(("qemu:", "lxc:")) and not uri.split("://", 1)[1].split("/", 1)[0]
+
+
+def _missing_volume_groups(conn, host: str, groups: dict) -> list[tuple[str, str]]:
+    """A logical pool without source_devices uses a volume group that must exist (libvirt cannot start it
+    otherwise), as the host's libvirt finds them."""
+    import libvirt
+    from ..xmlmodel import PoolSources
+    if not groups:
+        return []
+    try:
+        have = [s.name for s in PoolSources.from_xml(conn.findStoragePoolSources("logical", None, 0)).sources]
+    except libvirt.libvirtError as exc:
+        log.info("host %s did not list its volume groups (%s)", host, exc.get_error_message())
+        return []
+    return [(f"pools.{pool.name}.source_name", f"host {host!r} has no volume group {vg!r} (it has: "
+                                               f"{', '.join(have) or 'none'}): give source_devices to build it")
+            for vg, pool in groups.items() if vg not in have]
 
 
 # --- disks: at least as big as the image they are made from --------------------------------------------

@@ -209,3 +209,15 @@ def test_container_environment_names_and_mount_targets_libvirt_would_refuse(mock
     assert problems[f"containers.{name}.mounts[0].target"] == \
         "'data' must be an absolute directory inside the container, not '/'"
     assert mocks.resources == []
+
+
+def test_a_volume_group_the_host_does_not_have_names_the_source_name(mocks, with_policy, tmp_path):  # noqa: F811
+    with_policy("volume_groups: ['*']", "libvirt_hosts: [localhost]")
+    raw = raw_config(tmp_path)             # on libvirt's test driver, whose volume groups are testvg1 and testvg2
+    raw["pools"]["vg"] = {"host": "local", "type": "logical", "source_name": "vg_desktops"}
+    raw["pools"]["ok"] = {"host": "local", "type": "logical", "source_name": "testvg1"}
+    raw["pools"]["built"] = {"host": "local", "type": "logical", "source_name": "vg_new",
+                             "source_devices": ["/dev/vdb"]}     # made by vdesk from its devices: not looked for
+    assert _problems(raw) == {"pools.vg.source_name": "host 'local' has no volume group 'vg_desktops' (it has: "
+                                                      "testvg1, testvg2): give source_devices to build it"}
+    assert mocks.resources == []
