@@ -2,7 +2,9 @@
 
 Tests make image files, pools and mounts in pytest's temporary directories, so
 the policy allows those (as an administrator would allow /srv/vdesk), beside
-vdesk's own cache and state. Tests of the policy itself load their own files.
+vdesk's own cache and state. Of the exposure keys it grants only what existing
+tests declare: their remote hosts, bridges, GPUs, file servers and volume groups. Tests of the policy itself
+load their own files.
 """
 from __future__ import annotations
 
@@ -14,6 +16,12 @@ from pathlib import Path
 import pytest
 
 
+# The remote hosts the tests' stacks name (none is reached but the SSH test host, 10.251.0.2), and the
+# GPUs of the hosts they describe.
+TEST_LIBVIRT_HOSTS = ("localhost", "far", "remote", "b", "kvm2", "kvm2.example.org", "10.251.0.2")
+TEST_PCI_DEVICES = ("0000:01:00.0", "0000:02:00.0", "0000:02:00.1", "0000:03:00.0", "0000:05:00.0")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def host_policy(tmp_path_factory):
     scratch = Path(tempfile.gettempdir()).resolve()
@@ -22,7 +30,10 @@ def host_policy(tmp_path_factory):
     file = tmp_path_factory.mktemp("policy") / "policy.yaml"
     file.write_text(f"images: [{cache}/images, {scratch}]\n"
                     f"pools: [{home}/hosts, /var/lib/libvirt/images, {scratch}]\n"
-                    f"shares: [{scratch}]\ncontainer_mounts: [{scratch}]\ndevices: ['/dev/*']\n")
+                    f"shares: [{scratch}]\ncontainer_mounts: [{scratch}]\ndevices: ['/dev/*']\n"
+                    f"libvirt_hosts: {list(TEST_LIBVIRT_HOSTS)}\nbridges: [br0, br1]\n"
+                    f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n"
+                    "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\n")
     os.environ["VDESK_POLICY"] = str(file)
     yield file
     os.environ.pop("VDESK_POLICY", None)

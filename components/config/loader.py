@@ -24,6 +24,7 @@ from ..image import Image, ImageArgs
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
+from .against_host import host_problems, image_problems, pool_problems
 from .models import SECTIONS, PoolConfig, StackConfig, parse
 
 
@@ -209,6 +210,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     prefix = config.prefix
     # Golden and own images are files here already; a recipe image is built by its Image resource during `up`.
     files = {name: image_files.resolve(img) for name, img in config.images.items() if img.recipe is None}
+    if problems := image_problems(config, files):
+        raise InputError(problems)
     probe_kernel = next((f.kernel for f in files.values() if f.kernel), None)
     hosts = resolve_hosts(config, probe_kernel)
     facts = HostFacts(hosts)
@@ -216,6 +219,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     check_macs(config, {name: h.uri for name, h in hosts.items()})
     check_capacity(config, hosts, facts)
     check_hardware(config, facts)
+    if problems := pool_problems(config, hosts) + host_problems(config, hosts):
+        raise InputError(problems)
     _report(config, hosts, result)
 
     # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and

@@ -12,8 +12,9 @@ from typing import Mapping
 
 from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
-from ..host import policy as host_policy
+from ..host import exposure, policy as host_policy
 from ..names import name_problem
+from . import against_host
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, HostConfig, ImageConfig, NetworkConfig, PoolConfig,
                      ShareConfig, StackConfig, for_user)
 from .partial import is_broken
@@ -83,6 +84,8 @@ class _Resolver(_Infrastructure, _Desktops):
             desktops[desktop.name] = desktop
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
+        self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
+        self.problems += against_host.written_problems(f)
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]
                     for key, value in (f.timeouts.model_dump() if f.timeouts else DEFAULT_TIMEOUTS).items()}
         # A plain `vdesk:` key that is neither a section nor a user's password is a typo (secrets may wait

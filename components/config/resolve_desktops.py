@@ -256,7 +256,7 @@ class _Desktops:
         hosts = hardware.get("hosts", profile.hosts)
         host = hosts[0] if len(hosts) == 1 else None
         inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
-                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware}
+                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware, "machine": True}
         if u.shares is not None:
             shares = self.desktop_shares(loc, u.shares, hosts)
         elif inherited["hosts"]:
@@ -274,7 +274,8 @@ class _Desktops:
             u.name, host, profile.pool, profile.network, profile.image, profile.template, (user,), own,
             tuple(for_user(list(profile.checks if checks is None else checks), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
-            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus")
+            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus",
+                                                                               "disk", "home")
                           if getattr(u, key) is None)
             + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
             max_vcpus=max_vcpus, cpu_topology=profile.cpu_topology, extra_networks=profile.extra_networks,

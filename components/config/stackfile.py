@@ -20,6 +20,7 @@ from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import overridable
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
+from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
@@ -221,7 +222,8 @@ class HostConsole(Settings):
     tls_cert: HostPath | None = Field(None, description="A PEM certificate (under the administrator's certificate "
                                                         "roots): https and wss only.")
     tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it.")
-    link_validity: Duration = Field("1h", description="How long a console link works, e.g. 15m, 1h, 12h.")
+    link_validity: Duration = Field("1h", validate_default=True,
+                                    description="How long a console link works, e.g. 15m, 1h, 12h.")
 
 
 
@@ -274,17 +276,17 @@ class DhcpHost(Settings):
     """A DHCP reservation: this MAC always gets this address."""
     noun: ClassVar[str] = "DHCP reservation"
     record: ClassVar[bool] = True
-    mac: NonEmpty = Field(description="The guest NIC's MAC address.")
-    ip: NonEmpty = Field(description="The IPv4 address it gets.")
-    name: str | None = Field(None, description="Its host name in the network's DNS.")
+    mac: Mac = Field(description="The guest NIC's MAC address.")
+    ip: IPv4 = Field(description="The IPv4 address it gets.")
+    name: DnsName | None = Field(None, description="Its host name in the network's DNS.")
 
 
 class DnsHost(Settings):
     """A DNS record in the network's own DNS."""
     noun: ClassVar[str] = "DNS record"
     record: ClassVar[bool] = True
-    ip: NonEmpty = Field(description="The address.")
-    hostnames: Annotated[list[str], Field(min_length=1)] = Field(description="Names that resolve to it.")
+    ip: Address = Field(description="The address.")
+    hostnames: Annotated[list[DnsName], Field(min_length=1)] = Field(description="Names that resolve to it.")
 
 
 class Network(Settings):
@@ -303,7 +305,7 @@ class Network(Settings):
     dhcp: bool | None = Field(None, description="Hand out addresses by DHCP (default: true, except on a bridge).")
     dhcp_range: Annotated[DhcpRange, Wording(expected="{start, end}, two IPv4 addresses")] | None = Field(
         None, description="A narrower IPv4 DHCP pool (default: every address after the gateway).")
-    domain: str | None = Field(None, description="The DNS domain of its guests.")
+    domain: DnsName | None = Field(None, description="The DNS domain of its guests.")
     dhcp_hosts: list[DhcpHost] = Field([], description="DHCP reservations; changed in place.")
     dns_hosts: list[DnsHost] = Field([], description="DNS records; changed in place.")
     address_sources: AddressSources | None = Field(

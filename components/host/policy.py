@@ -15,10 +15,22 @@ against a policy that only the machine's administrator writes:
     certificates: [/etc/vdesk]           # TLS certificates and keys the console may serve
     transports: [unix, ssh, libssh2, tls]
 
+    # Exposure: what a stack may open beyond this machine, or hand from the host to a guest.
+    libvirt_hosts: [kvm2.example.org]    # hosts a stack's URIs may name (localhost: qemu:///system)
+    display_listen: [192.0.2.10]         # addresses beyond loopback desktops' displays may listen on
+    console_bind: [192.0.2.10]           # ... and the console gateway (always with TLS)
+    containers_without_userns: false     # containers whose root is the host's root
+    bridges: [br0]                       # host bridges a bridge network may join
+    pci_devices: ['0000:01:00.0']        # PCI devices a desktop may take whole (patterns allowed)
+    mdev_parents: ['0000:02:00.0']       # devices vGPUs may be made on (patterns allowed)
+    writable_shares: [/srv/vdesk/shares/team]   # roots under which a share may be writable
+    netfs_servers: [nas.example.org]     # file servers a netfs pool may mount
+    volume_groups: [vg_desktops]         # existing volume groups a logical pool may use
+
 Without a file, vdesk's own directories are allowed and nothing else: its
-image cache, and the state directory where the embedded host keeps pools.
-Every check returns a message (None when allowed) that the caller attaches
-to the stack field it came from.
+image cache, and the state directory where the embedded host keeps pools;
+and no exposure at all. Every check returns a message (None when allowed)
+that the caller attaches to the stack field it came from.
 """
 from __future__ import annotations
 
@@ -43,7 +55,16 @@ TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tls", "tcp")
 DEFAULT_TRANSPORTS = ("unix", "ssh", "libssh2", "tls")
 # Query parameters a stack may put in a URI; others can run programs (command=, netcat=) or read
 # files (keyfile=, known_hosts=, pkipath=, socket=) on the runner, so they are the administrator's.
-URI_PARAMS = frozenset({"mode", "no_verify", "no_tty", "sshauth"})
+URI_PARAMS = frozenset({"mode", "no_tty", "sshauth"})
+# ... and these turn off or weaken the checks that the host is the one meant: never from a stack.
+CHECK_SWITCHES = frozenset({"no_verify", "known_hosts_verify", "tls_priority"})
+# Exposure keys: lists of names or patterns (none allowed without a policy file), and one yes/no.
+EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "console_bind", "bridges", "pci_devices", "mdev_parents",
+                  "netfs_servers", "volume_groups")
+EXPOSURE_ROOTS = ("writable_shares",)
+EXPOSURE_FLAGS = ("containers_without_userns",)
+_CASELESS = ("libvirt_hosts", "netfs_servers", "pci_devices", "mdev_parents")
+LOCALHOST = "localhost"     # in libvirt_hosts: a URI that names no host (qemu:///system on this machine)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
                        r"[A-Za-z0-9])?)*$")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
@@ -64,6 +85,31 @@ class Policy:
     certificates: tuple[str, ...] = ()
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS
     source: str = "built-in defaults"
+    libvirt_hosts: tuple[str, ...] = ()
+    display_listen: tuple[str, ...] = ()
+    console_bind: tuple[str, ...] = ()
+    bridges: tuple[str, ...] = ()
+    pci_devices: tuple[str, ...] = ()
+    mdev_parents: tuple[str, ...] = ()
+    netfs_servers: tuple[str, ...] = ()
+    volume_groups: tuple[str, ...] = ()
+    writable_shares: tuple[str, ...] = ()
+    containers_without_userns: bool = False
+
+    def allows(self, key: str, value: str) -> bool:
+        """Whether exposure list `key` (e.g. bridges) names `value`, as written or by a pattern (host names
+        and PCI addresses in any case)."""
+        fold = str.lower if key in _CASELESS else str
+        return any(fnmatch.fnmatchcase(fold(value), fold(entry)) for entry in getattr(self, key))
+
+    def refusal(self, key: str, value: str | None = None) -> str:
+        """The message for an exposure this policy does not allow: which key, in which file, would."""
+        listed = getattr(self, key)
+        if isinstance(listed, bool):
+            return f"not allowed on this machine: its administrator may allow it with `{key}: true` in {self.source}"
+        allowed = ", ".join(listed) or "none"
+        return (f"{value!r} is not allowed on this machine: its administrator may add it to `{key}` in "
+                f"{self.source} (allowed now: {allowed})")
 
     # -- paths ------------------------------------------------------------------------------
     def path_problem(self, kind: str, path, *, local: bool = True) -> str | None:
@@ -125,15 +171,24 @@ class Policy:
         if parsed.fragment:
             return f"{uri!r}: a libvirt URI has no fragment"
         for key, _ in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True):
+            if key in CHECK_SWITCHES:
+                return (f"{uri!r}: parameter {key!r} turns off or weakens the check that the host is the one "
+                        "meant (its certificate or host key): never from a stack")
             if key not in URI_PARAMS:
                 return (f"{uri!r}: parameter {key!r} is not allowed in a stack (it can run a program or read a "
                         f"file on this machine; allowed: {', '.join(sorted(URI_PARAMS))})")
+        if not self.allows("libvirt_hosts", (parsed.hostname or LOCALHOST).lower()):
+            return f"{uri!r}: host " + self.refusal("libvirt_hosts", parsed.hostname or LOCALHOST)
         return None
 
 
 def _inside(path: str, root: str) -> bool:
+    """`path` is `root` or under it; a root may hold patterns, each matching one name (hosts/*/pools)."""
     root = os.path.normpath(root)
-    return path == root or path.startswith(root.rstrip("/") + "/")
+    if not any(c in root for c in "*?["):
+        return path == root or path.startswith(root.rstrip("/") + "/")
+    parts, pattern = Path(path).parts, Path(root).parts
+    return len(parts) >= len(pattern) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern))
 
 
 def _is_ip(value: str) -> bool:
@@ -156,9 +211,10 @@ def _cache_dir() -> Path:
 
 
 def defaults() -> Policy:
-    """vdesk's own directories only: its image cache and its state (where the embedded host keeps pools)."""
+    """vdesk's own directories only: its image cache, and each embedded host's own pools (not the rest of its
+    state: its sockets, console key and logs are no place for a pool)."""
     cache, state = os.path.realpath(_cache_dir()), os.path.realpath(_state_dir())
-    return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts", "/var/lib/libvirt/images"),
+    return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts/*/pools", "/var/lib/libvirt/images"),
                   shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=(),
                   certificates=(f"{state}/certificates", "/etc/vdesk"))
 
@@ -187,10 +243,10 @@ def _load(path: str, _mtime, _size) -> Policy:
         raise PolicyError(f"cannot read the host policy {path}: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: must be a mapping of {', '.join(KINDS)} and transports")
-    unknown = set(data) - set(KINDS) - {"transports"}
+    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS)
+    unknown = set(data) - set(keys)
     if unknown:
-        raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(KINDS)}, "
-                          "transports)")
+        raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
     base = defaults()
     fields = {}
     for kind in KINDS:
@@ -201,6 +257,20 @@ def _load(path: str, _mtime, _size) -> Policy:
     transports = data.get("transports", list(DEFAULT_TRANSPORTS))
     if not isinstance(transports, list) or any(t not in TRANSPORTS for t in transports):
         raise PolicyError(f"{path}: transports must be a list of {', '.join(TRANSPORTS)}")
+    for key in EXPOSURE_LISTS:
+        values = data.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise PolicyError(f"{path}: {key} must be a list of names (patterns allowed)")
+        fields[key] = tuple(values)
+    for key in EXPOSURE_ROOTS:
+        roots = data.get(key, [])
+        if not isinstance(roots, list) or not all(isinstance(r, str) and os.path.isabs(r) for r in roots):
+            raise PolicyError(f"{path}: {key} must be a list of absolute paths")
+        fields[key] = tuple(os.path.realpath(r) for r in roots)
+    for key in EXPOSURE_FLAGS:
+        if not isinstance(data.get(key, False), bool):
+            raise PolicyError(f"{path}: {key} must be true or false")
+        fields[key] = data.get(key, False)
     return Policy(**fields, transports=tuple(transports), source=path)
 
 

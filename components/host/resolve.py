@@ -157,11 +157,14 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         os.makedirs(display_dir, exist_ok=True)
         console = console or ConsoleSettings()
         console_dir = str(state / "console")
-        from ..console import service
-        try:
-            service.ensure_running(Path(console_dir), console, libvirt_uri=uri, netns=netns)
-        except VdeskError as exc:
-            raise InputError([(f"hosts.{name}.console", str(exc))]) from None
+        # The gateway is the host's, shared by every stack on it: a preview (an unreviewed change request's
+        # plan) leaves it as it is, and only `up` starts it or applies new settings.
+        if not previewing():
+            from ..console import service
+            try:
+                service.ensure_running(Path(console_dir), console, libvirt_uri=uri, netns=netns)
+            except VdeskError as exc:
+                raise InputError([(f"hosts.{name}.console", str(exc))]) from None
     else:
         if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
             raise HostUnreachable(name, uri, why)
@@ -186,6 +189,12 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
                         lxc_uri, containers_dir, qemu_log_dir, ssh_jump=None if netns else ssh_jump(uri),
                         display_listen=display_listen, spice=spice, console=console, console_dir=console_dir,
                         tpm_log_dir=tpm_log_dir, swtpm=swtpm)
+
+
+def previewing() -> bool:
+    """Whether this is a dry run (`pulumi preview`, a plan): then nothing on the host is started or changed."""
+    import pulumi.runtime
+    return pulumi.runtime.is_dry_run()
 
 
 SWTPM_TOOLS = ("swtpm", "swtpm_setup")    # what libvirt runs for an emulated TPM (Debian: swtpm, swtpm-tools)

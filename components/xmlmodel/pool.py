@@ -37,3 +37,15 @@ class StoragePoolCapabilities(XMLObject):
     """virConnectGetStoragePoolCapabilities(): which pool types the host's libvirt can run."""
     TAG = "storagepoolCapabilities"
     pools = Children(PoolTypeSupport, "pool")
+
+
+class PoolSource(XMLObject):
+    """One <source> that virConnectFindStoragePoolSources() finds: for logical, a volume group of the host."""
+    TAG = "source"
+    name = Field("name")
+
+
+class PoolSources(XMLObject):
+    """virConnectFindStoragePoolSources(): the pool sources a host has (logical: its volume groups)."""
+    TAG = "sources"
+    sources = Children(PoolSource, "source")

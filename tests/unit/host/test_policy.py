@@ -16,7 +16,7 @@ def roots(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     file = tmp_path / "policy.yaml"
     file.write_text(f"images: [{allowed / 'images'}]\npools: [{allowed}]\nshares: []\n"
-                    "transports: [unix, ssh]\n")
+                    "transports: [unix, ssh]\nlibvirt_hosts: [localhost, kvm2, kvm2.example.org]\n")
     return tmp_path, policy.load(file)
 
 
@@ -74,6 +74,8 @@ def test_libvirt_uris_vdesk_uses_pass(roots, uri):
     ("test:///etc/passwd", "scheme 'test' is not a libvirt driver"),
     ("qemu:///system\nx", "must be 'embedded' or a libvirt URI"),
     ("qemu+ssh://[::1/system", "is not a URI"),
+    ("qemu+ssh://kvm3.example.org/system", "host 'kvm3.example.org' is not allowed on this machine"),
+    ("qemu+ssh://kvm2/system?no_verify=1", "parameter 'no_verify' turns off or weakens the check"),
 ])
 def test_dangerous_or_malformed_uris_are_refused_before_any_connection(roots, uri, message):
     assert message in roots[1].uri_problem(uri)
@@ -96,6 +98,10 @@ def test_without_a_policy_file_only_vdesks_own_directories_are_allowed(tmp_path,
     ("everything: [/]", "unknown key(s) everything"),
     ("transports: [ext]", "transports must be a list"),
     ("[", "cannot read the host policy"),
+    ("bridges: br0\n", "bridges must be a list of names"),
+    ("writable_shares: [relative/dir]\n", "writable_shares must be a list of absolute paths"),
+    ("containers_without_userns: yes please\n", "containers_without_userns must be true or false"),
+    ("brigdes: [br0]\n", "unknown key(s) brigdes"),
 ])
 def test_a_malformed_policy_is_the_administrators_error(tmp_path, text, message):
     file = tmp_path / "policy.yaml"
@@ -135,3 +141,12 @@ def test_a_qcow2_that_points_at_another_file_is_refused(tmp_path):
     assert "on a backing file" in policy.disk_image_problem(str(tmp_path / "x.qcow2"))
     _qemu_img("create", "-f", "qcow2", "-o", f"data_file={tmp_path / 'secret'}", str(tmp_path / "d.qcow2"), "4K")
     assert "external data file" in policy.disk_image_problem(str(tmp_path / "d.qcow2"))
+
+
+def test_the_default_pool_root_is_each_embedded_hosts_own_pools_not_the_rest_of_its_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path / "state"))
+    p = policy.load(tmp_path / "absent.yaml")
+    hosts = tmp_path / "state" / "hosts"
+    assert p.path_problem("pools", str(hosts / "other" / "pools")) is None
+    for elsewhere in ("local/console", "local/run/libvirt", "local", "", "local/x/pools"):
+        assert "outside the pools roots" in p.path_problem("pools", str(hosts / elsewhere)), elsewhere
