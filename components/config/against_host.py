@@ -160,7 +160,7 @@ def host_problems(config, hosts: Mapping) -> list[tuple[str, str]]:
     for name, host in hosts.items():
         if host.unreachable:
             continue
-        machines = {d.machine: d.field("machine") for d in config.desktops.values() if d.host == name and d.machine}
+        machines = {d.settings.machine: d.field("machine") for d in config.desktops.values() if d.host == name and d.settings.machine}
         networks = {n.libvirt_name or f"{config.prefix}-{n.name}": n for n in config.networks.values()
                     if n.on(name) and n.cidr and n.mode != "bridge"}
         groups = {p.source_name: p for p in config.pools.values()
@@ -273,12 +273,12 @@ def image_problems(config, files: Mapping) -> list[tuple[str, str]]:
             sizes[d.image] = _virtual_size(files[d.image].disk) if d.image in files else \
                 (built_image_bytes() if image.recipe is not None else None)
         size = sizes[d.image]
-        if size is not None and d.disk_bytes < size:
-            found.append((d.field("disk"), f"{_size(d.disk_bytes)} is smaller than image {d.image!r} "
+        if size is not None and d.settings.disk < size:
+            found.append((d.field("disk"), f"{_size(d.settings.disk)} is smaller than image {d.image!r} "
                                            f"({_size(size)}): the system disk is made from it, so give at least "
                                            f"{_size(size)}"))
-        if d.home_bytes and d.home_bytes < MIN_HOME_BYTES:
-            found.append((d.field("home"), f"{_size(d.home_bytes)} is too small for a home volume (at least 1MiB: "
+        if d.settings.home and d.settings.home < MIN_HOME_BYTES:
+            found.append((d.field("home"), f"{_size(d.settings.home)} is too small for a home volume (at least 1MiB: "
                                            "it is formatted ext4)"))
     return _once(found)
 

@@ -47,14 +47,15 @@ EXAMPLES: dict[str, Any] = {
     "Host.uri": "embedded", "Host.accelerator": "auto",
     "Host.overcommit": {"memory": 1.5, "cpu": 8.0},
     "HostDisplay.listen": "loopback", "HostDisplay.spice": False,
-    "HostConsole.bind": "127.0.0.2", "HostConsole.port": 6080, "HostConsole.tls_cert": f"{TMP}/console.pem",
+    "HostConsole.bind": "127.0.0.2", "HostConsole.port": 6080,
+    "HostConsole.tls_cert": f"{TMP}/console-and-key.pem",     # a certificate file that holds its key
     "HostConsole.tls_key": With(f"{TMP}/console.key", {"tls_cert": f"{TMP}/console.pem"}),
     "HostConsole.link_validity": "12h",
     # pools.main
     "Pool.host": "local", "Pool.hosts": With(["local"], {"host": None}), "Pool.type": "dir",
     "Pool.path": "/var/lib/libvirt/images/vdesk-lab",
     "Pool.source_devices": With([f"{TMP}/disk0"], {"type": "logical"}),
-    "Pool.source_name": With("vg0", {"type": "logical"}),
+    "Pool.source_name": With("testvg1", {"type": "logical"}),   # a volume group the test host has
     "Pool.source_format": With("nfs", {"type": "netfs", "source_host": "nas.example.org", "source_dir": "/srv/d",
                                        "path": "/var/lib/libvirt/images/nas"}),
     "Pool.source_host": With("nas.example.org", {"type": "netfs", "source_dir": "/srv/d",
@@ -221,10 +222,15 @@ def allowed(tmp_path, monkeypatch):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-subj", "/CN=localhost", "-days", "1", "-keyout", str(tmp_path / "console.key"),
                     "-out", str(tmp_path / "console.pem")], check=True, capture_output=True)
+    (tmp_path / "console-and-key.pem").write_bytes((tmp_path / "console.pem").read_bytes()
+                                                   + (tmp_path / "console.key").read_bytes())
     policy = tmp_path / "policy.yaml"
     policy.write_text("".join(f"{kind}: [{tmp_path}]\n" for kind in ("images", "shares", "container_mounts",
                                                                      "devices", "certificates"))
-                      + "pools: [/var/lib/libvirt/images]\n")
+                      + "pools: [/var/lib/libvirt/images]\n"
+                      # the exposures the examples ask for, allowed as an administrator would allow them
+                      + f"writable_shares: [{tmp_path}]\nbridges: [br0]\nmdev_parents: ['*']\n"
+                      + "netfs_servers: [nas.example.org]\nvolume_groups: [testvg1]\n")
     monkeypatch.setenv("VDESK_POLICY", str(policy))
     monkeypatch.setattr("components.host.capacity.read", READ_FROM_LIBVIRT)   # libvirt's own answer
     monkeypatch.setattr("components.config.loader.resolve_host", lambda h, probe_kernel: ResolvedHost(
