@@ -27,7 +27,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from components.cloudinit import CloudInitError
+from . import CloudInitError
 
 PACKAGE = "cloud-init"
 SCHEMA_FILE = "schema-cloud-config-v1.json"

@@ -33,6 +33,7 @@ SUPERVISOR_PID = "supervisor.pid"
 LOG_FILE = "gateway.log"
 _REPO = Path(__file__).resolve().parents[2]
 _POLL_S = 0.1
+_SERVICE, _GATEWAY = f"{__package__}.service", f"{__package__}.gateway"   # components.* or vdesk.*
 _STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
 _MAX_BACKOFF_S = 30.0
 
@@ -55,7 +56,7 @@ def _ours(pid: int, console_dir: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return _alive(pid) and b"components.console.service" in cmdline and str(console_dir).encode() in cmdline
+    return _alive(pid) and _SERVICE.encode() in cmdline and str(console_dir).encode() in cmdline
 
 
 def _read_pid(path: Path) -> int | None:
@@ -145,7 +146,7 @@ def _launch(console_dir: Path, deadline: float) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}
     with open(console_dir / LOG_FILE, "a") as out:
         # The first process forks the supervisor and returns once it has written its pid.
-        proc = subprocess.run([sys.executable, "-m", "components.console.service", "supervise", str(console_dir)],
+        proc = subprocess.run([sys.executable, "-m", _SERVICE, "supervise", str(console_dir)],
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                               cwd="/", start_new_session=True, timeout=max(1.0, deadline - time.monotonic()))
     if proc.returncode != 0:
@@ -202,7 +203,7 @@ def supervise(console_dir: Path) -> int:
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "components.console.gateway", str(console_dir)],
+        child = subprocess.Popen([sys.executable, "-m", _GATEWAY, str(console_dir)],
                                  stdin=subprocess.DEVNULL)
         code = child.wait()
         if stopping:

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..paths import shipped
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_RECIPE = REPO / "tools" / "image" / "recipe.py"
+BUILD_RECIPE = shipped("tools/image/recipe.py")
 SUPPORTED_LOCALES = Path("/usr/share/i18n/SUPPORTED")      # Debian's locales package's list
 XKB_LAYOUTS = Path("/usr/share/X11/xkb/rules/base.lst")     # xkb-data's list of layouts and variants
 ZONEINFO = Path("/usr/share/zoneinfo")
