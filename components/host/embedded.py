@@ -33,6 +33,7 @@ from typing import Iterator
 import libvirt
 
 from ..errors import VdeskError
+from ..paths import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +92,13 @@ class EmbeddedHost:
         }
 
 
-def default_state_root() -> Path:
-    """`${VDESK_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/vdesk}`."""
-    if os.environ.get("VDESK_STATE"):
-        return Path(os.environ["VDESK_STATE"])
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "vdesk"
-
-
 def embedded_host(name: str = "default", state_root: Path | None = None) -> EmbeddedHost:
     """Compute the paths of host `name`; touches nothing."""
     if not _NAME_RE.match(name):
         raise EmbeddedHostError(
             f"host name {name!r} is invalid: use 1-40 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
-    root = Path(state_root) if state_root is not None else default_state_root()
+    root = Path(state_root) if state_root is not None else state_dir()
     state_dir = Path(os.path.abspath(root)) / "hosts" / name
     # The namespace name carries a digest of the state dir: the same host name under
     # two state roots (a user's dev host and a test run's) must never share a netns.

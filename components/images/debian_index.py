@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from ..errors import VdeskError
-from .recipe import cache_dir
+from ..paths import cache_dir
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,13 @@ import functools
 import importlib.util
 import json
 import logging
-import os
 import re
 import zoneinfo
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
-from ..paths import shipped
+from ..paths import cache_dir, shipped
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +41,6 @@ def build_recipe():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("VDESK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vdesk")
-    return Path(base)
 
 
 @dataclasses.dataclass(frozen=True)
