@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import VdeskError
+from ..processes import alive, command_line
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -42,21 +43,10 @@ class ConsoleError(VdeskError):
     """The console gateway could not be started, reached or stopped."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _ours(pid: int, console_dir: Path) -> bool:
     """The pid is this host's supervisor (pid files can outlive a reboot and name someone else)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return _alive(pid) and _SERVICE.encode() in cmdline and str(console_dir).encode() in cmdline
+    cmdline = command_line(pid) or []
+    return alive(pid) and _SERVICE in cmdline and str(console_dir) in cmdline
 
 
 def _read_pid(path: Path) -> int | None:
@@ -77,7 +67,7 @@ def runtime(console_dir: Path) -> dict | None:
         info = json.loads((console_dir / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(int(info.get("pid", 0))) else None
+    return info if alive(int(info.get("pid", 0))) else None
 
 
 def _answers(settings: ConsoleSettings, port: int) -> bool:
@@ -161,7 +151,7 @@ def _stop(console_dir: Path, deadline: float) -> None:
         os.kill(pid, signal.SIGTERM)      # the supervisor stops its gateway, which ends its sessions
     elif info:
         os.kill(int(info["pid"]), signal.SIGTERM)   # a gateway whose supervisor died
-    while any(_alive(p) for p in pids):
+    while any(alive(p) for p in pids):
         if time.monotonic() >= deadline:
             for p in pids:
                 with contextlib.suppress(ProcessLookupError):

@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Iterator
 
 import libvirt
+import psutil
 
 from ..errors import VdeskError
 from ..paths import state_dir
+from ..processes import alive, executable
 
 log = logging.getLogger(__name__)
 
@@ -142,30 +144,15 @@ def _ns_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _proc_state(pid: int) -> str | None:
-    """One-letter state of `pid`, or None if it no longer exists."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    state = _proc_state(pid)
-    return state is not None and state not in ("Z", "X")
-
-
 def _netns_pids(host: EmbeddedHost) -> list[int]:
     """Live processes whose network namespace is this host's."""
     target = _ns_id(host.netns)
     if target is None:
         return []
     pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            if _ns_id(f"/proc/{entry}/ns/net") == target and _alive(int(entry)):
-                pids.append(int(entry))
+    for pid in psutil.pids():
+        if pid != os.getpid() and _ns_id(f"/proc/{pid}/ns/net") == target and alive(pid):
+            pids.append(pid)
     return pids
 
 
@@ -175,13 +162,9 @@ def _daemon_pid(host: EmbeddedHost, daemon: str) -> int | None:
         pid = int(_pid_file(host, daemon).read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not alive(pid):
         return None
-    try:
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return None
-    if exe != daemon:
+    if os.path.basename(executable(pid) or "") != daemon:
         return None
     proc_net = _ns_id(f"/proc/{pid}/ns/net")
     wanted = _ns_id(host.netns)
@@ -198,7 +181,7 @@ def daemon_pid(host: EmbeddedHost) -> int | None:
 
 def _wait_dead(pids: list[int], deadline: float) -> list[int]:
     while True:
-        left = [p for p in pids if _alive(p)]
+        left = [p for p in pids if alive(p)]
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(_POLL_S)
@@ -344,7 +327,7 @@ _REAPER_PID_INSIDE = "/run/vdesk-reaper.pid"   # the host's run/ dir is bound ov
 
 def _reaper_alive(host: EmbeddedHost) -> bool:
     try:
-        return _alive(int((host.state_dir / "run" / "vdesk-reaper.pid").read_text().strip()))
+        return alive(int((host.state_dir / "run" / "vdesk-reaper.pid").read_text().strip()))
     except (OSError, ValueError):
         return False
 

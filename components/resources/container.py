@@ -41,6 +41,7 @@ from ..errors import VdeskError
 from ..guest import GuestError, GuestTimeout
 from ..guest.ssh import CommandResult, render_command
 from ..names import name_problem, stable_mac
+from .. import processes
 from .provider import UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
@@ -627,21 +628,11 @@ def init_pid(conn, name: str) -> int:
     if not dom.isActive():
         raise GuestError(f"container {name!r} is not running")
     controller = dom.ID()     # libvirt_lxc, which forked the container's init
-    try:
-        children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
-    except OSError:
-        children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == controller]
+    children = processes.children(controller)
     if len(children) != 1:
         raise GuestError(f"container {name!r}: expected one init under controller {controller}, "
                          f"found {children or 'none'}")
     return int(children[0])
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class ContainerExec:
