@@ -34,7 +34,7 @@ import libvirt
 import psutil
 
 from ..errors import VdeskError
-from ..paths import state_dir
+from .. import paths
 from ..processes import alive, executable
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def embedded_host(name: str = "default", state_root: Path | None = None) -> Embe
         raise EmbeddedHostError(
             f"host name {name!r} is invalid: use 1-40 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
-    root = Path(state_root) if state_root is not None else state_dir()
+    root = Path(state_root) if state_root is not None else paths.state_dir()
     state_dir = Path(os.path.abspath(root)) / "hosts" / name
     # The namespace name carries a digest of the state dir: the same host name under
     # two state roots (a user's dev host and a test run's) must never share a netns.
