@@ -23,13 +23,14 @@ class WaitTimeout(TimeoutError):
 
 def wait_for(condition: Callable[[], T], timeout_s: float, *, interval_s: float = 0.2, what: str = "the condition",
              timeout_error: Callable[[], BaseException] | None = None) -> T:
-    """Call `condition` until it returns something truthy and return that; it is always asked at least
-    once, and once more at the deadline. Raises `timeout_error()` or `WaitTimeout(what, timeout_s)`."""
+    """Call `condition` until it returns something truthy and return that. It is asked at once, then
+    every interval_s, and a last time at the deadline; then `timeout_error()` or `WaitTimeout` is raised.
+    A condition that raises ends the wait with its error (a guest that stopped need not be waited out)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        last_call = time.monotonic() >= deadline
         if value := condition():
             return value
-        if last_call:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise timeout_error() if timeout_error is not None else WaitTimeout(what, timeout_s)
-        time.sleep(max(0.0, min(interval_s, deadline - time.monotonic())))
+        time.sleep(min(interval_s, remaining))

@@ -24,6 +24,7 @@ from typing import Iterator
 
 from ..errors import VdeskError
 from ..processes import alive, command_line
+from ..waiting import WaitTimeout, wait_for
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -117,14 +118,20 @@ def ensure_running(console_dir: Path, settings: ConsoleSettings, *, libvirt_uri:
         path.write_text(json.dumps(spec, indent=2) + "\n")
         (console_dir / RUNTIME_FILE).unlink(missing_ok=True)
         _launch(console_dir, deadline)
-        while True:
+
+        def not_started() -> ConsoleError:
+            return ConsoleError(f"the console gateway did not start\n--- {console_dir / LOG_FILE} (tail) ---\n"
+                                + _tail(console_dir / LOG_FILE))
+
+        def answering() -> str | None:
             info = runtime(console_dir)
             if info and _answers(settings, info["port"]):
                 return info["url"]
-            if supervisor_pid(console_dir) is None or time.monotonic() >= deadline:
-                raise ConsoleError(f"the console gateway did not start\n--- {console_dir / LOG_FILE} (tail) ---\n"
-                                   + _tail(console_dir / LOG_FILE))
-            time.sleep(_POLL_S)
+            if supervisor_pid(console_dir) is None:
+                raise not_started()
+            return None
+
+        return wait_for(answering, deadline - time.monotonic(), interval_s=_POLL_S, timeout_error=not_started)
 
 
 def base_url(console_dir: Path) -> str | None:
@@ -151,13 +158,12 @@ def _stop(console_dir: Path, deadline: float) -> None:
         os.kill(pid, signal.SIGTERM)      # the supervisor stops its gateway, which ends its sessions
     elif info:
         os.kill(int(info["pid"]), signal.SIGTERM)   # a gateway whose supervisor died
-    while any(alive(p) for p in pids):
-        if time.monotonic() >= deadline:
-            for p in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, signal.SIGKILL)
-            break
-        time.sleep(_POLL_S)
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids), deadline - time.monotonic(), interval_s=_POLL_S)
+    except WaitTimeout:
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
     for name in (SUPERVISOR_PID, RUNTIME_FILE):
         (console_dir / name).unlink(missing_ok=True)
 
@@ -220,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
             os.setsid()
             os._exit(supervise(console_dir))
         # Return once the supervisor's pid file exists, so ensure_running finds it.
-        deadline = time.monotonic() + 10
-        while supervisor_pid(console_dir) is None:
-            if os.waitpid(child, os.WNOHANG)[0] or time.monotonic() >= deadline:
-                return 1
-            time.sleep(_POLL_S)
-        return 0
+        def settled() -> str | None:
+            if supervisor_pid(console_dir) is not None:
+                return "started"
+            return "exited" if os.waitpid(child, os.WNOHANG)[0] else None
+
+        try:
+            return 0 if wait_for(settled, 10, interval_s=_POLL_S) == "started" else 1
+        except WaitTimeout:
+            return 1
     if args.action == "stop":
         stop(args.console_dir)
     print(json.dumps(runtime(args.console_dir.resolve())))

@@ -36,6 +36,7 @@ import psutil
 from ..errors import VdeskError
 from .. import paths
 from ..processes import alive, executable
+from ..waiting import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +181,11 @@ def daemon_pid(host: EmbeddedHost) -> int | None:
 
 
 def _wait_dead(pids: list[int], deadline: float) -> list[int]:
-    while True:
-        left = [p for p in pids if alive(p)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(_POLL_S)
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids), deadline - time.monotonic(), interval_s=_POLL_S)
+    except WaitTimeout:
+        pass
+    return [p for p in pids if alive(p)]
 
 
 def _terminate(pids: list[int], deadline: float, what: str) -> None:
@@ -445,7 +446,9 @@ def ensure_running(host: EmbeddedHost, timeout_s: float = 60) -> EmbeddedHost:
             _ensure_netns(host)
             _launch(host, deadline)
         problem = "libvirtd does not answer"
-        while True:
+
+        def ready() -> EmbeddedHost | None:
+            nonlocal problem
             if is_running(host):
                 problem = _drivers_ready(host)
                 if problem is None:
@@ -454,11 +457,10 @@ def ensure_running(host: EmbeddedHost, timeout_s: float = 60) -> EmbeddedHost:
                 raise EmbeddedHostError(
                     f"libvirtd for host {host.name!r} failed to start: it exited during startup\n"
                     f"{_diagnostics(host)}")
-            if time.monotonic() >= deadline:
-                raise EmbeddedHostError(
-                    f"libvirt host {host.name!r} not ready after {timeout_s:g}s ({problem})\n"
-                    f"{_diagnostics(host)}")
-            time.sleep(_POLL_S)
+            return None
+
+        return wait_for(ready, deadline - time.monotonic(), interval_s=_POLL_S, timeout_error=lambda: EmbeddedHostError(
+            f"libvirt host {host.name!r} not ready after {timeout_s:g}s ({problem})\n{_diagnostics(host)}"))
 
 
 def _destroy_guests(host: EmbeddedHost) -> None:
