@@ -11,35 +11,24 @@ from components import paths
 from tests.support.project import REPO
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"VDESK_CACHE": "/c/vdesk", "XDG_CACHE_HOME": "/x"}, "/c/vdesk"),
-    ({"VDESK_CACHE": "", "XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
-    ({"XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
-    ({"XDG_CACHE_HOME": ""}, "/home/u/.cache/vdesk"),
-    ({}, "/home/u/.cache/vdesk"),
+@pytest.mark.parametrize("directory, env, expected", [
+    (paths.cache_dir, {"VDESK_CACHE": "/c/vdesk", "XDG_CACHE_HOME": "/x"}, "/c/vdesk"),
+    (paths.cache_dir, {"VDESK_CACHE": "", "XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
+    (paths.cache_dir, {"XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
+    (paths.cache_dir, {"XDG_CACHE_HOME": ""}, "/home/u/.cache/vdesk"),
+    (paths.cache_dir, {}, "/home/u/.cache/vdesk"),
+    (paths.state_dir, {"VDESK_STATE": "/s/vdesk", "XDG_STATE_HOME": "/x"}, "/s/vdesk"),
+    (paths.state_dir, {"VDESK_STATE": "", "XDG_STATE_HOME": "/x"}, "/x/vdesk"),
+    (paths.state_dir, {"XDG_STATE_HOME": ""}, "/home/u/.local/state/vdesk"),
+    (paths.state_dir, {}, "/home/u/.local/state/vdesk"),
 ])
-def test_cache_dir(env, expected, monkeypatch):
-    for name in ("VDESK_CACHE", "XDG_CACHE_HOME"):
+def test_the_variables_are_read_in_order(directory, env, expected, monkeypatch):
+    for name in ("VDESK_CACHE", "XDG_CACHE_HOME", "VDESK_STATE", "XDG_STATE_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HOME", "/home/u")
-    assert paths.cache_dir() == Path(expected)
-
-
-@pytest.mark.parametrize("env, expected", [
-    ({"VDESK_STATE": "/s/vdesk", "XDG_STATE_HOME": "/x"}, "/s/vdesk"),
-    ({"VDESK_STATE": "", "XDG_STATE_HOME": "/x"}, "/x/vdesk"),
-    ({"XDG_STATE_HOME": ""}, "/home/u/.local/state/vdesk"),
-    ({}, "/home/u/.local/state/vdesk"),
-])
-def test_state_dir(env, expected, monkeypatch):
-    for name in ("VDESK_STATE", "XDG_STATE_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HOME", "/home/u")
-    assert paths.state_dir() == Path(expected)
+    assert directory() == Path(expected)
 
 
 def test_the_shell_and_the_code_agree(monkeypatch):
