@@ -42,6 +42,7 @@ from ..guest import GuestError, GuestTimeout
 from ..guest.ssh import CommandResult, render_command
 from ..names import name_problem, stable_mac
 from .. import processes
+from ..waiting import WaitTimeout, wait_for
 from .provider import UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
@@ -392,9 +393,12 @@ def stop_container(dom, timeout_s: float) -> str:
     if not dom.isActive():
         return "already off"
     system = (ContainerXML.from_xml(dom.XMLDesc(0)).init or SYSTEM_INIT) == SYSTEM_INIT
-    deadline = time.monotonic() + timeout_s
     asked = 0.0
-    while dom.isActive() and time.monotonic() < deadline:
+
+    def off() -> bool:
+        nonlocal asked
+        if not dom.isActive():
+            return True
         if time.monotonic() - asked >= 1.0:
             asked = time.monotonic()
             try:
@@ -404,10 +408,13 @@ def stop_container(dom, timeout_s: float) -> str:
                     dom.shutdown()
             except (GuestError, ProcessLookupError, libvirt.libvirtError) as exc:
                 log.debug("stop request to %s: %s", dom.name(), exc)
-        time.sleep(0.1)
-    if not dom.isActive():
-        return "shut down"
-    return force_off(dom)
+        return False
+
+    try:
+        wait_for(off, timeout_s, interval_s=0.1)
+    except WaitTimeout:
+        return force_off(dom)
+    return "shut down"
 
 
 # --- the provider --------------------------------------------------------------------
