@@ -1,7 +1,7 @@
 """vdesk's component API: declare virtual desktops on KVM hosts from any Pulumi program.
 
-    from components import (Desktop, DesktopArgs, DesktopUser, Host, Image, ImageArgs,
-                            Network, NetworkArgs, StoragePool, StoragePoolArgs)
+    from vdesk import (Desktop, DesktopArgs, DesktopUser, Host, Image, ImageArgs,
+                       Network, NetworkArgs, StoragePool, StoragePoolArgs)
 
     local = Host.embedded("local", accelerator="tcg")
     pool = StoragePool("main", StoragePoolArgs(host=local))
@@ -10,6 +10,7 @@
     alice = Desktop("alice", DesktopArgs(image=debian, pool=pool, network=lan, memory="2GiB",
                                          users=[DesktopUser("alice")]))
 
+Installed (`pip install`), the package is `vdesk`; in a checkout the same code is `components`.
 Names are imported lazily, so `python -m components.cli...` tools do not load Pulumi's runtime.
 """
 from __future__ import annotations
@@ -17,20 +18,20 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "Host": "components.host.resolve",
-    "StoragePool": "components.resources.pool", "StoragePoolArgs": "components.resources.pool",
-    "Network": "components.resources.network", "NetworkArgs": "components.resources.network",
-    "Volume": "components.resources.volume", "VolumeArgs": "components.resources.volume",
-    "Image": "components.image", "ImageArgs": "components.image",
-    "Desktop": "components.desktop", "DesktopArgs": "components.desktop",
-    "DesktopUser": "components.desktop", "Timeouts": "components.desktop", "Share": "components.desktop",
-    "Container": "components.container", "ContainerArgs": "components.container",
-    "InputError": "components.errors", "VdeskError": "components.errors",
+    "Host": ".host.resolve",
+    "StoragePool": ".resources.pool", "StoragePoolArgs": ".resources.pool",
+    "Network": ".resources.network", "NetworkArgs": ".resources.network",
+    "Volume": ".resources.volume", "VolumeArgs": ".resources.volume",
+    "Image": ".image", "ImageArgs": ".image",
+    "Desktop": ".desktop", "DesktopArgs": ".desktop",
+    "DesktopUser": ".desktop", "Timeouts": ".desktop", "Share": ".desktop",
+    "Container": ".container", "ContainerArgs": ".container",
+    "InputError": ".errors", "VdeskError": ".errors",
 }
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'components' has no attribute {name!r}")
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

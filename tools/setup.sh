@@ -2,7 +2,7 @@
 # Installs whatever is missing for vdesk, idempotently, and caches what it builds
 # per user (outside the clone) so fresh clones and CI reuse it:
 #   1. Debian packages: libvirt, qemu, image tools (apt-get, only when missing)
-#   2. a Python virtualenv with the pinned packages, keyed by pyproject.toml's hash
+#   2. a Python virtualenv with the pinned packages ([tool.vdesk].pinned), keyed by pyproject.toml's hash
 #   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh),
 #      at the same time as 2 (one compiles Go, the other waits on pip and gcc)
 #   4. cloud-init's JSON schema, taken from Debian's cloud-init package
@@ -51,7 +51,8 @@ if [ ! -f "$VDESK_VENV/.complete" ]; then
     say "creating virtualenv $VDESK_VENV (libvirt-python compiles against the system libvirt)"
     rm -rf "$VDESK_VENV"
     "${VDESK_BASE_PYTHON:-python3}" -m venv "$VDESK_VENV"
-    deps=$("$VDESK_VENV/bin/python" -c 'import tomllib,sys; print("\n".join(tomllib.load(open(sys.argv[1],"rb"))["project"]["dependencies"]))' "$repo/pyproject.toml")
+    # The exact pins (runtime and the test extra), not the ranges a user's own project installs.
+    deps=$("$VDESK_VENV/bin/python" -c 'import tomllib,sys; print("\n".join(tomllib.load(open(sys.argv[1],"rb"))["tool"]["vdesk"]["pinned"]))' "$repo/pyproject.toml")
     "$VDESK_VENV/bin/python" -m pip install -q --disable-pip-version-check $deps >&2
     touch "$VDESK_VENV/.complete"
 fi

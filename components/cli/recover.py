@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from ..processes import alive
+
 
 class RecoveryError(Exception):
     """A step of the recovery failed; the message carries what Pulumi said."""
@@ -59,20 +61,9 @@ def stale_locks(stack: str, project: str) -> list[dict]:
             holder = json.loads(lock.read_text())
         except (OSError, ValueError):
             continue
-        if holder.get("hostname") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
+        if holder.get("hostname") == socket.gethostname() and not alive(int(holder.get("pid", 0))):
             stale.append(holder)
     return stale
-
-
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (a killed run whose parent has not reaped it yet)."""
-    if pid <= 0:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def _clean_checkpoint(stack: str, project: str) -> bool:

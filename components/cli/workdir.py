@@ -30,6 +30,8 @@ from pathlib import Path
 
 import yaml
 
+from ..paths import state_dir
+
 REPO = Path(__file__).resolve().parents[2]
 _KEEP = ("encryptionsalt", "secretsprovider", "encryptedkey")  # secrets settings of a stack file
 NAMESPACE = "vdesk"
@@ -158,7 +160,7 @@ def put_secure(text: str, full_key: str, ciphertext: str, salt: str | None) -> s
 
 
 def main(argv: list[str]) -> int:
-    state = Path(os.environ["VDESK_STATE"])
+    state = state_dir()
     if argv[:1] == ["set-secret"]:
         team = "--team" in argv
         args = [a for a in argv[1:] if a != "--team"]

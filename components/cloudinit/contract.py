@@ -26,7 +26,7 @@ import paramiko
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from components.cloudinit import CloudInitError
+from . import CloudInitError
 
 DEFAULT_SUDO_RULE = "ALL=(ALL) NOPASSWD:ALL"
 DEFAULT_SHELL = "/bin/bash"

@@ -13,11 +13,12 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from components.cloudinit import CloudInitError, SeedDocuments
-from components.cloudinit.contract import normalize_variables
-from components.cloudinit.schema import ROOT, user_data_errors, yaml_problem
+from ..paths import shipped
+from . import CloudInitError, SeedDocuments
+from .contract import normalize_variables
+from .schema import ROOT, user_data_errors, yaml_problem
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = shipped("templates")
 USER_DATA_DIR = "user-data"
 TEMPLATE_SUFFIX = ".yaml.j2"
 META_DATA_TEMPLATE = "meta-data.yaml.j2"

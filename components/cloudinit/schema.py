@@ -27,7 +27,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from components.cloudinit import CloudInitError
+from ..paths import cache_dir
+from . import CloudInitError
 
 PACKAGE = "cloud-init"
 SCHEMA_FILE = "schema-cloud-config-v1.json"
@@ -47,15 +48,6 @@ class SchemaUnavailable(RuntimeError):
     """The schema is not cached and could not be fetched from Debian's package."""
 
 
-def cache_root() -> Path:
-    """``${VDESK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vdesk}``."""
-    explicit = os.environ.get("VDESK_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "vdesk"
-
-
 def ensure_schema(refresh: bool = False) -> Path:
     """Return the path of the cached ``schema-cloud-config-v1.json``.
 
@@ -63,7 +55,7 @@ def ensure_schema(refresh: bool = False) -> Path:
     and extracts the schema into ``<cache>/cloud-init-schema/<version>/``.
     Raises ``SchemaUnavailable`` when that fails.
     """
-    base = cache_root() / CACHE_SUBDIR
+    base = cache_dir() / CACHE_SUBDIR
     cached = None if refresh else cached_schema(base)
     if cached is not None:
         return cached

@@ -19,7 +19,7 @@ import pycdlib.headervd
 import pycdlib.pycdlib
 import pycdlib.utils
 
-from components.cloudinit import SeedDocuments
+from . import SeedDocuments
 
 VOLUME_ID = "cidata"  # NoCloud finds its seed by this filesystem label
 FIXED_EPOCH = 946_684_800.0  # 2000-01-01T00:00:00Z: any fixed instant works

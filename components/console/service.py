@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import VdeskError
+from ..processes import alive, command_line
+from ..waiting import WaitTimeout, wait_for
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -33,6 +35,7 @@ SUPERVISOR_PID = "supervisor.pid"
 LOG_FILE = "gateway.log"
 _REPO = Path(__file__).resolve().parents[2]
 _POLL_S = 0.1
+_SERVICE, _GATEWAY = f"{__package__}.service", f"{__package__}.gateway"   # components.* or vdesk.*
 _STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
 _MAX_BACKOFF_S = 30.0
 
@@ -41,21 +44,10 @@ class ConsoleError(VdeskError):
     """The console gateway could not be started, reached or stopped."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _ours(pid: int, console_dir: Path) -> bool:
     """The pid is this host's supervisor (pid files can outlive a reboot and name someone else)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return _alive(pid) and b"components.console.service" in cmdline and str(console_dir).encode() in cmdline
+    cmdline = command_line(pid) or []
+    return alive(pid) and _SERVICE in cmdline and str(console_dir) in cmdline
 
 
 def _read_pid(path: Path) -> int | None:
@@ -76,7 +68,7 @@ def runtime(console_dir: Path) -> dict | None:
         info = json.loads((console_dir / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(int(info.get("pid", 0))) else None
+    return info if alive(int(info.get("pid", 0))) else None
 
 
 def _answers(settings: ConsoleSettings, port: int) -> bool:
@@ -126,14 +118,20 @@ def ensure_running(console_dir: Path, settings: ConsoleSettings, *, libvirt_uri:
         path.write_text(json.dumps(spec, indent=2) + "\n")
         (console_dir / RUNTIME_FILE).unlink(missing_ok=True)
         _launch(console_dir, deadline)
-        while True:
+
+        def not_started() -> ConsoleError:
+            return ConsoleError(f"the console gateway did not start\n--- {console_dir / LOG_FILE} (tail) ---\n"
+                                + _tail(console_dir / LOG_FILE))
+
+        def answering() -> str | None:
             info = runtime(console_dir)
             if info and _answers(settings, info["port"]):
                 return info["url"]
-            if supervisor_pid(console_dir) is None or time.monotonic() >= deadline:
-                raise ConsoleError(f"the console gateway did not start\n--- {console_dir / LOG_FILE} (tail) ---\n"
-                                   + _tail(console_dir / LOG_FILE))
-            time.sleep(_POLL_S)
+            if supervisor_pid(console_dir) is None:
+                raise not_started()
+            return None
+
+        return wait_for(answering, deadline - time.monotonic(), interval_s=_POLL_S, timeout_error=not_started)
 
 
 def base_url(console_dir: Path) -> str | None:
@@ -145,7 +143,7 @@ def _launch(console_dir: Path, deadline: float) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}
     with open(console_dir / LOG_FILE, "a") as out:
         # The first process forks the supervisor and returns once it has written its pid.
-        proc = subprocess.run([sys.executable, "-m", "components.console.service", "supervise", str(console_dir)],
+        proc = subprocess.run([sys.executable, "-m", _SERVICE, "supervise", str(console_dir)],
                               stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                               cwd="/", start_new_session=True, timeout=max(1.0, deadline - time.monotonic()))
     if proc.returncode != 0:
@@ -160,13 +158,12 @@ def _stop(console_dir: Path, deadline: float) -> None:
         os.kill(pid, signal.SIGTERM)      # the supervisor stops its gateway, which ends its sessions
     elif info:
         os.kill(int(info["pid"]), signal.SIGTERM)   # a gateway whose supervisor died
-    while any(_alive(p) for p in pids):
-        if time.monotonic() >= deadline:
-            for p in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, signal.SIGKILL)
-            break
-        time.sleep(_POLL_S)
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids), deadline - time.monotonic(), interval_s=_POLL_S)
+    except WaitTimeout:
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
     for name in (SUPERVISOR_PID, RUNTIME_FILE):
         (console_dir / name).unlink(missing_ok=True)
 
@@ -202,7 +199,7 @@ def supervise(console_dir: Path) -> int:
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "components.console.gateway", str(console_dir)],
+        child = subprocess.Popen([sys.executable, "-m", _GATEWAY, str(console_dir)],
                                  stdin=subprocess.DEVNULL)
         code = child.wait()
         if stopping:
@@ -229,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
             os.setsid()
             os._exit(supervise(console_dir))
         # Return once the supervisor's pid file exists, so ensure_running finds it.
-        deadline = time.monotonic() + 10
-        while supervisor_pid(console_dir) is None:
-            if os.waitpid(child, os.WNOHANG)[0] or time.monotonic() >= deadline:
-                return 1
-            time.sleep(_POLL_S)
-        return 0
+        def settled() -> str | None:
+            if supervisor_pid(console_dir) is not None:
+                return "started"
+            return "exited" if os.waitpid(child, os.WNOHANG)[0] else None
+
+        try:
+            return 0 if wait_for(settled, 10, interval_s=_POLL_S) == "started" else 1
+        except WaitTimeout:
+            return 1
     if args.action == "stop":
         stop(args.console_dir)
     print(json.dumps(runtime(args.console_dir.resolve())))

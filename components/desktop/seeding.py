@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,16 +18,12 @@ from ..cloudinit import hash_password, render_seed
 from ..cloudinit.passwords import ITOA64, MIN_ROUNDS, SALT_LENGTH
 from ..guest.keys import generate_ed25519
 from ..names import stable_mac
+from ..paths import state_dir
 
 # A throw-away key for the preview-time render: the template and cloud-init
 # schema are checked before anything exists, when the real keys are unknown.
 _PREVIEW = generate_ed25519("vdesk-preview")
 _PREVIEW_KEY, _PREVIEW_PRIVATE = _PREVIEW.public_openssh, _PREVIEW.private_openssh
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
-                                                      or Path.home() / ".local" / "state") / "vdesk")
 
 
 def key_file(stack: str, desktop: str) -> Path:

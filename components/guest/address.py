@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import time
 import xml.etree.ElementTree as ET
 
 import libvirt
 
 from . import GuestError, GuestTimeout
 from .lifecycle import raise_if_stopped
+from ..waiting import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ def wait_for_address(
         log.debug("%s %s: static address %s", domain_name, mac, static)
         return static
 
-    deadline = time.monotonic() + timeout_s
     last_error: str | None = None
-    while True:
+
+    def address() -> str | None:
+        nonlocal last_error
         domain = _lookup_domain(conn, domain_name)
         raise_if_stopped(conn, domain_name)   # a guest that stopped gets no address: say why now, not at the deadline
         networks = _networks_of(domain, domain_name, mac)
@@ -59,15 +60,13 @@ def wait_for_address(
             if found:
                 log.info("%s %s has address %s (from %s)", domain_name, mac, found, source)
                 return found
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        time.sleep(min(poll_s, remaining))
-    raise GuestTimeout(
+        return None
+
+    return wait_for(address, timeout_s, interval_s=poll_s, timeout_error=lambda: GuestTimeout(
         f"an IPv4 address for desktop {domain_name!r} NIC {mac} (sources: {', '.join(sources)})",
         timeout_s,
         last_error or "no address reported yet",
-    )
+    ))
 
 
 def _check_sources(sources: tuple[str, ...]) -> str | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 
 import libvirt
+
+from ..waiting import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,17 @@ def run(dom, argv: list[str], *, timeout_s: float = 10) -> tuple[int, str]:
     """Run a command in the guest through the agent: (exit code, stdout+stderr). Raises libvirtError."""
     pid = _command(dom, {"execute": "guest-exec", "arguments": {"path": argv[0], "arg": argv[1:],
                                                                 "capture-output": True}}, 5)["return"]["pid"]
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def exited() -> dict | None:
         status = _command(dom, {"execute": "guest-exec-status", "arguments": {"pid": pid}}, 5)["return"]
-        if status.get("exited"):
-            out = b"".join(base64.b64decode(status.get(k, "")) for k in ("out-data", "err-data"))
-            return int(status.get("exitcode", -1)), out.decode(errors="replace")
-        if time.monotonic() > deadline:
-            return -1, "(the command did not finish in time)"
-        time.sleep(0.2)
+        return status if status.get("exited") else None
+
+    try:
+        status = wait_for(exited, timeout_s, interval_s=0.2)
+    except WaitTimeout:
+        return -1, "(the command did not finish in time)"
+    out = b"".join(base64.b64decode(status.get(k, "")) for k in ("out-data", "err-data"))
+    return int(status.get("exitcode", -1)), out.decode(errors="replace")
 
 
 def explain_ssh(conn, domain_name: str) -> str | None:

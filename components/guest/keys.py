@@ -6,9 +6,10 @@ import base64
 import binascii
 import hashlib
 import logging
-import struct
 from dataclasses import dataclass
 
+import paramiko
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -48,7 +49,7 @@ def generate_ed25519(comment: str) -> KeyPair:
 
 
 def parse_public_key(public_openssh: str) -> tuple[str, bytes]:
-    """Split an OpenSSH public key line into (key type, key blob), validating both."""
+    """Split an OpenSSH public key line into (key type, key blob), validated by cryptography's loader."""
     fields = public_openssh.strip().split()
     if len(fields) < 2:
         raise GuestError(
@@ -59,15 +60,26 @@ def parse_public_key(public_openssh: str) -> tuple[str, bytes]:
         blob = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise GuestError(f"public key of type {key_type} has invalid base64 data") from None
-    if len(blob) < 4:
-        raise GuestError(f"public key of type {key_type} is truncated")
-    (name_len,) = struct.unpack(">I", blob[:4])
-    embedded = blob[4 : 4 + name_len].decode("ascii", errors="replace")
-    if embedded != key_type:
-        raise GuestError(
-            f"public key says its type is {key_type!r} but its data is of type {embedded!r}"
-        )
+    try:
+        serialization.load_ssh_public_key(f"{key_type} {encoded}".encode("ascii"))
+    except UnsupportedAlgorithm:
+        raise GuestError(f"public key of type {key_type!r}: not a key type vdesk can read") from None
+    except ValueError:
+        embedded = _blob_type(blob)
+        if embedded and embedded != key_type:
+            raise GuestError(
+                f"public key says its type is {key_type!r} but its data is of type {embedded!r}"
+            ) from None
+        raise GuestError(f"public key of type {key_type} is truncated or malformed") from None
     return key_type, blob
+
+
+def _blob_type(blob: bytes) -> str:
+    """The key type written inside a blob (its first SSH string), to say why a key did not load."""
+    try:
+        return paramiko.Message(blob).get_text()
+    except ValueError:
+        return ""
 
 
 def fingerprint_sha256(public_openssh: str) -> str:

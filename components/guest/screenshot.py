@@ -12,7 +12,6 @@ import contextlib
 import io
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import libvirt
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import VdeskError
+from ..waiting import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +199,10 @@ def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, 
 
     The last screenshot is kept at dest either way; when time is up, ScreenshotError says what it showed.
     """
-    deadline = time.monotonic() + timeout_s
-    previous = None
-    while True:
+    previous = shot = None
+
+    def settled() -> Screenshot | None:
+        nonlocal previous, shot
         shot = capture(conn, domain_name, dest)
         pixels = Path(shot.path).read_bytes() if os.path.exists(shot.path) else None
         if shows_desktop(shot, min_width=min_width, min_height=min_height):
@@ -210,10 +211,10 @@ def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, 
             previous = pixels
         else:
             previous = None
-        if time.monotonic() >= deadline:
-            raise ScreenshotError(
-                f"desktop {domain_name!r} shows no graphical desktop after {timeout_s:g} s: its screen is "
-                f"{shot.width}x{shot.height} (wanted at least {min_width}x{min_height}) and "
-                f"{shot.dominant_share:.0%} of it is one colour (a console or blank screen is over "
-                f"{CONSOLE_SHARE:.0%}); last screenshot: {shot.path}")
-        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+        return None
+
+    return wait_for(settled, timeout_s, interval_s=poll_s, timeout_error=lambda: ScreenshotError(
+        f"desktop {domain_name!r} shows no graphical desktop after {timeout_s:g} s: its screen is "
+        f"{shot.width}x{shot.height} (wanted at least {min_width}x{min_height}) and "
+        f"{shot.dominant_share:.0%} of it is one colour (a console or blank screen is over "
+        f"{CONSOLE_SHARE:.0%}); last screenshot: {shot.path}"))

@@ -34,9 +34,13 @@ from pathlib import Path
 from typing import Iterator
 
 import libvirt
+import psutil
 
 from .. import xmlmodel
 from ..errors import VdeskError
+from .. import paths
+from ..processes import alive, executable
+from ..waiting import WaitTimeout, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +99,13 @@ class EmbeddedHost:
         }
 
 
-def default_state_root() -> Path:
-    """`${VDESK_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/vdesk}`."""
-    if os.environ.get("VDESK_STATE"):
-        return Path(os.environ["VDESK_STATE"])
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "vdesk"
-
-
 def embedded_host(name: str = "default", state_root: Path | None = None) -> EmbeddedHost:
     """Compute the paths of host `name`; touches nothing."""
     if not _NAME_RE.match(name):
         raise EmbeddedHostError(
             f"host name {name!r} is invalid: use 1-40 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")
-    root = Path(state_root) if state_root is not None else default_state_root()
+    root = Path(state_root) if state_root is not None else paths.state_dir()
     state_dir = Path(os.path.abspath(root)) / "hosts" / name
     # The namespace name carries a digest of the state dir: the same host name under
     # two state roots (a user's dev host and a test run's) must never share a netns.
@@ -153,30 +149,15 @@ def _ns_id(path: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _proc_state(pid: int) -> str | None:
-    """One-letter state of `pid`, or None if it no longer exists."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    state = _proc_state(pid)
-    return state is not None and state not in ("Z", "X")
-
-
 def _netns_pids(host: EmbeddedHost) -> list[int]:
     """Live processes whose network namespace is this host's."""
     target = _ns_id(host.netns)
     if target is None:
         return []
     pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            if _ns_id(f"/proc/{entry}/ns/net") == target and _alive(int(entry)):
-                pids.append(int(entry))
+    for pid in psutil.pids():
+        if pid != os.getpid() and _ns_id(f"/proc/{pid}/ns/net") == target and alive(pid):
+            pids.append(pid)
     return pids
 
 
@@ -186,13 +167,9 @@ def _daemon_pid(host: EmbeddedHost, daemon: str) -> int | None:
         pid = int(_pid_file(host, daemon).read_text().strip())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not alive(pid):
         return None
-    try:
-        exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return None
-    if exe != daemon:
+    if os.path.basename(executable(pid) or "") != daemon:
         return None
     proc_net = _ns_id(f"/proc/{pid}/ns/net")
     wanted = _ns_id(host.netns)
@@ -208,11 +185,11 @@ def daemon_pid(host: EmbeddedHost) -> int | None:
 
 
 def _wait_dead(pids: list[int], deadline: float) -> list[int]:
-    while True:
-        left = [p for p in pids if _alive(p)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(_POLL_S)
+    try:
+        wait_for(lambda: not any(alive(p) for p in pids), deadline - time.monotonic(), interval_s=_POLL_S)
+    except WaitTimeout:
+        pass
+    return [p for p in pids if alive(p)]
 
 
 def _terminate(pids: list[int], deadline: float, what: str) -> None:
@@ -355,7 +332,7 @@ _REAPER_PID_INSIDE = "/run/vdesk-reaper.pid"   # the host's run/ dir is bound ov
 
 def _reaper_alive(host: EmbeddedHost) -> bool:
     try:
-        return _alive(int((host.state_dir / "run" / "vdesk-reaper.pid").read_text().strip()))
+        return alive(int((host.state_dir / "run" / "vdesk-reaper.pid").read_text().strip()))
     except (OSError, ValueError):
         return False
 
@@ -473,7 +450,9 @@ def ensure_running(host: EmbeddedHost, timeout_s: float = 60) -> EmbeddedHost:
             _ensure_netns(host)
             _launch(host, deadline)
         problem = "libvirtd does not answer"
-        while True:
+
+        def ready() -> EmbeddedHost | None:
+            nonlocal problem
             if is_running(host):
                 problem = _drivers_ready(host)
                 if problem is None:
@@ -482,11 +461,10 @@ def ensure_running(host: EmbeddedHost, timeout_s: float = 60) -> EmbeddedHost:
                 raise EmbeddedHostError(
                     f"libvirtd for host {host.name!r} failed to start: it exited during startup\n"
                     f"{_diagnostics(host)}")
-            if time.monotonic() >= deadline:
-                raise EmbeddedHostError(
-                    f"libvirt host {host.name!r} not ready after {timeout_s:g}s ({problem})\n"
-                    f"{_diagnostics(host)}")
-            time.sleep(_POLL_S)
+            return None
+
+        return wait_for(ready, deadline - time.monotonic(), interval_s=_POLL_S, timeout_error=lambda: EmbeddedHostError(
+            f"libvirt host {host.name!r} not ready after {timeout_s:g}s ({problem})\n{_diagnostics(host)}"))
 
 
 def _destroy_guests(host: EmbeddedHost) -> None:

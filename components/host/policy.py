@@ -47,6 +47,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import VdeskError
+from ..paths import cache_dir, state_dir
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
 KINDS = ("images", "pools", "shares", "container_mounts", "devices", "certificates")
@@ -200,20 +201,10 @@ def _is_ip(value: str) -> bool:
         return False
 
 
-def _state_dir() -> Path:
-    return Path(os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
-                                                      or Path.home() / ".local" / "state") / "vdesk")
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("VDESK_CACHE") or Path(os.environ.get("XDG_CACHE_HOME")
-                                                      or Path.home() / ".cache") / "vdesk")
-
-
 def defaults() -> Policy:
     """vdesk's own directories only: its image cache, and each embedded host's own pools (not the rest of its
     state: its sockets, console key and logs are no place for a pool)."""
-    cache, state = os.path.realpath(_cache_dir()), os.path.realpath(_state_dir())
+    cache, state = os.path.realpath(cache_dir()), os.path.realpath(state_dir())
     return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts/*/pools", "/var/lib/libvirt/images"),
                   shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=(),
                   certificates=(f"{state}/certificates", "/etc/vdesk"))

@@ -18,13 +18,9 @@ from .accel import resolve_accelerator
 from .connection import probe
 from ..console.settings import ConsoleSettings
 from ..errors import InputError, VdeskError
+from ..paths import cache_dir
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VDESK_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                / "vdesk")
 
 
 EMBEDDED = "embedded"      # the URI that stands for the project's own libvirtd

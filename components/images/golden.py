@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 from ..errors import InputError
+from ..paths import shipped
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_IMAGE = REPO / "tools" / "build-image.sh"
+BUILD_IMAGE = shipped("tools/build-image.sh")
 
 
 @dataclasses.dataclass(frozen=True)

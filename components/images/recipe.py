@@ -13,18 +13,17 @@ import functools
 import importlib.util
 import json
 import logging
-import os
 import re
 import zoneinfo
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputError
+from ..paths import cache_dir, shipped
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD_RECIPE = REPO / "tools" / "image" / "recipe.py"
+BUILD_RECIPE = shipped("tools/image/recipe.py")
 SUPPORTED_LOCALES = Path("/usr/share/i18n/SUPPORTED")      # Debian's locales package's list
 XKB_LAYOUTS = Path("/usr/share/X11/xkb/rules/base.lst")     # xkb-data's list of layouts and variants
 ZONEINFO = Path("/usr/share/zoneinfo")
@@ -42,12 +41,6 @@ def build_recipe():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("VDESK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vdesk")
-    return Path(base)
 
 
 @dataclasses.dataclass(frozen=True)

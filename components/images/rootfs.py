@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .. import paths
 from ..errors import VdeskError
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,6 @@ _MASKED_IN_CONTAINERS = ("sys-kernel-debug.mount", "sys-kernel-tracing.mount", "
 
 class RootfsError(VdeskError):
     """A container root filesystem could not be made, copied or removed."""
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("VDESK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "vdesk")
-    return Path(base) / "rootfs"
 
 
 # --- the image ----------------------------------------------------------------
@@ -234,7 +229,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
 
 def base_tree(image: str | os.PathLike, cache: Path | None = None) -> Path:
     """The cached, extracted root tree of `image` (made on first use, shared read-only by copies)."""
-    cache = Path(cache) if cache is not None else cache_dir()
+    cache = Path(cache) if cache is not None else paths.cache_dir() / "rootfs"
     folder = cache / image_key(image)
     tree = folder / "tree"
     if (folder / "manifest.json").is_file():

@@ -45,6 +45,8 @@ from ..errors import VdeskError
 from ..guest import GuestError
 from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
+from .. import processes
+from ..waiting import WaitTimeout, wait_for
 from .provider import UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
@@ -392,9 +394,12 @@ def stop_container(dom, timeout_s: float) -> str:
     if not dom.isActive():
         return "already off"
     system = (ContainerXML.from_xml(dom.XMLDesc(0)).init or SYSTEM_INIT) == SYSTEM_INIT
-    deadline = time.monotonic() + timeout_s
     asked = 0.0
-    while dom.isActive() and time.monotonic() < deadline:
+
+    def off() -> bool:
+        nonlocal asked
+        if not dom.isActive():
+            return True
         if time.monotonic() - asked >= 1.0:
             asked = time.monotonic()
             try:
@@ -404,10 +409,13 @@ def stop_container(dom, timeout_s: float) -> str:
                     dom.shutdown()
             except (GuestError, ProcessLookupError, libvirt.libvirtError) as exc:
                 log.debug("stop request to %s: %s", dom.name(), exc)
-        time.sleep(0.1)
-    if not dom.isActive():
-        return "shut down"
-    return force_off(dom)
+        return False
+
+    try:
+        wait_for(off, timeout_s, interval_s=0.1)
+    except WaitTimeout:
+        return force_off(dom)
+    return "shut down"
 
 
 # --- the provider --------------------------------------------------------------------
@@ -625,21 +633,11 @@ def init_pid(conn, name: str) -> int:
     if not dom.isActive():
         raise GuestError(f"container {name!r} is not running")
     controller = dom.ID()     # libvirt_lxc, which forked the container's init
-    try:
-        children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
-    except OSError:
-        children = [p for p in os.listdir("/proc") if p.isdigit() and _ppid(int(p)) == controller]
+    children = processes.children(controller)
     if len(children) != 1:
         raise GuestError(f"container {name!r}: expected one init under controller {controller}, "
                          f"found {children or 'none'}")
     return int(children[0])
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class ContainerExec(NamespaceExec):

@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import secrets
-from pathlib import Path
 
 import libvirt
 import pulumi
@@ -22,6 +21,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
+from ..paths import shipped
 from . import display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, UNKNOWN, DeclaredProvider, Prop
@@ -79,7 +79,7 @@ def _nics_problem(nics) -> str | None:
     return None
 
 
-READONLY_VIRTIOFSD = str(Path(__file__).resolve().parents[2] / "tools" / "virtiofsd-ro")
+READONLY_VIRTIOFSD = str(shipped("tools/virtiofsd-ro"))
 _TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
 
-from components.resources import importing, legacy
+from . import importing, legacy
 
 legacy.install()   # providers pickled before the package split name their old modules
 

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from ..names import name_problem
+from ..paths import state_dir
 
 CREATING, CREATED = "creating", "created"
 
@@ -35,9 +36,7 @@ class Entry:
 
 
 def root() -> Path:
-    state = os.environ.get("VDESK_STATE") or Path(os.environ.get("XDG_STATE_HOME")
-                                                  or Path.home() / ".local" / "state") / "vdesk"
-    return Path(state) / "journal"
+    return state_dir() / "journal"
 
 
 def _file(owner: str, kind: str, uri: str, name: str) -> Path:

@@ -18,17 +18,11 @@ import pytest
 
 from components.host import accel, embedded
 from components.host.accel import AcceleratorChoice, AcceleratorError
+from components.paths import cache_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.guests]
 
 PROBE_TIMEOUT_S = 15.0
-
-
-def _cache_dir() -> Path:
-    if os.environ.get("VDESK_CACHE"):
-        return Path(os.environ["VDESK_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vdesk"
 
 
 def _apt_download(spec: str, cwd: str) -> None:
@@ -44,7 +38,7 @@ def _apt_download(spec: str, cwd: str) -> None:
 @pytest.fixture(scope="session")
 def probe_kernel() -> Path:
     """A Debian cloud kernel (vmlinuz only), cached under $VDESK_CACHE/test-kernel/."""
-    dest = _cache_dir() / "test-kernel"
+    dest = cache_dir() / "test-kernel"
     found = sorted(dest.glob("vmlinuz-*"))
     if found:
         return found[-1]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from components.processes import children
 from tests.support.project import REPO, isolated_env
 
 VDESK = REPO / "tools" / "vdesk"
@@ -73,27 +74,10 @@ class Front:
         return run, marker
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            tree.setdefault(ppid, []).append(int(entry))
-    return tree
-
-
 def kill_tree(pid: int) -> None:
     """SIGKILL a run and everything it started (the engine starts its plugins in process groups of their
     own), as a power cut would: nothing of the run may live on to finish its work."""
-    tree, found, todo = _children(), [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(tree.get(p, []))
+    found = [pid, *children(pid, recursive=True)]
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     for p in found:

@@ -11,10 +11,11 @@ marker to add.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 GUEST_PROGRAM = "qemu-system"
 GUEST_ARGUMENT = "-name guest="      # a domain; libvirt's capability probes run with `-machine none`
@@ -23,18 +24,11 @@ GUEST_ARGUMENT = "-name guest="      # a domain; libvirt's capability probes run
 def guest_processes(marker: str) -> list[str]:
     """`pid comm` of running QEMU guests whose command line contains marker."""
     found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            if not comm.startswith(GUEST_PROGRAM):
-                continue
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if GUEST_ARGUMENT in cmdline and marker in cmdline:
-            found.append(f"{pid} {comm}")
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        name, argv = proc.info["name"] or "", proc.info["cmdline"] or []
+        cmdline = " ".join(argv)
+        if name.startswith(GUEST_PROGRAM) and GUEST_ARGUMENT in cmdline and marker in cmdline:
+            found.append(f"{proc.pid} {name}")
     return found
 
 

@@ -11,12 +11,12 @@ from components.cloudinit import schema as schema_module
 from components.cloudinit.schema import (
     SCHEMA_FILE,
     SchemaUnavailable,
-    cache_root,
     ensure_schema,
     external_refs,
     json_path,
     user_data_errors,
 )
+from components.paths import cache_dir
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_schema_comes_from_debian_cloud_init(debian_schema):
     assert debian_schema.parent.name == manifest["version"]
     assert debian_schema.name == SCHEMA_FILE
     assert json.loads(debian_schema.read_text())["$schema"] == "http://json-schema.org/draft-04/schema#"
-    assert debian_schema.is_relative_to(cache_root() / "cloud-init-schema")
+    assert debian_schema.is_relative_to(cache_dir() / "cloud-init-schema")
 
 
 GOOD_USER_DATA = """\
@@ -145,22 +145,6 @@ def test_json_path(parts, expected):
 
 
 # --- the cache -------------------------------------------------------------------
-
-@pytest.mark.parametrize("env, expected", [
-    ({"VDESK_CACHE": "/c/vdesk", "XDG_CACHE_HOME": "/x"}, "/c/vdesk"),
-    ({"VDESK_CACHE": "", "XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
-    ({"XDG_CACHE_HOME": "/x"}, "/x/vdesk"),
-    ({"XDG_CACHE_HOME": ""}, "/home/u/.cache/vdesk"),
-    ({}, "/home/u/.cache/vdesk"),
-])
-def test_cache_root(env, expected, monkeypatch):
-    for name in ("VDESK_CACHE", "XDG_CACHE_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HOME", "/home/u")
-    assert cache_root() == Path(expected)
-
 
 class FakeApt:
     """Stands in for apt-get and dpkg-deb: a package holding the given schema files."""

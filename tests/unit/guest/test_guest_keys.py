@@ -78,6 +78,9 @@ def test_private_key_accepted_by_ssh_keygen(tmp_path):
         ("ssh-ed25519 !!!notbase64!!!", "invalid base64"),
         # base64 of a blob whose embedded type is ssh-rsa
         ("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB", "its data is of type 'ssh-rsa'"),
+        # a blob of the right type whose key is cut short
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIgF", "ssh-ed25519 is truncated or malformed"),
+        ("foo-key AAAAB2Zvby1rZXk=", "'foo-key': not a key type vdesk can read"),
     ],
 )
 def test_fingerprint_rejects_malformed_keys(bad, message):

@@ -192,6 +192,7 @@ def test_a_desktop_is_told_from_a_console_by_size_and_colour():
 
 
 def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, tmp_path):
+    from components import waiting
     from components.guest import screenshot
     frames = [(720, 400, 0.98, b"console"), (1280, 800, 0.99, b"grey"),   # the text console, X starts
               (1280, 800, 0.87, b"wallpaper"),                                 # the desktop, being drawn
@@ -205,17 +206,18 @@ def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, t
         taken.append(pixels)
         return screenshot.Screenshot(str(dest), width, height, 4000, False, "d", share)
     monkeypatch.setattr(screenshot, "capture", capture)
-    monkeypatch.setattr(screenshot.time, "sleep", lambda s: None)
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
     shot = screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=60, min_width=1280,
                                        min_height=800)
     assert shot.dominant_share == 0.81 and len(taken) == 5
 
 
 def test_waiting_for_the_desktop_gives_up_at_its_deadline_saying_what_it_saw(monkeypatch, tmp_path):
+    from components import waiting
     from components.guest import screenshot
     clock = iter([0.0, 5.0, 11.0, 11.0])
-    monkeypatch.setattr(screenshot.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(screenshot.time, "sleep", lambda s: None)
+    monkeypatch.setattr(waiting.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
     monkeypatch.setattr(screenshot, "capture", lambda conn, name, dest: screenshot.Screenshot(
         str(dest), 720, 400, 2, False, "d", 0.97))
     with pytest.raises(ScreenshotError, match=r"shows no graphical desktop after 10 s: its screen is 720x400 "

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from components.images.debian_index import IndexUnavailable, PackageIndex
+from components.images.debian_index import IndexUnavailable, PackageIndex, _parse_packages
 
 PACKAGES = """\
 Package: base-files
@@ -124,3 +124,14 @@ def test_no_lists_and_nothing_to_fetch_is_a_clear_error(tmp_path):
     index = PackageIndex(tmp_path / "index", sources=[f"deb [trusted=yes] file:{tmp_path / 'missing'} ./"])
     with pytest.raises(IndexUnavailable, match="could not be fetched"):
         index.problem("git")
+
+
+def test_a_stanza_is_read_as_debian_writes_it(tmp_path):
+    """Versioned and listed Provides, folded fields and a stanza without a Version, as in real lists."""
+    lists = tmp_path / "x_Packages"
+    lists.write_text("Package: libc6\nVersion: 2.36-9\nPriority: required\nProvides: libc6-x32 (= 2.36), glibc\n"
+                     "Description: GNU C Library\n shared libraries\n .\n Provides: not-a-field\n\n"
+                     "Package: odd\nProvides: glibc\n\nPackage: libc6\nVersion: 2.36-1\n")
+    assert _parse_packages([lists]) == {"packages": {"libc6": "2.36-9"},
+                                        "provides": {"libc6-x32": ["libc6"], "glibc": ["libc6", "odd"]},
+                                        "required": ["libc6"]}

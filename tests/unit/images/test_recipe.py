@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from components.errors import InputError
-from components.images.recipe import CONSOLE, REPO, Recipe, recipe_problems
+from components.images.recipe import CONSOLE, Recipe, recipe_problems
+from tests.support.project import REPO
 from tests.unit.images.conftest import FakeIndex, NoIndex, fake_build
 
 INDEX = FakeIndex({"git", "vim", "libreoffice-writer", "firefox-esr"}, virtual={"awk": ["gawk", "mawk"]})
