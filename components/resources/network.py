@@ -34,14 +34,16 @@ def desired_model(props) -> xmlmodel.Network:
     A bridge network only names the host's bridge: the LAN's router, DHCP and DNS serve its guests.
     """
     mode = props.get("mode", "nat")
+    owner = xmlmodel.NetworkOwner(stack=props["owner"], resource=props["name"]) if props.get("owner") else None
     if mode == "bridge":
-        return xmlmodel.Network(name=props["name"], forward_mode="bridge", bridge_name=props["bridge"])
+        return xmlmodel.Network(name=props["name"], owner=owner, forward_mode="bridge", bridge_name=props["bridge"])
     dhcp = props.get("dhcp", True)
     ips = [_ip(props["cidr"], dhcp, props.get("dhcp_hosts") or [], props.get("dhcp_range"))]
     if props.get("cidr6"):
         ips.append(_ip(props["cidr6"], dhcp, []))  # reservations by MAC are IPv4's (libvirt)
     return xmlmodel.Network(
         name=props["name"],
+        owner=owner,
         forward_mode=None if mode == "isolated" else mode,
         bridge_name=props.get("bridge") or bridge_name(props["name"]),
         mtu=props.get("mtu"),

@@ -16,7 +16,7 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
 from pulumi.output import Unknown
 
 from ..errors import VdeskError
-from . import journal
+from . import journal, ownership
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,18 @@ OWNER = Prop(str, default="", inert=True,
                  "interrupted run left behind")
 
 
+def _owned_read(read):
+    """A refresh never takes another stack's object into this stack's state: to this stack it is gone."""
+
+    @functools.wraps(read)
+    def wrapper(self, id_, props):
+        if self.other_owners(props):
+            return ReadResult("", {})
+        return read(self, id_, props)
+
+    return wrapper
+
+
 def _adopting(create):
     """With `adopt`, or the journal's word that an interrupted run of this stack made it, an object that
     already exists is taken over instead of created; every create is journaled before it starts."""
@@ -80,6 +92,8 @@ def _adopting(create):
         if props.get("adopt") or entry:
             existing = self.existing_id(props)
             if existing is not None and props.get("adopt"):
+                if theirs := self.other_owners(props):
+                    raise VdeskError(f"cannot adopt: {ownership.refusal(self.JOURNAL_KIND, props.get('name'), theirs)}")
                 result = self.adopt(existing, props)
                 if identity:
                     journal.note(*identity, journal.CREATED)
@@ -104,10 +118,15 @@ def _adopting(create):
 
 
 def _journaled_delete(delete):
-    """Once the object is gone, the journal no longer speaks for it."""
+    """Once the object is gone, the journal no longer speaks for it. Another stack's object is never
+    deleted: it is left as it is (and so drops out of this stack's state)."""
 
     @functools.wraps(delete)
     def wrapper(self, id_, props):
+        if theirs := self.other_owners(props):
+            log.warning("leaving %s: %s", props.get("name"), ownership.refusal(self.JOURNAL_KIND, props.get("name"),
+                                                                             theirs))
+            return None
         result = delete(self, id_, props)
         identity = self.journal_identity(props)
         if identity and not self._left_behind(props):   # (a pool kept for the homes it holds stays noted)
@@ -133,6 +152,8 @@ class DeclaredProvider(ResourceProvider):
             cls.create = _adopting(cls.create)
         if "delete" in cls.__dict__ and cls.JOURNAL_KIND:
             cls.delete = _journaled_delete(cls.delete)
+        if "read" in cls.__dict__ and cls.JOURNAL_KIND:
+            cls.read = _owned_read(cls.read)
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
@@ -226,6 +247,14 @@ class DeclaredProvider(ResourceProvider):
     def journal_name(self, props: dict) -> str:
         return props["name"]
 
+    def other_owners(self, props: dict) -> list[str]:
+        """The other stacks that own the object these props name ([] when the host cannot be asked, and
+        without an owner: what only an import, never a stack's program, declares)."""
+        if not self.JOURNAL_KIND or not props.get("owner") or not props.get("host_uri") or not props.get("name") \
+                or any(_is_unknown(props.get(k)) for k in ("host_uri", "name", "pool", "owner")):
+            return []
+        return ownership.safe_others(props["host_uri"], self.JOURNAL_KIND, self.journal_name(props), props["owner"])
+
     def recover(self, id_: str, props: dict, entry) -> CreateResult | None:
         """Take over what an interrupted run of this stack left: a complete object that matches the
         declaration is updated in place; anything else is removed (it is ours) and None returned,
@@ -251,6 +280,9 @@ class DeclaredProvider(ResourceProvider):
         if any(_is_unknown(v) for v in inputs.values()):
             return []  # depends on something not created yet; create() checks again
         try:
+            if theirs := self.other_owners(inputs):
+                return [CheckFailure("adopt", "adopt: " + ownership.refusal(self.JOURNAL_KIND, inputs.get("name"),
+                                                                            theirs))]
             return [CheckFailure(p, m) for p, m in self.adoption_problems(inputs)]
         except Exception as exc:  # host unreachable at preview: create() will say so
             log.info("adoption check skipped: %s", exc)

@@ -5,7 +5,7 @@ from .domain import (Channel, Console, Disk, Domain, FirmwareFeature, Graphics, 
 from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, HostCapabilities, HostCpu, MdevType, NodeDevice,
                        NumaCell)
 from .hostdev import Hostdev, VcpuPin, format_cpuset, format_pci_address, parse_cpuset, split_pci_address
-from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
+from .network import IP, DhcpHost, DhcpRange, DnsHost, Network, NetworkOwner
 from .pool import Pool, PoolDevice, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
 
@@ -13,7 +13,7 @@ __all__ = [
     "VDESK_NS", "XMLObject", "declared_properties",
     "Channel", "Console", "Disk", "Domain", "FirmwareFeature", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
     "SharedDirectory", "Tpm", "Video",
-    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolTypeSupport",
+    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "NetworkOwner", "Pool", "PoolDevice", "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
     "CpuMode", "CpuModel", "DomainCapabilities", "HostCapabilities", "HostCpu", "MdevType", "NodeDevice", "NumaCell",
     "Hostdev", "VcpuPin", "format_cpuset", "format_pci_address", "parse_cpuset", "split_pci_address",

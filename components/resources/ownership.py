@@ -1,0 +1,74 @@
+"""Which stack a libvirt object belongs to, so that no stack adopts, refreshes or deletes another's.
+
+Two records say it, and either one is enough to make an object a stack's:
+- the object's own vdesk <metadata> (domains, containers, networks), written when vdesk creates it;
+- the creation journal ($VDESK_STATE/journal/<stack>/), which vdesk's create and adopt write for every object
+  (pools, volumes and seeds too, where libvirt keeps no metadata).
+Neither can be written from a stack file: metadata names the stack that runs (pulumi.get_stack()), and
+the journal is written under that same name, in the runner's state directory.
+"""
+from __future__ import annotations
+
+import logging
+
+import libvirt
+
+from .. import xmlmodel
+from ..host.connection import connect, lookup
+from ..errors import VdeskError
+from . import journal
+
+log = logging.getLogger(__name__)
+
+_METADATA_KINDS = ("domain", "container", "network")
+
+
+def metadata_stack(conn, kind: str, name: str) -> str | None:
+    """The stack named in an object's vdesk metadata, or None (no such object, or not vdesk's)."""
+    if kind in ("domain", "container"):
+        dom = lookup(conn.lookupByName, name)
+        if dom is None:
+            return None
+        model = (xmlmodel.Domain if kind == "domain" else xmlmodel.Container).from_xml(dom.XMLDesc(0))
+    elif kind == "network":
+        net = lookup(conn.networkLookupByName, name)
+        if net is None:
+            return None
+        model = xmlmodel.Network.from_xml(net.XMLDesc(0))
+    else:
+        return None
+    return (model.owner.stack or None) if model.owner is not None else None
+
+
+def owners(uri: str, kind: str, name: str, *, conn=None) -> list[str]:
+    """Every stack that owns the object (`name` is pool/volume for volumes and seeds); empty: no stack."""
+    found = set(journal.owners(kind, uri, name))
+    if kind in _METADATA_KINDS:
+        if conn is None:
+            with connect(uri) as own:
+                stack = metadata_stack(own, kind, name)
+        else:
+            stack = metadata_stack(conn, kind, name)
+        if stack:
+            found.add(stack)
+    return sorted(found)
+
+
+def others(uri: str, kind: str, name: str, stack: str, *, conn=None) -> list[str]:
+    """The stacks other than `stack` that own the object."""
+    return [s for s in owners(uri, kind, name, conn=conn) if s != stack]
+
+
+def refusal(kind: str, name: str, theirs: list[str]) -> str:
+    """Why an object of another stack is not this one's to take or remove."""
+    return (f"{kind} {name!r} belongs to stack {', '.join(repr(s) for s in theirs)}; a stack never adopts, "
+            "changes or removes another stack's objects")
+
+
+def safe_others(uri: str, kind: str, name: str, stack: str) -> list[str]:
+    """others(), or [] when the host cannot be asked (the create or delete that follows then says why)."""
+    try:
+        return others(uri, kind, name, stack)
+    except (libvirt.libvirtError, VdeskError, OSError) as exc:
+        log.info("owner of %s %r not known: %s", kind, name, exc)
+        return []
