@@ -72,3 +72,52 @@ def safe_others(uri: str, kind: str, name: str, stack: str) -> list[str]:
     except (libvirt.libvirtError, VdeskError, OSError) as exc:
         log.info("owner of %s %r not known: %s", kind, name, exc)
         return []
+
+
+def stack_problems(stack: str, config, hosts) -> list[tuple[str, str]]:
+    """At preview: every object the stack would make or adopt that another stack owns, named by the field
+    that asks for it (`pools.main.adopt`, `users[0].adopt`) or, for a name made from the prefix, `vdesk:prefix`.
+
+    `config` is the validated StackConfig, `hosts` its hosts resolved (a host that cannot be reached is not
+    asked: what is on it fails at `up`, where the providers check again)."""
+    wanted = []       # (field, uri, kind, libvirt name)
+
+    def want(adopt, uri: str | None, kind: str, name: str, adopt_field: str) -> None:
+        if uri:
+            wanted.append((adopt_field if adopt else "vdesk:prefix", uri, kind, name))
+
+    def reachable(host: str) -> str | None:
+        h = hosts.get(host)
+        return None if h is None or h.unreachable else h.uri
+
+    pool_names = {}
+    for name, p in config.pools.items():
+        pool_names[name] = p.libvirt_name or f"{config.prefix}-{name}"
+        for h in p.hosts or (p.host,):
+            want(p.adopt, reachable(h), "pool", pool_names[name], f"pools.{name}.adopt")
+    for name, n in config.networks.items():
+        for h in n.hosts or (n.host,):
+            want(n.adopt, reachable(h), "network", n.libvirt_name or f"{config.prefix}-{name}",
+                 f"networks.{name}.adopt")
+    for d in config.desktops.values():
+        vm, uri, pool = f"{config.prefix}-{d.name}", reachable(d.host), pool_names.get(d.pool)
+        want(d.adopt, uri, "domain", vm, d.field("adopt"))
+        if pool:
+            want(d.adopt, uri, "volume", f"{pool}/{vm}.qcow2", d.field("adopt"))
+            want(d.adopt, uri, "seed", f"{pool}/{vm}-seed.iso", d.field("adopt"))
+    for name, c in config.containers.items():
+        h = hosts.get(c.host)
+        if h is not None and not h.unreachable and h.lxc_uri:
+            want(False, h.lxc_uri, "container", f"{config.prefix}-{name}", "vdesk:prefix")
+    problems = []
+    for field, uri, kind, name in wanted:
+        try:
+            theirs = others(uri, kind, name, stack)
+        except (libvirt.libvirtError, VdeskError) as exc:
+            log.info("owner of %s %r not known at preview: %s", kind, name, exc)
+            continue
+        if theirs:
+            shown = name.split("/", 1)[-1]
+            problems.append((field, refusal(kind, shown, theirs) + (
+                "" if field != "vdesk:prefix" else f": choose a prefix of this stack's own (it is {config.prefix!r})")))
+    return list(dict.fromkeys(problems))
