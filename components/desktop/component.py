@@ -191,7 +191,7 @@ class Desktop(pulumi.ComponentResource):
             "display_password": self.display_password,
             "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
             # the browser console: `make console` signs a link for this desktop with its host's gateway key
-            "console": {"dir": host.console_dir, "desktop": vm_name} if host.console_dir else None,
+            "console": {"dir": host.console_dir, "desktop": vm_name, "stack": stack} if host.console_dir else None,
             "state": self.state,
             "host": host.name,
             "user": user,
