@@ -21,7 +21,8 @@ from . import journal, ownership
 log = logging.getLogger(__name__)
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for "known only after apply"
-_INTERNAL = {"__provider"}
+ADOPTING = "__adopting"   # set by check: this create takes over an existing object (the plan says "adopt")
+_INTERNAL = {"__provider", ADOPTING}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +284,10 @@ class DeclaredProvider(ResourceProvider):
             if theirs := self.other_owners(inputs):
                 return [CheckFailure("adopt", "adopt: " + ownership.refusal(self.JOURNAL_KIND, inputs.get("name"),
                                                                             theirs))]
-            return [CheckFailure(p, m) for p, m in self.adoption_problems(inputs)]
+            problems = self.adoption_problems(inputs)
+            if not problems and self.existing_id(inputs) is not None:
+                inputs[ADOPTING] = True
+            return [CheckFailure(p, m) for p, m in problems]
         except Exception as exc:  # host unreachable at preview: create() will say so
             log.info("adoption check skipped: %s", exc)
             return []
