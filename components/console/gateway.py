@@ -75,12 +75,12 @@ class ConsoleTokens(BasePlugin):
                 dom = conn.lookupByName(desktop)
             except libvirt.libvirtError:
                 raise Refused("no such desktop") from None
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
+            refuse_other_stack(grant, live.owner.stack if live.owner else None)   # before saying anything of it
             if not dom.isActive():
                 raise Refused("the desktop is not running")
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
         finally:
             conn.close()
-        refuse_other_stack(grant, live.owner.stack if live.owner else None)
         vnc = next((g for g in live.graphics if g.type == "vnc"), None)
         if vnc is None:
             raise Refused("the desktop has no VNC display")

@@ -63,3 +63,15 @@ def test_the_console_command_mints_for_the_stack_of_the_desktops_outputs(tmp_pat
                                                                       "stack": "team-a"}})
     token = url.split("token%3D", 1)[1].split("&", 1)[0].split("%26", 1)[0]
     assert tokens.verify(tokens.signing_key(tmp_path), token, "team-a-ann").stack == "team-a"
+
+
+def test_another_stacks_stopped_desktop_is_refused_as_another_stacks_not_as_stopped(tmp_path, team_a_desktop):
+    team_a_desktop.destroy()
+    try:
+        key = tokens.signing_key(tmp_path, create=True)
+        with pytest.raises(Refused, match="a token of another stack"):
+            _gateway_grant(tmp_path, tokens.mint(key, "team-a-ann", 60, stack="team-b")[0])
+        with pytest.raises(Refused, match="not running"):
+            _gateway_grant(tmp_path, tokens.mint(key, "team-a-ann", 60, stack="team-a")[0])
+    finally:
+        team_a_desktop.create()
