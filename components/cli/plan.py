@@ -71,7 +71,9 @@ def render(stack: str, summary: dict) -> str:
     for op in ("adopt", "create", "update", "replace", "delete"):
         for thing, parts in sorted(summary.get(op, {}).items()):
             if op == "adopt":      # which objects it takes over: the reviewer must see each one
-                detail = "takes over the existing " + ", ".join(sorted(p.split(":")[0] for p in parts))
+                names = {p.split(":")[0] for p in parts}
+                detail = "takes over the existing " + ", ".join(sorted(
+                    thing.split(" ", 1)[1] if n == "(itself)" else n for n in names))
             else:
                 detail = f"{len(parts)} resource(s)" if op in ("create", "delete") else "; ".join(sorted(set(parts)))
             lines.append(f"  {op:8} {thing} ({detail})")

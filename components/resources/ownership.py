@@ -118,6 +118,10 @@ def stack_problems(stack: str, config, hosts) -> list[tuple[str, str]]:
             continue
         if theirs:
             shown = name.split("/", 1)[-1]
-            problems.append((field, refusal(kind, shown, theirs) + (
-                "" if field != "vdesk:prefix" else f": choose a prefix of this stack's own (it is {config.prefix!r})")))
+            if field == "vdesk:prefix":
+                problems.append((field, f"{config.prefix!r} makes the name of {kind} {shown!r}, which belongs to "
+                                        f"stack {', '.join(repr(s) for s in theirs)}: choose a prefix of this "
+                                        "stack's own"))
+            else:
+                problems.append((field, refusal(kind, shown, theirs)))
     return list(dict.fromkeys(problems))

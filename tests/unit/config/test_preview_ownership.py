@@ -68,10 +68,9 @@ def test_adopting_another_stacks_objects_names_each_adopt_field_and_the_owner(de
 def test_a_prefix_that_makes_another_stacks_names_is_refused(dev_stack):
     problems = _problems(_takeover())
     assert {p for p, _ in problems} == {"vdesk:prefix"}
-    assert [m.split(";")[0] for _, m in problems] == [
-        "pool 'dev-main' belongs to stack 'dev'", "network 'dev-lan' belongs to stack 'dev'",
-        "domain 'dev-dev' belongs to stack 'dev'", "volume 'dev-dev.qcow2' belongs to stack 'dev'"]
-    assert problems[0][1].endswith("choose a prefix of this stack's own (it is 'dev')")
+    assert [m for _, m in problems] == [
+        f"'dev' makes the name of {what}, which belongs to stack 'dev': choose a prefix of this stack's own"
+        for what in ("pool 'dev-main'", "network 'dev-lan'", "domain 'dev-dev'", "volume 'dev-dev.qcow2'")]
     assert dev_stack.resources == []
 
 
