@@ -212,7 +212,8 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     hosts = resolve_hosts(config, probe_kernel)
     facts = HostFacts(hosts)
     config, result = place_desktops(stack, config, facts)
-    if owned := ownership.stack_problems(stack, config, hosts):    # another stack's objects are never taken
+    # Another stack's objects are never taken: refused here, naming the field that reaches for them.
+    if owned := ownership.stack_problems(stack, config, hosts, pulumi.get_project()):
         raise InputError(owned)
     check_macs(config, {name: h.uri for name, h in hosts.items()})
     check_capacity(config, hosts, facts)

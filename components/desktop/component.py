@@ -108,7 +108,8 @@ class Desktop(pulumi.ComponentResource):
                 hostdevs.append({"type": "mdev", "uuid": mdev.uuid})
 
         domain = Domain(f"{name}-vm", {
-            "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
+            "host_uri": host.uri, "name": vm_name, "owner": stack, "project": pulumi.get_project(),
+            "domain_type": host.domain_type,
             "boot": image.boot,
             # Unset when off, so the domains of desktops made before these settings existed stay as they are.
             "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,

@@ -41,7 +41,7 @@ from ..errors import VdeskError
 from ..guest import GuestError, GuestTimeout
 from ..guest.ssh import CommandResult, render_command
 from ..names import name_problem, stable_mac
-from .provider import UNKNOWN, DeclaredProvider, Prop
+from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
 from ..xmlmodel.domain import Console, Interface
@@ -252,7 +252,8 @@ def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
         init_env=[InitEnv(name=k, value=v) for k, v in (e.split("=", 1) for e in props.get("env") or [])],
         privnet=True,   # its own network namespace, with or without NICs
         on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
-        owner=ContainerOwner(stack=props.get("owner") or "", resource=props["name"]),
+        owner=ContainerOwner(stack=props.get("owner") or "", resource=props["name"],
+                             project=props.get("project") or None),
         emulator=emulator,
     )
     if uid_base is not None:
@@ -417,6 +418,7 @@ class ContainerProvider(DeclaredProvider):
                          doc="libvirt LXC URI, e.g. the embedded host's `lxc:///system?socket=…`"),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
         "owner": Prop(str, default="", doc="stack that owns the container (metadata)"),
+        "project": PROJECT,
         "image": Prop(str, required=True, replaces=True, validate=_absolute,
                       doc="golden image directory (or qcow2/raw ext4 file) the root tree is copied from"),
         "containers_dir": Prop(str, required=True, replaces=True, validate=_absolute,

@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 _METADATA_KINDS = ("domain", "container", "network")
 
 
-def metadata_stack(conn, kind: str, name: str) -> str | None:
-    """The stack named in an object's vdesk metadata, or None (no such object, or not vdesk's)."""
+def metadata_owner(conn, kind: str, name: str) -> tuple[str, str] | None:
+    """(stack, project) named in an object's vdesk metadata, or None (no such object, or not vdesk's);
+    the project is "" when the metadata predates it."""
     if kind in ("domain", "container"):
         dom = lookup(conn.lookupByName, name)
         if dom is None:
@@ -37,26 +38,32 @@ def metadata_stack(conn, kind: str, name: str) -> str | None:
         model = xmlmodel.Network.from_xml(net.XMLDesc(0))
     else:
         return None
-    return (model.owner.stack or None) if model.owner is not None else None
+    if model.owner is None or not model.owner.stack:
+        return None
+    return model.owner.stack, model.owner.project or ""
 
 
-def owners(uri: str, kind: str, name: str, *, conn=None) -> list[str]:
-    """Every stack that owns the object (`name` is pool/volume for volumes and seeds); empty: no stack."""
+def owners(uri: str, kind: str, name: str, *, project: str = "", conn=None) -> list[str]:
+    """Every stack that owns the object (`name` is pool/volume for volumes and seeds); empty: no stack.
+
+    A stack of another Pulumi project (where both projects are known) is named "<project>/<stack>": it is
+    not this project's stack of the same name."""
     found = set(journal.owners(kind, uri, name))
     if kind in _METADATA_KINDS:
         if conn is None:
             with connect(uri) as own:
-                stack = metadata_stack(own, kind, name)
+                meta = metadata_owner(own, kind, name)
         else:
-            stack = metadata_stack(conn, kind, name)
-        if stack:
-            found.add(stack)
+            meta = metadata_owner(conn, kind, name)
+        if meta:
+            stack, theirs = meta
+            found.add(stack if not project or not theirs or theirs == project else f"{theirs}/{stack}")
     return sorted(found)
 
 
-def others(uri: str, kind: str, name: str, stack: str, *, conn=None) -> list[str]:
-    """The stacks other than `stack` that own the object."""
-    return [s for s in owners(uri, kind, name, conn=conn) if s != stack]
+def others(uri: str, kind: str, name: str, stack: str, *, project: str = "", conn=None) -> list[str]:
+    """The stacks other than `stack` (of `project`) that own the object."""
+    return [s for s in owners(uri, kind, name, project=project, conn=conn) if s != stack]
 
 
 def refusal(kind: str, name: str, theirs: list[str]) -> str:
@@ -65,16 +72,16 @@ def refusal(kind: str, name: str, theirs: list[str]) -> str:
             "changes or removes another stack's objects")
 
 
-def safe_others(uri: str, kind: str, name: str, stack: str) -> list[str]:
+def safe_others(uri: str, kind: str, name: str, stack: str, project: str = "") -> list[str]:
     """others(), or [] when the host cannot be asked (the create or delete that follows then says why)."""
     try:
-        return others(uri, kind, name, stack)
+        return others(uri, kind, name, stack, project=project)
     except (libvirt.libvirtError, VdeskError, OSError) as exc:
         log.info("owner of %s %r not known: %s", kind, name, exc)
         return []
 
 
-def stack_problems(stack: str, config, hosts) -> list[tuple[str, str]]:
+def stack_problems(stack: str, config, hosts, project: str = "") -> list[tuple[str, str]]:
     """At preview: every object the stack would make or adopt that another stack owns, named by the field
     that asks for it (`pools.main.adopt`, `users[0].adopt`) or, for a name made from the prefix, `vdesk:prefix`.
 
@@ -112,7 +119,7 @@ def stack_problems(stack: str, config, hosts) -> list[tuple[str, str]]:
     problems = []
     for field, uri, kind, name in wanted:
         try:
-            theirs = others(uri, kind, name, stack)
+            theirs = others(uri, kind, name, stack, project=project)
         except (libvirt.libvirtError, VdeskError) as exc:
             log.info("owner of %s %r not known at preview: %s", kind, name, exc)
             continue

@@ -67,7 +67,9 @@ ADOPT = Prop(bool, default=False, inert=True,
                  "its replace-properties must match, in-place ones are then updated")
 OWNER = Prop(str, default="", inert=True,
              doc="the stack that makes it: its creation journal lets the next run take over what an "
-                 "interrupted run left behind")
+                 "interrupted run left behind, and no other stack adopts, refreshes or deletes it")
+PROJECT = Prop(str, default="", inert=True,
+               doc="the Pulumi project of the stack that makes it (in its owner metadata)")
 
 
 def _owned_read(read):
@@ -254,7 +256,8 @@ class DeclaredProvider(ResourceProvider):
         if not self.JOURNAL_KIND or not props.get("owner") or not props.get("host_uri") or not props.get("name") \
                 or any(_is_unknown(props.get(k)) for k in ("host_uri", "name", "pool", "owner")):
             return []
-        return ownership.safe_others(props["host_uri"], self.JOURNAL_KIND, self.journal_name(props), props["owner"])
+        return ownership.safe_others(props["host_uri"], self.JOURNAL_KIND, self.journal_name(props), props["owner"],
+                                     props.get("project") or "")
 
     def recover(self, id_: str, props: dict, entry) -> CreateResult | None:
         """Take over what an interrupted run of this stack left: a complete object that matches the

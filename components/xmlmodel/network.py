@@ -41,6 +41,7 @@ class NetworkOwner(XMLObject):
     TAG = _META
     stack = Field("{%s}stack" % VDESK_NS)
     resource = Field("{%s}resource" % VDESK_NS)
+    project = Field("{%s}project" % VDESK_NS)
 
 
 class Network(XMLObject):

@@ -128,3 +128,26 @@ def test_pruning_removes_only_this_stacks_expired_backups(conn):
         assert backups.prune(pool, owner="team-a", uri=URI) == [theirs]
     finally:
         disk.delete(0)
+
+
+def test_owner_metadata_names_the_project_and_a_stack_of_another_project_is_not_this_one(conn):
+    made = DomainProvider().create(checked(DomainProvider(), _domain("dev", project="vdesk")))
+    try:
+        live = xmlmodel.Domain.from_xml(conn.lookupByName("own-vm").XMLDesc(0))
+        assert live.owner == xmlmodel.Owner(stack="dev", resource="own-vm", project="vdesk")
+        journal.forget("dev", "domain", URI, "own-vm")
+        assert ownership.others(URI, "domain", "own-vm", "dev", project="vdesk") == []
+        assert ownership.others(URI, "domain", "own-vm", "dev", project="lab") == ["vdesk/dev"]
+        assert _refusals(DomainProvider(), _domain("dev", project="lab", adopt=True))[0][1].startswith(
+            "adopt: domain 'own-vm' belongs to stack 'vdesk/dev'")
+    finally:
+        DomainProvider().delete(made.id, made.outs)
+
+
+def test_a_network_names_its_project_too(conn):
+    made = NetworkProvider().create(checked(NetworkProvider(), _network("team-a", project="vdesk")))
+    try:
+        live = xmlmodel.Network.from_xml(conn.networkLookupByName("own-lan").XMLDesc(0))
+        assert live.owner == xmlmodel.NetworkOwner(stack="team-a", resource="own-lan", project="vdesk")
+    finally:
+        NetworkProvider().delete(made.id, made.outs)
