@@ -413,6 +413,7 @@ def stop_container(dom, timeout_s: float) -> str:
 # --- the provider --------------------------------------------------------------------
 
 class ContainerProvider(DeclaredProvider):
+    OWNER_KIND = "container"         # its owner is its metadata: no other stack's refresh or destroy takes it
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True, validate=_lxc_uri_problem,
                          doc="libvirt LXC URI, e.g. the embedded host's `lxc:///system?socket=…`"),

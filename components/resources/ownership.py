@@ -14,6 +14,7 @@ import logging
 import libvirt
 
 from .. import xmlmodel
+from ..xmlmodel.container import Container
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from . import journal
@@ -30,7 +31,7 @@ def metadata_owner(conn, kind: str, name: str) -> tuple[str, str] | None:
         dom = lookup(conn.lookupByName, name)
         if dom is None:
             return None
-        model = (xmlmodel.Domain if kind == "domain" else xmlmodel.Container).from_xml(dom.XMLDesc(0))
+        model = (xmlmodel.Domain if kind == "domain" else Container).from_xml(dom.XMLDesc(0))
     elif kind == "network":
         net = lookup(conn.networkLookupByName, name)
         if net is None:

@@ -96,7 +96,7 @@ def _adopting(create):
             existing = self.existing_id(props)
             if existing is not None and props.get("adopt"):
                 if theirs := self.other_owners(props):
-                    raise VdeskError(f"cannot adopt: {ownership.refusal(self.JOURNAL_KIND, props.get('name'), theirs)}")
+                    raise VdeskError(f"cannot adopt: {self.owned_elsewhere(props, theirs)}")
                 result = self.adopt(existing, props)
                 if identity:
                     journal.note(*identity, journal.CREATED)
@@ -127,8 +127,7 @@ def _journaled_delete(delete):
     @functools.wraps(delete)
     def wrapper(self, id_, props):
         if theirs := self.other_owners(props):
-            log.warning("leaving %s: %s", props.get("name"), ownership.refusal(self.JOURNAL_KIND, props.get("name"),
-                                                                             theirs))
+            log.warning("leaving %s: %s", props.get("name"), self.owned_elsewhere(props, theirs))
             return None
         result = delete(self, id_, props)
         identity = self.journal_identity(props)
@@ -153,14 +152,15 @@ class DeclaredProvider(ResourceProvider):
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
         if "create" in cls.__dict__ and "adopt" in cls.PROPS:
             cls.create = _adopting(cls.create)
-        if "delete" in cls.__dict__ and cls.JOURNAL_KIND:
+        if "delete" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
             cls.delete = _journaled_delete(cls.delete)
-        if "read" in cls.__dict__ and cls.JOURNAL_KIND:
+        if "read" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
             cls.read = _owned_read(cls.read)
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
     JOURNAL_KIND = ""                # the kind of libvirt object it makes (journaled when an owner is given)
+    OWNER_KIND = ""                  # the kind whose owner is read, when it is not journaled (containers)
     # Replacing with the same name/MAC cannot coexist: delete the old one first.
     DELETE_BEFORE_REPLACE = True
 
@@ -250,13 +250,20 @@ class DeclaredProvider(ResourceProvider):
     def journal_name(self, props: dict) -> str:
         return props["name"]
 
+    def owner_kind(self) -> str:
+        return self.JOURNAL_KIND or self.OWNER_KIND
+
+    def owned_elsewhere(self, props: dict, theirs: list[str]) -> str:
+        return ownership.refusal(self.owner_kind(), props.get("name"), theirs)
+
     def other_owners(self, props: dict) -> list[str]:
         """The other stacks that own the object these props name ([] when the host cannot be asked, and
         without an owner: what only an import, never a stack's program, declares)."""
-        if not self.JOURNAL_KIND or not props.get("owner") or not props.get("host_uri") or not props.get("name") \
+        kind = self.owner_kind()
+        if not kind or not props.get("owner") or not props.get("host_uri") or not props.get("name") \
                 or any(_is_unknown(props.get(k)) for k in ("host_uri", "name", "pool", "owner")):
             return []
-        return ownership.safe_others(props["host_uri"], self.JOURNAL_KIND, self.journal_name(props), props["owner"],
+        return ownership.safe_others(props["host_uri"], kind, self.journal_name(props), props["owner"],
                                      props.get("project") or "")
 
     def recover(self, id_: str, props: dict, entry) -> CreateResult | None:
@@ -285,8 +292,7 @@ class DeclaredProvider(ResourceProvider):
             return []  # depends on something not created yet; create() checks again
         try:
             if theirs := self.other_owners(inputs):
-                return [CheckFailure("adopt", "adopt: " + ownership.refusal(self.JOURNAL_KIND, inputs.get("name"),
-                                                                            theirs))]
+                return [CheckFailure("adopt", "adopt: " + self.owned_elsewhere(inputs, theirs))]
             problems = self.adoption_problems(inputs)
             if not problems and self.existing_id(inputs) is not None:
                 inputs[ADOPTING] = True

@@ -151,3 +151,18 @@ def test_a_network_names_its_project_too(conn):
         assert live.owner == xmlmodel.NetworkOwner(stack="team-a", resource="own-lan", project="vdesk")
     finally:
         NetworkProvider().delete(made.id, made.outs)
+
+
+def test_another_stacks_container_is_neither_refreshed_nor_deleted(conn, tmp_path):
+    """A container's owner is its metadata alone (no journal): read and delete of team-b leave team-a's."""
+    from components.resources.container import ContainerProvider
+    from components.xmlmodel.container import Container, ContainerOwner
+    dom = conn.defineXML(Container(type="test", name="own-ct", memory_kib=65536, vcpus=1, os_type="exe",
+                                   init="/sbin/init", owner=ContainerOwner(stack="team-a", resource="own-ct")).to_xml())
+    try:
+        theirs = {"host_uri": URI, "name": "own-ct", "owner": "team-b", "containers_dir": str(tmp_path)}
+        assert ContainerProvider().read(dom.UUIDString(), theirs).id == ""
+        ContainerProvider().delete(dom.UUIDString(), theirs)
+        assert conn.lookupByName("own-ct").UUIDString() == dom.UUIDString()
+    finally:
+        dom.undefine()
