@@ -44,6 +44,19 @@ def metadata_owner(conn, kind: str, name: str) -> tuple[str, str] | None:
     return model.owner.stack, model.owner.project or ""
 
 
+def exists(conn, kind: str, name: str) -> bool:
+    """Whether the object is on the host (`name` is pool/volume for volumes and seeds)."""
+    if kind in ("domain", "container"):
+        return lookup(conn.lookupByName, name) is not None
+    if kind == "network":
+        return lookup(conn.networkLookupByName, name) is not None
+    if kind == "pool":
+        return lookup(conn.storagePoolLookupByName, name) is not None
+    pool_name, _, volume = name.partition("/")
+    pool = lookup(conn.storagePoolLookupByName, pool_name)
+    return pool is not None and bool(pool.isActive()) and lookup(pool.storageVolLookupByName, volume) is not None
+
+
 def owners(uri: str, kind: str, name: str, *, project: str = "", conn=None) -> list[str]:
     """Every stack that owns the object (`name` is pool/volume for volumes and seeds); empty: no stack.
 
@@ -118,16 +131,25 @@ def stack_problems(stack: str, config, hosts, project: str = "") -> list[tuple[s
         if h is not None and not h.unreachable and h.lxc_uri:
             want(False, h.lxc_uri, "container", f"{config.prefix}-{name}", "vdesk:prefix")
     problems = []
-    for field, uri, kind, name in wanted:
+    for uri in dict.fromkeys(u for _, u, _, _ in wanted):
         try:
-            theirs = others(uri, kind, name, stack, project=project)
+            with connect(uri) as conn:
+                found = [(field, kind, name, others(uri, kind, name, stack, project=project, conn=conn))
+                         for field, u, kind, name in wanted if u == uri and exists(conn, kind, name)]
         except (libvirt.libvirtError, VdeskError) as exc:
-            log.info("owner of %s %r not known at preview: %s", kind, name, exc)
+            log.info("owners on %s not known at preview: %s", uri, exc)
             continue
+        problems += _worded(found, config.prefix)
+    return list(dict.fromkeys(problems))
+
+
+def _worded(found, prefix: str) -> list[tuple[str, str]]:
+    problems = []
+    for field, kind, name, theirs in found:
         if theirs:
             shown = name.split("/", 1)[-1]
             if field == "vdesk:prefix":
-                problems.append((field, f"{config.prefix!r} makes the name of {kind} {shown!r}, which belongs to "
+                problems.append((field, f"{prefix!r} makes the name of {kind} {shown!r}, which belongs to "
                                         f"stack {', '.join(repr(s) for s in theirs)}: choose a prefix of this "
                                         "stack's own"))
             else:

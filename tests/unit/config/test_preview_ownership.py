@@ -12,6 +12,8 @@ from components import xmlmodel
 from components.errors import InputError
 from components.resources import journal
 from components.resources.network import NetworkProvider
+from components.resources.pool import PoolProvider
+from components.resources.volume import VolumeProvider
 from components.resources.ownership import stack_problems
 from tests.support.providers import checked
 from tests.unit.config.test_program import example_stack, golden, mocks  # noqa: F401  (fixtures)
@@ -26,14 +28,28 @@ def dev_stack(conn, tmp_path, monkeypatch, mocks, golden):  # noqa: F811
     monkeypatch.setenv("VDESK_STATE", str(tmp_path / "state"))
     lan = NetworkProvider().create(checked(NetworkProvider(), {"host_uri": URI, "name": "dev-lan",
                                                                "cidr": "10.77.0.0/24", "owner": "dev"}))
-    journal.note("dev", "pool", URI, "dev-main", journal.CREATED)
-    journal.note("dev", "volume", URI, "dev-main/dev-dev.qcow2", journal.CREATED)
+    pool = PoolProvider().create(checked(PoolProvider(), {"host_uri": URI, "name": "dev-main",
+                                                          "path": str(tmp_path / "dev-main"), "owner": "dev"}))
+    disk = VolumeProvider().create(checked(VolumeProvider(), {"host_uri": URI, "pool": "dev-main",
+                                                              "name": "dev-dev.qcow2", "format": "qcow2",
+                                                              "capacity_bytes": 1024**2, "owner": "dev"}))
     dom = conn.defineXML(xmlmodel.Domain(type="test", name="dev-dev", memory_kib=65536, vcpus=1, os_type="hvm",
                                          arch="x86_64", owner=xmlmodel.Owner(stack="dev", resource="dev-dev"))
                          .to_xml())
     yield mocks
     dom.undefine()
+    VolumeProvider().delete(disk.id, disk.outs)
+    PoolProvider().delete(pool.id, pool.outs)
     NetworkProvider().delete(lan.id, lan.outs)
+
+
+def test_a_record_of_an_object_that_is_gone_refuses_nothing(dev_stack, conn):
+    """(A journal entry can outlive its object, e.g. one removed by hand: only what is there collides.)"""
+    journal.note("dev", "domain", URI, "dev-gone", journal.CREATED)
+    raw = _takeover()
+    raw["users"][0]["name"] = "gone"
+    problems = _problems(raw)
+    assert not [m for _, m in problems if "dev-gone" in m]
 
 
 def _takeover(**adopt):
