@@ -37,7 +37,8 @@ def console_link(desktop: dict, *, valid_for_s: int | None = None) -> tuple[str,
     valid_for_s = valid_for_s or settings.link_validity_s
     if not 0 < valid_for_s <= MAX_LINK_VALIDITY_S:
         raise VdeskError(f"a console link may be valid for 1 s to {MAX_LINK_VALIDITY_S // 86400} days")
-    token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s)
+    token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s,
+                                 stack=console.get("stack") or "")
     return tokens.console_url(base, console["desktop"], token, desktop.get("display_password")), expires
 
 

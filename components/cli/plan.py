@@ -15,6 +15,7 @@ import sys
 
 _KINDS = {"vdesk:index:Desktop": "desktop", "vdesk:index:Image": "image", "vdesk:index:Container": "container"}
 _CHANGES = ("create", "update", "replace", "create-replacement", "delete-replaced", "delete")
+_ADOPTING = "__adopting"     # the providers' check marks a create that takes over an existing object
 
 
 def _name(urn: str) -> str:
@@ -43,6 +44,8 @@ def summarize(plan: dict) -> dict[str, dict[str, list[str]]]:
         thing = f"{kind} {_name(owner)}"
         part = _name(urn) if owner != urn else "(itself)"
         reasons = step.get("diffReasons") or _changed_inputs(step)
+        if op == "create" and ((step.get("newState") or {}).get("inputs") or {}).get(_ADOPTING):
+            op = "adopt"
         result["replace" if op in ("replace", "create-replacement", "delete-replaced") else op][thing].append(
             f"{part}{': ' + ', '.join(reasons) if reasons else ''}")
     return result
@@ -65,9 +68,14 @@ def render(stack: str, summary: dict) -> str:
     if not summary:
         return f"plan for stack {stack}: no changes"
     lines = [f"plan for stack {stack}:"]
-    for op in ("create", "update", "replace", "delete"):
+    for op in ("adopt", "create", "update", "replace", "delete"):
         for thing, parts in sorted(summary.get(op, {}).items()):
-            detail = f"{len(parts)} resource(s)" if op in ("create", "delete") else "; ".join(sorted(set(parts)))
+            if op == "adopt":      # which objects it takes over: the reviewer must see each one
+                names = {p.split(":")[0] for p in parts}
+                detail = "takes over the existing " + ", ".join(sorted(
+                    thing.split(" ", 1)[1] if n == "(itself)" else n for n in names))
+            else:
+                detail = f"{len(parts)} resource(s)" if op in ("create", "delete") else "; ".join(sorted(set(parts)))
             lines.append(f"  {op:8} {thing} ({detail})")
     return "\n".join(lines)
 

@@ -25,8 +25,9 @@ from .access import stack_outputs
 KEEP_RESTORED_FROM_DAYS = 7
 
 
-def restore(uri: str, domain_name: str, disk_path: str, backup: str | None = None) -> str:
-    """Restore `backup` (default: the newest) into the desktop's disk; returns the name restored."""
+def restore(uri: str, domain_name: str, disk_path: str, backup: str | None = None, *, stack: str = "") -> str:
+    """Restore `backup` (default: the newest) into the desktop's disk; returns the name restored. The disk
+    before the restore is kept as a backup of `stack`'s."""
     with connect(uri) as conn:
         disk = conn.storageVolLookupByPath(disk_path)
         pool = disk.storagePoolLookupByVolume()
@@ -41,7 +42,7 @@ def restore(uri: str, domain_name: str, disk_path: str, backup: str | None = Non
         was_running = bool(dom.isActive())
         shut_down(dom, 60)
         fmt = _format(disk)
-        backups.take(pool, disk, KEEP_RESTORED_FROM_DAYS)
+        backups.take(pool, disk, KEEP_RESTORED_FROM_DAYS, owner=stack, uri=uri)
         source = pool.storageVolLookupByName(chosen.name)
         capacity = source.info()[1]
         disk.delete(0)
@@ -76,7 +77,7 @@ def main(argv: list[str]) -> int:
                 print(f"{b.name}  taken {b.taken:%Y-%m-%d %H:%M} UTC, kept until {b.expires:%Y-%m-%d %H:%M} UTC")
         return 0
     try:
-        name = restore(desk["host_uri"], desk["name"], desk["disk"], args.backup)
+        name = restore(desk["host_uri"], desk["name"], desk["disk"], args.backup, stack=args.stack)
     except libvirt.libvirtError as exc:
         print(f"restore: {exc.get_error_message()}", file=sys.stderr)
         return 1

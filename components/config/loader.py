@@ -21,6 +21,7 @@ from ..host.resolve import HostUnreachable, offline as offline_host
 from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
 from ..image import Image, ImageArgs
+from ..resources import ownership
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
@@ -216,6 +217,9 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     hosts = resolve_hosts(config, probe_kernel)
     facts = HostFacts(hosts)
     config, result = place_desktops(stack, config, facts)
+    # Another stack's objects are never taken: refused here, naming the field that reaches for them.
+    if owned := ownership.stack_problems(stack, config, hosts, pulumi.get_project()):
+        raise InputError(owned)
     check_macs(config, {name: h.uri for name, h in hosts.items()})
     check_capacity(config, hosts, facts)
     check_hardware(config, facts)

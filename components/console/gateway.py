@@ -29,7 +29,7 @@ from websockify.websockifyserver import WebSockifyServer
 
 from .. import xmlmodel
 from .settings import ConsoleSettings
-from .tokens import Grant, Refused, signing_key, verify
+from .tokens import Grant, Refused, refuse_other_stack, signing_key, verify
 
 log = logging.getLogger("vdesk.console")
 NOVNC_DIR = "/usr/share/novnc"
@@ -61,8 +61,10 @@ class ConsoleTokens(BasePlugin):
         """What websockify's lookup(token) does, but for the desktop the URL names: a token names one."""
         return verify(signing_key(Path(self.source)), token, desktop)
 
-    def display_of(self, desktop: str) -> tuple[str, str | int]:
-        """Where the desktop's VNC display listens now: ('unix_socket', path) or (address, port)."""
+    def display_of(self, grant: Grant) -> tuple[str, str | int]:
+        """Where the granted desktop's VNC display listens now: ('unix_socket', path) or (address, port);
+        Refused when the desktop is not the stack's the grant was minted for."""
+        desktop = grant.desktop
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         try:
             conn = libvirt.open(self.libvirt_uri)
@@ -73,9 +75,10 @@ class ConsoleTokens(BasePlugin):
                 dom = conn.lookupByName(desktop)
             except libvirt.libvirtError:
                 raise Refused("no such desktop") from None
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
+            refuse_other_stack(grant, live.owner.stack if live.owner else None)   # before saying anything of it
             if not dom.isActive():
                 raise Refused("the desktop is not running")
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
         finally:
             conn.close()
         vnc = next((g for g in live.graphics if g.type == "vnc"), None)
@@ -116,7 +119,7 @@ class ConsoleHandler(ProxyRequestHandler):
         plugin: ConsoleTokens = self.server.token_plugin
         try:
             self.grant = plugin.grant((query.get("token") or [None])[0], desktop)
-            target = plugin.display_of(self.grant.desktop)
+            target = plugin.display_of(self.grant)
         except Refused as exc:
             log.info("refused desktop=%s from=%s reason=%s", desktop or "-", self.client_address[0], exc)
             self.send_error(403, "Forbidden")

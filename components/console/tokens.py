@@ -1,4 +1,6 @@
-"""Console links: an HS256 JWT that names one desktop and expires, signed with a per-host key.
+"""Console links: an HS256 JWT that names one desktop, the stack it is minted for, and expires, signed with a
+per-host key. The gateway serves the link only while the desktop's owner metadata names that same stack, so
+a stack cannot mint its way into another stack's desktop on a shared host.
 
 The key is 32 random bytes in a 0600 file of the host's console directory,
 created once; it never appears in Pulumi state, outputs or logs. A link's
@@ -30,6 +32,7 @@ class Refused(Exception):
 @dataclasses.dataclass(frozen=True)
 class Grant:
     desktop: str          # the libvirt domain name
+    stack: str            # the stack it was minted for ("": a desktop no stack owns)
     expires: float        # UNIX time
     link: str             # the token's own id (jti), for the logs: not the token
 
@@ -52,12 +55,13 @@ def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
     return key
 
 
-def mint(key: bytes, desktop: str, valid_for_s: float, *, now: float | None = None) -> tuple[str, float]:
-    """A token for `desktop`, valid for valid_for_s seconds; returns (token, expiry)."""
+def mint(key: bytes, desktop: str, valid_for_s: float, *, stack: str = "",
+         now: float | None = None) -> tuple[str, float]:
+    """A token for `stack`'s `desktop`, valid for valid_for_s seconds; returns (token, expiry)."""
     issued = time.time() if now is None else now
     expires = issued + valid_for_s
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "iat": int(issued), "exp": int(expires),
-              "jti": secrets.token_hex(6)}
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "stk": stack, "iat": int(issued),
+              "exp": int(expires), "jti": secrets.token_hex(6)}
     return jwt.encode(claims, key, algorithm=ALGORITHM), int(expires)
 
 
@@ -76,7 +80,14 @@ def verify(key: bytes, token: str | None, desktop: str | None) -> Grant:
         raise Refused(f"invalid token ({type(exc).__name__})") from None
     if claims["sub"] != desktop:
         raise Refused("a token for another desktop")
-    return Grant(desktop=desktop, expires=float(claims["exp"]), link=str(claims["jti"]))
+    return Grant(desktop=desktop, stack=str(claims.get("stk") or ""), expires=float(claims["exp"]),
+                 link=str(claims["jti"]))
+
+
+def refuse_other_stack(grant: Grant, owner_stack: str | None) -> None:
+    """Refused unless the desktop belongs to the stack the token was minted for."""
+    if (owner_stack or "") != grant.stack:
+        raise Refused("a token of another stack")
 
 
 def console_url(base: str, desktop: str, token: str, password: str | None) -> str:

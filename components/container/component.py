@@ -61,7 +61,7 @@ class Container(pulumi.ComponentResource):
             mac = stable_mac(host.lxc_uri, lxc_name, "nic0")
             nics = [args.network.name.apply(lambda n: {"network": n, "mac": mac})]
         container = LxcContainer(name, {
-            "host_uri": host.lxc_uri, "name": lxc_name, "owner": pulumi.get_stack(),
+            "host_uri": host.lxc_uri, "name": lxc_name, "owner": pulumi.get_stack(), "project": pulumi.get_project(),
             # A recipe image's directory comes from its build, so the container waits for it.
             "image": (args.image.build.directory if getattr(args.image, "build", None)
                       else os.path.dirname(args.image.files.disk)), "containers_dir": host.containers_dir,

@@ -108,7 +108,8 @@ class Desktop(pulumi.ComponentResource):
                 hostdevs.append({"type": "mdev", "uuid": mdev.uuid})
 
         domain = Domain(f"{name}-vm", {
-            "host_uri": host.uri, "name": vm_name, "owner": stack, "domain_type": host.domain_type,
+            "host_uri": host.uri, "name": vm_name, "owner": stack, "project": pulumi.get_project(),
+            "domain_type": host.domain_type,
             "boot": image.boot,
             # Unset when off, so the domains of desktops made before these settings existed stay as they are.
             "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,
@@ -191,7 +192,7 @@ class Desktop(pulumi.ComponentResource):
             "display_password": self.display_password,
             "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
             # the browser console: `make console` signs a link for this desktop with its host's gateway key
-            "console": {"dir": host.console_dir, "desktop": vm_name} if host.console_dir else None,
+            "console": {"dir": host.console_dir, "desktop": vm_name, "stack": stack} if host.console_dir else None,
             "state": self.state,
             "host": host.name,
             "user": user,

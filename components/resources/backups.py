@@ -9,7 +9,9 @@ taken and for how long it is kept:
     <disk stem>-backup-<YYYYmmdd-HHMMSS>-keep<days>d.qcow2
 
 Expired backups are removed by the next change in that pool; a pool that vdesk
-deletes takes its backups with it. `make restore` puts one back.
+deletes takes its backups with it. `make restore` puts one back. A backup is its
+stack's: the creation journal records it, and pruning or deleting a pool removes
+only the backups of the stack that does it (a pool may hold several stacks' disks).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import re
 import libvirt
 
 from .. import xmlmodel
+from . import journal
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +59,27 @@ def name_for(volume_name: str, keep_days: int, now: dt.datetime) -> str:
     return f"{stem(volume_name)}-backup-{now.strftime(_STAMP)}-keep{keep_days}d.qcow2"
 
 
-def take(pool, vol, keep_days: int, now: dt.datetime | None = None) -> str:
-    """Copy `vol` into its pool as a standalone qcow2 backup; returns the backup's name."""
+def take(pool, vol, keep_days: int, now: dt.datetime | None = None, *, owner: str = "", uri: str = "") -> str:
+    """Copy `vol` into its pool as a standalone qcow2 backup, journaled as `owner`'s (the stack whose disk it
+    is, on host `uri`); returns the backup's name."""
     now = now or dt.datetime.now(dt.timezone.utc)
     source = xmlmodel.Volume.from_xml(vol.XMLDesc(0))
     name = name_for(vol.name(), keep_days, now)
     # libvirt copies through qemu-img convert, which reads the whole backing chain: no backing store.
     pool.createXMLFrom(xmlmodel.Volume(name=name, format="qcow2", capacity=source.capacity).to_xml(), vol, 0)
+    if owner:
+        journal.note(owner, "volume", uri, f"{pool.name()}/{name}", journal.CREATED)
     log.info("kept %s as %s for %d day(s)", vol.name(), name, keep_days)
     return name
+
+
+def _mine(pool, name: str, owner: str, uri: str) -> bool:
+    return bool(owner) and journal.lookup(owner, "volume", uri, f"{pool.name()}/{name}") is not None
+
+
+def _delete(pool, name: str, owner: str, uri: str) -> None:
+    pool.storageVolLookupByName(name).delete(0)
+    journal.forget(owner, "volume", uri, f"{pool.name()}/{name}")
 
 
 def of(pool, volume_name: str) -> list[Backup]:
@@ -73,26 +88,26 @@ def of(pool, volume_name: str) -> list[Backup]:
     return sorted(found, key=lambda b: b.taken, reverse=True)
 
 
-def prune(pool, now: dt.datetime | None = None) -> list[str]:
-    """Delete the pool's backups whose time is up; returns their names."""
+def prune(pool, now: dt.datetime | None = None, *, owner: str = "", uri: str = "") -> list[str]:
+    """Delete `owner`'s backups in the pool whose time is up; returns their names."""
     now = now or dt.datetime.now(dt.timezone.utc)
     gone = []
     for name in pool.listVolumes():
         backup = parse(name)
-        if backup and backup.expires <= now:
+        if backup and backup.expires <= now and _mine(pool, name, owner, uri):
             try:
-                pool.storageVolLookupByName(name).delete(0)
+                _delete(pool, name, owner, uri)
                 gone.append(name)
             except libvirt.libvirtError as exc:
                 log.warning("could not remove the expired backup %s: %s", name, exc.get_error_message())
     return gone
 
 
-def remove_all(pool) -> list[str]:
-    """Delete every backup in a pool that vdesk is removing."""
+def remove_all(pool, *, owner: str, uri: str) -> list[str]:
+    """Delete every backup of `owner` in a pool that it is removing (another stack's stay, and keep the pool)."""
     gone = []
     for name in pool.listVolumes():
-        if parse(name):
-            pool.storageVolLookupByName(name).delete(0)
+        if parse(name) and _mine(pool, name, owner, uri):
+            _delete(pool, name, owner, uri)
             gone.append(name)
     return gone

@@ -47,7 +47,7 @@ from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
 from .. import processes
 from ..waiting import WaitTimeout, wait_for
-from .provider import UNKNOWN, DeclaredProvider, Prop
+from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
 from ..xmlmodel.domain import Console, Interface
@@ -255,7 +255,8 @@ def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
         init_env=[InitEnv(name=k, value=v) for k, v in (e.split("=", 1) for e in props.get("env") or [])],
         privnet=True,   # its own network namespace, with or without NICs
         on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
-        owner=ContainerOwner(stack=props.get("owner") or "", resource=props["name"]),
+        owner=ContainerOwner(stack=props.get("owner") or "", resource=props["name"],
+                             project=props.get("project") or None),
         emulator=emulator,
     )
     if uid_base is not None:
@@ -421,11 +422,13 @@ def stop_container(dom, timeout_s: float) -> str:
 # --- the provider --------------------------------------------------------------------
 
 class ContainerProvider(DeclaredProvider):
+    OWNER_KIND = "container"         # its owner is its metadata: no other stack's refresh or destroy takes it
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True, validate=_lxc_uri_problem,
                          doc="libvirt LXC URI, e.g. the embedded host's `lxc:///system?socket=…`"),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
         "owner": Prop(str, default="", doc="stack that owns the container (metadata)"),
+        "project": PROJECT,
         "image": Prop(str, required=True, replaces=True, validate=_absolute,
                       doc="golden image directory (or qcow2/raw ext4 file) the root tree is copied from"),
         "containers_dir": Prop(str, required=True, replaces=True, validate=_absolute,

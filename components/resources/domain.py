@@ -24,7 +24,7 @@ from ..names import name_problem
 from ..paths import shipped
 from . import display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
-from .provider import ADOPT, UNKNOWN, DeclaredProvider, Prop
+from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,8 @@ def desired_model(props) -> xmlmodel.Domain:
         boot_dev="hd" if boot != "kernel" else None,
         acpi=True, apic=True,
         on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
-        owner=xmlmodel.Owner(stack=props.get("owner") or "", resource=props["name"]),
+        owner=xmlmodel.Owner(stack=props.get("owner") or "", resource=props["name"],
+                             project=props.get("project") or None),
     )
     if props.get("secure_boot"):
         # (in libvirt's order, so a re-read shows no difference)
@@ -349,6 +350,7 @@ class DomainProvider(DeclaredProvider):
         "host_uri": Prop(str, required=True, replaces=True),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
         "owner": Prop(str, default="", replaces=True, doc="stack that owns the domain (metadata)"),
+        "project": PROJECT,
         "domain_type": Prop(str, default="qemu", validate=_one_of(DOMAIN_TYPES)),
         "boot": Prop(str, default="kernel", replaces=True, validate=_one_of(BOOT_MODES)),
         "secure_boot": Prop(bool, replaces=True,

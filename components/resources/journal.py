@@ -39,11 +39,14 @@ def root() -> Path:
     return state_dir() / "journal"
 
 
+def _digest(kind: str, uri: str, name: str) -> str:
+    return hashlib.sha256("\0".join((kind, uri, name)).encode()).hexdigest()[:32]
+
+
 def _file(owner: str, kind: str, uri: str, name: str) -> Path:
     if name_problem(owner.replace("_", "-").lower()):
         raise ValueError(f"not a stack name: {owner!r}")
-    digest = hashlib.sha256("\0".join((kind, uri, name)).encode()).hexdigest()[:32]
-    return root() / owner / f"{kind}-{digest}.json"
+    return root() / owner / f"{kind}-{_digest(kind, uri, name)}.json"
 
 
 def note(owner: str, kind: str, uri: str, name: str, state: str) -> None:
@@ -67,6 +70,15 @@ def lookup(owner: str, kind: str, uri: str, name: str) -> Entry | None:
         return Entry(**json.loads(_file(owner, kind, uri, name).read_text()))
     except (FileNotFoundError, ValueError, TypeError):
         return None
+
+
+def owners(kind: str, uri: str, name: str) -> list[str]:
+    """Every stack whose journal holds this object: the owner record of objects libvirt keeps no metadata on.
+
+    Only vdesk's own create writes an entry, under the name of the stack that runs it, so no stack file can
+    write one for another stack."""
+    base, file = root(), f"{kind}-{_digest(kind, uri, name)}.json"
+    return sorted(folder.name for folder in (base.iterdir() if base.is_dir() else ()) if (folder / file).is_file())
 
 
 def entries(owner: str) -> list[Entry]:

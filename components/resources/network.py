@@ -17,7 +17,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, network_problem
-from .provider import ADOPT, OWNER, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, PROJECT, DeclaredProvider, Prop
 from ..xmlmodel.network import HostInterface
 
 if TYPE_CHECKING:
@@ -34,14 +34,17 @@ def desired_model(props) -> xmlmodel.Network:
     A bridge network only names the host's bridge: the LAN's router, DHCP and DNS serve its guests.
     """
     mode = props.get("mode", "nat")
+    owner = xmlmodel.NetworkOwner(stack=props["owner"], resource=props["name"],
+                                  project=props.get("project") or None) if props.get("owner") else None
     if mode == "bridge":
-        return xmlmodel.Network(name=props["name"], forward_mode="bridge", bridge_name=props["bridge"])
+        return xmlmodel.Network(name=props["name"], owner=owner, forward_mode="bridge", bridge_name=props["bridge"])
     dhcp = props.get("dhcp", True)
     ips = [_ip(props["cidr"], dhcp, props.get("dhcp_hosts") or [], props.get("dhcp_range"))]
     if props.get("cidr6"):
         ips.append(_ip(props["cidr6"], dhcp, []))  # reservations by MAC are IPv4's (libvirt)
     return xmlmodel.Network(
         name=props["name"],
+        owner=owner,
         forward_mode=None if mode == "isolated" else mode,
         bridge_name=props.get("bridge") or bridge_name(props["name"]),
         mtu=props.get("mtu"),
@@ -248,6 +251,7 @@ class NetworkProvider(DeclaredProvider):
                           doc="DNS records {ip, hostnames}; updated live, no restart"),
         "adopt": ADOPT,
         "owner": OWNER,
+        "project": PROJECT,
     }
     OUTPUTS = ("uuid", "gateway", "gateway6", "bridge_name", "active")
     JOURNAL_KIND = "network"
@@ -456,6 +460,6 @@ class Network(Resource):
             "domain": args.domain, "mtu": args.mtu, "autostart": args.autostart,
             "dhcp_range": dict(args.dhcp_range) if args.dhcp_range else None,
             "dhcp_hosts": [dict(h) for h in args.dhcp_hosts], "dns_hosts": [dict(h) for h in args.dns_hosts],
-            "adopt": args.adopt, "owner": pulumi.get_stack(),
+            "adopt": args.adopt, "owner": pulumi.get_stack(), "project": pulumi.get_project(),
             **dict.fromkeys(NetworkProvider.OUTPUTS),
         }, opts)

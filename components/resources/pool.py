@@ -240,7 +240,8 @@ class PoolProvider(DeclaredProvider):
                 return
             if pool.isActive():
                 pool.refresh(0)
-                backups.remove_all(pool)          # kept copies of replaced disks go with their pool
+                # This stack's kept copies of replaced disks go with its pool; another stack's keep it.
+                backups.remove_all(pool, owner=props.get("owner") or "", uri=props["host_uri"])
                 leftovers = pool.listVolumes()
                 kept = [v for v in leftovers if _kept_by(props, v)]
                 if kept and len(kept) == len(leftovers):

@@ -16,12 +16,13 @@ from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult,
 from pulumi.output import Unknown
 
 from ..errors import VdeskError
-from . import journal
+from . import journal, ownership
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's marker for "known only after apply"
-_INTERNAL = {"__provider"}
+ADOPTING = "__adopting"   # set by check: this create takes over an existing object (the plan says "adopt")
+_INTERNAL = {"__provider", ADOPTING}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,21 @@ ADOPT = Prop(bool, default=False, inert=True,
                  "its replace-properties must match, in-place ones are then updated")
 OWNER = Prop(str, default="", inert=True,
              doc="the stack that makes it: its creation journal lets the next run take over what an "
-                 "interrupted run left behind")
+                 "interrupted run left behind, and no other stack adopts, refreshes or deletes it")
+PROJECT = Prop(str, default="", inert=True,
+               doc="the Pulumi project of the stack that makes it (in its owner metadata)")
+
+
+def _owned_read(read):
+    """A refresh never takes another stack's object into this stack's state: to this stack it is gone."""
+
+    @functools.wraps(read)
+    def wrapper(self, id_, props):
+        if self.other_owners(props):
+            return ReadResult("", {})
+        return read(self, id_, props)
+
+    return wrapper
 
 
 def _adopting(create):
@@ -80,6 +95,8 @@ def _adopting(create):
         if props.get("adopt") or entry:
             existing = self.existing_id(props)
             if existing is not None and props.get("adopt"):
+                if theirs := self.other_owners(props):
+                    raise VdeskError(f"cannot adopt: {self.owned_elsewhere(props, theirs)}")
                 result = self.adopt(existing, props)
                 if identity:
                     journal.note(*identity, journal.CREATED)
@@ -104,10 +121,14 @@ def _adopting(create):
 
 
 def _journaled_delete(delete):
-    """Once the object is gone, the journal no longer speaks for it."""
+    """Once the object is gone, the journal no longer speaks for it. Another stack's object is never
+    deleted: it is left as it is (and so drops out of this stack's state)."""
 
     @functools.wraps(delete)
     def wrapper(self, id_, props):
+        if theirs := self.other_owners(props):
+            log.warning("leaving %s: %s", props.get("name"), self.owned_elsewhere(props, theirs))
+            return None
         result = delete(self, id_, props)
         identity = self.journal_identity(props)
         if identity and not self._left_behind(props):   # (a pool kept for the homes it holds stays noted)
@@ -131,12 +152,15 @@ class DeclaredProvider(ResourceProvider):
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
         if "create" in cls.__dict__ and "adopt" in cls.PROPS:
             cls.create = _adopting(cls.create)
-        if "delete" in cls.__dict__ and cls.JOURNAL_KIND:
+        if "delete" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
             cls.delete = _journaled_delete(cls.delete)
+        if "read" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
+            cls.read = _owned_read(cls.read)
 
     PROPS: dict[str, Prop] = {}
     OUTPUTS: tuple[str, ...] = ()    # read-only properties the provider reports
     JOURNAL_KIND = ""                # the kind of libvirt object it makes (journaled when an owner is given)
+    OWNER_KIND = ""                  # the kind whose owner is read, when it is not journaled (containers)
     # Replacing with the same name/MAC cannot coexist: delete the old one first.
     DELETE_BEFORE_REPLACE = True
 
@@ -226,6 +250,22 @@ class DeclaredProvider(ResourceProvider):
     def journal_name(self, props: dict) -> str:
         return props["name"]
 
+    def owner_kind(self) -> str:
+        return self.JOURNAL_KIND or self.OWNER_KIND
+
+    def owned_elsewhere(self, props: dict, theirs: list[str]) -> str:
+        return ownership.refusal(self.owner_kind(), props.get("name"), theirs)
+
+    def other_owners(self, props: dict) -> list[str]:
+        """The other stacks that own the object these props name ([] when the host cannot be asked, and
+        without an owner: what only an import, never a stack's program, declares)."""
+        kind = self.owner_kind()
+        if not kind or not props.get("owner") or not props.get("host_uri") or not props.get("name") \
+                or any(_is_unknown(props.get(k)) for k in ("host_uri", "name", "pool", "owner")):
+            return []
+        return ownership.safe_others(props["host_uri"], kind, self.journal_name(props), props["owner"],
+                                     props.get("project") or "")
+
     def recover(self, id_: str, props: dict, entry) -> CreateResult | None:
         """Take over what an interrupted run of this stack left: a complete object that matches the
         declaration is updated in place; anything else is removed (it is ours) and None returned,
@@ -251,7 +291,12 @@ class DeclaredProvider(ResourceProvider):
         if any(_is_unknown(v) for v in inputs.values()):
             return []  # depends on something not created yet; create() checks again
         try:
-            return [CheckFailure(p, m) for p, m in self.adoption_problems(inputs)]
+            if theirs := self.other_owners(inputs):
+                return [CheckFailure("adopt", "adopt: " + self.owned_elsewhere(inputs, theirs))]
+            problems = self.adoption_problems(inputs)
+            if not problems and self.existing_id(inputs) is not None:
+                inputs[ADOPTING] = True
+            return [CheckFailure(p, m) for p, m in problems]
         except Exception as exc:  # host unreachable at preview: create() will say so
             log.info("adoption check skipped: %s", exc)
             return []

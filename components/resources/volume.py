@@ -230,7 +230,7 @@ class VolumeProvider(DeclaredProvider):
     def create(self, props):
         with connect(props["host_uri"]) as conn:
             pool = conn.storagePoolLookupByName(props["pool"])
-            backups.prune(pool)
+            backups.prune(pool, owner=props.get("owner") or "", uri=props["host_uri"])
             if lookup(pool.storageVolLookupByName, props["name"]):
                 raise VdeskError(f"volume {props['name']!r} already exists in pool {props['pool']!r}; "
                                  "set adopt: true to take it over, or choose another name")
@@ -291,7 +291,7 @@ class VolumeProvider(DeclaredProvider):
     def update(self, _id, olds, news):
         with connect(news["host_uri"]) as conn:
             pool = conn.storagePoolLookupByName(news["pool"])
-            backups.prune(pool)
+            backups.prune(pool, owner=news.get("owner") or "", uri=news["host_uri"])
             vol = pool.storageVolLookupByName(news["name"])
             want = news.get("capacity_bytes")
             have = xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity
@@ -321,7 +321,7 @@ class VolumeProvider(DeclaredProvider):
             if domains:
                 for dom in domains:
                     shut_down(dom, _SHUTDOWN_S)
-                backups.take(pool, vol, props["backup_days"])
+                backups.take(pool, vol, props["backup_days"], owner=props.get("owner") or "", uri=props["host_uri"])
             vol.delete(0)
 
     def _outputs(self, props, vol):

@@ -6,7 +6,7 @@ from .hostcaps import (CpuMode, CpuModel, DomainCapabilities, GuestArch, GuestDo
                        HostCpu, MdevType, NodeDevice, NumaCell)
 from .hostdev import (Hostdev, MdevDefinition, VcpuPin, format_cpuset, format_pci_address, parse_cpuset,
                       split_pci_address)
-from .network import IP, DhcpHost, DhcpRange, DnsHost, Network
+from .network import IP, DhcpHost, DhcpRange, DnsHost, Network, NetworkOwner
 from .pool import Pool, PoolDevice, PoolSource, PoolSources, PoolTypeSupport, StoragePoolCapabilities
 from .volume import Volume
 
@@ -14,7 +14,7 @@ __all__ = [
     "VDESK_NS", "XMLObject", "declared_properties",
     "Channel", "Console", "Disk", "Domain", "FirmwareFeature", "Graphics", "Input", "Interface", "Owner", "Rng", "Serial",
     "SharedDirectory", "Tpm", "Video",
-    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "Pool", "PoolDevice", "PoolSource", "PoolSources",
+    "IP", "DhcpHost", "DhcpRange", "DnsHost", "Network", "NetworkOwner", "Pool", "PoolDevice", "PoolSource", "PoolSources",
     "PoolTypeSupport",
     "StoragePoolCapabilities", "Volume",
     "CpuMode", "CpuModel", "DomainCapabilities", "GuestArch", "GuestDomain", "GuestType", "HostCapabilities",

@@ -39,10 +39,11 @@ class Filesystem(XMLObject):
 
 
 class ContainerOwner(XMLObject):
-    """vdesk's own metadata on a container: which stack and resource it belongs to."""
+    """vdesk's own metadata on a container: which stack (of which Pulumi project) and resource it belongs to."""
     TAG = _META
     stack = Field("{%s}stack" % VDESK_NS)
     resource = Field("{%s}resource" % VDESK_NS)
+    project = Field("{%s}project" % VDESK_NS)
 
 
 class Container(XMLObject):

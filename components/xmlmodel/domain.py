@@ -105,10 +105,11 @@ class Tpm(XMLObject):
 
 
 class Owner(XMLObject):
-    """vdesk's own metadata: which stack and resource an object belongs to."""
+    """vdesk's own metadata: which stack (of which Pulumi project) and resource an object belongs to."""
     TAG = _META
     stack = Field("{%s}stack" % VDESK_NS)
     resource = Field("{%s}resource" % VDESK_NS)
+    project = Field("{%s}project" % VDESK_NS)
 
 
 class SharedDirectory(XMLObject):

@@ -1,7 +1,9 @@
 """The virtual network XML model."""
 from __future__ import annotations
 
-from .base import Children, Field, TextList, XMLObject
+from .base import VDESK_NS, Child, Children, Field, TextList, XMLObject
+
+_META = "{%s}network" % VDESK_NS
 
 
 class DhcpRange(XMLObject):
@@ -33,10 +35,20 @@ class DnsHost(XMLObject):
     hostnames = TextList("hostname")
 
 
+class NetworkOwner(XMLObject):
+    """vdesk's own metadata on a network: libvirt 9.0 keeps the <metadata> a network is defined with
+    (virNetworkSetMetadata, to change it later, is 9.7's), so it is written at create."""
+    TAG = _META
+    stack = Field("{%s}stack" % VDESK_NS)
+    resource = Field("{%s}resource" % VDESK_NS)
+    project = Field("{%s}project" % VDESK_NS)
+
+
 class Network(XMLObject):
     TAG = "network"
     name = Field("name")
     uuid = Field("uuid")
+    owner = Child(NetworkOwner, "metadata/" + _META)
     forward_mode = Field("forward/@mode")  # nat | route | open | bridge | absent = isolated
     bridge_name = Field("bridge/@name")
     bridge_stp = Field("bridge/@stp", "onoff")

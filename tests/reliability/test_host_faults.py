@@ -74,11 +74,13 @@ def test_two_stacks_on_one_host_never_touch_each_others_objects(shared):
     b.run("up")
     before = _ours(uri, "beta")
     assert len(before["domains"]) == 2
-    # A third stack that claims alpha's names (prefix: alpha) is refused, and alpha's objects stay as they were.
+    # A third stack that claims alpha's names (prefix: alpha) is refused before anything is made (the names
+    # are alpha's objects), and alpha's objects stay as they were.
     c = Front(shared, "gamma", {**_config("10.97.0.0/24"), "vdesk:prefix": "alpha"})
     alpha = inventory(uri)
     refused = c.run("up", ok=False)
-    assert "already exists" in refused.stdout + refused.stderr
+    assert "vdesk:prefix: 'alpha' makes the name of pool 'alpha-main', which belongs to stack 'alpha'" in \
+        refused.stdout + refused.stderr
     assert {k: {n: v for n, v in names.items() if n.startswith("alpha-")} for k, names in inventory(uri).items()} \
         == {k: {n: v for n, v in names.items() if n.startswith("alpha-")} for k, names in alpha.items()}
     c.run("destroy")

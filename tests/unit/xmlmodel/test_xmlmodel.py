@@ -17,7 +17,7 @@ def full_domain(name="model-full"):
         cpu_sockets=1, cpu_cores=2, cpu_threads=1, os_type="hvm", arch="i686", machine="pc",
         firmware="bios", kernel="/boot/vmlinuz", initrd="/boot/initrd.img", cmdline="root=/dev/vda console=ttyS0",
         boot_dev="hd", acpi=True, apic=True, on_poweroff="destroy", on_reboot="restart", on_crash="destroy",
-        owner=xmlmodel.Owner(stack="unit", resource=name),
+        owner=xmlmodel.Owner(stack="unit", resource=name, project="vdesk"),
         disks=[xmlmodel.Disk(type="file", device="disk", driver_name="qemu", driver_type="qcow2",
                              driver_discard="unmap", source_file="/var/lib/x.qcow2", target_dev="vda",
                              target_bus="virtio", serial="disk0"),
@@ -119,6 +119,7 @@ def test_network_round_trip_on_libvirt(conn):
     desired = xmlmodel.Network(
         name="model-net", forward_mode="nat", bridge_name="vd-model", bridge_stp=True, mtu=1400,
         mac="52:54:00:aa:bb:cc", domain_name="desk.lan",
+        owner=xmlmodel.NetworkOwner(stack="unit", resource="model-net", project="vdesk"),
         dns_hosts=[xmlmodel.DnsHost(ip="10.9.0.7", hostnames=["files", "files.desk.lan"])],
         ips=[xmlmodel.IP(address="10.9.0.1", prefix=24,
                          dhcp_ranges=[xmlmodel.DhcpRange(start="10.9.0.10", end="10.9.0.99")],
@@ -151,7 +152,7 @@ def test_pool_and_volume_round_trip_on_libvirt(conn, tmp_path):
 def test_owner_metadata_uses_vdesk_namespace():
     xml = full_domain().to_xml()
     assert 'xmlns:vdesk="urn:vdesk:1"' in xml
-    assert xmlmodel.Domain.from_xml(xml).owner == xmlmodel.Owner(stack="unit", resource="model-full")
+    assert xmlmodel.Domain.from_xml(xml).owner == xmlmodel.Owner(stack="unit", resource="model-full", project="vdesk")
 
 
 @pytest.mark.parametrize("cls,sample", [
