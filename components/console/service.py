@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import VdeskError
+from ..resources import rootexec
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR_PID = "supervisor.pid"
 LOG_FILE = "gateway.log"
-_REPO = Path(__file__).resolve().parents[2]
 _POLL_S = 0.1
 _STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
 _MAX_BACKOFF_S = 30.0
@@ -142,7 +142,10 @@ def base_url(console_dir: Path) -> str | None:
 
 
 def _launch(console_dir: Path, deadline: float) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}
+    # The gateway runs on as root long after this run: it imports a root-owned copy of vdesk's code,
+    # never the checkout, which another user may be able to change (resources/rootexec.py).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+           "PYTHONPATH": rootexec.install_package(), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(console_dir / LOG_FILE, "a") as out:
         # The first process forks the supervisor and returns once it has written its pid.
         proc = subprocess.run([sys.executable, "-m", "components.console.service", "supervise", str(console_dir)],

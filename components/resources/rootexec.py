@@ -1,4 +1,4 @@
-"""What root runs later, installed where only root can change it: vdesk's virtiofsd wrappers.
+"""What root runs later, installed where only root can change it: virtiofsd wrappers, the gateway's code.
 
 libvirtd runs a domain's virtiofsd <binary>, as root, at every start of the guest (autostart
 at boot included), long after the run that defined it. A path into the checkout would let
@@ -9,9 +9,12 @@ root can write, and checks all of that before libvirt is given its path.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 from ..errors import VdeskError
@@ -95,4 +98,38 @@ def install(name: str) -> str:
     if problem := _program_problem(target):
         raise InstallError(f"installed {name}, but {problem}")
     log.info("installed %s", target)
+    return str(target)
+
+
+def install_package() -> str:
+    """A root-owned copy of vdesk's Python package for a root daemon (the console gateway) to import,
+    so that its PYTHONPATH names nothing another user can write: returns the directory to put on it.
+    The copy is named by its content's digest, so a daemon keeps importing the code it started with."""
+    package = _TOOLS.parent / "components"
+    files = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = libexec_dir() / "python"
+    target = folder / digest.hexdigest()[:16]
+    folder.mkdir(mode=MODE, parents=True, exist_ok=True)
+    if problem := owner_problem(folder):
+        raise InstallError(f"cannot install vdesk's package: {problem}")
+    if not target.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+        try:
+            os.chmod(staging, MODE)
+            for path in files:
+                copy = staging / "components" / path.relative_to(package)
+                copy.parent.mkdir(mode=MODE, parents=True, exist_ok=True)
+                fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(path.read_bytes())
+            with contextlib.suppress(FileExistsError, OSError):
+                os.rename(staging, target)       # another run may have installed the same digest meanwhile
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    for path in [target, *target.rglob("*")]:
+        if problem := owner_problem(path):
+            raise InstallError(f"vdesk's installed package is not root's alone: {problem}")
     return str(target)
