@@ -31,6 +31,7 @@ from .tokens import signing_key
 log = logging.getLogger(__name__)
 
 SUPERVISOR_PID = "supervisor.pid"
+GATEWAY_MODULE = "components.console.gateway"
 LOG_FILE = "gateway.log"
 _POLL_S = 0.1
 _STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
@@ -49,13 +50,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _ours(pid: int, console_dir: Path) -> bool:
-    """The pid is this host's supervisor (pid files can outlive a reboot and name someone else)."""
+def _ours(pid: int, console_dir: Path, module: str = "components.console.service") -> bool:
+    """The pid is this host's supervisor (or `module`: its gateway). Pid files can outlive a reboot and
+    name someone else, whom root must never signal."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return _alive(pid) and b"components.console.service" in cmdline and str(console_dir).encode() in cmdline
+    return _alive(pid) and module.encode() in cmdline and str(console_dir).encode() in cmdline
 
 
 def _read_pid(path: Path) -> int | None:
@@ -76,7 +78,8 @@ def runtime(console_dir: Path) -> dict | None:
         info = json.loads((console_dir / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(int(info.get("pid", 0))) else None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    return info if isinstance(pid, int) and _ours(pid, Path(console_dir).resolve(), GATEWAY_MODULE) else None
 
 
 def _answers(settings: ConsoleSettings, port: int) -> bool:
@@ -166,8 +169,9 @@ def _stop(console_dir: Path, deadline: float) -> None:
     while any(_alive(p) for p in pids):
         if time.monotonic() >= deadline:
             for p in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(p, signal.SIGKILL)
+                if _ours(p, console_dir) or _ours(p, console_dir, GATEWAY_MODULE):   # not a pid reused since
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
             break
         time.sleep(_POLL_S)
     for name in (SUPERVISOR_PID, RUNTIME_FILE):
@@ -205,7 +209,7 @@ def supervise(console_dir: Path) -> int:
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "components.console.gateway", str(console_dir)],
+        child = subprocess.Popen([sys.executable, "-m", GATEWAY_MODULE, str(console_dir)],
                                  stdin=subprocess.DEVNULL)
         code = child.wait()
         if stopping:
