@@ -41,6 +41,17 @@ _WILDCARD = {"0.0.0.0", "::"}
 _SECRETS_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
+_PLAIN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def shown(value: str | None) -> str:
+    """An untrusted value as a log field: a plain name as it is, anything else quoted with every control
+    and non-ASCII character escaped (and cut), so a request cannot write a line or a field of its own."""
+    if not value:
+        return "-"
+    return value if _PLAIN.match(value) else json.dumps(value[:64] + ("..." if len(value) > 64 else ""))
+
+
 class _Redact(logging.Filter):
     """Belt and braces: no log line, websockify's own included, ever carries a token."""
 
@@ -118,7 +129,7 @@ class ConsoleHandler(ProxyRequestHandler):
             self.grant = plugin.grant((query.get("token") or [None])[0], desktop)
             target = plugin.display_of(self.grant.desktop)
         except Refused as exc:
-            log.info("refused desktop=%s from=%s reason=%s", desktop or "-", self.client_address[0], exc)
+            log.info("refused desktop=%s from=%s reason=%s", shown(desktop), self.client_address[0], exc)
             self.send_error(403, "Forbidden")
             raise self.server.EClose("") from None
         if target[0] == "unix_socket":

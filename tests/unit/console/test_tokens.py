@@ -80,3 +80,14 @@ def test_log_lines_never_carry_a_token(key):
     bare = logging.LogRecord("x", logging.INFO, __file__, 1, "seen %s", (token,), None)
     _Redact().filter(bare)
     assert token not in bare.getMessage()
+
+
+@pytest.mark.parametrize("value, logged", [
+    ("dev-dev", "dev-dev"), (None, "-"),
+    ("x from=10.0.0.1 reason=ok\n2026-01-01T00:00:00Z vdesk.console connect desktop=dev-dev",
+     '"x from=10.0.0.1 reason=ok\\n2026-01-01T00:00:00Z vdesk.console con..."'),
+    ("\u202eevil\x1b[2J", '"\\u202eevil\\u001b[2J"'),
+])
+def test_a_refused_desktop_name_cannot_forge_a_log_line_or_field(value, logged):
+    from components.console.gateway import shown
+    assert shown(value) == logged and "\n" not in shown(value)
