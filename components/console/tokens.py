@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import stat
 import time
 import urllib.parse
 from pathlib import Path
@@ -46,7 +47,17 @@ def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
         else:
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(_KEY_BYTES))
-    key = path.read_bytes()
+    try:    # a symlink in its place is refused, not followed: it could name a key someone else knows
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise Refused(f"{path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise Refused(f"{path} is not a vdesk signing key (not a regular file of this user's)")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)       # an older or hand-made key readable by others: its owner's alone again
+        key = f.read()
     if len(key) != _KEY_BYTES:
         raise Refused(f"{path} is not a vdesk signing key")
     return key
