@@ -13,9 +13,11 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -37,6 +39,8 @@ SETTINGS_FILE = "settings.json"      # written by service.ensure_running: Consol
 RUNTIME_FILE = "gateway.json"        # written here once listening: pid, port, url
 PORT_FILE = "last-port"              # the port bound last, tried first next time (links stay valid)
 EXPIRED = 4001                       # WebSocket close code (application range): the link expired
+MAX_CONNECTIONS = 32                 # connections served at once (one process each); more wait to be accepted
+HEADER_TIMEOUT_S = 10                # for a request's headers: a client that trickles them is dropped
 _WILDCARD = {"0.0.0.0", "::"}
 _SECRETS_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
@@ -113,6 +117,7 @@ class ConsoleHandler(ProxyRequestHandler):
 
     grant: Grant
     expired = False
+    timeout = HEADER_TIMEOUT_S           # socketserver sets it on the connection before the request is read
 
     def end_headers(self):
         # The page's URL fragment holds the display password: never let it leak through a Referer.
@@ -140,6 +145,7 @@ class ConsoleHandler(ProxyRequestHandler):
             self.server.target_host, self.server.target_port = target
 
     def new_websocket_client(self):
+        self.request.settimeout(None)    # the headers are in: a session may be idle for as long as its link lasts
         started = time.monotonic()
         source = self.client_address[0]
         log.info("connect desktop=%s from=%s link=%s expires=%s", self.grant.desktop, source, self.grant.link,
@@ -185,7 +191,8 @@ class ConsoleGateway(WebSocketProxy):
                  web: str = NOVNC_DIR):
         self.console_dir = Path(console_dir).resolve()   # websockify changes into the web root
         self.settings = settings
-        tls = {"cert": settings.tls_cert, "key": settings.tls_key, "ssl_only": True} if settings.tls_cert else {}
+        tls = ({"cert": settings.tls_cert, "key": settings.tls_key, "ssl_only": True, "ssl_options": tls_options()}
+               if settings.tls_cert else {})
         super().__init__(RequestHandlerClass=ConsoleHandler, listen_host=settings.bind,
                          listen_port=_port_to_try(self.console_dir, settings), web=web, file_only=True,
                          token_plugin=ConsoleTokens(str(self.console_dir), libvirt_uri, netns), **tls)
@@ -203,6 +210,11 @@ class ConsoleGateway(WebSocketProxy):
             self._record(sock.getsockname()[1])
         return sock
 
+    def poll(self):
+        """Called by websockify's accept loop before each accept: hold off while MAX_CONNECTIONS are served."""
+        while len(multiprocessing.active_children()) >= MAX_CONNECTIONS:
+            time.sleep(0.05)
+
     def top_new_client(self, startsock, address):
         """A session's own process: it must not keep the port open if the gateway is restarted meanwhile."""
         if getattr(self, "_pid", None) not in (None, os.getpid()):
@@ -216,6 +228,12 @@ class ConsoleGateway(WebSocketProxy):
         tmp.replace(self.console_dir / RUNTIME_FILE)
         (self.console_dir / PORT_FILE).write_text(f"{port}\n")
         log.info("console gateway listening on %s", runtime["url"])
+
+
+def tls_options() -> int:
+    """websockify sets its context's options to what it is given (its default 0 clears Python's own):
+    Python's defaults for a server, and TLS 1.2 at least."""
+    return ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).options | ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1
 
 
 def _port_to_try(console_dir: Path, settings: ConsoleSettings) -> int:
