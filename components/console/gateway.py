@@ -188,9 +188,10 @@ class ConsoleGateway(WebSocketProxy):
     """websockify's forking proxy (one process per session) serving noVNC; records the port it bound."""
 
     def __init__(self, console_dir: Path, settings: ConsoleSettings, libvirt_uri: str, netns: str | None,
-                 web: str = NOVNC_DIR):
+                 web: str = NOVNC_DIR, listening_fd: int | None = None):
         self.console_dir = Path(console_dir).resolve()   # websockify changes into the web root
         self.settings = settings
+        self.listening_fd = listening_fd     # the supervisor's socket: the port stays held while this restarts
         tls = ({"cert": settings.tls_cert, "key": settings.tls_key, "ssl_only": True, "ssl_options": tls_options()}
                if settings.tls_cert else {})
         super().__init__(RequestHandlerClass=ConsoleHandler, listen_host=settings.bind,
@@ -198,13 +199,12 @@ class ConsoleGateway(WebSocketProxy):
                          token_plugin=ConsoleTokens(str(self.console_dir), libvirt_uri, netns), **tls)
 
     def socket(self, host, port=None, connect=False, *args, **kwargs):
-        """websockify opens its listening socket here: fall back to any free port, and record the one bound."""
-        try:
-            sock = WebSockifyServer.socket(host, port, connect, *args, **kwargs)
-        except OSError:
-            if connect or not port or self.settings.port:
-                raise
-            sock = WebSockifyServer.socket(host, 0, connect, *args, **kwargs)
+        """websockify opens its listening socket here: the supervisor's, else one bound now (see listen())."""
+        if not connect and self.listening_fd is not None:
+            sock = socket.socket(fileno=self.listening_fd)
+        else:
+            sock = WebSockifyServer.socket(host, port, connect, *args, **kwargs) if connect else \
+                listen(self.console_dir, self.settings)
         if not connect:
             self._listening, self._pid = sock, os.getpid()
             self._record(sock.getsockname()[1])
@@ -236,6 +236,18 @@ def tls_options() -> int:
     return ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).options | ssl.OP_NO_TLSv1 | ssl.OP_NO_TLSv1_1
 
 
+def listen(console_dir: Path, settings: ConsoleSettings) -> socket.socket:
+    """The gateway's listening socket: the declared port, else the last one (links printed then stay valid),
+    falling back to any free port."""
+    port = _port_to_try(console_dir, settings)
+    try:
+        return WebSockifyServer.socket(settings.bind, port, False)
+    except OSError:
+        if not port or settings.port:
+            raise
+        return WebSockifyServer.socket(settings.bind, 0, False)
+
+
 def _port_to_try(console_dir: Path, settings: ConsoleSettings) -> int:
     """The declared port; else the one used last time (links printed then stay valid), else any."""
     if settings.port:
@@ -264,12 +276,14 @@ def configure_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vdesk-console-gateway")
     parser.add_argument("console_dir", type=Path)
+    parser.add_argument("--listening-fd", type=int, help="a listening socket the supervisor holds")
     args = parser.parse_args(argv)
     configure_logging()
     spec = json.loads((args.console_dir / SETTINGS_FILE).read_text())
     settings = ConsoleSettings(**spec["settings"])
     signing_key(args.console_dir)   # fail now, not at the first connection, if the key is unreadable
-    ConsoleGateway(args.console_dir, settings, spec["libvirt_uri"], spec.get("netns")).start_server()
+    ConsoleGateway(args.console_dir, settings, spec["libvirt_uri"], spec.get("netns"),
+                   listening_fd=args.listening_fd).start_server()
     return 0
 
 

@@ -24,6 +24,7 @@ from typing import Iterator
 
 from ..errors import VdeskError
 from ..resources import rootexec
+from . import gateway
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -206,11 +207,16 @@ def supervise(console_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The supervisor binds the port and keeps it while its gateway restarts, so no other local user can
+    # take it in between and answer the links already printed with a page of their own.
+    listening = gateway.listen(console_dir, ConsoleSettings(**json.loads((console_dir / SETTINGS_FILE).read_text())
+                                                            ["settings"]))
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", GATEWAY_MODULE, str(console_dir)],
-                                 stdin=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-m", GATEWAY_MODULE, str(console_dir),
+                                  f"--listening-fd={listening.fileno()}"],
+                                 stdin=subprocess.DEVNULL, pass_fds=[listening.fileno()])
         code = child.wait()
         if stopping:
             break
@@ -220,6 +226,7 @@ def supervise(console_dir: Path) -> int:
         until = time.monotonic() + backoff
         while not stopping and time.monotonic() < until:
             time.sleep(_POLL_S)
+    listening.close()
     (console_dir / SUPERVISOR_PID).unlink(missing_ok=True)
     return 0
 
