@@ -31,7 +31,7 @@ from websockify.websockifyserver import WebSockifyServer
 
 from .. import xmlmodel
 from .settings import ConsoleSettings
-from .tokens import Grant, Refused, signing_key, verify
+from .tokens import Grant, Refused, is_revoked, revocations, signing_key, verify
 
 log = logging.getLogger("vdesk.console")
 NOVNC_DIR = "/usr/share/novnc"
@@ -74,7 +74,13 @@ class ConsoleTokens(BasePlugin):
 
     def grant(self, token: str | None, desktop: str | None) -> Grant:
         """What websockify's lookup(token) does, but for the desktop the URL names: a token names one."""
-        return verify(signing_key(Path(self.source)), token, desktop)
+        return verify(signing_key(Path(self.source)), token, desktop, revocations(Path(self.source)))
+
+    def revoked(self, grant: Grant) -> bool:
+        try:
+            return is_revoked(revocations(Path(self.source)), grant)
+        except Refused:
+            return True
 
     def display_of(self, desktop: str) -> tuple[str, str | int]:
         """Where the desktop's VNC display listens now: ('unix_socket', path) or (address, port)."""
@@ -155,7 +161,7 @@ class ConsoleHandler(ProxyRequestHandler):
             super().new_websocket_client()
             how = "closed"
         except self.CClose as exc:
-            how = "link expired" if self.expired else (exc.args[1] if len(exc.args) > 1 and exc.args[1] else "closed")
+            how = "link revoked" if self.revoked else "link expired" if self.expired else (exc.args[1] if len(exc.args) > 1 and exc.args[1] else "closed")
             raise
         finally:
             log.info("disconnect desktop=%s from=%s link=%s after=%.1fs reason=%s", self.grant.desktop, source,
@@ -165,14 +171,30 @@ class ConsoleHandler(ProxyRequestHandler):
         timer = threading.Timer(max(0.0, self.grant.expires - time.time()), self._expire, args=(target,))
         timer.daemon = True
         timer.start()
+        done = threading.Event()
+        watch = threading.Thread(target=self._watch_revocation, args=(target, done), daemon=True)
+        watch.start()
         try:
             super().do_proxy(target)
         except self.CClose:
             if self.expired:
-                raise self.CClose(EXPIRED, "console link expired") from None
+                raise self.CClose(EXPIRED, "console link expired" if not self.revoked else "console link revoked") \
+                    from None
             raise
         finally:
             timer.cancel()
+            done.set()
+
+    revoked = False
+
+    def _watch_revocation(self, target: socket.socket, done: threading.Event) -> None:
+        """A link revoked while its session is open ends the session (checked each second)."""
+        plugin: ConsoleTokens = self.server.token_plugin
+        while not done.wait(1.0):
+            if plugin.revoked(self.grant):
+                self.revoked = True
+                self._expire(target)
+                return
 
     def _expire(self, target: socket.socket) -> None:
         """The link ran out: shut the display's side, and websockify's loop ends the session."""
