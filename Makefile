@@ -38,7 +38,7 @@ access: setup
 
 # Put a kept copy of a desktop's replaced system disk back (the newest, or BACKUP=<name>; LIST=1 lists them).
 restore: setup
-	@source tools/env.sh && cd "$$(python -m components.cli.workdir $(STACK))" && \
+	@source tools/env.sh && work=$$(python -m components.cli.workdir $(STACK)) && cd "$$work" && \
 	  python -m components.cli.restore $(STACK) $(DESKTOP) $(if $(BACKUP),--backup $(BACKUP)) $(if $(LIST),--list)
 
 # A browser link to one desktop's screen (noVNC through the host's gateway) that expires:
