@@ -20,8 +20,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from ..host import policy as host_policy
-from . import display, faults, rootexec
+from . import atuse, display, faults, rootexec
 from .provider import ADOPT, UNKNOWN, DeclaredProvider, Prop
 
 log = logging.getLogger(__name__)
@@ -310,14 +309,8 @@ def _share_as_input(live: xmlmodel.SharedDirectory, props) -> dict:
     another virtiofsd, e.g. a domain defined before the wrappers were installed: drift, so it is redefined)."""
     modes = {rootexec.installed_path(name): readonly for readonly, name in VIRTIOFSD.items()}
     declared = next((s["source"] for s in props.get("shares") or [] if s.get("tag") == live.tag), None)
-    same = declared is not None and _on_this_machine(props.get("host_uri", "")) \
-        and os.path.realpath(declared) == live.source_dir
-    return {"source": declared if same else live.source_dir, "tag": live.tag, "readonly": modes.get(live.binary)}
-
-
-def _on_this_machine(uri: str) -> bool:
-    """Whether a host's paths are this machine's: a local libvirt URI (the test driver's name nothing)."""
-    return "://" in uri and not uri.startswith("test:") and not uri.split("://", 1)[1].split("/", 1)[0]
+    return {"source": atuse.as_declared(declared, live.source_dir, props.get("host_uri", "")), "tag": live.tag,
+            "readonly": modes.get(live.binary)}
 
 
 def shares_at_use(props) -> dict:
@@ -325,14 +318,11 @@ def shares_at_use(props) -> dict:
     policy again now and resolved, so a directory swapped for a symlink since preview cannot lead out
     of the roots (the wrapper refuses a path that is no longer its own resolution when it starts); and
     the wrappers installed. A share on another host is refused at preview (its wrapper is not there)."""
-    if not props.get("shares") or not _on_this_machine(props["host_uri"]):
+    if not props.get("shares") or not atuse.on_this_machine(props["host_uri"]):
         return props
-    rules, shares = host_policy.load(), []
+    shares = []
     for i, share in enumerate(props["shares"]):
-        source = os.path.realpath(share["source"])
-        if problem := rules.path_problem("shares", source):
-            raise VdeskError(f"shares[{i}].source: {share['source']!r} now resolves to {source}, which is refused "
-                             f"at use: {problem}")
+        source = atuse.resolved("shares", share["source"], f"shares[{i}].source")
         if not os.path.isdir(source):
             raise VdeskError(f"shares[{i}].source: {share['source']!r} is not a directory on the host any more")
         rootexec.install(VIRTIOFSD[share.get("readonly", True)])

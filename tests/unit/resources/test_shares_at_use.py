@@ -60,3 +60,16 @@ def test_the_test_driver_and_remote_hosts_are_left_as_declared(roots):
     for uri in ("test:///default", "qemu+ssh://admin@kvm2/system"):
         props = {**_props("/srv/not-here"), "host_uri": uri}
         assert shares_at_use(props) is props
+
+
+def test_a_container_mount_swapped_for_a_symlink_after_preview_is_refused_at_use(roots, monkeypatch):
+    from components.resources.container import mounts_at_use
+    (roots / "policy.yaml").write_text(f"container_mounts: [{roots / 'shares'}]\n")
+    team = roots / "shares" / "team"
+    props = {"host_uri": "lxc:///system", "mounts": [{"source": str(team), "target": "/mnt/team"}]}
+    assert mounts_at_use(props) == [{"source": str(team), "target": "/mnt/team", "readonly": True}]
+    team.rmdir()
+    team.symlink_to(roots / "secret")
+    with pytest.raises(VdeskError, match=r"mounts\[0\].source: .*team' now resolves to .*secret, which is refused "
+                                         r"at use: .* is outside the container mounts roots"):
+        mounts_at_use(props)
