@@ -4,8 +4,8 @@
     python -m components.cli.console STACK [DESKTOP] --revoke LINK|all
 
 The link carries a token signed with the host's key that names this desktop
-and its expiry; the display password rides in the URL fragment, which the
-browser keeps to itself. The gateway is started if it is not running.
+and its expiry, and no display password (the gateway logs in to the display
+itself). The gateway is started if it is not running.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def console_link(desktop: dict, *, valid_for_s: int | None = None) -> tuple[str,
     if not 0 < valid_for_s <= MAX_LINK_VALIDITY_S:
         raise VdeskError(f"a console link may be valid for 1 s to {MAX_LINK_VALIDITY_S // 86400} days")
     token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s)
-    return tokens.console_url(base, console["desktop"], token, desktop.get("display_password")), expires
+    return tokens.console_url(base, console["desktop"], token), expires
 
 
 def pick(desktops: dict, name: str | None) -> tuple[str, dict]:

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import re
+import select
 import socket
 import ssl
 import sys
@@ -30,6 +31,7 @@ from websockify.websocketproxy import ProxyRequestHandler, WebSocketProxy
 from websockify.websockifyserver import WebSockifyServer
 
 from .. import xmlmodel
+from . import vncauth
 from .settings import ConsoleSettings
 from .tokens import Grant, Refused, is_revoked, revocations, signing_key, verify
 
@@ -82,8 +84,9 @@ class ConsoleTokens(BasePlugin):
         except Refused:
             return True
 
-    def display_of(self, desktop: str) -> tuple[str, str | int]:
-        """Where the desktop's VNC display listens now: ('unix_socket', path) or (address, port)."""
+    def display_of(self, desktop: str) -> tuple[str, str | int, str | None]:
+        """Where the desktop's VNC display listens now, ('unix_socket', path) or (address, port), and its
+        password (read here, so that it never travels in a link: vncauth.py)."""
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
         try:
             conn = libvirt.open(self.libvirt_uri)
@@ -96,16 +99,16 @@ class ConsoleTokens(BasePlugin):
                 raise Refused("no such desktop") from None
             if not dom.isActive():
                 raise Refused("the desktop is not running")
-            live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
+            live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
         finally:
             conn.close()
         vnc = next((g for g in live.graphics if g.type == "vnc"), None)
         if vnc is None:
             raise Refused("the desktop has no VNC display")
         if vnc.listen_socket:
-            return "unix_socket", vnc.listen_socket
+            return "unix_socket", vnc.listen_socket, vnc.passwd
         address = vnc.listen_address or "127.0.0.1"
-        return ("127.0.0.1" if address in _WILDCARD else address), vnc.port
+        return ("127.0.0.1" if address in _WILDCARD else address), vnc.port, vnc.passwd
 
 
 def _enter_netns(path: str) -> None:
@@ -126,7 +129,7 @@ class ConsoleHandler(ProxyRequestHandler):
     timeout = HEADER_TIMEOUT_S           # socketserver sets it on the connection before the request is read
 
     def end_headers(self):
-        # The page's URL fragment holds the display password: never let it leak through a Referer.
+        # The page's URL fragment holds the link's token path: never let it leak through a Referer.
         self.send_header("Referrer-Policy", "no-referrer")
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -138,7 +141,7 @@ class ConsoleHandler(ProxyRequestHandler):
         plugin: ConsoleTokens = self.server.token_plugin
         try:
             self.grant = plugin.grant((query.get("token") or [None])[0], desktop)
-            target = plugin.display_of(self.grant.desktop)
+            *target, self.display_password = plugin.display_of(self.grant.desktop)
         except Refused as exc:
             log.info("refused desktop=%s from=%s reason=%s", shown(desktop), self.client_address[0], exc)
             self.send_error(403, "Forbidden")
@@ -168,6 +171,7 @@ class ConsoleHandler(ProxyRequestHandler):
                      self.grant.link, time.monotonic() - started, how)
 
     def do_proxy(self, target):
+        self._log_in(target)
         timer = threading.Timer(max(0.0, self.grant.expires - time.time()), self._expire, args=(target,))
         timer.daemon = True
         timer.start()
@@ -186,6 +190,52 @@ class ConsoleHandler(ProxyRequestHandler):
             done.set()
 
     revoked = False
+    _from_browser = b""
+
+    def _log_in(self, target: socket.socket) -> None:
+        """The gateway logs in to the display itself and lets the browser in without a password."""
+        def read_display(n: int) -> bytes:
+            data = b""
+            while len(data) < n:
+                chunk = target.recv(n - len(data))
+                if not chunk:
+                    raise vncauth.LoginFailed("the display closed the connection")
+                data += chunk
+            return data
+        target.settimeout(HEADER_TIMEOUT_S)
+        try:
+            vncauth.log_in(read_display, target.sendall, self.display_password)
+        except (vncauth.LoginFailed, OSError) as exc:
+            log.warning("display login failed desktop=%s reason=%s", self.grant.desktop, exc)
+            with contextlib.suppress(vncauth.LoginFailed, OSError, self.CClose):
+                vncauth.refuse(self._read_browser, self._send_browser, "the desktop's display refused the gateway")
+            raise self.CClose(1011, "display login failed") from None
+        finally:
+            target.settimeout(None)
+        try:
+            vncauth.admit(self._read_browser, self._send_browser)
+        except vncauth.LoginFailed as exc:
+            raise self.CClose(1002, str(exc)) from None
+        if self._from_browser:            # ClientInit, if the browser sent it at once
+            target.sendall(self._from_browser)
+            self._from_browser = b""
+
+    def _read_browser(self, n: int) -> bytes:
+        while len(self._from_browser) < n:
+            bufs, closed = self.recv_frames()
+            self._from_browser += b"".join(bufs)
+            if closed:
+                raise self.CClose(closed["code"], closed["reason"])
+            if len(self._from_browser) < n and not select.select([self.request], [], [], HEADER_TIMEOUT_S)[0]:
+                raise self.CClose(1002, "the browser did not answer the RFB handshake")
+        data, self._from_browser = self._from_browser[:n], self._from_browser[n:]
+        return data
+
+    def _send_browser(self, data: bytes) -> None:
+        pending = self.send_frames([data])
+        while pending:
+            select.select([], [self.request], [], HEADER_TIMEOUT_S)
+            pending = self.send_frames()
 
     def _watch_revocation(self, target: socket.socket, done: threading.Event) -> None:
         """A link revoked while its session is open ends the session (checked each second)."""

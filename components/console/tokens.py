@@ -1,9 +1,8 @@
 """Console links: an HS256 JWT that names one desktop and expires, signed with a per-host key.
 
 The key is 32 random bytes in a 0600 file of the host's console directory,
-created once; it never appears in Pulumi state, outputs or logs. A link's
-VNC password travels in the URL fragment, which browsers never send to a
-server, so the gateway only ever sees the token.
+created once; it never appears in Pulumi state, outputs or logs. A link holds
+no display password: the gateway logs in to the display itself.
 """
 from __future__ import annotations
 
@@ -136,10 +135,9 @@ def revoke(console_dir: Path, desktop: str, link: str | None = None, *, now: flo
     os.replace(tmp, path)
 
 
-def console_url(base: str, desktop: str, token: str, password: str | None) -> str:
-    """noVNC's page; everything it needs is in the fragment, read by the page and never sent in a request."""
+def console_url(base: str, desktop: str, token: str) -> str:
+    """noVNC's page; what it needs is in the fragment, read by the page and never sent in a request. No
+    password: the gateway logs in to the display itself (vncauth.py)."""
     path = "websockify?" + urllib.parse.urlencode({"desktop": desktop, "token": token})
     fragment = {"autoconnect": "1", "reconnect": "0", "resize": "scale", "path": path}
-    if password:
-        fragment["password"] = password
     return f"{base.rstrip('/')}/vnc.html#" + urllib.parse.urlencode(fragment, quote_via=urllib.parse.quote)
