@@ -130,6 +130,28 @@ def test_a_bad_token_is_refused_before_the_display(gateway, case):
     assert (token or "token=") not in log.replace("token=<redacted>", "")
 
 
+def test_an_open_session_ends_when_its_link_is_revoked(gateway):
+    token, expires = tokens.mint(gateway["key"], "console-b", 600)
+    ws = open_ws(gateway["url"], "console-b", token)
+    assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-b)"
+    revoked = time.time()
+    tokens.revoke(gateway["dir"], "console-b", tokens.link_id(token))
+    ws.settimeout(15)
+    close_code = None
+    while close_code is None:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            close_code = int.from_bytes(data[:2], "big")
+        assert time.time() < revoked + 10, "the session outlived its revocation"
+    ws.close()
+    assert close_code == EXPIRED and time.time() - revoked < 5
+    log = wait_for_log(gateway, "reason=link revoked")
+    assert f"link={tokens.link_id(token)}" in log and token not in log
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(gateway["url"], "console-b", token)                 # and the link is refused from now on
+    assert refused.value.status_code == 403
+
+
 def test_a_live_session_ends_when_its_token_expires(gateway):
     token, expires = tokens.mint(gateway["key"], "console-b", 4)
     ws = open_ws(gateway["url"], "console-b", token)
