@@ -73,3 +73,16 @@ def test_a_container_mount_swapped_for_a_symlink_after_preview_is_refused_at_use
     with pytest.raises(VdeskError, match=r"mounts\[0\].source: .*team' now resolves to .*secret, which is refused "
                                          r"at use: .* is outside the container mounts roots"):
         mounts_at_use(props)
+
+
+def test_a_pool_path_swapped_for_a_symlink_after_preview_is_refused_at_use(roots):
+    from components.resources.pool import path_at_use
+    (roots / "policy.yaml").write_text(f"pools: [{roots / 'shares'}]\n")
+    team = roots / "shares" / "team"
+    props = {"host_uri": LOCAL, "type": "dir", "name": "p", "path": str(team)}
+    assert path_at_use(props)["path"] == str(team)
+    team.rmdir()
+    team.symlink_to(roots / "secret")
+    with pytest.raises(VdeskError, match=r"^path: .*team' now resolves to .*secret, which is refused at use"):
+        path_at_use(props)
+    assert path_at_use({**props, "type": "logical", "path": "/dev/vg"})["path"] == "/dev/vg"   # a volume group
