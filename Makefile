@@ -38,14 +38,14 @@ access: setup
 
 # Put a kept copy of a desktop's replaced system disk back (the newest, or BACKUP=<name>; LIST=1 lists them).
 restore: setup
-	@source tools/env.sh && cd "$$(python -m components.cli.workdir $(STACK))" && \
+	@source tools/env.sh && work=$$(python -m components.cli.workdir $(STACK)) && cd "$$work" && \
 	  python -m components.cli.restore $(STACK) $(DESKTOP) $(if $(BACKUP),--backup $(BACKUP)) $(if $(LIST),--list)
 
 # A browser link to one desktop's screen (noVNC through the host's gateway) that expires:
-# make console USER=alice [VALID_FOR=15m]. USER is the desktop's name, not your login.
+# make console USER=alice [VALID_FOR=15m] [REVOKE=<link id>|all]. USER is the desktop's name, not your login.
 CONSOLE_DESKTOP := $(if $(filter command line,$(origin USER)),$(USER),)
 console: setup
-	@$(VDESK) console $(STACK) $(CONSOLE_DESKTOP) $(if $(VALID_FOR),--valid-for $(VALID_FOR),)
+	@$(VDESK) console $(STACK) $(CONSOLE_DESKTOP) $(if $(VALID_FOR),--valid-for $(VALID_FOR),) $(if $(REVOKE),--revoke $(REVOKE),)
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup

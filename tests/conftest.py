@@ -30,7 +30,8 @@ def host_policy(tmp_path_factory):
     file = tmp_path_factory.mktemp("policy") / "policy.yaml"
     file.write_text(f"images: [{cache}/images, {scratch}]\n"
                     f"pools: [{home}/hosts, /var/lib/libvirt/images, {scratch}]\n"
-                    f"shares: [{scratch}]\ncontainer_mounts: [{scratch}]\ndevices: ['/dev/*']\n"
+                    # /var/tmp: containers' mounts where their unprivileged root can pass (test_container_live)
+                    f"shares: [{scratch}]\ncontainer_mounts: [{scratch}, /var/tmp]\ndevices: ['/dev/*']\n"
                     f"libvirt_hosts: {list(TEST_LIBVIRT_HOSTS)}\nbridges: [br0, br1]\n"
                     f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n"
                     "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\n")

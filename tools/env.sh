@@ -9,7 +9,8 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_HOME="${PULUMI_HOME:-$VDESK_STATE/pulumi/home}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$VDESK_STATE/pulumi/backend}"
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-mkdir -p "$VDESK_STATE/pulumi/backend" "$PULUMI_HOME"
+# Owner-only when made here: VDESK_STATE may be a shared path, and it holds state, keys and viewer files.
+(umask 077; mkdir -p "$VDESK_STATE/pulumi/backend" "$PULUMI_HOME")
 # Secrets in state are encrypted with a per-user passphrase, made once.
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
     if [ ! -s "$VDESK_STATE/pulumi/passphrase" ]; then

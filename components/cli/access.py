@@ -8,7 +8,6 @@ writes each desktop's remote-viewer file (0600), which holds its display passwor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -30,12 +29,9 @@ def stack_outputs(stack: str) -> dict:
 def write_access_files(stack: str, desktops: dict) -> None:
     for name, d in desktops.items():
         keyfile = key_file(stack, name)
-        keyfile.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(d["login_private_key"])
+        write_private(keyfile, d["login_private_key"])
         if d.get("ip"):
-            keyfile.with_suffix(".known_hosts").write_text(f"{d['ip']} {d['host_key']}\n")
+            write_private(keyfile.with_suffix(".known_hosts"), f"{d['ip']} {d['host_key']}\n")
         text = viewer_file(f"{name} ({d['name']})", display_uri=d.get("display_uri"), spice_uri=d.get("spice_uri"),
                            password=d.get("display_password"))
         if text:

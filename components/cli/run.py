@@ -85,7 +85,7 @@ def take_lock(stack: str, op: str) -> int | None:
     """The stack's run lock, held by this process until it exits, however it exits (its descriptor is not
     inherited: a child that outlives the run holds nothing); None when another run holds it."""
     locks = Path(os.environ["VDESK_STATE"]) / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)     # the holder file says who runs what: ours only
     fd = os.open(locks / f"{stack}.lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -69,6 +69,36 @@ def merge(declared: dict, previous: dict) -> dict:
     return merged
 
 
+class SharedSecretsError(ValueError):
+    """A stack file names another stack's secrets settings: with the same passphrase, its secrets would decrypt."""
+
+
+def _secrets_settings(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {k: data[k] for k in _KEEP if isinstance(data, dict) and data.get(k) and k != "secretsprovider"}
+
+
+def check_own_secrets(stack: str, declared: dict, state: Path, repo: Path = REPO) -> None:
+    """Refuse a declared salt (or encrypted key) that another stack has: every stack's `secure:` values are
+    encrypted with one passphrase (the user's, or the team's), so copying stack A's salt and ciphertexts
+    into stack B's file would let B's desktops receive A's secrets."""
+    mine = {k: declared[k] for k in ("encryptionsalt", "encryptedkey") if declared.get(k)}
+    if not mine:
+        return
+    others = [p for p in (repo / "stacks").glob("Pulumi.*.yaml") if p.name != f"Pulumi.{stack}.yaml"]
+    others += [p for p in (state / "workdirs").glob("*/stacks/Pulumi.*.yaml") if p.parent.parent.name != stack]
+    for path in others:
+        theirs = _secrets_settings(path)
+        for key, value in mine.items():
+            if theirs.get(key) == value:
+                raise SharedSecretsError(f"stack {stack}: its {key} is the one of {path} (stack "
+                                         f"{path.name[len('Pulumi.'):-len('.yaml')]}); each stack needs its own "
+                                         f"(remove it, and set its secrets again with set-secret --team)")
+
+
 def sync(stack: str, state: Path, repo: Path = REPO) -> Path:
     work = state / "workdirs" / stack
     (work / "stacks").mkdir(parents=True, exist_ok=True)
@@ -78,6 +108,7 @@ def sync(stack: str, state: Path, repo: Path = REPO) -> Path:
             link.unlink(missing_ok=True)
             link.symlink_to(repo / name)
     declared = yaml.safe_load(stack_file(stack, repo).read_text()) or {}
+    check_own_secrets(stack, declared, state, repo)
     target = work / "stacks" / f"Pulumi.{stack}.yaml"
     previous = (yaml.safe_load(target.read_text()) if target.exists() else None) or {}
     merged = merge(declared, previous)
@@ -171,7 +202,11 @@ def main(argv: list[str]) -> int:
         where = set_secret(args[0], args[1], state, team=team)
         sys.stderr.write(f"{args[1]} set as a secret in {where}\n")
         return 0
-    sys.stdout.write(f"{sync(argv[0], state)}\n")
+    try:
+        sys.stdout.write(f"{sync(argv[0], state)}\n")
+    except SharedSecretsError as exc:
+        sys.stderr.write(f"vdesk: {exc}\n")
+        return 2
     return 0
 
 

@@ -250,8 +250,8 @@ class _Infrastructure:
             self.allowed((*loc, "path"), "shares", e.path, local=self.local(host))
             if self.local(host) and e.path and not os.path.isdir(e.path):
                 self.add((*loc, "path"), f"{e.path!r} is not a directory on the host")
-        if not e.writable and not self.local(host):
-            self.add((*loc, "writable"), "a read-only share needs vdesk's read-only virtiofsd on its host, which "
-                                         "only the embedded and local hosts have: share it writable, or from a "
-                                         "local host")
+        if host in self.hosts and not self.local(host):
+            self.add((*loc, "host"), "a share needs vdesk's virtiofsd on its host (read-only, or writable with the "
+                                     "guest's ids mapped away from the host's), which only the embedded and local "
+                                     "hosts have: share it from a local host")
         return ShareConfig(name, host, e.path, bool(e.writable))

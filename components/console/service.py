@@ -24,7 +24,9 @@ from typing import Iterator
 
 from ..errors import VdeskError
 from ..processes import alive, command_line
+from ..resources import rootexec
 from ..waiting import WaitTimeout, wait_for
+from . import gateway
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
 from .settings import ConsoleSettings
 from .tokens import signing_key
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR_PID = "supervisor.pid"
 LOG_FILE = "gateway.log"
-_REPO = Path(__file__).resolve().parents[2]
 _POLL_S = 0.1
 _SERVICE, _GATEWAY = f"{__package__}.service", f"{__package__}.gateway"   # components.* or vdesk.*
 _STOP_GRACE_S = 5.0      # how long a stopping gateway gets before SIGKILL
@@ -44,10 +45,11 @@ class ConsoleError(VdeskError):
     """The console gateway could not be started, reached or stopped."""
 
 
-def _ours(pid: int, console_dir: Path) -> bool:
-    """The pid is this host's supervisor (pid files can outlive a reboot and name someone else)."""
+def _ours(pid: int, console_dir: Path, module: str = _SERVICE) -> bool:
+    """The pid is this host's supervisor (or `module`: its gateway). Pid files can outlive a reboot and
+    name someone else, whom root must never signal."""
     cmdline = command_line(pid) or []
-    return alive(pid) and _SERVICE in cmdline and str(console_dir) in cmdline
+    return alive(pid) and module in cmdline and str(console_dir) in cmdline
 
 
 def _read_pid(path: Path) -> int | None:
@@ -68,7 +70,8 @@ def runtime(console_dir: Path) -> dict | None:
         info = json.loads((console_dir / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return info if alive(int(info.get("pid", 0))) else None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    return info if isinstance(pid, int) and _ours(pid, Path(console_dir).resolve(), _GATEWAY) else None
 
 
 def _answers(settings: ConsoleSettings, port: int) -> bool:
@@ -140,7 +143,10 @@ def base_url(console_dir: Path) -> str | None:
 
 
 def _launch(console_dir: Path, deadline: float) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}
+    # The gateway runs on as root long after this run: it imports a root-owned copy of vdesk's code,
+    # never the checkout, which another user may be able to change (resources/rootexec.py).
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+           "PYTHONPATH": rootexec.install_package(), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(console_dir / LOG_FILE, "a") as out:
         # The first process forks the supervisor and returns once it has written its pid.
         proc = subprocess.run([sys.executable, "-m", _SERVICE, "supervise", str(console_dir)],
@@ -162,8 +168,9 @@ def _stop(console_dir: Path, deadline: float) -> None:
         wait_for(lambda: not any(alive(p) for p in pids), deadline - time.monotonic(), interval_s=_POLL_S)
     except WaitTimeout:
         for p in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
+            if _ours(p, console_dir) or _ours(p, console_dir, _GATEWAY):   # not a pid reused since
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
     for name in (SUPERVISOR_PID, RUNTIME_FILE):
         (console_dir / name).unlink(missing_ok=True)
 
@@ -196,11 +203,16 @@ def supervise(console_dir: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The supervisor binds the port and keeps it while its gateway restarts, so no other local user can
+    # take it in between and answer the links already printed with a page of their own.
+    listening = gateway.listen(console_dir, ConsoleSettings(**json.loads((console_dir / SETTINGS_FILE).read_text())
+                                                            ["settings"]))
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", _GATEWAY, str(console_dir)],
-                                 stdin=subprocess.DEVNULL)
+        child = subprocess.Popen([sys.executable, "-m", _GATEWAY, str(console_dir),
+                                  f"--listening-fd={listening.fileno()}"],
+                                 stdin=subprocess.DEVNULL, pass_fds=[listening.fileno()])
         code = child.wait()
         if stopping:
             break
@@ -210,6 +222,7 @@ def supervise(console_dir: Path) -> int:
         until = time.monotonic() + backoff
         while not stopping and time.monotonic() < until:
             time.sleep(_POLL_S)
+    listening.close()
     (console_dir / SUPERVISOR_PID).unlink(missing_ok=True)
     return 0
 

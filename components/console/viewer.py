@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import io
 import os
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -37,9 +38,13 @@ def viewer_file(title: str, *, display_uri: str | None, spice_uri: str | None, p
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write text readable by its owner only (0600), also when the file existed with a wider mode."""
+    """Write text readable by its owner only (0600), also when the file existed with a wider mode. A symlink
+    in its place is refused, not followed (someone who can write the folder could point it anywhere)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.fchmod(fd, 0o600)
+        f.truncate()
         f.write(text)

@@ -172,10 +172,14 @@ def _read_screenshot(
 
 def _write_atomically(dest: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so dest is never a half-written image."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
+        tmp.unlink(missing_ok=True)
+        # 0600: a desktop's screen shows whatever its user had open; never a symlink followed
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -48,6 +48,7 @@ from ..names import name_problem, stable_mac
 from .. import processes
 from ..waiting import WaitTimeout, wait_for
 from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop
+from . import atuse
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
 from ..xmlmodel.domain import Console, Interface
@@ -273,8 +274,19 @@ def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
     return model
 
 
+def mounts_at_use(props) -> list[dict]:
+    """The mounts as libvirt gets them: on this machine, each source checked against the policy again now and
+    resolved (resources/atuse.py), so a directory swapped for a symlink since preview cannot lead out."""
+    mounts = _normal_mounts(props.get("mounts") or [])
+    if not atuse.on_this_machine(props.get("host_uri", "")):
+        return mounts
+    return [{**m, "source": atuse.resolved("container_mounts", m["source"], f"mounts[{i}].source")}
+            for i, m in enumerate(mounts)]
+
+
 def observed_inputs(live: ContainerXML, props) -> dict:
     """The declared properties as libvirt has them, so drift shows up as a diff."""
+    declared_mounts = {m.get("target"): m.get("source") for m in props.get("mounts") or [] if isinstance(m, dict)}
     command = [live.init or SYSTEM_INIT, *live.init_args]
     vcpus = live.vcpus
     if live.cpu_quota and live.cpu_quota > 0 and live.cpu_period:
@@ -286,8 +298,9 @@ def observed_inputs(live: ContainerXML, props) -> dict:
         "command": [] if command == [SYSTEM_INIT] else command,
         "env": [f"{e.name}={e.value or ''}" for e in live.init_env],
         "networks": [{"network": i.source_network, "mac": (i.mac or "").lower()} for i in live.interfaces],
-        "mounts": [{"source": f.source_dir, "target": f.target_dir, "readonly": bool(f.readonly)}
-                   for f in live.mounts],
+        "mounts": [{"source": atuse.as_declared(declared_mounts.get(f.target_dir), f.source_dir,
+                                                props.get("host_uri", "")),
+                    "target": f.target_dir, "readonly": bool(f.readonly)} for f in live.mounts],
         "userns": bool(live.uid_maps),
     }
 
@@ -503,7 +516,8 @@ class ContainerProvider(DeclaredProvider):
                 if not props["userns"]:
                     log.warning(USERNS_OFF_WARNING.format(name=props["name"]))
                 controller = write_controller(props, libvirt_lxc_path(conn))
-                dom = conn.defineXML(desired_model(props, uid_base=uid_base, root=made.rootfs,
+                dom = conn.defineXML(desired_model({**props, "mounts": mounts_at_use(props)}, uid_base=uid_base,
+                                                   root=made.rootfs,
                                                    emulator=str(controller)).to_xml())
             except BaseException:
                 rootfs.remove_tree(folder)
@@ -544,7 +558,8 @@ class ContainerProvider(DeclaredProvider):
             if "mounts" in changed:
                 _require_reachable(news, uid_base)
             controller = write_controller(news, libvirt_lxc_path(conn))
-            desired = desired_model(news, uid_base=uid_base, root=olds.get("rootfs") or rootfs_path(news),
+            desired = desired_model({**news, "mounts": mounts_at_use(news)}, uid_base=uid_base,
+                                    root=olds.get("rootfs") or rootfs_path(news),
                                     emulator=str(controller))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())

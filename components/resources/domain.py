@@ -21,8 +21,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from ..paths import shipped
-from . import display, faults
+from . import atuse, display, faults, rootexec
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
 
@@ -79,7 +78,8 @@ def _nics_problem(nics) -> str | None:
     return None
 
 
-READONLY_VIRTIOFSD = str(shipped("tools/virtiofsd-ro"))
+# vdesk's virtiofsd, by share mode: installed root-owned (resources/rootexec.py), never run from the checkout
+VIRTIOFSD = {True: "virtiofsd-ro", False: "virtiofsd-rw"}
 _TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
 
 
@@ -228,7 +228,7 @@ def desired_model(props) -> xmlmodel.Domain:
     for share in props.get("shares") or []:
         dom.shared_dirs.append(xmlmodel.SharedDirectory(
             type="mount", accessmode="passthrough", driver_type="virtiofs", source_dir=share["source"],
-            tag=share["tag"], binary=READONLY_VIRTIOFSD if share.get("readonly", True) else None))
+            tag=share["tag"], binary=rootexec.installed_path(VIRTIOFSD[share.get("readonly", True)])))
     if props.get("shares"):
         dom.memory_source, dom.memory_access = "memfd", "shared"    # virtiofsd reads the guest's memory
     for nic in props.get("nics") or []:
@@ -291,8 +291,7 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "cpu_model": live.cpu_model if props.get("cpu_model") else None,
         "cpu_pinning": [p.cpuset for p in sorted(live.vcpupins, key=lambda p: p.vcpu)] or None,
         "hostdevs": [_hostdev_as_input(h) for h in live.hostdevs] or None,
-        "shares": [{"source": f.source_dir, "tag": f.tag, "readonly": f.binary == READONLY_VIRTIOFSD}
-                   for f in live.shared_dirs if f.driver_type == "virtiofs"],
+        "shares": [_share_as_input(f, props) for f in live.shared_dirs if f.driver_type == "virtiofs"],
         # Only a declared adapter is compared: without one, libvirt's default is no drift.
         "video": _video_as_input(live, props.get("video")),
         "tablet": _flag_as_input(any(i.type == "tablet" and i.bus == "virtio" for i in live.inputs),
@@ -304,6 +303,32 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "display_password_valid_to": next((g.passwd_valid_to for g in live.graphics), None) or (
             "" if props.get("display_password_valid_to") == "" else None),
     }
+
+
+def _share_as_input(live: xmlmodel.SharedDirectory, props) -> dict:
+    """A share as declared: libvirt has its resolved path, and readonly is which wrapper serves it (None for
+    another virtiofsd, e.g. a domain defined before the wrappers were installed: drift, so it is redefined)."""
+    modes = {rootexec.installed_path(name): readonly for readonly, name in VIRTIOFSD.items()}
+    declared = next((s["source"] for s in props.get("shares") or [] if s.get("tag") == live.tag), None)
+    return {"source": atuse.as_declared(declared, live.source_dir, props.get("host_uri", "")), "tag": live.tag,
+            "readonly": modes.get(live.binary)}
+
+
+def shares_at_use(props) -> dict:
+    """props with each share's source as libvirt gets it: on this machine, checked against the host's
+    policy again now and resolved, so a directory swapped for a symlink since preview cannot lead out
+    of the roots (the wrapper refuses a path that is no longer its own resolution when it starts); and
+    the wrappers installed. A share on another host is refused at preview (its wrapper is not there)."""
+    if not props.get("shares") or not atuse.on_this_machine(props["host_uri"]):
+        return props
+    shares = []
+    for i, share in enumerate(props["shares"]):
+        source = atuse.resolved("shares", share["source"], f"shares[{i}].source")
+        if not os.path.isdir(source):
+            raise VdeskError(f"shares[{i}].source: {share['source']!r} is not a directory on the host any more")
+        rootexec.install(VIRTIOFSD[share.get("readonly", True)])
+        shares.append({**share, "source": source})
+    return {**props, "shares": shares}
 
 
 def _flag_as_input(present: bool, declared: bool | None) -> bool | None:
@@ -378,8 +403,9 @@ class DomainProvider(DeclaredProvider):
                           "a disk replaced at the same path restarts the guest on it"),
         "nics": Prop(list, default=[], validate=_nics_problem),
         "shares": Prop(list, default=[], validate=_shares_problem,
-                       doc="host directories {source, tag, readonly} through virtiofs; read-only (the default) is "
-                           "enforced on the host by a read-only bind mount under virtiofsd"),
+                       doc="host directories {source, tag, readonly} through virtiofs, served nosuid and nodev by "
+                           "vdesk's installed virtiofsd: read-only (the default) on a read-only bind mount, writable "
+                           "with the guest's ids mapped to 2**29 and up on the host"),
         "video": Prop(dict, validate=_video_problem,
                       doc="{model, width, height}: the display adapter and its preferred resolution "
                           "(default: libvirt's own adapter)"),
@@ -440,7 +466,7 @@ class DomainProvider(DeclaredProvider):
             if lookup(conn.lookupByName, props["name"]):
                 raise VdeskError(f"domain {props['name']!r} already exists on {props['host_uri']}; "
                                  "set adopt: true to take it over, or choose another name")
-            dom = conn.defineXML(desired_model(props).to_xml())
+            dom = conn.defineXML(desired_model(shares_at_use(props)).to_xml())
             faults.point("define")              # defined, not started
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False, booted=True))
@@ -479,7 +505,7 @@ class DomainProvider(DeclaredProvider):
         changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
-            desired = desired_model(news)
+            desired = desired_model(shares_at_use(news))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])

@@ -14,7 +14,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from . import backups, journal
+from . import atuse, backups, journal
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop
 from .provider import _is_unknown
 
@@ -123,6 +123,15 @@ def _build_flags(conn, kind: str) -> int:
     return 0
 
 
+def path_at_use(props: dict) -> dict:
+    """props with a dir or netfs pool's path checked against the policy again and resolved, on this machine
+    (resources/atuse.py): a directory swapped for a symlink since preview cannot put the pool elsewhere."""
+    if (props.get("type") or "dir") == "logical" or not props.get("path") \
+            or not atuse.on_this_machine(props["host_uri"]):
+        return props
+    return {**props, "path": atuse.resolved("pools", props["path"], "path")}
+
+
 def pool_model(props: dict) -> xmlmodel.Pool:
     """The libvirt definition of a pool from its (checked) properties."""
     kind = props["type"]
@@ -201,7 +210,7 @@ class PoolProvider(DeclaredProvider):
                                  "set adopt: true to take it over, or choose another name")
             kind = props.get("type") or "dir"
             require_support(conn, kind, props["host_uri"])
-            pool = conn.storagePoolDefineXML(pool_model(props).to_xml(), 0)
+            pool = conn.storagePoolDefineXML(pool_model(path_at_use(props)).to_xml(), 0)
             built = False
             try:
                 if owns_storage(props):
@@ -262,7 +271,7 @@ class PoolProvider(DeclaredProvider):
             "uuid": pool.UUIDString(),
             # What libvirt has, so drift shows up (and adoption compares real values).
             "type": model.type,
-            "path": model.target_path,
+            "path": atuse.as_declared(props.get("path"), model.target_path, props["host_uri"]),
             "source_devices": [d.path for d in model.source_devices] or None,
             "source_name": model.source_name if model.type == "logical" else None,
             "source_host": model.source_host,

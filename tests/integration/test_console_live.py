@@ -3,7 +3,8 @@
 OS-less guests (firmware only) serve VNC like any other, so no guest boots
 here. The gateway runs as the embedded host runs it (detached, supervised);
 each test reads its log. What is proven: a token for this desktop reaches the
-display and authenticates with the desktop's password end to end; a wrong, an
+display, where the gateway logs in with the desktop's password itself (the
+browser is offered no password: none is in a link); a wrong, an
 expired and another desktop's token are refused before any byte reaches a
 display; a session open when its token expires is closed within seconds; a
 display on an address inside the host's network namespace is reached too; a
@@ -16,6 +17,7 @@ import datetime
 import ipaddress
 import os
 import signal
+import socket
 import ssl
 import time
 import urllib.error
@@ -86,7 +88,7 @@ def test_a_token_for_the_desktop_reaches_its_display_and_its_password_logs_in(ga
     token, _ = tokens.mint(gateway["key"], "console-a", 60)
     ws = open_ws(gateway["url"], "console-a", token)
     try:
-        width, height, name = handshake(WebSocketTransport(ws), PASSWORD)
+        width, height, name = handshake(WebSocketTransport(ws), None)
     finally:
         ws.close()
     assert name == "QEMU (console-a)" and width >= 640 and height >= 400
@@ -95,14 +97,22 @@ def test_a_token_for_the_desktop_reaches_its_display_and_its_password_logs_in(ga
     assert token not in log and PASSWORD not in log
 
 
-def test_the_password_is_still_needed_through_the_gateway(gateway):
+def test_the_browser_is_offered_no_password_prompt_and_the_display_still_needs_its_password(gateway):
     token, _ = tokens.mint(gateway["key"], "console-a", 60)
     ws = open_ws(gateway["url"], "console-a", token)
     try:
-        with pytest.raises(RfbRefused):
-            handshake(WebSocketTransport(ws), "not-it")
+        with pytest.raises(RfbRefused, match=r"no VNC authentication offered \(security types \[1\]\)"):
+            handshake(WebSocketTransport(ws), "not-it")      # through the gateway: security type None only
     finally:
         ws.close()
+    socket_path = gateway["host"].state_dir / "displays" / "console-a.vnc"
+    with socket.socket(socket.AF_UNIX) as direct:              # the display itself: its password, as before
+        direct.connect(str(socket_path))
+        with pytest.raises(RfbRefused):
+            handshake(direct, "not-it")
+    with socket.socket(socket.AF_UNIX) as direct:
+        direct.connect(str(socket_path))
+        assert handshake(direct, PASSWORD)[2] == "QEMU (console-a)"
 
 
 @pytest.mark.parametrize("case", ["wrong", "expired", "another desktop's", "forged", "none"])
@@ -120,11 +130,33 @@ def test_a_bad_token_is_refused_before_the_display(gateway, case):
     assert (token or "token=") not in log.replace("token=<redacted>", "")
 
 
+def test_an_open_session_ends_when_its_link_is_revoked(gateway):
+    token, expires = tokens.mint(gateway["key"], "console-b", 600)
+    ws = open_ws(gateway["url"], "console-b", token)
+    assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-b)"
+    revoked = time.time()
+    tokens.revoke(gateway["dir"], "console-b", tokens.link_id(token))
+    ws.settimeout(15)
+    close_code = None
+    while close_code is None:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            close_code = int.from_bytes(data[:2], "big")
+        assert time.time() < revoked + 10, "the session outlived its revocation"
+    ws.close()
+    assert close_code == EXPIRED and time.time() - revoked < 5
+    log = wait_for_log(gateway, "reason=link revoked")
+    assert f"link={tokens.link_id(token)}" in log and token not in log
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        open_ws(gateway["url"], "console-b", token)                 # and the link is refused from now on
+    assert refused.value.status_code == 403
+
+
 def test_a_live_session_ends_when_its_token_expires(gateway):
     token, expires = tokens.mint(gateway["key"], "console-b", 4)
     ws = open_ws(gateway["url"], "console-b", token)
     transport = WebSocketTransport(ws)
-    assert handshake(transport, PASSWORD)[2] == "QEMU (console-b)"
+    assert handshake(transport, None)[2] == "QEMU (console-b)"
     ws.settimeout(15)
     close_code = None
     while close_code is None:                       # the display keeps talking until the gateway ends it
@@ -143,7 +175,7 @@ def test_a_display_on_an_address_inside_the_hosts_namespace(gateway):
     token, _ = tokens.mint(gateway["key"], "console-tcp", 60)
     ws = open_ws(gateway["url"], "console-tcp", token)
     try:
-        assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "QEMU (console-tcp)"
+        assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-tcp)"
     finally:
         ws.close()
 
@@ -200,7 +232,7 @@ def test_with_a_certificate_it_speaks_tls_only(gateway, tmp_path):
         token, _ = tokens.mint(gateway["key"], "console-a", 60)
         ws = open_ws(url.replace("https", "wss"), "console-a", token, sslopt={"ca_certs": str(pem)})
         try:
-            assert handshake(WebSocketTransport(ws), PASSWORD)[2] == "QEMU (console-a)"
+            assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-a)"
         finally:
             ws.close()
         with pytest.raises((urllib.error.URLError, ConnectionError)):

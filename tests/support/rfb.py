@@ -1,33 +1,19 @@
 """A tiny RFB (VNC) client for tests: the handshake and VNC authentication, nothing more.
 
-Enough to prove which password a display accepts, over a unix socket, TCP or
-the console gateway's WebSocket. VNC authentication is DES over a 16-byte
-challenge with the password (at most 8 bytes, each byte's bits mirrored) as
-key; cryptography's TripleDES with the key three times is single DES.
+Enough to prove which password a display accepts, over a unix socket or TCP,
+and that the console gateway's WebSocket needs none (the gateway logs in
+itself: components/console/vncauth.py, whose DES answer this uses).
 """
 from __future__ import annotations
 
 import struct
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
-VERSION = b"RFB 003.008\n"
-VNC_AUTH = 2
+from components.console.vncauth import NONE, VERSION, VNC_AUTH
+from components.console.vncauth import response as vnc_response
 
 
 class RfbRefused(Exception):
     """The server turned the client away (wrong or expired password), with its reason."""
-
-
-def _mirrored(byte: int) -> int:
-    return int(f"{byte:08b}"[::-1], 2)
-
-
-def vnc_response(password: str, challenge: bytes) -> bytes:
-    key = bytes(_mirrored(b) for b in password.encode()[:8].ljust(8, b"\0"))
-    encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
-    return encryptor.update(challenge) + encryptor.finalize()
 
 
 class _Stream:
@@ -49,8 +35,9 @@ class _Stream:
         return self.read(struct.unpack(">I", self.read(4))[0]).decode(errors="replace")
 
 
-def handshake(transport, password: str) -> tuple[int, int, str]:
-    """VNC-authenticate and initialise; returns the desktop's (width, height, name). RfbRefused when refused."""
+def handshake(transport, password: str | None) -> tuple[int, int, str]:
+    """VNC-authenticate (password None: expect security type None, as the gateway offers) and initialise;
+    returns the desktop's (width, height, name). RfbRefused when refused."""
     stream = _Stream(transport)
     banner = stream.read(12)
     if not banner.startswith(b"RFB "):
@@ -60,10 +47,15 @@ def handshake(transport, password: str) -> tuple[int, int, str]:
     if count == 0:
         raise RfbRefused(stream.reason())
     offered = stream.read(count)
-    if VNC_AUTH not in offered:
-        raise RfbRefused(f"no VNC authentication offered (security types {list(offered)})")
-    transport.sendall(bytes([VNC_AUTH]))
-    transport.sendall(vnc_response(password, stream.read(16)))
+    if password is None:
+        if list(offered) != [NONE]:
+            raise RfbRefused(f"security types {list(offered)} offered, not only None")
+        transport.sendall(bytes([NONE]))
+    else:
+        if VNC_AUTH not in offered:
+            raise RfbRefused(f"no VNC authentication offered (security types {list(offered)})")
+        transport.sendall(bytes([VNC_AUTH]))
+        transport.sendall(vnc_response(password, stream.read(16)))
     if struct.unpack(">I", stream.read(4))[0] != 0:
         raise RfbRefused(stream.reason())
     transport.sendall(b"\x01")                       # ClientInit: shared

@@ -105,13 +105,16 @@ def test_shares_are_held_to_the_share_roots_and_named_where_they_are_used(mocks,
     raw = example_stack("dev")
     (tmp_path / "docs").mkdir()
     raw["shares"] = {"docs": {"path": str(tmp_path / "docs")}, "etc": {"path": "/etc"},
-                     "far": {"host": "remote", "path": "/srv/far"}}
+                     "far": {"host": "remote", "path": "/srv/far"},
+                     "far-rw": {"host": "remote", "path": "/srv/far-rw", "writable": True}}
     raw["hosts"]["remote"] = {"uri": "qemu+ssh://kvm2.example.org/system", "accelerator": "kvm"}
     raw["profiles"]["desktop"]["shares"] = ["docs", "etc", "nope"]
     problems = dict(_declare(raw))
     assert "'/etc' is outside the shares roots" in problems["shares.etc.path"]
-    assert "read-only share needs vdesk's read-only virtiofsd" in problems["shares.far.writable"]
-    assert problems["profiles.desktop.shares[2]"] == "unknown share 'nope' (declared: docs, etc, far)"
+    # vdesk's virtiofsd (read-only, or writable with ids mapped) is on this machine only: no share elsewhere
+    assert "a share needs vdesk's virtiofsd on its host" in problems["shares.far.host"]
+    assert "a share needs vdesk's virtiofsd on its host" in problems["shares.far-rw.host"]
+    assert problems["profiles.desktop.shares[2]"] == "unknown share 'nope' (declared: docs, etc, far, far-rw)"
     assert "shares.docs.path" not in problems
 
 

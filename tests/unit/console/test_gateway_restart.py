@@ -44,3 +44,20 @@ def test_an_old_gateway_that_ignores_sigterm_is_killed_and_the_new_one_gets_its_
         if old.poll() is None:
             old.kill()
             old.wait()
+
+
+def test_a_stale_gateway_record_naming_someone_elses_process_is_not_signalled(tmp_path):
+    console_dir = tmp_path.resolve()
+    # gateway.json left by a gateway that died; its pid now belongs to an unrelated process
+    other = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(600)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "ready"
+        (console_dir / service.RUNTIME_FILE).write_text(f'{{"pid": {other.pid}, "port": 1, "url": "x"}}\n')
+        assert service.runtime(console_dir) is None
+        service.stop(console_dir, timeout_s=2)
+        assert other.poll() is None, "root signalled a process that is not this host's gateway"
+        assert not (console_dir / service.RUNTIME_FILE).exists()
+    finally:
+        other.kill()
+        other.wait()

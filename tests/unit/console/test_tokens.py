@@ -58,13 +58,13 @@ def test_the_gateway_refuses(key, case, reason):
     assert token is None or token not in str(refused.value)
 
 
-def test_the_url_keeps_the_password_in_the_fragment(key):
+def test_the_url_holds_the_token_in_the_fragment_and_no_password(key):
     token, _ = tokens.mint(key, "ci-ci", 60)
-    url = tokens.console_url("http://127.0.0.1:6080", "ci-ci", token, "pa&ss/w=")
+    url = tokens.console_url("http://127.0.0.1:6080", "ci-ci", token)
     parts = urllib.parse.urlsplit(url)
     assert (parts.scheme, parts.netloc, parts.path, parts.query) == ("http", "127.0.0.1:6080", "/vnc.html", "")
     fragment = dict(urllib.parse.parse_qsl(parts.fragment))
-    assert fragment["password"] == "pa&ss/w=" and fragment["autoconnect"] == "1"
+    assert "password" not in fragment and fragment["autoconnect"] == "1"
     # noVNC opens ws://<page host>/<path>: the token goes to the gateway, the password does not
     ws_path = urllib.parse.urlsplit("/" + fragment["path"])
     assert ws_path.path == "/websockify"
@@ -80,3 +80,14 @@ def test_log_lines_never_carry_a_token(key):
     bare = logging.LogRecord("x", logging.INFO, __file__, 1, "seen %s", (token,), None)
     _Redact().filter(bare)
     assert token not in bare.getMessage()
+
+
+@pytest.mark.parametrize("value, logged", [
+    ("dev-dev", "dev-dev"), (None, "-"),
+    ("x from=10.0.0.1 reason=ok\n2026-01-01T00:00:00Z vdesk.console connect desktop=dev-dev",
+     '"x from=10.0.0.1 reason=ok\\n2026-01-01T00:00:00Z vdesk.console con..."'),
+    ("\u202eevil\x1b[2J", '"\\u202eevil\\u001b[2J"'),
+])
+def test_a_refused_desktop_name_cannot_forge_a_log_line_or_field(value, logged):
+    from components.console.gateway import shown
+    assert shown(value) == logged and "\n" not in shown(value)

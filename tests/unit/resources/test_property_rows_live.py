@@ -9,6 +9,7 @@ import libvirt
 import pytest
 
 from components import xmlmodel
+from components.resources import rootexec
 from components.resources.domain import DomainProvider
 from components.resources.network import NetworkProvider
 from components.resources.pool import PoolProvider
@@ -49,7 +50,7 @@ DOMAIN_ROWS = {
     "nics": ([{"network": "default", "mac": "52:54:00:33:00:01"}],
              lambda c: [i.mac for i in _dom_xml(c).interfaces] == ["52:54:00:33:00:01"]),
     "shares": ([{"source": "/srv/docs", "tag": "docs", "readonly": True}],
-               lambda c: [(f.source_dir, f.tag, f.binary.endswith("/tools/virtiofsd-ro"))
+               lambda c: [(f.source_dir, f.tag, f.binary == rootexec.installed_path("virtiofsd-ro"))
                           for f in _dom_xml(c).shared_dirs] == [("/srv/docs", "docs", True)]
                and _dom_xml(c).memory_access == "shared"),
     "video": ({"model": "virtio", "width": 1280, "height": 800},
