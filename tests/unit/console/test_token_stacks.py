@@ -50,7 +50,7 @@ def test_another_stacks_token_for_a_desktop_is_refused_by_the_gateway(tmp_path, 
 def test_the_owners_token_is_served(tmp_path, team_a_desktop):
     key = tokens.signing_key(tmp_path, create=True)
     token, _ = tokens.mint(key, "team-a-ann", 60, stack="team-a")
-    assert _gateway_grant(tmp_path, token) == ("unix_socket", "/run/ann.sock")
+    assert _gateway_grant(tmp_path, token) == ("unix_socket", "/run/ann.sock", None)   # (no display password)
 
 
 def test_the_console_command_mints_for_the_stack_of_the_desktops_outputs(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from components.paths import shipped
 from components.resources import rootexec
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="makes files owned by another uid")
@@ -23,7 +24,7 @@ def test_installs_a_root_owned_0755_copy_of_the_wrapper(libexec):
     st = os.lstat(path)
     assert path == rootexec.installed_path("virtiofsd-rw") == str(libexec / "virtiofsd-rw")
     assert (st.st_uid, stat.S_IMODE(st.st_mode), stat.S_ISREG(st.st_mode)) == (os.geteuid(), 0o755, True)
-    assert (libexec / "virtiofsd-rw").read_bytes() == (rootexec._TOOLS / "virtiofsd-share").read_bytes()
+    assert (libexec / "virtiofsd-rw").read_bytes() == shipped("tools/virtiofsd-share").read_bytes()
     assert rootexec.owner_problem(path) is None
     assert sorted(p.name for p in libexec.iterdir()) == ["virtiofsd-rw"]      # no temporary left
 
@@ -36,7 +37,7 @@ def test_a_changed_or_loosened_copy_is_replaced(libexec):
     with open(path, "ab") as fh:
         fh.write(b"\nimport os; os.system('id')\n")
     rootexec.install("virtiofsd-ro")
-    assert open(path, "rb").read() == (rootexec._TOOLS / "virtiofsd-share").read_bytes()
+    assert open(path, "rb").read() == shipped("tools/virtiofsd-share").read_bytes()
 
 
 def test_a_directory_others_can_write_is_refused(libexec):
