@@ -1,0 +1,23 @@
+"""The kubevirt tier's real Kubernetes API server: one per test session, with KubeVirt's and CDI's CRDs."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support import kube
+
+
+@pytest.fixture(scope="session")
+def kube_server(tmp_path_factory):
+    server = kube.start(tmp_path_factory.mktemp("kube") / "server")
+    try:
+        kube.install_crds(server)
+        yield server
+    finally:
+        kube.stop(server)
+
+
+@pytest.fixture
+def kube_client(kube_server):
+    api_client = kube_server.api_client()
+    yield api_client
+    api_client.close()
