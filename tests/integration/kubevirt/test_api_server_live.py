@@ -31,13 +31,6 @@ def _data_volume(name: str) -> dict:
                      "storage": {"resources": {"requests": {"storage": "10Gi"}}}}}
 
 
-@pytest.fixture(scope="module")
-def namespace(kube_server):
-    api_client = kube_server.api_client()
-    client.CoreV1Api(api_client).create_namespace({"metadata": {"name": NAMESPACE}})
-    yield NAMESPACE
-    api_client.close()
-
 
 def test_crds_are_served_as_api_resources(kube_client):
     groups = {g.name: [v.version for v in g.versions] for g in client.ApisApi(kube_client).get_api_versions().groups}
