@@ -2,7 +2,8 @@
 
 Create and update are server-side applies under vdesk's field manager, so a changed field (a
 VirtualMachine's memory) is patched in place; check runs the same apply as a server-side dry run, so
-the cluster's own validation (CRD schemas, admission, quota) speaks at preview. Stateless: every
+the cluster's own validation (CRD schemas, admission) speaks at preview, and components.kubevirt.preflight
+adds what no dry run checks (the storage class, the namespace's memory quota). Stateless: every
 method opens its own client from the kubeconfig named in its inputs."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
 
+from components.kubevirt import preflight
 from components.resources.provider import DeclaredProvider, Prop, _is_unknown, _normal
 
 log = logging.getLogger(__name__)
@@ -64,12 +66,14 @@ class KubeObjectProvider(DeclaredProvider):
 
     # -- connection -------------------------------------------------------------------
     @staticmethod
-    def _resource(props: dict):
+    def _api_client(props: dict):
+        from kubernetes import config
+        return config.new_client_from_config(config_file=props["kubeconfig"], context=props.get("context") or None)
+
+    def _resource(self, props: dict):
         """(dynamic client, resource API) for the manifest's kind; the caller closes the client."""
-        from kubernetes import config, dynamic
-        api_client = config.new_client_from_config(config_file=props["kubeconfig"],
-                                                   context=props.get("context") or None)
-        client = dynamic.DynamicClient(api_client)
+        from kubernetes import dynamic
+        client = dynamic.DynamicClient(self._api_client(props))
         manifest = props["manifest"]
         return client, client.resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
 
@@ -93,15 +97,31 @@ class KubeObjectProvider(DeclaredProvider):
             return []        # the property check above has said what is wrong
         if any(_is_unknown(value) for value in inputs.values()) or _has_unknown(manifest):
             return []        # depends on something not made yet; create() meets the server's word
+        props = {**inputs, "manifest": _normal(manifest)}
         from kubernetes.client.rest import ApiException
         from kubernetes.config import ConfigException
         from urllib3.exceptions import HTTPError
         try:
-            self._apply({**inputs, "manifest": _normal(manifest)}, dry_run=True)
-        except ApiException as err:
-            return _refusal(err)
+            return self._preflight_problems(props) + self._dry_run_refusals(props)
         except (ConfigException, OSError, HTTPError) as err:
             return [("kubeconfig", f"cannot reach the cluster of {inputs['kubeconfig']}: {err}")]
+        except ApiException as err:      # a preview query refused (e.g. RBAC): the check cannot be made
+            return [("kubeconfig", f"the cluster of {inputs['kubeconfig']} refused a preview query: "
+                                   f"HTTP {err.status} {err.reason}")]
+
+    def _preflight_problems(self, props: dict) -> list[tuple[str, str]]:
+        api_client = self._api_client(props)
+        try:
+            return [problem for check in preflight.CHECKS for problem in check(api_client, props["manifest"])]
+        finally:
+            api_client.close()
+
+    def _dry_run_refusals(self, props: dict) -> list[tuple[str, str]]:
+        from kubernetes.client.rest import ApiException
+        try:
+            self._apply(props, dry_run=True)
+        except ApiException as err:
+            return _refusal(err)
         return []
 
     # -- CRUD --------------------------------------------------------------------------

@@ -102,3 +102,38 @@ def test_create_update_memory_in_place_drift_and_delete_leaves_nothing(kube_serv
     for kind in ("VirtualMachine", "DataVolume", "Secret"):
         provider.delete(made[kind].id, made[kind].outs)
     assert _managed(kube_client) == []
+
+
+def test_missing_storage_class_fails_check_and_an_existing_one_passes(kube_server, kube_client, namespace):
+    client.StorageV1Api(kube_client).create_storage_class(
+        {"metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner"})
+    provider = KubeObjectProvider()
+    missing = provider.check({}, _props(kube_server, model.system_volume(desktop("sc", NAMESPACE,
+                                                                                storage_class="fast"))))
+    assert [(f.property, f.reason) for f in missing.failures] == [
+        ("manifest.spec.storage.storageClassName", "storage class 'fast' does not exist in the cluster")]
+    checked(provider, _props(kube_server, model.system_volume(desktop("sc", NAMESPACE, storage_class="local"))))
+    client.StorageV1Api(kube_client).delete_storage_class("local")
+
+
+def test_memory_beyond_quota_fails_check_with_the_test_playing_the_quota_controller(kube_server, kube_client):
+    quota_namespace = "quota-check"
+    core = client.CoreV1Api(kube_client)
+    core.create_namespace({"metadata": {"name": quota_namespace}})
+    core.create_namespaced_resource_quota(quota_namespace, {"metadata": {"name": "team"},
+                                                            "spec": {"hard": {"requests.memory": "3Gi"}}})
+    # No kube-controller-manager runs here: the test writes the use that its quota controller would.
+    core.patch_namespaced_resource_quota_status("team", quota_namespace, {"status": {
+        "hard": {"requests.memory": "3Gi"}, "used": {"requests.memory": "2Gi"}}})
+    provider = KubeObjectProvider()
+    too_big = provider.check({}, _props(kube_server, model.virtual_machine(
+        desktop("big", quota_namespace, memory_mib=2048))))
+    assert [(f.property, f.reason) for f in too_big.failures] == [(
+        "manifest.spec.template.spec.domain.resources.requests.memory",
+        "2048Mi is beyond namespace 'quota-check''s quota 'team': requests.memory 3Gi, of which 2Gi is used")]
+    checked(provider, _props(kube_server, model.virtual_machine(desktop("fits", quota_namespace, memory_mib=1024))))
+    both = model.virtual_machine(desktop("both", quota_namespace, memory_mib=4096))
+    both["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] = "two"
+    failures = provider.check({}, _props(kube_server, both)).failures
+    assert sorted(f.property for f in failures) == ["manifest.spec.template.spec.domain.cpu.cores",
+                                                    "manifest.spec.template.spec.domain.resources.requests.memory"]
