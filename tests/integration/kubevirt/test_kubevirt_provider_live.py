@@ -11,39 +11,23 @@ from kubernetes import client
 
 from components.kubevirt import model
 from components.kubevirt.provider import KubeObjectProvider
-from tests.support.kubevirt import desktop
+from tests.support.kubevirt import desktop, managed_objects
 from tests.support.providers import checked
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = "desks"
-PLURALS = {"Secret": None, "DataVolume": ("cdi.kubevirt.io", "v1beta1", "datavolumes"),
-           "VirtualMachine": ("kubevirt.io", "v1", "virtualmachines")}
-
 
 
 def _props(kube_server, manifest) -> dict:
     return {"kubeconfig": str(kube_server.kubeconfig), "manifest": manifest}
 
 
-def _managed(kube_client) -> list[tuple[str, str]]:
-    """Every object vdesk labelled in the namespace, of the three kinds it makes."""
-    selector = "app.kubernetes.io/managed-by=vdesk"
-    found = [("Secret", s.metadata.name) for s in
-             client.CoreV1Api(kube_client).list_namespaced_secret(NAMESPACE, label_selector=selector).items]
-    objects = client.CustomObjectsApi(kube_client)
-    for kind in ("DataVolume", "VirtualMachine"):
-        group, version, plural = PLURALS[kind]
-        listed = objects.list_namespaced_custom_object(group, version, NAMESPACE, plural, label_selector=selector)
-        found += [(kind, item["metadata"]["name"]) for item in listed["items"]]
-    return sorted(found)
-
-
 def test_desktop_passes_server_side_dry_run_and_nothing_is_made(kube_server, kube_client, namespace):
     provider = KubeObjectProvider()
     for manifest in model.manifests(desktop("dry", NAMESPACE)):
         checked(provider, _props(kube_server, manifest))
-    assert _managed(kube_client) == []
+    assert managed_objects(kube_client, NAMESPACE) == []
 
 
 def test_crd_invalid_value_fails_check_naming_the_field(kube_server, kube_client, namespace):
@@ -53,7 +37,7 @@ def test_crd_invalid_value_fails_check_naming_the_field(kube_server, kube_client
     failures = [(f.property, f.reason) for f in result.failures]
     assert [path for path, _ in failures] == ["manifest.spec.template.spec.domain.cpu.cores"], failures
     assert "expected numeric (int or float), got string" in failures[0][1]
-    assert _managed(kube_client) == []
+    assert managed_objects(kube_client, NAMESPACE) == []
 
 
 def test_create_update_memory_in_place_drift_and_delete_leaves_nothing(kube_server, kube_client, namespace):
@@ -62,7 +46,7 @@ def test_create_update_memory_in_place_drift_and_delete_leaves_nothing(kube_serv
     for manifest in model.manifests(desktop("desk1", NAMESPACE)):
         created = provider.create(checked(provider, _props(kube_server, manifest)))
         made[manifest["kind"]] = created
-    assert _managed(kube_client) == [("DataVolume", "desk1-system"), ("Secret", "desk1-cloudinit"),
+    assert managed_objects(kube_client, NAMESPACE) == [("DataVolume", "desk1-system"), ("Secret", "desk1-cloudinit"),
                                      ("VirtualMachine", "desk1")]
     vm = made["VirtualMachine"]
     for kind, created in made.items():     # nothing drifted yet: read gives back what was declared
@@ -101,7 +85,7 @@ def test_create_update_memory_in_place_drift_and_delete_leaves_nothing(kube_serv
 
     for kind in ("VirtualMachine", "DataVolume", "Secret"):
         provider.delete(made[kind].id, made[kind].outs)
-    assert _managed(kube_client) == []
+    assert managed_objects(kube_client, NAMESPACE) == []
 
 
 def test_missing_storage_class_fails_check_and_an_existing_one_passes(kube_server, kube_client, namespace):
