@@ -11,7 +11,8 @@ import json
 import logging
 import re
 
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, UpdateResult
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from components.kubevirt import preflight
 from components.resources.provider import DeclaredProvider, Prop, _is_unknown, _normal
@@ -197,3 +198,18 @@ def _refusal(err) -> list[tuple[str, str]]:
         return [("manifest", message)]
     return [(f"manifest.{cause['field']}" if cause.get("field") else "manifest",
              cause.get("message", status.get("message", ""))) for cause in causes]
+
+
+class KubeObject(Resource):
+    """One Kubernetes object; a Secret's manifest (it holds the guest's host key) is secret in state."""
+
+    uid: pulumi.Output[str]
+    manifest: pulumi.Output[dict]
+
+    def __init__(self, name: str, *, kubeconfig, manifest, kind: str, context="", opts=None):
+        if kind == "Secret":
+            manifest = pulumi.Output.secret(manifest)
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["manifest"]))
+        super().__init__(KubeObjectProvider(), name, {
+            "kubeconfig": kubeconfig, "context": context, "manifest": manifest,
+            **dict.fromkeys(KubeObjectProvider.OUTPUTS)}, opts)
