@@ -15,7 +15,8 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
 from components.kubevirt import preflight
-from components.resources.provider import DeclaredProvider, Prop, _is_unknown, _normal
+from components.errors import VdeskError
+from components.resources.provider import ADOPT, DeclaredProvider, Prop, _is_unknown, _normal
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class KubeObjectProvider(DeclaredProvider):
         "context": Prop(str, default="", replaces=True, doc="its context (empty: the current one)"),
         "manifest": Prop(dict, required=True, validate=_manifest_problem,
                          doc="the object; its apiVersion, kind, namespace or name changing replaces it"),
+        "adopt": ADOPT,
     }
     OUTPUTS = ("uid",)
 
@@ -126,7 +128,23 @@ class KubeObjectProvider(DeclaredProvider):
         return []
 
     # -- CRUD --------------------------------------------------------------------------
+    def existing_id(self, props: dict) -> str | None:
+        from kubernetes.client.rest import ApiException
+        client, resource = self._resource(props)
+        manifest = props["manifest"]
+        try:
+            client.get(resource, name=manifest["metadata"]["name"], namespace=manifest["metadata"].get("namespace"))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        finally:
+            client.client.close()
+        return object_id(manifest)
+
     def create(self, props):
+        if self.existing_id(props) is not None:     # an apply would silently take over someone else's object
+            raise VdeskError(f"{object_id(props['manifest'])} already exists; declare adopt: true to take it over")
         live = self._apply(props)
         log.info("created %s", object_id(props["manifest"]))
         return CreateResult(object_id(props["manifest"]), {**props, "uid": live["metadata"]["uid"]})
@@ -165,14 +183,15 @@ class KubeObjectProvider(DeclaredProvider):
             client.client.close()
 
     def diff(self, _id, olds, news):
-        changed = [name for name in self.PROPS if _normal(olds.get(name)) != _normal(news.get(name))]
+        changed = [name for name, prop in self.PROPS.items()
+                   if not prop.inert and _normal(olds.get(name)) != _normal(news.get(name))]
         replaces = [name for name in ("kubeconfig", "context") if name in changed]
         old_manifest, new_manifest = olds.get("manifest"), news.get("manifest")
         if "manifest" in changed and isinstance(old_manifest, dict) and isinstance(new_manifest, dict) \
                 and not _manifest_problem(old_manifest) and identity(old_manifest) != identity(new_manifest):
             replaces.append("manifest")
         return DiffResult(changes=bool(changed), replaces=replaces,
-                          stables=[name for name in self.PROPS if name not in changed],
+                          stables=[name for name in self.PROPS if name not in changed and name not in replaces],
                           delete_before_replace=bool(replaces))
 
 
@@ -206,10 +225,10 @@ class KubeObject(Resource):
     uid: pulumi.Output[str]
     manifest: pulumi.Output[dict]
 
-    def __init__(self, name: str, *, kubeconfig, manifest, kind: str, context="", opts=None):
+    def __init__(self, name: str, *, kubeconfig, manifest, kind: str, context="", adopt=False, opts=None):
         if kind == "Secret":
             manifest = pulumi.Output.secret(manifest)
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["manifest"]))
         super().__init__(KubeObjectProvider(), name, {
-            "kubeconfig": kubeconfig, "context": context, "manifest": manifest,
+            "kubeconfig": kubeconfig, "context": context, "manifest": manifest, "adopt": adopt,
             **dict.fromkeys(KubeObjectProvider.OUTPUTS)}, opts)

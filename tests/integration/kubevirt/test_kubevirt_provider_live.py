@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from components.kubevirt import model
+from components.errors import VdeskError
 from components.kubevirt.provider import KubeObjectProvider
 from tests.support.kubevirt import desktop, managed_objects
 from tests.support.providers import checked
@@ -121,3 +122,21 @@ def test_memory_beyond_quota_fails_check_with_the_test_playing_the_quota_control
     failures = provider.check({}, _props(kube_server, both)).failures
     assert sorted(f.property for f in failures) == ["manifest.spec.template.spec.domain.cpu.cores",
                                                     "manifest.spec.template.spec.domain.resources.requests.memory"]
+
+
+def test_an_existing_object_is_refused_unless_adopted_then_brought_to_the_declaration(
+        kube_server, kube_client, namespace):
+    declared = model.seed_secret(desktop("adoptee", NAMESPACE))
+    core = client.CoreV1Api(kube_client)
+    made_by_hand = core.create_namespaced_secret(NAMESPACE, {
+        "metadata": {"name": declared["metadata"]["name"]}, "data": {"userdata": "b2xk"}})
+    provider = KubeObjectProvider()
+    with pytest.raises(VdeskError, match="v1/Secret/desks/adoptee-cloudinit already exists; declare adopt: true"):
+        provider.create(checked(provider, _props(kube_server, declared)))
+    adopted = provider.create(checked(provider, {**_props(kube_server, declared), "adopt": True}))
+    assert adopted.outs["uid"] == made_by_hand.metadata.uid
+    live = core.read_namespaced_secret(declared["metadata"]["name"], NAMESPACE)
+    assert live.data["userdata"] == declared["data"]["userdata"]
+    assert live.metadata.labels == declared["metadata"]["labels"]
+    provider.delete(adopted.id, adopted.outs)
+    assert managed_objects(kube_client, NAMESPACE) == []
