@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..kubevirt.provider import KubeObjectProvider
 from ..resources.container import ContainerProvider
 from ..resources.display import DisplayPasswordProvider
 from ..resources.domain import DomainProvider
@@ -26,6 +27,7 @@ PROVIDERS = {
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
     "Container (libvirt LXC)": ContainerProvider,
     "ImageBuild (a recipe Image's build)": ImageBuildProvider,
+    "KubeObject (a Kubernetes object of a KubeVirt desktop)": KubeObjectProvider,
 }
 DOC = Path(__file__).resolve().parents[2] / "docs" / "properties.md"
 

@@ -1,0 +1,1 @@
+"""The KubeVirt backend: a desktop as a VirtualMachine, a CDI DataVolume and a cloud-init Secret."""

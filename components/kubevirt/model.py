@@ -1,0 +1,120 @@
+"""What one desktop becomes on a KubeVirt cluster: the manifests of its Secret, DataVolume and VirtualMachine.
+
+Built from plain parameters and the NoCloud documents that the libvirt backend renders from the same
+templates (components.cloudinit.render.render_seed), so both backends boot the same guest."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from ..cloudinit import SeedDocuments
+
+KUBEVIRT_API = "kubevirt.io/v1"
+CDI_API = "cdi.kubevirt.io/v1beta1"
+RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once")
+# The keys KubeVirt's cloudInitNoCloud secretRef / networkDataSecretRef read.
+USER_DATA_KEY = "userdata"
+NETWORK_DATA_KEY = "networkdata"
+SYSTEM_DISK = "system"
+CLOUD_INIT_DISK = "cloudinit"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "vdesk"}
+
+
+@dataclass(frozen=True)
+class DataSourceRef:
+    """A CDI DataSource that the administrator provides (a golden image already in the cluster)."""
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class KubevirtDesktop:
+    """One desktop's settings, as the KubeVirt backend needs them."""
+    name: str
+    namespace: str
+    cpus: int
+    memory_mib: int
+    disk_gib: int
+    seed: SeedDocuments
+    mac: str                                # the MAC that the seed's network config matches on
+    image_url: str | None = None            # the DataVolume imports this image over HTTP(S) ...
+    data_source: DataSourceRef | None = None  # ... or clones the administrator's DataSource
+    run_strategy: str = "Always"
+    storage_class: str | None = None
+
+    @property
+    def seed_secret_name(self) -> str:
+        return f"{self.name}-cloudinit"
+
+    @property
+    def system_volume_name(self) -> str:
+        return f"{self.name}-system"
+
+
+def _metadata(desktop: KubevirtDesktop, name: str) -> dict:
+    return {"name": name, "namespace": desktop.namespace,
+            "labels": {**MANAGED_BY, "vdesk.io/desktop": desktop.name}}
+
+
+def _encoded(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def seed_secret(desktop: KubevirtDesktop) -> dict:
+    """The NoCloud user data and network config, which hold the host's private key: a Secret, never a ConfigMap."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": _metadata(desktop, desktop.seed_secret_name),
+            "data": {USER_DATA_KEY: _encoded(desktop.seed.user_data),
+                     NETWORK_DATA_KEY: _encoded(desktop.seed.network_config)}}
+
+
+def system_volume(desktop: KubevirtDesktop) -> dict:
+    """The system disk: imported from the image URL, or cloned from the administrator's DataSource."""
+    if (desktop.image_url is None) == (desktop.data_source is None):
+        raise ValueError("a KubeVirt desktop needs exactly one of image_url and data_source")
+    storage: dict = {"resources": {"requests": {"storage": f"{desktop.disk_gib}Gi"}}}
+    if desktop.storage_class is not None:
+        storage["storageClassName"] = desktop.storage_class
+    spec: dict = {"storage": storage}
+    if desktop.image_url is not None:
+        spec["source"] = {"http": {"url": desktop.image_url}}
+    else:
+        spec["sourceRef"] = {"kind": "DataSource", "namespace": desktop.data_source.namespace,
+                             "name": desktop.data_source.name}
+    return {"apiVersion": CDI_API, "kind": "DataVolume",
+            "metadata": _metadata(desktop, desktop.system_volume_name), "spec": spec}
+
+
+def virtual_machine(desktop: KubevirtDesktop) -> dict:
+    """The VirtualMachine booting the system DataVolume with the seed Secret as its NoCloud disk."""
+    if desktop.run_strategy not in RUN_STRATEGIES:
+        raise ValueError(f"run_strategy must be one of {', '.join(RUN_STRATEGIES)}")
+    memory = f"{desktop.memory_mib}Mi"
+    domain = {
+        "cpu": {"cores": desktop.cpus},
+        "memory": {"guest": memory},
+        "resources": {"requests": {"memory": memory}},
+        "devices": {
+            "disks": [{"name": SYSTEM_DISK, "disk": {"bus": "virtio"}},
+                      {"name": CLOUD_INIT_DISK, "disk": {"bus": "virtio"}}],
+            "interfaces": [{"name": "default", "masquerade": {}, "macAddress": desktop.mac}],
+        },
+    }
+    volumes = [
+        {"name": SYSTEM_DISK, "dataVolume": {"name": desktop.system_volume_name}},
+        {"name": CLOUD_INIT_DISK, "cloudInitNoCloud": {
+            "secretRef": {"name": desktop.seed_secret_name},
+            "networkDataSecretRef": {"name": desktop.seed_secret_name}}},
+    ]
+    return {"apiVersion": KUBEVIRT_API, "kind": "VirtualMachine",
+            "metadata": _metadata(desktop, desktop.name),
+            "spec": {"runStrategy": desktop.run_strategy,
+                     "template": {"metadata": {"labels": {"vdesk.io/desktop": desktop.name}},
+                                  "spec": {"domain": domain,
+                                           "networks": [{"name": "default", "pod": {}}],
+                                           "volumes": volumes}}}}
+
+
+def manifests(desktop: KubevirtDesktop) -> list[dict]:
+    """Every object of the desktop, in the order they are created (the VM refers to the other two)."""
+    return [seed_secret(desktop), system_volume(desktop), virtual_machine(desktop)]
