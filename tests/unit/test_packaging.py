@@ -20,9 +20,10 @@ def _by_name(requirements) -> dict[str, Requirement]:
 
 
 def test_every_pin_is_one_exact_version_inside_its_declared_range():
-    ranges = _by_name(PROJECT["project"]["dependencies"] + PROJECT["project"]["optional-dependencies"]["test"])
+    extras = PROJECT["project"]["optional-dependencies"]
+    ranges = _by_name(PROJECT["project"]["dependencies"] + [r for extra in extras.values() for r in extra])
     pins = _by_name(PROJECT["tool"]["vdesk"]["pinned"])
-    assert sorted(pins) == sorted(ranges), "each runtime and test dependency has exactly one pin"
+    assert sorted(pins) == sorted(ranges), "each runtime, extra and test dependency has exactly one pin"
     for name, pin in pins.items():
         [spec] = pin.specifier
         assert spec.operator == "==", f"{pin} is not an exact pin"
