@@ -52,11 +52,15 @@ def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
     return key
 
 
-def mint(key: bytes, desktop: str, valid_for_s: float, *, now: float | None = None) -> tuple[str, float]:
-    """A token for `desktop`, valid for valid_for_s seconds; returns (token, expiry)."""
+def mint(key: bytes, desktop: str, valid_for_s: float, *, now: float | None = None,
+         extra: dict | None = None) -> tuple[str, float]:
+    """A token for `desktop`, valid for valid_for_s seconds; returns (token, expiry).
+
+    extra: more claims to sign into it (the portal binds a link to a person and their session); the
+    standard ones always win."""
     issued = time.time() if now is None else now
     expires = issued + valid_for_s
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "iat": int(issued), "exp": int(expires),
+    claims = {**(extra or {}), "iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "iat": int(issued), "exp": int(expires),
               "jti": secrets.token_hex(6)}
     return jwt.encode(claims, key, algorithm=ALGORITHM), int(expires)
 
