@@ -39,7 +39,7 @@ SESSION_COOKIE = "vdesk_portal"
 CONSOLE_COOKIE = "vdesk_console"      # the per-session value a console link is bound to (see link_claims)
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
             "X-Frame-Options": "DENY"}
 
 
