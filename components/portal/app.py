@@ -108,13 +108,15 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
     def refused(request: Request, reason: str, status: int = 403) -> Response:
         return page(request, "refused.html", status, reason=reason)
 
-    def records():
-        return accounts.load(config.portal_dir)
+    def still_theirs(person: Person) -> list[tuple[str, str]]:
+        """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
+        listed = {(r.stack, r.desktop) for r in accounts.load(config.portal_dir) if person.user in r.users}
+        return [p for p in person.desktops if p in listed]
 
     async def mine(request: Request, person: Person, name: str) -> inventory.Desktop | None:
         try:
-            return await run_in_threadpool(inventory.one_of, config.libvirt_uri, config.host, records(),
-                                           person.user, person.stacks, name)
+            return await run_in_threadpool(inventory.one_of, config.libvirt_uri, config.host, still_theirs(person),
+                                           name)
         except inventory.NotYours:
             log.info("refused user=%s desktop=%s from=%s reason=not theirs", person.user, _loggable(name),
                      client(request))
@@ -127,8 +129,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         person = person_of(request)
         if person is None:
             return to_signin()
-        desks = await run_in_threadpool(inventory.desktops_of, config.libvirt_uri, config.host, records(),
-                                        person.user, person.stacks)
+        desks = await run_in_threadpool(inventory.desktops_of, config.libvirt_uri, config.host,
+                                        still_theirs(person))
         return page(request, "desktops.html", desktops=desks, actions=inventory.ACTIONS,
                     message=request.query_params.get("done"))
 
@@ -152,16 +154,16 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not limiter.allow(source, user):
             log.info("signin user=%s from=%s result=rate-limited", _loggable(user), source)
             return page(request, "signin.html", 429, message="Too many attempts; wait a few minutes.")
-        stacks = []
+        proven = []
         if _USER_NAME.fullmatch(user) and password:
-            stacks = await run_in_threadpool(accounts.verify, records(), user, password)
-        if not stacks:
+            proven = await run_in_threadpool(accounts.verify, accounts.load(config.portal_dir), user, password)
+        if not proven:
             log.info("signin user=%s from=%s result=refused", _loggable(user), source)
             return page(request, "signin.html", 401, message="Wrong user or password.")
         sessions.close(request.session.get("sid"))
         request.session.clear()                                   # a new session id and CSRF token
-        request.session["sid"] = sessions.open(user, stacks, source)
-        log.info("signin user=%s from=%s result=ok stacks=%s", user, source, ",".join(stacks))
+        request.session["sid"] = sessions.open(user, proven, source)
+        log.info("signin user=%s from=%s result=ok desktops=%s", user, source, ",".join(d for _s, d in proven))
         return RedirectResponse("/", status_code=303)
 
     async def signout(request: Request) -> Response:

@@ -1,7 +1,7 @@
 """The desktops a host holds, as the portal shows them: read from libvirt, with the owner metadata vdesk writes.
 
-A desktop is a person's when a stack's account record lists them as its user and the domain's owner
-metadata names that same stack: the record alone never hands out a desktop.
+A desktop is a person's when they signed in with the password its stack's record holds for them, and the
+domain's owner metadata names that same stack: the record alone never hands out a desktop.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from PIL import Image
 from .. import xmlmodel
 from ..guest.screenshot import png_of
 from ..host.connection import connect, lookup
-from .accounts import StackAccounts
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +53,12 @@ def _state(dom: libvirt.virDomain) -> str:
     return _STATES.get(dom.state()[0], "unknown")
 
 
-def _claims(records: Iterable[StackAccounts], user: str, stacks: Iterable[str]) -> dict[str, str]:
-    """desktop -> stack, for the desktops the person's verified stacks list them on."""
-    trusted = set(stacks)
-    return {d: r.stack for r in records if r.stack in trusted for d in r.desktops_of(user)}
-
-
-def desktops_of(uri: str, host: str, records: Iterable[StackAccounts], user: str,
-                stacks: Iterable[str]) -> list[Desktop]:
-    """The person's desktops on the host, in name order; a listed desktop another stack owns is left out."""
-    claims = _claims(records, user, stacks)
+def desktops_of(uri: str, host: str, proven: Iterable[tuple[str, str]]) -> list[Desktop]:
+    """The person's desktops on the host, from the (stack, desktop) pairs they proved, in name order;
+    a desktop another stack owns (or none) is left out."""
     found = []
     with connect(uri) as conn:
-        for name, stack in sorted(claims.items()):
+        for stack, name in sorted(set(map(tuple, proven)), key=lambda p: (p[1], p[0])):
             dom = lookup(conn.lookupByName, name)
             if dom is None:
                 continue
@@ -77,10 +69,9 @@ def desktops_of(uri: str, host: str, records: Iterable[StackAccounts], user: str
     return found
 
 
-def one_of(uri: str, host: str, records: Iterable[StackAccounts], user: str, stacks: Iterable[str],
-           name: str) -> Desktop:
+def one_of(uri: str, host: str, proven: Iterable[tuple[str, str]], name: str) -> Desktop:
     """The named desktop if it is the person's; NotYours otherwise."""
-    for desk in desktops_of(uri, host, records, user, stacks):
+    for desk in desktops_of(uri, host, [p for p in proven if p[1] == name]):
         if desk.name == name:
             return desk
     raise NotYours(name)

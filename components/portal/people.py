@@ -1,7 +1,7 @@
 """Who is signed in: the portal's sessions, kept server-side so signing out (or a restart) ends them.
 
 The browser holds only a signed cookie (Starlette's SessionMiddleware, itsdangerous underneath) naming a
-random session id and the session's CSRF token; who the person is and which stacks vouched for them stay here.
+random session id and the session's CSRF token; who the person is and which desktops their password proved stay here.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 @dataclasses.dataclass(frozen=True)
 class Person:
     user: str
-    stacks: tuple[str, ...]     # the stacks whose declared password they signed in with
+    desktops: tuple[tuple[str, str], ...]   # (stack, desktop): where the declared password was theirs
     since: float                # UNIX time of the sign-in
     source: str                 # the address they signed in from
     bind: str                   # a random value, held in the console cookie, that their console links name
@@ -28,10 +28,10 @@ class Sessions:
         self._people: dict[str, Person] = {}
         self._lock = threading.Lock()
 
-    def open(self, user: str, stacks, source: str) -> str:
+    def open(self, user: str, desktops, source: str) -> str:
         sid = secrets.token_urlsafe(32)
         with self._lock:
-            self._people[sid] = Person(user, tuple(stacks), self.clock(), source, secrets.token_urlsafe(32))
+            self._people[sid] = Person(user, tuple(map(tuple, desktops)), self.clock(), source, secrets.token_urlsafe(32))
         return sid
 
     def get(self, sid: str | None) -> Person | None:

@@ -39,11 +39,10 @@ def build(conn: libvirt.virConnect, tmp: Path) -> PortalConfig:
     """Define the desktops, publish the stacks' records and make a console dir whose gateway 'runs' here."""
     for name, (stack, _users, running) in DESKTOPS.items():
         define(conn, name, stack, running)
-    for stack in ("team", "lab"):
-        accounts.publish(tmp / "portal", stack,
-                         {d: users for d, (s, users, _r) in DESKTOPS.items() if s == stack},
-                         {u: hash_password(pw, rounds=MIN_ROUNDS) for (s, u), pw in PASSWORDS.items() if s == stack})
-    accounts.publish(tmp / "portal", "rogue", {"team-grace": ["ada"]},
+    for name, (stack, users, _running) in DESKTOPS.items():
+        accounts.publish(tmp / "portal", stack, name, users,
+                         {u: hash_password(PASSWORDS[stack, u], rounds=MIN_ROUNDS) for u in users})
+    accounts.publish(tmp / "portal", "rogue", "team-grace", ["ada"],
                      {"ada": hash_password(PASSWORDS["rogue", "ada"], rounds=MIN_ROUNDS)})
     console_dir = tmp / "console"
     signing_key(console_dir, create=True)

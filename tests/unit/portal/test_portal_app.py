@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from components.console.tokens import AUDIENCE, signing_key, verify
+from components.portal import accounts
 from components.portal.app import CONSOLE_COOKIE, SESSION_COOKIE, create_app
 from components.portal.limiter import AttemptLimiter
 from tests.support import portal_world as world
@@ -56,7 +57,7 @@ def test_ada_sees_her_desktop_and_not_graces(client, caplog):
     assert client.get("/desktops/team-grace").status_code == 403
     assert client.get("/desktops/no-such-desktop").status_code == 403    # not told apart from another's
     assert client.get("/desktops/team-grace/thumbnail.png").status_code == 403
-    assert "signin user=ada from=testclient result=ok stacks=team" in caplog.text
+    assert "signin user=ada from=testclient result=ok desktops=team-ada" in caplog.text
     assert world.PASSWORDS["team", "ada"] not in caplog.text
 
 
@@ -177,6 +178,12 @@ def test_signing_out_ends_the_session_even_for_a_kept_cookie(client):
     assert client.post("/signout", data={"csrf": csrf}, follow_redirects=False).headers["location"] == "/signin"
     client.cookies.set(SESSION_COOKIE, kept)
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_desktop_taken_from_the_person_is_gone_from_their_session(client, config):
+    signed_in(client)
+    accounts.publish(config.portal_dir, "team", "team-ada", ["grace"], {})
+    assert client.get("/desktops/team-ada").status_code == 403 and "team-ada" not in client.get("/").text
 
 
 def test_pages_forbid_framing_and_referrers(client):
