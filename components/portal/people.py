@@ -14,7 +14,7 @@ import time
 @dataclasses.dataclass(frozen=True)
 class Person:
     user: str
-    desktops: tuple[tuple[str, str], ...]   # (stack, desktop): where the declared password was theirs
+    desktops: tuple[tuple[str, str], ...]   # (stack, desktop): where their declared password held
     since: float                # UNIX time of the sign-in
     source: str                 # the address they signed in from
     bind: str                   # a random value, held in the console cookie, that their console links name
@@ -31,7 +31,8 @@ class Sessions:
     def open(self, user: str, desktops, source: str) -> str:
         sid = secrets.token_urlsafe(32)
         with self._lock:
-            self._people[sid] = Person(user, tuple(map(tuple, desktops)), self.clock(), source, secrets.token_urlsafe(32))
+            self._people[sid] = Person(user, tuple(map(tuple, desktops)), self.clock(), source,
+                                       secrets.token_urlsafe(32))
         return sid
 
     def get(self, sid: str | None) -> Person | None:
