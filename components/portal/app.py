@@ -177,36 +177,36 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         response.delete_cookie(CONSOLE_COOKIE, path="/")
         return response
 
-    async def act(request: Request) -> Response:
-        person = person_of(request)
-        if person is None:
-            return to_signin()
-        if await checked_form(request) is None:
-            return refused(request, "The form was stale; load the page again.")
-        action, name = request.path_params["action"], request.path_params["name"]
-        if action not in inventory.ACTIONS:
-            return PlainTextResponse("no such action", status_code=404)
-        desk = await mine(request, person, name)
-        if desk is None:
-            return refused(request, "This desktop is not yours.")
-        await run_in_threadpool(inventory.act, config.libvirt_uri, desk, action)
-        log.info("action user=%s desktop=%s action=%s from=%s", person.user, desk.name, action, client(request))
-        return RedirectResponse(f"/?done={action}+{desk.name}", status_code=303)
-
-    async def open_console(request: Request) -> Response:
+    async def on_their_desktop(request: Request):
+        """(person, desktop) for a POST on one of the person's desktops, or the Response that refuses it."""
         person = person_of(request)
         if person is None:
             return to_signin()
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         desk = await mine(request, person, request.path_params["name"])
-        if desk is None:
-            return refused(request, "This desktop is not yours.")
+        return refused(request, "This desktop is not yours.") if desk is None else (person, desk)
+
+    async def act(request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in inventory.ACTIONS:
+            return PlainTextResponse("no such action", status_code=404)
+        if isinstance(found := await on_their_desktop(request), Response):
+            return found
+        person, desk = found
+        await run_in_threadpool(inventory.act, config.libvirt_uri, desk, action)
+        log.info("action user=%s desktop=%s action=%s from=%s", person.user, desk.name, action, client(request))
+        return RedirectResponse(f"/?done={action}+{desk.name}", status_code=303)
+
+    async def open_console(request: Request) -> Response:
+        if isinstance(found := await on_their_desktop(request), Response):
+            return found
+        person, desk = found
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
             return refused(request, "The host's console gateway is not running.", 503)
         claims = {"stk": desk.stack, **link_claims(person)}
-        token, expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s, extra=claims)
+        token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s, extra=claims)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
         response = RedirectResponse(console_url(base, desk.name, token, None), status_code=303)
