@@ -8,7 +8,6 @@ sign-in, action and console link: who, what, from where; never a password, a tok
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import hmac
 import logging
 import re
@@ -30,13 +29,13 @@ from ..console import service as console_service
 from ..console.tokens import console_url, mint, signing_key
 from . import accounts, inventory
 from .limiter import AttemptLimiter
+from .links import CONSOLE_COOKIE, link_claims
 from .people import Person, Sessions
 from .settings import PortalSettings
 
 log = logging.getLogger("vdesk.portal")
 _HERE = Path(__file__).parent
 SESSION_COOKIE = "vdesk_portal"
-CONSOLE_COOKIE = "vdesk_console"      # the per-session value a console link is bound to (see link_claims)
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
@@ -52,14 +51,6 @@ class PortalConfig:
     host: str                     # the host's name, as stacks call it
     console_dir: Path | None      # the console gateway's (its signing key and its address); None: no consoles
     settings: PortalSettings = PortalSettings()
-
-
-def link_claims(person: Person) -> dict:
-    """What a portal console link names besides its desktop: the person, and a hash of their console cookie.
-
-    The gateway must serve the link only when the request's CONSOLE_COOKIE hashes to `bnd` (so a forwarded
-    link does not open in someone else's browser), and only while the desktop's owner is `stk`."""
-    return {"per": person.user, "bnd": hashlib.sha256(person.bind.encode()).hexdigest()}
 
 
 def _loggable(user: str) -> str:
@@ -205,8 +196,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
             return refused(request, "The host's console gateway is not running.", 503)
-        claims = {"stk": desk.stack, **link_claims(person)}
-        token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s, extra=claims)
+        token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
+                               extra=link_claims(person, desk.stack))
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
         response = RedirectResponse(console_url(base, desk.name, token, None), status_code=303)

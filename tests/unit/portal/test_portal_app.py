@@ -9,10 +9,11 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from components.console.tokens import AUDIENCE, signing_key, verify
+from components.console.tokens import AUDIENCE, Refused, signing_key, verify
 from components.portal import accounts
 from components.portal.app import CONSOLE_COOKIE, SESSION_COOKIE, create_app
 from components.portal.limiter import AttemptLimiter
+from components.portal.links import refuse_unbound
 from tests.support import portal_world as world
 
 
@@ -169,6 +170,10 @@ def test_open_mints_a_console_link_bound_to_the_person(client, config, caplog):
     assert claims["bnd"] == hashlib.sha256(bind.encode()).hexdigest()
     assert claims["exp"] - claims["iat"] == config.settings.link_validity_s
     assert "console user=ada desktop=team-ada" in caplog.text and token not in caplog.text
+    # what the gateway is to check: this browser's console cookie opens it, a forwarded link alone does not
+    refuse_unbound(claims, f"{CONSOLE_COOKIE}={bind}")
+    with pytest.raises(Refused, match="another person's session"):
+        refuse_unbound(claims, None)
     assert client.post("/desktops/team-grace/open", data={"csrf": csrf}).status_code == 403
 
 
