@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..console import service as console_service
+from ..names import name_problem
 from ..console.tokens import console_url, mint, signing_key
 from . import accounts, inventory
 from .limiter import AttemptLimiter
@@ -56,6 +57,10 @@ class PortalConfig:
 def _loggable(user: str) -> str:
     """A user name as typed, safe for a log line (anything odd is not echoed)."""
     return user if _USER_NAME.fullmatch(user or "") else "<invalid>"
+
+
+def _loggable_desktop(name: str) -> str:
+    return "<invalid>" if name_problem(name) else name
 
 
 def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -> Starlette:
@@ -109,7 +114,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return await run_in_threadpool(inventory.one_of, config.libvirt_uri, config.host, still_theirs(person),
                                            name)
         except inventory.NotYours:
-            log.info("refused user=%s desktop=%s from=%s reason=not theirs", person.user, _loggable(name),
+            log.info("refused user=%s desktop=%s from=%s reason=not theirs", person.user, _loggable_desktop(name),
                      client(request))
             return None
 
@@ -122,8 +127,10 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return to_signin()
         desks = await run_in_threadpool(inventory.desktops_of, config.libvirt_uri, config.host,
                                         still_theirs(person))
-        return page(request, "desktops.html", desktops=desks, actions=inventory.ACTIONS,
-                    message=request.query_params.get("done"))
+        action, _, name = (request.query_params.get("done") or "").partition(" ")
+        done = f"{action.capitalize()}: {name}" if action in inventory.ACTIONS and name in {d.name for d in desks} \
+            else None                             # what was done, never text from the URL as it came
+        return page(request, "desktops.html", desktops=desks, actions=inventory.ACTIONS, message=done)
 
     async def desktop(request: Request) -> Response:
         person = person_of(request)

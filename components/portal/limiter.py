@@ -17,19 +17,21 @@ class AttemptLimiter:
                  clock=time.monotonic):
         self.limits = {"client": per_client, "user": per_user}
         self.window_s, self.clock = window_s, clock
-        self._seen: dict[tuple[str, str], collections.deque] = collections.defaultdict(collections.deque)
+        self._seen: dict[tuple[str, str], collections.deque] = {}
         self._lock = threading.Lock()
 
     def allow(self, client: str, user: str) -> bool:
         now = self.clock()
         keys = (("client", client), ("user", user.lower()))
         with self._lock:
-            for key in keys:
+            for key in list(self._seen):      # every window moves on: a name tried once is not kept for ever
                 seen = self._seen[key]
                 while seen and seen[0] <= now - self.window_s:
                     seen.popleft()
-            if any(len(self._seen[key]) >= self.limits[key[0]] for key in keys):
+                if not seen:
+                    del self._seen[key]
+            if any(len(self._seen.get(key, ())) >= self.limits[key[0]] for key in keys):
                 return False
             for key in keys:
-                self._seen[key].append(now)
+                self._seen.setdefault(key, collections.deque()).append(now)
             return True

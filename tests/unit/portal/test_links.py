@@ -33,3 +33,4 @@ def test_a_session_ends_on_sign_out_and_after_its_lifetime():
     assert sessions.get(sid) is None
     sid = sessions.open("ada", [], "127.0.0.1")
     assert sessions.close(sid).user == "ada" and sessions.get(sid) is None and sessions.close(sid) is None
+

@@ -110,6 +110,13 @@ def test_stop_start_and_restart_change_the_domain(client, conn, caplog):
     assert "action user=ada desktop=team-ada action=stop from=testclient" in caplog.text
 
 
+def test_the_page_says_what_was_done_never_what_the_url_says(client):
+    signed_in(client)
+    assert "Stop: team-ada" in client.get("/?done=stop+team-ada").text
+    assert "Sign in again" not in client.get("/?done=stop+Sign+in+again").text
+    assert 'id="message"' not in client.get("/?done=Your+password+expired").text
+
+
 def test_no_action_on_another_persons_desktop(client, conn):
     csrf = signed_in(client)
     assert client.post("/desktops/team-grace/stop", data={"csrf": csrf}).status_code == 403
