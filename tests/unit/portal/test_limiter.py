@@ -10,5 +10,6 @@ def test_the_limiter_forgets_names_once_their_window_has_passed():
     assert limiter.allow("1.2.3.4", "ada") and limiter.allow("1.2.3.4", "ADA")
     assert not limiter.allow("5.6.7.8", "ada")      # the name's share is used up, from any address
     now[0] = 11
-    assert limiter.allow("1.2.3.4", "grace") and len(limiter._seen) == 2      # ada's attempts are gone, and so is her key
+    assert limiter.allow("1.2.3.4", "grace")
+    assert len(limiter._seen) == 2      # ada's attempts are gone, and so is her key
     assert limiter.allow("1.2.3.4", "ada")
