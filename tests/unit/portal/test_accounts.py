@@ -47,3 +47,10 @@ def test_a_misplaced_record_or_one_with_a_password_is_skipped(tmp_path):
     assert [(r.stack, r.desktop) for r in accounts.load(tmp_path)] == [("team", "team-ada")]
     accounts.withdraw(tmp_path, "team", "team-ada")
     assert accounts.load(tmp_path) == []
+
+
+def test_an_unknown_user_costs_a_hash_check_too(tmp_path, monkeypatch):
+    checked = []
+    monkeypatch.setattr(accounts, "verify_password", lambda pw, crypt: checked.append(crypt) or False)
+    assert accounts.verify([], "nobody", "pw") == []
+    assert len(checked) == 1 and checked[0].startswith("$6$rounds=100000$")
