@@ -5,6 +5,7 @@ domain's owner metadata names that same stack: the record alone never hands out 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
@@ -15,7 +16,6 @@ from PIL import Image
 
 from .. import xmlmodel
 from ..guest.screenshot import png_of
-from ..host.connection import connect, lookup
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,26 @@ class Desktop:
         return self.state in ("running", "paused", "shutting down")
 
 
+@contextlib.contextmanager
+def connect(uri: str):
+    """The host's libvirt for one request (the portal sits beside the host, and does not import its layer)."""
+    conn = libvirt.open(uri)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def lookup(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
 def owner_stack(dom: libvirt.virDomain) -> str:
     """The stack the domain's vdesk metadata names; "" for a domain no stack owns."""
     owner = xmlmodel.Domain.from_xml(dom.XMLDesc(0)).owner
@@ -59,7 +79,7 @@ def desktops_of(uri: str, host: str, proven: Iterable[tuple[str, str]]) -> list[
     found = []
     with connect(uri) as conn:
         for stack, name in sorted(set(map(tuple, proven)), key=lambda p: (p[1], p[0])):
-            dom = lookup(conn.lookupByName, name)
+            dom = lookup(conn, name)
             if dom is None:
                 continue
             if owner_stack(dom) != stack:
