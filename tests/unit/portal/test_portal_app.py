@@ -202,3 +202,19 @@ def test_pages_forbid_framing_and_referrers(client):
     headers = client.get("/signin").headers
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["referrer-policy"] == "same-origin"   # (no-referrer would make every Origin "null")
+
+
+def test_under_tls_both_cookies_are_secure(config, tmp_path):
+    import dataclasses
+    from components.portal.settings import PortalSettings
+    cert = tmp_path / "portal.pem"
+    cert.write_text("(the server's certificate: uvicorn reads it, the app only knows TLS is on)\n")
+    tls = dataclasses.replace(config, settings=PortalSettings(tls_cert=str(cert)))
+    with TestClient(create_app(tls), base_url="https://testserver") as client:
+        reply = sign_in(client, "ada", world.PASSWORDS["team", "ada"])
+        assert reply.status_code == 303 and "secure" in reply.headers["set-cookie"].lower()
+        csrf = csrf_of(client.get("/").text)
+        opened = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+        console = [c for c in opened.headers.get_list("set-cookie") if c.startswith(CONSOLE_COOKIE + "=")]
+        assert len(console) == 1 and "secure" in console[0].lower() and "samesite=strict" in console[0].lower()
+        assert "httponly" in console[0].lower()
