@@ -44,6 +44,13 @@ def _nsenter(outputs: dict, desktop: dict) -> str:
     return f"nsenter --net={netns} " if netns else ""
 
 
+def _portal_url(console_dir: str | None) -> str | None:
+    """The address of the host's portal, when it runs (beside the console gateway whose dir is given)."""
+    from ..portal import service
+    from ..portal.accounts import portal_dir_of
+    return service.base_url(portal_dir_of(console_dir)) if console_dir else None
+
+
 def main(argv: list[str]) -> int:
     stack = argv[0] if argv else "dev"
     outputs = stack_outputs(stack)
@@ -60,6 +67,8 @@ def main(argv: list[str]) -> int:
             print(f"  viewer:  {via}remote-viewer {viewer_path(stack, name)}")
         if d.get("console"):
             print(f"  browser: make console STACK={stack} USER={name}   (prints a link that expires)")
+            if portal := _portal_url(d["console"]["dir"]):
+                print(f"  portal:  {portal}   (sign in as {d.get('user')} with the password the stack declares)")
         if d.get("screenshot"):
             print(f"  screen:  {d['screenshot']}   (what it showed when it was ready)")
     return 0

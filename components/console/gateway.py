@@ -33,7 +33,8 @@ from websockify.websockifyserver import WebSockifyServer
 from .. import xmlmodel
 from . import vncauth
 from .settings import ConsoleSettings
-from .tokens import Grant, Refused, is_revoked, refuse_other_stack, revocations, signing_key, verify
+from .tokens import (Grant, Refused, is_revoked, refuse_other_stack, refuse_unbound, revocations, signing_key,
+                     verify)
 
 log = logging.getLogger("vdesk.console")
 NOVNC_DIR = "/usr/share/novnc"
@@ -144,6 +145,7 @@ class ConsoleHandler(ProxyRequestHandler):
         plugin: ConsoleTokens = self.server.token_plugin
         try:
             self.grant = plugin.grant((query.get("token") or [None])[0], desktop)
+            refuse_unbound(self.grant.bound, self.headers.get("Cookie"))    # a portal link: its person's only
             *target, self.display_password = plugin.display_of(self.grant)
         except Refused as exc:
             log.info("refused desktop=%s from=%s reason=%s", shown(desktop), self.client_address[0], exc)

@@ -9,12 +9,15 @@ no display password: the gateway logs in to the display itself.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import secrets
 import stat
 import time
 import urllib.parse
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 
 import jwt
@@ -40,6 +43,7 @@ class Grant:
     expires: float        # UNIX time
     link: str             # the token's own id (jti), for the logs: not the token
     issued: float = 0.0   # UNIX time (iat): a desktop's revocation covers links issued until then
+    bound: str | None = None   # a portal link's session binding (bnd): see refuse_unbound
 
 
 def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
@@ -70,13 +74,16 @@ def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
     return key
 
 
-def mint(key: bytes, desktop: str, valid_for_s: float, *, stack: str = "",
-         now: float | None = None) -> tuple[str, float]:
-    """A token for `stack`'s `desktop`, valid for valid_for_s seconds; returns (token, expiry)."""
+def mint(key: bytes, desktop: str, valid_for_s: float, *, stack: str = "", now: float | None = None,
+         extra: dict | None = None) -> tuple[str, float]:
+    """A token for `stack`'s `desktop`, valid for valid_for_s seconds; returns (token, expiry).
+
+    extra: more claims to sign into it (the portal binds a link to a person and their session); the
+    standard ones always win."""
     issued = time.time() if now is None else now
     expires = issued + valid_for_s
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "stk": stack, "iat": round(issued, 3),
-              "exp": int(expires), "jti": secrets.token_hex(6)}
+    claims = {**(extra or {}), "iss": ISSUER, "aud": AUDIENCE, "sub": desktop, "stk": stack,
+              "iat": round(issued, 3), "exp": int(expires), "jti": secrets.token_hex(6)}
     return jwt.encode(claims, key, algorithm=ALGORITHM), int(expires)
 
 
@@ -96,7 +103,7 @@ def verify(key: bytes, token: str | None, desktop: str | None, revoked: dict | N
     if claims["sub"] != desktop:
         raise Refused("a token for another desktop")
     grant = Grant(desktop=desktop, stack=str(claims.get("stk") or ""), expires=float(claims["exp"]),
-                  link=str(claims["jti"]), issued=float(claims["iat"]))
+                  link=str(claims["jti"]), issued=float(claims["iat"]), bound=claims.get("bnd"))
     if revoked is not None and is_revoked(revoked, grant):
         raise Refused("revoked link")
     return grant
@@ -106,6 +113,30 @@ def refuse_other_stack(grant: Grant, owner_stack: str | None) -> None:
     """Refused unless the desktop belongs to the stack the token was minted for."""
     if (owner_stack or "") != grant.stack:
         raise Refused("a token of another stack")
+
+
+# A portal link belongs to the person who opened it: its grant carries `bnd`, the SHA-256 of a random
+# per-session value the portal set as this HttpOnly cookie (components/portal/links.py). A browser that
+# did not sign in as that person has no such cookie, so a forwarded link is refused. Links from
+# `make console` (administrators) carry no `bnd` and are not bound.
+CONSOLE_COOKIE = "vdesk_console"
+
+
+def binding_of(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def refuse_unbound(bound: str | None, cookie_header: str | None) -> None:
+    """Refused when a bound link comes without its session's console cookie (the request's Cookie header)."""
+    if bound is None:
+        return
+    try:
+        jar = SimpleCookie(cookie_header or "")
+    except CookieError:
+        raise Refused("an unreadable cookie") from None
+    held = jar.get(CONSOLE_COOKIE)
+    if held is None or not hmac.compare_digest(binding_of(held.value), str(bound)):
+        raise Refused("a link of another person's session")
 
 
 def link_id(token: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pulumi
 
 from ..cloudinit import render_seed
+from ..portal.accounts import portal_dir_of
+from ..portal.record import PortalAccount
 from ..resources.display import DisplayPassword, spice_socket
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair
@@ -77,10 +79,13 @@ class Desktop(pulumi.ComponentResource):
                           opts=pulumi.ResourceOptions(parent=self,
                                                       retain_on_delete=args.home_on_removal == "keep" or None))
 
+        # The users' password hashes, made once: for the seed, and for the host's portal (its sign-in).
+        hashes = pulumi.Output.all(host_key.private_key, *(pulumi.Output.secret(u.password) for u in with_password)
+                                   ).apply(lambda v: {u.name: password_hash(pw, host_private=v[0], user=u.name)
+                                                      for u, pw in zip(with_password, v[1:])})
+
         def render(values):
-            login_key, host_private, host_public, *secrets = values
-            hashes = {u.name: password_hash(pw, host_private=host_private, user=u.name)
-                      for u, pw in zip(with_password, secrets)}
+            login_key, host_private, host_public, hashes = values
             return render_seed(args.template, seed_variables(
                 args.users, static=static, hostname=name, mac=mac, extra_macs=extra_macs, login_key=login_key,
                 host_private=host_private, host_public=host_public, password_hashes=hashes,
@@ -89,8 +94,10 @@ class Desktop(pulumi.ComponentResource):
                         for sh in args.shares],
                 graphical=graphical))
 
-        docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
-                                 *(pulumi.Output.secret(u.password) for u in with_password)).apply(render)
+        docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key, hashes).apply(render)
+        if host.console_dir:     # a host with a portal: the desktop's people sign in there with these passwords
+            PortalAccount(f"{name}-portal", portal_dir=str(portal_dir_of(host.console_dir)), desktop=vm_name,
+                          users=[u.name for u in args.users], hashes=pulumi.Output.secret(hashes), opts=child)
         seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=args.pool.name,
                              volume_name=f"{vm_name}-seed.iso",
                              user_data=pulumi.Output.secret(docs.apply(lambda d: d.user_data)),

@@ -63,6 +63,12 @@ def capture(conn: libvirt.virConnect, domain_name: str, dest: Path, *, screen: i
     return Screenshot(str(dest), width, height, colours, colours <= 1, domain_name, share)
 
 
+def png_of(conn: libvirt.virConnect, domain_name: str, *, screen: int = 0) -> bytes:
+    """A running domain's screen as PNG bytes, written nowhere (the portal's thumbnails)."""
+    domain = _running_domain(conn, domain_name)
+    return to_png(*_read_screenshot(conn, domain, domain_name, screen), what=f"screenshot of desktop {domain_name!r}")
+
+
 def to_png(mime: str, data: bytes, *, what: str = "screenshot") -> bytes:
     """PNG bytes for what libvirt returned: PPM/PGM is converted, PNG is kept as it is."""
     mime = (mime or "").strip().lower()

@@ -513,6 +513,8 @@ def stop(host: EmbeddedHost, *, purge: bool = False, timeout_s: float = 30) -> N
         with _locked(host) if host.state_dir.exists() else contextlib.nullcontext():
             from ..console import service as console   # its sessions end before their displays go
             console.stop(host.state_dir / "console", timeout_s=max(1.0, deadline - time.monotonic()))
+            from ..portal import service as portal
+            portal.stop(host.state_dir / "portal", timeout_s=max(1.0, deadline - time.monotonic()))
             if is_running(host):
                 _destroy_guests(host)
             for daemon in ("libvirtd", "virtlogd"):

@@ -161,6 +161,7 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
                 service.ensure_running(Path(console_dir), console, libvirt_uri=uri, netns=netns)
             except VdeskError as exc:
                 raise InputError([(f"hosts.{name}.console", str(exc))]) from None
+            _start_portal(name, uri, Path(console_dir))
     else:
         if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
             raise HostUnreachable(name, uri, why)
@@ -191,6 +192,18 @@ def previewing() -> bool:
     """Whether this is a dry run (`pulumi preview`, a plan): then nothing on the host is started or changed."""
     import pulumi.runtime
     return pulumi.runtime.is_dry_run()
+
+
+def _start_portal(name: str, uri: str, console_dir: Path) -> None:
+    """The host's portal, beside its console gateway (the people its desktops are for sign in there)."""
+    from ..portal import service as portal
+    from ..portal.accounts import portal_dir_of
+    from ..portal.settings import PortalSettings
+    try:
+        portal.ensure_running(portal_dir_of(console_dir), PortalSettings(), libvirt_uri=uri, host=name,
+                              console_dir=console_dir)
+    except VdeskError as exc:
+        raise InputError([(f"hosts.{name}.portal", str(exc))]) from None
 
 
 SWTPM_TOOLS = ("swtpm", "swtpm_setup")    # what libvirt runs for an emulated TPM (Debian: swtpm, swtpm-tools)

@@ -106,7 +106,9 @@ def install_package() -> str:
     so that its PYTHONPATH names nothing another user can write: returns the directory to put on it.
     The copy is named by its content's digest, so a daemon keeps importing the code it started with."""
     package = PACKAGE      # components/ in a checkout, vdesk/ when installed: copied under its own name
-    files = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    # its modules and the files they read (the portal's pages and styles), never bytecode
+    files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                   and p.suffix != ".pyc")
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes() + b"\0")

@@ -1,0 +1,123 @@
+"""Who may sign in to a host's portal, and to which desktops: one record per desktop, hashes only.
+
+`up` publishes, for each desktop a stack makes, its users and their password hashes (the same "$6$" crypt
+hashes its seed carries) into `<portal dir>/accounts/<stack>/<desktop>.json`: a 0600 file in 0700
+directories of the host's state dir, which only the runner (root) reads. A plaintext password is refused,
+never written. A record only counts while the desktop's libvirt owner metadata names the record's stack
+(see inventory), so a stack cannot publish users for another stack's desktops.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from passlib.hash import sha512_crypt
+
+from ..cloudinit.passwords import hash_password, verify_password
+from ..names import name_problem
+
+log = logging.getLogger(__name__)
+
+ACCOUNTS_DIR = "accounts"
+
+
+class AccountError(ValueError):
+    """A record that would break the portal's rules (a plaintext password, a bad name)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DesktopAccounts:
+    """What a stack says of one of its desktops: its users, and their password hashes."""
+
+    stack: str
+    desktop: str
+    users: tuple[str, ...]
+    hashes: Mapping[str, str]
+
+
+def portal_dir_of(console_dir: str | Path) -> Path:
+    """The host's portal dir, beside its console gateway's (both in the host's state dir)."""
+    return Path(console_dir).parent / "portal"
+
+
+def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str]) -> None:
+    for what, name in (("stack", stack), ("desktop", desktop)):
+        if not isinstance(name, str) or name_problem(name.replace("_", "-").lower()):
+            raise AccountError(f"not a {what} name: {name!r}")
+    if isinstance(users, str):
+        raise AccountError(f"desktop {desktop!r}: its users are a list, not {users!r}")
+    for user, crypt in hashes.items():
+        if not isinstance(crypt, str) or not sha512_crypt.identify(crypt):
+            raise AccountError(f"user {user!r}: only a $6$ crypt hash is kept, never a password")
+
+
+def _path(portal_dir: Path, stack: str, desktop: str) -> Path:
+    return Path(portal_dir) / ACCOUNTS_DIR / stack / f"{desktop}.json"
+
+
+def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str]) -> Path:
+    """Write (atomically, 0600) a desktop's users and their password hashes, as its stack declares them."""
+    users = sorted(set(users))
+    _check(stack, desktop, users, hashes)
+    path = _path(portal_dir, stack, desktop)
+    for folder in (path.parent.parent, path.parent):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(folder, 0o700)
+    body = {"stack": stack, "desktop": desktop, "users": users,
+            "hashes": {u: h for u, h in sorted(hashes.items()) if u in users}}
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, indent=2)
+        fh.write("\n")
+    tmp.replace(path)
+    log.info("portal: desktop %s of stack %s: %d user(s), %d with a password", desktop, stack, len(users),
+             len(body["hashes"]))
+    return path
+
+
+def withdraw(portal_dir: Path, stack: str, desktop: str) -> None:
+    """Forget a desktop's record (it is gone); nothing to do when there is none."""
+    _check(stack, desktop, (), {})
+    _path(portal_dir, stack, desktop).unlink(missing_ok=True)
+
+
+def load(portal_dir: Path) -> list[DesktopAccounts]:
+    """Every desktop's record; one that is unreadable, misplaced or holds anything but hashes is skipped, logged."""
+    found = []
+    for path in sorted((Path(portal_dir) / ACCOUNTS_DIR).glob("*/*.json")):
+        try:
+            body = json.loads(path.read_text())
+            record = DesktopAccounts(stack=str(body["stack"]), desktop=str(body["desktop"]),
+                                     users=tuple(map(str, body["users"])),
+                                     hashes={str(u): h for u, h in body["hashes"].items()})
+            if (record.stack, record.desktop) != (path.parent.name, path.stem):
+                raise AccountError(f"names {record.stack}/{record.desktop}")
+            _check(record.stack, record.desktop, record.users, record.hashes)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("portal: skipping %s (%s)", path, exc)
+            continue
+        found.append(record)
+    return found
+
+
+@functools.lru_cache(maxsize=1)
+def _stand_in() -> str:
+    """A hash at the seeds' cost, checked when nobody of that name exists, so the reply time tells nothing."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def verify(records: Iterable[DesktopAccounts], user: str, password: str) -> list[tuple[str, str]]:
+    """(stack, desktop) of every record that holds this user with this password; empty: the sign-in fails.
+
+    Each desktop's hash has its own salt, so each is checked; a person's desktops are the ones they proved."""
+    theirs = [r for r in records if user in r.users and user in r.hashes]
+    if not theirs:
+        verify_password(password, _stand_in())
+    return sorted((r.stack, r.desktop) for r in theirs if verify_password(password, r.hashes[user]))

@@ -1,0 +1,239 @@
+"""The portal's web application (Starlette): sign-in, the person's desktops, their actions and console links.
+
+Every state-changing request is a POST carrying the session's CSRF token (and, when the browser sends
+one, an Origin of this portal); every desktop a request names is looked up among the person's own, so
+another person's desktop is refused (403) the same way as one that does not exist. One log line per
+sign-in, action and console link: who, what, from where; never a password, a token or a cookie.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from ..console import service as console_service
+from ..names import name_problem
+from ..console.tokens import console_url, mint, signing_key
+from . import accounts, inventory
+from .limiter import AttemptLimiter
+from .links import CONSOLE_COOKIE, link_claims
+from .people import Person, Sessions
+from .settings import PortalSettings
+
+log = logging.getLogger("vdesk.portal")
+_HERE = Path(__file__).parent
+SESSION_COOKIE = "vdesk_portal"
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PortalConfig:
+    """One host's portal: its state directory, the host's libvirt, and its console gateway's directory."""
+
+    portal_dir: Path              # accounts/ (the stacks' records) and the session signing key
+    libvirt_uri: str
+    host: str                     # the host's name, as stacks call it
+    console_dir: Path | None      # the console gateway's (its signing key and its address); None: no consoles
+    settings: PortalSettings = PortalSettings()
+
+
+def _loggable(user: str) -> str:
+    """A user name as typed, safe for a log line (anything odd is not echoed)."""
+    return user if _USER_NAME.fullmatch(user or "") else "<invalid>"
+
+
+def _loggable_desktop(name: str) -> str:
+    return "<invalid>" if name_problem(name) else name
+
+
+def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -> Starlette:
+    settings = config.settings
+    sessions = Sessions(settings.session_s)
+    limiter = limiter or AttemptLimiter()
+    templates = Jinja2Templates(directory=str(_HERE / "templates"))
+    secret = signing_key(config.portal_dir, create=True)
+
+    def client(request: Request) -> str:
+        return request.client.host if request.client else "-"
+
+    def csrf_token(request: Request) -> str:
+        if "csrf" not in request.session:
+            request.session["csrf"] = secrets.token_urlsafe(32)
+        return request.session["csrf"]
+
+    def person_of(request: Request) -> Person | None:
+        return sessions.get(request.session.get("sid"))
+
+    def page(request: Request, name: str, status: int = 200, **context) -> Response:
+        context.update(host=config.host, person=person_of(request), csrf=csrf_token(request))
+        response = templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers.update(_HEADERS)
+        return response
+
+    async def checked_form(request: Request):
+        """The POSTed form, once its CSRF token (and Origin, when sent) are this session's and this portal's."""
+        form = await request.form()
+        origin = request.headers.get("origin")
+        ours = f"{request.url.scheme}://{request.url.netloc}"
+        if origin is not None and urlsplit(origin)._replace(path="").geturl() != ours:
+            log.info("refused from=%s reason=foreign origin path=%s", client(request), request.url.path)
+            return None
+        sent, expected = str(form.get("csrf") or ""), request.session.get("csrf") or ""
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            log.info("refused from=%s reason=bad csrf token path=%s", client(request), request.url.path)
+            return None
+        return form
+
+    def refused(request: Request, reason: str, status: int = 403) -> Response:
+        return page(request, "refused.html", status, reason=reason)
+
+    def still_theirs(person: Person) -> list[tuple[str, str]]:
+        """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
+        listed = {(r.stack, r.desktop) for r in accounts.load(config.portal_dir) if person.user in r.users}
+        return [p for p in person.desktops if p in listed]
+
+    async def mine(request: Request, person: Person, name: str) -> inventory.Desktop | None:
+        try:
+            return await run_in_threadpool(inventory.one_of, config.libvirt_uri, config.host, still_theirs(person),
+                                           name)
+        except inventory.NotYours:
+            log.info("refused user=%s desktop=%s from=%s reason=not theirs", person.user, _loggable_desktop(name),
+                     client(request))
+            return None
+
+    def to_signin() -> Response:
+        return RedirectResponse("/signin", status_code=303)
+
+    async def home(request: Request) -> Response:
+        person = person_of(request)
+        if person is None:
+            return to_signin()
+        desks = await run_in_threadpool(inventory.desktops_of, config.libvirt_uri, config.host,
+                                        still_theirs(person))
+        action, _, name = (request.query_params.get("done") or "").partition(" ")
+        done = f"{action.capitalize()}: {name}" if action in inventory.ACTIONS and name in {d.name for d in desks} \
+            else None                             # what was done, never text from the URL as it came
+        return page(request, "desktops.html", desktops=desks, actions=inventory.ACTIONS, message=done)
+
+    async def desktop(request: Request) -> Response:
+        person = person_of(request)
+        if person is None:
+            return to_signin()
+        desk = await mine(request, person, request.path_params["name"])
+        if desk is None:
+            return refused(request, "This desktop is not yours.")
+        return page(request, "desktops.html", desktops=[desk], actions=inventory.ACTIONS)
+
+    async def signin(request: Request) -> Response:
+        if request.method == "GET":
+            return page(request, "signin.html")
+        form = await checked_form(request)
+        if form is None:
+            return refused(request, "The sign-in form was stale; load it again.")
+        user, password = str(form.get("user") or ""), str(form.get("password") or "")
+        source = client(request)
+        if not limiter.allow(source, user):
+            log.info("signin user=%s from=%s result=rate-limited", _loggable(user), source)
+            return page(request, "signin.html", 429, message="Too many attempts; wait a few minutes.")
+        proven = []
+        if _USER_NAME.fullmatch(user) and password:
+            proven = await run_in_threadpool(accounts.verify, accounts.load(config.portal_dir), user, password)
+        if not proven:
+            log.info("signin user=%s from=%s result=refused", _loggable(user), source)
+            return page(request, "signin.html", 401, message="Wrong user or password.")
+        sessions.close(request.session.get("sid"))
+        request.session.clear()                                   # a new session id and CSRF token
+        request.session["sid"] = sessions.open(user, proven, source)
+        log.info("signin user=%s from=%s result=ok desktops=%s", user, source, ",".join(d for _s, d in proven))
+        return RedirectResponse("/", status_code=303)
+
+    async def signout(request: Request) -> Response:
+        if await checked_form(request) is None:
+            return refused(request, "The form was stale; load the page again.")
+        person = sessions.close(request.session.get("sid"))
+        request.session.clear()
+        if person is not None:
+            log.info("signout user=%s from=%s", person.user, client(request))
+        response = to_signin()
+        response.delete_cookie(CONSOLE_COOKIE, path="/")
+        return response
+
+    async def on_their_desktop(request: Request):
+        """(person, desktop) for a POST on one of the person's desktops, or the Response that refuses it."""
+        person = person_of(request)
+        if person is None:
+            return to_signin()
+        if await checked_form(request) is None:
+            return refused(request, "The form was stale; load the page again.")
+        desk = await mine(request, person, request.path_params["name"])
+        return refused(request, "This desktop is not yours.") if desk is None else (person, desk)
+
+    async def act(request: Request) -> Response:
+        action = request.path_params["action"]
+        if action not in inventory.ACTIONS:
+            return PlainTextResponse("no such action", status_code=404)
+        if isinstance(found := await on_their_desktop(request), Response):
+            return found
+        person, desk = found
+        await run_in_threadpool(inventory.act, config.libvirt_uri, desk, action)
+        log.info("action user=%s desktop=%s action=%s from=%s", person.user, desk.name, action, client(request))
+        return RedirectResponse(f"/?done={action}+{desk.name}", status_code=303)
+
+    async def open_console(request: Request) -> Response:
+        if isinstance(found := await on_their_desktop(request), Response):
+            return found
+        person, desk = found
+        base = console_service.base_url(config.console_dir) if config.console_dir else None
+        if base is None:
+            return refused(request, "The host's console gateway is not running.", 503)
+        token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
+                               stack=desk.stack, extra=link_claims(person, desk.stack))
+        log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
+                 settings.link_validity_s)
+        response = RedirectResponse(console_url(base, desk.name, token), status_code=303)
+        response.set_cookie(CONSOLE_COOKIE, person.bind, max_age=settings.session_s, path="/", httponly=True,
+                            samesite="strict", secure=settings.tls)
+        return response
+
+    async def thumbnail(request: Request) -> Response:
+        person = person_of(request)
+        if person is None:
+            return PlainTextResponse("sign in first", status_code=401)
+        desk = await mine(request, person, request.path_params["name"])
+        if desk is None:
+            return PlainTextResponse("not yours", status_code=403)
+        png = await run_in_threadpool(inventory.thumbnail, config.libvirt_uri, desk)
+        if png is None:
+            return PlainTextResponse("no screen to show", status_code=404)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    routes = [
+        Route("/", home, name="home"),
+        Route("/signin", signin, methods=["GET", "POST"], name="signin"),
+        Route("/signout", signout, methods=["POST"], name="signout"),
+        Route("/desktops/{name}", desktop, name="desktop"),
+        Route("/desktops/{name}/thumbnail.png", thumbnail, name="thumbnail"),
+        Route("/desktops/{name}/open", open_console, methods=["POST"], name="open_console"),
+        Route("/desktops/{name}/{action}", act, methods=["POST"], name="act"),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    middleware = [Middleware(SessionMiddleware, secret_key=secret.hex(), session_cookie=SESSION_COOKIE,
+                             max_age=settings.session_s, same_site="lax", https_only=settings.tls)]
+    return Starlette(routes=routes, middleware=middleware)

@@ -1,0 +1,132 @@
+"""The desktops a host holds, as the portal shows them: read from libvirt, with the owner metadata vdesk writes.
+
+A desktop is a person's when they signed in with the password its stack's record holds for them, and the
+domain's owner metadata names that same stack: the record alone never hands out a desktop.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+from typing import Iterable
+
+import libvirt
+from PIL import Image
+
+from .. import xmlmodel
+from ..guest.screenshot import png_of
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = (320, 200)
+_STATES = {libvirt.VIR_DOMAIN_NOSTATE: "unknown", libvirt.VIR_DOMAIN_RUNNING: "running",
+           libvirt.VIR_DOMAIN_BLOCKED: "running", libvirt.VIR_DOMAIN_PAUSED: "paused",
+           libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down", libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+           libvirt.VIR_DOMAIN_CRASHED: "crashed", libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended"}
+ACTIONS = ("start", "stop", "restart")
+
+
+class NotYours(Exception):
+    """The desktop is not the person's (or does not exist: the two are not told apart)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Desktop:
+    name: str        # the libvirt domain name
+    stack: str       # the stack that owns it (its owner metadata)
+    state: str       # running | stopped | paused | ...
+    host: str        # the host's name, as the portal was told it
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "paused", "shutting down")
+
+
+@contextlib.contextmanager
+def connect(uri: str):
+    """The host's libvirt for one request (the portal sits beside the host, and does not import its layer)."""
+    conn = libvirt.open(uri)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
+
+
+def lookup(conn: libvirt.virConnect, name: str) -> libvirt.virDomain | None:
+    try:
+        return conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise
+
+
+def owner_stack(dom: libvirt.virDomain) -> str:
+    """The stack the domain's vdesk metadata names; "" for a domain no stack owns."""
+    owner = xmlmodel.Domain.from_xml(dom.XMLDesc(0)).owner
+    return (owner.stack or "") if owner is not None else ""
+
+
+def _state(dom: libvirt.virDomain) -> str:
+    return _STATES.get(dom.state()[0], "unknown")
+
+
+def desktops_of(uri: str, host: str, proven: Iterable[tuple[str, str]]) -> list[Desktop]:
+    """The person's desktops on the host, from the (stack, desktop) pairs they proved, in name order;
+    a desktop another stack owns (or none) is left out."""
+    found = []
+    with connect(uri) as conn:
+        for stack, name in sorted(set(map(tuple, proven)), key=lambda p: (p[1], p[0])):
+            dom = lookup(conn, name)
+            if dom is None:
+                continue
+            if owner_stack(dom) != stack:
+                log.warning("portal: stack %s lists desktop %s, which it does not own; not shown", stack, name)
+                continue
+            found.append(Desktop(name, stack, _state(dom), host))
+    return found
+
+
+def one_of(uri: str, host: str, proven: Iterable[tuple[str, str]], name: str) -> Desktop:
+    """The named desktop if it is the person's; NotYours otherwise."""
+    for desk in desktops_of(uri, host, [p for p in proven if p[1] == name]):
+        if desk.name == name:
+            return desk
+    raise NotYours(name)
+
+
+def act(uri: str, desk: Desktop, action: str) -> None:
+    """start, stop (a graceful shutdown: the guest is asked, not pulled) or restart a desktop."""
+    with connect(uri) as conn:
+        dom = conn.lookupByName(desk.name)
+        if action == "start":
+            if not dom.isActive():
+                dom.create()
+        elif action == "stop":
+            if dom.isActive():
+                dom.shutdown()
+        elif action == "restart":
+            if dom.isActive():
+                dom.reboot(0)
+            else:
+                dom.create()
+        else:
+            raise ValueError(f"not an action: {action!r}")
+
+
+def thumbnail(uri: str, desk: Desktop, size: tuple[int, int] = THUMBNAIL_SIZE) -> bytes | None:
+    """A small PNG of the desktop's screen; None when it has none to show (stopped, or no display)."""
+    from ..guest.screenshot import ScreenshotError
+    with connect(uri) as conn:
+        try:
+            png = png_of(conn, desk.name)
+        except ScreenshotError as exc:
+            log.debug("no thumbnail of %s: %s", desk.name, exc)
+            return None
+    image = Image.open(io.BytesIO(png))
+    image.thumbnail(size)
+    out = io.BytesIO()
+    image.convert("RGB").save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,49 @@
+"""PortalAccount: the dynamic resource through which `up` publishes a desktop's users to its host's portal.
+
+Created, updated and deleted with the desktop, so the portal's record is there exactly while the
+desktop is; the stack is the running stack (pulumi.get_stack()), never a value from the stack file.
+"""
+from __future__ import annotations
+
+import pulumi
+from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
+
+from ..resources.provider import DeclaredProvider, Prop
+from . import accounts
+
+
+class PortalAccountProvider(DeclaredProvider):
+    PROPS = {
+        "portal_dir": Prop(str, required=True, replaces=True, doc="the host's portal dir (its state dir)"),
+        "stack": Prop(str, required=True, replaces=True, doc="the stack that owns the desktop"),
+        "desktop": Prop(str, required=True, replaces=True, doc="the desktop's libvirt domain name"),
+        "users": Prop(list, required=True, doc="the desktop's users, who may sign in to it"),
+        "hashes": Prop(dict, default={}, secret=True, doc="user -> the $6$ crypt hash of their password"),
+    }
+    DELETE_BEFORE_REPLACE = False
+
+    def _publish(self, props) -> None:
+        accounts.publish(props["portal_dir"], props["stack"], props["desktop"], props["users"],
+                         props.get("hashes") or {})
+
+    def create(self, props):
+        self._publish(props)
+        return CreateResult(f"{props['stack']}/{props['desktop']}", self.inputs_of(props))
+
+    def update(self, _id, _olds, news):
+        self._publish(news)
+        return UpdateResult(self.inputs_of(news))
+
+    def read(self, id_, props):
+        return ReadResult(id_, props)      # the file is rewritten from state by the next update
+
+    def delete(self, _id, props):
+        accounts.withdraw(props["portal_dir"], props["stack"], props["desktop"])
+
+
+class PortalAccount(Resource):
+    def __init__(self, name: str, *, portal_dir: str, desktop: str, users, hashes, opts=None):
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["hashes"]))
+        super().__init__(PortalAccountProvider(), name, PortalAccountProvider.resource_props(
+            "PortalAccount", {"portal_dir": portal_dir, "stack": pulumi.get_stack(), "desktop": desktop,
+                              "users": users, "hashes": hashes}), opts)
