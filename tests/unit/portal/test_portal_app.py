@@ -18,8 +18,12 @@ from tests.support import portal_world as world
 
 
 @pytest.fixture
-def config(conn, tmp_path):
+def config(conn, tmp_path, monkeypatch):
     cfg = world.build(conn, tmp_path)
+    # The gateway's address as its service reports it: the gateway itself is not under test here, and
+    # its service believes a runtime record only from a live gateway process of that host.
+    monkeypatch.setattr("components.console.service.base_url",
+                        lambda console_dir: world.GATEWAY_URL if console_dir == cfg.console_dir else None)
     yield cfg
     world.tear_down(conn)
 
@@ -175,7 +179,8 @@ def test_open_mints_a_console_link_bound_to_the_person(client, config, caplog):
     import hashlib
     assert claims["per"] == "ada" and claims["stk"] == "team"
     assert claims["bnd"] == hashlib.sha256(bind.encode()).hexdigest()
-    assert claims["exp"] - claims["iat"] == config.settings.link_validity_s
+    assert claims["exp"] - int(claims["iat"]) == config.settings.link_validity_s     # (iat to the ms)
+    assert verify(key, token, "team-ada").bound == claims["bnd"]      # what the gateway holds the cookie to
     assert "console user=ada desktop=team-ada" in caplog.text and token not in caplog.text
     # what the gateway is to check: this browser's console cookie opens it, a forwarded link alone does not
     refuse_unbound(claims, f"{CONSOLE_COOKIE}={bind}")
