@@ -1,0 +1,88 @@
+"""What the lifecycle service does to a desktop: warn its person, suspend (managed save), shut down, wake."""
+from __future__ import annotations
+
+import logging
+import shlex
+
+import libvirt
+
+from ..guest import agent
+from .sessions import Session
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_TIMEOUT_S = 120
+NOTIFY_TIMEOUT_MS = 0          # the warning stays until dismissed: a person away from the screen sees it back
+
+
+def suspend(dom) -> str:
+    """libvirt's managed save: memory to a file the host keeps, qemu gone; the next start restores it exactly."""
+    dom.managedSave(0)
+    return "suspended (managed save)"
+
+
+def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
+    """A clean ACPI power-off, forced after timeout_s (a guest that ignores ACPI must not keep the host's RAM)."""
+    from ..resources.domain import shut_down
+    return shut_down(dom, timeout_s)
+
+
+def asleep(dom) -> bool:
+    """Off with a managed save image: suspended, to be woken, not stopped."""
+    return not dom.isActive() and bool(dom.hasManagedSaveImage(0))
+
+
+def wake(conn, name: str) -> str:
+    """Start a desktop that sleeps (libvirt restores its managed save), for the portal or the console gateway.
+
+    Returns what was done; a desktop already running is left as it is. Stopped but not asleep: started,
+    since opening a desktop means wanting it. The guest's clock is set from the host's afterwards.
+    """
+    dom = conn.lookupByName(name)
+    if dom.isActive():
+        return "already running"
+    restored = bool(dom.hasManagedSaveImage(0))
+    dom.create()
+    log.info("woke desktop=%s how=%s", name, "restored from managed save" if restored else "started")
+    if restored:
+        _sync_clock(dom)
+    return "restored" if restored else "started"
+
+
+def _sync_clock(dom) -> None:
+    """A restored guest's clock stands where it was at the suspend: the agent sets it (best effort)."""
+    try:
+        dom.setTime(None, libvirt.VIR_DOMAIN_TIME_SYNC)
+    except libvirt.libvirtError as exc:
+        log.info("clock of %s not synced after wake: %s", dom.name(), exc.get_error_message())
+
+
+def _notify_argv(session: Session, uid: int, title: str, body: str) -> list[str]:
+    """notify-send as the session's user, on its display and its session bus (systemd's user bus)."""
+    env = [f"DISPLAY={session.display}", f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus",
+           f"XDG_RUNTIME_DIR=/run/user/{uid}"]
+    command = ["runuser", "-u", session.user, "--", "env", *env, "notify-send", "--urgency=critical",
+               f"--expire-time={NOTIFY_TIMEOUT_MS}", "--app-name=vdesk", title, body]
+    return ["/bin/sh", "-c", " ".join(shlex.quote(part) for part in command)]
+
+
+def warn(dom, sessions: list[Session], title: str, body: str) -> str:
+    """A notification in every graphical session of the guest; returns what happened, for the log line."""
+    graphical = [s for s in sessions if s.graphical and s.display and s.user]
+    if not graphical:
+        return "no graphical session to notify"
+    outcomes = []
+    for session in graphical:
+        try:
+            rc, out = agent.run(dom, ["/usr/bin/id", "-u", session.user], timeout_s=5)
+            if rc != 0 or not out.strip().isdigit():
+                outcomes.append(f"{session.user}: no uid ({out.strip()[:80]})")
+                continue
+            rc, out = agent.run(dom, _notify_argv(session, int(out.strip()), title, body), timeout_s=10)
+        except libvirt.libvirtError as exc:
+            outcomes.append(f"{session.user}: agent: {exc.get_error_message()}")
+            continue
+        outcomes.append(f"{session.user}: notified" if rc == 0 else f"{session.user}: notify-send rc={rc} "
+                        f"{out.strip()[:120]}")
+    return "; ".join(outcomes)
+
