@@ -1,9 +1,9 @@
 """The lifecycle service as a host's managed process, like its console gateway: detached, restarted if it dies.
 
 It lives in `<host>/lifecycle/` (settings, state, activity records, pid
-files, log). `ensure_running` writes the settings and starts the supervisor
-unless it runs already; the service reads its settings again at every turn,
-so a change needs no restart.
+files, log). `ensure_running` writes first settings where there are none and
+starts the supervisor unless it runs already; the service reads its settings
+again at every turn, so the administrator's change needs no restart.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ..errors import VdeskError
-from .settings import LifecycleSettings
+from .settings import SETTINGS_FILE, LifecycleSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,15 @@ def _locked(lifecycle_dir: Path):
 
 
 def ensure_running(lifecycle_dir: Path, settings: LifecycleSettings, timeout_s: float = 20) -> int:
-    """Write the host's settings and start its service unless it runs; returns the supervisor's pid."""
+    """Start the host's service unless it runs; returns the supervisor's pid.
+
+    `settings` are written only where the host has none: once there, the file is the administrator's,
+    and no later `up` (of this stack or another) changes or switches off what it says.
+    """
     lifecycle_dir = Path(lifecycle_dir).resolve()
     with _locked(lifecycle_dir):
-        settings.write(lifecycle_dir)
+        if not (lifecycle_dir / SETTINGS_FILE).exists():
+            settings.write(lifecycle_dir)
         if (pid := supervisor_pid(lifecycle_dir)) is not None:
             return pid
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}

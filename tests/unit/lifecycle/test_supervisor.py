@@ -27,6 +27,9 @@ def test_supervised_restarted_and_stopped(tmp_path):
     pid = supervisor.ensure_running(tmp_path, settings)
     try:
         assert supervisor.ensure_running(tmp_path, settings) == pid          # already running: the same one
+        # A later caller (another stack's `up`) cannot change the host's settings, nor switch the service off.
+        assert supervisor.ensure_running(tmp_path, settings.model_copy(update={"enabled": False})) == pid
+        assert LifecycleSettings.read(tmp_path).enabled
         first = wait_for(lambda: supervisor.service_pid(tmp_path))
         wait_for(lambda: "connected to test:///default" in log_of(tmp_path))
         os.kill(first, signal.SIGKILL)                                       # the service dies
