@@ -32,6 +32,13 @@ def asleep(dom) -> bool:
     return not dom.isActive() and bool(dom.hasManagedSaveImage(0))
 
 
+def runtime_state(dom) -> str:
+    """running, asleep (a managed save: declared running, and not drift) or stopped: what outputs and plans show."""
+    if dom.isActive():
+        return "running"
+    return "asleep" if dom.hasManagedSaveImage(0) else "stopped"
+
+
 def wake(conn, name: str) -> str:
     """Start a desktop that sleeps (libvirt restores its managed save), for the portal or the console gateway.
 

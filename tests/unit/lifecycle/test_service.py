@@ -47,7 +47,9 @@ def test_warned_then_suspended_then_woken(conn, desk, settings, tmp_path, caplog
     assert "suspend desktop=test how=suspended (managed save) reason=no input for 1 min (last: start), " \
            "warned 21 s ago" in lines
     assert lifecycle.turn(conn, T0 + 100) == {}                         # asleep: not looked at
+    assert actions.runtime_state(desk) == "asleep"
     assert actions.wake(conn, "test") == "restored"
+    assert actions.runtime_state(desk) == "running"
     assert desk.isActive() and not desk.hasManagedSaveImage(0)
     assert actions.wake(conn, "test") == "already running"
     assert lifecycle.turn(conn, T0 + 200)["test"].verdict == "active"     # woken: a new start
@@ -80,7 +82,7 @@ def test_shutdown_is_a_clean_power_off(conn, settings, tmp_path):
     lifecycle = Lifecycle(tmp_path, settings)
     for t in (T0, T0 + 40, T0 + 60):
         lifecycle.turn(conn, t)
-    assert not dom.isActive() and not dom.hasManagedSaveImage(0)
+    assert not dom.isActive() and not dom.hasManagedSaveImage(0) and actions.runtime_state(dom) == "stopped"
     assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF and dom.state()[1] == libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN
 
 
