@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import time
 
 import libvirt
 
@@ -12,6 +13,7 @@ from .sessions import Session
 log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_TIMEOUT_S = 120
+STATE_NS = "urn:vdesk:lifecycle-state:1"   # the domain's note that idleness shut it down (not the policy's element)
 NOTIFY_TIMEOUT_MS = 0          # the warning stays until dismissed: a person away from the screen sees it back
 
 
@@ -22,9 +24,37 @@ def suspend(dom) -> str:
 
 
 def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
-    """A clean ACPI power-off, forced after timeout_s (a guest that ignores ACPI must not keep the host's RAM)."""
+    """A clean ACPI power-off, forced after timeout_s (a guest that ignores ACPI must not keep the host's RAM).
+
+    The domain is marked as shut down for idleness, so `up` can tell it from a desktop that stopped by itself."""
     from ..resources.domain import shut_down
-    return shut_down(dom, timeout_s)
+    how = shut_down(dom, timeout_s)
+    _mark_idle_off(dom, True)
+    return how
+
+
+def _mark_idle_off(dom, off: bool) -> None:
+    """The persistent config's note that the lifecycle service shut the domain down (off=False: removed)."""
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
+                    "lifecycle-state" if off else None, STATE_NS, flags)
+
+
+def started_again(dom) -> None:
+    """A domain shut down for idleness that someone started another way: it is no longer idle-off."""
+    if idle_off_marked(dom):
+        _mark_idle_off(dom, False)
+
+
+def idle_off_marked(dom) -> bool:
+    """The persistent config says the lifecycle service shut it down."""
+    try:
+        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, STATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        return True
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return False
+        raise
 
 
 def asleep(dom) -> bool:
@@ -33,10 +63,13 @@ def asleep(dom) -> bool:
 
 
 def runtime_state(dom) -> str:
-    """running, asleep (a managed save: declared running, and not drift) or stopped: what outputs and plans show."""
+    """running; asleep (a managed save) or idle-off (shut down for idleness): declared running, and not drift;
+    else stopped. What outputs and plans show."""
     if dom.isActive():
         return "running"
-    return "asleep" if dom.hasManagedSaveImage(0) else "stopped"
+    if dom.hasManagedSaveImage(0):
+        return "asleep"
+    return "idle-off" if idle_off_marked(dom) else "stopped"
 
 
 def wake(conn, name: str) -> str:
@@ -50,6 +83,7 @@ def wake(conn, name: str) -> str:
         return "already running"
     restored = bool(dom.hasManagedSaveImage(0))
     dom.create()
+    started_again(dom)
     log.info("woke desktop=%s how=%s", name, "restored from managed save" if restored else "started")
     if restored:
         _sync_clock(dom)

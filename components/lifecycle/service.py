@@ -60,6 +60,7 @@ class Lifecycle:
                 seen = self.state[uuid] = {"name": dom.name(), "domain_id": dom.ID(), "started_at": now,
                                            "warned_at": None, "noted": None}
                 self.started.started_at[uuid] = now
+                actions.started_again(dom)
             policy = self._policy(dom)
             if policy is None:
                 continue

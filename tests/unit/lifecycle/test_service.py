@@ -82,8 +82,25 @@ def test_shutdown_is_a_clean_power_off(conn, settings, tmp_path):
     lifecycle = Lifecycle(tmp_path, settings)
     for t in (T0, T0 + 40, T0 + 60):
         lifecycle.turn(conn, t)
-    assert not dom.isActive() and not dom.hasManagedSaveImage(0) and actions.runtime_state(dom) == "stopped"
+    assert not dom.isActive() and not dom.hasManagedSaveImage(0)
     assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF and dom.state()[1] == libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN
+    assert actions.runtime_state(dom) == "idle-off"           # declared running, shut down for idleness: not drift
+    assert actions.wake(conn, "test") == "started"
+    assert actions.runtime_state(dom) == "running" and not actions.idle_off_marked(dom)
+
+
+def test_a_desktop_shut_down_for_idleness_and_started_otherwise_is_no_longer_idle_off(conn, settings, tmp_path):
+    dom = conn.lookupByName("test")
+    set_policy(dom, IdlePolicy(after="60s", action="shutdown", warn="20s"))
+    lifecycle = Lifecycle(tmp_path, settings)
+    for t in (T0, T0 + 40, T0 + 60):
+        lifecycle.turn(conn, t)
+    assert actions.runtime_state(dom) == "idle-off"
+    dom.create()                                              # virsh start, or up: not a wake
+    lifecycle.turn(conn, T0 + 100)
+    assert not actions.idle_off_marked(dom)
+    dom.destroy()
+    assert actions.runtime_state(dom) == "stopped"
 
 
 def test_a_restart_of_the_service_neither_forgets_nor_repeats_the_warning(conn, desk, settings, tmp_path):
