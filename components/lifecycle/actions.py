@@ -61,7 +61,9 @@ def started_again(dom) -> None:
 
 
 def idle_off_marked(dom) -> bool:
-    """The persistent config says the lifecycle service shut it down."""
+    """The persistent config says the lifecycle service shut it down (a transient domain has none)."""
+    if not dom.isPersistent():
+        return False
     try:
         dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, STATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         return True

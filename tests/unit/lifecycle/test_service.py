@@ -140,6 +140,15 @@ def test_a_guest_that_cannot_be_asked_is_not_suspended(conn, settings, tmp_path,
     dom.undefine()
 
 
+def test_a_transient_domain_beside_the_desktops_is_no_trouble(conn, desk, settings, tmp_path):
+    """Someone else's transient domain (no persistent config, no policy) on the host: looked past."""
+    other = conn.createXML(AGENT_DOMAIN.replace("with-agent", "someone-elses"), 0)
+    lifecycle = Lifecycle(tmp_path, settings)
+    assert set(lifecycle.turn(conn, T0)) == {"test"}
+    assert actions.runtime_state(other) == "running"
+    other.destroy()
+
+
 def test_invalid_metadata_is_reported_and_ignored(conn, settings, tmp_path, caplog):
     dom = conn.lookupByName("test")
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, '<idle after="5s" action="suspend" warn="1s"/>', "lifecycle",
