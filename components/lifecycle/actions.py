@@ -1,0 +1,145 @@
+"""What the lifecycle service does to a desktop: warn its person, suspend (managed save), shut down, wake."""
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+
+import libvirt
+
+from ..guest import agent
+from .sessions import Session
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_TIMEOUT_S = 120
+STATE_NS = "urn:vdesk:lifecycle-state:1"   # the domain's note that idleness shut it down (not the policy's element)
+NOTIFY_TIMEOUT_MS = 0          # the warning stays until dismissed: a person away from the screen sees it back
+
+
+def suspend(dom) -> str:
+    """libvirt's managed save: memory to a file the host keeps, qemu gone; the next start restores it exactly."""
+    dom.managedSave(0)
+    return "suspended (managed save)"
+
+
+def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
+    """A clean ACPI power-off, forced after timeout_s (a guest that ignores ACPI must not keep the host's RAM).
+
+    The domain is marked as shut down for idleness, so `up` can tell it from a desktop that stopped by itself.
+    (Here, not through resources/, so that the domain provider and the console gateway can import this package.)"""
+    try:
+        dom.shutdown()
+    except libvirt.libvirtError as exc:
+        log.info("ACPI shutdown of %s refused: %s", dom.name(), exc.get_error_message())
+    deadline = time.monotonic() + timeout_s
+    while dom.isActive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    how = "shut down"
+    if dom.isActive():
+        try:
+            dom.destroy()
+            how = f"forced off after {timeout_s:g}s"
+        except libvirt.libvirtError:
+            if dom.isActive():
+                raise
+    _mark_idle_off(dom, True)
+    return how
+
+
+def _mark_idle_off(dom, off: bool) -> None:
+    """The persistent config's note that the lifecycle service shut the domain down (off=False: removed)."""
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
+                    "lifecycle-state" if off else None, STATE_NS, flags)
+
+
+def started_again(dom) -> None:
+    """A domain shut down for idleness that someone started another way: it is no longer idle-off."""
+    if idle_off_marked(dom):
+        _mark_idle_off(dom, False)
+
+
+def idle_off_marked(dom) -> bool:
+    """The persistent config says the lifecycle service shut it down (a transient domain has none)."""
+    if not dom.isPersistent():
+        return False
+    try:
+        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, STATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        return True
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return False
+        raise
+
+
+def asleep(dom) -> bool:
+    """Off with a managed save image: suspended, to be woken, not stopped."""
+    return not dom.isActive() and bool(dom.hasManagedSaveImage(0))
+
+
+def runtime_state(dom) -> str:
+    """running; asleep (a managed save) or idle-off (shut down for idleness): declared running, and not drift;
+    else stopped. What outputs and plans show."""
+    if dom.isActive():
+        return "running"
+    if dom.hasManagedSaveImage(0):
+        return "asleep"
+    return "idle-off" if idle_off_marked(dom) else "stopped"
+
+
+def wake(conn, name: str) -> str:
+    """Start a desktop that sleeps (libvirt restores its managed save), for the portal or the console gateway.
+
+    Returns what was done; a desktop already running is left as it is. Stopped but not asleep: started,
+    since opening a desktop means wanting it. The guest's clock is set from the host's afterwards.
+    """
+    dom = conn.lookupByName(name)
+    if dom.isActive():
+        return "already running"
+    restored = bool(dom.hasManagedSaveImage(0))
+    dom.create()
+    started_again(dom)
+    log.info("woke desktop=%s how=%s", name, "restored from managed save" if restored else "started")
+    if restored:
+        _sync_clock(dom)
+    return "restored" if restored else "started"
+
+
+def _sync_clock(dom) -> None:
+    """A restored guest's clock stands where it was at the suspend: the agent sets it (best effort)."""
+    try:
+        dom.setTime(None, libvirt.VIR_DOMAIN_TIME_SYNC)
+    except libvirt.libvirtError as exc:
+        log.info("clock of %s not synced after wake: %s", dom.name(), exc.get_error_message())
+
+
+def _notify_argv(session: Session, uid: int, title: str, body: str) -> list[str]:
+    """notify-send as the session's user, on its display and its session bus (systemd's user bus)."""
+    env = [f"DISPLAY={session.display}", f"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus",
+           f"XDG_RUNTIME_DIR=/run/user/{uid}"]
+    command = ["runuser", "-u", session.user, "--", "env", *env, "notify-send", "--urgency=critical",
+               f"--expire-time={NOTIFY_TIMEOUT_MS}", "--app-name=vdesk", title, body]
+    return ["/bin/sh", "-c", " ".join(shlex.quote(part) for part in command)]
+
+
+def warn(dom, sessions: list[Session], title: str, body: str) -> str:
+    """A notification in every graphical session of the guest; returns what happened, for the log line."""
+    graphical = [s for s in sessions if s.graphical and s.display and s.user]
+    if not graphical:
+        return "no graphical session to notify"
+    outcomes = []
+    for session in graphical:
+        try:
+            rc, out = agent.run(dom, ["/usr/bin/id", "-u", session.user], timeout_s=5)
+            if rc != 0 or not out.strip().isdigit():
+                outcomes.append(f"{session.user}: no uid ({out.strip()[:80]})")
+                continue
+            rc, out = agent.run(dom, _notify_argv(session, int(out.strip()), title, body), timeout_s=10)
+        except libvirt.libvirtError as exc:
+            outcomes.append(f"{session.user}: agent: {exc.get_error_message()}")
+            continue
+        outcomes.append(f"{session.user}: notified" if rc == 0 else f"{session.user}: notify-send rc={rc} "
+                        f"{out.strip()[:120]}")
+    return "; ".join(outcomes)
+

@@ -1,0 +1,176 @@
+"""The host's lifecycle service: looks at every running desktop each `poll`, warns, suspends or shuts down.
+
+One line per action, with its reason, on the log. Its memory (who was warned
+when, when each domain started) is a file beside its settings, so a restart
+of the service neither warns twice nor forgets a warning; a restart of
+libvirtd loses the connection, which is opened again at the next turn.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import libvirt
+
+from . import actions
+from .activity import ConsoleActivity, GuestSessions, Started
+from .decision import Decision, decide, span
+from .policy import IdlePolicy, policy_of
+from .settings import LifecycleSettings
+
+log = logging.getLogger("vdesk.lifecycle")
+STATE_FILE = "state.json"
+_MAX_RECONNECT_S = 30.0
+
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+class Lifecycle:
+    """One host's desktops, one turn at a time; `turn(conn, now)` is what the loop (and the tests) call."""
+
+    def __init__(self, lifecycle_dir: Path, settings: LifecycleSettings):
+        self.dir, self.settings = Path(lifecycle_dir), settings
+        self.started, self.console, self.guest = Started(), ConsoleActivity(self.dir), GuestSessions()
+        self.state: dict[str, dict] = self._load()
+        self.started.started_at = {uuid: s["started_at"] for uuid, s in self.state.items()}
+
+    def _load(self) -> dict:
+        try:
+            return json.loads((self.dir / STATE_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save(self) -> None:
+        tmp = self.dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self.dir / STATE_FILE)
+
+    def turn(self, conn, now: float | None = None) -> dict[str, Decision]:
+        """Decide for every running desktop and carry the decisions out; returns them by desktop name."""
+        now = time.time() if now is None else now
+        decisions, running = {}, set()
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            uuid = dom.UUIDString()
+            running.add(uuid)
+            seen = self.state.get(uuid)
+            if seen is None or seen["domain_id"] != dom.ID():       # a new start: that is input too
+                seen = self.state[uuid] = {"name": dom.name(), "domain_id": dom.ID(), "started_at": now,
+                                           "warned_at": None, "noted": None}
+                self.started.started_at[uuid] = now
+                actions.started_again(dom)
+            policy = self._policy(dom)
+            if policy is None:
+                continue
+            decision = decisions[dom.name()] = self._decide(dom, policy, now, seen)
+            self._carry_out(dom, policy, decision, seen, now)
+        for uuid in set(self.state) - running:                     # off, asleep or gone: the next start is new
+            del self.state[uuid]
+            self.started.started_at.pop(uuid, None)
+        self._save()
+        return decisions
+
+    def _policy(self, dom) -> IdlePolicy | None:
+        try:
+            return policy_of(dom) or self.settings.default
+        except ValueError as exc:        # metadata someone else wrote by hand: say so, leave the desktop alone
+            log.warning("ignored desktop=%s reason=its idle policy is invalid: %s", dom.name(), exc)
+            return None
+
+    def _decide(self, dom, policy: IdlePolicy, now: float, seen: dict) -> Decision:
+        readings = self.started.readings(dom, now) + self.console.readings(dom, now)
+        cheap = decide(policy, readings, now, seen["warned_at"])
+        if cheap.verdict == "active":       # the guest can only add input: no need to ask it
+            return cheap
+        return decide(policy, readings + self.guest.readings(dom, now), now, seen["warned_at"])
+
+    def _carry_out(self, dom, policy: IdlePolicy, decision: Decision, seen: dict, now: float) -> None:
+        name = dom.name()
+        if decision.verdict == "warn":
+            title = f"This desktop will {'sleep' if policy.action == 'suspend' else 'shut down'} soon"
+            body = (f"No input for {span(decision.idle_for)}. In {span(policy.warn)} it "
+                    + ("goes to sleep: your work is kept, and opening the desktop wakes it."
+                       if policy.action == "suspend" else "shuts down: save your work.")
+                    + " Any key or mouse movement keeps it running.")
+            outcome = actions.warn(dom, self.guest.last_sessions.get(name, []), title, body)
+            seen["warned_at"] = now
+            log.info("warn desktop=%s action=%s reason=%s notification=%s", name, policy.action, decision.reason,
+                     outcome)
+        elif decision.verdict == "act":
+            try:
+                how = (actions.suspend(dom) if policy.action == "suspend"
+                       else actions.shutdown(dom, self.settings.shutdown_timeout))
+            except libvirt.libvirtError as exc:
+                self._note(seen, name, f"{policy.action} failed", exc.get_error_message(), logging.WARNING)
+                return
+            log.info("%s desktop=%s how=%s reason=%s", policy.action, name, how, decision.reason)
+        elif decision.verdict == "unknown":
+            self._note(seen, name, "left alone", decision.reason)
+        elif seen["warned_at"] is not None and decision.verdict == "active":
+            seen["warned_at"] = None
+            log.info("kept desktop=%s reason=%s after the warning", name, decision.reason)
+
+    @staticmethod
+    def _note(seen: dict, name: str, what: str, reason: str, level: int = logging.INFO) -> None:
+        """A condition that lasts is logged when it begins or changes, not at every turn."""
+        if seen.get("noted") != f"{what}: {reason}":
+            seen["noted"] = f"{what}: {reason}"
+            log.log(level, "%s desktop=%s reason=%s", what, name, reason)
+
+
+def run(lifecycle_dir: Path, stop: threading.Event | None = None) -> None:
+    """The loop: settings read at every turn (the administrator may change them), libvirt reconnected when lost."""
+    lifecycle_dir = Path(lifecycle_dir)
+    stop = stop or threading.Event()
+    settings = LifecycleSettings.read(lifecycle_dir)
+    lifecycle, conn, backoff = Lifecycle(lifecycle_dir, settings), None, 1.0
+    log.info("lifecycle service watching %s every %ss", settings.libvirt_uri, settings.poll)
+    while not stop.is_set():
+        try:
+            fresh = LifecycleSettings.read(lifecycle_dir)
+        except (OSError, ValueError) as exc:
+            log.warning("settings unreadable, keeping the last ones: %s", exc)
+            fresh = settings
+        if fresh != settings:
+            log.info("settings changed: enabled=%s poll=%ss", fresh.enabled, fresh.poll)
+            settings = lifecycle.settings = fresh
+        if not settings.enabled:
+            stop.wait(settings.poll)
+            continue
+        try:
+            if conn is None:
+                conn = libvirt.open(settings.libvirt_uri)
+                log.info("connected to %s", settings.libvirt_uri)
+                backoff = 1.0
+            lifecycle.turn(conn)
+        except libvirt.libvirtError as exc:
+            alive = conn is not None and _alive(conn)
+            if alive:
+                log.warning("turn failed: %s", exc.get_error_message())
+            else:
+                log.warning("libvirt at %s lost (%s); reconnecting in %gs", settings.libvirt_uri,
+                            exc.get_error_message(), backoff)
+                _close(conn)
+                conn = None
+                stop.wait(backoff)
+                backoff = min(backoff * 2, _MAX_RECONNECT_S)
+                continue
+        stop.wait(settings.poll)
+    _close(conn)
+
+
+def _alive(conn) -> bool:
+    try:
+        return bool(conn.isAlive()) and conn.getLibVersion() > 0
+    except libvirt.libvirtError:
+        return False
+
+
+def _close(conn) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass
