@@ -24,7 +24,7 @@ from typing import Iterator
 
 from ..errors import VdeskError
 from ..processes import alive, command_line
-from ..resources import rootexec
+from .. import rootexec
 from ..waiting import WaitTimeout, wait_for
 from . import gateway
 from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
@@ -144,7 +144,7 @@ def base_url(console_dir: Path) -> str | None:
 
 def _launch(console_dir: Path, deadline: float) -> None:
     # The gateway runs on as root long after this run: it imports a root-owned copy of vdesk's code,
-    # never the checkout, which another user may be able to change (resources/rootexec.py).
+    # never the checkout, which another user may be able to change (components/rootexec.py).
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
            "PYTHONPATH": rootexec.install_package(), "PYTHONDONTWRITEBYTECODE": "1"}
     with open(console_dir / LOG_FILE, "a") as out:

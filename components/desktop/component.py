@@ -10,7 +10,7 @@ import pulumi
 
 from ..cloudinit import render_seed
 from ..portal.accounts import portal_dir_of
-from ..portal.record import PortalAccount
+from ..resources.portal_account import PortalAccount
 from ..resources.display import DisplayPassword, spice_socket
 from ..resources.domain import Domain
 from ..resources.keys import SshKeyPair

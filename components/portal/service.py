@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ..errors import VdeskError
 from ..processes import alive, command_line
-from ..resources import rootexec
+from .. import rootexec
 from .serve import RUNTIME_FILE, SETTINGS_FILE
 from .settings import PortalSettings
 
@@ -93,7 +93,7 @@ def ensure_running(portal_dir: Path, settings: PortalSettings, *, libvirt_uri: s
         _stop(portal_dir, time.monotonic() + _STOP_GRACE_S)
         path.write_text(json.dumps(spec, indent=2) + "\n")
         # Like the gateway, the portal runs on as root after this run: it imports a root-owned copy of
-        # vdesk's code, never the checkout (resources/rootexec.py).
+        # vdesk's code, never the checkout (components/rootexec.py).
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "PYTHONPATH": rootexec.install_package(), "PYTHONDONTWRITEBYTECODE": "1"}
         with open(portal_dir / LOG_FILE, "a") as out:

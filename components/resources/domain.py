@@ -21,7 +21,8 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
-from . import atuse, display, faults, rootexec
+from .. import rootexec
+from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
 
@@ -78,7 +79,7 @@ def _nics_problem(nics) -> str | None:
     return None
 
 
-# vdesk's virtiofsd, by share mode: installed root-owned (resources/rootexec.py), never run from the checkout
+# vdesk's virtiofsd, by share mode: installed root-owned (components/rootexec.py), never run from the checkout
 VIRTIOFSD = {True: "virtiofsd-ro", False: "virtiofsd-rw"}
 _TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,35}$")
 

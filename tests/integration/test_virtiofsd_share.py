@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from components.resources import rootexec
+from components import rootexec
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/lib/qemu/virtiofsd"),

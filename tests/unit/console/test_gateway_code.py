@@ -9,7 +9,7 @@ import pytest
 from components.console import service
 from components.console.gateway import NOVNC_DIR
 from components.console.settings import ConsoleSettings
-from components.resources import rootexec
+from components import rootexec
 
 REPO = Path(__file__).resolve().parents[3]
 

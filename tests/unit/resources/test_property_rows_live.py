@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.resources import rootexec
+from components import rootexec
 from components.resources.domain import DomainProvider
 from components.resources.network import NetworkProvider
 from components.resources.pool import PoolProvider

@@ -5,7 +5,7 @@ import pytest
 
 from components import xmlmodel
 from components.errors import VdeskError
-from components.resources import rootexec
+from components import rootexec
 from components.resources.domain import desired_model, observed_inputs, shares_at_use
 
 LOCAL = "qemu:///system?socket=/run/vdesk-test.sock"   # shares_at_use opens no connection

@@ -17,8 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ..errors import VdeskError
-from ..paths import PACKAGE, shipped
+from .errors import VdeskError
+from .paths import PACKAGE, shipped
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
-from ..resources.provider import DeclaredProvider, Prop
-from . import accounts
+from .provider import DeclaredProvider, Prop
+from ..portal import accounts
 
 
 class PortalAccountProvider(DeclaredProvider):

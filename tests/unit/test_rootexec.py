@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from components.paths import shipped
-from components.resources import rootexec
+from components import rootexec
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="makes files owned by another uid")
 

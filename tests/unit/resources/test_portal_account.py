@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from components.cloudinit.passwords import MIN_ROUNDS, hash_password
 from components.portal import accounts
-from components.portal.record import PortalAccountProvider
+from components.resources.portal_account import PortalAccountProvider
 
 
 def test_create_update_and_delete_follow_the_desktop(tmp_path):
