@@ -51,7 +51,7 @@ class Desktop(pulumi.ComponentResource):
         with_password = [u for u in args.users if u.password is not None]
         static = args.static_address
         image = args.image.volumes_in(args.pool, adopt=args.adopt)
-        graphical = graphical_session(args.image.session, args.users, args.autologin)
+        graphical = graphical_session(args.image.session, args.users, args.settings)
         display = args.display_size
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
@@ -114,8 +114,8 @@ class Desktop(pulumi.ComponentResource):
             # Unset when off, so the domains of desktops made before these settings existed stay as they are.
             "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,
             "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
-            "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
-            "cpu_mode": args.cpu_mode or ("custom" if args.cpu_model else None), "cpu_model": args.cpu_model,
+            "cpu_topology": args.cpu_topology.model_dump() if args.cpu_topology else None,
+            "cpu_mode": args.cpu_mode, "cpu_model": args.cpu_model,
             "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
             "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
