@@ -37,6 +37,7 @@ def kernel_args_problem(value) -> str | None:
 DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
 MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
 RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+SESSION = ("autologin", "resolution")    # the settings session_problems judges: what an image's desktop must serve
 
 
 def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tuple[str, str]]:
