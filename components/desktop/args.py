@@ -4,15 +4,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import typing
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pulumi
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
-from ..host.hardware import CPU_MODES, Gpu
-from ..xmlmodel import parse_cpuset
-from ..names import name_problem, parse_duration, parse_size
+from ..host.hardware import Gpu
+from ..names import name_problem
 from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
                        session_problems)
 from .wording import from_error, path
@@ -23,6 +22,8 @@ if TYPE_CHECKING:
     from ..resources.pool import StoragePool
 
 HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
+
+
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
