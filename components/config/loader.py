@@ -67,8 +67,7 @@ def validate(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = 
                        with_password=[u.name for u in d.users if u.password],
                        home_device=HOME_DEVICE if d.settings.home else None,
                        shares=[{"tag": n, "mountpoint": f"/mnt/shares/{n}"} for n in d.shares],
-                       graphical=graphical_session(recipe.session if recipe else None, d.users,
-                                                  d.settings.autologin))
+                       graphical=graphical_session(recipe.session if recipe else None, d.users, d.settings))
         except CloudInitError as exc:
             problems += [(d.source, f"the {d.profile!r} template rejects it: {path}: {message}")
                          for path, message in exc.errors]
@@ -297,19 +296,16 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
 
 
 def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:
-    """Its own settings as declared; its CPU, GPUs and vCPU room as resolved (checked, with a user's overrides)."""
+    """Its own settings as resolved (a profile's with a user's overrides; checks with each user's name filled in)
+    and what it refers to."""
     return DesktopArgs.from_settings(
-        d.settings, image=image, pool=pool, network=network, extra_networks=extra_networks,
+        d.settings.model_copy(update={"checks": [dict(c) for c in d.checks]}),
+        image=image, pool=pool, network=network, extra_networks=extra_networks,
         users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
                for u in d.users],
-        template=d.profile, max_vcpus=d.max_vcpus,
-        cpu_topology=dict(zip(("sockets", "cores", "threads"), d.cpu_topology)) if d.cpu_topology else None,
-        shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
+        template=d.profile, shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
         address=d.address.split("/")[0] if d.address else None,
-        checks=d.checks, timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}",
-        cpu_mode=d.cpu_mode, cpu_model=d.cpu_model, cpu_pinning=d.cpu_pinning,
-        gpus=[{"pci": g.address} if g.pci else {"mdev": g.mdev, **({"parent": g.parent} if g.parent else {})}
-              for g in d.gpus])
+        timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}")
 
 
 def _pool_args(p: PoolConfig, host, prefix: str) -> StoragePoolArgs:

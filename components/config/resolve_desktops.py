@@ -5,7 +5,7 @@ import ipaddress
 
 from ..cloudinit import available_profiles
 from ..desktop.settings import DesktopSettings as OwnSettings
-from ..desktop.settings import FirmwareFacts, firmware_problems, session_problems
+from ..desktop.settings import SESSION, FirmwareFacts, firmware_problems, session_problems
 from ..host.hardware import Gpu
 from ..host.resolve import swtpm_installed
 from ..desktop.packages import template_package_problems
@@ -14,7 +14,6 @@ from .models import DesktopConfig, ProfileConfig, UserConfig, for_user
 from .problems import Loc, loc_of, path
 from .stackfile import USER_OVERRIDES, Cpu, Desktop, DesktopSettings, DesktopUser, Profile, User
 
-SESSION = ("autologin", "resolution")    # the settings an image's desktop environment must serve
 
 
 class _Desktops:
@@ -22,7 +21,7 @@ class _Desktops:
 
     def image_fits(self, loc: Loc, template: str | None, image: str | None, own: OwnSettings,
                    template_field: str = "template") -> None:
-        """The template installs only what the image holds (guests are offline); autologin needs a desktop."""
+        """The template installs only what the image holds (guests are offline); a session setting needs a desktop."""
         entry = self.images.get(image)
         if entry is None or template is None:
             return

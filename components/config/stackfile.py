@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, cre
 from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
                                 Settings, Wording, _GPUS, _rule)
 from ..desktop.settings import DesktopSettings as OwnSettings
-from ..desktop.settings import overridable
+from ..desktop.settings import BY_USER, overridable
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from .network_values import DnsName, Mac
@@ -422,8 +422,7 @@ class _Person(Settings):
 
 
 # What a user may set of their own; the rest of a desktop's settings are their profile's alone.
-USER_OVERRIDES = ("memory", "vcpus", "max_vcpus", "disk", "home", "autologin", "resolution", "disk_clone", "checks",
-                  "running", "autostart", "cpu", "gpus")
+USER_OVERRIDES = tuple(name for name, field in OwnSettings.model_fields.items() if BY_USER in field.metadata)
 User = create_model(
     "User", __base__=_Person, __module__=__name__, __doc__=_Person.__doc__,
     **overridable(USER_OVERRIDES, "the profile's"),

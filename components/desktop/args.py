@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from typing import TYPE_CHECKING, Mapping, Sequence
+import typing
+from typing import TYPE_CHECKING, Sequence
 
 import pulumi
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
-from ..host.hardware import CPU_MODES, Gpu
-from ..xmlmodel import parse_cpuset
-from ..names import name_problem, parse_duration, parse_size
+from ..host.hardware import Gpu
+from ..names import name_problem
 from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
                        session_problems)
 from .wording import from_error, path
@@ -21,13 +21,9 @@ if TYPE_CHECKING:
     from ..resources.network import Network
     from ..resources.pool import StoragePool
 
-# The settings of DesktopArgs that its declaration checks (the others have shapes of the component's own), and
-# where the declaration's nested display settings are in the arguments.
-_DECLARED = ("memory", "vcpus", "max_vcpus", "machine", "disk", "disk_clone", "disk_backup_days", "home",
-             "home_on_removal", "running", "autostart", "kernel_args", "autologin", "secure_boot", "tpm")
-_ARGUMENT = {"display.password_rotation": "display_password_rotation",
-             "display.password_valid_for": "display_password_valid_for"}
 HOME_SERIAL = "vdesk-home"           # the home volume's disk serial: /dev/disk/by-id/virtio-vdesk-home in the guest
+
+
 @dataclasses.dataclass(frozen=True)
 class DesktopUser:
     """An account on the desktop; the first user is the one vdesk logs in as for its checks."""
@@ -62,76 +58,68 @@ class Timeouts:
     graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class DesktopArgs:
-    """One virtual desktop: its image, where it lives, its size, its users and how it is checked."""
+    """One virtual desktop: what it is made from and where it lives, and its settings (declared once, in
+    components.desktop.settings.DesktopSettings).
+
+    A setting may also be given as a keyword of its own (`memory="2GiB"`), or a nested one joined by `_`
+    (`display_password_valid_for="30d"` for display.password_valid_for, `cpu_mode=...` for cpu.mode); it is
+    checked, as written, with the other problems (`check`)."""
 
     image: "Image"
     pool: "StoragePool"
     network: "Network"
     users: Sequence[DesktopUser] = (DesktopUser("desk"),)
     template: str = "desktop"                # a template under templates/user-data/
-    memory: int | str = "1GiB"               # an int is MiB
-    vcpus: int = 1
-    max_vcpus: int | None = None             # room to hot-plug vCPUs without a restart
-    cpu_topology: Mapping[str, int] | None = None     # {sockets, cores, threads}
-    machine: str | None = None               # q35, pc, or a versioned machine type
-    disk: int | str = "8GiB"                 # an int is GiB
-    disk_clone: str = "linked"               # linked (a clone on the image) | full (an independent copy)
-    disk_backup_days: int = 7                # a replaced system disk is kept this long (0: not kept)
-    home: int | str | None = None            # a separate volume mounted at /home (an int is GiB); None: none
-    home_on_removal: str = "keep"            # when the desktop is removed: keep its home volume, or delete it
     shares: Sequence[Share] = ()             # host directories mounted at /mnt/shares/<name>
     extra_networks: Sequence["Network"] = ()  # eth1, eth2, ...: DHCP on each
     address: str | None = None               # a static IPv4 address, on a network without DHCP
-    running: bool = True
-    autostart: bool = False
-    checks: Sequence[Mapping] = ()           # declarative guest checks (components.guest.checkspec)
-    autologin: bool = False                  # desktop images: the first user is logged in to the session at boot
-    resolution: str | None = None            # "WIDTHxHEIGHT" of the display (desktop images: 1280x800)
     timeouts: Timeouts = Timeouts()
     adopt: bool = False                      # take over its domain, disk and seed if they exist
-    display_password_rotation: str = ""      # a rotation trigger: any new value makes a new display password
-    display_password_valid_for: int | str | None = None   # how long each display password works (seconds,
-                                                          # or "12h", "30d"); unset: until rotated
     vm_name: str | None = None               # its libvirt name (default <stack>-<resource name>)
-    kernel_args: str | None = None           # appended to a golden image's kernel command line
-    cpu_mode: str | None = None              # host-passthrough | host-model | custom (default: libvirt's)
-    cpu_model: str | None = None             # a named CPU model (implies custom)
-    cpu_pinning: Sequence[int | str] = ()    # host CPUs per vCPU, in vCPU order: [2, "3-4"]
-    gpus: Sequence[Mapping[str, str]] = ()   # {pci: "0000:01:00.0"} (whole device) | {mdev: type, parent?}
-    secure_boot: bool = False                # UEFI with Secure Boot enforced (Microsoft's keys): a UEFI image, q35
-    tpm: bool = False                        # a TPM 2.0 (tpm-crb), emulated by the host's swtpm
+    settings: DesktopSettings = dataclasses.field(default_factory=DesktopSettings)
+
+    def __init__(self, image: "Image", pool: "StoragePool", network: "Network", *,
+                 settings: DesktopSettings | None = None, **keywords):
+        self.image, self.pool, self.network = image, pool, network
+        for field in dataclasses.fields(self)[3:]:
+            if field.name == "settings":
+                continue
+            default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+            setattr(self, field.name, keywords.pop(field.name, default))
+        self.settings, self._setting_problems, self._written_as = _settings(settings or DesktopSettings(), keywords)
 
     @classmethod
     def from_settings(cls, own: DesktopSettings, **references) -> "DesktopArgs":
-        """A desktop's arguments from its declared settings (sizes in bytes) and what it refers to; a reference
-        given here (e.g. checks with each user's name filled in) takes the place of the setting."""
-        plain = own.model_dump(exclude={"cpu", "gpus", "display", "cpu_topology"})
-        for key in ("memory", "disk", "home"):
-            if plain.get(key) is not None:
-                plain[key] = f"{plain[key]}B"
-        display = own.display
-        plain.update(display_password_rotation=display.password_rotation if display else "",
-                     display_password_valid_for=display.password_valid_for if display else None)
-        return cls(**{**plain, **references})
+        """A desktop's arguments from its declared settings and what it refers to."""
+        return cls(settings=own, **references)
+
+    def __getattr__(self, name: str):
+        """A setting, read as an attribute of the arguments (`args.memory`: bytes)."""
+        if name != "settings" and name in DesktopSettings.model_fields and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     @property
     def memory_mib(self) -> int:
-        return parse_size(self.memory, default_unit="MiB") // 1024**2
+        return self.settings.memory // 1024**2
+
+    @property
+    def display_password_rotation(self) -> str:
+        return self.settings.display.password_rotation if self.settings.display else ""
 
     @property
     def display_password_valid_for_s(self) -> int | None:
-        v = self.display_password_valid_for
-        return None if v is None else parse_duration(v)
+        return self.settings.display.password_valid_for if self.settings.display else None
 
     @property
     def disk_bytes(self) -> int:
-        return parse_size(self.disk, default_unit="GiB")
+        return self.settings.disk
 
     @property
     def home_bytes(self) -> int | None:
-        return None if self.home is None else parse_size(self.home, default_unit="GiB")
+        return self.settings.home
 
     @property
     def display_size(self) -> tuple[int, int] | None:
@@ -151,15 +139,14 @@ class DesktopArgs:
 
     def problems(self, name: str) -> list[tuple[str, str]]:
         """What is wrong with these arguments, as (`<name>.<field>`, message) pairs."""
-        found = []
+        found = [(f"{name}.{field}", message) for field, message in self._setting_problems]
+        own = self.settings
 
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        found += self._settings_problems(name)
-        if self.max_vcpus is not None and isinstance(self.vcpus, int) and isinstance(self.max_vcpus, int) \
-                and self.max_vcpus < self.vcpus:
-            problem("max_vcpus", f"must be >= vcpus ({self.vcpus})")
+        if own.max_vcpus is not None and own.max_vcpus < own.vcpus:
+            problem("max_vcpus", f"must be >= vcpus ({own.vcpus})")
         if not self.users:
             problem("users", "declare at least one user")
         host = self.pool.host
@@ -172,51 +159,46 @@ class DesktopArgs:
         if self.address is not None:
             found += self._address_problems(name)
         found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
-        found += firmware_problems(name, self, FirmwareFacts(
+        found += firmware_problems(name, own, FirmwareFacts(
             image_boot=getattr(getattr(self.image, "files", None), "boot", None),
             host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None)))
         recipe = getattr(self.image, "recipe", None)
-        found += session_problems(name, self, desktop=recipe.desktop if recipe else None)
+        found += session_problems(name, own, desktop=recipe.desktop if recipe else None)
         return found
-
-    def _settings_problems(self, name: str) -> list[tuple[str, str]]:
-        """Its own settings, checked by their declaration (components.desktop.settings), worded as the stack
-        file's are. (resolution and the CPU, GPU and checks are checked below and by the readiness gate.)"""
-        written = {key: getattr(self, key) for key in _DECLARED if getattr(self, key) is not None}
-        written["display"] = {"password_rotation": self.display_password_rotation,
-                              "password_valid_for": self.display_password_valid_for}
-        try:
-            DesktopSettings.model_validate(written)
-        except ValidationError as exc:
-            return [(f"{name}.{_ARGUMENT.get(path(loc), path(loc))}", message)
-                    for loc, message in from_error(exc, DesktopSettings)]
-        return []
 
     def _hardware_problems(self) -> list[tuple[str, str]]:
-        """The CPU and GPU settings on their own (the host checks them at preview: components.host.hardware)."""
-        found = []
-        if self.cpu_mode is not None and self.cpu_mode not in CPU_MODES:
-            found.append(("cpu_mode", f"{self.cpu_mode!r} is not one of {', '.join(CPU_MODES)}"))
-        if self.cpu_model is not None and self.cpu_mode not in (None, "custom"):
-            found.append(("cpu_model", f"a named model is cpu_mode custom, not {self.cpu_mode}"))
-        vcpu_max = self.max_vcpus or self.vcpus
-        for i, cpuset in enumerate(self.cpu_pinning):
-            try:
-                parse_cpuset(cpuset)
-            except ValueError as exc:
-                found.append((f"cpu_pinning[{i}]", str(exc)))
-        if isinstance(vcpu_max, int) and len(self.cpu_pinning) > vcpu_max:
-            found.append(("cpu_pinning", f"pins {len(self.cpu_pinning)} vCPUs, but there are at most {vcpu_max}"))
-        for i, gpu in enumerate(self.gpus):
-            try:
-                Gpu(pci=gpu.get("pci"), mdev=gpu.get("mdev"), parent=gpu.get("parent")).address
-            except (ValueError, AttributeError) as exc:
-                found.append((f"gpus[{i}]", str(exc)))
+        """What the CPU's declaration leaves to the desktop: a named model and vCPU pins against the vCPUs (the
+        host checks the rest at preview: components.host.hardware)."""
+        found, cpu = [], self.settings.cpu
+        if cpu is None:
+            return found
+        if cpu.model is not None and cpu.mode not in (None, "custom"):
+            found.append((self._written("cpu", "model"), f"a named model is cpu_mode custom, not {cpu.mode}"))
+        vcpu_max = self.settings.max_vcpus or self.settings.vcpus
+        if cpu.pinning and len(cpu.pinning) > vcpu_max:
+            found.append((self._written("cpu", "pinning"),
+                          f"pins {len(cpu.pinning)} vCPUs, but there are at most {vcpu_max}"))
         return found
+
+    def _written(self, *loc) -> str:
+        return _where_written(loc, self._written_as)
+
+    @property
+    def cpu_mode(self) -> str | None:
+        cpu = self.settings.cpu
+        return None if cpu is None else cpu.mode or ("custom" if cpu.model else None)
+
+    @property
+    def cpu_model(self) -> str | None:
+        return self.settings.cpu.model if self.settings.cpu else None
+
+    @property
+    def cpu_pinning(self) -> list:
+        return list(self.settings.cpu.pinning or ()) if self.settings.cpu else []
 
     @property
     def hostdev_gpus(self) -> list[Gpu]:
-        return [Gpu(pci=g.get("pci"), mdev=g.get("mdev"), parent=g.get("parent")) for g in self.gpus]
+        return [Gpu(pci=g.pci, mdev=g.mdev, parent=g.parent) for g in self.settings.gpus]
 
     def _address_problems(self, name: str) -> list[tuple[str, str]]:
         net = self.network.args
@@ -236,3 +218,56 @@ class DesktopArgs:
         """Raise InputError listing every problem (the stack loader has already checked its own input)."""
         if problems := self.problems(name):
             raise InputError(problems)
+
+
+def _route(keywords: dict) -> tuple[dict, dict]:
+    """Settings given as keywords, as the declaration's nested shape: `cpu_mode` is cpu.mode where cpu is a
+    model with a field mode. Returns them and where each nested one was written ({("cpu", "mode"): "cpu_mode"})."""
+    fields, written, written_as = DesktopSettings.model_fields, {}, {}
+    for key, value in keywords.items():
+        if key in fields:
+            written[key] = list(value) if isinstance(value, tuple) else value
+            continue
+        outer, _, inner = key.partition("_")
+        while inner and outer not in fields:
+            more, _, inner = inner.partition("_")
+            outer = f"{outer}_{more}"
+        nested = _model_of(fields[outer].annotation) if outer in fields else None
+        if nested is None or inner not in nested.model_fields:
+            raise TypeError(f"DesktopArgs got an unexpected keyword argument {key!r}")
+        written.setdefault(outer, {})[inner] = list(value) if isinstance(value, tuple) else value
+        written_as[(outer, inner)] = key
+    return written, written_as
+
+
+def _model_of(annotation) -> type[BaseModel] | None:
+    """The settings model a field holds (its type, or the one of `X | None`)."""
+    for kind in (annotation, *typing.get_args(annotation)):
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return kind
+    return None
+
+
+def _where_written(loc: tuple, written_as: dict) -> str:
+    """A setting's path as its keyword was written (display_password_valid_for), else the declaration's."""
+    for (outer, inner), key in written_as.items():
+        if tuple(loc[:2]) == (outer, inner):
+            return path((key, *loc[2:]))
+    return path(loc)
+
+
+def _settings(base: DesktopSettings, keywords: dict) -> tuple[DesktopSettings, list[tuple[str, str]], dict]:
+    """`base` with the settings written as keywords, each checked by its declaration; a wrong one is left out
+    (base's stays) and reported, worded as the stack file's are, with every other."""
+    written, written_as = _route(keywords)
+    if not written:
+        return base, [], written_as
+    try:
+        checked = DesktopSettings.model_validate(written)
+        problems = []
+    except ValidationError as exc:
+        problems = [(_where_written(loc, written_as), message) for loc, message in from_error(exc, DesktopSettings)]
+        bad = {loc[0] for loc, _ in from_error(exc, DesktopSettings)}
+        written = {key: value for key, value in written.items() if key not in bad}
+        checked = DesktopSettings.model_validate(written)
+    return base.model_copy(update={key: getattr(checked, key) for key in written}), problems, written_as

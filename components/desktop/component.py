@@ -20,6 +20,7 @@ from ..resources.readiness import GuestReady
 from ..resources.seed import CloudInitSeed
 from ..resources.volume import Volume, VolumeArgs
 from .args import HOME_SERIAL, DesktopArgs
+from .settings import domain_inputs
 from .seeding import graphical_session, key_file, mdev_uuid, password_hash, seed_variables, state_dir, vm_mac
 
 
@@ -53,7 +54,7 @@ class Desktop(pulumi.ComponentResource):
         with_password = [u for u in args.users if u.password is not None]
         static = args.static_address
         image = args.image.volumes_in(args.pool, adopt=args.adopt)
-        graphical = graphical_session(args.image.session, args.users, args.autologin)
+        graphical = graphical_session(args.image.session, args.users, args.settings)
         display = args.display_size
 
         login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
@@ -118,13 +119,9 @@ class Desktop(pulumi.ComponentResource):
             "host_uri": host.uri, "name": vm_name, "owner": stack, "project": pulumi.get_project(),
             "domain_type": host.domain_type,
             "boot": image.boot,
-            # Unset when off, so the domains of desktops made before these settings existed stay as they are.
-            "secure_boot": True if args.secure_boot else None, "tpm": True if args.tpm else None,
-            "memory_mib": args.memory_mib, "vcpus": args.vcpus, "max_vcpus": args.max_vcpus,
-            "cpu_topology": dict(args.cpu_topology) if args.cpu_topology else None,
-            "cpu_mode": args.cpu_mode or ("custom" if args.cpu_model else None), "cpu_model": args.cpu_model,
+            **domain_inputs(args.settings),     # memory, vCPUs, machine, firmware, running, ... as declared
+            "cpu_mode": args.cpu_mode, "cpu_model": args.cpu_model,
             "cpu_pinning": [format_cpuset(parse_cpuset(p)) for p in args.cpu_pinning] or None, "hostdevs": hostdevs or None,
-            "machine": args.machine,
             "kernel": image.kernel_path, "initrd": image.initrd_path,
             # (a recipe image's command line is known once it is built: an output)
             "cmdline": pulumi.Output.from_input(image.cmdline).apply(
@@ -152,8 +149,6 @@ class Desktop(pulumi.ComponentResource):
             "display_password_valid_to": display_password.valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "tpm_log_file": f"{host.tpm_log_dir}/{vm_name}-swtpm.log" if args.tpm and host.tpm_log_dir else None,
-            "running": args.running,
-            "autostart": args.autostart,
             "shutdown_timeout_s": args.timeouts.shutdown,
             "adopt": args.adopt,
         }, opts=child)

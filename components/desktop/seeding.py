@@ -62,11 +62,12 @@ def _preview_hash() -> str:
     return hash_password("vdesk-preview", salt="vdeskpreview", rounds=MIN_ROUNDS)
 
 
-def graphical_session(session: str | None, users: Sequence, autologin: bool) -> dict | None:
-    """The seed's graphical_session: the image's X session, and the first user when autologin is on."""
+def graphical_session(session: str | None, users: Sequence, own) -> dict | None:
+    """The seed's graphical_session: the image's X session, and the first user when `own` (a desktop's
+    settings, components.desktop.settings.DesktopSettings) says autologin."""
     if not session:
         return None
-    return {"session": session, "autologin": users[0].name if autologin and users else None}
+    return {"session": session, "autologin": users[0].name if own.autologin and users else None}
 
 
 def seed_variables(users: Sequence, *, static: tuple[str, str] | None, hostname: str, mac: str, login_key: str,

@@ -37,6 +37,7 @@ def kernel_args_problem(value) -> str | None:
 DESKTOP_RESOLUTION = "1280x800"          # a desktop image's display unless `resolution` says otherwise
 MIN_RESOLUTION, MAX_RESOLUTION = (640, 400), (7680, 4320)
 RESOLUTION = re.compile(r"^(\d{3,5})x(\d{3,5})$")
+SESSION = ("autologin", "resolution")    # the settings session_problems judges: what an image's desktop must serve
 
 
 def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tuple[str, str]]:
@@ -94,6 +95,24 @@ def firmware_problems(path: str, own, facts: FirmwareFacts) -> list[tuple[str, s
         found.append((f"{path}.tpm", f"host {facts.host_name!r} cannot emulate a TPM: swtpm and swtpm_setup are not "
                                      "installed (Debian: apt-get install swtpm swtpm-tools)"))
     return found
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainInput:
+    """Where a setting goes among the domain provider's inputs (components.resources.domain), as its state
+    stores them: under `name` (default: the setting's own), in units of `unit` bytes, and unset (None) when off
+    if `unset_when_off`, so the domains of desktops made before such a setting existed stay as they are."""
+    name: str | None = None
+    unit: int | None = None
+    unset_when_off: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class UserMay:
+    """Marks a setting a user (the stack file's users[]) may set over their profile's."""
+
+
+BY_USER = UserMay()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,45 +271,53 @@ _GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>
 
 class DesktopSettings(Settings):
     """What a desktop is, apart from where it runs and what it is made from: the settings of every desktop."""
-    memory: MemorySize = Field("1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least "
-                                                    "256MiB.")
-    vcpus: Count = Field(1, description="Virtual CPUs.")
-    max_vcpus: Count | None = Field(None, description="vCPUs it can be hot-plugged up to without a restart "
-                                                      "(default: vcpus, i.e. no room).")
-    cpu_topology: Annotated[CpuTopology, _TOPOLOGY] | None = Field(
+    memory: Annotated[MemorySize, DomainInput("memory_mib", unit=1024**2), BY_USER] = Field(
+        "1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least 256MiB.")
+    vcpus: Annotated[Count, DomainInput(), BY_USER] = Field(1, description="Virtual CPUs.")
+    max_vcpus: Annotated[Count | None, DomainInput(), BY_USER] = Field(
+        None, description="vCPUs it can be hot-plugged up to without a restart (default: vcpus, i.e. no room).")
+    cpu_topology: Annotated[Annotated[CpuTopology, _TOPOLOGY] | None, DomainInput()] = Field(
         None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
-    machine: MachineType | None = Field(None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
-    disk: DiskSize = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
-    disk_clone: Literal[DISK_CLONES] = Field("linked", description="linked: a qcow2 clone on the image (the image "
-                                                                   "must stay); full: an independent copy.")
-    home: DiskSize | None = Field(None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is "
-                                                    "in GiB): kept when the system disk is replaced; formatted only "
-                                                    "when empty.")
+    machine: Annotated[MachineType | None, DomainInput()] = Field(
+        None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
+    disk: Annotated[DiskSize, BY_USER] = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
+    disk_clone: Annotated[Literal[DISK_CLONES], BY_USER] = Field(
+        "linked", description="linked: a qcow2 clone on the image (the image must stay); full: an independent copy.")
+    home: Annotated[DiskSize | None, BY_USER] = Field(
+        None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is in GiB): kept when the "
+                          "system disk is replaced; formatted only when empty.")
     home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
         "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
                             "host (found again if the user comes back), or delete it.")
     disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
         7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
                        "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
-    running: bool = Field(True, description="Keep it running (false: defined, shut off).")
-    autostart: bool = Field(False, description="Start it when the host (libvirtd) starts.")
+    running: Annotated[bool, DomainInput(), BY_USER] = Field(
+        True, description="Keep it running (false: defined, shut off).")
+    autostart: Annotated[bool, DomainInput(), BY_USER] = Field(
+        False, description="Start it when the host (libvirtd) starts.")
     kernel_args: KernelArgs | None = Field(None, description="Parameters appended to a golden image's kernel "
                                                              "command line, e.g. 'quiet'.")
-    cpu: Cpu | None = Field(None, description="{mode, model, pinning}: the guest CPU and vCPU pins, checked "
-                                              "against the host.")
-    gpus: Annotated[list[Gpu], _GPUS] = Field([], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: "
-                                                              "nvidia-222}], checked against the host's devices.")
+    cpu: Annotated[Cpu | None, BY_USER] = Field(
+        None, description="{mode, model, pinning}: the guest CPU and vCPU pins, checked against the host.")
+    gpus: Annotated[list[Gpu], _GPUS, BY_USER] = Field(
+        [], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: nvidia-222}], checked against the host's devices.")
     display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
-    autologin: bool = Field(False, description="Log the first user in to the graphical session at boot (an image "
-                                               "with a desktop environment).")
-    resolution: Resolution | None = Field(None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on "
-                                                            "a desktop image).")
-    secure_boot: bool = Field(False, description="Boot with UEFI Secure Boot enforced (OVMF with Microsoft's keys "
-                                                 "enrolled): needs an image built for UEFI (recipe firmware: uefi) "
-                                                 "and machine: q35. A change makes a new VM (the disk stays).")
-    tpm: bool = Field(False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with "
-                                         "the VM. A change makes a new VM (the disk stays).")
-    checks: Checks = Field([], description="Checks run over SSH once cloud-init is done; all must pass.")
+    autologin: Annotated[bool, BY_USER] = Field(
+        False, description="Log the first user in to the graphical session at boot (an image with a desktop "
+                           "environment).")
+    resolution: Annotated[Resolution | None, BY_USER] = Field(
+        None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on a desktop image).")
+    # off is unset among the domain's inputs: the domains of desktops made before these existed stay as they are
+    secure_boot: Annotated[bool, DomainInput(unset_when_off=True)] = Field(
+        False, description="Boot with UEFI Secure Boot enforced (OVMF with Microsoft's keys enrolled): needs an "
+                           "image built for UEFI (recipe firmware: uefi) and machine: q35. A change makes a new VM "
+                           "(the disk stays).")
+    tpm: Annotated[bool, DomainInput(unset_when_off=True)] = Field(
+        False, description="A TPM 2.0 (tpm-crb), emulated by the host's swtpm; its state goes with the VM. A change "
+                           "makes a new VM (the disk stays).")
+    checks: Annotated[Checks, BY_USER] = Field(
+        [], description="Checks run over SSH once cloud-init is done; all must pass.")
 
 
 def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:
@@ -302,3 +329,16 @@ def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:
         declared = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
         fields[name] = (declared | None, Field(None, description=f"{field.description} Default: {default}."))
     return fields
+
+
+def domain_inputs(own: DesktopSettings) -> dict[str, Any]:
+    """The domain provider's inputs that are settings as declared (DomainInput on each)."""
+    inputs = {}
+    for name, field in type(own).model_fields.items():
+        for mark in (m for m in field.metadata if isinstance(m, DomainInput)):
+            value = getattr(own, name)
+            value = value.model_dump() if isinstance(value, BaseModel) else value
+            if mark.unit and value is not None:
+                value //= mark.unit
+            inputs[mark.name or name] = (True if value else None) if mark.unset_when_off else value
+    return inputs

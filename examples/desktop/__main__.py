@@ -10,7 +10,7 @@ Settings (all optional): `pulumi config set accelerator kvm`, `pulumi config set
 """
 import pulumi
 
-from components import (Desktop, DesktopArgs, DesktopUser, Host, Image, ImageArgs, Network, NetworkArgs,
+from components import (Desktop, DesktopArgs, DesktopSettings, DesktopUser, Host, Image, ImageArgs, Network, NetworkArgs,
                         StoragePool, StoragePoolArgs, Timeouts)
 
 config = pulumi.Config()
@@ -28,15 +28,13 @@ workstation = Image("workstation", ImageArgs(recipe={
 person = config.get("user") or "ada"
 desk = Desktop(person, DesktopArgs(
     image=workstation, pool=pool, network=lan, template="developer",
-    memory="2GiB", vcpus=2, disk="8GiB",
     users=[DesktopUser(person, password=config.get_secret("password"))],
-    autologin=True, resolution="1280x800",
-    checks=[
+    settings=DesktopSettings(memory="2GiB", vcpus=2, disk="8GiB", autologin=True, resolution="1280x800", checks=[
         {"session": person},                                    # user ada has an active graphical session
         {"command": "git --version", "output_matches": "^git version "},
         {"service": "lightdm"},
         {"command": "DISPLAY=:0 xrandr --current", "output_matches": "current 1280 x 800"},
-    ],
+    ]),
     timeouts=Timeouts(cloud_init=1200, graphical=900)))
 
 pulumi.export("desktop", {"name": desk.vm_name, "ip": desk.ip, "ssh": desk.ssh_command, "state": desk.state,

@@ -6,8 +6,8 @@ Settings (all optional): `pulumi config set accelerator kvm`, `pulumi config set
 """
 import pulumi
 
-from components import (Desktop, DesktopArgs, DesktopUser, Host, Image, ImageArgs, Network, NetworkArgs,
-                        StoragePool, StoragePoolArgs)
+from components import (Desktop, DesktopArgs, DesktopSettings, DesktopUser, Host, Image, ImageArgs, Network,
+                        NetworkArgs, StoragePool, StoragePoolArgs)
 
 config = pulumi.Config()
 host = Host.embedded("local", accelerator=config.get("accelerator") or "tcg")
@@ -17,9 +17,9 @@ debian = Image("debian12", ImageArgs(golden="debian12"))
 
 desktops = [
     Desktop(person, DesktopArgs(
-        image=debian, pool=pool, network=lan, memory="1GiB", vcpus=1,
-        users=[DesktopUser(person, groups=["audio", "video"])],
-        checks=[{"service": "ssh"}, {"user": person, "groups": ["audio", "video"]}]))
+        image=debian, pool=pool, network=lan, users=[DesktopUser(person, groups=["audio", "video"])],
+        settings=DesktopSettings(memory="1GiB", vcpus=1,
+                                 checks=[{"service": "ssh"}, {"user": person, "groups": ["audio", "video"]}])))
     for person in ("ada", "grace")
 ]
 

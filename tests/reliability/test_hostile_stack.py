@@ -87,7 +87,7 @@ SEED_KEYS = None
 
 def seed_shape(config) -> set[str]:
     desk = config.desktops["alice"]
-    docs = check_seed(desk.profile, desk.users, hostname=desk.name, home_device=HOME_DEVICE if desk.home_bytes else None)
+    docs = check_seed(desk.profile, desk.users, hostname=desk.name, home_device=HOME_DEVICE if desk.settings.home else None)
     return set(yaml.safe_load(docs.user_data))
 
 

@@ -85,6 +85,7 @@ def test_a_bad_recipe_fails_before_anything_is_declared(mocks):
 def test_autologin_and_resolution_are_checked_against_the_image(mocks):
     from components import Desktop, DesktopArgs, Host, Image, ImageArgs, InputError, Network, NetworkArgs
     from components import StoragePool, StoragePoolArgs
+    from components.desktop.settings import DesktopSettings
     from components.images.golden import ImageFiles
     host = Host.embedded("local", accelerator="tcg")
     console = Image("console", ImageArgs(files=ImageFiles("console", "/i/disk.qcow2", "kernel", "0" * 12,
@@ -94,11 +95,12 @@ def test_autologin_and_resolution_are_checked_against_the_image(mocks):
                        autologin=True, resolution="1280*800")
     with pytest.raises(InputError) as err:
         Desktop("bad", args)
-    assert err.value.problems == [
+    assert err.value.problems == [      # (the declaration's own check first, then the image's)
+        ("bad.resolution", "'1280*800' is not WIDTHxHEIGHT, e.g. 1280x800"),
         ("bad.autologin", "the image has no desktop environment to log in to (none): use an image whose recipe "
-                          "names one, e.g. desktop: xfce"),
-        ("bad.resolution", "'1280*800' is not WIDTHxHEIGHT, e.g. 1280x800")]
-    args.autologin, args.resolution = False, "320x200"
+                          "names one, e.g. desktop: xfce")]
+    args = DesktopArgs(image=console, pool=args.pool, network=args.network,
+                       settings=DesktopSettings(autologin=False, resolution="320x200"))
     assert args.problems("bad") == [("bad.resolution", "320x200 is outside 640x400..7680x4320")]
 
 

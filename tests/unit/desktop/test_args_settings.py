@@ -1,0 +1,56 @@
+"""DesktopArgs holds a DesktopSettings: a setting given as a keyword goes into that model, checked by it."""
+import pytest
+
+from components.desktop.args import DesktopArgs
+from components.desktop.settings import DesktopSettings, domain_inputs
+
+
+class _Net:
+    class args:
+        cidr = "10.0.0.0/24"
+        gateway = "10.0.0.1"
+        dhcp = True
+    host = type("H", (), {"uri": "u", "name": "h"})()
+
+
+_POOL = type("P", (), {"host": _Net.host})()
+
+
+def _args(**keywords) -> DesktopArgs:
+    return DesktopArgs(image=None, pool=_POOL, network=_Net(), **keywords)
+
+
+def test_keywords_and_a_settings_model_are_the_same_settings():
+    by_keyword = _args(memory="2GiB", vcpus=2, cpu_mode="host-model", display_password_valid_for="30d")
+    by_model = _args(settings=DesktopSettings(memory="2GiB", vcpus=2, cpu={"mode": "host-model"},
+                                              display={"password_valid_for": "30d"}))
+    assert by_keyword.settings == by_model.settings
+    assert by_keyword.memory == 2 * 1024**3 and by_keyword.memory_mib == 2048
+    assert by_keyword.cpu_mode == "host-model" and by_keyword.display_password_valid_for_s == 30 * 86400
+    assert by_keyword.problems("d") == by_model.problems("d") == []
+
+
+def test_a_keyword_is_laid_over_the_settings_it_is_given_with():
+    args = _args(settings=DesktopSettings(memory="2GiB", vcpus=2), vcpus=3)
+    assert (args.memory, args.vcpus) == (2 * 1024**3, 3)
+
+
+def test_a_wrong_keyword_is_reported_as_written_and_the_declared_default_stays():
+    args = _args(cpu_pinning=["x"], vcpus=0, memory="2GiB")
+    assert [field for field, _ in args.problems("d")] == ["d.vcpus", "d.cpu_pinning[0]"]
+    assert (args.vcpus, args.memory) == (1, 2 * 1024**3)
+
+
+def test_an_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="'memroy'"):
+        _args(memroy="2GiB")
+    with pytest.raises(TypeError, match="'cpu_speed'"):
+        _args(cpu_speed=3)
+
+
+def test_the_domain_inputs_keep_their_stored_names_and_units():
+    inputs = domain_inputs(DesktopSettings(memory="1536MiB", secure_boot=True, cpu_topology={
+        "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2))
+    assert inputs == {"memory_mib": 1536, "vcpus": 1, "max_vcpus": 2,
+                      "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
+                      "autostart": False, "secure_boot": True, "tpm": None}
