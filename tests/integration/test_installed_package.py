@@ -59,9 +59,11 @@ def installed(tmp_path_factory) -> Path:
 
 
 def test_the_installed_package_is_vdesk_with_its_files(installed, tmp_path):
-    out = _run(installed, "-c", "import json, vdesk, vdesk.paths as p, vdesk.resources.domain as d;"
+    # (the share wrapper is the file root installs, root-owned, for the domains' virtiofsd: vdesk.rootexec)
+    out = _run(installed, "-c", "import json, vdesk, vdesk.paths as p, vdesk.rootexec as r;"
                "import importlib.util as u;"
-               "print(json.dumps([vdesk.__file__, str(p.shipped('templates')), d.READONLY_VIRTIOFSD,"
+               "print(json.dumps([vdesk.__file__, str(p.shipped('templates')),"
+               " str(p.shipped('tools/' + r.WRAPPERS['virtiofsd-rw'])),"
                " str(p.shipped('tools/build-image.sh')), u.find_spec('components') is None]))", cwd=tmp_path)
     package, templates, virtiofsd, build_image, no_components = json.loads(out)
     site = Path(package).parent.parent
