@@ -20,7 +20,6 @@ import re
 import secrets
 import shlex
 import shutil
-import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -34,6 +33,7 @@ from components.guest.checks import SESSIONS_COMMAND, parse_sessions
 from components.guest.screenshot import CONSOLE_SHARE, dominant_share, measure_png
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
+from tests.support.browser import chromium
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guests]
@@ -46,9 +46,6 @@ DEVELOPER_RECIPE = {"base": "debian12", "desktop": "xfce", "packages": ["build-e
                     "locale": "en_US.UTF-8", "keyboard": "us", "timezone": "Etc/UTC"}
 IMAGE_RECIPES = [DEVELOPER_RECIPE]         # built in the background while earlier tests run (tests/support/prebuild.py)
 WIDTH, HEIGHT = 1280, 800      # the desktop's resolution, and the browser's window: noVNC draws it unscaled
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  f"--window-size={WIDTH},{HEIGHT}")
 # Where the browser's screenshots are kept after the run, to be looked at.
 KEEP_SCREENSHOTS = Path(os.environ.get("VDESK_E2E_SCREENSHOT_DIR", "/tmp"))
 
@@ -94,22 +91,12 @@ def world(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.TemporaryDirectory(prefix="vdesk-chromium-")
-    options.add_argument(f"--user-data-dir={profile.name}")
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    # The page's viewport at the desktop's resolution (the window has a frame around it): noVNC draws it 1:1.
-    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    outer = driver.get_window_size()
-    driver.set_window_size(outer["width"] + WIDTH - inner[0], outer["height"] + HEIGHT - inner[1])
-    yield driver
-    driver.quit()
-    profile.cleanup()
+    with chromium(WIDTH, HEIGHT) as driver:
+        # The page's viewport at the desktop's resolution (the window has a frame around it): noVNC draws it 1:1.
+        inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        outer = driver.get_window_size()
+        driver.set_window_size(outer["width"] + WIDTH - inner[0], outer["height"] + HEIGHT - inner[1])
+        yield driver
 
 
 def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.2, fail: bool = True):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,13 +16,11 @@ import pytest
 
 from components.portal.serve import listen, server, url_of
 from tests.support import portal_world as world
+from tests.support.browser import chromium
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs chromium-driver (tools/setup.sh)")]
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,800")
 KEEP_SCREENSHOTS = Path(os.environ.get("VDESK_E2E_SCREENSHOT_DIR", "/tmp"))
 WAIT_S = 20
 
@@ -55,18 +52,8 @@ def portal(tmp_path):
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    profile = tempfile.TemporaryDirectory(prefix="vdesk-chromium-")
-    options.add_argument(f"--user-data-dir={profile.name}")
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    yield driver
-    driver.quit()
-    profile.cleanup()
+    with chromium(1280, 800) as driver:
+        yield driver
 
 
 def state_of(driver, desktop: str) -> str:
