@@ -14,7 +14,11 @@ def test_a_running_child_is_alive_and_its_zombie_is_not():
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         assert processes.alive(child.pid)
-        assert processes.command_line(child.pid)[1:] == ["-c", "import sys; sys.stdin.read()"]
+        # Popen returns once the exec began; the kernel sets the new argv a moment later
+        # (before that it reads as empty, or as the forking parent's)
+        argv = wait_for(lambda: "-c" in (found := processes.command_line(child.pid) or []) and found, 10,
+                        what="the child's exec")
+        assert argv[1:] == ["-c", "import sys; sys.stdin.read()"]
         assert processes.executable(child.pid) == os.path.realpath(sys.executable)
         assert child.pid in processes.children(os.getpid())
     finally:
