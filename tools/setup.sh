@@ -6,6 +6,7 @@
 #   3. the Pulumi engine, built from Go at the pinned SDK version (tools/build-pulumi.sh),
 #      at the same time as 2 (one compiles Go, the other waits on pip and gcc)
 #   4. cloud-init's JSON schema, taken from Debian's cloud-init package
+#   5. the test OpenID provider: node's oidc-provider at package-lock.json's versions (npm ci), keyed by its hash
 # `setup.sh --image` also builds the golden guest image (tools/build-image.sh), beside 2 and 3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -64,4 +65,17 @@ fi
 
 # -- 4. cloud-init schema ------------------------------------------------------------------
 PYTHONPATH="$repo" "$VDESK_VENV/bin/python" -m components.cloudinit.schema --ensure >/dev/null
+
+# -- 5. the test OpenID provider (tests/support/oidc_provider: the portal's OIDC tests start it) -----------
+if ! command -v npm >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    say "no Node.js 20 or later with npm (Debian 12's nodejs is 18: NodeSource's is): the OIDC tests will skip"
+elif [ ! -f "$VDESK_OIDC_PROVIDER/.complete" ]; then
+    say "installing the test OpenID provider into $VDESK_OIDC_PROVIDER (npm ci, the lockfile's versions)"
+    rm -rf "$VDESK_OIDC_PROVIDER"
+    mkdir -p "$VDESK_OIDC_PROVIDER"
+    cp "$repo/tests/support/oidc_provider/package.json" "$repo/tests/support/oidc_provider/package-lock.json" \
+        "$VDESK_OIDC_PROVIDER/"
+    (cd "$VDESK_OIDC_PROVIDER" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    touch "$VDESK_OIDC_PROVIDER/.complete"
+fi
 say "ready"
