@@ -301,7 +301,8 @@ def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, pre
     return DesktopArgs.from_settings(
         d.settings.model_copy(update={"checks": [dict(c) for c in d.checks]}),
         image=image, pool=pool, network=network, extra_networks=extra_networks,
-        users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
+        users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None,
+                          u.email)
                for u in d.users],
         template=d.profile, shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
         address=d.address.split("/")[0] if d.address else None,

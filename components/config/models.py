@@ -124,6 +124,7 @@ class UserConfig:
     ssh_authorized_keys: tuple[str, ...]
     groups: tuple[str, ...]
     password: str | None = None        # a secret config key in the vdesk namespace (never the password)
+    email: str | None = None           # their identity's address, for the host portal's OpenID Connect sign-in
 
 
 @dataclasses.dataclass(frozen=True)

@@ -195,7 +195,7 @@ class _Desktops:
                 continue
             seen[u.name] = i
             result.append(UserConfig(u.name, _good(u.ssh_authorized_keys), _good(u.groups),
-                                     self.password((*loc, i, "password"), u.password)))
+                                     self.password((*loc, i, "password"), u.password), u.email))
         return result
 
     def user_desktops(self, profiles: dict[str, ProfileConfig], desktops: dict) -> list[DesktopConfig]:
@@ -251,7 +251,7 @@ class _Desktops:
     def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
                      checks: tuple | None, hardware: dict) -> DesktopConfig:
         user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
-                          password)
+                          password, u.email)
         hosts = hardware.get("hosts", profile.hosts)
         host = hosts[0] if len(hosts) == 1 else None
         inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),

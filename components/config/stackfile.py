@@ -39,6 +39,7 @@ _PUBLIC_KEY = (r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
                r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/]+=*(\s|$)")
 _LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
 _GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
+_EMAIL = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _INTERFACE = r"^[^\s/:]{1,15}$"
 ALL_HOSTS = "all"
@@ -383,6 +384,15 @@ class Profile(DesktopSettings):
                                            "user's name.")
 
 
+Email = Annotated[str, Field(pattern=_EMAIL, max_length=254),
+                  Wording(invalid="{input} is not an email address (name@example.org)")]
+# What maps a person to their account, declared once for both kinds of user.
+IdentityEmail = Annotated[Email | None, Field(description="Their address at the organisation's identity provider: "
+                                                          "signed in to the host's portal with OpenID Connect, the "
+                                                          "identity whose `email` claim this is gets this stack's "
+                                                          "desktops of this user.")]
+
+
 class DesktopUser(Settings):
     """An account on a desktop; the first is the one vdesk logs in as."""
     noun: ClassVar[str] = "user"
@@ -392,6 +402,7 @@ class DesktopUser(Settings):
     password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
+    email: IdentityEmail = None
 
 
 class Desktop(DesktopSettings):
@@ -416,6 +427,7 @@ class _Person(Settings):
     password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
+    email: IdentityEmail = None
     groups: Groups | None = Field(None, description="Supplementary groups (default: the profile's).")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
         None, description="Shares mounted in their desktop (default: the profile's).")

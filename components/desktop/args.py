@@ -32,6 +32,7 @@ class DesktopUser:
     ssh_authorized_keys: Sequence[str] = ()
     groups: Sequence[str] = ()
     password: pulumi.Input[str] | None = None    # a Pulumi secret; reaches the guest only as a hash
+    email: str | None = None      # the host portal maps an OpenID Connect identity with this `email` to them
 
 
 @dataclasses.dataclass(frozen=True)

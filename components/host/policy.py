@@ -27,6 +27,13 @@ against a policy that only the machine's administrator writes:
     netfs_servers: [nas.example.org]     # file servers a netfs pool may mount
     volume_groups: [vg_desktops]         # existing volume groups a logical pool may use
 
+    # The host portal's OpenID Connect sign-in (the portal serves every stack on this machine); a stack
+    # maps its users to identities by their `email`, for its own desktops only.
+    portal_oidc:
+      issuer: https://login.example.org/realms/staff
+      client_id: vdesk-portal
+      client_secret_file: /etc/vdesk/portal-oidc.secret   # readable by root only; never in a stack
+
 Without a file, vdesk's own directories are allowed and nothing else: its
 image cache, and the state directory where the embedded host keeps pools;
 and no exposure at all. Every check returns a message (None when allowed)
@@ -48,6 +55,7 @@ import yaml
 
 from ..errors import VdeskError
 from ..paths import cache_dir, state_dir
+from ..portal.settings import OidcSettings
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
 KINDS = ("images", "pools", "shares", "container_mounts", "devices", "certificates")
@@ -64,6 +72,7 @@ EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "console_bind", "bridges", 
                   "netfs_servers", "volume_groups")
 EXPOSURE_ROOTS = ("writable_shares",)
 EXPOSURE_FLAGS = ("containers_without_userns",)
+PORTAL_OIDC = "portal_oidc"
 _CASELESS = ("libvirt_hosts", "netfs_servers", "pci_devices", "mdev_parents")
 LOCALHOST = "localhost"     # in libvirt_hosts: a URI that names no host (qemu:///system on this machine)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
@@ -96,6 +105,7 @@ class Policy:
     volume_groups: tuple[str, ...] = ()
     writable_shares: tuple[str, ...] = ()
     containers_without_userns: bool = False
+    portal_oidc: OidcSettings | None = None     # the host portal's identity provider (None: local sign-in only)
 
     def allows(self, key: str, value: str) -> bool:
         """Whether exposure list `key` (e.g. bridges) names `value`, as written or by a pattern (host names
@@ -234,7 +244,7 @@ def _load(path: str, _mtime, _size) -> Policy:
         raise PolicyError(f"cannot read the host policy {path}: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: must be a mapping of {', '.join(KINDS)} and transports")
-    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS)
+    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS, PORTAL_OIDC)
     unknown = set(data) - set(keys)
     if unknown:
         raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
@@ -262,7 +272,19 @@ def _load(path: str, _mtime, _size) -> Policy:
         if not isinstance(data.get(key, False), bool):
             raise PolicyError(f"{path}: {key} must be true or false")
         fields[key] = data.get(key, False)
+    if PORTAL_OIDC in data:
+        fields[PORTAL_OIDC] = _portal_oidc(path, data[PORTAL_OIDC])
     return Policy(**fields, transports=tuple(transports), source=path)
+
+
+def _portal_oidc(path: str, value) -> OidcSettings:
+    names = [f.name for f in dataclasses.fields(OidcSettings)]
+    if not isinstance(value, dict) or set(value) != set(names):
+        raise PolicyError(f"{path}: {PORTAL_OIDC} must be a mapping of exactly {', '.join(names)}")
+    oidc = OidcSettings(**value)
+    if problems := oidc.problems(PORTAL_OIDC):
+        raise PolicyError(f"{path}: " + "; ".join(f"{where}: {message}" for where, message in problems))
+    return oidc
 
 
 # -- disk images -------------------------------------------------------------------------------

@@ -199,8 +199,10 @@ def _start_portal(name: str, uri: str, console_dir: Path) -> None:
     from ..portal import service as portal
     from ..portal.accounts import portal_dir_of
     from ..portal.settings import PortalSettings
+    from .policy import load as host_policy
     try:
-        portal.ensure_running(portal_dir_of(console_dir), PortalSettings(), libvirt_uri=uri, host=name,
+        portal.ensure_running(portal_dir_of(console_dir), PortalSettings(oidc=host_policy().portal_oidc),
+                              libvirt_uri=uri, host=name,
                               console_dir=console_dir)
     except VdeskError as exc:
         raise InputError([(f"hosts.{name}.portal", str(exc))]) from None

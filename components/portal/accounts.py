@@ -3,8 +3,10 @@
 `up` publishes, for each desktop a stack makes, its users and their password hashes (the same "$6$" crypt
 hashes its seed carries) into `<portal dir>/accounts/<stack>/<desktop>.json`: a 0600 file in 0700
 directories of the host's state dir, which only the runner (root) reads. A plaintext password is refused,
-never written. A record only counts while the desktop's libvirt owner metadata names the record's stack
-(see inventory), so a stack cannot publish users for another stack's desktops.
+never written. Beside them, the users' declared `email`s: an OpenID Connect sign-in with that address
+proves the user's desktops of that record (by_email). A record only counts while the desktop's libvirt
+owner metadata names the record's stack (see inventory), so a stack cannot publish users, or map an
+address, for another stack's desktops.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ class DesktopAccounts:
     desktop: str
     users: tuple[str, ...]
     hashes: Mapping[str, str]
+    emails: Mapping[str, str] = dataclasses.field(default_factory=dict)   # user -> their identity's address
 
 
 def portal_dir_of(console_dir: str | Path) -> Path:
@@ -46,7 +49,8 @@ def portal_dir_of(console_dir: str | Path) -> Path:
     return Path(console_dir).parent / "portal"
 
 
-def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str]) -> None:
+def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
+           emails: Mapping[str, str] | None = None) -> None:
     for what, name in (("stack", stack), ("desktop", desktop)):
         if not isinstance(name, str) or name_problem(name.replace("_", "-").lower()):
             raise AccountError(f"not a {what} name: {name!r}")
@@ -55,30 +59,35 @@ def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, 
     for user, crypt in hashes.items():
         if not isinstance(crypt, str) or not sha512_crypt.identify(crypt):
             raise AccountError(f"user {user!r}: only a $6$ crypt hash is kept, never a password")
+    for user, email in (emails or {}).items():
+        if not isinstance(email, str) or email.count("@") != 1 or any(c.isspace() for c in email):
+            raise AccountError(f"user {user!r}: {email!r} is not an email address")
 
 
 def _path(portal_dir: Path, stack: str, desktop: str) -> Path:
     return Path(portal_dir) / ACCOUNTS_DIR / stack / f"{desktop}.json"
 
 
-def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str]) -> Path:
-    """Write (atomically, 0600) a desktop's users and their password hashes, as its stack declares them."""
+def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
+            emails: Mapping[str, str] | None = None) -> Path:
+    """Write (atomically, 0600) a desktop's users, their password hashes and addresses, as its stack declares them."""
     users = sorted(set(users))
-    _check(stack, desktop, users, hashes)
+    emails = {u: e for u, e in sorted((emails or {}).items()) if u in users and e}
+    _check(stack, desktop, users, hashes, emails)
     path = _path(portal_dir, stack, desktop)
     for folder in (path.parent.parent, path.parent):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(folder, 0o700)
     body = {"stack": stack, "desktop": desktop, "users": users,
-            "hashes": {u: h for u, h in sorted(hashes.items()) if u in users}}
+            "hashes": {u: h for u, h in sorted(hashes.items()) if u in users}, "emails": emails}
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(body, fh, indent=2)
         fh.write("\n")
     tmp.replace(path)
-    log.info("portal: desktop %s of stack %s: %d user(s), %d with a password", desktop, stack, len(users),
-             len(body["hashes"]))
+    log.info("portal: desktop %s of stack %s: %d user(s), %d with a password, %d with an email", desktop, stack,
+             len(users), len(body["hashes"]), len(emails))
     return path
 
 
@@ -96,10 +105,11 @@ def load(portal_dir: Path) -> list[DesktopAccounts]:
             body = json.loads(path.read_text())
             record = DesktopAccounts(stack=str(body["stack"]), desktop=str(body["desktop"]),
                                      users=tuple(map(str, body["users"])),
-                                     hashes={str(u): h for u, h in body["hashes"].items()})
+                                     hashes={str(u): h for u, h in body["hashes"].items()},
+                                     emails={str(u): e for u, e in body.get("emails", {}).items()})
             if (record.stack, record.desktop) != (path.parent.name, path.stem):
                 raise AccountError(f"names {record.stack}/{record.desktop}")
-            _check(record.stack, record.desktop, record.users, record.hashes)
+            _check(record.stack, record.desktop, record.users, record.hashes, record.emails)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("portal: skipping %s (%s)", path, exc)
             continue
@@ -121,3 +131,21 @@ def verify(records: Iterable[DesktopAccounts], user: str, password: str) -> list
     if not theirs:
         verify_password(password, _stand_in())
     return sorted((r.stack, r.desktop) for r in theirs if verify_password(password, r.hashes[user]))
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
+
+
+def users_by_email(record: DesktopAccounts, email: str) -> list[str]:
+    """The record's users whose declared address is `email` (compared without case)."""
+    return sorted(u for u in record.users if _same_address(record.emails.get(u, ""), email))
+
+
+def by_email(records: Iterable[DesktopAccounts], email: str) -> list[tuple[str, str]]:
+    """(stack, desktop) of every record that maps this address to one of its users: what an OpenID Connect
+    sign-in with this `email` claim proves. Only the record's own desktop, which inventory still checks
+    its stack owns; an empty or odd address proves nothing."""
+    if not isinstance(email, str) or email.count("@") != 1:
+        return []
+    return sorted((r.stack, r.desktop) for r in records if users_by_email(r, email))

@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from ..console import service as console_service
 from ..names import name_problem
 from ..console.tokens import console_url, mint, signing_key
-from . import accounts, inventory
+from . import accounts, inventory, oidc
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
 from .people import Person, Sessions
@@ -38,6 +38,7 @@ log = logging.getLogger("vdesk.portal")
 _HERE = Path(__file__).parent
 SESSION_COOKIE = "vdesk_portal"
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9.-]{1,253}")   # what a person's address may be to log it
 _HEADERS = {"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
             "X-Frame-Options": "DENY"}
@@ -69,6 +70,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
     limiter = limiter or AttemptLimiter()
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     secret = signing_key(config.portal_dir, create=True)
+    identity_provider = oidc.OidcSignIn(settings.oidc) if settings.oidc else None
 
     def client(request: Request) -> str:
         return request.client.host if request.client else "-"
@@ -82,7 +84,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return sessions.get(request.session.get("sid"))
 
     def page(request: Request, name: str, status: int = 200, **context) -> Response:
-        context.update(host=config.host, person=person_of(request), csrf=csrf_token(request))
+        context.update(host=config.host, person=person_of(request), csrf=csrf_token(request),
+                       oidc=identity_provider is not None)
         response = templates.TemplateResponse(request, name, context, status_code=status)
         response.headers.update(_HEADERS)
         return response
@@ -101,12 +104,14 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return None
         return form
 
-    def refused(request: Request, reason: str, status: int = 403) -> Response:
-        return page(request, "refused.html", status, reason=reason)
+    def refused(request: Request, reason: str, status: int = 403, title: str | None = None) -> Response:
+        return page(request, "refused.html", status, reason=reason, title=title)
 
     def still_theirs(person: Person) -> list[tuple[str, str]]:
         """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
-        listed = {(r.stack, r.desktop) for r in accounts.load(config.portal_dir) if person.user in r.users}
+        records = accounts.load(config.portal_dir)
+        listed = set(accounts.by_email(records, person.email)) if person.email else \
+            {(r.stack, r.desktop) for r in records if person.user in r.users}
         return [p for p in person.desktops if p in listed]
 
     async def mine(request: Request, person: Person, name: str) -> inventory.Desktop | None:
@@ -130,6 +135,9 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         action, _, name = (request.query_params.get("done") or "").partition(" ")
         done = f"{action.capitalize()}: {name}" if action in inventory.ACTIONS and name in {d.name for d in desks} \
             else None                             # what was done, never text from the URL as it came
+        if not desks and person.email:
+            done = (f"Signed in as {person.email}, but no stack on this host gives that address a desktop: ask "
+                    "the person who declares yours to set your user's email.")
         return page(request, "desktops.html", desktops=desks, actions=inventory.ACTIONS, message=done)
 
     async def desktop(request: Request) -> Response:
@@ -158,11 +166,43 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not proven:
             log.info("signin user=%s from=%s result=refused", _loggable(user), source)
             return page(request, "signin.html", 401, message="Wrong user or password.")
+        return signed_in(request, user, proven)
+
+    def signed_in(request: Request, user: str, proven: list[tuple[str, str]], email: str | None = None
+                  ) -> Response:
+        """One server-side session, however the person proved who they are."""
         sessions.close(request.session.get("sid"))
         request.session.clear()                                   # a new session id and CSRF token
-        request.session["sid"] = sessions.open(user, proven, source)
-        log.info("signin user=%s from=%s result=ok desktops=%s", user, source, ",".join(d for _s, d in proven))
+        request.session["sid"] = sessions.open(user, proven, client(request), email=email)
+        log.info("signin user=%s from=%s result=ok desktops=%s via=%s", user, client(request),
+                 ",".join(d for _s, d in proven), "oidc" if email else "password")
         return RedirectResponse("/", status_code=303)
+
+    async def oidc_signin(request: Request) -> Response:
+        if identity_provider is None:
+            return PlainTextResponse("no identity provider on this host", status_code=404)
+        try:
+            return await identity_provider.begin(request, str(request.url_for("oidc_callback")))
+        except oidc.SignInRefused as exc:
+            log.warning("signin via=oidc from=%s result=refused reason=%s", client(request), exc)
+            return refused(request, "The identity provider cannot be reached; try again later.", 503,
+                           title="Sign-in refused")
+
+    async def oidc_callback(request: Request) -> Response:
+        if identity_provider is None:
+            return PlainTextResponse("no identity provider on this host", status_code=404)
+        source = client(request)
+        try:
+            email = await identity_provider.finish(request)
+        except oidc.SignInRefused as exc:
+            log.info("signin via=oidc from=%s result=refused reason=%s", source, exc)
+            return refused(request, f"Your sign-in was refused: {exc}. Sign in again.", title="Sign-in refused")
+        if not _EMAIL.fullmatch(email):
+            log.info("signin via=oidc from=%s result=refused reason=an odd email claim", source)
+            return refused(request, "Your identity provider sent an address this portal does not take.",
+                           title="Sign-in refused")
+        proven = accounts.by_email(accounts.load(config.portal_dir), email)
+        return signed_in(request, email, proven, email=email)
 
     async def signout(request: Request) -> Response:
         if await checked_form(request) is None:
@@ -228,6 +268,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         Route("/", home, name="home"),
         Route("/signin", signin, methods=["GET", "POST"], name="signin"),
         Route("/signout", signout, methods=["POST"], name="signout"),
+        Route("/oidc/signin", oidc_signin, name="oidc_signin"),
+        Route("/oidc/callback", oidc_callback, name="oidc_callback"),
         Route("/desktops/{name}", desktop, name="desktop"),
         Route("/desktops/{name}/thumbnail.png", thumbnail, name="thumbnail"),
         Route("/desktops/{name}/open", open_console, methods=["POST"], name="open_console"),

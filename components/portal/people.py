@@ -1,7 +1,8 @@
 """Who is signed in: the portal's sessions, kept server-side so signing out (or a restart) ends them.
 
 The browser holds only a signed cookie (Starlette's SessionMiddleware, itsdangerous underneath) naming a
-random session id and the session's CSRF token; who the person is and which desktops their password proved stay here.
+random session id and the session's CSRF token; who the person is and which desktops their password (or their
+OpenID Connect identity) proved stay here.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Person:
     since: float                # UNIX time of the sign-in
     source: str                 # the address they signed in from
     bind: str                   # a random value, held in the console cookie, that their console links name
+    email: str | None = None    # signed in with OpenID Connect: the identity's address (user is then that address)
 
 
 class Sessions:
@@ -28,11 +30,11 @@ class Sessions:
         self._people: dict[str, Person] = {}
         self._lock = threading.Lock()
 
-    def open(self, user: str, desktops, source: str) -> str:
+    def open(self, user: str, desktops, source: str, email: str | None = None) -> str:
         sid = secrets.token_urlsafe(32)
         with self._lock:
             self._people[sid] = Person(user, tuple(map(tuple, desktops)), self.clock(), source,
-                                       secrets.token_urlsafe(32))
+                                       secrets.token_urlsafe(32), email)
         return sid
 
     def get(self, sid: str | None) -> Person | None:

@@ -5,13 +5,56 @@ A stack never sets these: the portal serves every stack on the host.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..console.settings import ConsoleSettings
 
 DEFAULT_SESSION_S = 8 * 3600
 DEFAULT_LINK_VALIDITY_S = 300     # a console link from the portal is opened at once: it need not last
+
+
+@dataclasses.dataclass(frozen=True)
+class OidcSettings:
+    """The host's identity provider, as its administrator registered the portal there."""
+
+    issuer: str                  # e.g. https://login.example.org/realms/staff (its discovery document below it)
+    client_id: str
+    client_secret_file: str      # a file only root reads; the secret itself is never in a setting
+
+    def problems(self, where: str) -> list[tuple[str, str]]:
+        found = []
+        parts = urlsplit(self.issuer) if isinstance(self.issuer, str) else None
+        if parts is None or not parts.hostname or parts.query or parts.fragment or parts.username:
+            found.append((f"{where}.issuer", "must be the provider's issuer URL, e.g. https://login.example.org"))
+        elif parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+            found.append((f"{where}.issuer", "must be https (plain http only on a loopback address)"))
+        if not isinstance(self.client_id, str) or not self.client_id or not self.client_id.isprintable() \
+                or " " in self.client_id or len(self.client_id) > 255:
+            found.append((f"{where}.client_id", "must be the client id the provider registered for the portal"))
+        if not isinstance(self.client_secret_file, str) or not Path(self.client_secret_file).is_absolute():
+            found.append((f"{where}.client_secret_file", "must be the absolute path of a file holding the secret"))
+        return found
+
+    @property
+    def metadata_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+    def client_secret(self) -> str:
+        return Path(self.client_secret_file).read_text().strip()
+
+    @classmethod
+    def of(cls, value: "OidcSettings | dict | None") -> "OidcSettings | None":
+        return cls(**value) if isinstance(value, dict) else value
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +67,10 @@ class PortalSettings:
     tls_key: str | None = None
     session_s: int = DEFAULT_SESSION_S       # how long a sign-in lasts
     link_validity_s: int = DEFAULT_LINK_VALIDITY_S
+    oidc: OidcSettings | None = None         # sign-in with the organisation's identity provider too
+
+    def __post_init__(self):
+        object.__setattr__(self, "oidc", OidcSettings.of(self.oidc))   # as read back from settings.json
 
     def problems(self, where: str) -> list[tuple[str, str]]:
         # the address, port and TLS files are checked as the console gateway's are
@@ -33,6 +80,8 @@ class PortalSettings:
             value = getattr(self, field)
             if not isinstance(value, int) or not 0 < value <= 7 * 86400:
                 found.append((f"{where}.{field}", "must be 1 s to 7 days"))
+        if self.oidc is not None:
+            found += self.oidc.problems(f"{where}.oidc")
         return sorted(found)
 
     @property

@@ -19,12 +19,13 @@ class PortalAccountProvider(DeclaredProvider):
         "desktop": Prop(str, required=True, replaces=True, doc="the desktop's libvirt domain name"),
         "users": Prop(list, required=True, doc="the desktop's users, who may sign in to it"),
         "hashes": Prop(dict, default={}, secret=True, doc="user -> the $6$ crypt hash of their password"),
+        "emails": Prop(dict, default={}, doc="user -> the address their OpenID Connect identity signs in with"),
     }
     DELETE_BEFORE_REPLACE = False
 
     def _publish(self, props) -> None:
         accounts.publish(props["portal_dir"], props["stack"], props["desktop"], props["users"],
-                         props.get("hashes") or {})
+                         props.get("hashes") or {}, props.get("emails") or {})
 
     def create(self, props):
         self._publish(props)
@@ -42,8 +43,8 @@ class PortalAccountProvider(DeclaredProvider):
 
 
 class PortalAccount(Resource):
-    def __init__(self, name: str, *, portal_dir: str, desktop: str, users, hashes, opts=None):
+    def __init__(self, name: str, *, portal_dir: str, desktop: str, users, hashes, emails=None, opts=None):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["hashes"]))
         super().__init__(PortalAccountProvider(), name, PortalAccountProvider.resource_props(
             "PortalAccount", {"portal_dir": portal_dir, "stack": pulumi.get_stack(), "desktop": desktop,
-                              "users": users, "hashes": hashes}), opts)
+                              "users": users, "hashes": hashes, "emails": emails or {}}), opts)

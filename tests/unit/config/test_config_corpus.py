@@ -171,6 +171,11 @@ CASES = [
                                                  f"in case it is a password): {HOW}")]),
     ("plain-config-key-that-is-no-section", lambda c: None, {"carol-password": True, "user": False},
      [("user", f"unknown section (allowed: {', '.join(SECTIONS)})")]),
+    # --- email: what maps an OpenID Connect identity to the user --------------------------------------------
+    ("user-email-not-an-address", setting(user(0), email="alice at example.org"), None,
+     [("users[0].email", "'alice at example.org' is not an email address (name@example.org)")]),
+    ("desktop-user-email-not-an-address", lambda c: c["desktops"]["kiosk"]["users"][0].update(email="kiosk@"),
+     None, [("desktops.kiosk.users[0].email", "'kiosk@' is not an email address (name@example.org)")]),
     ("password-not-a-string", setting(user(2), password=1234), None,
      [("users[2].password", f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW}")]),
     ("desktop-user-twice", lambda c: c["desktops"]["kiosk"]["users"].append({"name": "kiosk"}), None,

@@ -97,10 +97,10 @@ EXAMPLES: dict[str, Any] = {
     "Desktop.adopt": True,
     "Desktop.users": [{"name": "ann"}], "Desktop.autologin": With(True, {"image": "xfce"}),
     "DesktopUser.name": "ann", "DesktopUser.ssh_authorized_keys": [KEY], "DesktopUser.groups": ["audio"],
-    "DesktopUser.password": "dev-password",
+    "DesktopUser.password": "dev-password", "DesktopUser.email": "ann@example.org",
     # users[0]
     "User.name": "ann", "User.profile": "desktop", "User.hosts": ["local"], "User.ssh_authorized_keys": [KEY],
-    "User.password": "dev-password", "User.groups": ["audio"], "User.memory": "1GiB", "User.vcpus": 1,
+    "User.password": "dev-password", "User.email": "ann@example.org", "User.groups": ["audio"], "User.memory": "1GiB", "User.vcpus": 1,
     "User.max_vcpus": 3, "User.disk": "10GiB", "User.home": "2GiB", "User.autologin": False,
     "User.resolution": "1024x768", "User.shares": ["docs"], "User.disk_clone": "full",
     "User.checks": [{"port": 22}], "User.running": False, "User.autostart": True,

@@ -1,0 +1,153 @@
+"""OpenID Connect in the portal, without a provider: how an address maps to desktops, and how its settings are checked.
+
+The mapping grants only the desktops of the stack that declared the address (a rogue stack's record for
+another stack's desktop is dropped by the owner check); the provider is the host administrator's, from
+the policy file, and a bad one is refused with the field that is wrong. The sign-in itself, against a
+real provider, is tests/integration/test_portal_oidc.py.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+
+import pytest
+import yaml
+from starlette.testclient import TestClient
+
+from components.host import policy
+from components.portal import accounts, inventory
+from components.portal.app import create_app
+from components.portal.oidc import OidcSignIn, _PendingSignIns
+from components.portal.serve import config_from
+from components.portal.settings import OidcSettings, PortalSettings
+from tests.support import portal_world as world
+
+GOOD = {"issuer": "https://login.example.org/realms/staff", "client_id": "vdesk-portal",
+        "client_secret_file": "/etc/vdesk/portal-oidc.secret"}
+
+
+@pytest.fixture
+def records(conn, tmp_path):
+    world.build(conn, tmp_path)
+    yield accounts.load(tmp_path / "portal")
+    world.tear_down(conn)
+
+
+def test_an_address_proves_the_desktops_its_stacks_map_it_to(records):
+    assert accounts.by_email(records, "ada@example.org") == [("lab", "lab-ada"), ("rogue", "team-grace"),
+                                                             ("team", "team-ada")]
+    assert accounts.by_email(records, "ADA@Example.org") == accounts.by_email(records, "ada@example.org")
+    assert accounts.by_email(records, "grace@example.org") == [("team", "team-grace")]
+    for nobody in ("nobody@example.org", "", "ada", "ada@example.org@x", None):
+        assert accounts.by_email(records, nobody) == []
+
+
+def test_a_stack_mapping_an_address_to_another_stacks_desktop_grants_nothing(records):
+    proven = accounts.by_email(records, "ada@example.org")
+    shown = inventory.desktops_of(world.URI, "local", proven)
+    assert [(d.stack, d.name) for d in shown] == [("lab", "lab-ada"), ("team", "team-ada")]
+    with pytest.raises(inventory.NotYours):
+        inventory.one_of(world.URI, "local", proven, "team-grace")
+
+
+def test_a_record_keeps_only_its_users_addresses_and_refuses_an_odd_one(tmp_path):
+    path = accounts.publish(tmp_path, "team", "team-ada", ["ada"], {}, {"ada": "ada@example.org",
+                                                                        "eve": "eve@example.org"})
+    assert json.loads(path.read_text())["emails"] == {"ada": "ada@example.org"}
+    assert accounts.load(tmp_path)[0].emails == {"ada": "ada@example.org"}
+    with pytest.raises(accounts.AccountError, match="not an email address"):
+        accounts.publish(tmp_path, "team", "team-ada", ["ada"], {}, {"ada": "ada example.org"})
+
+
+def test_an_old_record_without_addresses_still_loads(tmp_path):
+    path = accounts.publish(tmp_path, "team", "team-ada", ["ada"], {})
+    body = json.loads(path.read_text())
+    del body["emails"]
+    path.write_text(json.dumps(body))
+    assert accounts.load(tmp_path)[0].emails == {} and accounts.by_email(accounts.load(tmp_path), "a@b.org") == []
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("issuer", "http://login.example.org", "must be https (plain http only on a loopback address)"),
+    ("issuer", "login.example.org", "must be the provider's issuer URL"),
+    ("issuer", "https://login.example.org/?x=1", "must be the provider's issuer URL"),
+    ("client_id", "", "must be the client id"),
+    ("client_id", "two words", "must be the client id"),
+    ("client_secret_file", "portal.secret", "must be the absolute path of a file holding the secret"),
+])
+def test_bad_provider_settings_name_their_field(field, value, message):
+    problems = OidcSettings(**{**GOOD, field: value}).problems("portal_oidc")
+    assert [where for where, _ in problems] == [f"portal_oidc.{field}"]
+    assert message in problems[0][1]
+    assert OidcSettings(**GOOD).problems("portal_oidc") == []
+    assert OidcSettings(**{**GOOD, "issuer": "http://127.0.0.1:4000"}).problems("portal_oidc") == []
+
+
+def test_the_provider_is_the_administrators_policy(tmp_path):
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump({"portal_oidc": GOOD}))
+    assert policy.load(file).portal_oidc == OidcSettings(**GOOD)
+    assert policy.load(tmp_path / "absent.yaml").portal_oidc is None
+    for bad, message in (({**GOOD, "issuer": "http://idp.example.org"}, "portal_oidc.issuer: must be https"),
+                         ({**GOOD, "client_secret": "s3cret"}, "must be a mapping of exactly"),
+                         ("https://idp.example.org", "must be a mapping of exactly")):
+        file.write_text(yaml.safe_dump({"portal_oidc": bad}))
+        with pytest.raises(policy.PolicyError, match=message):
+            policy.load(file)
+
+
+def test_the_portal_reads_its_provider_back_from_its_dir_without_the_secret(tmp_path):
+    settings = PortalSettings(oidc=OidcSettings(**GOOD))
+    (tmp_path / "settings.json").write_text(json.dumps({"libvirt_uri": world.URI, "host": "local",
+                                                        "settings": dataclasses.asdict(settings)}))
+    assert config_from(tmp_path).settings.oidc == OidcSettings(**GOOD)
+    assert "portal-oidc.secret" in (tmp_path / "settings.json").read_text()     # its path; never its value
+    assert PortalSettings(oidc={**GOOD, "issuer": "ftp://x"}).problems("p")[0][0] == "p.oidc.issuer"
+
+
+def _run(coroutine):
+    """On a loop of its own: asyncio.run would leave the thread without one, which Pulumi's tests want."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def test_a_flow_begun_here_is_forgotten_once_it_expires():
+    now = [0.0]
+    pending = _PendingSignIns(clock=lambda: now[0])
+    _run(pending.set("_state_idp_a", "{}", 60))
+    assert _run(pending.get("_state_idp_a")) == "{}"
+    now[0] = 61
+    assert _run(pending.get("_state_idp_a")) is None
+    _run(pending.set("_state_idp_b", "{}", 10 ** 6))         # never longer than a sign-in may take
+    now[0] += 601
+    assert _run(pending.get("_state_idp_b")) is None
+
+
+def test_a_callback_without_a_flow_begun_here_is_refused(conn, tmp_path, caplog):
+    secret = tmp_path / "client.secret"
+    secret.write_text("the-client-secret\n")
+    settings = PortalSettings(oidc=OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+    assert OidcSignIn(settings.oidc).client.client_secret == "the-client-secret"
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(world.build(conn, tmp_path, settings))) as client:
+        page = client.get("/oidc/callback?code=a-code-from-elsewhere&state=a-state-from-elsewhere")
+        assert page.status_code == 403 and "Your sign-in was refused" in page.text
+        assert client.get("/", follow_redirects=False).headers["location"] == "/signin"
+        assert 'id="oidc-signin"' in client.get("/signin").text
+    world.tear_down(conn)
+    assert "result=refused reason=the provider's answer was refused (mismatching_state)" in caplog.text
+    portal_lines = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx2")   # (not the test's client)
+    assert "a-code-from-elsewhere" not in portal_lines and "the-client-secret" not in portal_lines
+
+
+def test_without_a_provider_there_is_no_oidc_sign_in(conn, tmp_path):
+    with TestClient(create_app(world.build(conn, tmp_path))) as client:
+        assert client.get("/oidc/signin").status_code == 404
+        assert client.get("/oidc/callback?code=x&state=y").status_code == 404
+        assert "oidc-signin" not in client.get("/signin").text
+    world.tear_down(conn)
