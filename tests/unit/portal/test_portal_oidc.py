@@ -11,6 +11,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
@@ -151,3 +153,11 @@ def test_without_a_provider_there_is_no_oidc_sign_in(conn, tmp_path):
         assert client.get("/oidc/callback?code=x&state=y").status_code == 404
         assert "oidc-signin" not in client.get("/signin").text
     world.tear_down(conn)
+
+
+def test_the_readmes_provider_setting_is_one_vdesk_reads(tmp_path):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    example = readme.split("identity provider is the administrator's too", 1)[1].split("```yaml\n", 1)[1]
+    file = tmp_path / "policy.yaml"
+    file.write_text(textwrap.dedent(example.split("```", 1)[0]))
+    assert policy.load(file).portal_oidc == OidcSettings(**GOOD)
