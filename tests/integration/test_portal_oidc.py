@@ -13,8 +13,6 @@ import json
 import logging
 import secrets
 import shutil
-import threading
-import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -23,7 +21,7 @@ import libvirt
 import pytest
 
 from components.portal.app import SESSION_COOKIE
-from components.portal.serve import listen, server, url_of
+from components.portal.serve import listen, url_of
 from components.portal.settings import OidcSettings, PortalSettings
 from tests.support import oidc
 from tests.support import portal_world as world
@@ -39,13 +37,8 @@ CLIENT_ID = "vdesk-portal"
 SHOTS = Path("/tmp")
 
 
-def until(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s:g}s: {what}")
-        time.sleep(0.1)
-    return result
+def until(condition, what: str):
+    return world.until(condition, what, WAIT_S)
 
 
 @pytest.fixture
@@ -63,14 +56,8 @@ def portal(tmp_path, caplog):
         settings = PortalSettings(oidc=OidcSettings(issuer=issuer, client_id=CLIENT_ID,
                                                     client_secret_file=str(tmp_path / "idp" / "client.secret")))
         assert settings.problems("portal") == []
-        config = world.build(conn, tmp_path, settings)
-        uv = server(config)
-        thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        until(lambda: uv.started, "the portal listens")
-        yield url, client_secret
-        uv.should_exit = True
-        thread.join(timeout=WAIT_S)
+        with world.serving(world.build(conn, tmp_path, settings), sock):
+            yield url, client_secret
     world.tear_down(conn)
     conn.close()
 

@@ -6,9 +6,14 @@ not believe. ada's and grace's addresses (EMAILS) map them for an OpenID Connect
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Iterator
 
 import libvirt
 
@@ -16,6 +21,7 @@ from components.cloudinit.passwords import MIN_ROUNDS, hash_password
 from components.console.tokens import signing_key
 from components.portal import accounts
 from components.portal.app import PortalConfig
+from components.portal.serve import server
 from components.portal.settings import PortalSettings
 from components.resources.domain import DomainProvider, desired_model
 
@@ -64,3 +70,27 @@ def tear_down(conn: libvirt.virConnect) -> None:
         if dom.isActive():
             dom.destroy()
         dom.undefine()
+
+
+def until(condition, what: str, timeout_s: float = 20):
+    """condition()'s first true value, polled until the deadline (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout_s:g}s: {what}")
+        time.sleep(0.1)
+    return result
+
+
+@contextlib.contextmanager
+def serving(config: PortalConfig, sock: socket.socket, timeout_s: float = 20) -> Iterator[None]:
+    """The portal under uvicorn in a thread of this process, on `sock`, while the block runs."""
+    uv = server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    until(lambda: uv.started, "the portal listens", timeout_s)
+    try:
+        yield
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=timeout_s)
