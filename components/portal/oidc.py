@@ -106,7 +106,7 @@ class OidcSignIn:
         email = claims.get(CLAIM)
         if not isinstance(email, str) or not email:
             raise SignInRefused(f"the provider sent no `{CLAIM}` for this identity")
-        if claims.get("email_verified") is False:
+        if claims.get("email_verified") in (False, "false"):      # (some providers send it as a string)
             raise SignInRefused("the provider says this identity's address is not verified")
         return email
 

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from components.host import policy
 from components.portal import accounts, inventory
 from components.portal.app import create_app
-from components.portal.oidc import OidcSignIn, _PendingSignIns
+from components.portal.oidc import OidcSignIn, SignInRefused, _PendingSignIns
 from components.portal.serve import config_from
 from components.portal.settings import OidcSettings, PortalSettings
 from tests.support import portal_world as world
@@ -161,3 +161,40 @@ def test_the_readmes_provider_setting_is_one_vdesk_reads(tmp_path):
     file = tmp_path / "policy.yaml"
     file.write_text(textwrap.dedent(example.split("```", 1)[0]))
     assert policy.load(file).portal_oidc == OidcSettings(**GOOD)
+
+
+@pytest.mark.parametrize("answer, refusal", [
+    ({}, "the provider sent no ID token"),
+    ({"userinfo": {"sub": "1", "email": "ada@example.org", "email_verified": False}}, "not verified"),
+    ({"userinfo": {"sub": "1", "email": "ada@example.org", "email_verified": "false"}}, "not verified"),
+    ({"userinfo": {"sub": "1", "email": ""}}, "no `email`"),
+])
+def test_a_verified_answer_without_a_verified_address_signs_no_one_in(tmp_path, monkeypatch, answer, refusal):
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    sign_in = OidcSignIn(OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+
+    async def verified(_request, **_kwargs):       # what authlib returns once state, signature and claims held
+        return answer
+    monkeypatch.setattr(sign_in.client, "authorize_access_token", verified)
+    with pytest.raises(SignInRefused, match=refusal):
+        _run(sign_in.finish(None))
+
+
+def test_an_address_only_in_userinfo_counts_for_the_same_subject_only(tmp_path, monkeypatch):
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    sign_in = OidcSignIn(OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+
+    async def verified(_request, **_kwargs):
+        return {"access_token": "at", "userinfo": {"sub": "ada-id"}}
+    monkeypatch.setattr(sign_in.client, "authorize_access_token", verified)
+    for subject, outcome in (("ada-id", "ada@example.org"), ("eve-id", None)):
+        async def userinfo(token, _subject=subject):
+            return {"sub": _subject, "email": "ada@example.org"}
+        monkeypatch.setattr(sign_in.client, "userinfo", userinfo)
+        if outcome:
+            assert _run(sign_in.finish(None)) == outcome
+        else:
+            with pytest.raises(SignInRefused, match="another identity"):
+                _run(sign_in.finish(None))
