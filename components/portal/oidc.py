@@ -1,8 +1,8 @@
 """OpenID Connect sign-in to a host's portal: the administrator's identity provider, through authlib's client.
 
 The issuer, the client id and the file holding the client secret are the host administrator's
-(settings.OidcSettings, from the policy's `portal_oidc`: components/host/policy.py); a stack only declares its users' `email`s, and an address proves
-only that stack's own desktops (accounts.by_email, then inventory's owner check). The flow is the
+(settings.OidcSettings, from the policy's `portal_oidc`: components/host/policy.py); a stack only
+declares its users' `email`s, and an address proves only that stack's own desktops (accounts.by_email, then inventory's owner check). The flow is the
 authorization code flow with PKCE (S256) and a nonce. authlib checks the state, and the ID token's
 signature (the issuer's JWKS), issuer, audience, expiry and nonce. What a flow keeps between its two
 requests (nonce, PKCE verifier, redirect URI) stays in this process (_PendingSignIns): the browser's
@@ -12,8 +12,10 @@ a URL of the portal's.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+
 import httpx
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.starlette_client import OAuth
@@ -23,12 +25,11 @@ from starlette.responses import Response
 
 from .settings import OidcSettings
 
-log = logging.getLogger(__name__)
-
 SCOPE = "openid email"
 CLAIM = "email"                  # the claim a stack's users are mapped by (their declared `email`)
 PENDING_S = 600                  # a sign-in at the provider may take this long
 _NAME = "idp"                    # authlib's name for the one provider
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")   # an OAuth error code (RFC 6749, 4.1.2.1), safe to show and log
 # authlib logs the PKCE verifier at DEBUG, and httpcore the exchanges: a secret never reaches a log line.
 for _chatty in ("authlib", "httpx", "httpcore"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
@@ -92,8 +93,9 @@ class OidcSignIn:
         try:
             token = await self.client.authorize_access_token(
                 request, claims_options={"iss": {"essential": True, "values": [self.settings.issuer]}})
-        except OAuthError as exc:
-            raise SignInRefused(f"the provider's answer was refused ({exc.error or type(exc).__name__})") from None
+        except OAuthError as exc:        # its error may come from the callback's URL: shown only if it is a code
+            code = exc.error if _ERROR_CODE.fullmatch(exc.error or "") else type(exc).__name__
+            raise SignInRefused(f"the provider's answer was refused ({code})") from None
         except JoseError as exc:
             raise SignInRefused(f"the ID token was refused ({exc.error})") from None
         except httpx.HTTPError as exc:

@@ -141,10 +141,13 @@ def test_a_callback_without_a_flow_begun_here_is_refused(conn, tmp_path, caplog)
         assert page.status_code == 403 and "Your sign-in was refused" in page.text
         assert client.get("/", follow_redirects=False).headers["location"] == "/signin"
         assert 'id="oidc-signin"' in client.get("/signin").text
+        page = client.get("/oidc/callback?error=access_denied%0Asignin+user%3Dada+result%3Dok&state=x")
+        assert page.status_code == 403 and "signin user=ada" not in page.text
     world.tear_down(conn)
     assert "result=refused reason=the provider's answer was refused (mismatching_state)" in caplog.text
     portal_lines = "\n".join(r.getMessage() for r in caplog.records if r.name != "httpx2")   # (not the test's client)
     assert "a-code-from-elsewhere" not in portal_lines and "the-client-secret" not in portal_lines
+    assert "result=ok" not in portal_lines and "reason=the provider's answer was refused (OAuthError)" in portal_lines
 
 
 def test_without_a_provider_there_is_no_oidc_sign_in(conn, tmp_path):
