@@ -12,10 +12,14 @@ import dataclasses
 import json
 import logging
 import textwrap
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
 from starlette.testclient import TestClient
 
 from components.host import policy
@@ -201,3 +205,58 @@ def test_an_address_only_in_userinfo_counts_for_the_same_subject_only(tmp_path, 
         else:
             with pytest.raises(SignInRefused, match="another identity"):
                 _run(sign_in.finish(None))
+
+
+ISSUER = GOOD["issuer"]
+SIGNING_KEY = RSAKey.generate_key(2048, parameters={"kid": "idp-key"})
+ANOTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "idp-key"})       # same kid, not the issuer's key
+
+
+def _id_token(flow_nonce: str, key=SIGNING_KEY, **changes) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "ada-at-idp", "aud": GOOD["client_id"], "iat": now, "exp": now + 300,
+              "nonce": flow_nonce, "email": "ada@example.org", "email_verified": True, **changes}
+    return jwt.encode({"alg": "RS256", "kid": "idp-key"}, claims, key)
+
+
+@pytest.mark.parametrize("forged, refused", [
+    ({}, None),
+    ({"key": ANOTHER_KEY}, "the ID token was refused"),
+    ({"aud": "another-client"}, "the ID token was refused"),      # (authlib: missing_claim, this client)
+    ({"iss": "https://evil.example.org"}, "the ID token was refused (invalid_claim)"),
+    ({"exp": int(time.time()) - 3600}, "the ID token was refused (expired_token)"),
+    ({"nonce": "another-nonce"}, "the ID token was refused (invalid_claim)"),
+])
+def test_the_id_token_counts_only_if_the_issuer_signed_it_for_this_client_and_this_flow(
+        conn, tmp_path, monkeypatch, caplog, forged, refused):
+    """The provider's endpoints stand in (the real one is the integration test's); authlib's checks are real."""
+    from authlib.integrations.starlette_client.apps import StarletteOAuth2App
+    metadata = {"issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/auth", "token_endpoint": f"{ISSUER}/token",
+                "jwks": KeySet([SIGNING_KEY]).as_dict(private=False), "id_token_signing_alg_values_supported": ["RS256"]}
+    sent = {}
+
+    async def discovery(self):
+        return metadata
+
+    async def token_endpoint(self, redirect_uri=None, **params):
+        assert params["code"] == "the-code" and params["code_verifier"]       # PKCE: the verifier goes back
+        return {"access_token": "an-access-token", "token_type": "Bearer",
+                "id_token": _id_token(sent["nonce"], **forged)}
+    monkeypatch.setattr(StarletteOAuth2App, "load_server_metadata", discovery)
+    monkeypatch.setattr(StarletteOAuth2App, "fetch_access_token", token_endpoint)
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    settings = PortalSettings(oidc=OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+    caplog.set_level(logging.INFO, logger="vdesk.portal")
+    with TestClient(create_app(world.build(conn, tmp_path, settings))) as client:
+        to_provider = client.get("/oidc/signin", follow_redirects=False)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(to_provider.headers["location"]).query))
+        sent["nonce"] = query["nonce"]
+        page = client.get(f"/oidc/callback?code=the-code&state={query['state']}")
+        home = client.get("/", follow_redirects=False)
+    world.tear_down(conn)
+    if refused is None:
+        assert 'id="desktop-team-ada"' in page.text and home.status_code == 200
+    else:
+        assert page.status_code == 403 and refused in page.text and home.headers["location"] == "/signin"
+        assert "result=ok" not in caplog.text
