@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import libvirt
 import pytest
 
-from components.portal.serve import listen, server, url_of
+from components.portal.serve import listen, url_of
 from tests.support import portal_world as world
 from tests.support.browser import chromium
 
@@ -26,12 +24,7 @@ WAIT_S = 20
 
 
 def until(condition, what: str, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout_s:g}s: {what}")
-        time.sleep(0.1)
-    return result
+    return world.until(condition, what, timeout_s)
 
 
 @pytest.fixture
@@ -39,13 +32,8 @@ def portal(tmp_path):
     conn = libvirt.open(world.URI)           # the test driver's state lives while a connection is open
     config = world.build(conn, tmp_path)
     sock = listen(config.settings)
-    uv = server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    until(lambda: uv.started, "the portal listens")
-    yield url_of(config.settings, sock), conn
-    uv.should_exit = True
-    thread.join(timeout=WAIT_S)
+    with world.serving(config, sock, WAIT_S):
+        yield url_of(config.settings, sock), conn
     world.tear_down(conn)
     conn.close()
 
