@@ -260,3 +260,15 @@ def test_the_id_token_counts_only_if_the_issuer_signed_it_for_this_client_and_th
     else:
         assert page.status_code == 403 and refused in page.text and home.headers["location"] == "/signin"
         assert "result=ok" not in caplog.text
+
+
+def test_up_starts_the_portal_with_the_policys_provider(tmp_path, monkeypatch):
+    from components.host import resolve
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump({"portal_oidc": GOOD}))
+    monkeypatch.setenv("VDESK_POLICY", str(file))
+    started = {}
+    monkeypatch.setattr("components.portal.service.ensure_running",
+                        lambda portal_dir, settings, **_: started.update(dir=portal_dir, settings=settings))
+    resolve._start_portal("local", world.URI, tmp_path / "console")
+    assert started["dir"] == tmp_path / "portal" and started["settings"].oidc == OidcSettings(**GOOD)
