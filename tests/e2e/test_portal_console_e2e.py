@@ -1,8 +1,8 @@
 """End to end: a person at the portal in headless Chromium, working in their own desktop's console.
 
-One Xfce desktop boots (the developer recipe of the `dev` stack, cached): ada's, logged in at boot, with a
-password the stack declares. grace's desktop is defined on the same host with the stack's owner metadata
-and her record published, but never started (one graphical boot under TCG is this test's budget).
+The stack declares two Xfce desktops (the developer recipe of the `dev` stack, cached), each person with a
+password: ada's, logged in at boot, and grace's, declared `running: false` (defined, her portal record
+published, never booted: one graphical boot under TCG is this test's budget).
 
 ada signs in with her password and sees only her desktop. She opens its console from the portal: noVNC
 shows her Xfce desktop at once, and X.Org has no screen-saver or DPMS timeout left to blank it. A line she
@@ -28,7 +28,6 @@ import pytest
 from pulumi import automation as auto
 
 from components import xmlmodel
-from components.cloudinit.passwords import MIN_ROUNDS, hash_password
 from components.console import service as console_service
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
@@ -36,13 +35,12 @@ from components.portal import accounts
 from components.portal import service as portal_service
 from tests.support.browser import chromium
 from tests.support.novnc import novnc_state, settled_graphical_screen, type_keys, wait_until, xfce_panel_drawn
-from tests.support.portal_world import define
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "portal"
 ADA, GRACE = "ada", "grace"
-ADA_KEY = "ada-password"
+ADA_KEY, GRACE_KEY = "ada-password", "grace-password"
 ADA_PASSWORD, GRACE_PASSWORD = f"Ada-{secrets.token_hex(6)}", f"Grace-{secrets.token_hex(6)}"
 ADA_DESKTOP, GRACE_DESKTOP = f"{STACK}-{ADA}", f"{STACK}-{GRACE}"
 # The developer recipe of stacks/Pulumi.dev.yaml and examples/desktop: one image (cached) serves them all.
@@ -79,7 +77,8 @@ else:
 
 
 def portal_config() -> dict:
-    """The `dev` stack (Xfce, developer recipe), its one user ada with a password, logged in at boot."""
+    """The `dev` stack (Xfce, developer recipe) for ada (logged in at boot) and grace (not running), each with
+    a password."""
     cfg = copy.deepcopy(stack_config("dev"))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.88.0.0/24"
     [image] = cfg["vdesk:images"].values()
@@ -87,7 +86,8 @@ def portal_config() -> dict:
     profile = cfg["vdesk:profiles"]["desktop"]
     profile.pop("home", None)           # not what this test is about: one volume less
     profile.update(autologin=True, resolution=f"{WIDTH}x{HEIGHT}", checks=[{"service": "ssh"}])
-    cfg["vdesk:users"] = [{"name": ADA, "profile": "desktop", "password": ADA_KEY}]
+    cfg["vdesk:users"] = [{"name": ADA, "profile": "desktop", "password": ADA_KEY},
+                          {"name": GRACE, "profile": "desktop", "password": GRACE_KEY, "running": False}]
     return cfg
 
 
@@ -97,31 +97,22 @@ def world(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("project"), STACK, portal_config())
     stack = open_stack(project, STACK, isolated_env(state))
     stack.set_config(f"vdesk:{ADA_KEY}", auto.ConfigValue(ADA_PASSWORD, secret=True))
-    conn = None
+    stack.set_config(f"vdesk:{GRACE_KEY}", auto.ConfigValue(GRACE_PASSWORD, secret=True))
     try:
         started = time.monotonic()
         up = stack.up(on_output=print)
         print(f"up: {time.monotonic() - started:.0f} s")
         desk = up.outputs["desktops"].value[ADA]
+        assert up.outputs["desktops"].value[GRACE]["state"] == "stopped"
         netns = up.outputs["hosts"].value["local"]["netns"]
         console_dir = Path(desk["console"]["dir"])
         portal_dir = accounts.portal_dir_of(console_dir)
-        # grace's desktop: on the same host, the stack's as its owner metadata says, stopped; her record
-        # published as `up` publishes one (a PortalAccount), with her password's hash.
-        conn = libvirt.open(desk["host_uri"])
-        define(conn, GRACE_DESKTOP, STACK, running=False, domain_type="qemu")
-        accounts.publish(portal_dir, STACK, GRACE_DESKTOP, [GRACE],
-                         {GRACE: hash_password(GRACE_PASSWORD, rounds=MIN_ROUNDS)})
-        yield {"state": state, "desk": desk, "conn": conn, "console_dir": console_dir, "portal_dir": portal_dir,
+        yield {"state": state, "desk": desk, "console_dir": console_dir, "portal_dir": portal_dir,
                "portal": portal_service.base_url(portal_dir),
                "ssh": SshTarget(host=desk["ip"], user=ADA, private_key=desk["login_private_key"],
                                 host_public_key=desk["host_key"], netns=netns)}
     finally:
         try:
-            if conn is not None:
-                accounts.withdraw(accounts.portal_dir_of(console_dir), STACK, GRACE_DESKTOP)
-                conn.lookupByName(GRACE_DESKTOP).undefine()
-                conn.close()
             stack.destroy(on_output=print)
         finally:
             embedded.stop(embedded.embedded_host("local", state_root=state), purge=True)
@@ -208,7 +199,11 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
     portal, desk = world["portal"], world["desk"]
     assert portal and portal.startswith("http://127.0.0.1:"), portal
     gateway_log = world["console_dir"] / console_service.LOG_FILE
-    live = xmlmodel.Domain.from_xml(world["conn"].lookupByName(ADA_DESKTOP).XMLDesc(0))
+    conn = libvirt.open(desk["host_uri"])
+    try:
+        live = xmlmodel.Domain.from_xml(conn.lookupByName(ADA_DESKTOP).XMLDesc(0))
+    finally:
+        conn.close()
     [vdagent] = [c for c in live.channels if c.type == "qemu-vdagent"]
     assert (vdagent.clipboard, vdagent.target_name) == ("yes", "com.redhat.spice.0")
 
@@ -281,6 +276,9 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
     wait_until(lambda: run(world, get) == from_browser, 60, "the browser's text in the guest's clipboard", poll_s=2)
     browser.execute_script("document.getElementById('noVNC_control_bar_handle').click();"
                            "document.getElementById('noVNC_clipboard_button').click()")
+    wait_until(lambda: browser.execute_script(      # its panel slides in (a CSS transition of half a second)
+        "return getComputedStyle(document.getElementById('noVNC_clipboard')).opacity === '1'"), 10,
+        "noVNC's clipboard panel open")
     record_property("console_screenshot", str(keep(browser, "portal-e2e-console.png")))
 
     # ada's viewer file: hers to download, for remote-viewer on the host.
