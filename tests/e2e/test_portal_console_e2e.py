@@ -1,8 +1,8 @@
 """End to end: a person at the portal in headless Chromium, working in their own desktop's console.
 
-The stack declares two Xfce desktops (the developer recipe of the `dev` stack, cached), each person with a
-password: ada's, logged in at boot, and grace's, declared `running: false` (defined, her portal record
-published, never booted: one graphical boot under TCG is this test's budget).
+The `team` example stack declares two Xfce desktops (the developer recipe of the `dev` stack, cached), each
+person with a password: ada's, logged in at boot, and grace's, here declared `running: false` (defined, her
+portal record published, never booted: one graphical boot under TCG is this test's budget).
 
 ada signs in with her password and sees only her desktop. She opens its console from the portal: noVNC
 shows her Xfce desktop at once, and X.Org has no screen-saver or DPMS timeout left to blank it. A line she
@@ -38,12 +38,12 @@ from tests.support.novnc import novnc_state, settled_graphical_screen, type_keys
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guests]
-STACK = "portal"
+STACK = "team"           # the example stack: a team's graphical desktops, each person with a password
 ADA, GRACE = "ada", "grace"
 ADA_KEY, GRACE_KEY = "ada-password", "grace-password"
 ADA_PASSWORD, GRACE_PASSWORD = f"Ada-{secrets.token_hex(6)}", f"Grace-{secrets.token_hex(6)}"
 ADA_DESKTOP, GRACE_DESKTOP = f"{STACK}-{ADA}", f"{STACK}-{GRACE}"
-# The developer recipe of stacks/Pulumi.dev.yaml and examples/desktop: one image (cached) serves them all.
+# The developer recipe of stacks/Pulumi.dev.yaml, .team.yaml and examples/desktop: one image (cached) for all.
 DEVELOPER_RECIPE = {"base": "debian12", "desktop": "xfce", "packages": ["build-essential", "git", "python3-venv", "vim"],
                     "locale": "en_US.UTF-8", "keyboard": "us", "timezone": "Etc/UTC"}
 IMAGE_RECIPES = [DEVELOPER_RECIPE]         # built in the background while earlier tests run (tests/support/prebuild.py)
@@ -77,17 +77,18 @@ else:
 
 
 def portal_config() -> dict:
-    """The `dev` stack (Xfce, developer recipe) for ada (logged in at boot) and grace (not running), each with
-    a password."""
-    cfg = copy.deepcopy(stack_config("dev"))
+    """The `team` stack (ada and grace on Xfce, the developer recipe, each with a password), grace's desktop
+    declared not running."""
+    cfg = copy.deepcopy(stack_config(STACK))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.88.0.0/24"
     [image] = cfg["vdesk:images"].values()
-    assert image["recipe"] == DEVELOPER_RECIPE, "the dev stack's recipe changed: this test would build a new image"
-    profile = cfg["vdesk:profiles"]["desktop"]
+    assert image["recipe"] == DEVELOPER_RECIPE, "the team stack's recipe changed: this test would build a new image"
+    profile = cfg["vdesk:profiles"]["standard"]
     profile.pop("home", None)           # not what this test is about: one volume less
-    profile.update(autologin=True, resolution=f"{WIDTH}x{HEIGHT}", checks=[{"service": "ssh"}])
-    cfg["vdesk:users"] = [{"name": ADA, "profile": "desktop", "password": ADA_KEY},
-                          {"name": GRACE, "profile": "desktop", "password": GRACE_KEY, "running": False}]
+    profile.update(resolution=f"{WIDTH}x{HEIGHT}", checks=[{"session": "{user}"}, {"service": "ssh"}])
+    users = {u["name"]: u for u in cfg["vdesk:users"]}
+    assert (users[ADA]["password"], users[GRACE]["password"]) == (ADA_KEY, GRACE_KEY)
+    users[GRACE]["running"] = False
     return cfg
 
 
