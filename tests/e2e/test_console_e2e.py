@@ -32,7 +32,7 @@ from components.guest.checks import SESSIONS_COMMAND, parse_sessions
 from components.guest.screenshot import dominant_share, measure_png
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
-from tests.support.browser import chromium
+from tests.support.browser import chromium, fit_viewport
 from tests.support.novnc import novnc_state, settled_graphical_screen, type_keys, wait_until, xfce_panel_drawn
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
@@ -92,10 +92,7 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with chromium(WIDTH, HEIGHT) as driver:
-        # The page's viewport at the desktop's resolution (the window has a frame around it): noVNC draws it 1:1.
-        inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-        outer = driver.get_window_size()
-        driver.set_window_size(outer["width"] + WIDTH - inner[0], outer["height"] + HEIGHT - inner[1])
+        fit_viewport(driver, WIDTH, HEIGHT)       # the desktop's resolution: noVNC draws it 1:1
         yield driver
 
 
