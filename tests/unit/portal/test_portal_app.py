@@ -247,3 +247,16 @@ def test_a_viewer_file_is_its_persons_only_and_never_cached(client, conn, caplog
     assert client.post("/desktops/team-ada/viewer.vv", data={}).status_code == 403
     conn.lookupByName("team-ada").destroy()
     assert client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf}).status_code == 404
+
+
+@pytest.mark.parametrize("graphics, uri", [
+    ({"type": "vnc", "listen_socket": "/run/d/x.vnc"}, "vnc+unix:///run/d/x.vnc"),
+    ({"type": "spice", "listen_socket": "/run/d/x.spice"}, "spice+unix:///run/d/x.spice"),
+    ({"type": "vnc", "listen_address": "0.0.0.0", "port": 5901}, "vnc://127.0.0.1:5901"),
+    ({"type": "spice", "listen_address": "fd00::5", "port": 5902}, "spice://[fd00::5]:5902"),
+    ({"type": "vnc", "listen_address": "127.0.0.1", "port": -1}, None),     # not listening (yet)
+])
+def test_a_viewer_file_names_the_display_as_the_live_domain_has_it(graphics, uri):
+    from components import xmlmodel
+    from components.portal.inventory import _display_uri
+    assert _display_uri(xmlmodel.Graphics(**graphics)) == uri
