@@ -252,6 +252,19 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
                             samesite="strict", secure=settings.tls)
         return response
 
+    async def viewer(request: Request) -> Response:
+        """The desktop's remote-viewer file, to its person only: a POST with the CSRF token like an action,
+        because the file holds the display password (what a .vv file needs to connect), never cached."""
+        if isinstance(found := await on_their_desktop(request), Response):
+            return found
+        person, desk = found
+        text = await run_in_threadpool(inventory.viewer_of, config.libvirt_uri, desk, person.user)
+        if text is None:
+            return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404)
+        log.info("viewer user=%s desktop=%s from=%s", person.user, desk.name, client(request))
+        return Response(text, media_type="application/x-virt-viewer",
+                        headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{desk.name}.vv"'})
+
     async def thumbnail(request: Request) -> Response:
         person = person_of(request)
         if person is None:
@@ -273,6 +286,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         Route("/desktops/{name}", desktop, name="desktop"),
         Route("/desktops/{name}/thumbnail.png", thumbnail, name="thumbnail"),
         Route("/desktops/{name}/open", open_console, methods=["POST"], name="open_console"),
+        Route("/desktops/{name}/viewer.vv", viewer, methods=["POST"], name="viewer"),
         Route("/desktops/{name}/{action}", act, methods=["POST"], name="act"),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]

@@ -15,6 +15,7 @@ import libvirt
 from PIL import Image
 
 from .. import xmlmodel
+from ..console.viewer import viewer_file
 from ..guest.screenshot import png_of
 
 log = logging.getLogger(__name__)
@@ -130,3 +131,33 @@ def thumbnail(uri: str, desk: Desktop, size: tuple[int, int] = THUMBNAIL_SIZE) -
     out = io.BytesIO()
     image.convert("RGB").save(out, format="PNG")
     return out.getvalue()
+
+
+_WILDCARD = ("0.0.0.0", "::")
+
+
+def _display_uri(graphics: xmlmodel.Graphics) -> str | None:
+    """Where a viewer on the host reaches this display: its socket, or its address and port."""
+    if graphics.listen_socket:
+        return f"{graphics.type}+unix://{graphics.listen_socket}"
+    if not graphics.port or graphics.port < 0:
+        return None
+    address = graphics.listen_address or "127.0.0.1"
+    address = "127.0.0.1" if address in _WILDCARD else f"[{address}]" if ":" in address else address
+    return f"{graphics.type}://{address}:{graphics.port}"
+
+
+def viewer_of(uri: str, desk: Desktop, user: str) -> str | None:
+    """The desktop's remote-viewer file (.vv) as its live display is now, password included (a .vv file has no
+    other way to carry the credential); None when it is not running or remote-viewer cannot reach its display."""
+    with connect(uri) as conn:
+        dom = conn.lookupByName(desk.name)
+        if not dom.isActive():
+            return None
+        live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
+    shown = {g.type: g for g in live.graphics if g.type in ("vnc", "spice")}
+    if not shown:
+        return None
+    display = shown.get("vnc") or shown["spice"]
+    return viewer_file(f"{desk.name} ({user})", display_uri=_display_uri(shown["vnc"]) if "vnc" in shown else None,
+                       spice_uri=_display_uri(shown["spice"]) if "spice" in shown else None, password=display.passwd)

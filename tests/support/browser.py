@@ -31,3 +31,11 @@ def chromium(width: int, height: int) -> Iterator:
             yield driver
         finally:
             driver.quit()
+
+
+def fit_viewport(driver, width: int, height: int) -> None:
+    """Make the page's viewport width x height (the window has a frame around it): noVNC then draws a
+    desktop of that resolution 1:1."""
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    outer = driver.get_window_size()
+    driver.set_window_size(outer["width"] + width - inner[0], outer["height"] + height - inner[1])

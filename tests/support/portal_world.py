@@ -34,12 +34,12 @@ EMAILS = {"ada": "ada@example.org", "grace": "grace@example.org"}
 GATEWAY_URL = "http://127.0.0.1:6999"
 
 
-def define(conn: libvirt.virConnect, name: str, stack: str, running: bool, domain_type: str = "test"
-           ) -> libvirt.virDomain:
-    """A domain with the owner metadata the Domain provider writes for `stack`."""
+def define(conn: libvirt.virConnect, name: str, stack: str, running: bool, domain_type: str = "test",
+           **more) -> libvirt.virDomain:
+    """A domain with the owner metadata the Domain provider writes for `stack` (more: other Domain inputs)."""
     props = DomainProvider().check({}, {"host_uri": conn.getURI(), "name": name, "owner": stack,
                                         "domain_type": domain_type,
-                                        "memory_mib": 256, "vcpus": 1, "kernel": "/k"}).inputs
+                                        "memory_mib": 256, "vcpus": 1, "kernel": "/k", **more}).inputs
     dom = conn.defineXML(desired_model(props).to_xml())
     if running:
         dom.create()

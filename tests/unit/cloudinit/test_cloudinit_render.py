@@ -487,15 +487,35 @@ def test_autologin_writes_lightdms_config_before_the_display_manager_starts(vari
                                                  "autologin-session=xfce"]
     assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
     if profile == "office":
-        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, "/etc/papersize"]
+        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, "/etc/papersize"]
 
 
-def test_a_console_image_gets_no_lightdm_config(variables):
+def test_a_console_image_gets_no_lightdm_or_xorg_config(variables):
     user_data, _, _ = parse(render_seed("developer", variables))
     assert "write_files" not in user_data
 
 
 GREETER = "/etc/lightdm/lightdm-gtk-greeter.conf.d/50-vdesk-greeter.conf"
+NO_BLANKING = "/etc/X11/xorg.conf.d/50-vdesk-no-blanking.conf"
+GREETER_NO_BLANKING = "/etc/lightdm/lightdm-gtk-greeter.conf.d/51-vdesk-no-blanking.conf"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("autologin", ["alice", None])
+def test_a_graphical_session_never_blanks_or_powers_down_its_display(variables, profile, autologin):
+    """X.Org's defaults blank the screen and put the display to sleep after 10 idle minutes; QEMU then shows
+    "Display output is not active" to a console opened later. Written before the display manager starts."""
+    variables["graphical_session"] = {"session": "xfce", "autologin": autologin}
+    user_data, _, _ = parse(render_seed(profile, variables))
+    files = {f["path"]: f for f in user_data["write_files"]}
+    lines = [line.strip() for line in files[NO_BLANKING]["content"].splitlines() if not line.startswith("#")]
+    assert lines == ['Section "ServerFlags"', 'Option "BlankTime" "0"', 'Option "StandbyTime" "0"',
+                     'Option "SuspendTime" "0"', 'Option "OffTime" "0"', "EndSection"]
+    assert "defer" not in files[NO_BLANKING]
+    if autologin:
+        assert GREETER_NO_BLANKING not in files
+    else:   # the greeter sets its own screen-saver timeout (60 s by default) while it is shown
+        assert files[GREETER_NO_BLANKING]["content"].splitlines()[1:] == ["[greeter]", "screensaver-timeout=0"]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -515,7 +535,7 @@ def test_without_autologin_the_greeter_shows_the_desktops_wallpaper(variables, p
 def test_with_autologin_the_greeter_is_left_as_it_is(variables):
     variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
     user_data, _, _ = parse(render_seed("developer", variables))
-    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN]
+    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING]
 
 
 def test_autologin_must_name_one_of_the_users(variables):

@@ -219,27 +219,31 @@ def test_dev_stack_graph(mocks, golden):
 @pulumi.runtime.test
 def test_team_stack_graph(mocks, golden):
     from components.config.loader import declare
-    outputs = declare("team", example_stack("team"))
-    users = ["alice", "bob", "carol", "dave", "erin"]
+    keys = {"ada-password": True, "grace-password": True}
+    outputs = declare("team", example_stack("team"), config_keys=keys,
+                      secret=lambda key: pulumi.Output.secret(f"{key}-value"))
+    users = ["ada", "grace"]
 
     def check(out):
-        expected = ["pool-main", "network-lan", *GOLDEN_IMPORTS]
+        # Graphical desktops of one recipe image (built once), each with /home on a volume of its own.
+        expected = ["pool-main", "network-lan", "image-xfce", "image-xfce-build", "image-xfce-main-disk",
+                    "image-xfce-main-initrd", "image-xfce-main-kernel"]
         for user in users:
-            expected += desktop_parts(user)
+            expected += [*desktop_parts(user), f"{user}-home"]
         assert mocks.names() == sorted(expected)
         assert sorted(out["desktops"]) == users
         sizes = {u: (mocks.named(f"{u}-vm")["memory_mib"], mocks.named(f"{u}-vm")["vcpus"],
                      mocks.named(f"{u}-disk")["capacity_bytes"] // 1024**3) for u in users}
-        assert sizes == {"alice": (1024, 1, 8), "bob": (1536, 1, 8), "carol": (2048, 2, 16),
-                         "dave": (1024, 1, 8), "erin": (2048, 2, 24)}
-        groups = {u: RENDERED[u]["users"][0]["groups"] for u in users}
-        assert groups == {"alice": [], "bob": [], "carol": ["adm", "systemd-journal"], "dave": ["plugdev"],
-                          "erin": ["adm", "systemd-journal"]}
+        assert sizes == {"ada": (2048, 2, 8), "grace": (3072, 2, 8)}
+        for user in users:
+            # logged in at boot, the person's password hashed into the seed (and published to the portal)
+            assert RENDERED[user]["graphical_session"] == {"session": "xfce", "autologin": user}
+            [seeded] = RENDERED[user]["users"]
+            assert verify_password(f"{user}-password-value", seeded["password_hash"])
+            checks = mocks.named(f"{user}-ready")["checks"]
+            assert {"session": user} in checks and {"file": "/etc/hostname", "contains": user} in checks
+            assert {"user": user, "groups": ["audio", "video", "netdev"]} in checks
         assert {RENDERED[u]["profile"] for u in users} == {"desktop"}   # guests are offline: no packages
-        checks = {u: mocks.named(f"{u}-ready")["checks"] for u in users}
-        assert checks["dave"] == [{"service": "ssh"}, {"user": "dave", "groups": ["plugdev"]}]
-        assert {"user": "erin", "groups": ["adm", "systemd-journal", "netdev"]} in checks["erin"]
-        assert {"file": "/etc/hostname", "contains": "bob"} in checks["bob"]
         # one login, one disk, one seed, one VM per user; each named after the user
         assert {mocks.named(f"{u}-vm")["name"] for u in users} == {f"team-{u}" for u in users}
         assert {mocks.named(f"{u}-ready")["user"] for u in users} == set(users)

@@ -223,3 +223,40 @@ def test_under_tls_both_cookies_are_secure(config, tmp_path):
         console = [c for c in opened.headers.get_list("set-cookie") if c.startswith(CONSOLE_COOKIE + "=")]
         assert len(console) == 1 and "secure" in console[0].lower() and "samesite=strict" in console[0].lower()
         assert "httponly" in console[0].lower()
+
+
+def test_a_viewer_file_is_its_persons_only_and_never_cached(client, conn, caplog):
+    caplog.set_level(logging.INFO, logger="vdesk.portal")
+    dom = conn.lookupByName("team-ada")
+    dom.destroy()
+    dom.undefine()
+    world.define(conn, "team-ada", "team", True, graphics_socket="/run/vdesk/team-ada.vnc", spice=True,
+                 display_password="Display-Pw-1")
+    csrf = signed_in(client)
+    assert '/desktops/team-ada/viewer.vv"' in client.get("/").text
+    reply = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("application/x-virt-viewer")
+    assert reply.headers["content-disposition"] == 'attachment; filename="team-ada.vv"'
+    assert reply.headers["cache-control"] == "no-store"
+    # remote-viewer reaches a socket over SPICE only; the file is the credential it has
+    assert "type=spice\nunix-path=/run/vdesk/team-ada.spice\npassword=Display-Pw-1\n" in reply.text
+    assert "title=team-ada (ada)" in reply.text
+    assert "viewer user=ada desktop=team-ada from=testclient" in caplog.text and "Display-Pw-1" not in caplog.text
+    # another's desktop, a missing token, and a desktop that is off are refused
+    assert client.post("/desktops/team-grace/viewer.vv", data={"csrf": csrf}).status_code == 403
+    assert client.post("/desktops/team-ada/viewer.vv", data={}).status_code == 403
+    conn.lookupByName("team-ada").destroy()
+    assert client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf}).status_code == 404
+
+
+@pytest.mark.parametrize("graphics, uri", [
+    ({"type": "vnc", "listen_socket": "/run/d/x.vnc"}, "vnc+unix:///run/d/x.vnc"),
+    ({"type": "spice", "listen_socket": "/run/d/x.spice"}, "spice+unix:///run/d/x.spice"),
+    ({"type": "vnc", "listen_address": "0.0.0.0", "port": 5901}, "vnc://127.0.0.1:5901"),
+    ({"type": "spice", "listen_address": "fd00::5", "port": 5902}, "spice://[fd00::5]:5902"),
+    ({"type": "vnc", "listen_address": "127.0.0.1", "port": -1}, None),     # not listening (yet)
+])
+def test_a_viewer_file_names_the_display_as_the_live_domain_has_it(graphics, uri):
+    from components import xmlmodel
+    from components.portal.inventory import _display_uri
+    assert _display_uri(xmlmodel.Graphics(**graphics)) == uri
