@@ -49,6 +49,8 @@ def kubevirt_host(resolver, loc: Loc, name: str, h) -> HostConfig:
                       ("namespace", "the namespace its desktops go in")):
         if getattr(h, key) is None and resolver.ok(loc, key):
             resolver.add((*loc, key), f"is required on a kubevirt host ({what})")
+    # A kubeconfig holds credentials that vdesk (a runner, as root) would use for whoever wrote the stack.
+    resolver.allowed((*loc, "kubeconfig"), "kubeconfigs", h.kubeconfig)
     images = []
     for image, source in (h.images or {}).items():
         if source is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 
 import pytest
 import yaml
@@ -37,9 +38,14 @@ def example_config(kube_server) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cluster(kube_server, namespace):
+def cluster(kube_server, namespace, tmp_path_factory):
     """The storage class the example names, as a cluster's administrator provides it, and a namespace
-    under a memory quota. No quota controller runs here: the test writes the use it would."""
+    under a memory quota. No quota controller runs here: the test writes the use it would. This machine's
+    policy lets a stack use the test server's kubeconfig."""
+    policy = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    policy.write_text(f"kubeconfigs: [{kube_server.kubeconfig.parent}]\n")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("VDESK_POLICY", str(policy))
     api_client = kube_server.api_client()
     client.StorageV1Api(api_client).create_storage_class(
         {"metadata": {"name": "standard"}, "provisioner": "kubernetes.io/no-provisioner"})
@@ -52,6 +58,11 @@ def cluster(kube_server, namespace):
     yield kube_server
     client.StorageV1Api(api_client).delete_storage_class("standard")
     api_client.close()
+    patch.undo()
+
+
+def _env(state) -> dict:
+    return {**isolated_env(state), "VDESK_POLICY": os.environ["VDESK_POLICY"]}
 
 
 def _vm(kube_client, user: str) -> dict:
@@ -63,7 +74,7 @@ def test_example_previews_comes_up_updates_in_place_repairs_drift_and_goes_away_
         cluster, kube_client, tmp_path):
     config = example_config(cluster)
     project, state = make_project(tmp_path / "program", STACK, config), tmp_path / "state"
-    stack = open_stack(project, STACK, isolated_env(state))
+    stack = open_stack(project, STACK, _env(state))
     try:
         preview = stack.preview(on_output=print)
         assert preview.change_summary.get("create", 0) >= 15       # 2 desktops: 2 keys and 5 objects each
@@ -148,7 +159,7 @@ def test_bad_stack_fails_pulumi_preview_with_its_stack_paths(cluster, kube_clien
     config = {f"vdesk:{key}": value for key, value in _bad(cluster).items()}
     config["vdesk:users"][0].pop("vcpus")     # (the engine's config carries no integer beyond 64 bits)
     project = make_project(tmp_path / "program", STACK, config)
-    stack = open_stack(project, STACK, isolated_env(tmp_path / "state"))
+    stack = open_stack(project, STACK, _env(tmp_path / "state"))
     with pytest.raises(Exception) as failed:
         stack.preview()
     for path in ("hosts.cluster.storage_class", "users[1].memory"):

@@ -78,6 +78,17 @@ CASES = [
 ]
 
 
+def test_a_kubeconfig_outside_the_administrators_roots_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "policy.yaml").write_text(f"kubeconfigs: [{tmp_path}]\n")
+    monkeypatch.setenv("VDESK_POLICY", str(tmp_path / "policy.yaml"))
+    allowed = _with(lambda r: r["hosts"]["cluster"].update(kubeconfig=str(tmp_path / "kubeconfig")))
+    parse(allowed, stack="kv")
+    refused = problems(_with(lambda r: r["hosts"]["cluster"].update(kubeconfig="/root/.kube/config")))
+    assert refused == [("hosts.cluster.kubeconfig", f"'/root/.kube/config' is outside the kubeconfigs roots this "
+                                                    f"machine's administrator allows ({tmp_path}; set in "
+                                                    f"{tmp_path / 'policy.yaml'})")]
+
+
 @pytest.mark.parametrize("change,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_problems_name_their_stack_path_all_at_once(change, expected):
     found = problems(_with(change))
