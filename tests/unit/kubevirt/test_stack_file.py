@@ -97,7 +97,8 @@ def test_problems_name_their_stack_path_all_at_once(change, expected):
 
 
 def test_a_setting_a_virtual_machine_cannot_carry_is_reported_where_it_is_written():
-    found = problems(_with(lambda r: (r["profiles"]["standard"].update(tpm=True),
+    found = problems(_with(lambda r: (r["profiles"]["standard"].update(tpm=True, checks=[{"service": "ssh"}]),
                                       r["users"][1].update(gpus=[{"pci": "0000:01:00.0"}]))))
     assert ("profiles.standard.tpm", "is not available on a kubevirt host (cluster)") in found
+    assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster)") in found
     assert ("users[1].gpus", "is not available on a kubevirt host (cluster)") in found
