@@ -13,18 +13,19 @@ TYPE = "vdesk:kubevirt:Desktop"
 
 class KubevirtDesktopComponent(pulumi.ComponentResource):
     """`desktop` may be an Output (its seed rendered once generated keys are known); `home`: whether it has
-    a home claim (its size is the desktop's), kept at removal when `keep_home`."""
+    a home claim (its size is the desktop's), kept at removal when `keep_home`; `adopt`: take over its objects
+    if they exist."""
 
     vm_uid: pulumi.Output[str]
     vm_name: str
 
     def __init__(self, name: str, *, desktop: pulumi.Input[model.KubevirtDesktop], kubeconfig: pulumi.Input[str],
-                 context: pulumi.Input[str] = "", home: bool = False, keep_home: bool = False,
+                 context: pulumi.Input[str] = "", home: bool = False, keep_home: bool = False, adopt: bool = False,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE, name, None, opts)
         spec = pulumi.Output.from_input(desktop)
         child = pulumi.ResourceOptions(parent=self)
-        common = {"kubeconfig": kubeconfig, "context": context}
+        common = {"kubeconfig": kubeconfig, "context": context, "adopt": adopt}
         secret = KubeObject(f"{name}-seed", manifest=spec.apply(model.seed_secret), kind="Secret",
                             opts=child, **common)
         volumes = [KubeObject(f"{name}-system", manifest=spec.apply(model.system_volume), kind="DataVolume",

@@ -173,7 +173,7 @@ def declare(desktops: Mapping, hosts: Mapping, prefix: str, secret: Callable[[st
             d.name, desktop=pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key,
                                               hashes).apply(spec),
             kubeconfig=host.kubevirt.kubeconfig, context=host.kubevirt.context or "", home=bool(d.settings.home),
-            keep_home=d.settings.home_on_removal == "keep")
+            keep_home=d.settings.home_on_removal == "keep", adopt=d.adopt)
         namespace = host.kubevirt.namespace
         outputs[d.name] = {"name": vm_name, "host": d.host, "namespace": namespace, "vm_uid": component.vm_uid,
                            "ssh": f"{vm_name}-ssh.{namespace}.svc", "host_key": host_key.public_key,
