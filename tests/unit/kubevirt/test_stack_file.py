@@ -3,6 +3,7 @@ the problems of each at their stack paths, all at once (no cluster is asked: tha
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,32 @@ def test_a_setting_a_virtual_machine_cannot_carry_is_reported_where_it_is_writte
     assert ("profiles.standard.tpm", "is not available on a kubevirt host (cluster)") in found
     assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster)") in found
     assert ("users[1].gpus", "is not available on a kubevirt host (cluster)") in found
+
+
+def test_a_cluster_that_cannot_be_reached_is_one_problem_at_its_kubeconfig(tmp_path):
+    config = parse(example(), stack="kv")
+    _rest, desktops, clusters = kubevirt_stack.split(config)
+    unreachable = {"cluster": dataclasses.replace(clusters["cluster"], kubevirt=dataclasses.replace(
+        clusters["cluster"].kubevirt, kubeconfig=str(tmp_path / "no-such-kubeconfig")))}
+    found = kubevirt_stack.preview_problems(desktops, unreachable, "kv")
+    assert [path for path, _ in found] == ["hosts.cluster.kubeconfig"], found
+    assert found[0][1].startswith("cannot reach the cluster: ")
+
+
+def test_a_stack_with_libvirt_and_kubevirt_hosts_keeps_each_desktop_on_its_own_kind():
+    dev = {key.split(":", 1)[1]: value for key, value in
+           yaml.safe_load((EXAMPLE.parents[2] / "stacks" / "Pulumi.dev.yaml").read_text())["config"].items()}
+    raw = copy.deepcopy(dev)
+    kube = example()
+    raw["hosts"]["cluster"] = kube["hosts"]["cluster"]
+    raw["images"]["debian"] = kube["images"]["debian"]
+    raw["profiles"]["cluster"] = kube["profiles"]["standard"]
+    raw["users"] = [*raw.get("users", []), {"name": "zoe", "profile": "cluster"}]
+    raw["desktops"] = {**raw.get("desktops", {}), "spare": {"host": "cluster", "image": "debian"}}
+    secrets = {key: True for key, value in raw.items() if isinstance(value, dict) and "secure" in value}
+    config = parse({k: v for k, v in raw.items() if k not in secrets}, stack="dev", config_keys=secrets)
+    rest, desktops, clusters = kubevirt_stack.split(config)
+    assert sorted(desktops) == ["spare", "zoe"] and list(clusters) == ["cluster"]
+    assert "cluster" not in rest.hosts and "debian" not in rest.images
+    assert set(rest.desktops) == set(config.desktops) - {"spare", "zoe"} and rest.desktops
+    assert all(d.pool is not None and d.network is not None for d in rest.desktops.values())
