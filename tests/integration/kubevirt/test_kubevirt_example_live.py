@@ -16,6 +16,8 @@ import yaml
 from kubernetes import client
 
 from components.config.loader import declare
+from components.config.models import parse
+from components.kubevirt import stack as kubevirt_stack
 from components.errors import InputError
 from tests.support.kubevirt import every_namespaced_object
 from tests.support.project import REPO, isolated_env, make_project, open_stack, rewrite_config
@@ -165,3 +167,29 @@ def test_bad_stack_fails_pulumi_preview_with_its_stack_paths(cluster, kube_clien
     for path in ("hosts.cluster.storage_class", "users[1].memory"):
         assert path in str(failed.value)
     assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
+
+
+def test_memory_or_vcpus_no_node_can_give_are_refused_at_their_paths_with_the_test_registering_a_node(
+        cluster, kube_client):
+    """No kubelet runs here: the test registers a node and writes its allocatable capacity, as one would."""
+    core = client.CoreV1Api(kube_client)
+    core.create_node({"metadata": {"name": "node-1"}})
+    core.patch_node_status("node-1", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
+                                                 "capacity": {"memory": "8Gi", "cpu": "4"}}})
+    try:
+        raw = {key.split(":", 1)[1]: value for key, value in example_config(cluster).items()}
+        raw["users"][0]["vcpus"] = 8
+        raw["users"][1]["memory"] = "16GiB"
+        with pytest.raises(InputError) as refused:
+            declare(STACK, raw, config_keys={})
+        assert refused.value.problems == [
+            ("users[0].vcpus", "8 is more cpu than any node of the cluster can give: the largest allocatable is 4 "
+                               "(node node-1)"),
+            ("users[1].memory", "16384Mi is more memory than any node of the cluster can give: the largest "
+                                "allocatable is 8Gi (node node-1)")]
+        assert every_namespaced_object(kube_client, NAMESPACE) == []
+        example = parse({key.split(":", 1)[1]: value for key, value in example_config(cluster).items()}, stack=STACK)
+        _rest, desktops, clusters = kubevirt_stack.split(example)
+        assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []     # the example fits node-1
+    finally:
+        core.delete_node("node-1")
