@@ -132,3 +132,20 @@ def test_a_stack_with_libvirt_and_kubevirt_hosts_keeps_each_desktop_on_its_own_k
     assert "cluster" not in rest.hosts and "debian" not in rest.images
     assert set(rest.desktops) == set(config.desktops) - {"spare", "zoe"} and rest.desktops
     assert all(d.pool is not None and d.network is not None for d in rest.desktops.values())
+
+
+@pytest.mark.parametrize("source,expected", [("golden/debian13", ("golden", "debian13")),
+                                             ("debian13", ("vdesk", "debian13"))])
+def test_a_data_source_is_cloned_from_its_namespace_or_the_hosts(source, expected):
+    raw = _with(lambda r: r["hosts"]["cluster"].update(images={"debian": {"data_source": source}}))
+    _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack="kv"))
+    ada = kubevirt_stack.desktop_of(desktops["ada"], clusters["cluster"], "kv", seed=None, mac="52:54:00:00:00:01")
+    assert (ada.image_url, ada.data_source.namespace, ada.data_source.name) == (None, *expected)
+
+
+def test_running_false_is_the_halted_run_strategy():
+    raw = _with(lambda r: r["users"][1].update(running=False))
+    _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack="kv"))
+    strategies = {name: kubevirt_stack.desktop_of(d, clusters["cluster"], "kv", None, "52:54:00:00:00:01").run_strategy
+                  for name, d in desktops.items()}
+    assert strategies == {"ada": "Always", "bob": "Halted"}
