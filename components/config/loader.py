@@ -20,6 +20,7 @@ from ..host import capacity, hardware, placement
 from ..host.resolve import HostUnreachable, offline as offline_host
 from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
+from ..kubevirt import stack as kubevirt_stack
 from ..image import Image, ImageArgs
 from ..resources import ownership
 from ..resources.hostcheck import HostReachable
@@ -208,6 +209,10 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     """Validate everything, then declare the stack's resources. `secret(key)` reads a secret config value."""
     config: StackConfig = validate(stack, raw, config_keys=config_keys)
     prefix = config.prefix
+    # Desktops on a KubeVirt cluster are the cluster's to judge and make (components.kubevirt.stack).
+    config, on_clusters, clusters = kubevirt_stack.split(config)
+    if problems := kubevirt_stack.preview_problems(on_clusters, clusters, prefix):
+        raise InputError(problems)
     # Golden and own images are files here already; a recipe image is built by its Image resource during `up`.
     files = {name: image_files.resolve(img) for name, img in config.images.items() if img.recipe is None}
     if problems := image_problems(config, files):
@@ -283,14 +288,15 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
         address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
         for name, c in config.containers.items()}
 
-    first_host = next(iter(hosts.values()))
+    first_host = next(iter(hosts.values()), None)
     return {
-        "host_uri": first_host.uri,
+        "host_uri": first_host.uri if first_host else None,
         "hosts": {n: {"uri": h.uri, "netns": h.netns, "accelerator": h.domain_type,
                       "accelerator_reason": h.accelerator_reason, "ssh_jump": h.ssh_jump,
                       "reachable": reachable.get(n, True)} for n, h in hosts.items()},
         "placement": {n: d.host for n, d in config.desktops.items()},
-        "desktops": {n: desktops[n].outputs for n in config.desktops},
+        "desktops": {**{n: desktops[n].outputs for n in config.desktops},
+                     **kubevirt_stack.declare(on_clusters, clusters, prefix, secret)},
         "containers": {n: c.outputs for n, c in containers.items()},
     }
 

@@ -60,6 +60,7 @@ class HostConfig:
     display_listen: str | None = None  # socket | loopback | an address (None: the host kind's default)
     spice: bool | None = None          # None: where the host's qemu has it
     console: Any = None                # a components.console.settings.ConsoleSettings (embedded host)
+    kubevirt: Any = None               # a resolve_kubevirt.KubevirtHostConfig: a host of kind kubevirt
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import exposure, policy as host_policy
 from ..names import name_problem
-from . import against_host
+from . import against_host, resolve_kubevirt
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, HostConfig, ImageConfig, NetworkConfig, PoolConfig,
                      ShareConfig, StackConfig, for_user)
 from .partial import is_broken
@@ -84,6 +84,8 @@ class _Resolver(_Infrastructure, _Desktops):
             desktops[desktop.name] = desktop
         self.addresses(desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
+        self.problems += resolve_kubevirt.desktop_problems(f, self.hosts, desktops) \
+            + resolve_kubevirt.infrastructure_problems(self.hosts, self.pools, self.networks, self.shares, containers)
         self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
         self.problems += against_host.written_problems(f)
         timeouts = {key: value or DEFAULT_TIMEOUTS[key]

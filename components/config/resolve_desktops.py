@@ -12,6 +12,7 @@ from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE
 from .models import DesktopConfig, ProfileConfig, UserConfig, for_user
 from .problems import Loc, loc_of, path
+from .resolve_kubevirt import on_clusters_only
 from .stackfile import USER_OVERRIDES, Cpu, Desktop, DesktopSettings, DesktopUser, Profile, User
 
 
@@ -86,6 +87,9 @@ class _Desktops:
             hosts = (host,) if host is not None else ()
         for key in ("pool", "network", "image"):
             self.ref((*loc, key), getattr(e, key), key)
+        for key in ("pool", "network"):     # (a KubeVirt cluster has neither)
+            if getattr(e, key) is None and self.ok(loc, key) and not on_clusters_only(self.hosts, hosts):
+                self.add((*loc, key), f"is required (the name of one of the {key}s)")
         self.on_hosts(loc, {"pool": e.pool, "network": e.network}, hosts, "")
         return host, hosts, e.pool, e.network, e.image
 

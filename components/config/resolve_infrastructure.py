@@ -9,8 +9,10 @@ from ..console.settings import ConsoleSettings
 from ..host.policy import disk_image_problem
 from ..images.recipe import Recipe, recipe_problems
 from ..resources.pool import SOURCE_PROPS
+from .kubevirt_host import KUBEVIRT
 from .models import HostConfig, ImageConfig, NetworkConfig, PoolConfig, ShareConfig
 from .problems import Loc, loc_of, path
+from .resolve_kubevirt import host_kind_problems, kubevirt_host
 from .stackfile import ALL_HOSTS, EMBEDDED, Image, Network, Pool
 
 # What a bridge network cannot have: the LAN, not vdesk, runs its DHCP and DNS.
@@ -26,6 +28,9 @@ class _Infrastructure:
 
     def host(self, loc: Loc, name: str, h) -> HostConfig:
         """A URI is checked against the administrator's policy before anything connects to it."""
+        if h.kind == KUBEVIRT:
+            return kubevirt_host(self, loc, name, h)
+        self.problems += host_kind_problems(loc, h)
         if h.uri not in (None, EMBEDDED) and self.ok(loc, "uri") and (message := self.policy.uri_problem(h.uri)):
             self.add((*loc, "uri"), message)
         ratios = tuple((k, v) for k, v in (h.overcommit.model_dump() if h.overcommit else {}).items() if v is not None)

@@ -20,6 +20,7 @@ from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
+from .kubevirt_host import HostKind
 from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
@@ -229,8 +230,8 @@ class HostConsole(Settings):
 
 
 
-class Host(Settings):
-    """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI."""
+class Host(HostKind):
+    """A KVM host: vdesk's own libvirtd on this machine, or any libvirt URI; or a KubeVirt cluster's namespace."""
     noun: ClassVar[str] = "host"
     uri: Uri = Field(EMBEDDED, description="`embedded` (a project-private libvirtd on this machine) or a libvirt URI, "
                                            "e.g. qemu:///system or qemu+ssh://host/system.")
@@ -361,8 +362,10 @@ class DesktopPlacement(Settings):
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     hosts: Hosts | None = Field(None, description="Hosts to place it on, or all: vdesk picks one by capacity, "
                                                   "and keeps it there (instead of `host`).")
-    pool: PoolRef = Field(description="The pool its disk and seed go in (on the same host).")
-    network: NetworkRef = Field(description="The network of its first NIC (on the same host).")
+    pool: PoolRef | None = Field(None, description="The pool its disk and seed go in (on the same host); required "
+                                                   "on a libvirt host.")
+    network: NetworkRef | None = Field(None, description="The network of its first NIC (on the same host); required "
+                                                         "on a libvirt host.")
     extra_networks: Annotated[list[NetworkRef], Wording(expected="a list of network names")] = Field(
         [], description="More NICs (eth1, eth2, ...), one per network, each with DHCP and its own stable MAC.")
     image: ImageRef = Field(description="The image its disk is made from.")

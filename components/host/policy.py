@@ -13,6 +13,7 @@ against a policy that only the machine's administrator writes:
     container_mounts: [/srv/vdesk/shares]
     devices: [/dev/sdb, /dev/nvme1n*]     # block devices a logical pool may be built on (patterns allowed)
     certificates: [/etc/vdesk]           # TLS certificates and keys the console may serve
+    kubeconfigs: [/etc/vdesk]            # kubeconfig files (credentials) a kubevirt host may reach a cluster with
     transports: [unix, ssh, libssh2, tls]
 
     # Exposure: what a stack may open beyond this machine, or hand from the host to a guest.
@@ -58,7 +59,7 @@ from ..paths import cache_dir, state_dir
 from ..portal.settings import OidcSettings
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
-KINDS = ("images", "pools", "shares", "container_mounts", "devices", "certificates")
+KINDS = ("images", "pools", "shares", "container_mounts", "devices", "certificates", "kubeconfigs")
 DRIVERS = ("qemu", "lxc")
 TRANSPORTS = ("unix", "ssh", "libssh", "libssh2", "tls", "tcp")
 DEFAULT_TRANSPORTS = ("unix", "ssh", "libssh2", "tls")
@@ -93,6 +94,7 @@ class Policy:
     container_mounts: tuple[str, ...]
     devices: tuple[str, ...]
     certificates: tuple[str, ...] = ()
+    kubeconfigs: tuple[str, ...] = ()
     transports: tuple[str, ...] = DEFAULT_TRANSPORTS
     source: str = "built-in defaults"
     libvirt_hosts: tuple[str, ...] = ()
@@ -217,7 +219,7 @@ def defaults() -> Policy:
     cache, state = os.path.realpath(cache_dir()), os.path.realpath(state_dir())
     return Policy(images=(f"{cache}/images",), pools=(f"{state}/hosts/*/pools", "/var/lib/libvirt/images"),
                   shares=(f"{state}/shares",), container_mounts=(f"{state}/shares",), devices=(),
-                  certificates=(f"{state}/certificates", "/etc/vdesk"))
+                  certificates=(f"{state}/certificates", "/etc/vdesk"), kubeconfigs=("/etc/vdesk",))
 
 
 def load(path: Path | None = None) -> Policy:

@@ -1,4 +1,5 @@
-"""What one desktop becomes on a KubeVirt cluster: the manifests of its Secret, DataVolume and VirtualMachine.
+"""What one desktop becomes on a KubeVirt cluster: the manifests of its Secret, DataVolume, home
+PersistentVolumeClaim, VirtualMachine and SSH Service.
 
 Built from plain parameters and the NoCloud documents that the libvirt backend renders from the same
 templates (components.cloudinit.render.render_seed), so both backends boot the same guest."""
@@ -8,6 +9,7 @@ import base64
 from dataclasses import dataclass
 
 from ..cloudinit import SeedDocuments
+from ..desktop.args import HOME_SERIAL    # as on a libvirt host: the guest finds its home by this disk serial
 
 KUBEVIRT_API = "kubevirt.io/v1"
 CDI_API = "cdi.kubevirt.io/v1beta1"
@@ -17,6 +19,8 @@ USER_DATA_KEY = "userdata"
 NETWORK_DATA_KEY = "networkdata"
 SYSTEM_DISK = "system"
 CLOUD_INIT_DISK = "cloudinit"
+HOME_DISK = "home"
+SSH_PORT = 22
 MANAGED_BY = {"app.kubernetes.io/managed-by": "vdesk"}
 
 
@@ -41,6 +45,7 @@ class KubevirtDesktop:
     data_source: DataSourceRef | None = None  # ... or clones the administrator's DataSource
     run_strategy: str = "Always"
     storage_class: str | None = None
+    home_gib: int | None = None             # a home of its own: a PersistentVolumeClaim kept apart from the system disk
 
     @property
     def seed_secret_name(self) -> str:
@@ -49,6 +54,14 @@ class KubevirtDesktop:
     @property
     def system_volume_name(self) -> str:
         return f"{self.name}-system"
+
+    @property
+    def home_claim_name(self) -> str:
+        return f"{self.name}-home"
+
+    @property
+    def ssh_service_name(self) -> str:
+        return f"{self.name}-ssh"
 
 
 def _metadata(desktop: KubevirtDesktop, name: str) -> dict:
@@ -85,6 +98,25 @@ def system_volume(desktop: KubevirtDesktop) -> dict:
             "metadata": _metadata(desktop, desktop.system_volume_name), "spec": spec}
 
 
+def home_volume(desktop: KubevirtDesktop) -> dict | None:
+    """The home: an empty claim of its own (the guest formats it once), so a new system disk leaves it be."""
+    if not desktop.home_gib:
+        return None
+    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": f"{desktop.home_gib}Gi"}}}
+    if desktop.storage_class is not None:
+        spec["storageClassName"] = desktop.storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(desktop, desktop.home_claim_name), "spec": spec}
+
+
+def ssh_service(desktop: KubevirtDesktop) -> dict:
+    """A ClusterIP Service in front of the guest's SSH, for the readiness gate and `vdesk access` inside the cluster."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": _metadata(desktop, desktop.ssh_service_name),
+            "spec": {"type": "ClusterIP", "selector": {"vdesk.io/desktop": desktop.name},
+                     "ports": [{"name": "ssh", "protocol": "TCP", "port": SSH_PORT, "targetPort": SSH_PORT}]}}
+
+
 def virtual_machine(desktop: KubevirtDesktop) -> dict:
     """The VirtualMachine booting the system DataVolume with the seed Secret as its NoCloud disk."""
     if desktop.run_strategy not in RUN_STRATEGIES:
@@ -106,6 +138,9 @@ def virtual_machine(desktop: KubevirtDesktop) -> dict:
             "secretRef": {"name": desktop.seed_secret_name},
             "networkDataSecretRef": {"name": desktop.seed_secret_name}}},
     ]
+    if desktop.home_gib:
+        domain["devices"]["disks"].append({"name": HOME_DISK, "serial": HOME_SERIAL, "disk": {"bus": "virtio"}})
+        volumes.append({"name": HOME_DISK, "persistentVolumeClaim": {"claimName": desktop.home_claim_name}})
     return {"apiVersion": KUBEVIRT_API, "kind": "VirtualMachine",
             "metadata": _metadata(desktop, desktop.name),
             "spec": {"runStrategy": desktop.run_strategy,
@@ -116,5 +151,7 @@ def virtual_machine(desktop: KubevirtDesktop) -> dict:
 
 
 def manifests(desktop: KubevirtDesktop) -> list[dict]:
-    """Every object of the desktop, in the order they are created (the VM refers to the other two)."""
-    return [seed_secret(desktop), system_volume(desktop), virtual_machine(desktop)]
+    """Every object of the desktop, in the order they are created (the VM refers to the volumes and the Secret)."""
+    home = home_volume(desktop)
+    return [seed_secret(desktop), system_volume(desktop), *([home] if home else []), virtual_machine(desktop),
+            ssh_service(desktop)]

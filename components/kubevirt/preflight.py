@@ -1,5 +1,6 @@
 """Preview checks that a server-side dry run cannot make, since no controller acts in a dry run: the
-storage class a DataVolume names exists, and a new VirtualMachine's memory fits the namespace's quota.
+storage class a DataVolume names exists, a new VirtualMachine's memory fits the namespace's quota, and
+its memory and vCPUs fit at least one node's allocatable capacity.
 
 Each returns (property path, message) pairs, so every problem is reported at once."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ log = logging.getLogger(__name__)
 
 MEMORY_QUOTA_KEYS = ("requests.memory", "memory")
 _MEMORY_PATH = ("spec", "template", "spec", "domain", "resources", "requests", "memory")
+_CORES_PATH = ("spec", "template", "spec", "domain", "cpu", "cores")
 
 
 def _dig(mapping, path):
@@ -77,4 +79,33 @@ def memory_quota_problems(api_client, manifest: dict) -> list[tuple[str, str]]:
     return problems
 
 
-CHECKS = (storage_class_problems, memory_quota_problems)
+def node_capacity_problems(api_client, manifest: dict) -> list[tuple[str, str]]:
+    """A VirtualMachine's memory and vCPUs must fit one node's allocatable capacity, or the scheduler never
+    places its pod. Nodes that cannot be listed (a namespaced role) or none at all: nothing to say."""
+    if manifest.get("kind") != "VirtualMachine":
+        return []
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    from kubernetes.utils import parse_quantity
+    try:
+        nodes = client.CoreV1Api(api_client).list_node().items
+    except ApiException as err:
+        if err.status == 403:
+            return []
+        raise
+    allocatable = [(node.metadata.name, (node.status.allocatable or {}) if node.status else {}) for node in nodes]
+    problems = []
+    for key, path, wanted in (("memory", _MEMORY_PATH, _dig(manifest, _MEMORY_PATH)),
+                              ("cpu", _CORES_PATH, _dig(manifest, _CORES_PATH))):
+        offered = [(parse_quantity(a[key]), a[key], name) for name, a in allocatable if key in a]
+        if not offered or isinstance(wanted, bool) or not isinstance(wanted, (int, str)):
+            continue
+        largest, written, name = max(offered)
+        if parse_quantity(wanted) > largest:
+            problems.append(("manifest." + ".".join(path),
+                             f"{wanted} is more {key} than any node of the cluster can give: the largest "
+                             f"allocatable is {written} (node {name})"))
+    return problems
+
+
+CHECKS = (storage_class_problems, memory_quota_problems, node_capacity_problems)

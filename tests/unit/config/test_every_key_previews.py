@@ -18,6 +18,7 @@ import pulumi
 import pytest
 
 from components.config.problems import bare, is_model
+from components.config.kubevirt_host import KUBEVIRT_SETTINGS
 from components.config.stackfile import StackFile
 from components import xmlmodel
 from components.host import capacity, hardware
@@ -44,7 +45,10 @@ class With:
 EXAMPLES: dict[str, Any] = {
     "StackFile.prefix": "lab",
     # hosts.local
-    "Host.uri": "embedded", "Host.accelerator": "auto",
+    "Host.uri": "embedded", "Host.accelerator": "auto", "Host.kind": "libvirt",
+    # hosts.extra, of kind kubevirt (with no desktop on it, its preview asks nothing of the cluster)
+    "Host.kubeconfig": "/etc/vdesk/kubeconfig", "Host.context": "team", "Host.namespace": "desks",
+    "Host.storage_class": "fast", "Host.images": {"console": {"url": "https://images.example.org/debian.qcow2"}},
     "Host.overcommit": {"memory": 1.5, "cpu": 8.0},
     "HostDisplay.listen": "loopback", "HostDisplay.spice": False,
     "HostConsole.bind": "127.0.0.2", "HostConsole.port": 6080,
@@ -120,7 +124,8 @@ EXAMPLES: dict[str, Any] = {
 # What an entry needs that a new entry of its section starts from (the dev stack has the others).
 NEW_ENTRIES = {"desktops": {"pool": "main", "network": "lan", "image": "console"},
                "containers": {"image": "console"}, "shares": {"path": f"{TMP}/shared"},
-               "images": {"golden": "debian12"}}
+               "images": {"golden": "debian12"},
+               "hosts": {"kind": "kubevirt", "kubeconfig": "/etc/vdesk/kubeconfig", "namespace": "desks"}}
 # Sections whose keys go on a new entry although the dev stack has one (its own would clash: one image kind).
 ON_A_NEW_ENTRY = {"images": "Image"}
 
@@ -162,6 +167,9 @@ def keys() -> list[tuple[str, tuple, str]]:
             walk(tp, (section,))
         else:
             found.append((f"StackFile.{section}", (section,), f"StackFile.{section}"))
+    # a kubevirt host's keys go on a new host of that kind (a libvirt host takes none of them)
+    found = [(key, ("hosts", NEW, loc[-1]), name) if loc[:1] == ("hosts",) and loc[-1] in KUBEVIRT_SETTINGS
+             else (key, loc, name) for key, loc, name in found]
     # the images.xfce keys of Image itself are walked on images.extra; its recipe keys on images.xfce
     return [k for k in found if not (k[1][:2] == ("images", NEW) and k[1][2:3] == ("recipe",) and len(k[1]) > 3)]
 

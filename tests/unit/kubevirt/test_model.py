@@ -13,7 +13,27 @@ from tests.support.kubevirt import IMAGE_URL, MAC, desktop
 def test_objects_come_in_creation_order_in_the_desktops_namespace():
     kinds = [(m["kind"], m["metadata"]["name"], m["metadata"]["namespace"]) for m in model.manifests(desktop())]
     assert kinds == [("Secret", "desk1-cloudinit", "team-a"), ("DataVolume", "desk1-system", "team-a"),
-                     ("VirtualMachine", "desk1", "team-a")]
+                     ("VirtualMachine", "desk1", "team-a"), ("Service", "desk1-ssh", "team-a")]
+    with_home = [(m["kind"], m["metadata"]["name"]) for m in model.manifests(desktop(home_gib=5))]
+    assert with_home[2] == ("PersistentVolumeClaim", "desk1-home")
+
+
+def test_home_is_a_claim_of_its_own_the_guest_finds_by_serial():
+    spec = desktop(home_gib=5, storage_class="fast")
+    claim = model.home_volume(spec)
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}},
+                             "storageClassName": "fast"}
+    vm = model.virtual_machine(spec)["spec"]["template"]["spec"]
+    assert {"name": "home", "serial": "vdesk-home", "disk": {"bus": "virtio"}} in vm["domain"]["devices"]["disks"]
+    assert {"name": "home", "persistentVolumeClaim": {"claimName": "desk1-home"}} in vm["volumes"]
+    assert model.home_volume(desktop()) is None
+
+
+def test_ssh_service_selects_the_desktops_pod_on_port_22():
+    spec = model.ssh_service(desktop())["spec"]
+    vm = model.virtual_machine(desktop())
+    assert spec["selector"] == vm["spec"]["template"]["metadata"]["labels"] == {"vdesk.io/desktop": "desk1"}
+    assert spec["ports"] == [{"name": "ssh", "protocol": "TCP", "port": 22, "targetPort": 22}]
 
 
 def test_seed_secret_holds_the_rendered_nocloud_documents():
