@@ -1,7 +1,8 @@
 """Two teams' stacks on one host, each applied through the GitOps script (.ci/gitops), as two teams would.
 
-Stack team-a is up with user ann's desktop (stopped: this is about libvirt objects, not boots). Stack team-b,
-whose file anyone may change by a change request, then tries against team-a's desktop:
+Stack team-a is up with user ann's desktop running (one TCG boot: the only guest here), and its `make check`
+logs in with the pinned host key. Stack team-b, whose file anyone may change by a change request (its own
+desktop stays stopped), then tries against team-a's desktop:
 - adopting its pool and network by name, and the desktop itself under team-a's prefix;
 - reusing team-a's prefix;
 - reaching it through team-b's own console links (its link with the desktop swapped, and a token minted
@@ -9,8 +10,7 @@ whose file anyone may change by a change request, then tries against team-a's de
 - destroying: team-b's own stack is applied and destroyed beside team-a's.
 Each adoption and prefix try fails at plan (the preview), naming the field and the owner; each console
 try is refused by the gateway; after every try, every libvirt object on the host and its XML is as before.
-team-a's own plan says "no changes" before and after (its `make check` needs a booted guest: here its
-objects are compared instead).
+team-a's own plan says "no changes", and its `make check` passes, before and after.
 """
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ import websocket
 import yaml
 
 from components import xmlmodel
+from components.cli import checks
 from components.console import service, tokens
 from components.host import embedded
 from components.resources.network import desired_model
 from tests.support.project import REPO, isolated_env
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.guests]
 A, B = "team-a", "team-b"
 IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.pyc")
 OWNED_BY_A = "belongs to stack 'team-a'"
@@ -39,7 +40,7 @@ _CHANGES_OVER_TIME = {"pool": ("capacity", "allocation", "available"), "volume":
 
 
 def _stack(*, prefix: str | None = None, user: str = "bob", cidr: str = "10.92.0.0/24", pool_adopt=False,
-           pool_path: str | None = None, network_adopt=False, user_adopt=False) -> str:
+           pool_path: str | None = None, network_adopt=False, user_adopt=False, running=False) -> str:
     config = {
         "vdesk:hosts": {"local": {"uri": "embedded", "accelerator": "tcg"}},
         "vdesk:pools": {"main": {"host": "local", **({"adopt": pool_adopt} if pool_adopt else {}),
@@ -48,7 +49,7 @@ def _stack(*, prefix: str | None = None, user: str = "bob", cidr: str = "10.92.0
                                    **({"adopt": network_adopt} if network_adopt else {})}},
         "vdesk:images": {"debian12": {"golden": "debian12"}},
         "vdesk:profiles": {"desk": {"pool": "main", "network": "lan", "image": "debian12", "memory": "512MiB",
-                                    "disk": "4GiB", "running": False}},
+                                    "disk": "4GiB", "running": running}},
         "vdesk:users": [{"name": user, "profile": "desk", **({"adopt": True} if user_adopt else {})}],
     }
     if prefix:
@@ -85,7 +86,7 @@ def teams(tmp_path):
     """One repository with both teams' stack files on main, one runner environment, one embedded host."""
     repo = tmp_path / "repo"
     shutil.copytree(REPO, repo, ignore=IGNORED)
-    (repo / "stacks" / f"Pulumi.{A}.yaml").write_text(_stack(user="ann", cidr="10.91.0.0/24"))
+    (repo / "stacks" / f"Pulumi.{A}.yaml").write_text(_stack(user="ann", cidr="10.91.0.0/24", running=True))
     (repo / "stacks" / f"Pulumi.{B}.yaml").write_text(_stack())
     env = {**os.environ, **isolated_env(tmp_path / "state"), "PYTHONPATH": str(repo)}
 
@@ -107,6 +108,16 @@ def _run(repo, env, *argv, ok=True) -> str:
     print(run.stdout, run.stderr)
     assert (run.returncode == 0) == ok, run.stdout + run.stderr
     return run.stdout + run.stderr
+
+
+def _team_a_checks_pass(repo, env) -> None:
+    """team-a's `make check`: a login to ann's desktop with the host key pinned at its boot, and its checks."""
+    run = subprocess.run(["make", "-s", "check", f"STACK={A}"], env=env, cwd=repo, capture_output=True, text=True)
+    print(run.stdout, run.stderr)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "all 1 desktop(s) passed their checks" in run.stdout, run.stdout
+    login = next(line.split() for line in run.stdout.splitlines() if line.startswith("ann "))
+    assert login == ["ann", *checks.LOGIN_CHECK.split(), "ok"], run.stdout   # logged in, not skipped as stopped
 
 
 def _change_request(repo, git, branch: str, text: str) -> str:
@@ -137,6 +148,7 @@ def test_stack_b_cannot_adopt_reuse_destroy_or_reach_stack_as_desktop(teams):
     repo, env, git, host = teams
     _run(repo, env, ".ci/gitops", "apply", A)
     assert "no changes" in _run(repo, env, ".ci/gitops", "plan", A)
+    _team_a_checks_pass(repo, env)
     before = snapshot(host.uri)
     assert f"domain {A}-ann" in before and f"network {A}-lan" in before and f"pool {A}-main" in before
 
@@ -203,3 +215,4 @@ def test_stack_b_cannot_adopt_reuse_destroy_or_reach_stack_as_desktop(teams):
     _run(repo, env, "tools/vdesk", "destroy", B)
     assert snapshot(host.uri) == before
     assert "no changes" in _run(repo, env, ".ci/gitops", "plan", A)
+    _team_a_checks_pass(repo, env)
