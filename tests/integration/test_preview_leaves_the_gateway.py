@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 from pulumi.runtime import settings as pulumi_settings
@@ -72,3 +73,28 @@ def test_a_preview_and_an_up_with_other_console_settings_leave_the_running_gatew
     assert "the host's: its administrator sets them as `console`" in dict(refused.value.problems)[
         f"hosts.{own_host.name}.console"]
     assert service.runtime(console_dir)["pid"] == before["pid"]
+
+
+def test_a_preview_of_a_stopped_embedded_host_starts_its_libvirtd_only_and_says_so(tmp_path_factory, monkeypatch,
+                                                                                  caplog):
+    """What preview judges a stack against is only known by asking the host's libvirtd; nothing else starts."""
+    from components.host import embedded
+    from components.portal.accounts import portal_dir_of
+    from components.portal import service as portal
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path_factory.mktemp("dry")))
+    stopped = embedded.embedded_host("dry")
+    monkeypatch.setattr(pulumi_settings.SETTINGS, "dry_run", True)
+    try:
+        with caplog.at_level("INFO", logger="components.host.resolve"):
+            host = resolve_host("dry", EMBEDDED, "tcg", probe_kernel=None)
+        assert embedded.is_running(stopped)
+        assert "host dry: the embedded host's libvirtd was down; the preview starts it" in caplog.text
+        console_dir = Path(host.console_dir)
+        assert service.runtime(console_dir) is None and service.supervisor_pid(console_dir) is None
+        assert portal.runtime(portal_dir_of(console_dir)) is None
+        caplog.clear()
+        with caplog.at_level("INFO", logger="components.host.resolve"):
+            resolve_host("dry", EMBEDDED, "tcg", probe_kernel=None)
+        assert "was down" not in caplog.text                         # a running one: nothing to say
+    finally:
+        embedded.stop(stopped, purge=True)
