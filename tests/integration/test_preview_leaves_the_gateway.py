@@ -1,4 +1,4 @@
-"""Neither a preview nor an `up` of a stack changes the host's console gateway, which other stacks' sessions run through.
+"""Neither a preview nor an `up` of a stack changes the host's console gateway, which other stacks' sessions use.
 
 The integration tier's own libvirtd, and its gateway started as `up` starts it; no guest runs. A stack's host
 entry with its own console setting (how long its links last: all a stack may choose) is resolved as a preview
