@@ -72,8 +72,8 @@ class ResolvedHost:
         """The project's own libvirtd on this machine (started if it is not running), and its console gateway.
 
         display_listen: socket (default), loopback, or an address inside the host's network namespace;
-        spice: None adds SPICE where the host's qemu supports it; console: the gateway's settings (None: the
-        host policy's).
+        spice: None adds SPICE where the host's qemu supports it; console: how long its links last
+        (the gateway's own settings are the host policy's `console`; None: all of them).
         """
         return resolve_host(name, EMBEDDED, accelerator, probe_kernel=probe_kernel, display_listen=display_listen,
                             spice=spice, console=console)
@@ -140,11 +140,11 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
     if uri == EMBEDDED:
         # The gateway is the host's, shared by every stack on it: its settings are its administrator's (the
         # host policy), and a caller chooses only how long its own links last.
-        host_console = policy.load().console
-        console = console or host_console
-        if dataclasses.replace(console, link_validity_s=host_console.link_validity_s) != host_console:
+        host_policy = policy.load()
+        console = console or host_policy.console
+        if dataclasses.replace(console, link_validity_s=host_policy.console.link_validity_s) != host_policy.console:
             problems.append((f"hosts.{name}.console", "the console gateway's bind, port and certificate are the "
-                             f"host's: its administrator sets them as `console` in {policy.load().source}"))
+                             f"host's: its administrator sets them as `console` in {host_policy.source}"))
         problems += console.problems(f"hosts.{name}.console")
     if problems:
         raise InputError(problems)
@@ -166,7 +166,7 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         os.makedirs(display_dir, exist_ok=True)
         console_dir = str(state / "console")
         # The gateway is the host's, shared by every stack on it: a preview (an unreviewed change request's
-        # plan) leaves it as it is, and only `up` starts it or applies new settings.
+        # plan) leaves it as it is; `up` starts it when it is down, always with the host's settings.
         if not previewing():
             from ..console import service
             try:
