@@ -36,8 +36,11 @@ def host_policy(tmp_path_factory):
                     f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n"
                     "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\n")
     os.environ["VDESK_POLICY"] = str(file)
+    # the machine's owner records (resources/journal.py): this session's, not the machine's
+    os.environ["VDESK_HOST_RECORDS"] = str(tmp_path_factory.mktemp("owners"))
     yield file
     os.environ.pop("VDESK_POLICY", None)
+    os.environ.pop("VDESK_HOST_RECORDS", None)
 
 
 @pytest.fixture(scope="session")

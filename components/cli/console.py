@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..console import service, tokens
 from ..console.gateway import SETTINGS_FILE
-from ..console.settings import MAX_LINK_VALIDITY_S, ConsoleSettings
+from ..console.settings import DEFAULT_LINK_VALIDITY_S, MAX_LINK_VALIDITY_S, ConsoleSettings
 from ..errors import VdeskError
 from ..names import parse_duration
 from .checks import OutputsError, fetch_outputs
@@ -46,7 +46,7 @@ def console_link(desktop: dict, *, valid_for_s: int | None = None) -> tuple[str,
         raise VdeskError(f"no console gateway settings in {console_dir}: bring the stack up first") from None
     settings = ConsoleSettings(**spec["settings"])
     base = service.ensure_running(console_dir, settings, libvirt_uri=spec["libvirt_uri"], netns=spec.get("netns"))
-    valid_for_s = valid_for_s or settings.link_validity_s
+    valid_for_s = valid_for_s or console.get("link_validity_s") or DEFAULT_LINK_VALIDITY_S
     if not 0 < valid_for_s <= MAX_LINK_VALIDITY_S:
         raise VdeskError(f"a console link may be valid for 1 s to {MAX_LINK_VALIDITY_S // 86400} days")
     token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s,

@@ -68,27 +68,34 @@ def container_problems(file) -> list[tuple[Loc, str]]:
 # --- this machine: the console's address and certificate ------------------------------------------------
 
 def console_problems(file) -> list[tuple[Loc, str]]:
-    """The gateway must be able to listen on `bind` here, and to load its certificate (and key)."""
+    """The host's gateway (its settings are the policy's) must be able to listen on `bind` here, and to load its
+    certificate (and key); said at each embedded host's console field, naming the policy key."""
     from ..host import policy as host_policy
     policy = host_policy.load()
+    console = policy.console
     found = []
     for name, host in (file.hosts or {}).items():
-        console = host.console if host is not None else None
-        if console is None or host.uri != "embedded":
+        if host is None or host.uri != "embedded":
             continue
         loc = ("hosts", name, "console")
+        where = f" (the host's `console.{{}}` in {policy.source})"
         if console.bind and (why := _cannot_listen(console.bind)):
-            found.append(((*loc, "bind"), f"the console cannot listen on {console.bind} here: {why}"))
+            found.append(((*loc, "bind"), f"the console cannot listen on {console.bind} here: {why}"
+                                          + where.format("bind")))
         files = [f for f in (console.tls_cert, console.tls_key) if f]
-        # (only files the policy lets the console serve are opened: /etc/shadow is refused unread)
-        if console.tls_cert and all(os.path.isfile(f) and not policy.path_problem("certificates", f) for f in files):
+        missing = [f for f in files if not os.path.isfile(f)]
+        for field in ("tls_cert", "tls_key"):
+            if getattr(console, field) in missing:
+                found.append(((*loc, field), f"{getattr(console, field)} is not a file" + where.format(field)))
+        if console.tls_cert and not missing:
             try:
                 ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(console.tls_cert,
                                                                                  console.tls_key)
             except (ssl.SSLError, OSError) as exc:
                 which = "tls_cert" if console.tls_key is None else "tls_key"
                 found.append(((*loc, which), "is not a PEM certificate with its private key (the certificate "
-                                             f"file, or tls_key, must hold the key): {exc.strerror or exc}"))
+                                             f"file, or tls_key, must hold the key): {exc.strerror or exc}"
+                                             + where.format(which)))
     return found
 
 

@@ -1,6 +1,7 @@
 """The hosts, pools, networks, images and shares of a stack file, checked against each other and the host policy."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from typing import Any
@@ -38,11 +39,11 @@ class _Infrastructure:
         if h.console is not None and self.ok(loc, "console"):
             if h.uri != EMBEDDED:
                 self.add((*loc, "console"), "the browser console runs beside the embedded host only")
-            for field in ("tls_cert", "tls_key"):
-                self.allowed((*loc, "console", field), "certificates", getattr(h.console, field))
-            console = ConsoleSettings(bind=h.console.bind, port=h.console.port, tls_cert=h.console.tls_cert,
-                                      tls_key=h.console.tls_key, link_validity_s=h.console.link_validity)
-            for field, message in console.problems(path((*loc, "console"))):
+            # The gateway's own settings are the host's (a stack that asks for others is refused, exposure.py);
+            # how long its links last is the stack's.
+            console = dataclasses.replace(self.policy.console, link_validity_s=h.console.link_validity)
+            for field, message in ConsoleSettings(link_validity_s=console.link_validity_s).problems(
+                    path((*loc, "console"))):
                 self.add(loc_of(field), message)
         display = h.display
         return HostConfig(name, h.uri, h.accelerator, ratios, display.listen if display else None,

@@ -217,15 +217,19 @@ class HostDisplay(Settings):
 
 
 class HostConsole(Settings):
-    """The embedded host's browser console (a websockify gateway serving noVNC)."""
+    """The embedded host's browser console (a websockify gateway serving noVNC). The gateway is shared by every
+    stack on the host: its bind, port and certificate are the host policy's `console`, which a stack may restate
+    but not change."""
     noun: ClassVar[str] = "console setting"
-    bind: str = Field("127.0.0.1", description="The address the gateway listens on.")
-    port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="Its port (0: a free one, kept).")
-    tls_cert: HostPath | None = Field(None, description="A PEM certificate (under the administrator's certificate "
-                                                        "roots): https and wss only.")
-    tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it.")
+    bind: str = Field("127.0.0.1", description="The address the gateway listens on (the host's: restated only).")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(0, description="Its port (0: a free one, kept; the "
+                                                                       "host's: restated only).")
+    tls_cert: HostPath | None = Field(None, description="A PEM certificate: https and wss only (the host's: "
+                                                        "restated only).")
+    tls_key: HostPath | None = Field(None, description="Its key, unless the certificate file holds it (the host's: "
+                                                       "restated only).")
     link_validity: Duration = Field("1h", validate_default=True,
-                                    description="How long a console link works, e.g. 15m, 1h, 12h.")
+                                    description="How long this stack's console links work, e.g. 15m, 1h, 12h.")
 
 
 

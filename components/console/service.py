@@ -95,7 +95,10 @@ def _locked(console_dir: Path) -> Iterator[None]:
 
 
 def _spec(settings: ConsoleSettings, libvirt_uri: str, netns: str | None) -> dict:
-    return {"settings": json.loads(settings.as_json()), "libvirt_uri": libvirt_uri, "netns": netns}
+    """What the gateway runs with. Not how long links last: each stack's own, for the links it prints, so a
+    stack's choice never restarts the host's gateway."""
+    gateway_settings = {k: v for k, v in json.loads(settings.as_json()).items() if k != "link_validity_s"}
+    return {"settings": gateway_settings, "libvirt_uri": libvirt_uri, "netns": netns}
 
 
 def ensure_running(console_dir: Path, settings: ConsoleSettings, *, libvirt_uri: str, netns: str | None,

@@ -195,7 +195,9 @@ class Desktop(pulumi.ComponentResource):
             "display_password": self.display_password,
             "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
             # the browser console: `make console` signs a link for this desktop with its host's gateway key
-            "console": {"dir": host.console_dir, "desktop": vm_name, "stack": stack} if host.console_dir else None,
+            # (and how long this stack's links last: its own, never the gateway's)
+            "console": {"dir": host.console_dir, "desktop": vm_name, "stack": stack,
+                        "link_validity_s": host.console and host.console.link_validity_s} if host.console_dir else None,
             "state": self.state,
             "host": host.name,
             "user": user,

@@ -14,7 +14,7 @@ import os
 from typing import Iterator
 
 from ..xmlmodel import format_pci_address, split_pci_address
-from .policy import Policy
+from .policy import CONSOLE_KEYS, Policy
 
 Loc = tuple[str | int, ...]
 ANY = "*"        # in mdev_parents: vGPUs may be made on any device of the host that offers their type
@@ -46,15 +46,21 @@ def _hosts(file, policy: Policy) -> Iterator[tuple[Loc, str]]:
         if listen and _beyond_loopback(listen) and not policy.allows("display_listen", listen):
             yield ("hosts", name, "display", "listen"), \
                 f"puts every desktop's display on the host's network: {policy.refusal('display_listen', listen)}"
-        console = host.console
-        if console is None or not console.bind or not _beyond_loopback(console.bind):
-            continue
-        where = ("hosts", name, "console", "bind")
-        if not policy.allows("console_bind", console.bind):
-            yield where, f"serves the console beyond this machine: {policy.refusal('console_bind', console.bind)}"
-        elif not console.tls_cert:
-            yield where, (f"{console.bind!r} is beyond loopback: the console is served there only over TLS (set "
-                          f"hosts.{name}.console.tls_cert), never plain HTTP")
+        yield from _console(name, host.console, policy)
+
+
+def _console(name: str, console, policy: Policy) -> Iterator[tuple[Loc, str]]:
+    """The gateway is the host's, shared by every stack on it: a stack may restate its settings, never change
+    them (a change would rebind it, and cut every stack's sessions)."""
+    if console is None:
+        return
+    for field in sorted(console.model_fields_set & set(CONSOLE_KEYS)):
+        asked, host = getattr(console, field), getattr(policy.console, field)
+        if asked != host:
+            yield ("hosts", name, "console", field), (
+                f"{asked!r}: the console gateway is the host's, shared by every stack on it, and serves "
+                f"{host!r}: its administrator sets it as `console.{field}` in {policy.source}; a stack cannot "
+                "change it")
 
 
 def _networks(file, policy: Policy) -> Iterator[tuple[Loc, str]]:

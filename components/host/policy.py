@@ -19,7 +19,10 @@ against a policy that only the machine's administrator writes:
     # Exposure: what a stack may open beyond this machine, or hand from the host to a guest.
     libvirt_hosts: [kvm2.example.org]    # hosts a stack's URIs may name (localhost: qemu:///system)
     display_listen: [192.0.2.10]         # addresses beyond loopback desktops' displays may listen on
-    console_bind: [192.0.2.10]           # ... and the console gateway (always with TLS)
+    console:                             # the embedded host's console gateway, shared by every stack on it:
+      bind: 192.0.2.10                   #   its settings are the host's, never a stack's (beyond loopback:
+      port: 6080                         #   only with TLS, its certificate under `certificates`)
+      tls_cert: /etc/vdesk/console.pem
     containers_without_userns: false     # containers whose root is the host's root
     bridges: [br0]                       # host bridges a bridge network may join
     pci_devices: ['0000:01:00.0']        # PCI devices a desktop may take whole (patterns allowed)
@@ -54,6 +57,7 @@ from pathlib import Path
 
 import yaml
 
+from ..console.settings import ConsoleSettings
 from ..errors import VdeskError
 from ..paths import cache_dir, state_dir
 from ..portal.settings import OidcSettings
@@ -69,8 +73,9 @@ URI_PARAMS = frozenset({"mode", "no_tty", "sshauth"})
 # ... and these turn off or weaken the checks that the host is the one meant: never from a stack.
 CHECK_SWITCHES = frozenset({"no_verify", "known_hosts_verify", "tls_priority"})
 # Exposure keys: lists of names or patterns (none allowed without a policy file), and one yes/no.
-EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "console_bind", "bridges", "pci_devices", "mdev_parents",
-                  "netfs_servers", "volume_groups")
+EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "bridges", "pci_devices", "mdev_parents", "netfs_servers",
+                  "volume_groups")
+CONSOLE_KEYS = ("bind", "port", "tls_cert", "tls_key")     # the gateway's settings a policy's `console` holds
 EXPOSURE_ROOTS = ("writable_shares",)
 EXPOSURE_FLAGS = ("containers_without_userns",)
 PORTAL_OIDC = "portal_oidc"
@@ -99,7 +104,7 @@ class Policy:
     source: str = "built-in defaults"
     libvirt_hosts: tuple[str, ...] = ()
     display_listen: tuple[str, ...] = ()
-    console_bind: tuple[str, ...] = ()
+    console: ConsoleSettings = ConsoleSettings()
     bridges: tuple[str, ...] = ()
     pci_devices: tuple[str, ...] = ()
     mdev_parents: tuple[str, ...] = ()
@@ -204,6 +209,14 @@ def _inside(path: str, root: str) -> bool:
     return len(parts) >= len(pattern) and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, pattern))
 
 
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return True           # not an address: ConsoleSettings.problems says so
+
+
 def _is_ip(value: str) -> bool:
     import ipaddress
     try:
@@ -246,7 +259,7 @@ def _load(path: str, _mtime, _size) -> Policy:
         raise PolicyError(f"cannot read the host policy {path}: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: must be a mapping of {', '.join(KINDS)} and transports")
-    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS, PORTAL_OIDC)
+    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS, "console", PORTAL_OIDC)
     unknown = set(data) - set(keys)
     if unknown:
         raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
@@ -276,7 +289,27 @@ def _load(path: str, _mtime, _size) -> Policy:
         fields[key] = data.get(key, False)
     if PORTAL_OIDC in data:
         fields[PORTAL_OIDC] = _portal_oidc(path, data[PORTAL_OIDC])
-    return Policy(**fields, transports=tuple(transports), source=path)
+    policy = Policy(**fields, transports=tuple(transports), source=path)
+    return dataclasses.replace(policy, console=_console(path, data.get("console"), policy))
+
+
+def _console(path: str, data, policy: Policy) -> ConsoleSettings:
+    """The host's console gateway, as its administrator set it: beyond loopback only over TLS."""
+    data = {} if data is None else data
+    if not isinstance(data, dict) or set(data) - set(CONSOLE_KEYS):
+        raise PolicyError(f"{path}: console must be a mapping of {', '.join(CONSOLE_KEYS)}")
+    console = ConsoleSettings(**data)
+    # (that the gateway can listen there and load its files is judged at each preview: against_host.py)
+    problems = [f"{field}: {message}" for field, message in console.problems("console")
+                if field not in ("console.tls_cert", "console.tls_key")]
+    problems += [f"console.{field}: {why}" for field in ("tls_cert", "tls_key")
+                 if getattr(console, field) and (why := policy.path_problem("certificates", getattr(console, field)))]
+    if not _is_loopback(console.bind) and not console.tls_cert:
+        problems.append(f"console.bind: {console.bind!r} is beyond loopback: the console is served there only over "
+                        "TLS (set console.tls_cert), never plain HTTP")
+    if problems:
+        raise PolicyError(f"{path}: " + "; ".join(problems))
+    return console
 
 
 def _portal_oidc(path: str, value) -> OidcSettings:

@@ -15,6 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 from .accel import resolve_accelerator
+from . import policy
 from .connection import probe
 from ..console.settings import ConsoleSettings
 from ..errors import InputError, VdeskError
@@ -71,10 +72,11 @@ class ResolvedHost:
         """The project's own libvirtd on this machine (started if it is not running), and its console gateway.
 
         display_listen: socket (default), loopback, or an address inside the host's network namespace;
-        spice: None adds SPICE where the host's qemu supports it; console: the gateway's settings.
+        spice: None adds SPICE where the host's qemu supports it; console: how long its links last
+        (the gateway's own settings are the host policy's `console`; None: all of them).
         """
         return resolve_host(name, EMBEDDED, accelerator, probe_kernel=probe_kernel, display_listen=display_listen,
-                            spice=spice, console=console or ConsoleSettings())
+                            spice=spice, console=console)
 
     @classmethod
     def at(cls, uri: str, *, name: str | None = None, accelerator: str = "kvm", probe_kernel: str | None = None,
@@ -136,13 +138,24 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
     display_listen = display_listen or (SOCKET if uri == EMBEDDED else LOOPBACK)
     problems = _display_problems(name, uri, display_listen)
     if uri == EMBEDDED:
-        problems += (console or ConsoleSettings()).problems(f"hosts.{name}.console")
+        # The gateway is the host's, shared by every stack on it: its settings are its administrator's (the
+        # host policy), and a caller chooses only how long its own links last.
+        host_policy = policy.load()
+        console = console or host_policy.console
+        if dataclasses.replace(console, link_validity_s=host_policy.console.link_validity_s) != host_policy.console:
+            problems.append((f"hosts.{name}.console", "the console gateway's bind, port and certificate are the "
+                             f"host's: its administrator sets them as `console` in {host_policy.source}"))
+        problems += console.problems(f"hosts.{name}.console")
     if problems:
         raise InputError(problems)
     console_dir = None
     if uri == EMBEDDED:
         from . import embedded
-        emb = embedded.ensure_running(embedded.embedded_host(name))
+        emb = embedded.embedded_host(name)
+        if previewing() and not embedded.is_running(emb):
+            _say(f"host {name}: the embedded host's libvirtd was down; the preview starts it to read what the host "
+                 "has (its objects are left as they are; the console gateway and portal are started only by up)")
+        emb = embedded.ensure_running(emb)
         uri, netns, state = emb.uri, emb.netns, Path(emb.state_dir)
         pool_root, display_dir = str(state / "pools"), str(state / "displays")
         # Not under the state dir: $HOME may be 0700, which a container's shifted root cannot traverse.
@@ -151,10 +164,9 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         tpm_log_dir = str(state / "swtpm-log" / "libvirt" / "qemu")   # bound over /var/log/swtpm
         swtpm = swtpm_installed()
         os.makedirs(display_dir, exist_ok=True)
-        console = console or ConsoleSettings()
         console_dir = str(state / "console")
         # The gateway is the host's, shared by every stack on it: a preview (an unreviewed change request's
-        # plan) leaves it as it is, and only `up` starts it or applies new settings.
+        # plan) leaves it as it is; `up` starts it when it is down, always with the host's settings.
         if not previewing():
             from ..console import service
             try:
@@ -192,6 +204,13 @@ def previewing() -> bool:
     """Whether this is a dry run (`pulumi preview`, a plan): then nothing on the host is started or changed."""
     import pulumi.runtime
     return pulumi.runtime.is_dry_run()
+
+
+def _say(message: str) -> None:
+    """A line in the preview's own output (pulumi's log), not only this process's."""
+    import pulumi
+    log.info(message)
+    pulumi.log.info(message)
 
 
 def _start_portal(name: str, uri: str, console_dir: Path) -> None:

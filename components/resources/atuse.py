@@ -26,6 +26,16 @@ def resolved(kind: str, path: str, field: str) -> str:
     return real
 
 
+def image_file(path: str, field: str, *, disk: bool) -> str:
+    """An image file to upload, resolved now: still under the policy's image roots and (`disk`) still a disk
+    image, and the resolved path is what is read, so a file swapped for a symlink since preview (to
+    /etc/shadow, to a qcow2 on a backing file) is refused."""
+    real = resolved("images", path, field)
+    if disk and (problem := host_policy.disk_image_problem(real)):
+        raise VdeskError(f"{field}: {path!r} is refused at use: {problem}")
+    return real
+
+
 def as_declared(declared: str | None, live: str | None, uri: str) -> str | None:
     """The declared path where libvirt has its resolution (no drift), else what libvirt has."""
     if declared is not None and on_this_machine(uri) and os.path.realpath(declared) == live:

@@ -85,7 +85,8 @@ def _read_or_import(self, request, context):
     """An ordinary read, or (no state, a vdesk import id) the read of an import: inputs included."""
     if request.properties.fields or not importing.is_import_id(request.id):
         return _read(self, request, context)
-    found = importing.read_for_import(request.id)
+    stack, project = importing.urn_stack(request.urn)
+    found = importing.read_for_import(request.id, stack=stack, project=project)
     if found is None:
         return proto.ReadResponse(id="")   # the engine reports that the resource does not exist
     blob = serialize_provider(found.provider)

@@ -24,6 +24,7 @@ import libvirt
 
 from .. import xmlmodel
 from ..host.connection import connect, lookup
+from . import ownership
 from .domain import DomainProvider
 from ..errors import VdeskError
 from .network import NetworkProvider
@@ -88,8 +89,22 @@ def _as_found(kind: str, props: dict) -> dict:
     return {}
 
 
-def read_for_import(id_: str) -> Imported | None:
-    """The object an import id names, as inputs and outputs of its provider; None when it does not exist."""
+class OwnedElsewhere(VdeskError):
+    """The object an import names belongs to another stack: importing it would take it over."""
+
+
+def urn_stack(urn: str) -> tuple[str, str]:
+    """(stack, project) of a resource URN, urn:pulumi:<stack>::<project>::<type>::<name>; ("", "") if not one."""
+    head, _, rest = urn.partition("::")
+    project = rest.split("::", 1)[0] if rest else ""
+    return (head.removeprefix("urn:pulumi:"), project) if head.startswith("urn:pulumi:") else ("", "")
+
+
+def read_for_import(id_: str, *, stack: str = "", project: str = "") -> Imported | None:
+    """The object an import id names, as inputs and outputs of its provider; None when it does not exist.
+
+    Importing is adopting by the CLI: an object another stack owns (its metadata, or that stack's creation
+    journal) is refused, as `adopt` refuses it at preview. `stack`: the importing stack, from the URN."""
     kind, identity = parse(id_)
     provider = PROVIDERS[kind]()
     defaults = {name: prop.default for name, prop in provider.PROPS.items() if prop.default is not None}
@@ -97,6 +112,10 @@ def read_for_import(id_: str) -> Imported | None:
     real_id = provider.existing_id(props)
     if real_id is None:
         return None
+    theirs = ownership.others(identity["host_uri"], provider.owner_kind(), provider.journal_name(props),
+                              stack, project=project)
+    if theirs:
+        raise OwnedElsewhere(f"cannot import {id_!r}: " + ownership.refusal(kind, identity["name"], theirs))
     outputs = provider.read(real_id, props).outs
     inputs = {name: outputs[name] for name in provider.PROPS if outputs.get(name) is not None}
     log.info("importing %s %r as %s", kind, identity["name"], real_id)

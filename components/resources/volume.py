@@ -16,7 +16,7 @@ from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem, parse_size
-from . import backups, faults
+from . import atuse, backups, faults
 from .lifecycle import shut_down
 from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown
 
@@ -237,7 +237,9 @@ class VolumeProvider(DeclaredProvider):
             model = xmlmodel.Volume(name=props["name"], format=props["format"])
             capacity = props.get("capacity_bytes")
             if props.get("source_path"):
-                _fmt, size = file_virtual_size(props["source_path"])
+                # (the upload runs on this machine: the file is checked again here, and the resolved one read)
+                source = atuse.image_file(props["source_path"], "source_path", disk=props["format"] == "qcow2")
+                _fmt, size = file_virtual_size(source)
                 model.capacity = size
                 model.format = _fmt
             elif props.get("backing_path"):
@@ -264,8 +266,8 @@ class VolumeProvider(DeclaredProvider):
                 faults.point("clone")           # the clone exists, its create has not returned
             try:
                 if props.get("source_path"):
-                    sha256 = upload_file(conn, vol, props["source_path"])
-                    verify_import(conn, vol, props["source_path"], sha256, props)
+                    sha256 = upload_file(conn, vol, source)
+                    verify_import(conn, vol, source, sha256, props)
                     if capacity and capacity > model.capacity:
                         vol.resize(capacity, 0)
                 elif props.get("copy_of") and xmlmodel.Volume.from_xml(vol.XMLDesc(0)).capacity < model.capacity:

@@ -16,6 +16,7 @@ import pytest
 
 from components.host import embedded
 from components import xmlmodel
+from components.resources import journal
 from tests.support.host import inventory
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
@@ -61,9 +62,24 @@ def test_pulumi_import_takes_hand_made_objects_over(tmp_path):
             {"type": "pulumi-python:dynamic:Resource", "name": "network-lan",
              "id": f"vdesk:network:imp-lan@{host.uri}"},
         ]}))
-        done = subprocess.run(["pulumi", "import", "--file", str(plan), "--stack", STACK, "--yes",
-                               "--generate-code=false", "--protect=false", "--non-interactive"],
-                              cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+        def pulumi_import():
+            return subprocess.run(["pulumi", "import", "--file", str(plan), "--stack", STACK, "--yes",
+                                   "--generate-code=false", "--protect=false", "--non-interactive"],
+                                  cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+
+        # The pool made by another stack's run (its journal says so): importing it would take it over.
+        os.environ["VDESK_STATE"], was = str(state), os.environ.get("VDESK_STATE")
+        try:
+            journal.note("team-a", "pool", host.uri, "imp-main", journal.CREATED)
+            refused = pulumi_import()
+            journal.forget("team-a", "pool", host.uri, "imp-main")
+        finally:
+            os.environ.pop("VDESK_STATE") if was is None else os.environ.update(VDESK_STATE=was)
+        assert refused.returncode != 0
+        assert "pool 'imp-main' belongs to stack 'team-a'" in refused.stdout + refused.stderr, refused.stdout
+        assert not [r for r in stack.export_stack().deployment.get("resources") or ()
+                    if r["type"] == "pulumi-python:dynamic:Resource"]
+        done = pulumi_import()
         assert done.returncode == 0, done.stdout + done.stderr
         imported = {r["urn"].rsplit("::", 1)[1]: r["id"] for r in stack.export_stack().deployment["resources"]
                     if r["type"] == "pulumi-python:dynamic:Resource"}

@@ -1,7 +1,8 @@
 """Two teams' stacks on one host, each applied through the GitOps script (.ci/gitops), as two teams would.
 
-Stack team-a is up with user ann's desktop (stopped: this is about libvirt objects, not boots). Stack team-b,
-whose file anyone may change by a change request, then tries against team-a's desktop:
+Stack team-a is up with user ann's desktop running (one TCG boot: the only guest here), and its `make check`
+logs in with the pinned host key. Stack team-b, whose file anyone may change by a change request (its own
+desktop stays stopped), then tries against team-a's desktop:
 - adopting its pool and network by name, and the desktop itself under team-a's prefix;
 - reusing team-a's prefix;
 - reaching it through team-b's own console links (its link with the desktop swapped, and a token minted
@@ -9,13 +10,13 @@ whose file anyone may change by a change request, then tries against team-a's de
 - destroying: team-b's own stack is applied and destroyed beside team-a's.
 Each adoption and prefix try fails at plan (the preview), naming the field and the owner; each console
 try is refused by the gateway; after every try, every libvirt object on the host and its XML is as before.
-team-a's own plan says "no changes" before and after (its `make check` needs a booted guest: here its
-objects are compared instead).
+team-a's own plan says "no changes", and its `make check` passes, before and after.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import time
 import urllib.parse
@@ -26,12 +27,14 @@ import websocket
 import yaml
 
 from components import xmlmodel
+from components.cli import checks
 from components.console import service, tokens
 from components.host import embedded
 from components.resources.network import desired_model
+from tests.support import rfb
 from tests.support.project import REPO, isolated_env
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.guests]
 A, B = "team-a", "team-b"
 IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.pyc")
 OWNED_BY_A = "belongs to stack 'team-a'"
@@ -39,16 +42,20 @@ _CHANGES_OVER_TIME = {"pool": ("capacity", "allocation", "available"), "volume":
 
 
 def _stack(*, prefix: str | None = None, user: str = "bob", cidr: str = "10.92.0.0/24", pool_adopt=False,
-           pool_path: str | None = None, network_adopt=False, user_adopt=False) -> str:
+           pool_path: str | None = None, network_adopt=False, user_adopt=False, running=False,
+           link_validity: str | None = "15m") -> str:
+    """team-b's stack file unless told otherwise: its desktop stopped, its own console links valid for 15 min
+    (other console settings than team-a's, which take the default)."""
+    console = {"console": {"link_validity": link_validity}} if link_validity else {}
     config = {
-        "vdesk:hosts": {"local": {"uri": "embedded", "accelerator": "tcg"}},
+        "vdesk:hosts": {"local": {"uri": "embedded", "accelerator": "tcg", **console}},
         "vdesk:pools": {"main": {"host": "local", **({"adopt": pool_adopt} if pool_adopt else {}),
                                  **({"path": pool_path} if pool_path else {})}},
         "vdesk:networks": {"lan": {"host": "local", "cidr": cidr,
                                    **({"adopt": network_adopt} if network_adopt else {})}},
         "vdesk:images": {"debian12": {"golden": "debian12"}},
         "vdesk:profiles": {"desk": {"pool": "main", "network": "lan", "image": "debian12", "memory": "512MiB",
-                                    "disk": "4GiB", "running": False}},
+                                    "disk": "4GiB", "running": running}},
         "vdesk:users": [{"name": user, "profile": "desk", **({"adopt": True} if user_adopt else {})}],
     }
     if prefix:
@@ -85,7 +92,8 @@ def teams(tmp_path):
     """One repository with both teams' stack files on main, one runner environment, one embedded host."""
     repo = tmp_path / "repo"
     shutil.copytree(REPO, repo, ignore=IGNORED)
-    (repo / "stacks" / f"Pulumi.{A}.yaml").write_text(_stack(user="ann", cidr="10.91.0.0/24"))
+    (repo / "stacks" / f"Pulumi.{A}.yaml").write_text(_stack(user="ann", cidr="10.91.0.0/24", running=True,
+                                                                        link_validity=None))
     (repo / "stacks" / f"Pulumi.{B}.yaml").write_text(_stack())
     env = {**os.environ, **isolated_env(tmp_path / "state"), "PYTHONPATH": str(repo)}
 
@@ -109,6 +117,16 @@ def _run(repo, env, *argv, ok=True) -> str:
     return run.stdout + run.stderr
 
 
+def _team_a_checks_pass(repo, env) -> None:
+    """team-a's `make check`: a login to ann's desktop with the host key pinned at its boot, and its checks."""
+    run = subprocess.run(["make", "-s", "check", f"STACK={A}"], env=env, cwd=repo, capture_output=True, text=True)
+    print(run.stdout, run.stderr)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "all 1 desktop(s) passed their checks" in run.stdout, run.stdout
+    login = next(line.split() for line in run.stdout.splitlines() if line.startswith("ann "))
+    assert login == ["ann", *checks.LOGIN_CHECK.split(), "ok"], run.stdout   # logged in, not skipped as stopped
+
+
 def _change_request(repo, git, branch: str, text: str) -> str:
     git("checkout", "-q", "-b", branch, "main")
     (repo / "stacks" / f"Pulumi.{B}.yaml").write_text(text)
@@ -125,6 +143,24 @@ def _refused_by_gateway(gateway_url: str, desktop: str, token: str) -> int:
     return refused.value.status_code
 
 
+def _console_session(link: str) -> websocket.WebSocket:
+    """A browser's session on a desktop's screen, through the gateway, as its printed link opens it."""
+    fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).fragment))
+    ws = websocket.create_connection(link.split("/vnc.html")[0].replace("http", "ws", 1) + "/" + fragment["path"],
+                                     subprotocols=["binary"], timeout=30)
+    width, height, _name = rfb.handshake(rfb.WebSocketTransport(ws), None)
+    ws.screen = (width, height)
+    return ws
+
+
+def _still_live(ws: websocket.WebSocket) -> bool:
+    """The session answers a request for its whole screen with a server message (RFB types 0-3)."""
+    width, height = ws.screen
+    ws.send_binary(struct.pack(">BBHHHH", 3, 0, 0, 0, width, height))       # FramebufferUpdateRequest
+    opcode, data = ws.recv_data()
+    return opcode == websocket.ABNF.OPCODE_BINARY and bool(data) and data[0] in (0, 1, 2, 3)
+
+
 def _wait_for_log(path, text: str, timeout_s: float = 10) -> str:
     deadline = time.monotonic() + timeout_s
     while text not in (log := path.read_text()):
@@ -137,6 +173,10 @@ def test_stack_b_cannot_adopt_reuse_destroy_or_reach_stack_as_desktop(teams):
     repo, env, git, host = teams
     _run(repo, env, ".ci/gitops", "apply", A)
     assert "no changes" in _run(repo, env, ".ci/gitops", "plan", A)
+    _team_a_checks_pass(repo, env)
+    console_dir = host.state_dir / "console"
+    gateway = service.runtime(console_dir)
+    session = _console_session(_run(repo, env, "tools/vdesk", "console", A, "ann").strip().splitlines()[-1])
     before = snapshot(host.uri)
     assert f"domain {A}-ann" in before and f"network {A}-lan" in before and f"pool {A}-main" in before
 
@@ -190,7 +230,6 @@ def test_stack_b_cannot_adopt_reuse_destroy_or_reach_stack_as_desktop(teams):
     fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).fragment))
     own_token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(fragment["path"]).query))["token"]
     gateway_url = link.split("/vnc.html")[0]
-    console_dir = host.state_dir / "console"
     minted, _ = tokens.mint(tokens.signing_key(console_dir), f"{A}-ann", 60, stack=B)
     assert _refused_by_gateway(gateway_url, f"{A}-ann", own_token) == 403
     _wait_for_log(console_dir / service.LOG_FILE, f"refused desktop={A}-ann from=127.0.0.1 reason=a token for "
@@ -203,3 +242,11 @@ def test_stack_b_cannot_adopt_reuse_destroy_or_reach_stack_as_desktop(teams):
     _run(repo, env, "tools/vdesk", "destroy", B)
     assert snapshot(host.uri) == before
     assert "no changes" in _run(repo, env, ".ci/gitops", "plan", A)
+    _team_a_checks_pass(repo, env)
+    # team-b's plans and its up (its console links valid for 15 min, team-a's for the default hour) left the
+    # host's one gateway as it was: the same process on the same port, and team-a's session still live.
+    assert {k: service.runtime(console_dir)[k] for k in ("pid", "port")} == {k: gateway[k] for k in ("pid", "port")}
+    try:
+        assert _still_live(session)
+    finally:
+        session.close()

@@ -92,7 +92,8 @@ def _system_libvirtd(raw, tmp):
 CASES = [  # (case, change, field, policy key, the line that gives leave)
     ("display-beyond-loopback", _display, "hosts.local.display.listen", "display_listen",
      "display_listen: [10.0.0.5]"),
-    ("console-beyond-loopback", _console, "hosts.local.console.bind", "console_bind", "console_bind: [0.0.0.0]"),
+    ("console-beyond-loopback", _console, "hosts.local.console.bind", "console.bind",
+     "console:\n  bind: 0.0.0.0\n  tls_cert: {tmp}/console.pem"),
     ("bridge-onto-a-host-bridge", _bridge, "networks.office.bridge", "bridges", "bridges: [br7]"),
     ("pci-passthrough", _pci, "users[0].gpus[0].pci", "pci_devices", "pci_devices: ['0000:01:00.*']"),
     ("mdev-on-a-parent", _mdev_parent, "users[0].gpus[0].parent", "mdev_parents", "mdev_parents: ['0000:02:00.0']"),
@@ -142,13 +143,40 @@ def test_containers_without_a_user_namespace_need_leave(mocks, golden, with_poli
     assert f"containers.{name}.userns" not in _problems(raw, "lab")
 
 
-def test_a_console_beyond_loopback_is_never_served_without_tls(mocks, golden, with_policy):  # noqa: F811
-    raw = example_stack("dev")
-    raw["hosts"]["local"]["console"] = {"bind": "0.0.0.0"}
-    with_policy("console_bind: [0.0.0.0]")
-    assert "only over TLS (set hosts.local.console.tls_cert), never plain HTTP" in \
-        _problems(raw)["hosts.local.console.bind"]
+def test_a_console_beyond_loopback_is_never_served_without_tls(mocks, golden, with_policy, tmp_path):  # noqa: F811
+    with_policy("console:\n  bind: 0.0.0.0")
+    with pytest.raises(host_policy.PolicyError, match=r"console.bind: '0.0.0.0' is beyond loopback: the console is "
+                                                      r"served there only over TLS \(set console.tls_cert\), never "
+                                                      "plain HTTP"):
+        host_policy.load()
+    (tmp_path / "console.pem").write_text("certificate and key\n")
+    with_policy(f"console:\n  bind: 0.0.0.0\n  tls_cert: {tmp_path}/console.pem")
+    assert host_policy.load().console.bind == "0.0.0.0"
     assert mocks.resources == []
+
+
+@pytest.mark.parametrize("console,field", [({"port": 6080}, "port"), ({"bind": "0.0.0.0"}, "bind"),
+                                           ({"tls_cert": "/etc/vdesk/console.pem"}, "tls_cert"),
+                                           ({"tls_key": "/etc/vdesk/console.key"}, "tls_key")])
+def test_the_gateways_settings_are_the_hosts_a_stack_cannot_change_them(console, field, mocks, golden,  # noqa: F811
+                                                                        with_policy):
+    raw = example_stack("dev")
+    raw["hosts"]["local"]["console"] = {**console, "link_validity": "15m"}
+    file = with_policy()
+    message = _problems(raw)[f"hosts.local.console.{field}"]
+    assert "the console gateway is the host's, shared by every stack on it" in message
+    assert f"`console.{field}` in {file}" in message
+    assert mocks.resources == []
+
+
+def test_a_stack_sets_only_how_long_its_own_links_last(mocks, golden, with_policy):  # noqa: F811
+    raw = example_stack("dev")
+    with_policy("console:\n  port: 6080")
+    raw["hosts"]["local"]["console"] = {"port": 6080, "link_validity": "15m"}      # restating the host's: fine
+    assert _problems(raw) == {}
+    from components.config.loader import validate
+    console = validate("dev", raw, config_keys={}).hosts["local"].console
+    assert (console.bind, console.port, console.link_validity_s) == ("127.0.0.1", 6080, 900)
 
 
 @pytest.mark.parametrize("switch", ["no_verify=1", "known_hosts_verify=ignore", "tls_priority=NONE"])
@@ -164,7 +192,7 @@ def test_loopback_and_sockets_need_no_leave(mocks, golden, with_policy):  # noqa
     raw = example_stack("dev")
     raw["hosts"]["local"]["display"] = {"listen": "127.0.0.1"}
     raw["hosts"]["local"]["console"] = {"bind": "::1"}
-    with_policy()
+    with_policy("console:\n  bind: '::1'")           # a loopback gateway needs no TLS
     assert _problems(raw) == {}
 
 

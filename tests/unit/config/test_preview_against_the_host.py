@@ -154,10 +154,19 @@ def test_display_and_console_settings_are_checked_naming_the_fields(mocks):
     assert "profiles.desktop.display.password_valid_for" in problems
     raw = example_stack("dev")
     raw["hosts"]["local"]["console"] = {"tls_cert": "/etc/shadow"}     # the gateway would read and serve it
-    assert "outside the certificates roots" in dict(_declare(raw))["hosts.local.console.tls_cert"]
+    assert "the console gateway is the host's" in dict(_declare(raw))["hosts.local.console.tls_cert"]
 
 
-@pytest.mark.parametrize("console", [{"port": 6080}, {"bind": "127.0.0.1"}, {}])
+def test_the_hosts_console_certificate_is_under_the_certificates_roots(tmp_path):
+    from components.host import policy as host_policy
+    file = tmp_path / "policy.yaml"
+    file.write_text(f"certificates: [{tmp_path}]\nconsole:\n  tls_cert: /etc/shadow\n")  # it would serve it
+    with pytest.raises(host_policy.PolicyError, match="console.tls_cert: '/etc/shadow' is outside the certificates "
+                                                      "roots"):
+        host_policy.load(file)
+
+
+@pytest.mark.parametrize("console", [{"port": 0}, {"bind": "127.0.0.1"}, {}])
 def test_a_console_block_that_sets_one_setting_takes_the_others_defaults(mocks, console):
     """The default link_validity ("1h") is converted like a written one, not handed on as text."""
     from components.config.loader import declare

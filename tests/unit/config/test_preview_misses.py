@@ -164,8 +164,8 @@ def test_a_console_address_this_machine_does_not_have_and_a_certificate_it_canno
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate\n")
     raw = example_stack("dev")
-    raw["hosts"]["local"]["console"] = {"bind": "::2", "tls_cert": str(junk)}
-    with_policy("console_bind: ['::2']")
+    raw["hosts"]["local"]["console"] = {"bind": "::2", "tls_cert": str(junk)}     # the host's, restated
+    with_policy(f"console:\n  bind: '::2'\n  tls_cert: {junk}")
     problems = _problems(raw)
     assert problems["hosts.local.console.bind"].startswith("the console cannot listen on ::2 here: ")
     assert problems["hosts.local.console.tls_cert"].startswith("is not a PEM certificate with its private key")
@@ -174,8 +174,10 @@ def test_a_console_address_this_machine_does_not_have_and_a_certificate_it_canno
                     "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
                    check=True, capture_output=True)
     raw["hosts"]["local"]["console"] = {"bind": "127.0.0.1", "tls_cert": str(cert), "tls_key": str(key)}
+    with_policy(f"console:\n  tls_cert: {cert}\n  tls_key: {key}")
     assert "hosts.local.console.tls_key" not in _problems_or_none(raw)
     raw["hosts"]["local"]["console"] = {"bind": "127.0.0.1", "tls_cert": str(cert)}      # the key is elsewhere
+    with_policy(f"console:\n  tls_cert: {cert}")
     assert "must hold the key" in _problems(raw)["hosts.local.console.tls_cert"]
 
 

@@ -92,3 +92,42 @@ def test_the_server_does_not_outlive_the_engine_that_started_it():
             return
         time.sleep(0.05)
     raise AssertionError("the provider server outlived its engine")
+
+
+def _read_as(id_, stack):
+    from components.resources import dynamic_server
+    servicer = dynamic_server.server.DynamicResourceProviderServicer()
+    urn = f"urn:pulumi:{stack}::vdesk::pulumi-python:dynamic:Resource::imported"
+    return servicer.Read(proto.ReadRequest(id=id_, urn=urn), None).id
+
+
+@pytest.mark.parametrize("kind,name,import_id", [
+    ("network", "default", f"vdesk:network:default@{URI}"),
+    ("pool", "default-pool", f"vdesk:pool:default-pool@{URI}"),
+    ("domain", "test", f"vdesk:domain:test@{URI}"),
+])
+def test_importing_another_stacks_object_is_refused_naming_its_owner(kind, name, import_id, conn, tmp_path,
+                                                                     monkeypatch):
+    from components.resources import journal
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path))
+    journal.note("team-a", kind, URI, name, journal.CREATED)          # team-a made it
+    with pytest.raises(importing.OwnedElsewhere, match=f"{kind} '{name}' belongs to stack 'team-a'"):
+        _read_as(import_id, "team-b")
+    assert _read_as(import_id, "team-a") != ""                        # its own stack may import it
+
+
+def test_importing_a_volume_another_stack_owns_is_refused(conn, tmp_path, monkeypatch):
+    from components.resources import journal
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path))
+    pool = conn.storagePoolLookupByName("default-pool")
+    pool.createXML("<volume><name>team-a-ann.qcow2</name><capacity>1048576</capacity>"
+                   "<target><format type='qcow2'/></target></volume>", 0)
+    journal.note("team-a", "volume", URI, "default-pool/team-a-ann.qcow2", journal.CREATED)
+    with pytest.raises(importing.OwnedElsewhere, match="belongs to stack 'team-a'"):
+        _read_as(f"vdesk:volume:default-pool/team-a-ann.qcow2@{URI}", "team-b")
+    assert _read_as(f"vdesk:network:default@{URI}", "team-b") != ""   # what no stack owns is imported
+
+
+def test_a_urn_names_the_importing_stack():
+    assert importing.urn_stack("urn:pulumi:team-b::vdesk::pulumi-python:dynamic:Resource::x") == ("team-b", "vdesk")
+    assert importing.urn_stack("") == ("", "")

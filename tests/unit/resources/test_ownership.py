@@ -166,3 +166,30 @@ def test_another_stacks_container_is_neither_refreshed_nor_deleted(conn, tmp_pat
         assert conn.lookupByName("own-ct").UUIDString() == dom.UUIDString()
     finally:
         dom.undefine()
+
+
+def test_runners_with_their_own_state_see_each_others_pools_and_volumes_on_a_shared_host(tmp_path, monkeypatch):
+    """Two runners on one machine, each with its own $VDESK_STATE, and qemu:///system between them: the pool and
+    volume that runner 1 makes for team-a (no libvirt metadata) are team-a's to runner 2 too."""
+    import os
+    import stat
+    system, records = "qemu:///system", tmp_path / "owners"
+    monkeypatch.setenv("VDESK_HOST_RECORDS", str(records))
+    runner1, runner2 = tmp_path / "runner1", tmp_path / "runner2"
+    monkeypatch.setenv("VDESK_STATE", str(runner1))
+    journal.note("team-a", "pool", system, "team-a-main", journal.CREATED)
+    journal.note("team-a", "volume", system, "team-a-main/team-a-ann.qcow2", journal.CREATED)
+    embedded = f"qemu:///system?socket={runner1}/run/libvirt/libvirt-sock"
+    journal.note("team-a", "pool", embedded, "team-a-main", journal.CREATED)     # runner 1's own host: not shared
+    assert stat.S_IMODE(os.stat(records).st_mode) == 0o700
+    monkeypatch.setenv("VDESK_STATE", str(runner2))
+    assert ownership.others(system, "pool", "team-a-main", "team-b") == ["team-a"]
+    assert ownership.others(system, "volume", "team-a-main/team-a-ann.qcow2", "team-b") == ["team-a"]
+    assert ownership.refusal("pool", "team-a-main", ["team-a"]).startswith("pool 'team-a-main' belongs to stack "
+                                                                           "'team-a'")
+    assert journal.lookup("team-a", "pool", system, "team-a-main") is None   # taking over reads one's own journal
+    assert journal.owners("pool", embedded, "team-a-main") == []
+    monkeypatch.setenv("VDESK_STATE", str(runner1))
+    journal.forget("team-a", "pool", system, "team-a-main")                  # team-a's destroy
+    monkeypatch.setenv("VDESK_STATE", str(runner2))
+    assert ownership.others(system, "pool", "team-a-main", "team-b") == []

@@ -239,7 +239,7 @@ def test_an_imported_domain_keeps_its_secure_boot_and_tpm(conn):
     from components.resources.importing import read_for_import
     conn.defineXML(desired_model(_props(name="sb-import")).to_xml())
     try:
-        found = read_for_import(f"vdesk:domain:sb-import@{URI}")
+        found = read_for_import(f"vdesk:domain:sb-import@{URI}", stack="unit")   # its own stack
         assert (found.inputs["boot"], found.inputs["secure_boot"], found.inputs["tpm"]) == ("uefi", True, True)
     finally:
         conn.lookupByName("sb-import").undefine()

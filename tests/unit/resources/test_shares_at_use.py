@@ -86,3 +86,33 @@ def test_a_pool_path_swapped_for_a_symlink_after_preview_is_refused_at_use(roots
     with pytest.raises(VdeskError, match=r"^path: .*team' now resolves to .*secret, which is refused at use"):
         path_at_use(props)
     assert path_at_use({**props, "type": "logical", "path": "/dev/vg"})["path"] == "/dev/vg"   # a volume group
+
+
+def test_an_image_file_swapped_for_a_symlink_after_preview_is_refused_at_upload(roots, conn):
+    import subprocess
+    from components.resources.volume import VolumeProvider
+    images = roots / "images"
+    images.mkdir()
+    (roots / "policy.yaml").write_text(f"images: [{images}]\n")
+    own = images / "own.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(own), "16M"], check=True)
+    from components.resources.atuse import image_file
+    assert image_file(str(own), "source_path", disk=True) == str(own)          # what preview allowed
+    props = {"host_uri": "test:///default", "pool": "default-pool", "name": "own-disk.qcow2", "format": "qcow2",
+             "source_path": str(own)}
+    (roots / "secret" / "shadow").write_text("root:x:0:0\n")
+    own.unlink()
+    own.symlink_to(roots / "secret" / "shadow")                                  # the swap
+    with pytest.raises(VdeskError, match=r"^source_path: .*own.qcow2' now resolves to .*shadow, which is refused at "
+                                         r"use: .* is outside the images roots"):
+        VolumeProvider().create(props)
+    # inside the roots, but a qcow2 on a backing file (it would read the file it names): refused too
+    base = images / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "16M"], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base),
+                    str(images / "on-backing.qcow2")], check=True)
+    own.unlink()
+    own.symlink_to(images / "on-backing.qcow2")
+    with pytest.raises(VdeskError, match=r"^source_path: .*own.qcow2' is refused at use: .* on a backing file"):
+        VolumeProvider().create(props)
+    assert "own-disk.qcow2" not in conn.storagePoolLookupByName("default-pool").listVolumes()
