@@ -122,10 +122,11 @@ def _overcommit(config: StackConfig) -> dict:
 
 
 def _hardware_demand(d, host: str | None, prefix: str) -> hardware.HardwareDemand:
-    vm_name = f"{prefix}-{d.name}"
+    vm_name, cpu, gpus = f"{prefix}-{d.name}", d.settings.cpu, d.settings.gpus
     return hardware.HardwareDemand(
-        d.name, host, d.cpu_mode, d.cpu_model, d.cpu_pinning, d.gpus,
-        tuple(mdev_uuid(vm_name, i) if g.mdev else None for i, g in enumerate(d.gpus)),
+        d.name, host, cpu and (cpu.mode or ("custom" if cpu.model else None)), cpu and cpu.model,
+        tuple(cpu.pinning or ()) if cpu else (), tuple(hardware.Gpu(g.pci, g.mdev, g.parent) for g in gpus),
+        tuple(mdev_uuid(vm_name, i) if g.mdev else None for i, g in enumerate(gpus)),
         (("cpu", d.field("cpu")), ("gpus", d.field("gpus"))))
 
 
@@ -137,9 +138,9 @@ def place_desktops(stack: str, config: StackConfig, facts: HostFacts) -> tuple[S
     # Where each desktop is now, asked of the hosts themselves (a stack on one host has nowhere else to be).
     existing = placement.find_existing({h: facts.hosts[h].uri for h in facts.reachable(config.hosts)}, stack,
                                        vm_names.values()) if len(config.hosts) > 1 else {}
-    asking = sorted({h for d in flexible if d.cpu_mode or d.cpu_model or d.cpu_pinning or d.gpus for h in d.hosts})
+    asking = sorted({h for d in flexible if _hardware_demand(d, None, config.prefix).asks for h in d.hosts})
     wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib,
-                            d.max_vcpus or d.settings.vcpus, d.settings.running,
+                            d.settings.max_vcpus or d.settings.vcpus, d.settings.running,
                             _hardware_demand(d, None, config.prefix), d.field("hosts"))
              for d in config.desktops.values()]
     result = placement.place(wants, capacities=facts.capacities(candidates), hardware=facts.hardware(asking),
@@ -156,8 +157,9 @@ def check_capacity(config: StackConfig, hosts: Mapping, facts: HostFacts | None 
     Hosts that could not be reached are not checked (their desktops fail at `up`, naming the host)."""
     facts = facts or HostFacts(hosts)
     capacities = facts.capacities({d.host for d in config.desktops.values()})
-    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.settings.vcpus, d.settings.running,
-                               d.field("memory"), d.field("max_vcpus" if d.max_vcpus else "vcpus"))
+    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.settings.max_vcpus or d.settings.vcpus,
+                               d.settings.running, d.field("memory"),
+                               d.field("max_vcpus" if d.settings.max_vcpus else "vcpus"))
                for d in config.desktops.values() if d.host in capacities]
     if problems := capacity.problems(demands, capacities, _overcommit(config)):
         raise InputError(problems)
@@ -299,7 +301,7 @@ def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, pre
     """Its own settings as resolved (a profile's with a user's overrides; checks with each user's name filled in)
     and what it refers to."""
     return DesktopArgs.from_settings(
-        d.settings.model_copy(update={"checks": [dict(c) for c in d.checks]}),
+        d.settings,
         image=image, pool=pool, network=network, extra_networks=extra_networks,
         users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None)
                for u in d.users],

@@ -129,9 +129,9 @@ def test_users_get_one_desktop_each_from_their_profile_with_overrides():
     alice, bob, carol = cfg.desktops.values()
     assert (alice.memory_mib, alice.settings.vcpus, alice.settings.disk, alice.settings.running) == (1024, 1, 8 * 1024**3, True)
     assert alice.users[0].groups == ("audio",) and alice.profile == "desktop" and alice.source == "users[0]"
-    assert alice.checks == ({"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"})
+    assert alice.settings.checks == [{"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"}]
     assert (bob.memory_mib, bob.settings.vcpus, bob.settings.disk, bob.settings.running) == (1536, 2, 20 * 1024**3, False)
-    assert bob.users[0].groups == ("plugdev",) and bob.checks == ({"service": "ssh"},)
+    assert bob.users[0].groups == ("plugdev",) and bob.settings.checks == [{"service": "ssh"}]
     assert bob.users[0].ssh_authorized_keys == ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop",)
     assert (carol.memory_mib, carol.settings.vcpus, carol.settings.disk) == (2048, 4, 8 * 1024**3)
     assert carol.users[0].password == "carol-password" and carol.profile == "desktop"
@@ -144,7 +144,7 @@ def test_max_vcpus_is_optional_and_inherited_from_the_profile_unless_the_user_se
     raw["users"][1]["max_vcpus"] = 4
     raw["desktops"] = {"dev": dict(VALID["desktops"]["dev"], max_vcpus=2)}
     cfg = parse(raw, stack="team", config_keys={"carol-password": True})
-    assert [cfg.desktops[n].max_vcpus for n in ("alice", "bob", "carol", "dev")] == [None, 4, 8, 2]
+    assert [cfg.desktops[n].settings.max_vcpus for n in ("alice", "bob", "carol", "dev")] == [None, 4, 8, 2]
     assert cfg.profiles["big"].max_vcpus == 8 and cfg.profiles["standard"].max_vcpus is None
 
 
