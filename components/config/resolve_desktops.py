@@ -5,7 +5,7 @@ import ipaddress
 
 from ..cloudinit import available_profiles
 from ..desktop.settings import DesktopSettings as OwnSettings
-from ..desktop.settings import SESSION, FirmwareFacts, Gpu, firmware_problems, session_problems
+from ..desktop.settings import SESSION, FirmwareFacts, Gpu, firmware_problems, session_problems, vcpu_problems
 from ..host.resolve import swtpm_installed
 from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE
@@ -111,18 +111,12 @@ class _Desktops:
 
     def machine(self, loc: Loc, e: DesktopSettings, hosts: tuple, network: str | None) -> dict:
         """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
-        max_vcpus = e.max_vcpus
-        if max_vcpus is not None and e.vcpus is not None and max_vcpus < e.vcpus:
-            self.add((*loc, "max_vcpus"), f"must be >= vcpus ({e.vcpus})")
-            max_vcpus = None
-        topology = None
-        if e.cpu_topology is not None and None not in (t := e.cpu_topology).model_dump().values():
-            topology = t
-            product = t.sockets * t.cores * t.threads
-            vcpu_max = max_vcpus or e.vcpus
-            if vcpu_max is not None and self.ok(loc, "vcpus", "max_vcpus") and product != vcpu_max:
-                self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
-                                                 f"(max_vcpus, else vcpus) is {vcpu_max}")
+        problems = vcpu_problems(path(loc), e, ok=self.valid(loc))
+        for field, message in problems:
+            self.add(loc_of(field), message)
+        max_vcpus = None if f"{path(loc)}.max_vcpus" in dict(problems) else e.max_vcpus
+        topology = e.cpu_topology if e.cpu_topology is not None and \
+            None not in e.cpu_topology.model_dump().values() else None
         image = self.images.get(e.image)
         local = next((h for h in hosts if self.local(h)), None)
         facts = FirmwareFacts(
@@ -133,24 +127,16 @@ class _Desktops:
         for field, message in firmware_problems(path(loc), e, facts):
             self.add(loc_of(field), message)
         return {"settings": {"max_vcpus": max_vcpus, "cpu_topology": topology,
-                             "cpu": self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus),
+                             "cpu": _checked_pins(e.cpu),
                              "gpus": self.gpus((*loc, "gpus"), e.gpus)},
                 "references": {"shares": self.desktop_shares(loc, e.shares, hosts),
                                "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network)}}
 
-    def cpu(self, loc: Loc, cpu: Cpu | None, vcpu_max: int | None) -> Cpu | None:
-        """A CPU mode with its model (custom only), and at most one pin per vCPU (the host is checked later)."""
-        if cpu is None:
-            return None
-        if cpu.model is not None and cpu.mode not in (None, "custom"):
-            self.add((*loc, "model"), f"a named model is mode custom; mode {cpu.mode} takes no model")
-        elif cpu.mode == "custom" and cpu.model is None and self.ok(loc, "model"):
-            self.add((*loc, "mode"), "custom needs a model, e.g. model: Haswell-noTSX")
-        pins = tuple(p for p in cpu.pinning or () if p is not None)
-        if vcpu_max is not None and len(pins) > vcpu_max and self.ok(loc, "pinning"):
-            self.add((*loc, "pinning"), f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
-                                        "(max_vcpus, else vcpus)")
-        return cpu.model_copy(update={"pinning": None if cpu.pinning is None else list(pins)})
+    def valid(self, loc: Loc):
+        """ok() of the entry at `loc` for settings named by their dotted path (cpu.model)."""
+        def ok(*names: str) -> bool:
+            return all(self.ok((*loc, *name.split(".")[:-1]), name.split(".")[-1]) for name in names)
+        return ok
 
     def gpus(self, loc: Loc, gpus: list | None) -> list[Gpu]:
         """Each GPU is a whole PCI device or a mediated device type (and a parent only for the latter)."""
@@ -242,7 +228,10 @@ class _Desktops:
         vcpu_max = max_vcpus or u.vcpus or (profile.vcpus if profile else None)
         pins = _pins(profile.cpu) if profile is not None else ()
         if u.cpu is not None:
-            own["cpu"] = self.cpu((*loc, "cpu"), u.cpu, vcpu_max)
+            alone = OwnSettings.model_construct(vcpus=vcpu_max, max_vcpus=None, cpu_topology=None, cpu=u.cpu)
+            for field, message in vcpu_problems(path(loc), alone, ok=self.valid(loc)):
+                self.add(loc_of(field), message)
+            own["cpu"] = _checked_pins(u.cpu)
         elif profile is not None and vcpu_max is not None and len(pins) > vcpu_max \
                 and (u.vcpus is not None or u.max_vcpus is not None):     # (else the profile says so itself)
             self.add((*loc, "vcpus" if u.vcpus is not None else "max_vcpus"),
@@ -353,8 +342,13 @@ def _own(entry: DesktopSettings, **checked) -> OwnSettings:
     return OwnSettings.model_construct(**{**{key: getattr(entry, key) for key in OwnSettings.model_fields}, **checked})
 
 
+def _checked_pins(cpu: Cpu | None) -> Cpu | None:
+    """The CPU without the pins that failed their check (a partly broken list has None for them)."""
+    return cpu if cpu is None or cpu.pinning is None else cpu.model_copy(update={"pinning": list(_pins(cpu))})
+
+
 def _pins(cpu: Cpu | None) -> tuple:
-    return tuple(cpu.pinning or ()) if cpu is not None else ()
+    return tuple(p for p in cpu.pinning or () if p is not None) if cpu is not None else ()
 
 
 def _good(values) -> tuple:

@@ -64,6 +64,34 @@ def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tu
     return found
 
 
+def vcpu_problems(path: str, own, *, ok=lambda *names: True) -> list[tuple[str, str]]:
+    """What is wrong between a desktop's vCPU settings (of `own`): max_vcpus, cpu_topology and the cpu's mode,
+    model and pins, as (`<path>.<field>`, message) pairs. ok(*names): whether those settings were valid on their
+    own (a partly broken entry has None for a broken one: nothing to compare it with)."""
+    found, vcpus, max_vcpus = [], own.vcpus, own.max_vcpus
+    if max_vcpus is not None and vcpus is not None and max_vcpus < vcpus:
+        found.append((f"{path}.max_vcpus", f"must be >= vcpus ({vcpus})"))
+        max_vcpus = None
+    vcpu_max = max_vcpus or vcpus
+    t = own.cpu_topology
+    if t is not None and None not in (t.sockets, t.cores, t.threads) and vcpu_max is not None \
+            and ok("vcpus", "max_vcpus") and t.sockets * t.cores * t.threads != vcpu_max:
+        found.append((f"{path}.cpu_topology", f"sockets x cores x threads is {t.sockets * t.cores * t.threads}, but "
+                                              f"the vCPU maximum (max_vcpus, else vcpus) is {vcpu_max}"))
+    cpu = own.cpu
+    if cpu is None:
+        return found
+    if cpu.model is not None and cpu.mode not in (None, "custom"):
+        found.append((f"{path}.cpu.model", f"a named model is mode custom; mode {cpu.mode} takes no model"))
+    elif cpu.mode == "custom" and cpu.model is None and ok("cpu.model"):
+        found.append((f"{path}.cpu.mode", "custom needs a model, e.g. model: Haswell-noTSX"))
+    pins = [p for p in cpu.pinning or () if p is not None]
+    if vcpu_max is not None and len(pins) > vcpu_max and ok("cpu.pinning"):
+        found.append((f"{path}.cpu.pinning", f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
+                                             "(max_vcpus, else vcpus)"))
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class FirmwareFacts:
     """What the firmware settings are checked against: the image's boot and the host's TPM emulator."""
