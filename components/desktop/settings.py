@@ -11,18 +11,18 @@ import dataclasses
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
 
 from ..guest.checkspec import KINDS
-from ..host.hardware import CPU_MODES
+# The kinds that the providers' inputs share are declared below resources/, in components.kinds.
+from ..kinds import (Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType, Settings, Wording,
+                     rule as _rule)
 from ..names import SIZE_PATTERN, parse_duration, parse_size
-from ..xmlmodel import parse_cpuset, split_pci_address
+from ..xmlmodel import split_pci_address
 
 HOME_ON_REMOVAL = ("keep", "delete")   # what becomes of a removed desktop's home volume
 DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
 MIN_MEMORY = 256 * 1024**2
-_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
 
@@ -143,25 +143,6 @@ class UserMay:
 BY_USER = UserMay()
 
 
-@dataclasses.dataclass(frozen=True)
-class Wording:
-    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
-    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
-    missing: str = ""    # the whole message when it is absent or empty
-    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
-    #                      the value as written and the choices (leave {input} out where it might be a secret)
-
-
-
-def _rule(problem) -> AfterValidator:
-    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
-    def check(value):
-        if message := problem(value):
-            raise ValueError(message)
-        return value
-    return AfterValidator(check)
-
-
 def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
     """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
     def check(value) -> int:
@@ -186,14 +167,6 @@ def _duration(value) -> int:
 
 
 
-def _cpuset_problem(value) -> str | None:
-    try:
-        parse_cpuset(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 def _pci_problem(value: str) -> str | None:
     try:
         split_pci_address(value)
@@ -205,11 +178,8 @@ def _pci_problem(value: str) -> str | None:
 
 # The kinds of values a desktop's settings take.
 
-Count = Annotated[int, Field(ge=1)]
 MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
 DiskSize = Annotated[int, _size("GiB")]
-MachineType = Annotated[str, Field(pattern=_MACHINE),
-                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
 Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
                        Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
 Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
@@ -218,34 +188,10 @@ Checks = Annotated[list[Annotated[Any, WithJsonSchema({
     "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
                                      "what to check, and that kind's options."})]],
     Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
-CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
-                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
-CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, _rule(lambda v: _cpuset_problem(v)),
-                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
 PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
                        Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
 MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
                        Wording(invalid="{input} is not a mediated device type id (e.g. nvidia-222)")]
-
-
-
-class Settings(BaseModel):
-    """Settings of one entry: a typo is an error that lists what is allowed."""
-    # validate_default: a default is converted like a written value ("1h" -> 3600), so no later check ever
-    # sees it as written
-    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True, validate_default=True,
-                              field_title_generator=lambda name, _info: name)
-    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
-    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
-    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unset(cls, data: Any) -> Any:
-        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
-        return data
 
 
 
@@ -258,21 +204,13 @@ class DesktopDisplay(Settings):
 
 
 
-class CpuTopology(Settings):
-    """How the vCPUs look to the guest; their product is the vCPU maximum."""
-    record: ClassVar[bool] = True
-    sockets: Count = Field(description="CPU sockets.")
-    cores: Count = Field(description="Cores per socket.")
-    threads: Count = Field(description="Threads per core.")
-
-
 _TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
 
 
 class Cpu(Settings):
     """The CPU the guest sees and the host CPUs its vCPUs run on; checked against the host at preview."""
     key_noun: ClassVar[str] = "CPU setting"
-    mode: Literal[CPU_MODES] | None = Field(None, description="host-passthrough, host-model, or custom (a named "
+    mode: CpuMode | None = Field(None, description="host-passthrough, host-model, or custom (a named "
                                                               "model; implied by `model`). Default: libvirt's.")
     model: CpuModelName | None = Field(None, description="A named CPU model the host can run, e.g. Haswell-noTSX.")
     pinning: Annotated[list[CpuSet], Field(min_length=1),

@@ -20,11 +20,12 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
+from ..kinds import Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType
 from ..names import name_problem
 from .. import rootexec
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
-from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
+from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,11 @@ def _one_of(options):
     return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
 
 
+_POSITIVE = "must be a positive integer"
+
+
 def _positive(v):
-    return None if v > 0 else "must be a positive integer"
+    return None if v > 0 else _POSITIVE
 
 
 def _is_int(v) -> bool:
@@ -110,24 +114,6 @@ def _video_problem(video) -> str | None:
         return "width and height must be whole numbers of pixels, given together"
     if size != [None, None] and (size[0] < 640 or size[1] < 400):
         return f"{size[0]}x{size[1]} is smaller than 640x400"
-    return None
-
-
-def _topology_problem(topology) -> str | None:
-    keys = ("sockets", "cores", "threads")
-    def whole(v):  # the wire may carry 2 as 2.0
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0
-    if set(topology) != set(keys) or not all(whole(topology[k]) for k in keys):
-        return "must be {sockets, cores, threads}, each a positive integer"
-    return None
-
-
-def _pinning_problem(pins) -> str | None:
-    for i, cpuset in enumerate(pins):
-        try:
-            xmlmodel.parse_cpuset(cpuset)
-        except ValueError as exc:
-            return f"[{i}]: {exc}"
     return None
 
 
@@ -386,18 +372,18 @@ class DomainProvider(DeclaredProvider):
                     doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
                         "change makes a new domain"),
         "memory_mib": Prop(int, required=True, validate=_positive),
-        "vcpus": Prop(int, required=True, validate=_positive,
-                      doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
-        "max_vcpus": Prop(int, validate=_positive,
-                          doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
-        "cpu_mode": Prop(str, doc="host-passthrough, host-model or custom (checked against the host at preview)"),
-        "cpu_model": Prop(str, doc="a named CPU model (mode custom, fallback forbid)"),
-        "cpu_pinning": Prop(list, validate=_pinning_problem, doc="host CPU set per vCPU (cputune vcpupin)"),
+        "vcpus": declared(Count, _POSITIVE, required=True,
+                          doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
+        "max_vcpus": declared(Count, _POSITIVE,
+                              doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
+        "cpu_mode": declared(CpuMode, doc="host-passthrough, host-model or custom (checked against the host at preview)"),
+        "cpu_model": declared(CpuModelName, doc="a named CPU model (mode custom, fallback forbid)"),
+        "cpu_pinning": declared(list[CpuSet], doc="host CPU set per vCPU (cputune vcpupin)"),
         "hostdevs": Prop(list, validate=_hostdevs_problem,
                          doc="host devices: {type: pci, address} (whole device, managed) or {type: mdev, uuid}"),
-        "cpu_topology": Prop(dict, validate=_topology_problem,
-                             doc="{sockets, cores, threads}; their product is the vCPU maximum"),
-        "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
+        "cpu_topology": declared(CpuTopology, "must be {sockets, cores, threads}, each a positive integer",
+                                 doc="{sockets, cores, threads}; their product is the vCPU maximum"),
+        "machine": declared(MachineType, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
         "disks": Prop(list, default=[], validate=_disks_problem,
                       doc="{path, format, readonly, ..., source}: `source` names what the volume was made from, so "
@@ -454,7 +440,7 @@ class DomainProvider(DeclaredProvider):
         if inputs.get("display_password_valid_to") and not inputs.get("display_password"):
             problems.append(("display_password_valid_to", "display_password_valid_to needs a display_password"))
         topology = inputs.get("cpu_topology")
-        if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
+        if isinstance(topology, dict) and not self.PROPS["cpu_topology"].validate(topology) and _is_int(vcpus) \
                 and (max_vcpus is None or _is_int(max_vcpus)):
             product = int(topology["sockets"] * topology["cores"] * topology["threads"])
             if product != max_vcpus_of(inputs):

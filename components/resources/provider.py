@@ -14,8 +14,10 @@ from typing import Any, Callable
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
 from pulumi.output import Unknown
+from pydantic import TypeAdapter, ValidationError
 
 from ..errors import VdeskError
+from ..kinds import Wording
 from . import journal, ownership
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,33 @@ class Prop:
         if self.inert:
             return "no effect on an existing object"
         return "replace" if self.replaces else "update in place"
+
+
+_JSON_TYPES = {"integer": int, "string": str, "object": dict, "array": list, "boolean": bool, "number": float}
+
+
+def declared(kind, problem: str | None = None, **prop) -> Prop:
+    """A property whose values are a kind declared in components.kinds (the same declaration the stack file and
+    the component arguments use): its type and its check are that declaration's. `problem`: the provider's
+    words for a value the kind refuses (default: the declaration's own, at the place in the value)."""
+    adapter = TypeAdapter(kind)
+    wording = next((m for m in getattr(kind, "__metadata__", ()) if isinstance(m, Wording)), Wording())
+
+    def check(value) -> str | None:
+        try:
+            adapter.validate_python(_normal(value))
+        except ValidationError as exc:
+            if problem is not None:
+                return problem
+            error = exc.errors()[0]
+            if wording.invalid and not error["loc"]:
+                return wording.invalid.format(input=repr(value), options="")
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            return f"{where}: {message}" if where else message
+        return None
+
+    return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, **prop)
 
 
 def _type_name(t) -> str:

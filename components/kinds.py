@@ -1,0 +1,82 @@
+"""The kinds of values settings take, declared once for the stack file, the component arguments and the
+providers' inputs: a type with its constraints and the words of its problems.
+
+It sits below every package that declares or checks a setting (config, desktop, host, resources), so the
+providers derive their input checks from the same declarations (components.resources.provider.declared)
+without importing the layers above them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from .xmlmodel import parse_cpuset
+
+CPU_MODES = ("host-passthrough", "host-model", "custom")
+_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+@dataclasses.dataclass(frozen=True)
+class Wording:
+    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
+    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
+    missing: str = ""    # the whole message when it is absent or empty
+    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
+    #                      the value as written and the choices (leave {input} out where it might be a secret)
+
+
+def rule(problem) -> AfterValidator:
+    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
+    def check(value):
+        if message := problem(value):
+            raise ValueError(message)
+        return value
+    return AfterValidator(check)
+
+
+def _cpuset_problem(value) -> str | None:
+    try:
+        parse_cpuset(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+class Settings(BaseModel):
+    """Settings of one entry: a typo is an error that lists what is allowed."""
+    # validate_default: a default is converted like a written value ("1h" -> 3600), so no later check ever
+    # sees it as written
+    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True, validate_default=True,
+                              field_title_generator=lambda name, _info: name)
+    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
+    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
+    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
+        return data
+
+
+Count = Annotated[int, Field(ge=1)]
+MachineType = Annotated[str, Field(pattern=_MACHINE),
+                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
+CpuMode = Literal[CPU_MODES]
+CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
+                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
+CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, rule(lambda v: _cpuset_problem(v)),
+                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
+
+
+class CpuTopology(Settings):
+    """How the vCPUs look to the guest; their product is the vCPU maximum."""
+    record: ClassVar[bool] = True
+    sockets: Count = Field(description="CPU sockets.")
+    cores: Count = Field(description="Cores per socket.")
+    threads: Count = Field(description="Threads per core.")
