@@ -8,13 +8,17 @@ without importing the layers above them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from .names import network_problem
 from .xmlmodel import parse_cpuset
 
 CPU_MODES = ("host-passthrough", "host-model", "custom")
+NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
+_INTERFACE = r"^[^\s/:]{1,15}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -35,6 +39,18 @@ def rule(problem) -> AfterValidator:
             raise ValueError(message)
         return value
     return AfterValidator(check)
+
+
+def cidr6_problem(value: str) -> str | None:
+    """An IPv6 prefix with room for DHCPv6 (the IPv6 half of a dual-stack network)."""
+    if message := network_problem(value):
+        return message
+    net = ipaddress.ip_network(value)
+    if net.version != 6:
+        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
+    if net.prefixlen > 125:
+        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
+    return None
 
 
 def _cpuset_problem(value) -> str | None:
@@ -80,3 +96,22 @@ class CpuTopology(Settings):
     sockets: Count = Field(description="CPU sockets.")
     cores: Count = Field(description="Cores per socket.")
     threads: Count = Field(description="Threads per core.")
+
+
+BackupDays = Annotated[int, Field(ge=0, le=3650)]
+NetworkMode = Literal[NETWORK_MODES]
+Interface = Annotated[str, Field(pattern=_INTERFACE),
+                      Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
+                                      "':')")]
+Cidr6 = Annotated[str, rule(cidr6_problem), Wording(expected="an IPv6 prefix, e.g. fd00:77::/64")]
+
+
+class Timeouts(Settings):
+    """How long vdesk waits for each step of a desktop's readiness, in seconds."""
+    model_config = ConfigDict(**Settings.model_config, frozen=True)   # (a default of DesktopArgs)
+    key_noun: ClassVar[str] = "timeout"
+    address: Count = Field(600, description="Until the guest has an address.")
+    ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
+    cloud_init: Count = Field(900, description="Until cloud-init reports done.")
+    shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
+    graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")

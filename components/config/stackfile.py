@@ -18,13 +18,13 @@ from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Durat
                                 Settings, Wording, _GPUS, _rule)
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
+from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode, Timeouts  # (shared with the providers)
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
-NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
 GOLDEN_IMAGES = ("debian12",)
@@ -40,7 +40,6 @@ _PUBLIC_KEY = (r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
 _LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
 _GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_INTERFACE = r"^[^\s/:]{1,15}$"
 ALL_HOSTS = "all"
 HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
                        "here")
@@ -72,17 +71,6 @@ def _address_sources(value) -> list[str]:
     if not isinstance(value, list) or not value or any(x not in ADDRESS_SOURCES for x in value):
         raise ValueError(f"must be a non-empty list of {', '.join(ADDRESS_SOURCES)}, got {value!r}")
     return value
-
-
-def _cidr6(value: str) -> str | None:
-    if message := network_problem(value):
-        return message
-    net = ipaddress.ip_network(value)
-    if net.version != 6:
-        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
-    if net.prefixlen > 125:
-        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
-    return None
 
 
 def _ip(version: int | None):
@@ -146,11 +134,7 @@ SshKey = Annotated[str, Field(pattern=_PUBLIC_KEY), _rule(lambda v: _NOT_A_KEY i
 SshKeys = Annotated[list[SshKey],
                     Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
-Interface = Annotated[str, Field(pattern=_INTERFACE),
-                      Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
-                                      "':')")]
 Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
-Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd00:77::/64")]
 IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
@@ -299,7 +283,7 @@ class Network(Settings):
                                                 "larger). Required, except with mode: bridge, where it describes "
                                                 "the LAN.")
     cidr6: Cidr6 | None = Field(None, description="An IPv6 prefix beside an IPv4 cidr (dual stack, with DHCPv6).")
-    mode: Literal[NETWORK_MODES] = Field("nat", description="nat, isolated, route, open, or bridge (guests join "
+    mode: NetworkMode = Field("nat", description="nat, isolated, route, open, or bridge (guests join "
                                                             "the existing host bridge named by `bridge`).")
     bridge: Interface | None = Field(None, description="mode: bridge: the existing host bridge, e.g. br0.")
     dhcp: bool | None = Field(None, description="Hand out addresses by DHCP (default: true, except on a bridge).")
@@ -454,16 +438,6 @@ class Container(Settings):
     userns: bool = Field(True, description="Map root inside to an unprivileged host uid (false is warned about).")
     running: bool = Field(True, description="Keep it running.")
     checks: Checks = Field([], description="Checks run inside it once it has an address.")
-
-
-class Timeouts(Settings):
-    """How long vdesk waits for each step of a desktop's readiness, in seconds."""
-    key_noun: ClassVar[str] = "timeout"
-    address: Count = Field(600, description="Until the guest has an address.")
-    ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
-    cloud_init: Count = Field(900, description="Until cloud-init reports done.")
-    shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
-    graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
 
 
 def _no_settings_is_defaults(entries: Any) -> Any:

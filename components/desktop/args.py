@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
 from ..host.hardware import Gpu
+from ..kinds import Timeouts   # the readiness gate's waits and a graceful shutdown, as the stack file declares them
 from ..names import name_problem
 from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
                        session_problems, vcpu_problems)
@@ -45,17 +46,6 @@ class Share:
     @property
     def mountpoint(self) -> str:
         return f"/mnt/shares/{self.name}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Timeouts:
-    """Bounds, in seconds, of the readiness gate's waits and of a graceful shutdown."""
-
-    address: int = 600
-    ssh: int = 300
-    cloud_init: int = 900
-    shutdown: int = 60
-    graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
 @dataclasses.dataclass(init=False)

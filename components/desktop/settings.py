@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
 
 from ..guest.checkspec import KINDS
 # The kinds that the providers' inputs share are declared below resources/, in components.kinds.
-from ..kinds import (Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType, Settings, Wording,
+from ..kinds import (BackupDays, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType, Settings, Wording,
                      rule as _rule)
 from ..names import SIZE_PATTERN, parse_duration, parse_size
 from ..xmlmodel import split_pci_address
@@ -255,7 +255,7 @@ class DesktopSettings(Settings):
     home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
         "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
                             "host (found again if the user comes back), or delete it.")
-    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+    disk_backup_days: BackupDays = Field(
         7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
                        "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
     running: Annotated[bool, DomainInput(), BY_USER] = Field(

@@ -42,12 +42,13 @@ from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
+from ..kinds import Count   # (the stack file's container vcpus is declared with it)
 from ..guest import GuestError
 from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
 from .. import processes
 from ..waiting import WaitTimeout, wait_for
-from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop
+from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
 from . import atuse
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
@@ -75,8 +76,11 @@ def _one_of(options):
     return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
 
 
+_POSITIVE = "must be a positive integer"
+
+
 def _positive(v):
-    return None if v > 0 else "must be a positive integer"
+    return None if v > 0 else _POSITIVE
 
 
 def _lxc_uri_problem(v: str) -> str | None:
@@ -451,7 +455,7 @@ class ContainerProvider(DeclaredProvider):
         "env": Prop(list, default=[], validate=_env_problem, doc="NAME=value for the init/command"),
         "memory_mib": Prop(int, required=True, validate=_positive,
                            doc="memory limit; lowering is applied live, raising at a restart"),
-        "vcpus": Prop(int, default=1, validate=_positive, doc="CPU time cap in whole CPUs (CFS quota); live"),
+        "vcpus": declared(Count, _POSITIVE, default=1, doc="CPU time cap in whole CPUs (CFS quota); live"),
         "cpu_shares": Prop(int, validate=_shares_problem, doc="relative CPU weight; live"),
         "networks": Prop(list, default=[], validate=_networks_problem,
                          doc="NICs {network, mac}; mac defaults to one derived from name and network"),

@@ -53,7 +53,8 @@ _JSON_TYPES = {"integer": int, "string": str, "object": dict, "array": list, "bo
 def declared(kind, problem: str | None = None, **prop) -> Prop:
     """A property whose values are a kind declared in components.kinds (the same declaration the stack file and
     the component arguments use): its type and its check are that declaration's. `problem`: the provider's
-    words for a value the kind refuses (default: the declaration's own, at the place in the value)."""
+    words for a value the kind refuses, {input} standing for it (default: the declaration's own, at the place in
+    the value)."""
     adapter = TypeAdapter(kind)
     wording = next((m for m in getattr(kind, "__metadata__", ()) if isinstance(m, Wording)), Wording())
 
@@ -62,7 +63,7 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
             adapter.validate_python(_normal(value))
         except ValidationError as exc:
             if problem is not None:
-                return problem
+                return problem.replace("{input}", repr(value))
             error = exc.errors()[0]
             if wording.invalid and not error["loc"]:
                 return wording.invalid.format(input=repr(value), options="")

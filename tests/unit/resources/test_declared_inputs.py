@@ -41,3 +41,22 @@ def test_the_wire_s_whole_floats_are_the_integers_written():
     with pytest.raises(ValidationError):
         TypeAdapter(CpuTopology).validate_python({"sockets": 1.0, "cores": 2, "threads": 1})   # strict, as declared
     assert DomainProvider().check({}, _props(cpu_topology={"sockets": 1.0, "cores": 2.0, "threads": 1.0})).failures == []
+
+
+def test_the_network_volume_container_and_gate_inputs_are_the_shared_kinds():
+    from components.kinds import NETWORK_MODES, Timeouts
+    from components.resources.container import ContainerProvider
+    from components.resources.network import NetworkProvider
+    from components.resources.readiness import ReadinessProvider
+    from components.resources.volume import VolumeProvider
+    network = NetworkProvider.PROPS
+    assert network["mode"].validate("bridged") == "'bridged' must be one of " + ", ".join(NETWORK_MODES)
+    assert network["bridge"].validate("br 0") == "a Linux interface name: 1-15 characters, no spaces, '/' or ':'"
+    assert network["cidr6"].validate("10.0.0.0/24") == ("'10.0.0.0/24' is not an IPv6 prefix (cidr6 is the IPv6 "
+                                                        "half of a dual-stack network)")
+    assert VolumeProvider.PROPS["backup_days"].validate(3651) == "must be 0..3650"
+    assert VolumeProvider.PROPS["backup_days"].validate(0) is None
+    assert ContainerProvider.PROPS["vcpus"].validate(0) == "must be a positive integer"
+    gate = ReadinessProvider.PROPS
+    assert (gate["address_timeout_s"].default, gate["ssh_timeout_s"].default, gate["cloud_init_timeout_s"].default) \
+        == (Timeouts().address, Timeouts().ssh, Timeouts().cloud_init)
