@@ -39,6 +39,7 @@ class Prop:
     doc: str = ""
     secret: bool = False
     inert: bool = False              # matters only when the object is created: a change does nothing
+    kind: Any = None                 # the declaration (components.kinds) its values are checked by, if any
 
     @property
     def change(self) -> str:
@@ -72,7 +73,7 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
             return f"{where}: {message}" if where else message
         return None
 
-    return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, **prop)
+    return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, kind=kind, **prop)
 
 
 def _type_name(t) -> str:
