@@ -11,11 +11,13 @@ import dataclasses
 import ipaddress
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
-from .names import network_problem
+from .guest.checkspec import KINDS
+from .names import SIZE_PATTERN, network_problem, parse_size
 from .xmlmodel import parse_cpuset
 
+MIN_MEMORY = 256 * 1024**2   # a desktop's or a container's least memory
 CPU_MODES = ("host-passthrough", "host-model", "custom")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 _INTERFACE = r"^[^\s/:]{1,15}$"
@@ -39,6 +41,19 @@ def rule(problem) -> AfterValidator:
             raise ValueError(message)
         return value
     return AfterValidator(check)
+
+
+def size(default_unit: str, minimum: int = 0) -> PlainValidator:
+    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
+    def check(value) -> int:
+        size = parse_size(value, default_unit=default_unit)
+        if size < 0:
+            raise ValueError(f"{value!r} is not a size: sizes are not negative")
+        if size < minimum:
+            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
+        return size
+    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
+    return PlainValidator(check, json_schema_input_type=written)
 
 
 def cidr6_problem(value: str) -> str | None:
@@ -81,6 +96,12 @@ class Settings(BaseModel):
 
 
 Count = Annotated[int, Field(ge=1)]
+NonEmpty = Annotated[str, Field(min_length=1)]
+MemorySize = Annotated[int, size("MiB", MIN_MEMORY)]
+Checks = Annotated[list[Annotated[Any, WithJsonSchema({
+    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
+                                     "what to check, and that kind's options."})]],
+    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
 MachineType = Annotated[str, Field(pattern=_MACHINE),
                         Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
 CpuMode = Literal[CPU_MODES]

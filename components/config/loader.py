@@ -280,9 +280,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
 
     containers = {name: Container(f"container-{name}", ContainerArgs(
         host=hosts[c.host], image=images[c.image], network=networks[(c.network, c.host)] if c.network else None,
-        memory=c.memory_mib, vcpus=c.vcpus, command=c.command, env=dict(e.split("=", 1) for e in c.env),
-        mounts=c.mounts, userns=c.userns, running=c.running, checks=c.checks,
-        address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
+        settings=c.settings, address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
         for name, c in config.containers.items()}
 
     first_host = next(iter(hosts.values()))

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..container.settings import ContainerSettings
 from ..desktop.settings import DesktopSettings
 from .partial import salvage
 from .problems import from_error, in_file_order
@@ -159,19 +160,13 @@ class DesktopConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ContainerConfig:
-    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    """A libvirt LXC container as resolved: where it runs, what it is made from, and its settings (declared once:
+    components.container.settings.ContainerSettings, checks checked)."""
     name: str
     host: str
     network: str | None
     image: str
-    memory_mib: int
-    vcpus: int
-    command: tuple[str, ...]
-    env: tuple[str, ...]
-    mounts: tuple[dict, ...]
-    userns: bool
-    running: bool
-    checks: tuple[dict, ...]
+    settings: ContainerSettings
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,12 +13,13 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
 
-# A desktop's own settings and the kinds of values are declared there; the stack file adds names and references.
-from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
-                                Settings, Wording, _GPUS, _rule)
+# A desktop's and a container's own settings and the kinds of values are declared there; the stack file adds
+# names and references.
+from ..container.settings import ContainerSettings
+from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
-from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode, Timeouts  # (shared with the providers)
+from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode, NonEmpty, Timeouts  # (shared with the providers)
 from ..names import NAME_PATTERN, name_problem, network_problem
 from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from .network_values import DnsName, Mac
@@ -87,13 +88,6 @@ def _ip(version: int | None):
 
 
 
-def _scalar(value):
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    got = "null" if value is None else type(value).__name__
-    raise ValueError(f"must be a string, a number or true/false, got {got}")
-
-
 def _hosts(value):
     """`all`, or a non-empty list of host names (resolve.py checks that they are declared)."""
     if value == ALL_HOSTS or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
@@ -111,7 +105,6 @@ def _not_a_section(key: str) -> str | None:
 # The kinds of values: what each accepts, how editors see it, and how its problems are worded.
 Name = Annotated[str, _rule(name_problem), Wording(expected="a name (lowercase letters, digits and '-'), got {got}")]
 NameValue = Annotated[Name, Field(json_schema_extra={"pattern": NAME_PATTERN})]
-NonEmpty = Annotated[str, Field(min_length=1)]
 Adopt = Annotated[bool | str, PlainValidator(_adopt, json_schema_input_type=bool | NameValue)]
 Uri = Annotated[str, _rule(lambda v: None if v == EMBEDDED or "://" in v
                            else f"{v!r} must be 'embedded' or a libvirt URI such as qemu:///system"),
@@ -151,19 +144,12 @@ Devices = Annotated[list[Device], Field(min_length=1),
 VolumeGroup = Annotated[str, _rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
 FileServer = Annotated[str, _rule(host_problem), Wording(expected="a host name or address, got {got}")]
 Export = Annotated[str, Wording(expected="a path (or, for cifs, a share name), got {got}")]
-Command = Annotated[list[NonEmpty],
-                    BeforeValidator(lambda v: [v] if isinstance(v, str) else v,
-                                    json_schema_input_type=str | list[str]),
-                    Wording(expected="a command line as a list of strings, e.g. [/bin/sleep, infinity]")]
 AddressSources = Annotated[list[str], PlainValidator(
     _address_sources, json_schema_input_type=Annotated[list[Literal[ADDRESS_SOURCES]], Field(min_length=1)])]
 Golden = Annotated[Literal[GOLDEN_IMAGES], Wording(invalid="{input} is not an image vdesk builds (known: {options})")]
 ImageFile = Annotated[str, _rule(lambda v: None if os.path.isfile(v) else f"{v!r} does not exist or is not a file")]
 Template = Annotated[str, Wording(expected="the name of a template under templates/user-data/, e.g. desktop, "
                                            "got {got}")]
-Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValidator(
-    _scalar, json_schema_input_type=str | int | float | bool)]],
-    Wording(expected="a mapping of variable names to values, got {got}")]
 HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
 ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
 Hosts = Annotated[list[str] | str, PlainValidator(
@@ -414,30 +400,16 @@ User = create_model(
     adopt=(bool, Field(False, description="Take over their desktop's domain, disk and seed if they exist.")))
 
 
-class Mount(Settings):
-    """A host directory mounted into a container."""
-    noun: ClassVar[str] = "mount"
-    record: ClassVar[bool] = True
-    source: NonEmpty = Field(description="The directory on the host.")
-    target: NonEmpty = Field(description="Where it appears in the container.")
-    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
-
-
-class Container(Settings):
-    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
-    noun: ClassVar[str] = "container"
+class ContainerPlacement(Settings):
+    """Where a container runs and what it is made from."""
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     network: NetworkRef | None = Field(None, description="Its network (on the same host); none: no NIC.")
     image: ImageRef = Field(description="A golden image; its tree becomes the container's root.")
-    memory: MemorySize = Field("256MiB", description="Memory, e.g. 512MiB (an integer is in MiB); at "
-                                                        "least 256MiB.")
-    vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
-    command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
-    env: Environment = Field({}, description="Environment variables of the command.")
-    mounts: list[Mount] = Field([], description="Host directories mounted into it.")
-    userns: bool = Field(True, description="Map root inside to an unprivileged host uid (false is warned about).")
-    running: bool = Field(True, description="Keep it running.")
-    checks: Checks = Field([], description="Checks run inside it once it has an address.")
+
+
+class Container(ContainerSettings, ContainerPlacement):
+    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    noun: ClassVar[str] = "container"
 
 
 def _no_settings_is_defaults(entries: Any) -> Any:

@@ -11,18 +11,17 @@ import dataclasses
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, PlainValidator, WithJsonSchema
+from pydantic import BaseModel, Field, PlainValidator
 
-from ..guest.checkspec import KINDS
-# The kinds that the providers' inputs share are declared below resources/, in components.kinds.
-from ..kinds import (BackupDays, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType, Settings, Wording,
-                     rule as _rule)
-from ..names import SIZE_PATTERN, parse_duration, parse_size
+# The kinds that other components and the providers' inputs share are declared below resources/, in
+# components.kinds.
+from ..kinds import (BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
+                     MemorySize, Settings, Wording, rule as _rule, size as _size)
+from ..names import parse_duration
 from ..xmlmodel import split_pci_address
 
 HOME_ON_REMOVAL = ("keep", "delete")   # what becomes of a removed desktop's home volume
 DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
-MIN_MEMORY = 256 * 1024**2
 _MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
 
@@ -143,20 +142,6 @@ class UserMay:
 BY_USER = UserMay()
 
 
-def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
-    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
-    def check(value) -> int:
-        size = parse_size(value, default_unit=default_unit)
-        if size < 0:
-            raise ValueError(f"{value!r} is not a size: sizes are not negative")
-        if size < minimum:
-            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
-        return size
-    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
-    return PlainValidator(check, json_schema_input_type=written)
-
-
-
 def _duration(value) -> int:
     """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
     try:
@@ -178,16 +163,11 @@ def _pci_problem(value: str) -> str | None:
 
 # The kinds of values a desktop's settings take.
 
-MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
 DiskSize = Annotated[int, _size("GiB")]
 Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
                        Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
 Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
-Checks = Annotated[list[Annotated[Any, WithJsonSchema({
-    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
-                                     "what to check, and that kind's options."})]],
-    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
 PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
                        Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
 MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
