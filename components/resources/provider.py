@@ -3,6 +3,14 @@
 Each resource declares its properties once (type, required, whether a change
 replaces); check() and diff() are derived from that table, and so is the table
 in docs/properties.md, so the documentation cannot drift from the behaviour.
+
+An input that is a setting of a declared kind (components.kinds: what the stack
+file and the component arguments declare too) is checked by that declaration
+(`declared`). A provider keeps a check of its own only where it is the last
+line: for what no setting declares (host URIs, paths, the lists it turns into
+XML), for what it reads back from its state and libvirt, and for bounds that
+are the object's rather than a setting's (a domain's memory_mib may be below a
+desktop's 256MiB minimum: the providers' own tests make 64MiB guests).
 """
 from __future__ import annotations
 
