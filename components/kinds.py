@@ -20,6 +20,10 @@ from .xmlmodel import parse_cpuset
 MIN_MEMORY = 256 * 1024**2   # a desktop's or a container's least memory
 CPU_MODES = ("host-passthrough", "host-model", "custom")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
+POOL_TYPES = ("dir", "logical", "netfs")
+NETFS_FORMATS = ("nfs", "cifs", "glusterfs", "auto")
+_VG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
 _INTERFACE = r"^[^\s/:]{1,15}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -54,6 +58,19 @@ def size(default_unit: str, minimum: int = 0) -> PlainValidator:
         return size
     written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
     return PlainValidator(check, json_schema_input_type=written)
+
+
+def vg_name_problem(value: str) -> str | None:
+    """LVM's rules for a volume group name (it also becomes /dev/<name>)."""
+    if not value or len(value) > 127 or value.startswith("-") or value in (".", "..") \
+            or not set(value) <= _VG_CHARS:
+        return (f"{value!r} is not a volume group name: use letters, digits, '+', '_', '.' and '-', "
+                "not starting with '-'")
+    return None
+
+
+def host_problem(value: str) -> str | None:
+    return None if value and set(value) <= _HOST_CHARS else f"{value!r} is not a host name or IP address"
 
 
 def cidr6_problem(value: str) -> str | None:
@@ -125,6 +142,10 @@ Interface = Annotated[str, Field(pattern=_INTERFACE),
                       Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
                                       "':')")]
 Cidr6 = Annotated[str, rule(cidr6_problem), Wording(expected="an IPv6 prefix, e.g. fd00:77::/64")]
+PoolType = Literal[POOL_TYPES]
+NetfsFormat = Literal[NETFS_FORMATS]
+VolumeGroup = Annotated[str, rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
+FileServer = Annotated[str, rule(host_problem), Wording(expected="a host name or address, got {got}")]
 
 
 class Timeouts(Settings):

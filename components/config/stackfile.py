@@ -19,9 +19,10 @@ from ..container.settings import ContainerSettings
 from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
-from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode, NonEmpty, Timeouts  # (shared with the providers)
+# (kinds shared with the providers)
+from ..kinds import (NETWORK_MODES, Cidr6, FileServer, Interface, NetfsFormat, NetworkMode, NonEmpty, PoolType,
+                     Timeouts, VolumeGroup)
 from ..names import NAME_PATTERN, name_problem, network_problem
-from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
@@ -141,8 +142,6 @@ Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.nor
                    Wording(expected="an absolute block device path, e.g. /dev/sdb, got {got}")]
 Devices = Annotated[list[Device], Field(min_length=1),
                     Wording(expected="a non-empty list of block device paths, e.g. [/dev/sdb]")]
-VolumeGroup = Annotated[str, _rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
-FileServer = Annotated[str, _rule(host_problem), Wording(expected="a host name or address, got {got}")]
 Export = Annotated[str, Wording(expected="a path (or, for cifs, a share name), got {got}")]
 AddressSources = Annotated[list[str], PlainValidator(
     _address_sources, json_schema_input_type=Annotated[list[Literal[ADDRESS_SOURCES]], Field(min_length=1)])]
@@ -217,7 +216,7 @@ class Pool(Settings):
     host: HostRef | None = Field(None, description="The host it is on (or `hosts`).")
     hosts: Hosts | None = Field(None, description="Several hosts, or all: one pool of this name on each, for "
                                                   "desktops placed across them.")
-    type: Literal[POOL_TYPES] = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
+    type: PoolType = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
                                                          "netfs (a mounted network share).")
     path: HostPath | None = Field(None, description="dir and netfs: its directory on the host (default: under the "
                                                     "host's pool root). Required to adopt a pool by name.")
@@ -226,7 +225,7 @@ class Pool(Settings):
     source_name: VolumeGroup | None = Field(
         None, description="logical: the volume group (without source_devices it must exist, and is kept on "
                           "destroy).")
-    source_format: Literal[NETFS_FORMATS] | None = Field(None, description="netfs: the share's protocol "
+    source_format: NetfsFormat | None = Field(None, description="netfs: the share's protocol "
                                                                            "(default auto).")
     source_host: FileServer | None = Field(None, description="netfs: the file server's host name or address.")
     source_dir: Export | None = Field(None, description="netfs: the exported directory (cifs: the share's name).")

@@ -60,3 +60,17 @@ def test_the_network_volume_container_and_gate_inputs_are_the_shared_kinds():
     gate = ReadinessProvider.PROPS
     assert (gate["address_timeout_s"].default, gate["ssh_timeout_s"].default, gate["cloud_init_timeout_s"].default) \
         == (Timeouts().address, Timeouts().ssh, Timeouts().cloud_init)
+
+
+def test_the_pool_inputs_are_the_stack_file_s_kinds():
+    from components.config.stackfile import Pool
+    from components.kinds import FileServer, NetfsFormat, PoolType, VolumeGroup
+    from components.resources.pool import PoolProvider
+    props = PoolProvider.PROPS
+    assert [props[k].kind for k in ("type", "source_format", "source_name", "source_host")] == \
+        [PoolType, NetfsFormat, VolumeGroup, FileServer]
+    assert [Pool.model_fields[k].annotation for k in ("type",)] == [PoolType]
+    assert props["type"].validate("zfs") == "'zfs' is not one of dir, logical, netfs"
+    assert props["source_format"].validate("smb") == "'smb' is not one of nfs, cifs, glusterfs, auto"
+    assert props["source_name"].validate("-vg").startswith("'-vg' is not a volume group name")
+    assert props["source_host"].validate("a b") == "'a b' is not a host name or IP address"
