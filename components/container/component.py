@@ -98,7 +98,7 @@ class Container(pulumi.ComponentResource):
             "image": (args.image.build.directory if getattr(args.image, "build", None)
                       else os.path.dirname(args.image.files.disk)), "containers_dir": host.containers_dir,
             "command": list(own.command), "env": [f"{k}={v}" for k, v in own.env.items()],
-            "memory_mib": own.memory // 1024**2, "vcpus": own.vcpus, "networks": nics,
+            "memory": own.memory, "vcpus": own.vcpus, "networks": nics,
             # (only what is written: a mount's state stays as it was before `readonly` had a default)
             "mounts": [m.model_dump(exclude_unset=True) for m in own.mounts], "userns": own.userns,
             "running": own.running,

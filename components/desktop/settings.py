@@ -217,7 +217,7 @@ _GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>
 
 class DesktopSettings(Settings):
     """What a desktop is, apart from where it runs and what it is made from: the settings of every desktop."""
-    memory: Annotated[MemorySize, DomainInput("memory_mib", unit=1024**2), BY_USER] = Field(
+    memory: Annotated[MemorySize, DomainInput(), BY_USER] = Field(
         "1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least 256MiB.")
     vcpus: Annotated[Count, DomainInput(), BY_USER] = Field(1, description="Virtual CPUs.")
     max_vcpus: Annotated[Count | None, DomainInput(), BY_USER] = Field(

@@ -65,7 +65,7 @@ CPU_PERIOD_US = 100000
 USERNS_OFF_WARNING = ("userns is false: root in container {name!r} is root on the host "
                       "(no user namespace); write `userns: true` (the default) unless you need this")
 # Changing these takes effect when the container starts again.
-_NEEDS_RESTART = ("command", "env", "networks", "mounts", "memory_mib")
+_NEEDS_RESTART = ("command", "env", "networks", "mounts", "memory")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -77,6 +77,11 @@ def _one_of(options):
 
 
 _POSITIVE = "must be a positive integer"
+MiB = 1024**2
+
+
+def _whole_mib(v):
+    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
 
 
 def _positive(v):
@@ -248,7 +253,7 @@ def remove_cgroup(props) -> None:
 def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
                   emulator: str | None = None) -> ContainerXML:
     """The LXC domain vdesk declares for `props`, its root tree at `root`."""
-    memory_kib = int(props["memory_mib"]) * 1024
+    memory_kib = int(props["memory"]) // 1024
     command = list(props.get("command") or []) or [SYSTEM_INIT]
     vcpus = int(props.get("vcpus") or 1)
     model = ContainerXML(
@@ -296,7 +301,7 @@ def observed_inputs(live: ContainerXML, props) -> dict:
     if live.cpu_quota and live.cpu_quota > 0 and live.cpu_period:
         vcpus = max(1, live.cpu_quota // live.cpu_period)
     return {
-        "memory_mib": (live.memory_kib or 0) // 1024,
+        "memory": (live.memory_kib or 0) * 1024,
         "vcpus": vcpus,
         "cpu_shares": live.cpu_shares if props.get("cpu_shares") is not None else None,
         "command": [] if command == [SYSTEM_INIT] else command,
@@ -440,6 +445,8 @@ def stop_container(dom, timeout_s: float) -> str:
 
 class ContainerProvider(DeclaredProvider):
     OWNER_KIND = "container"         # its owner is its metadata: no other stack's refresh or destroy takes it
+    # Memory was stored in MiB (memory_mib) before sizes were bytes inside vdesk.
+    RENAMED = {"memory_mib": ("memory", MiB)}
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True, validate=_lxc_uri_problem,
                          doc="libvirt LXC URI, e.g. the embedded host's `lxc:///system?socket=…`"),
@@ -453,8 +460,9 @@ class ContainerProvider(DeclaredProvider):
         "command": Prop(list, default=[], validate=_command_problem,
                         doc="argv of an application container; empty: a system container (/sbin/init)"),
         "env": Prop(list, default=[], validate=_env_problem, doc="NAME=value for the init/command"),
-        "memory_mib": Prop(int, required=True, validate=_positive,
-                           doc="memory limit; lowering is applied live, raising at a restart"),
+        "memory": Prop(int, required=True, validate=_whole_mib,
+                       doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
+                           "restart"),
         "vcpus": declared(Count, _POSITIVE, default=1, doc="CPU time cap in whole CPUs (CFS quota); live"),
         "cpu_shares": Prop(int, validate=_shares_problem, doc="relative CPU weight; live"),
         "networks": Prop(list, default=[], validate=_networks_problem,
@@ -594,14 +602,14 @@ class ContainerProvider(DeclaredProvider):
             if news.get("cpu_shares") is not None:
                 params["cpu_shares"] = int(news["cpu_shares"])
             dom.setSchedulerParametersFlags(params, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        if "memory_mib" in changed and news["memory_mib"] * 1024 <= dom.maxMemory():
+        if "memory" in changed and news["memory"] // 1024 <= dom.maxMemory():
             # the memory cgroup limit, below the size the container was started with
-            dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            dom.setMemoryFlags(news["memory"] // 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     @staticmethod
     def _needs_restart(dom, news, changed) -> bool:
-        others = changed & (set(_NEEDS_RESTART) - {"memory_mib"})
-        grows = "memory_mib" in changed and news["memory_mib"] * 1024 > dom.maxMemory()
+        others = changed & (set(_NEEDS_RESTART) - {"memory"})
+        grows = "memory" in changed and news["memory"] // 1024 > dom.maxMemory()
         return bool(others) or grows
 
     # -- delete ---------------------------------------------------------------------

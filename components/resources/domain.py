@@ -37,11 +37,11 @@ VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdage
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
 TPM_MODEL, TPM_VERSION = "tpm-crb", "2.0"     # a TPM 2.0 with the CRB interface, emulated by swtpm
 # Changing these only takes effect when the guest boots again.
-_NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
+_NEEDS_RESTART = ("domain_type", "memory", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
                   "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
                   "spice", "cpu_model", "cpu_pinning", "hostdevs")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
-_LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
+_LIVE_CAPABLE = {"memory", "vcpus", "max_vcpus"}
 
 
 def _one_of(options):
@@ -49,6 +49,11 @@ def _one_of(options):
 
 
 _POSITIVE = "must be a positive integer"
+MiB = 1024**2
+
+
+def _whole_mib(v):
+    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
 
 
 def _positive(v):
@@ -175,7 +180,7 @@ def max_vcpus_of(props) -> int:
 
 
 def desired_model(props) -> xmlmodel.Domain:
-    memory_kib = int(props["memory_mib"]) * 1024
+    memory_kib = int(props["memory"]) // 1024
     boot = props.get("boot", "kernel")
     vcpus, max_vcpus = int(props["vcpus"]), max_vcpus_of(props)
     # <vcpu placement='static' current='N'>MAX</vcpu>; with no room above vcpus, plain <vcpu>N</vcpu>
@@ -265,7 +270,7 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "machine": props.get("machine") if same_machine(props.get("machine"), live.machine) else live.machine,
         "cpu_topology": ({"sockets": live.cpu_sockets, "cores": live.cpu_cores, "threads": live.cpu_threads}
                          if live.cpu_sockets else None),
-        "memory_mib": (live.current_memory_kib or live.memory_kib) // 1024,
+        "memory": (live.current_memory_kib or live.memory_kib) * 1024,
         "vcpus": boot_vcpus if live_vcpus is None else live_vcpus,
         "max_vcpus": live.vcpus if declared_max or live.vcpus != boot_vcpus else None,
         "kernel": live.kernel if props.get("boot", "kernel") == "kernel" else props.get("kernel"),
@@ -358,6 +363,8 @@ def _remove_logs(path: str | None) -> None:
 
 
 class DomainProvider(DeclaredProvider):
+    # Memory was stored in MiB (memory_mib) before sizes were bytes inside vdesk.
+    RENAMED = {"memory_mib": ("memory", MiB)}
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
@@ -371,7 +378,8 @@ class DomainProvider(DeclaredProvider):
         "tpm": Prop(bool, replaces=True,
                     doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
                         "change makes a new domain"),
-        "memory_mib": Prop(int, required=True, validate=_positive),
+        "memory": Prop(int, required=True, validate=_whole_mib,
+                       doc="bytes (a whole number of MiB); KiB only in the XML"),
         "vcpus": declared(Count, _POSITIVE, required=True,
                           doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
         "max_vcpus": declared(Count, _POSITIVE, doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a "
@@ -532,9 +540,9 @@ class DomainProvider(DeclaredProvider):
         if pending - _LIVE_CAPABLE:
             return False
         name = news["name"]
-        if "memory_mib" in pending and news["memory_mib"] > olds["memory_mib"]:
+        if "memory" in pending and news["memory"] > olds["memory"]:
             log.info("%s: memory grows to %d MiB, above the boot-time maximum: needs a restart",
-                     name, news["memory_mib"])
+                     name, news["memory"] // MiB)
             return False
         if pending & {"vcpus", "max_vcpus"}:
             # The running guest's own maximum decides, not the old state: it may have drifted.
@@ -542,9 +550,9 @@ class DomainProvider(DeclaredProvider):
             if max_vcpus_of(news) != boot_max:
                 log.info("%s: vCPU maximum %d -> %d needs a restart", name, boot_max, max_vcpus_of(news))
                 return False
-        if "memory_mib" in pending:
+        if "memory" in pending:
             try:
-                dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                dom.setMemoryFlags(news["memory"] // 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
             except libvirt.libvirtError as exc:
                 log.warning("%s: live memory change refused, falling back to restart_policy %r: %s",
                             name, news["restart_policy"], exc.get_error_message())

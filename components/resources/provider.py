@@ -9,7 +9,7 @@ file and the component arguments declare too) is checked by that declaration
 (`declared`). A provider keeps a check of its own only where it is the last
 line: for what no setting declares (host URIs, paths, the lists it turns into
 XML), for what it reads back from its state and libvirt, and for bounds that
-are the object's rather than a setting's (a domain's memory_mib may be below a
+are the object's rather than a setting's (a domain's memory may be below a
 desktop's 256MiB minimum: the providers' own tests make 64MiB guests).
 """
 from __future__ import annotations
@@ -111,6 +111,16 @@ PROJECT = Prop(str, default="", inert=True,
                doc="the Pulumi project of the stack that makes it (in its owner metadata)")
 
 
+def _renames_read(method):
+    """Inputs stored under a name a provider has since renamed (RENAMED) are read as the new one, in its unit."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        return method(self, *(self.renamed(a) if isinstance(a, dict) else a for a in args))
+
+    return wrapper
+
+
 def _owned_read(read):
     """A refresh never takes another stack's object into this stack's state: to this stack it is gone."""
 
@@ -189,6 +199,9 @@ class DeclaredProvider(ResourceProvider):
         for name in ("create", "read", "update", "delete"):
             if name in cls.__dict__:
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
+        for name in ("check", "diff", "create", "read", "update", "delete"):
+            if cls.RENAMED and (name in cls.__dict__ or name in ("check", "diff")):
+                setattr(cls, name, _renames_read(getattr(cls, name)))
         if "create" in cls.__dict__ and "adopt" in cls.PROPS:
             cls.create = _adopting(cls.create)
         if "delete" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
@@ -202,6 +215,23 @@ class DeclaredProvider(ResourceProvider):
     OWNER_KIND = ""                  # the kind whose owner is read, when it is not journaled (containers)
     # Replacing with the same name/MAC cannot coexist: delete the old one first.
     DELETE_BEFORE_REPLACE = True
+    # Inputs renamed since a state may have stored them: old name -> (new name, factor from the old unit to the
+    # new). The old name is read as the new one wherever state or inputs arrive, so a state written before the
+    # rename reads, refreshes and diffs as if written after it (a no-op `up` shows no change).
+    RENAMED: dict[str, tuple[str, int]] = {}
+
+    def renamed(self, props: dict) -> dict:
+        """props with every input of an old name under its new name, in the new unit."""
+        if not any(old in props for old in self.RENAMED):
+            return props
+        props = dict(props)
+        for old, (new, factor) in self.RENAMED.items():
+            if old not in props:
+                continue
+            value = props.pop(old)   # (written in the old dialect, it is what was meant)
+            props[new] = value * factor if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else value          # (a value known only after apply stays as it is)
+        return props
 
     # -- check ------------------------------------------------------------------
     def check(self, _olds, news):

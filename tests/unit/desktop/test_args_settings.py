@@ -48,10 +48,10 @@ def test_an_unknown_keyword_is_a_type_error():
         _args(cpu_speed=3)
 
 
-def test_the_domain_inputs_keep_their_stored_names_and_units():
+def test_the_domain_inputs_are_the_settings_in_bytes_and_firmware_off_is_unset():
     inputs = domain_inputs(DesktopSettings(memory="1536MiB", secure_boot=True, cpu_topology={
         "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2))
-    assert inputs == {"memory_mib": 1536, "vcpus": 1, "max_vcpus": 2,
+    assert inputs == {"memory": 1536 * 1024**2, "vcpus": 1, "max_vcpus": 2,
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
                       "autostart": False, "secure_boot": True, "tpm": None}
 
