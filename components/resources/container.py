@@ -253,6 +253,7 @@ def remove_cgroup(props) -> None:
 def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
                   emulator: str | None = None) -> ContainerXML:
     """The LXC domain vdesk declares for `props`, its root tree at `root`."""
+    props = ContainerProvider().renamed(props)  # (props written before memory was bytes read the same)
     memory_kib = int(props["memory"]) // 1024
     command = list(props.get("command") or []) or [SYSTEM_INIT]
     vcpus = int(props.get("vcpus") or 1)

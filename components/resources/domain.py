@@ -180,6 +180,7 @@ def max_vcpus_of(props) -> int:
 
 
 def desired_model(props) -> xmlmodel.Domain:
+    props = DomainProvider().renamed(props)     # (props written before memory was bytes read the same)
     memory_kib = int(props["memory"]) // 1024
     boot = props.get("boot", "kernel")
     vcpus, max_vcpus = int(props["vcpus"]), max_vcpus_of(props)

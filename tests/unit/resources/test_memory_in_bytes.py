@@ -68,3 +68,10 @@ def test_a_container_state_in_mib_diffs_as_bytes():
     state = {k: v for k, v in news.inputs.items() if k != "memory"} | {"memory_mib": 512}
     assert cp.diff("id", state, news.inputs).changes is False
     assert cp.diff("id", state, dict(news.inputs, memory=768 * MiB)).changes is True
+
+
+def test_the_xml_of_props_written_in_mib_is_the_same():
+    from components.resources.domain import desired_model
+    legacy = {k: v for k, v in _props().items() if k != "memory"} | {"memory_mib": 512}
+    assert desired_model(legacy).to_xml() == desired_model(_props()).to_xml()
+    assert desired_model(_props()).memory_kib == 512 * 1024
