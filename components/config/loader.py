@@ -139,7 +139,7 @@ def place_desktops(stack: str, config: StackConfig, facts: HostFacts) -> tuple[S
     existing = placement.find_existing({h: facts.hosts[h].uri for h in facts.reachable(config.hosts)}, stack,
                                        vm_names.values()) if len(config.hosts) > 1 else {}
     asking = sorted({h for d in flexible if _hardware_demand(d, None, config.prefix).asks for h in d.hosts})
-    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib,
+    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.settings.memory,
                             d.settings.max_vcpus or d.settings.vcpus, d.settings.running,
                             _hardware_demand(d, None, config.prefix), d.field("hosts"))
              for d in config.desktops.values()]
@@ -157,7 +157,7 @@ def check_capacity(config: StackConfig, hosts: Mapping, facts: HostFacts | None 
     Hosts that could not be reached are not checked (their desktops fail at `up`, naming the host)."""
     facts = facts or HostFacts(hosts)
     capacities = facts.capacities({d.host for d in config.desktops.values()})
-    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.settings.max_vcpus or d.settings.vcpus,
+    demands = [capacity.Demand(d.name, d.host, d.settings.memory, d.settings.max_vcpus or d.settings.vcpus,
                                d.settings.running, d.field("memory"),
                                d.field("max_vcpus" if d.settings.max_vcpus else "vcpus"))
                for d in config.desktops.values() if d.host in capacities]

@@ -148,11 +148,6 @@ class DesktopConfig:
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
     hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
 
-    @property
-    def memory_mib(self) -> int:
-        """Its memory as the hosts' capacity is counted."""
-        return (self.settings.memory or 0) // 1024**2
-
     def field(self, key: str) -> str:
         """Where a setting of this desktop is written: its own entry, or the profile it inherits it from."""
         return dict(self.origins).get(key, f"{self.source}.{key}")

@@ -93,6 +93,7 @@ class DesktopArgs:
 
     @property
     def memory_mib(self) -> int:
+        """Memory in a KubeVirt manifest's unit (Mi): the one edge outside libvirt's XML that is not bytes."""
         return self.settings.memory // 1024**2
 
     @property

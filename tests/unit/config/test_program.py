@@ -88,7 +88,7 @@ def _fake_render(profile, variables):
 
 def _this_machine(host, uri, domain_type):
     """The host's size as this machine's: 24 GiB, 2 CPUs (the test driver reports a 3 GiB host)."""
-    return Capacity(host, 24 * 1024, 2, 288)
+    return Capacity(host, 24 * 1024**3, 2, 288)
 
 
 @pytest.fixture
