@@ -123,10 +123,11 @@ def _overcommit(config: StackConfig) -> dict:
 
 
 def _hardware_demand(d, host: str | None, prefix: str) -> hardware.HardwareDemand:
-    vm_name = f"{prefix}-{d.name}"
+    vm_name, cpu, gpus = f"{prefix}-{d.name}", d.settings.cpu, d.settings.gpus
     return hardware.HardwareDemand(
-        d.name, host, d.cpu_mode, d.cpu_model, d.cpu_pinning, d.gpus,
-        tuple(mdev_uuid(vm_name, i) if g.mdev else None for i, g in enumerate(d.gpus)),
+        d.name, host, cpu and (cpu.mode or ("custom" if cpu.model else None)), cpu and cpu.model,
+        tuple(cpu.pinning or ()) if cpu else (), tuple(hardware.Gpu(g.pci, g.mdev, g.parent) for g in gpus),
+        tuple(mdev_uuid(vm_name, i) if g.mdev else None for i, g in enumerate(gpus)),
         (("cpu", d.field("cpu")), ("gpus", d.field("gpus"))))
 
 
@@ -138,9 +139,9 @@ def place_desktops(stack: str, config: StackConfig, facts: HostFacts) -> tuple[S
     # Where each desktop is now, asked of the hosts themselves (a stack on one host has nowhere else to be).
     existing = placement.find_existing({h: facts.hosts[h].uri for h in facts.reachable(config.hosts)}, stack,
                                        vm_names.values()) if len(config.hosts) > 1 else {}
-    asking = sorted({h for d in flexible if d.cpu_mode or d.cpu_model or d.cpu_pinning or d.gpus for h in d.hosts})
-    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.memory_mib,
-                            d.max_vcpus or d.settings.vcpus, d.settings.running,
+    asking = sorted({h for d in flexible if _hardware_demand(d, None, config.prefix).asks for h in d.hosts})
+    wants = [placement.Want(d.name, vm_names[d.name], d.hosts or (d.host,), d.settings.memory,
+                            d.settings.max_vcpus or d.settings.vcpus, d.settings.running,
                             _hardware_demand(d, None, config.prefix), d.field("hosts"))
              for d in config.desktops.values()]
     result = placement.place(wants, capacities=facts.capacities(candidates), hardware=facts.hardware(asking),
@@ -157,8 +158,9 @@ def check_capacity(config: StackConfig, hosts: Mapping, facts: HostFacts | None 
     Hosts that could not be reached are not checked (their desktops fail at `up`, naming the host)."""
     facts = facts or HostFacts(hosts)
     capacities = facts.capacities({d.host for d in config.desktops.values()})
-    demands = [capacity.Demand(d.name, d.host, d.memory_mib, d.max_vcpus or d.settings.vcpus, d.settings.running,
-                               d.field("memory"), d.field("max_vcpus" if d.max_vcpus else "vcpus"))
+    demands = [capacity.Demand(d.name, d.host, d.settings.memory, d.settings.max_vcpus or d.settings.vcpus,
+                               d.settings.running, d.field("memory"),
+                               d.field("max_vcpus" if d.settings.max_vcpus else "vcpus"))
                for d in config.desktops.values() if d.host in capacities]
     if problems := capacity.problems(demands, capacities, _overcommit(config)):
         raise InputError(problems)
@@ -283,9 +285,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
 
     containers = {name: Container(f"container-{name}", ContainerArgs(
         host=hosts[c.host], image=images[c.image], network=networks[(c.network, c.host)] if c.network else None,
-        memory=c.memory_mib, vcpus=c.vcpus, command=c.command, env=dict(e.split("=", 1) for e in c.env),
-        mounts=c.mounts, userns=c.userns, running=c.running, checks=c.checks,
-        address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
+        settings=c.settings, address_timeout_s=config.timeouts["address"], libvirt_name=f"{prefix}-{name}"))
         for name, c in config.containers.items()}
 
     first_host = next(iter(hosts.values()), None)
@@ -305,7 +305,7 @@ def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, pre
     """Its own settings as resolved (a profile's with a user's overrides; checks with each user's name filled in)
     and what it refers to."""
     return DesktopArgs.from_settings(
-        d.settings.model_copy(update={"checks": [dict(c) for c in d.checks]}),
+        d.settings,
         image=image, pool=pool, network=network, extra_networks=extra_networks,
         users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None,
                           u.email)

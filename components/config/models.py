@@ -26,8 +26,8 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from ..errors import InputError
+from ..container.settings import ContainerSettings
 from ..desktop.settings import DesktopSettings
-from ..host.hardware import Gpu
 from .partial import salvage
 from .problems import from_error, in_file_order
 from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, EMBEDDED, NETWORK_MODES,
@@ -37,7 +37,7 @@ __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "D
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "EMBEDDED", "NETWORK_MODES",
            "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
-           "ProfileConfig", "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
+           "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
 
 # The keys each part of the file takes: declared once, by the models.
 SECTIONS = tuple(StackFile.model_fields)
@@ -129,29 +129,9 @@ class UserConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ProfileConfig:
-    name: str
-    template: str                      # a template under templates/user-data/
-    host: str
-    pool: str
-    network: str
-    image: str
-    groups: tuple[str, ...]
-    checks: tuple[dict, ...]           # may hold {user}, replaced per user
-    settings: DesktopSettings          # its desktops' own settings (sizes in bytes), as declared
-    max_vcpus: int | None = None       # vCPUs its desktops can be hot-plugged up to (None: just vcpus)
-    cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads
-    extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), each with its own stable MAC
-    shares: tuple[str, ...] = ()       # names of shares mounted in it
-    hosts: tuple[str, ...] = ()        # where its desktops may be placed ((host,) when pinned to one)
-    cpu_mode: str | None = None        # host-passthrough | host-model | custom
-    cpu_model: str | None = None       # a named CPU model (custom)
-    cpu_pinning: tuple = ()            # host CPU set per vCPU
-    gpus: tuple[Gpu, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
 class DesktopConfig:
+    """A desktop as resolved: where it runs, what it refers to (by name), its users, and its settings, which are
+    declared once (components.desktop.settings.DesktopSettings) and not repeated here."""
     name: str
     host: str
     pool: str
@@ -159,27 +139,16 @@ class DesktopConfig:
     image: str
     profile: str
     users: tuple[UserConfig, ...]
-    settings: DesktopSettings         # its own settings (sizes in bytes): a profile's with a user's overrides
-    checks: tuple[dict, ...] = ()     # declarative guest checks (components.guest.checkspec)
+    settings: DesktopSettings         # its own settings, checked (sizes in bytes): a profile's with a user's
+    #                                   overrides, and checks with each user's name in place of {user}
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
     address: str | None = None        # static IPv4 in CIDR form ("10.84.0.50/24"), on a network without DHCP
     gateway: str | None = None        # that network's gateway (and DNS server), with a static address
     adopt: bool = False               # take over its domain, disk and seed if they exist (e.g. after a lost state)
-    max_vcpus: int | None = None      # vCPUs it can be hot-plugged up to without a restart (None: just vcpus)
-    cpu_topology: tuple[int, int, int] | None = None   # sockets, cores, threads; product = max_vcpus or vcpus
     extra_networks: tuple[str, ...] = ()   # more NICs (eth1, eth2, ...), DHCP on each, stable MACs
     shares: tuple[str, ...] = ()       # names of shares mounted in it
     origins: tuple[tuple[str, str], ...] = ()   # (setting, path) of settings inherited from a profile
     hosts: tuple[str, ...] = ()       # where it may be placed; `host` is where it is (None until placed)
-    cpu_mode: str | None = None       # host-passthrough | host-model | custom
-    cpu_model: str | None = None      # a named CPU model (custom)
-    cpu_pinning: tuple = ()           # host CPU set per vCPU (vCPU order)
-    gpus: tuple[Gpu, ...] = ()        # whole PCI devices and mediated devices (vGPUs)
-
-    @property
-    def memory_mib(self) -> int:
-        """Its memory as the hosts' capacity is counted."""
-        return (self.settings.memory or 0) // 1024**2
 
     def field(self, key: str) -> str:
         """Where a setting of this desktop is written: its own entry, or the profile it inherits it from."""
@@ -188,19 +157,13 @@ class DesktopConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ContainerConfig:
-    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    """A libvirt LXC container as resolved: where it runs, what it is made from, and its settings (declared once:
+    components.container.settings.ContainerSettings, checks checked)."""
     name: str
     host: str
     network: str | None
     image: str
-    memory_mib: int
-    vcpus: int
-    command: tuple[str, ...]
-    env: tuple[str, ...]
-    mounts: tuple[dict, ...]
-    userns: bool
-    running: bool
-    checks: tuple[dict, ...]
+    settings: ContainerSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +183,7 @@ class StackConfig:
     images: dict[str, ImageConfig]
     desktops: dict[str, DesktopConfig]
     timeouts: dict[str, int]
-    profiles: dict[str, ProfileConfig] = dataclasses.field(default_factory=dict)
+    profiles: dict[str, Profile] = dataclasses.field(default_factory=dict)   # as written, with checked values
     containers: dict[str, ContainerConfig] = dataclasses.field(default_factory=dict)
     shares: dict[str, ShareConfig] = dataclasses.field(default_factory=dict)
 

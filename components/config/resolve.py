@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from ..cloudinit import available_profiles
+from ..container.settings import ContainerSettings
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import exposure, policy as host_policy
 from ..names import name_problem
@@ -22,9 +23,6 @@ from .problems import Loc, loc_of, path, unknown
 from .resolve_desktops import _Desktops
 from .resolve_infrastructure import _Infrastructure
 from .stackfile import HOW_TO_SET_A_SECRET, Container, StackFile
-
-MiB = 1024**2
-
 
 def resolve(file: StackFile, *, stack: str, config_keys: Mapping[str, bool], written_keys: set[str],
             broken: set[Loc]) -> tuple[StackConfig, list[tuple[Loc, str]]]:
@@ -150,10 +148,10 @@ class _Resolver(_Infrastructure, _Desktops):
         for i, mount in enumerate(e.mounts or ()):
             if mount is not None and mount.source:
                 self.allowed((*loc, "mounts", i, "source"), "container_mounts", mount.source, local=self.local(host))
-        return ContainerConfig(name, host, network, e.image, (e.memory or 0) // MiB, e.vcpus or 1,
-                               tuple(e.command or ()), tuple(f"{k}={v}" for k, v in (e.env or {}).items()),
-                               tuple(m.model_dump(exclude_unset=True) for m in e.mounts or () if m),
-                               bool(e.userns), bool(e.running), self.checks((*loc, "checks"), e.checks))
+        own = ContainerSettings.model_construct(**{key: getattr(e, key) for key in ContainerSettings.model_fields})
+        return ContainerConfig(name, host, network, e.image, own.model_copy(update={
+            "mounts": [m for m in e.mounts or () if m],
+            "checks": list(self.checks((*loc, "checks"), e.checks))}))
 
 
 def _entries(section: dict | None):

@@ -5,12 +5,11 @@ import ipaddress
 
 from ..cloudinit import available_profiles
 from ..desktop.settings import DesktopSettings as OwnSettings
-from ..desktop.settings import SESSION, FirmwareFacts, firmware_problems, session_problems
-from ..host.hardware import Gpu
+from ..desktop.settings import SESSION, FirmwareFacts, Gpu, firmware_problems, session_problems, vcpu_problems
 from ..host.resolve import swtpm_installed
 from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE
-from .models import DesktopConfig, ProfileConfig, UserConfig, for_user
+from .models import DesktopConfig, UserConfig, for_user
 from .problems import Loc, loc_of, path
 from .resolve_kubevirt import on_clusters_only
 from .stackfile import USER_OVERRIDES, Cpu, Desktop, DesktopSettings, DesktopUser, Profile, User
@@ -59,19 +58,23 @@ class _Desktops:
         host, hosts, pool, network, image = self.placement(loc, e)
         self.template((*loc, "profile"), e.profile)
         self.image_fits(loc, e.profile, image, e, template_field="profile")
+        machine = self.machine(loc, e, hosts, network)
         return DesktopConfig(name, host, pool, network, image, e.profile,
-                             tuple(self.desktop_users((*loc, "users"), e.users or [])), _own(e),
-                             self.checks((*loc, "checks"), e.checks), source=path(loc),
-                             **self.static(loc, e.address, network), adopt=bool(e.adopt),
-                             **self.machine(loc, e, hosts, network), hosts=hosts)
+                             tuple(self.desktop_users((*loc, "users"), e.users or [])),
+                             _own(e, checks=list(self.checks((*loc, "checks"), e.checks)), **machine["settings"]),
+                             source=path(loc), **self.static(loc, e.address, network), adopt=bool(e.adopt),
+                             **machine["references"], hosts=hosts)
 
-    def profile(self, loc: Loc, name: str, e: Profile) -> ProfileConfig:
+    def profile(self, loc: Loc, name: str, e: Profile) -> Profile:
+        """The profile as written, with its checked references and settings in place of what failed a check
+        (its users' desktops are made from it)."""
         self.template((*loc, "template"), e.template)
         host, hosts, pool, network, image = self.placement(loc, e)
         self.image_fits(loc, e.template, image, e)
-        return ProfileConfig(name, e.template, host, pool, network, image, tuple(e.groups or ()),
-                             self.checks((*loc, "checks"), e.checks, user="user"), _own(e),
-                             **self.machine(loc, e, hosts, network), hosts=hosts)
+        machine = self.machine(loc, e, hosts, network)
+        return e.model_copy(update={"host": host, "hosts": hosts, "groups": tuple(e.groups or ()),
+                                    "checks": self.checks((*loc, "checks"), e.checks, user="user"),
+                                    **machine["settings"], **machine["references"]})
 
     def placement(self, loc: Loc, e: DesktopSettings) -> tuple:
         """host (None when vdesk places it), the hosts it may be on, pool, network and image of a desktop or
@@ -112,18 +115,12 @@ class _Desktops:
 
     def machine(self, loc: Loc, e: DesktopSettings, hosts: tuple, network: str | None) -> dict:
         """The VM settings a desktop and a profile declare alike: vCPU room, disk clone, CPU, NICs, autostart."""
-        max_vcpus = e.max_vcpus
-        if max_vcpus is not None and e.vcpus is not None and max_vcpus < e.vcpus:
-            self.add((*loc, "max_vcpus"), f"must be >= vcpus ({e.vcpus})")
-            max_vcpus = None
-        topology = None
-        if e.cpu_topology is not None and None not in (t := e.cpu_topology).model_dump().values():
-            topology = (t.sockets, t.cores, t.threads)
-            product = t.sockets * t.cores * t.threads
-            vcpu_max = max_vcpus or e.vcpus
-            if vcpu_max is not None and self.ok(loc, "vcpus", "max_vcpus") and product != vcpu_max:
-                self.add((*loc, "cpu_topology"), f"sockets x cores x threads is {product}, but the vCPU maximum "
-                                                 f"(max_vcpus, else vcpus) is {vcpu_max}")
+        problems = vcpu_problems(path(loc), e, ok=self.valid(loc))
+        for field, message in problems:
+            self.add(loc_of(field), message)
+        max_vcpus = None if f"{path(loc)}.max_vcpus" in dict(problems) else e.max_vcpus
+        topology = e.cpu_topology if e.cpu_topology is not None and \
+            None not in e.cpu_topology.model_dump().values() else None
         image = self.images.get(e.image)
         local = next((h for h in hosts if self.local(h)), None)
         facts = FirmwareFacts(
@@ -133,27 +130,19 @@ class _Desktops:
             checkable=self.ok(loc, "machine", "image"))
         for field, message in firmware_problems(path(loc), e, facts):
             self.add(loc_of(field), message)
-        return {"max_vcpus": max_vcpus, "cpu_topology": topology,
-                "shares": self.desktop_shares(loc, e.shares, hosts),
-                "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network),
-                **self.cpu((*loc, "cpu"), e.cpu, max_vcpus or e.vcpus), "gpus": self.gpus((*loc, "gpus"), e.gpus)}
+        return {"settings": {"max_vcpus": max_vcpus, "cpu_topology": topology,
+                             "cpu": _checked_pins(e.cpu),
+                             "gpus": self.gpus((*loc, "gpus"), e.gpus)},
+                "references": {"shares": self.desktop_shares(loc, e.shares, hosts),
+                               "extra_networks": self.extra_networks(loc, e.extra_networks or [], hosts, network)}}
 
-    def cpu(self, loc: Loc, cpu: Cpu | None, vcpu_max: int | None) -> dict:
-        """A CPU mode with its model (custom only), and at most one pin per vCPU (the host is checked later)."""
-        if cpu is None:
-            return {}
-        if cpu.model is not None and cpu.mode not in (None, "custom"):
-            self.add((*loc, "model"), f"a named model is mode custom; mode {cpu.mode} takes no model")
-        elif cpu.mode == "custom" and cpu.model is None and self.ok(loc, "model"):
-            self.add((*loc, "mode"), "custom needs a model, e.g. model: Haswell-noTSX")
-        pins = tuple(p for p in cpu.pinning or () if p is not None)
-        if vcpu_max is not None and len(pins) > vcpu_max and self.ok(loc, "pinning"):
-            self.add((*loc, "pinning"), f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
-                                        "(max_vcpus, else vcpus)")
-        return {"cpu_mode": cpu.mode or ("custom" if cpu.model else None), "cpu_model": cpu.model,
-                "cpu_pinning": pins}
+    def valid(self, loc: Loc):
+        """ok() of the entry at `loc` for settings named by their dotted path (cpu.model)."""
+        def ok(*names: str) -> bool:
+            return all(self.ok((*loc, *name.split(".")[:-1]), name.split(".")[-1]) for name in names)
+        return ok
 
-    def gpus(self, loc: Loc, gpus: list | None) -> tuple[Gpu, ...]:
+    def gpus(self, loc: Loc, gpus: list | None) -> list[Gpu]:
         """Each GPU is a whole PCI device or a mediated device type (and a parent only for the latter)."""
         result = []
         for i, g in enumerate(gpus or ()):
@@ -168,8 +157,8 @@ class _Desktops:
             elif g.parent is not None and g.mdev is None:
                 self.add((*where, "parent"), "is only for mdev (the device a vGPU is made on)")
             else:
-                result.append(Gpu(pci=g.pci, mdev=g.mdev, parent=g.parent))
-        return tuple(result)
+                result.append(g)
+        return result
 
     def extra_networks(self, loc: Loc, names: list, hosts: tuple, network) -> tuple[str, ...]:
         """Networks for eth1, eth2, ...: known, on the desktop's host, each once, not the main network, with DHCP."""
@@ -202,7 +191,7 @@ class _Desktops:
                                      self.password((*loc, i, "password"), u.password), u.email))
         return result
 
-    def user_desktops(self, profiles: dict[str, ProfileConfig], desktops: dict) -> list[DesktopConfig]:
+    def user_desktops(self, profiles: dict[str, Profile], desktops: dict) -> list[DesktopConfig]:
         """One desktop per entry of `users`, named after the user: the profile's settings and the user's overrides."""
         result, seen = [], {}
         for i, u in enumerate(self.file.users or []):
@@ -233,41 +222,46 @@ class _Desktops:
             result.append(self.user_desktop(loc, u, profile, password, max_vcpus, checks, hardware))
         return result
 
-    def user_hardware(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> dict:
+    def user_hardware(self, loc: Loc, u: User, profile: Profile | None, max_vcpus: int | None) -> dict:
         """A user's hosts, CPU and GPUs (own or the profile's); own pins are checked against the user's vCPUs."""
         own: dict = {}
         if u.hosts is not None or not self.ok(loc, "hosts"):
             own["hosts"] = self.host_list((*loc, "hosts"), u.hosts)
             if profile is not None:
                 self.on_hosts(loc, {"pool": profile.pool, "network": profile.network}, own["hosts"], "hosts")
-        vcpu_max = max_vcpus or u.vcpus or (profile.settings.vcpus if profile else None)
+        vcpu_max = max_vcpus or u.vcpus or (profile.vcpus if profile else None)
+        pins = _pins(profile.cpu) if profile is not None else ()
         if u.cpu is not None:
-            own.update(self.cpu((*loc, "cpu"), u.cpu, vcpu_max))
-        elif profile is not None and vcpu_max is not None and len(profile.cpu_pinning) > vcpu_max \
+            alone = OwnSettings.model_construct(vcpus=vcpu_max, max_vcpus=None, cpu_topology=None, cpu=u.cpu)
+            for field, message in vcpu_problems(path(loc), alone, ok=self.valid(loc)):
+                self.add(loc_of(field), message)
+            own["cpu"] = _checked_pins(u.cpu)
+        elif profile is not None and vcpu_max is not None and len(pins) > vcpu_max \
                 and (u.vcpus is not None or u.max_vcpus is not None):     # (else the profile says so itself)
             self.add((*loc, "vcpus" if u.vcpus is not None else "max_vcpus"),
-                     f"profile {profile.name!r} pins {len(profile.cpu_pinning)} vCPUs: set {path(loc)}.cpu.pinning "
-                     f"for {vcpu_max}")
+                     f"profile {u.profile!r} pins {len(pins)} vCPUs: set {path(loc)}.cpu.pinning for {vcpu_max}")
         if u.gpus is not None:
             own["gpus"] = self.gpus((*loc, "gpus"), u.gpus)
         return own
 
-    def user_desktop(self, loc: Loc, u: User, profile: ProfileConfig, password: str | None, max_vcpus: int | None,
+    def user_desktop(self, loc: Loc, u: User, profile: Profile, password: str | None, max_vcpus: int | None,
                      checks: tuple | None, hardware: dict) -> DesktopConfig:
         user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
                           password, u.email)
         hosts = hardware.get("hosts", profile.hosts)
         host = hosts[0] if len(hosts) == 1 else None
-        inherited = {"cpu": not any(k in hardware for k in ("cpu_mode", "cpu_model", "cpu_pinning")),
-                     "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware, "machine": True}
+        inherited = {"cpu": "cpu" not in hardware, "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware,
+                     "machine": True}
         if u.shares is not None:
             shares = self.desktop_shares(loc, u.shares, hosts)
         elif inherited["hosts"]:
             shares = profile.shares
         else:   # the profile's shares, against the user's own hosts
             shares = self.desktop_shares(loc, profile.shares, hosts, where="hosts")
-        own = profile.settings.model_copy(update={key: getattr(u, key) for key in USER_OVERRIDES
-                                                  if getattr(u, key) is not None})
+        own = _own(profile, **{**{key: getattr(u, key) for key in USER_OVERRIDES if getattr(u, key) is not None},
+                               **{key: value for key, value in hardware.items() if key in ("cpu", "gpus")},
+                               "max_vcpus": max_vcpus,
+                               "checks": for_user(list(profile.checks if checks is None else checks), u.name)})
         if any(getattr(u, key) is not None for key in SESSION):
             image = self.images.get(profile.image)
             recipe = image and (image.recipe if image.recipe is not None else (CONSOLE if image.golden else None))
@@ -275,24 +269,18 @@ class _Desktops:
                 self.add(loc_of(field), message)
         return DesktopConfig(
             u.name, host, profile.pool, profile.network, profile.image, profile.template, (user,), own,
-            tuple(for_user(list(profile.checks if checks is None else checks), u.name)),
             source=path(loc), **self.static(loc, u.address, profile.network), adopt=bool(u.adopt),
-            origins=tuple((key, f"profiles.{profile.name}.{key}") for key in ("memory", "vcpus", "max_vcpus",
-                                                                               "disk", "home")
+            origins=tuple((key, f"profiles.{u.profile}.{key}") for key in ("memory", "vcpus", "max_vcpus",
+                                                                            "disk", "home")
                           if getattr(u, key) is None)
-            + tuple((key, f"profiles.{profile.name}.{key}") for key, yes in inherited.items() if yes),
-            max_vcpus=max_vcpus, cpu_topology=profile.cpu_topology, extra_networks=profile.extra_networks,
-            hosts=hosts,
-            cpu_mode=hardware.get("cpu_mode", profile.cpu_mode) if not inherited["cpu"] else profile.cpu_mode,
-            cpu_model=hardware.get("cpu_model") if not inherited["cpu"] else profile.cpu_model,
-            cpu_pinning=hardware.get("cpu_pinning", ()) if not inherited["cpu"] else profile.cpu_pinning,
-            gpus=hardware.get("gpus", profile.gpus), shares=shares)
+            + tuple((key, f"profiles.{u.profile}.{key}") for key, yes in inherited.items() if yes),
+            extra_networks=profile.extra_networks, hosts=hosts, shares=shares)
 
-    def user_max_vcpus(self, loc: Loc, u: User, profile: ProfileConfig | None) -> int | None:
+    def user_max_vcpus(self, loc: Loc, u: User, profile: Profile | None) -> int | None:
         """A user's max_vcpus (own or the profile's), checked against the user's vcpus (own or the profile's)."""
         vcpus = u.vcpus
         if not self.given(loc, u, "vcpus") and profile is not None:
-            vcpus = profile.settings.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
+            vcpus = profile.vcpus     # (an invalid own vcpus is None: reported already, nothing to compare)
         if self.given(loc, u, "max_vcpus"):
             if u.max_vcpus is not None and vcpus is not None and u.max_vcpus < vcpus:
                 self.add((*loc, "max_vcpus"), f"must be >= vcpus ({vcpus})")
@@ -300,18 +288,19 @@ class _Desktops:
             return u.max_vcpus
         inherited = profile.max_vcpus if profile is not None else None
         if inherited is not None and vcpus is not None and inherited < vcpus:
-            self.add((*loc, "vcpus"), f"must be <= max_vcpus ({inherited}) of profile {profile.name!r}, "
+            self.add((*loc, "vcpus"), f"must be <= max_vcpus ({inherited}) of profile {u.profile!r}, "
                                       f"or set {path(loc)}.max_vcpus too")
             return None
         return inherited
 
-    def user_topology(self, loc: Loc, u: User, profile: ProfileConfig | None, max_vcpus: int | None) -> None:
+    def user_topology(self, loc: Loc, u: User, profile: Profile | None, max_vcpus: int | None) -> None:
         """A profile's cpu_topology fixes the vCPU maximum of its users' desktops."""
         if profile is None or not profile.cpu_topology or (u.vcpus is None and not self.given(loc, u, "max_vcpus")):
             return
-        sockets, cores, threads = profile.cpu_topology
-        if sockets * cores * threads != (max_vcpus or u.vcpus or profile.settings.vcpus):
-            self.add((*loc, "vcpus"), f"profile {profile.name!r} has cpu_topology for {sockets * cores * threads} "
+        t = profile.cpu_topology
+        product = t.sockets * t.cores * t.threads
+        if product != (max_vcpus or u.vcpus or profile.vcpus):
+            self.add((*loc, "vcpus"), f"profile {u.profile!r} has cpu_topology for {product} "
                                       "vCPUs; a user cannot change the vCPU maximum of a fixed topology")
 
     def static(self, loc: Loc, address: str | None, network: str | None) -> dict:
@@ -351,9 +340,19 @@ class _Desktops:
                 taken.setdefault(key, d.source)
 
 
-def _own(entry: DesktopSettings) -> OwnSettings:
-    """A desktop's or profile's own settings, as declared (a broken one is None: its problem is reported)."""
-    return OwnSettings.model_construct(**{key: getattr(entry, key) for key in OwnSettings.model_fields})
+def _own(entry: DesktopSettings, **checked) -> OwnSettings:
+    """A desktop's or profile's own settings, as declared (a broken one is None: its problem is reported), with
+    `checked` in place of what resolve has checked against the other settings (a value that failed is unset)."""
+    return OwnSettings.model_construct(**{**{key: getattr(entry, key) for key in OwnSettings.model_fields}, **checked})
+
+
+def _checked_pins(cpu: Cpu | None) -> Cpu | None:
+    """The CPU without the pins that failed their check (a partly broken list has None for them)."""
+    return cpu if cpu is None or cpu.pinning is None else cpu.model_copy(update={"pinning": list(_pins(cpu))})
+
+
+def _pins(cpu: Cpu | None) -> tuple:
+    return tuple(p for p in cpu.pinning or () if p is not None) if cpu is not None else ()
 
 
 def _good(values) -> tuple:

@@ -13,19 +13,21 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
 
-# A desktop's own settings and the kinds of values are declared there; the stack file adds names and references.
-from ..desktop.settings import (DISK_CLONES, Checks, Count, Cpu, DiskSize, Duration, Gpu, MemorySize, Resolution,
-                                Settings, Wording, _GPUS, _rule)
+# A desktop's and a container's own settings and the kinds of values are declared there; the stack file adds
+# names and references.
+from ..container.settings import ContainerSettings
+from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
+# (kinds shared with the providers)
+from ..kinds import (NETWORK_MODES, Cidr6, FileServer, Interface, NetfsFormat, NetworkMode, NonEmpty, PoolType,
+                     Timeouts, VolumeGroup)
 from ..names import NAME_PATTERN, name_problem, network_problem
-from ..resources.pool import NETFS_FORMATS, POOL_TYPES, host_problem, vg_name_problem
 from .kubevirt_host import HostKind
 from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
-NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
 GOLDEN_IMAGES = ("debian12",)
@@ -42,7 +44,6 @@ _LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
 _GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
 _EMAIL = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_INTERFACE = r"^[^\s/:]{1,15}$"
 ALL_HOSTS = "all"
 HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
                        "here")
@@ -76,17 +77,6 @@ def _address_sources(value) -> list[str]:
     return value
 
 
-def _cidr6(value: str) -> str | None:
-    if message := network_problem(value):
-        return message
-    net = ipaddress.ip_network(value)
-    if net.version != 6:
-        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
-    if net.prefixlen > 125:
-        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
-    return None
-
-
 def _ip(version: int | None):
     def problem(value: str) -> str | None:
         try:
@@ -99,13 +89,6 @@ def _ip(version: int | None):
     return problem
 
 
-
-
-def _scalar(value):
-    if isinstance(value, (str, int, float, bool)):
-        return value
-    got = "null" if value is None else type(value).__name__
-    raise ValueError(f"must be a string, a number or true/false, got {got}")
 
 
 def _hosts(value):
@@ -125,7 +108,6 @@ def _not_a_section(key: str) -> str | None:
 # The kinds of values: what each accepts, how editors see it, and how its problems are worded.
 Name = Annotated[str, _rule(name_problem), Wording(expected="a name (lowercase letters, digits and '-'), got {got}")]
 NameValue = Annotated[Name, Field(json_schema_extra={"pattern": NAME_PATTERN})]
-NonEmpty = Annotated[str, Field(min_length=1)]
 Adopt = Annotated[bool | str, PlainValidator(_adopt, json_schema_input_type=bool | NameValue)]
 Uri = Annotated[str, _rule(lambda v: None if v == EMBEDDED or "://" in v
                            else f"{v!r} must be 'embedded' or a libvirt URI such as qemu:///system"),
@@ -148,11 +130,7 @@ SshKey = Annotated[str, Field(pattern=_PUBLIC_KEY), _rule(lambda v: _NOT_A_KEY i
 SshKeys = Annotated[list[SshKey],
                     Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
-Interface = Annotated[str, Field(pattern=_INTERFACE),
-                      Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
-                                      "':')")]
 Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
-Cidr6 = Annotated[str, _rule(_cidr6), Wording(expected="an IPv6 prefix, e.g. fd00:77::/64")]
 IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
 HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
@@ -166,22 +144,13 @@ Device = Annotated[str, _rule(lambda v: None if os.path.isabs(v) and os.path.nor
                    Wording(expected="an absolute block device path, e.g. /dev/sdb, got {got}")]
 Devices = Annotated[list[Device], Field(min_length=1),
                     Wording(expected="a non-empty list of block device paths, e.g. [/dev/sdb]")]
-VolumeGroup = Annotated[str, _rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
-FileServer = Annotated[str, _rule(host_problem), Wording(expected="a host name or address, got {got}")]
 Export = Annotated[str, Wording(expected="a path (or, for cifs, a share name), got {got}")]
-Command = Annotated[list[NonEmpty],
-                    BeforeValidator(lambda v: [v] if isinstance(v, str) else v,
-                                    json_schema_input_type=str | list[str]),
-                    Wording(expected="a command line as a list of strings, e.g. [/bin/sleep, infinity]")]
 AddressSources = Annotated[list[str], PlainValidator(
     _address_sources, json_schema_input_type=Annotated[list[Literal[ADDRESS_SOURCES]], Field(min_length=1)])]
 Golden = Annotated[Literal[GOLDEN_IMAGES], Wording(invalid="{input} is not an image vdesk builds (known: {options})")]
 ImageFile = Annotated[str, _rule(lambda v: None if os.path.isfile(v) else f"{v!r} does not exist or is not a file")]
 Template = Annotated[str, Wording(expected="the name of a template under templates/user-data/, e.g. desktop, "
                                            "got {got}")]
-Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValidator(
-    _scalar, json_schema_input_type=str | int | float | bool)]],
-    Wording(expected="a mapping of variable names to values, got {got}")]
 HostRef, PoolRef, NetworkRef = _ref("host"), _ref("pool"), _ref("network")
 ImageRef, ProfileRef, ShareRef = _ref("image"), _ref("profile"), _ref("share")
 Hosts = Annotated[list[str] | str, PlainValidator(
@@ -253,7 +222,7 @@ class Pool(Settings):
     host: HostRef | None = Field(None, description="The host it is on (or `hosts`).")
     hosts: Hosts | None = Field(None, description="Several hosts, or all: one pool of this name on each, for "
                                                   "desktops placed across them.")
-    type: Literal[POOL_TYPES] = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
+    type: PoolType = Field("dir", description="dir (a directory), logical (an LVM volume group) or "
                                                          "netfs (a mounted network share).")
     path: HostPath | None = Field(None, description="dir and netfs: its directory on the host (default: under the "
                                                     "host's pool root). Required to adopt a pool by name.")
@@ -262,7 +231,7 @@ class Pool(Settings):
     source_name: VolumeGroup | None = Field(
         None, description="logical: the volume group (without source_devices it must exist, and is kept on "
                           "destroy).")
-    source_format: Literal[NETFS_FORMATS] | None = Field(None, description="netfs: the share's protocol "
+    source_format: NetfsFormat | None = Field(None, description="netfs: the share's protocol "
                                                                            "(default auto).")
     source_host: FileServer | None = Field(None, description="netfs: the file server's host name or address.")
     source_dir: Export | None = Field(None, description="netfs: the exported directory (cifs: the share's name).")
@@ -305,7 +274,7 @@ class Network(Settings):
                                                 "larger). Required, except with mode: bridge, where it describes "
                                                 "the LAN.")
     cidr6: Cidr6 | None = Field(None, description="An IPv6 prefix beside an IPv4 cidr (dual stack, with DHCPv6).")
-    mode: Literal[NETWORK_MODES] = Field("nat", description="nat, isolated, route, open, or bridge (guests join "
+    mode: NetworkMode = Field("nat", description="nat, isolated, route, open, or bridge (guests join "
                                                             "the existing host bridge named by `bridge`).")
     bridge: Interface | None = Field(None, description="mode: bridge: the existing host bridge, e.g. br0.")
     dhcp: bool | None = Field(None, description="Hand out addresses by DHCP (default: true, except on a bridge).")
@@ -449,40 +418,16 @@ User = create_model(
     adopt=(bool, Field(False, description="Take over their desktop's domain, disk and seed if they exist.")))
 
 
-class Mount(Settings):
-    """A host directory mounted into a container."""
-    noun: ClassVar[str] = "mount"
-    record: ClassVar[bool] = True
-    source: NonEmpty = Field(description="The directory on the host.")
-    target: NonEmpty = Field(description="Where it appears in the container.")
-    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
-
-
-class Container(Settings):
-    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
-    noun: ClassVar[str] = "container"
+class ContainerPlacement(Settings):
+    """Where a container runs and what it is made from."""
     host: HostRef | None = Field(None, description="The host (default: the first host).")
     network: NetworkRef | None = Field(None, description="Its network (on the same host); none: no NIC.")
     image: ImageRef = Field(description="A golden image; its tree becomes the container's root.")
-    memory: MemorySize = Field("256MiB", description="Memory, e.g. 512MiB (an integer is in MiB); at "
-                                                        "least 256MiB.")
-    vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
-    command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
-    env: Environment = Field({}, description="Environment variables of the command.")
-    mounts: list[Mount] = Field([], description="Host directories mounted into it.")
-    userns: bool = Field(True, description="Map root inside to an unprivileged host uid (false is warned about).")
-    running: bool = Field(True, description="Keep it running.")
-    checks: Checks = Field([], description="Checks run inside it once it has an address.")
 
 
-class Timeouts(Settings):
-    """How long vdesk waits for each step of a desktop's readiness, in seconds."""
-    key_noun: ClassVar[str] = "timeout"
-    address: Count = Field(600, description="Until the guest has an address.")
-    ssh: Count = Field(300, description="Until SSH answers with the pinned host key.")
-    cloud_init: Count = Field(900, description="Until cloud-init reports done.")
-    shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
-    graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
+class Container(ContainerSettings, ContainerPlacement):
+    """A libvirt LXC container: a system container (/sbin/init) unless `command` is given."""
+    noun: ClassVar[str] = "container"
 
 
 def _no_settings_is_defaults(entries: Any) -> Any:

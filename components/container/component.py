@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pulumi
+from pydantic import ValidationError
 
+from ..desktop.wording import from_error, path
 from ..errors import InputError
-from ..names import parse_size, stable_mac
+from ..kinds import Timeouts
+from ..names import stable_mac
 from ..resources.container import LxcContainer
 from ..resources.container_ready import ContainerReady
+from .settings import ContainerSettings
 
 if TYPE_CHECKING:
     from ..host.resolve import Host
@@ -18,23 +22,49 @@ if TYPE_CHECKING:
     from ..resources.network import Network
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(init=False)
 class ContainerArgs:
-    """A system container (the image's own init) unless `command` is given (an application container)."""
+    """A system container (the image's own init) unless `command` is given (an application container): what it
+    is made from and where it lives, and its settings (declared once, in
+    components.container.settings.ContainerSettings), given as a model or as keywords (`memory="512MiB"`),
+    each checked by its declaration when the Container is declared."""
 
     host: "Host"
     image: "Image"                           # containers take their root tree from a golden image
     network: "Network | None" = None
-    memory: int | str = 256                  # an int is MiB
-    vcpus: int = 1
-    command: Sequence[str] = ()
-    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    mounts: Sequence[Mapping] = ()           # {source, target, readonly}: read-only unless readonly: false
-    userns: bool = True                      # root inside is an unprivileged host uid
-    running: bool = True
-    checks: Sequence[Mapping] = ()
-    address_timeout_s: int = 600
+    address_timeout_s: int = Timeouts().address
     libvirt_name: str | None = None          # default <stack>-<resource name>
+    settings: ContainerSettings = dataclasses.field(default_factory=ContainerSettings)
+
+    def __init__(self, host: "Host", image: "Image", network: "Network | None" = None, *,
+                 address_timeout_s: int = Timeouts().address, libvirt_name: str | None = None,
+                 settings: ContainerSettings | None = None, **keywords):
+        self.host, self.image, self.network = host, image, network
+        self.address_timeout_s, self.libvirt_name = address_timeout_s, libvirt_name
+        unknown = sorted(set(keywords) - set(ContainerSettings.model_fields))
+        if unknown:
+            raise TypeError(f"ContainerArgs got an unexpected keyword argument {unknown[0]!r}")
+        self.settings, self._written = settings or ContainerSettings(), keywords
+
+    def __getattr__(self, name: str):
+        """A setting, read as an attribute of the arguments (`args.memory`: bytes)."""
+        if name in ContainerSettings.model_fields and "settings" in self.__dict__:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def check(self, name: str) -> None:
+        """The settings written as keywords, each checked by its declaration: raise InputError listing every
+        problem as `<name>.<setting>`."""
+        if not self._written:
+            return
+        try:
+            checked = ContainerSettings.model_validate(
+                {k: list(v) if isinstance(v, tuple) else v for k, v in self._written.items()})
+        except ValidationError as exc:
+            raise InputError([(f"{name}.{path(loc)}", message)
+                              for loc, message in from_error(exc, ContainerSettings)]) from None
+        self.settings = self.settings.model_copy(update={k: getattr(checked, k) for k in self._written})
+        self._written = {}
 
 
 class Container(pulumi.ComponentResource):
@@ -48,6 +78,8 @@ class Container(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ContainerArgs, opts: pulumi.ResourceOptions | None = None):
         host = args.host
+        args.check(name)
+        own = args.settings
         if not host.lxc_uri:
             raise InputError([(f"{name}.host", f"host {host.name!r} has no LXC driver vdesk can use")])
         if not args.image.files.kernel:
@@ -65,17 +97,18 @@ class Container(pulumi.ComponentResource):
             # A recipe image's directory comes from its build, so the container waits for it.
             "image": (args.image.build.directory if getattr(args.image, "build", None)
                       else os.path.dirname(args.image.files.disk)), "containers_dir": host.containers_dir,
-            "command": list(args.command), "env": [f"{k}={v}" for k, v in args.env.items()],
-            "memory_mib": parse_size(args.memory, default_unit="MiB") // 1024**2, "vcpus": args.vcpus,
-            "networks": nics, "mounts": [dict(m) for m in args.mounts], "userns": args.userns,
-            "running": args.running,
+            "command": list(own.command), "env": [f"{k}={v}" for k, v in own.env.items()],
+            "memory": own.memory, "vcpus": own.vcpus, "networks": nics,
+            # (only what is written: a mount's state stays as it was before `readonly` had a default)
+            "mounts": [m.model_dump(exclude_unset=True) for m in own.mounts], "userns": own.userns,
+            "running": own.running,
         }, opts=child)
         self.state, self.uid_base = container.state, container.uid_base
         self.ip = pulumi.Output.from_input(None)
-        if args.running:
+        if own.running:
             ready = ContainerReady(f"{name}-ready", {
                 "host_uri": host.lxc_uri, "name": lxc_name, "uuid": container.uuid, "mac": mac,
-                "checks": [dict(c) for c in args.checks], "address_timeout_s": args.address_timeout_s,
+                "checks": [dict(c) for c in own.checks], "address_timeout_s": args.address_timeout_s,
             }, opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[container])))
             self.ip = ready.ip
         self.outputs = {"name": lxc_name, "state": self.state, "uid_base": self.uid_base, "ip": self.ip}

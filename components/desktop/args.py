@@ -11,9 +11,10 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import InputError
 from ..host.hardware import Gpu
+from ..kinds import Timeouts   # the readiness gate's waits and a graceful shutdown, as the stack file declares them
 from ..names import name_problem
 from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
-                       session_problems)
+                       session_problems, vcpu_problems)
 from .wording import from_error, path
 
 if TYPE_CHECKING:
@@ -46,17 +47,6 @@ class Share:
     @property
     def mountpoint(self) -> str:
         return f"/mnt/shares/{self.name}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Timeouts:
-    """Bounds, in seconds, of the readiness gate's waits and of a graceful shutdown."""
-
-    address: int = 600
-    ssh: int = 300
-    cloud_init: int = 900
-    shutdown: int = 60
-    graphical: int = 600      # a desktop image: until its screen shows the desktop (not a console)
 
 
 @dataclasses.dataclass(init=False)
@@ -104,6 +94,7 @@ class DesktopArgs:
 
     @property
     def memory_mib(self) -> int:
+        """Memory in a KubeVirt manifest's unit (Mi): the one edge outside libvirt's XML that is not bytes."""
         return self.settings.memory // 1024**2
 
     @property
@@ -146,8 +137,8 @@ class DesktopArgs:
         def problem(field, message):
             found.append((f"{name}.{field}", message))
 
-        if own.max_vcpus is not None and own.max_vcpus < own.vcpus:
-            problem("max_vcpus", f"must be >= vcpus ({own.vcpus})")
+        found += [(f"{name}.{self._written(*field.lstrip('.').split('.'))}", message)
+                  for field, message in vcpu_problems("", own)]
         if not self.users:
             problem("users", "declare at least one user")
         host = self.pool.host
@@ -159,26 +150,11 @@ class DesktopArgs:
             problem("vm_name", message)
         if self.address is not None:
             found += self._address_problems(name)
-        found += [(f"{name}.{field}", message) for field, message in self._hardware_problems()]
         found += firmware_problems(name, own, FirmwareFacts(
             image_boot=getattr(getattr(self.image, "files", None), "boot", None),
             host_swtpm=getattr(host, "swtpm", None), host_name=getattr(host, "name", None)))
         recipe = getattr(self.image, "recipe", None)
         found += session_problems(name, own, desktop=recipe.desktop if recipe else None)
-        return found
-
-    def _hardware_problems(self) -> list[tuple[str, str]]:
-        """What the CPU's declaration leaves to the desktop: a named model and vCPU pins against the vCPUs (the
-        host checks the rest at preview: components.host.hardware)."""
-        found, cpu = [], self.settings.cpu
-        if cpu is None:
-            return found
-        if cpu.model is not None and cpu.mode not in (None, "custom"):
-            found.append((self._written("cpu", "model"), f"a named model is cpu_mode custom, not {cpu.mode}"))
-        vcpu_max = self.settings.max_vcpus or self.settings.vcpus
-        if cpu.pinning and len(cpu.pinning) > vcpu_max:
-            found.append((self._written("cpu", "pinning"),
-                          f"pins {len(cpu.pinning)} vCPUs, but there are at most {vcpu_max}"))
         return found
 
     def _written(self, *loc) -> str:

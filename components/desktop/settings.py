@@ -11,18 +11,17 @@ import dataclasses
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import BaseModel, Field, PlainValidator
 
-from ..guest.checkspec import KINDS
-from ..host.hardware import CPU_MODES
-from ..names import SIZE_PATTERN, parse_duration, parse_size
-from ..xmlmodel import parse_cpuset, split_pci_address
+# The kinds that other components and the providers' inputs share are declared below resources/, in
+# components.kinds.
+from ..kinds import (BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
+                     MemorySize, Settings, Wording, rule as _rule, size as _size)
+from ..names import parse_duration
+from ..xmlmodel import split_pci_address
 
 HOME_ON_REMOVAL = ("keep", "delete")   # what becomes of a removed desktop's home volume
 DISK_CLONES = ("linked", "full")  # a linked clone on the image (fast, small, but the image must stay) or a full copy
-MIN_MEMORY = 256 * 1024**2
-_MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-_CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _MDEV_TYPE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _KERNEL_ARG = re.compile(r"^[A-Za-z0-9_.,:/+=-]{1,200}$")
 
@@ -61,6 +60,34 @@ def session_problems(path: str, own, *, desktop: str | None = "none") -> list[tu
                   and MIN_RESOLUTION[1] <= size[1] <= MAX_RESOLUTION[1]):
             found.append((f"{path}.resolution", f"{own.resolution} is outside {MIN_RESOLUTION[0]}x"
                                                 f"{MIN_RESOLUTION[1]}..{MAX_RESOLUTION[0]}x{MAX_RESOLUTION[1]}"))
+    return found
+
+
+def vcpu_problems(path: str, own, *, ok=lambda *names: True) -> list[tuple[str, str]]:
+    """What is wrong between a desktop's vCPU settings (of `own`): max_vcpus, cpu_topology and the cpu's mode,
+    model and pins, as (`<path>.<field>`, message) pairs. ok(*names): whether those settings were valid on their
+    own (a partly broken entry has None for a broken one: nothing to compare it with)."""
+    found, vcpus, max_vcpus = [], own.vcpus, own.max_vcpus
+    if max_vcpus is not None and vcpus is not None and max_vcpus < vcpus:
+        found.append((f"{path}.max_vcpus", f"must be >= vcpus ({vcpus})"))
+        max_vcpus = None
+    vcpu_max = max_vcpus or vcpus
+    t = own.cpu_topology
+    if t is not None and None not in (t.sockets, t.cores, t.threads) and vcpu_max is not None \
+            and ok("vcpus", "max_vcpus") and t.sockets * t.cores * t.threads != vcpu_max:
+        found.append((f"{path}.cpu_topology", f"sockets x cores x threads is {t.sockets * t.cores * t.threads}, but "
+                                              f"the vCPU maximum (max_vcpus, else vcpus) is {vcpu_max}"))
+    cpu = own.cpu
+    if cpu is None:
+        return found
+    if cpu.model is not None and cpu.mode not in (None, "custom"):
+        found.append((f"{path}.cpu.model", f"a named model is mode custom; mode {cpu.mode} takes no model"))
+    elif cpu.mode == "custom" and cpu.model is None and ok("cpu.model"):
+        found.append((f"{path}.cpu.mode", "custom needs a model, e.g. model: Haswell-noTSX"))
+    pins = [p for p in cpu.pinning or () if p is not None]
+    if vcpu_max is not None and len(pins) > vcpu_max and ok("cpu.pinning"):
+        found.append((f"{path}.cpu.pinning", f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
+                                             "(max_vcpus, else vcpus)"))
     return found
 
 
@@ -115,39 +142,6 @@ class UserMay:
 BY_USER = UserMay()
 
 
-@dataclasses.dataclass(frozen=True)
-class Wording:
-    """How problems.py words a wrong value at this place, where pydantic's own words would not help."""
-    expected: str = ""   # after "must be ", for a value of the wrong kind; {got} stands for its type
-    missing: str = ""    # the whole message when it is absent or empty
-    invalid: str = ""    # the whole message for a value that is not allowed; {input} and {options} stand for
-    #                      the value as written and the choices (leave {input} out where it might be a secret)
-
-
-
-def _rule(problem) -> AfterValidator:
-    """A validator from a rule that returns what is wrong with a value (or None), like names.py's."""
-    def check(value):
-        if message := problem(value):
-            raise ValueError(message)
-        return value
-    return AfterValidator(check)
-
-
-def _size(default_unit: str, minimum: int = 0) -> PlainValidator:
-    """Bytes from '2GiB' or an integer in default_unit (components.names.parse_size)."""
-    def check(value) -> int:
-        size = parse_size(value, default_unit=default_unit)
-        if size < 0:
-            raise ValueError(f"{value!r} is not a size: sizes are not negative")
-        if size < minimum:
-            raise ValueError(f"must be at least {minimum // 1024**2}MiB")
-        return size
-    written = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=SIZE_PATTERN)]
-    return PlainValidator(check, json_schema_input_type=written)
-
-
-
 def _duration(value) -> int:
     """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
     try:
@@ -156,14 +150,6 @@ def _duration(value) -> int:
         raise ValueError(str(exc)) from None
     return seconds
 
-
-
-def _cpuset_problem(value) -> str | None:
-    try:
-        parse_cpuset(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def _pci_problem(value: str) -> str | None:
@@ -177,47 +163,15 @@ def _pci_problem(value: str) -> str | None:
 
 # The kinds of values a desktop's settings take.
 
-Count = Annotated[int, Field(ge=1)]
-MemorySize = Annotated[int, _size("MiB", MIN_MEMORY)]
 DiskSize = Annotated[int, _size("GiB")]
-MachineType = Annotated[str, Field(pattern=_MACHINE),
-                        Wording(invalid="{input} is not a machine type (e.g. q35, pc or pc-q35-7.2)")]
 Resolution = Annotated[str, Field(pattern=r"^\d{3,5}x\d{3,5}$"),
                        Wording(invalid="{input} is not WIDTHxHEIGHT, e.g. 1280x800")]
 Duration = Annotated[int | str, PlainValidator(lambda v: _duration(v), json_schema_input_type=int | str)]
 KernelArgs = Annotated[str, _rule(kernel_args_problem), Wording(expected="kernel parameters as one string, got {got}")]
-Checks = Annotated[list[Annotated[Any, WithJsonSchema({
-    "type": "object", "description": f"One check: a mapping with one kind ({', '.join(KINDS)}), whose value is "
-                                     "what to check, and that kind's options."})]],
-    Wording(expected="a list of checks, e.g. [{service: ssh}, {port: 22}], got {got}")]
-CpuModelName = Annotated[str, Field(pattern=_CPU_MODEL),
-                         Wording(invalid="{input} is not a CPU model name (e.g. Haswell-noTSX or EPYC)")]
-CpuSet = Annotated[Annotated[int, Field(ge=0)] | str, _rule(lambda v: _cpuset_problem(v)),
-                   Wording(expected="host CPUs as a number or a set like '2-3' or '0,4', got {got}")]
 PciAddress = Annotated[str, _rule(lambda v: _pci_problem(v)),
                        Wording(expected="a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0), got {got}")]
 MdevTypeId = Annotated[str, Field(pattern=_MDEV_TYPE),
                        Wording(invalid="{input} is not a mediated device type id (e.g. nvidia-222)")]
-
-
-
-class Settings(BaseModel):
-    """Settings of one entry: a typo is an error that lists what is allowed."""
-    # validate_default: a default is converted like a written value ("1h" -> 3600), so no later check ever
-    # sees it as written
-    model_config = ConfigDict(strict=True, extra="forbid", hide_input_in_errors=True, validate_default=True,
-                              field_title_generator=lambda name, _info: name)
-    noun: ClassVar[str] = "entry"       # what one of these is, in messages ("a list of users")
-    key_noun: ClassVar[str] = "setting"  # what its keys are ("unknown setting")
-    record: ClassVar[bool] = False       # a small value of several parts: missing parts are reported at it
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_unset(cls, data: Any) -> Any:
-        """`memory:` with nothing after it (null) means the same as no `memory:` at all."""
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value is not None or key not in cls.model_fields}
-        return data
 
 
 
@@ -230,21 +184,13 @@ class DesktopDisplay(Settings):
 
 
 
-class CpuTopology(Settings):
-    """How the vCPUs look to the guest; their product is the vCPU maximum."""
-    record: ClassVar[bool] = True
-    sockets: Count = Field(description="CPU sockets.")
-    cores: Count = Field(description="Cores per socket.")
-    threads: Count = Field(description="Threads per core.")
-
-
 _TOPOLOGY = Wording(expected="{sockets, cores, threads}, each an integer >= 1")
 
 
 class Cpu(Settings):
     """The CPU the guest sees and the host CPUs its vCPUs run on; checked against the host at preview."""
     key_noun: ClassVar[str] = "CPU setting"
-    mode: Literal[CPU_MODES] | None = Field(None, description="host-passthrough, host-model, or custom (a named "
+    mode: CpuMode | None = Field(None, description="host-passthrough, host-model, or custom (a named "
                                                               "model; implied by `model`). Default: libvirt's.")
     model: CpuModelName | None = Field(None, description="A named CPU model the host can run, e.g. Haswell-noTSX.")
     pinning: Annotated[list[CpuSet], Field(min_length=1),
@@ -271,7 +217,7 @@ _GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>
 
 class DesktopSettings(Settings):
     """What a desktop is, apart from where it runs and what it is made from: the settings of every desktop."""
-    memory: Annotated[MemorySize, DomainInput("memory_mib", unit=1024**2), BY_USER] = Field(
+    memory: Annotated[MemorySize, DomainInput(), BY_USER] = Field(
         "1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least 256MiB.")
     vcpus: Annotated[Count, DomainInput(), BY_USER] = Field(1, description="Virtual CPUs.")
     max_vcpus: Annotated[Count | None, DomainInput(), BY_USER] = Field(
@@ -289,7 +235,7 @@ class DesktopSettings(Settings):
     home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
         "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
                             "host (found again if the user comes back), or delete it.")
-    disk_backup_days: Annotated[int, Field(ge=0, le=3650)] = Field(
+    disk_backup_days: BackupDays = Field(
         7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
                        "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
     running: Annotated[bool, DomainInput(), BY_USER] = Field(

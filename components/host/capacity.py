@@ -20,6 +20,7 @@ from .connection import connect
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERCOMMIT = {"memory": 1.0, "cpu": 4.0}
+MiB = 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Capacity:
     """One host's size, as libvirt reports it."""
 
     host: str
-    memory_mib: int          # physical memory
+    memory: int              # physical memory, bytes
     cpus: int                # logical CPUs
     max_vcpus: int           # the most vCPUs one guest of this domain type may have
 
@@ -38,7 +39,7 @@ class Demand:
 
     name: str
     host: str
-    memory_mib: int
+    memory: int              # bytes
     vcpus: int               # its vCPU maximum (max_vcpus, else vcpus)
     running: bool
     memory_field: str
@@ -47,8 +48,8 @@ class Demand:
 
 def read(host: str, uri: str, domain_type: str) -> Capacity:
     with connect(uri) as conn:
-        _model, memory_mib, cpus, *_ = conn.getInfo()
-        return Capacity(host, int(memory_mib), int(cpus), _max_vcpus(conn, domain_type))
+        _model, memory_mib, cpus, *_ = conn.getInfo()      # (libvirt counts the host's memory in MiB)
+        return Capacity(host, int(memory_mib) * MiB, int(cpus), _max_vcpus(conn, domain_type))
 
 
 def _max_vcpus(conn, domain_type: str) -> int:
@@ -75,9 +76,9 @@ def problems(demands: Iterable[Demand], capacities: dict[str, Capacity],
     for d in demands:
         cap = capacities[d.host]
         alone = len(found)
-        if d.memory_mib > cap.memory_mib:
-            found.append((d.memory_field, f"{_mib(d.memory_mib)} is more than host {d.host!r} has "
-                                          f"({_mib(cap.memory_mib)}): desktop {d.name!r} could never start"))
+        if d.memory > cap.memory:
+            found.append((d.memory_field, f"{_mib(d.memory)} is more than host {d.host!r} has "
+                                          f"({_mib(cap.memory)}): desktop {d.name!r} could never start"))
         if d.vcpus > cap.max_vcpus:
             found.append((d.vcpus_field, f"{d.vcpus} vCPUs is more than a guest on host {d.host!r} may have "
                                          f"({cap.max_vcpus})"))
@@ -86,11 +87,11 @@ def problems(demands: Iterable[Demand], capacities: dict[str, Capacity],
     for host, cap in capacities.items():
         ratio = {**DEFAULT_OVERCOMMIT, **overcommit.get(host, {})}
         running = [d for d in fitting if d.host == host and d.running]   # (one that can never fit is said above)
-        memory, vcpus = sum(d.memory_mib for d in running), sum(d.vcpus for d in running)
+        memory, vcpus = sum(d.memory for d in running), sum(d.vcpus for d in running)
         names = ", ".join(d.name for d in running)
-        if memory > cap.memory_mib * ratio["memory"]:
+        if memory > cap.memory * ratio["memory"]:
             found.append((f"hosts.{host}", f"its running desktops ({names}) need {_mib(memory)} of memory; it has "
-                                           f"{_mib(cap.memory_mib)} x overcommit {ratio['memory']:g}: move some to "
+                                           f"{_mib(cap.memory)} x overcommit {ratio['memory']:g}: move some to "
                                            "another host, stop some (running: false) or raise overcommit.memory"))
         if vcpus > cap.cpus * ratio["cpu"]:
             found.append((f"hosts.{host}", f"its running desktops ({names}) need {vcpus} vCPUs; it has {cap.cpus} "
@@ -99,5 +100,7 @@ def problems(demands: Iterable[Demand], capacities: dict[str, Capacity],
     return found
 
 
-def _mib(value: int) -> str:
-    return f"{value / 1024:g} GiB" if value >= 1024 else f"{value} MiB"
+def _mib(size: int) -> str:
+    """Bytes as MiB or GiB, the way the stack file writes them."""
+    mib = size // MiB
+    return f"{mib / 1024:g} GiB" if mib >= 1024 else f"{mib} MiB"

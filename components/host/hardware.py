@@ -17,12 +17,12 @@ from typing import Iterable
 import libvirt
 
 from .. import xmlmodel
+from ..kinds import CPU_MODES
 from ..xmlmodel import format_cpuset, format_pci_address, parse_cpuset, split_pci_address
 from .connection import connect
 
 log = logging.getLogger(__name__)
 
-CPU_MODES = ("host-passthrough", "host-model", "custom")
 _BRIDGE_CLASSES = ("0x0600", "0x0604")     # host bridge, PCI-to-PCI bridge: never a guest's
 _MAX_LISTED = 8
 

@@ -27,7 +27,7 @@ import libvirt
 from lxml import etree
 
 from .. import xmlmodel
-from .capacity import DEFAULT_OVERCOMMIT, Capacity
+from .capacity import DEFAULT_OVERCOMMIT, MiB, Capacity
 from .connection import connect
 from .hardware import Claims, HardwareDemand, HostHardware, alone
 
@@ -41,7 +41,7 @@ class Want:
     name: str
     vm_name: str
     hosts: tuple[str, ...]
-    memory_mib: int
+    memory: int                    # bytes
     vcpus: int                     # its vCPU maximum
     running: bool
     hardware: HardwareDemand | None = None   # its `host` is filled in per candidate
@@ -145,15 +145,15 @@ class _Room:
         cap = self.capacities.get(host)
         if cap is not None:
             ratio = {**DEFAULT_OVERCOMMIT, **self.overcommit.get(host, {})}
-            if w.memory_mib > cap.memory_mib:
-                return f"{w.memory_mib} MiB of memory is more than it has ({cap.memory_mib} MiB)"
+            if w.memory > cap.memory:
+                return f"{w.memory // MiB} MiB of memory is more than it has ({cap.memory // MiB} MiB)"
             if w.vcpus > cap.max_vcpus:
                 return f"{w.vcpus} vCPUs is more than a guest there may have ({cap.max_vcpus})"
             if w.running:
-                memory = self.memory.get(host, 0) + w.memory_mib
-                if memory > cap.memory_mib * ratio["memory"]:
-                    return (f"its running desktops would need {memory} MiB of memory, more than "
-                            f"{cap.memory_mib} MiB x overcommit {ratio['memory']:g}")
+                memory = self.memory.get(host, 0) + w.memory
+                if memory > cap.memory * ratio["memory"]:
+                    return (f"its running desktops would need {memory // MiB} MiB of memory, more than "
+                            f"{cap.memory // MiB} MiB x overcommit {ratio['memory']:g}")
                 vcpus = self.vcpus.get(host, 0) + w.vcpus
                 if vcpus > cap.cpus * ratio["cpu"]:
                     return (f"its running desktops would need {vcpus} vCPUs, more than {cap.cpus} CPUs x "
@@ -168,7 +168,7 @@ class _Room:
 
     def take(self, w: Want, host: str) -> None:
         if w.running:
-            self.memory[host] = self.memory.get(host, 0) + w.memory_mib
+            self.memory[host] = self.memory.get(host, 0) + w.memory
             self.vcpus[host] = self.vcpus.get(host, 0) + w.vcpus
         hw = self.hardware.get(host)
         if w.hardware is not None and w.hardware.asks and hw is not None:

@@ -42,12 +42,13 @@ from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
+from ..kinds import Count   # (the stack file's container vcpus is declared with it)
 from ..guest import GuestError
 from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
 from .. import processes
 from ..waiting import WaitTimeout, wait_for
-from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop
+from .provider import PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
 from . import atuse
 from ..xmlmodel.container import Container as ContainerXML
 from ..xmlmodel.container import ContainerOwner, Filesystem, IdMap, InitEnv
@@ -64,7 +65,7 @@ CPU_PERIOD_US = 100000
 USERNS_OFF_WARNING = ("userns is false: root in container {name!r} is root on the host "
                       "(no user namespace); write `userns: true` (the default) unless you need this")
 # Changing these takes effect when the container starts again.
-_NEEDS_RESTART = ("command", "env", "networks", "mounts", "memory_mib")
+_NEEDS_RESTART = ("command", "env", "networks", "mounts", "memory")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
@@ -75,8 +76,16 @@ def _one_of(options):
     return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
 
 
+_POSITIVE = "must be a positive integer"
+MiB = 1024**2
+
+
+def _whole_mib(v):
+    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
+
+
 def _positive(v):
-    return None if v > 0 else "must be a positive integer"
+    return None if v > 0 else _POSITIVE
 
 
 def _lxc_uri_problem(v: str) -> str | None:
@@ -244,7 +253,8 @@ def remove_cgroup(props) -> None:
 def desired_model(props, *, uid_base: int | None, root: str | os.PathLike,
                   emulator: str | None = None) -> ContainerXML:
     """The LXC domain vdesk declares for `props`, its root tree at `root`."""
-    memory_kib = int(props["memory_mib"]) * 1024
+    props = ContainerProvider().renamed(props)  # (props written before memory was bytes read the same)
+    memory_kib = int(props["memory"]) // 1024
     command = list(props.get("command") or []) or [SYSTEM_INIT]
     vcpus = int(props.get("vcpus") or 1)
     model = ContainerXML(
@@ -292,7 +302,7 @@ def observed_inputs(live: ContainerXML, props) -> dict:
     if live.cpu_quota and live.cpu_quota > 0 and live.cpu_period:
         vcpus = max(1, live.cpu_quota // live.cpu_period)
     return {
-        "memory_mib": (live.memory_kib or 0) // 1024,
+        "memory": (live.memory_kib or 0) * 1024,
         "vcpus": vcpus,
         "cpu_shares": live.cpu_shares if props.get("cpu_shares") is not None else None,
         "command": [] if command == [SYSTEM_INIT] else command,
@@ -436,6 +446,8 @@ def stop_container(dom, timeout_s: float) -> str:
 
 class ContainerProvider(DeclaredProvider):
     OWNER_KIND = "container"         # its owner is its metadata: no other stack's refresh or destroy takes it
+    # Memory was stored in MiB (memory_mib) before sizes were bytes inside vdesk.
+    RENAMED = {"memory_mib": ("memory", MiB)}
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True, validate=_lxc_uri_problem,
                          doc="libvirt LXC URI, e.g. the embedded host's `lxc:///system?socket=…`"),
@@ -449,9 +461,10 @@ class ContainerProvider(DeclaredProvider):
         "command": Prop(list, default=[], validate=_command_problem,
                         doc="argv of an application container; empty: a system container (/sbin/init)"),
         "env": Prop(list, default=[], validate=_env_problem, doc="NAME=value for the init/command"),
-        "memory_mib": Prop(int, required=True, validate=_positive,
-                           doc="memory limit; lowering is applied live, raising at a restart"),
-        "vcpus": Prop(int, default=1, validate=_positive, doc="CPU time cap in whole CPUs (CFS quota); live"),
+        "memory": Prop(int, required=True, validate=_whole_mib,
+                       doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
+                           "restart"),
+        "vcpus": declared(Count, _POSITIVE, default=1, doc="CPU time cap in whole CPUs (CFS quota); live"),
         "cpu_shares": Prop(int, validate=_shares_problem, doc="relative CPU weight; live"),
         "networks": Prop(list, default=[], validate=_networks_problem,
                          doc="NICs {network, mac}; mac defaults to one derived from name and network"),
@@ -590,14 +603,14 @@ class ContainerProvider(DeclaredProvider):
             if news.get("cpu_shares") is not None:
                 params["cpu_shares"] = int(news["cpu_shares"])
             dom.setSchedulerParametersFlags(params, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-        if "memory_mib" in changed and news["memory_mib"] * 1024 <= dom.maxMemory():
+        if "memory" in changed and news["memory"] // 1024 <= dom.maxMemory():
             # the memory cgroup limit, below the size the container was started with
-            dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            dom.setMemoryFlags(news["memory"] // 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 
     @staticmethod
     def _needs_restart(dom, news, changed) -> bool:
-        others = changed & (set(_NEEDS_RESTART) - {"memory_mib"})
-        grows = "memory_mib" in changed and news["memory_mib"] * 1024 > dom.maxMemory()
+        others = changed & (set(_NEEDS_RESTART) - {"memory"})
+        grows = "memory" in changed and news["memory"] // 1024 > dom.maxMemory()
         return bool(others) or grows
 
     # -- delete ---------------------------------------------------------------------

@@ -20,11 +20,12 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
+from ..kinds import Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType
 from ..names import name_problem
 from .. import rootexec
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
-from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
+from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,27 @@ VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdage
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
 TPM_MODEL, TPM_VERSION = "tpm-crb", "2.0"     # a TPM 2.0 with the CRB interface, emulated by swtpm
 # Changing these only takes effect when the guest boots again.
-_NEEDS_RESTART = ("domain_type", "memory_mib", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
+_NEEDS_RESTART = ("domain_type", "memory", "vcpus", "max_vcpus", "kernel", "initrd", "cmdline", "disks", "nics",
                   "shares", "cpu_mode", "cpu_topology", "machine", "video", "tablet", "vdagent", "graphics_listen",
                   "spice", "cpu_model", "cpu_pinning", "hostdevs")
 # Of those, what a running guest may take without a reboot (see DomainProvider._apply_live).
-_LIVE_CAPABLE = {"memory_mib", "vcpus", "max_vcpus"}
+_LIVE_CAPABLE = {"memory", "vcpus", "max_vcpus"}
 
 
 def _one_of(options):
     return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
 
 
+_POSITIVE = "must be a positive integer"
+MiB = 1024**2
+
+
+def _whole_mib(v):
+    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
+
+
 def _positive(v):
-    return None if v > 0 else "must be a positive integer"
+    return None if v > 0 else _POSITIVE
 
 
 def _is_int(v) -> bool:
@@ -113,24 +122,6 @@ def _video_problem(video) -> str | None:
     return None
 
 
-def _topology_problem(topology) -> str | None:
-    keys = ("sockets", "cores", "threads")
-    def whole(v):  # the wire may carry 2 as 2.0
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and v > 0
-    if set(topology) != set(keys) or not all(whole(topology[k]) for k in keys):
-        return "must be {sockets, cores, threads}, each a positive integer"
-    return None
-
-
-def _pinning_problem(pins) -> str | None:
-    for i, cpuset in enumerate(pins):
-        try:
-            xmlmodel.parse_cpuset(cpuset)
-        except ValueError as exc:
-            return f"[{i}]: {exc}"
-    return None
-
-
 def _hostdevs_problem(hostdevs) -> str | None:
     for i, dev in enumerate(hostdevs):
         kind = dev.get("type") if isinstance(dev, dict) else None
@@ -189,7 +180,8 @@ def max_vcpus_of(props) -> int:
 
 
 def desired_model(props) -> xmlmodel.Domain:
-    memory_kib = int(props["memory_mib"]) * 1024
+    props = DomainProvider().renamed(props)     # (props written before memory was bytes read the same)
+    memory_kib = int(props["memory"]) // 1024
     boot = props.get("boot", "kernel")
     vcpus, max_vcpus = int(props["vcpus"]), max_vcpus_of(props)
     # <vcpu placement='static' current='N'>MAX</vcpu>; with no room above vcpus, plain <vcpu>N</vcpu>
@@ -279,7 +271,7 @@ def observed_inputs(live: xmlmodel.Domain, props, live_vcpus: int | None = None)
         "machine": props.get("machine") if same_machine(props.get("machine"), live.machine) else live.machine,
         "cpu_topology": ({"sockets": live.cpu_sockets, "cores": live.cpu_cores, "threads": live.cpu_threads}
                          if live.cpu_sockets else None),
-        "memory_mib": (live.current_memory_kib or live.memory_kib) // 1024,
+        "memory": (live.current_memory_kib or live.memory_kib) * 1024,
         "vcpus": boot_vcpus if live_vcpus is None else live_vcpus,
         "max_vcpus": live.vcpus if declared_max or live.vcpus != boot_vcpus else None,
         "kernel": live.kernel if props.get("boot", "kernel") == "kernel" else props.get("kernel"),
@@ -372,6 +364,8 @@ def _remove_logs(path: str | None) -> None:
 
 
 class DomainProvider(DeclaredProvider):
+    # Memory was stored in MiB (memory_mib) before sizes were bytes inside vdesk.
+    RENAMED = {"memory_mib": ("memory", MiB)}
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
@@ -385,19 +379,22 @@ class DomainProvider(DeclaredProvider):
         "tpm": Prop(bool, replaces=True,
                     doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
                         "change makes a new domain"),
-        "memory_mib": Prop(int, required=True, validate=_positive),
-        "vcpus": Prop(int, required=True, validate=_positive,
-                      doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
-        "max_vcpus": Prop(int, validate=_positive,
-                          doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a change needs a restart"),
-        "cpu_mode": Prop(str, doc="host-passthrough, host-model or custom (checked against the host at preview)"),
-        "cpu_model": Prop(str, doc="a named CPU model (mode custom, fallback forbid)"),
-        "cpu_pinning": Prop(list, validate=_pinning_problem, doc="host CPU set per vCPU (cputune vcpupin)"),
+        "memory": Prop(int, required=True, validate=_whole_mib,
+                       doc="bytes (a whole number of MiB); KiB only in the XML"),
+        "vcpus": declared(Count, _POSITIVE, required=True,
+                          doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
+        "max_vcpus": declared(Count, _POSITIVE, doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a "
+                                                    "change needs a restart"),
+        "cpu_mode": declared(CpuMode,
+                             doc="host-passthrough, host-model or custom (checked against the host at preview)"),
+        "cpu_model": declared(CpuModelName, doc="a named CPU model (mode custom, fallback forbid)"),
+        "cpu_pinning": declared(list[CpuSet], doc="host CPU set per vCPU (cputune vcpupin)"),
         "hostdevs": Prop(list, validate=_hostdevs_problem,
                          doc="host devices: {type: pci, address} (whole device, managed) or {type: mdev, uuid}"),
-        "cpu_topology": Prop(dict, validate=_topology_problem,
-                             doc="{sockets, cores, threads}; their product is the vCPU maximum"),
-        "machine": Prop(str, doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
+        "cpu_topology": declared(CpuTopology, "must be {sockets, cores, threads}, each a positive integer",
+                                 doc="{sockets, cores, threads}; their product is the vCPU maximum"),
+        "machine": declared(MachineType,
+                            doc="machine type, e.g. q35 or pc (libvirt's versioned name reads back as the same)"),
         "kernel": Prop(str), "initrd": Prop(str), "cmdline": Prop(str),
         "disks": Prop(list, default=[], validate=_disks_problem,
                       doc="{path, format, readonly, ..., source}: `source` names what the volume was made from, so "
@@ -454,7 +451,7 @@ class DomainProvider(DeclaredProvider):
         if inputs.get("display_password_valid_to") and not inputs.get("display_password"):
             problems.append(("display_password_valid_to", "display_password_valid_to needs a display_password"))
         topology = inputs.get("cpu_topology")
-        if isinstance(topology, dict) and not _topology_problem(topology) and _is_int(vcpus) \
+        if isinstance(topology, dict) and not self.PROPS["cpu_topology"].validate(topology) and _is_int(vcpus) \
                 and (max_vcpus is None or _is_int(max_vcpus)):
             product = int(topology["sockets"] * topology["cores"] * topology["threads"])
             if product != max_vcpus_of(inputs):
@@ -544,9 +541,9 @@ class DomainProvider(DeclaredProvider):
         if pending - _LIVE_CAPABLE:
             return False
         name = news["name"]
-        if "memory_mib" in pending and news["memory_mib"] > olds["memory_mib"]:
+        if "memory" in pending and news["memory"] > olds["memory"]:
             log.info("%s: memory grows to %d MiB, above the boot-time maximum: needs a restart",
-                     name, news["memory_mib"])
+                     name, news["memory"] // MiB)
             return False
         if pending & {"vcpus", "max_vcpus"}:
             # The running guest's own maximum decides, not the old state: it may have drifted.
@@ -554,9 +551,9 @@ class DomainProvider(DeclaredProvider):
             if max_vcpus_of(news) != boot_max:
                 log.info("%s: vCPU maximum %d -> %d needs a restart", name, boot_max, max_vcpus_of(news))
                 return False
-        if "memory_mib" in pending:
+        if "memory" in pending:
             try:
-                dom.setMemoryFlags(news["memory_mib"] * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                dom.setMemoryFlags(news["memory"] // 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
             except libvirt.libvirtError as exc:
                 log.warning("%s: live memory change refused, falling back to restart_policy %r: %s",
                             name, news["restart_policy"], exc.get_error_message())

@@ -16,15 +16,16 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
+from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode
 from ..names import name_problem, network_problem
-from .provider import ADOPT, OWNER, PROJECT, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, PROJECT, DeclaredProvider, Prop, declared
 from ..xmlmodel.network import HostInterface
 
 if TYPE_CHECKING:
     from ..host.resolve import Host
 
 log = logging.getLogger(__name__)
-MODES = ("nat", "isolated", "route", "open", "bridge")
+MODES = NETWORK_MODES
 _MAX_DHCP_RANGE = 65534
 
 
@@ -95,22 +96,6 @@ def _ip_network(ip: xmlmodel.IP):
     if ip.netmask:
         return ipaddress.ip_interface(f"{ip.address}/{ip.netmask}").network
     return ipaddress.ip_interface(ip.address).network
-
-
-def _cidr6_problem(value: str) -> str | None:
-    if message := network_problem(value):
-        return message
-    if ipaddress.ip_network(value).version != 6:
-        return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
-    if ipaddress.ip_network(value).prefixlen > 125:
-        return f"{value!r} is too small for a DHCP network (use /125 or larger)"
-    return None
-
-
-def _bridge_problem(value: str) -> str | None:
-    if not value or len(value) > 15 or any(c.isspace() or c in "/:" for c in value):
-        return "a Linux interface name: 1-15 characters, no spaces, '/' or ':'"
-    return None
 
 
 def _dhcp_host(h: dict) -> xmlmodel.DhcpHost:
@@ -226,16 +211,15 @@ class NetworkProvider(DeclaredProvider):
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
-        "mode": Prop(str, default="nat", replaces=True,
-                     validate=lambda v: None if v in MODES else f"{v!r} must be one of {', '.join(MODES)}",
-                     doc="bridge: attach to an existing host bridge (no DHCP or DNS of vdesk's)"),
+        "mode": declared(NetworkMode, f"{{input}} must be one of {', '.join(MODES)}", default="nat", replaces=True,
+                         doc="bridge: attach to an existing host bridge (no DHCP or DNS of vdesk's)"),
         "cidr": Prop(str, replaces=True, validate=network_problem,
                      doc="required, except in bridge mode (there it only describes the LAN)"),
-        "cidr6": Prop(str, replaces=True, validate=_cidr6_problem,
-                      doc="IPv6 prefix beside an IPv4 cidr (dual stack)"),
+        "cidr6": declared(Cidr6, replaces=True,
+                          doc="IPv6 prefix beside an IPv4 cidr (dual stack)"),
         "dhcp": Prop(bool, replaces=True, doc="default true; false (and no other value) in bridge mode"),
-        "bridge": Prop(str, replaces=True, validate=_bridge_problem,
-                       doc="bridge mode: the existing host bridge; else the bridge to create (default vd-<name>)"),
+        "bridge": declared(Interface, "a Linux interface name: 1-15 characters, no spaces, '/' or ':'", replaces=True,
+                           doc="bridge mode: the existing host bridge; else the bridge to create (default vd-<name>)"),
         "netns": Prop(str, replaces=True,
                       doc="bridge mode: the host daemon's network namespace (embedded host), where the bridge "
                           "is looked up"),

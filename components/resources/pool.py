@@ -13,9 +13,10 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
+from ..kinds import NETFS_FORMATS, POOL_TYPES, FileServer, NetfsFormat, PoolType, VolumeGroup, vg_name_problem
 from ..names import name_problem
 from . import atuse, backups, journal
-from .provider import ADOPT, OWNER, DeclaredProvider, Prop
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop, declared
 from .provider import _is_unknown
 
 if TYPE_CHECKING:
@@ -34,22 +35,9 @@ def _absolute(path: str) -> str | None:
     return None if os.path.isabs(path) else f"{path!r} must be an absolute path on the host"
 
 
-POOL_TYPES = ("dir", "logical", "netfs")
-NETFS_FORMATS = ("nfs", "cifs", "glusterfs", "auto")
 # Which pool type each source property belongs to (anything else rejects it).
 SOURCE_PROPS = {"source_devices": "logical", "source_name": "logical", "source_host": "netfs",
                 "source_dir": "netfs", "source_format": "netfs"}
-_VG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+_.-")
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
-
-
-def vg_name_problem(value: str) -> str | None:
-    """LVM's rules for a volume group name (it also becomes /dev/<name>)."""
-    if not value or len(value) > 127 or value.startswith("-") or value in (".", "..") \
-            or not set(value) <= _VG_CHARS:
-        return (f"{value!r} is not a volume group name: use letters, digits, '+', '_', '.' and '-', "
-                "not starting with '-'")
-    return None
 
 
 def _devices_problem(value: list) -> str | None:
@@ -61,10 +49,6 @@ def _devices_problem(value: list) -> str | None:
     if len(set(value)) != len(value):
         return "lists a device twice"
     return None
-
-
-def host_problem(value: str) -> str | None:
-    return None if value and set(value) <= _HOST_CHARS else f"{value!r} is not a host name or IP address"
 
 
 def _with_type_defaults(news: dict) -> dict:
@@ -150,20 +134,19 @@ class PoolProvider(DeclaredProvider):
     PROPS = {
         "host_uri": Prop(str, required=True, replaces=True, doc="libvirt URI of the host"),
         "name": Prop(str, required=True, replaces=True, validate=name_problem),
-        "type": Prop(str, default="dir", replaces=True, doc="dir, logical (LVM) or netfs",
-                     validate=lambda v: None if v in POOL_TYPES else f"{v!r} is not one of {', '.join(POOL_TYPES)}"),
+        "type": declared(PoolType, f"{{input}} is not one of {', '.join(POOL_TYPES)}", default="dir", replaces=True,
+                         doc="dir, logical (LVM) or netfs"),
         "path": Prop(str, replaces=True, validate=_absolute,
                      doc="target directory (dir, netfs: required); logical: /dev/<source_name>, filled in"),
         "source_devices": Prop(list, replaces=True, validate=_devices_problem,
                                doc="logical: block devices to build the volume group on (must hold no data)"),
-        "source_name": Prop(str, replaces=True, validate=vg_name_problem,
-                            doc="logical: the volume group (default: the pool's name); without "
+        "source_name": declared(VolumeGroup, replaces=True,
+                                doc="logical: the volume group (default: the pool's name); without "
                                 "source_devices it must exist already and is kept on delete"),
-        "source_host": Prop(str, replaces=True, validate=host_problem, doc="netfs: the file server"),
+        "source_host": declared(FileServer, replaces=True, doc="netfs: the file server"),
         "source_dir": Prop(str, replaces=True, doc="netfs: the exported directory (cifs: the share name)"),
-        "source_format": Prop(str, replaces=True, doc="netfs: nfs, cifs, glusterfs or auto (default auto)",
-                              validate=lambda v: None if v in NETFS_FORMATS
-                              else f"{v!r} is not one of {', '.join(NETFS_FORMATS)}"),
+        "source_format": declared(NetfsFormat, f"{{input}} is not one of {', '.join(NETFS_FORMATS)}", replaces=True,
+                                  doc="netfs: nfs, cifs, glusterfs or auto (default auto)"),
         "autostart": Prop(bool, default=True),
         "adopt": ADOPT,
         "owner": OWNER,

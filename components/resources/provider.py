@@ -3,6 +3,14 @@
 Each resource declares its properties once (type, required, whether a change
 replaces); check() and diff() are derived from that table, and so is the table
 in docs/properties.md, so the documentation cannot drift from the behaviour.
+
+An input that is a setting of a declared kind (components.kinds: what the stack
+file and the component arguments declare too) is checked by that declaration
+(`declared`). A provider keeps a check of its own only where it is the last
+line: for what no setting declares (host URIs, paths, the lists it turns into
+XML), for what it reads back from its state and libvirt, and for bounds that
+are the object's rather than a setting's (a domain's memory may be below a
+desktop's 256MiB minimum: the providers' own tests make 64MiB guests).
 """
 from __future__ import annotations
 
@@ -14,8 +22,10 @@ from typing import Any, Callable
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider,
                             UpdateResult)
 from pulumi.output import Unknown
+from pydantic import TypeAdapter, ValidationError
 
 from ..errors import VdeskError
+from ..kinds import Wording
 from . import journal, ownership
 
 log = logging.getLogger(__name__)
@@ -37,12 +47,41 @@ class Prop:
     doc: str = ""
     secret: bool = False
     inert: bool = False              # matters only when the object is created: a change does nothing
+    kind: Any = None                 # the declaration (components.kinds) its values are checked by, if any
 
     @property
     def change(self) -> str:
         if self.inert:
             return "no effect on an existing object"
         return "replace" if self.replaces else "update in place"
+
+
+_JSON_TYPES = {"integer": int, "string": str, "object": dict, "array": list, "boolean": bool, "number": float}
+
+
+def declared(kind, problem: str | None = None, **prop) -> Prop:
+    """A property whose values are a kind declared in components.kinds (the same declaration the stack file and
+    the component arguments use): its type and its check are that declaration's. `problem`: the provider's
+    words for a value the kind refuses, {input} standing for it (default: the declaration's own, at the place in
+    the value)."""
+    adapter = TypeAdapter(kind)
+    wording = next((m for m in getattr(kind, "__metadata__", ()) if isinstance(m, Wording)), Wording())
+
+    def check(value) -> str | None:
+        try:
+            adapter.validate_python(_normal(value))
+        except ValidationError as exc:
+            if problem is not None:
+                return problem.replace("{input}", repr(value))
+            error = exc.errors()[0]
+            if wording.invalid and not error["loc"]:
+                return wording.invalid.format(input=repr(value), options="")
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            return f"{where}: {message}" if where else message
+        return None
+
+    return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, kind=kind, **prop)
 
 
 def _type_name(t) -> str:
@@ -70,6 +109,16 @@ OWNER = Prop(str, default="", inert=True,
                  "interrupted run left behind, and no other stack adopts, refreshes or deletes it")
 PROJECT = Prop(str, default="", inert=True,
                doc="the Pulumi project of the stack that makes it (in its owner metadata)")
+
+
+def _renames_read(method):
+    """Inputs stored under a name a provider has since renamed (RENAMED) are read as the new one, in its unit."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        return method(self, *(self.renamed(a) if isinstance(a, dict) else a for a in args))
+
+    return wrapper
 
 
 def _owned_read(read):
@@ -150,6 +199,9 @@ class DeclaredProvider(ResourceProvider):
         for name in ("create", "read", "update", "delete"):
             if name in cls.__dict__:
                 setattr(cls, name, _numbers_restored(cls.__dict__[name]))
+        for name in ("check", "diff", "create", "read", "update", "delete"):
+            if cls.RENAMED and (name in cls.__dict__ or name in ("check", "diff")):
+                setattr(cls, name, _renames_read(getattr(cls, name)))
         if "create" in cls.__dict__ and "adopt" in cls.PROPS:
             cls.create = _adopting(cls.create)
         if "delete" in cls.__dict__ and (cls.JOURNAL_KIND or cls.OWNER_KIND):
@@ -163,6 +215,23 @@ class DeclaredProvider(ResourceProvider):
     OWNER_KIND = ""                  # the kind whose owner is read, when it is not journaled (containers)
     # Replacing with the same name/MAC cannot coexist: delete the old one first.
     DELETE_BEFORE_REPLACE = True
+    # Inputs renamed since a state may have stored them: old name -> (new name, factor from the old unit to the
+    # new). The old name is read as the new one wherever state or inputs arrive, so a state written before the
+    # rename reads, refreshes and diffs as if written after it (a no-op `up` shows no change).
+    RENAMED: dict[str, tuple[str, int]] = {}
+
+    def renamed(self, props: dict) -> dict:
+        """props with every input of an old name under its new name, in the new unit."""
+        if not any(old in props for old in self.RENAMED):
+            return props
+        props = dict(props)
+        for old, (new, factor) in self.RENAMED.items():
+            if old not in props:
+                continue
+            value = props.pop(old)   # (written in the old dialect, it is what was meant)
+            props[new] = value * factor if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else value          # (a value known only after apply stays as it is)
+        return props
 
     # -- check ------------------------------------------------------------------
     def check(self, _olds, news):

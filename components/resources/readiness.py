@@ -28,13 +28,18 @@ from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget
 from ..guest.ssh import connect as ssh_connect
 from . import faults
-from .provider import GateProvider, Prop
+from ..kinds import Count, Timeouts   # (the stack file's timeouts are declared with these)
+from .provider import GateProvider, Prop, declared
 
 log = logging.getLogger(__name__)
 
 
+_POSITIVE = "must be positive"
+_WAITS = Timeouts()
+
+
 def _positive(v):
-    return None if v > 0 else "must be positive"
+    return None if v > 0 else _POSITIVE
 
 
 class ReadinessProvider(GateProvider):
@@ -56,13 +61,13 @@ class ReadinessProvider(GateProvider):
         "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
         "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
         "graphical": Prop(bool, doc="a desktop image: the screenshot must show the graphical desktop"),
-        "graphical_timeout_s": Prop(int, validate=_positive,
-                                    doc="how long to wait for the screen to show the desktop (default 600)"),
+        "graphical_timeout_s": declared(Count, _POSITIVE, doc="how long to wait for the screen to show the "
+                                                              f"desktop (default {_WAITS.graphical})"),
         "min_width": Prop(int, validate=_positive, doc="the least display width a graphical desktop shows"),
         "min_height": Prop(int, validate=_positive, doc="the least display height a graphical desktop shows"),
-        "address_timeout_s": Prop(int, default=600, validate=_positive),
-        "ssh_timeout_s": Prop(int, default=300, validate=_positive),
-        "cloud_init_timeout_s": Prop(int, default=900, validate=_positive),
+        "address_timeout_s": declared(Count, _POSITIVE, default=_WAITS.address),
+        "ssh_timeout_s": declared(Count, _POSITIVE, default=_WAITS.ssh),
+        "cloud_init_timeout_s": declared(Count, _POSITIVE, default=_WAITS.cloud_init),
     }
     OUTPUTS = ("ip", "cloud_init", "checks_passed", "screenshot")
     ID_PROP = "domain_uuid"
@@ -96,7 +101,7 @@ class ReadinessProvider(GateProvider):
                 if props.get("graphical"):
                     # Its session may still be drawing: wait, with a deadline, for the desktop to show.
                     picture = wait_for_desktop(conn, name, Path(props["screenshot_path"]),
-                                               timeout_s=props.get("graphical_timeout_s") or 600,
+                                               timeout_s=props.get("graphical_timeout_s") or _WAITS.graphical,
                                                min_width=props.get("min_width") or 640,
                                                min_height=props.get("min_height") or 400)
                 else:

@@ -15,10 +15,11 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
+from ..kinds import BackupDays   # (a desktop's disk_backup_days is declared with it)
 from ..names import name_problem, parse_size
 from . import atuse, backups, faults
 from .lifecycle import shut_down
-from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown
+from .provider import ADOPT, OWNER, DeclaredProvider, Prop, _is_unknown, declared
 
 if TYPE_CHECKING:
     from .pool import StoragePool
@@ -192,9 +193,9 @@ class VolumeProvider(DeclaredProvider):
         "copy_of": Prop(str, replaces=True, validate=_absolute_problem,
                         doc="full copy of this volume path on the same host: independent of it, no backing store"),
         "domain": Prop(str, inert=True, doc="the domain this disk belongs to (stopped for a consistent backup)"),
-        "backup_days": Prop(int, default=0, validate=lambda v: None if 0 <= v <= 3650 else "must be 0..3650",
-                            doc="a desktop's system disk: when a change replaces it, keep a flattened copy for this "
-                                "many days (0: none); used at the replacement, never at destroy"),
+        "backup_days": declared(BackupDays, "must be 0..3650", default=0,
+                                doc="a desktop's system disk: when a change replaces it, keep a flattened copy for "
+                                    "this many days (0: none); used at the replacement, never at destroy"),
         "adopt": ADOPT,
         "owner": OWNER,
     }

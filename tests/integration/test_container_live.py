@@ -299,7 +299,7 @@ def test_memory_cpu_and_power_state_change_in_place(own_host, system_box):
     assert stopped["state"] == "stopped" and not conn.lookupByName("ct-sys").isActive()
     started = cp.update(box["id"], stopped, bigger).outs
     assert started["state"] == "running" and conn.lookupByName("ct-sys").isActive()
-    assert cp.read(box["id"], started).outs["memory_mib"] == 768
+    assert cp.read(box["id"], started).outs["memory"] == 768 * 1024**2
     assert cp.diff(box["id"], cp.read(box["id"], started).outs, bigger).changes is False
     conn.close()
     box.update(outs=started, props=bigger)
@@ -357,7 +357,7 @@ def test_refresh_sees_out_of_band_destroy_and_undefine(own_host, system_box):
 
     # memory changed behind vdesk's back shows up as drift
     virsh(own_host, "setmaxmem", "ct-sys", "1G", "--config")
-    assert cp.read(box["id"], box["outs"]).outs["memory_mib"] == 1024
+    assert cp.read(box["id"], box["outs"]).outs["memory"] == 1024 * 1024**2
 
     virsh(own_host, "destroy", "ct-sys")
     virsh(own_host, "undefine", "ct-sys")

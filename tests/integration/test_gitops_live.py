@@ -99,7 +99,7 @@ def test_change_request_merge_drift_and_a_hostile_request(team):
         dom.setMemoryFlags(768 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
         dom.setMemoryFlags(768 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         out = _gitops(repo, env, "reconcile", STACK)
-        assert "update   desktop alice (alice-vm: memory_mib)" in out, out
+        assert "update   desktop alice (alice-vm: memory)" in out, out
         assert conn.lookupByName(f"{STACK}-alice").maxMemory() == 512 * 1024
     finally:
         conn.close()

@@ -90,7 +90,7 @@ def test_memory_vcpu_and_power_state_update_the_same_domain(own_host, net):
         virsh(own_host, "setmaxmem", "live-vm", "512M", "--config")
         virsh(own_host, "setmem", "live-vm", "512M", "--config")
         refreshed = dp.read(created.id, started).outs
-        assert refreshed["memory_mib"] == 512
+        assert refreshed["memory"] == 512 * 1024**2
         assert dp.diff(created.id, refreshed, bigger).changes
         dp.update(created.id, refreshed, bigger)
         live = xmlmodel.Domain.from_xml(conn.lookupByName("live-vm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))

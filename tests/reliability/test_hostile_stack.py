@@ -114,8 +114,8 @@ def test_a_hostile_value_in_any_field_is_refused_naming_it_or_carried_intact(fie
     # keeps its shape.
     carried = {
         "users[0].ssh_authorized_keys[0]": lambda: f"{KEY_BODY} {value}".strip() in config.desktops["alice"].users[0].ssh_authorized_keys,
-        "profiles.standard.checks[0].command": lambda: value in [c.get("command") for c in config.desktops["alice"].checks],
-        "profiles.standard.checks[1].contains": lambda: value in [c.get("contains") for c in config.desktops["alice"].checks],
+        "profiles.standard.checks[0].command": lambda: value in [c.get("command") for c in config.desktops["alice"].settings.checks],
+        "profiles.standard.checks[1].contains": lambda: value in [c.get("contains") for c in config.desktops["alice"].settings.checks],
     }.get(path, lambda: True)()
     same_shape = seed_shape(config) == SEED_KEYS
     ledger.hostile("rendered_safely" if carried and same_shape else "unescaped")

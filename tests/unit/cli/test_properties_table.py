@@ -27,3 +27,12 @@ def test_diff_follows_the_table(title, provider, name, prop):
     assert diff.changes is True
     assert diff.replaces == ([name] if prop.replaces else [])
     assert (name in (diff.stables or [])) is False
+
+
+def test_a_declared_input_shows_its_kind_and_a_desktop_setting_is_named():
+    domain = render().split("## Domain")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip(): line for line in domain.splitlines() if line.startswith("| `")}
+    assert "| int >= 1 | yes |" in rows["`vcpus`"] and "a desktop's `vcpus` (DesktopSettings)" in rows["`vcpus`"]
+    assert "bytes (a whole number of MiB); KiB only in the XML; a desktop's `memory` (DesktopSettings)" \
+        in rows["`memory`"]
+    assert "| str: one of host-passthrough, host-model, custom |" in rows["`cpu_mode`"]

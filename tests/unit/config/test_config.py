@@ -36,7 +36,7 @@ _DELETE = object()
 def test_valid_config_parses_with_units_normalised():
     cfg = parse(VALID, stack="dev")
     desk = cfg.desktops["dev"]
-    assert (desk.memory_mib, desk.settings.vcpus, desk.settings.disk) == (1024, 2, 8 * 1024**3)
+    assert (desk.settings.memory, desk.settings.vcpus, desk.settings.disk) == (1024**3, 2, 8 * 1024**3)
     assert desk.host == "local" and cfg.prefix == "dev"
 
 
@@ -127,13 +127,15 @@ def test_users_get_one_desktop_each_from_their_profile_with_overrides():
     cfg = parse(TEAM, stack="team", config_keys={"carol-password": True})
     assert list(cfg.desktops) == ["alice", "bob", "carol"]
     alice, bob, carol = cfg.desktops.values()
-    assert (alice.memory_mib, alice.settings.vcpus, alice.settings.disk, alice.settings.running) == (1024, 1, 8 * 1024**3, True)
+    assert (alice.settings.memory, alice.settings.vcpus, alice.settings.disk, alice.settings.running) == (
+        1024**3, 1, 8 * 1024**3, True)
     assert alice.users[0].groups == ("audio",) and alice.profile == "desktop" and alice.source == "users[0]"
-    assert alice.checks == ({"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"})
-    assert (bob.memory_mib, bob.settings.vcpus, bob.settings.disk, bob.settings.running) == (1536, 2, 20 * 1024**3, False)
-    assert bob.users[0].groups == ("plugdev",) and bob.checks == ({"service": "ssh"},)
+    assert alice.settings.checks == [{"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"}]
+    assert (bob.settings.memory, bob.settings.vcpus, bob.settings.disk, bob.settings.running) == (
+        1536 * 1024**2, 2, 20 * 1024**3, False)
+    assert bob.users[0].groups == ("plugdev",) and bob.settings.checks == [{"service": "ssh"}]
     assert bob.users[0].ssh_authorized_keys == ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop",)
-    assert (carol.memory_mib, carol.settings.vcpus, carol.settings.disk) == (2048, 4, 8 * 1024**3)
+    assert (carol.settings.memory, carol.settings.vcpus, carol.settings.disk) == (2 * 1024**3, 4, 8 * 1024**3)
     assert carol.users[0].password == "carol-password" and carol.profile == "desktop"
     assert (alice.host, alice.pool, alice.network, alice.image) == ("local", "main", "lan", "debian12")
 
@@ -144,7 +146,7 @@ def test_max_vcpus_is_optional_and_inherited_from_the_profile_unless_the_user_se
     raw["users"][1]["max_vcpus"] = 4
     raw["desktops"] = {"dev": dict(VALID["desktops"]["dev"], max_vcpus=2)}
     cfg = parse(raw, stack="team", config_keys={"carol-password": True})
-    assert [cfg.desktops[n].max_vcpus for n in ("alice", "bob", "carol", "dev")] == [None, 4, 8, 2]
+    assert [cfg.desktops[n].settings.max_vcpus for n in ("alice", "bob", "carol", "dev")] == [None, 4, 8, 2]
     assert cfg.profiles["big"].max_vcpus == 8 and cfg.profiles["standard"].max_vcpus is None
 
 
@@ -294,7 +296,7 @@ def test_an_empty_setting_is_the_same_as_none_and_an_empty_entry_takes_every_def
     raw["profiles"]["big"]["checks"] = None
     cfg = parse(raw, stack="team", config_keys={"carol-password": True})
     assert cfg.hosts["local"].uri == "embedded" and cfg.hosts["local"].accelerator == "auto"
-    assert cfg.desktops["bob"].memory_mib == 1024 and cfg.desktops["bob"].users[0].groups == ("audio",)
+    assert cfg.desktops["bob"].settings.memory == 1024**3 and cfg.desktops["bob"].users[0].groups == ("audio",)
     assert cfg.profiles["big"].checks == ()
 
 

@@ -88,7 +88,7 @@ def _fake_render(profile, variables):
 
 def _this_machine(host, uri, domain_type):
     """The host's size as this machine's: 24 GiB, 2 CPUs (the test driver reports a 3 GiB host)."""
-    return Capacity(host, 24 * 1024, 2, 288)
+    return Capacity(host, 24 * 1024**3, 2, 288)
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_dev_stack_graph(mocks, golden):
                                         "image-xfce-main-disk", "image-xfce-main-initrd", "image-xfce-main-kernel",
                                         "dev-home", *desktop_parts("dev")])
         vm = mocks.named("dev-vm")
-        assert (vm["name"], vm["memory_mib"], vm["vcpus"], vm["boot"]) == ("dev-dev", 2048, 2, "kernel")
+        assert (vm["name"], vm["memory"] // 1024**2, vm["vcpus"], vm["boot"]) == ("dev-dev", 2048, 2, "kernel")
         assert re.fullmatch(r"/pools/dev-main/dev-xfce-[0-9a-f]{12}-kernel\.raw", vm["kernel"]), vm["kernel"]
         assert mocks.named("dev-disk")["capacity_bytes"] == 8 * 1024**3
         assert mocks.named("dev-home")["capacity_bytes"] == 4 * 1024**3
@@ -232,7 +232,7 @@ def test_team_stack_graph(mocks, golden):
             expected += [*desktop_parts(user), f"{user}-home"]
         assert mocks.names() == sorted(expected)
         assert sorted(out["desktops"]) == users
-        sizes = {u: (mocks.named(f"{u}-vm")["memory_mib"], mocks.named(f"{u}-vm")["vcpus"],
+        sizes = {u: (mocks.named(f"{u}-vm")["memory"] // 1024**2, mocks.named(f"{u}-vm")["vcpus"],
                      mocks.named(f"{u}-disk")["capacity_bytes"] // 1024**3) for u in users}
         assert sizes == {"ada": (2048, 2, 8), "grace": (3072, 2, 8)}
         for user in users:
@@ -259,7 +259,7 @@ def test_ci_stack_graph(mocks, golden):
     def check(out):
         assert mocks.names() == sorted(["pool-main", "network-lan", *GOLDEN_IMPORTS, *desktop_parts("ci")])
         vm = mocks.named("ci-vm")
-        assert (vm["name"], vm["memory_mib"], vm["vcpus"]) == ("ci-ci", 768, 2)
+        assert (vm["name"], vm["memory"] // 1024**2, vm["vcpus"]) == ("ci-ci", 768, 2)
         assert mocks.named("ci-disk")["capacity_bytes"] == 4 * 1024**3
         assert mocks.named("ci-ready")["cloud_init_timeout_s"] == 600
         assert out["desktops"]["ci"]["user"] == "ci"

@@ -48,9 +48,20 @@ def test_an_unknown_keyword_is_a_type_error():
         _args(cpu_speed=3)
 
 
-def test_the_domain_inputs_keep_their_stored_names_and_units():
+def test_the_domain_inputs_are_the_settings_in_bytes_and_firmware_off_is_unset():
     inputs = domain_inputs(DesktopSettings(memory="1536MiB", secure_boot=True, cpu_topology={
         "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2))
-    assert inputs == {"memory_mib": 1536, "vcpus": 1, "max_vcpus": 2,
+    assert inputs == {"memory": 1536 * 1024**2, "vcpus": 1, "max_vcpus": 2,
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
                       "autostart": False, "secure_boot": True, "tpm": None}
+
+
+def test_the_vcpu_rules_are_the_stack_files_and_name_the_keyword_as_written():
+    args = _args(vcpus=2, max_vcpus=1, cpu_mode="host-model", cpu_model="Haswell-noTSX", cpu_pinning=[1, 2, 3])
+    assert args.problems("d") == [
+        ("d.max_vcpus", "must be >= vcpus (2)"),
+        ("d.cpu_model", "a named model is mode custom; mode host-model takes no model"),
+        ("d.cpu_pinning", "pins 3 vCPUs, but the desktop has at most 2 (max_vcpus, else vcpus)")]
+    topology = _args(settings=DesktopSettings(vcpus=2, cpu_topology={"sockets": 1, "cores": 1, "threads": 1}))
+    assert topology.problems("d") == [
+        ("d.cpu_topology", "sockets x cores x threads is 1, but the vCPU maximum (max_vcpus, else vcpus) is 2")]

@@ -12,11 +12,12 @@ from components.host.hardware import Gpu, HardwareDemand, HostHardware, PciDevic
 from components.host.placement import Want, place, ranked
 
 HOSTS = ("a", "b", "c")
-BIG = {h: Capacity(h, 64 * 1024, 16, 255) for h in HOSTS}
+MiB = 1024**2
+BIG = {h: Capacity(h, 64 * 1024 * MiB, 16, 255) for h in HOSTS}
 
 
-def want(name, hosts=HOSTS, memory=1024, vcpus=1, running=True, hardware=None):
-    return Want(name, f"st-{name}", tuple(hosts), memory, vcpus, running, hardware, f"users.{name}.hosts")
+def want(name, hosts=HOSTS, memory=1024, vcpus=1, running=True, hardware=None):   # (memory in MiB)
+    return Want(name, f"st-{name}", tuple(hosts), memory * MiB, vcpus, running, hardware, f"users.{name}.hosts")
 
 
 def placed(wants, existing=None, capacities=BIG, hardware=None, unreachable=(), overcommit=None):
@@ -46,7 +47,7 @@ def test_without_pressure_each_desktop_goes_to_its_best_ranked_host_whatever_the
 
 
 def test_adding_a_desktop_moves_nobody_even_when_hosts_fill_up():
-    small = {h: Capacity(h, 4 * 1024, 16, 255) for h in HOSTS}    # room for 4 running 1 GiB desktops each
+    small = {h: Capacity(h, 4 * 1024 * MiB, 16, 255) for h in HOSTS}    # room for 4 running 1 GiB desktops each
     before = placed([want(n) for n in NAMES[:10]], capacities=small)
     existing = {f"st-{n}": [h] for n, h in before.hosts.items()}
     for extra in NAMES[10:12]:
@@ -65,7 +66,7 @@ def test_removing_a_host_moves_only_its_desktops_and_says_where():
 
 
 def test_a_full_host_is_skipped_for_the_next_in_rank_and_stopped_desktops_take_no_room():
-    capacities = {"a": Capacity("a", 2048, 2, 255), "b": BIG["b"]}
+    capacities = {"a": Capacity("a", 2048 * MiB, 2, 255), "b": BIG["b"]}
     names = [n for n in NAMES if ranked(n, ("a", "b"))[0] == "a"][:4]
     result = placed([want(n, hosts=("a", "b")) for n in names], capacities=capacities)
     assert [result.hosts[n] for n in names] == ["a", "a", "b", "b"]
@@ -74,7 +75,7 @@ def test_a_full_host_is_skipped_for_the_next_in_rank_and_stopped_desktops_take_n
 
 
 def test_a_desktop_with_no_room_anywhere_is_a_problem_naming_each_hosts_reason():
-    capacities = {h: Capacity(h, 1024, 2, 4) for h in ("a", "b")}
+    capacities = {h: Capacity(h, 1024 * MiB, 2, 4) for h in ("a", "b")}
     result = place([want("big", hosts=("a", "b"), memory=2048), want("wide", hosts=("a", "b"), vcpus=8)],
                    capacities=capacities, hardware={}, overcommit={}, existing={})
     order = ", ".join(f"{h}: 2048 MiB of memory is more than it has (1024 MiB)" for h in ranked("big", "ab"))
@@ -106,7 +107,7 @@ def dataclass_named(demand, name):
 
 
 def test_an_unreachable_host_keeps_its_rank_so_its_desktops_do_not_move_away():
-    tiny = {"a": Capacity("a", 512, 1, 1), "b": BIG["b"]}
+    tiny = {"a": Capacity("a", 512 * MiB, 1, 1), "b": BIG["b"]}
     result = placed([want(n, hosts=("a", "b")) for n in NAMES], capacities=tiny, unreachable=["a"])
     assert result.hosts == {n: ranked(n, ("a", "b"))[0] for n in NAMES}
 

@@ -25,7 +25,7 @@ from components.xmlmodel.domain import Console, Interface
 
 URI = "lxc:///system?socket=/tmp/x/libvirt-sock"
 BASE = {"host_uri": URI, "name": "box", "image": "/images/debian12", "containers_dir": "/srv/containers",
-        "memory_mib": 512}
+        "memory": 512 * 1024**2}
 
 
 def checked(props, olds=None):
@@ -167,7 +167,7 @@ def test_defaults_a_stable_mac_and_read_only_mounts():
 
 
 def test_unknown_values_at_preview_pass_check():
-    inputs = checked(dict(BASE, networks=[{"network": UNKNOWN}], memory_mib=UNKNOWN))
+    inputs = checked(dict(BASE, networks=[{"network": UNKNOWN}], memory=UNKNOWN))
     assert inputs["networks"] == [{"network": UNKNOWN, "mac": UNKNOWN}]
 
 
@@ -175,8 +175,9 @@ def test_unknown_values_at_preview_pass_check():
     ({"host_uri": "qemu:///system"}, "host_uri", "not an lxc:// URI"),
     ({"host_uri": "lxc+ssh://far/system"}, "host_uri", "remote host"),
     ({"name": "Box_1"}, "name", "not a valid name"),
-    ({"memory_mib": "512MiB"}, "memory_mib", "must be int"),
-    ({"memory_mib": 0}, "memory_mib", "positive"),
+    ({"memory": "512MiB"}, "memory", "must be int"),
+    ({"memory": 0}, "memory", "positive"),
+    ({"memory": 512 * 1024**2 + 1}, "memory", "whole number of MiB"),
     ({"image": "images/debian12"}, "image", "absolute path"),
     ({"containers_dir": None}, "containers_dir", "required"),
     ({"command": ["sh", "-c", "true"]}, "command", "command[0] must be an absolute path"),
@@ -203,7 +204,7 @@ def test_bad_input_is_rejected_naming_the_property(change, prop, words):
 
 
 @pytest.mark.parametrize("prop,value,replaces", [
-    ("memory_mib", 1024, False), ("vcpus", 2, False), ("cpu_shares", 100, False), ("running", False, False),
+    ("memory", 1024 * 1024**2, False), ("vcpus", 2, False), ("cpu_shares", 100, False), ("running", False, False),
     ("autostart", True, False), ("command", ["/bin/true"], False), ("env", ["A=1"], False),
     ("networks", [{"network": "lan"}], False), ("mounts", [{"source": "/d", "target": "/d"}], False),
     ("image", "/images/other", True), ("userns", False, True), ("containers_dir", "/elsewhere", True),

@@ -65,8 +65,9 @@ def _config(desktop=None, profile=None, user=None):
 def test_config_passes_topology_and_machine_to_desktops_and_users():
     cfg = _config(desktop={"machine": "q35", "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}},
                   profile={"machine": "pc", "max_vcpus": 4, "cpu_topology": {"sockets": 2, "cores": 2, "threads": 1}})
-    assert (cfg.desktops["d"].settings.machine, cfg.desktops["d"].cpu_topology) == ("q35", (1, 2, 1))
-    assert (cfg.desktops["ann"].settings.machine, cfg.desktops["ann"].cpu_topology) == ("pc", (2, 2, 1))
+    d, ann = cfg.desktops["d"].settings, cfg.desktops["ann"].settings
+    assert (d.machine, d.cpu_topology.model_dump()) == ("q35", {"sockets": 1, "cores": 2, "threads": 1})
+    assert (ann.machine, ann.cpu_topology.model_dump()) == ("pc", {"sockets": 2, "cores": 2, "threads": 1})
 
 
 @pytest.mark.parametrize("kwargs,path,message", [

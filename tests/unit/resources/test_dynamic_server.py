@@ -61,7 +61,7 @@ def test_an_import_read_returns_inputs_with_the_provider(conn):
 def test_an_imported_domain_keeps_how_it_boots(conn):
     real_id, inputs, _ = _read(f"vdesk:domain:test@{URI}")
     assert real_id == conn.lookupByName("test").UUIDString()
-    assert inputs["boot"] == "bios" and inputs["memory_mib"] > 0 and inputs["running"] is True
+    assert inputs["boot"] == "bios" and inputs["memory"] > 0 and inputs["running"] is True
 
 
 def test_importing_what_does_not_exist_says_so(conn):

@@ -18,7 +18,7 @@ URI = "test:///default"
 
 
 def _domain_base():
-    return {"host_uri": URI, "name": "rows-vm", "domain_type": "test", "boot": "kernel", "memory_mib": 512,
+    return {"host_uri": URI, "name": "rows-vm", "domain_type": "test", "boot": "kernel", "memory": 512 * 1024**2,
             "vcpus": 1, "kernel": "/boot/vmlinuz", "cmdline": "root=/dev/vda", "disks": [], "nics": [],
             "restart_policy": "on-change", "shutdown_timeout_s": 1, "display_password": "basepass"}
 
@@ -29,7 +29,7 @@ def _dom_xml(conn):
 
 
 DOMAIN_ROWS = {
-    "memory_mib": (768, lambda c: _dom_xml(c).memory_kib == 768 * 1024),
+    "memory": (768 * 1024**2, lambda c: _dom_xml(c).memory_kib == 768 * 1024),
     "vcpus": (2, lambda c: _dom_xml(c).vcpus == 2),
     # room to hot-plug: maximum 2, still 1 online (at boot and in the running guest)
     "max_vcpus": (2, lambda c: (_dom_xml(c).vcpus, _dom_xml(c).vcpu_current) == (2, 1)

@@ -125,7 +125,7 @@ def test_domain_lifecycle_and_in_place_updates(conn):
         dom = conn.lookupByName("unit-desk")
         assert dom.isActive() and created.outs["state"] == "running"
         # memory and vCPU changes update the same domain, never replace it
-        bigger = dict(props, memory_mib=768, vcpus=2)
+        bigger = dict(props, memory=768 * 1024**2, vcpus=2)
         diff = dp.diff(created.id, created.outs, bigger)
         assert diff.changes and diff.replaces == []
         updated = dp.update(created.id, created.outs, bigger).outs
@@ -140,7 +140,7 @@ def test_domain_lifecycle_and_in_place_updates(conn):
                                                       | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
         conn.lookupByName("unit-desk").setMemoryFlags(1024 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         refreshed = dp.read(created.id, stopped).outs
-        assert refreshed["memory_mib"] == 1024
+        assert refreshed["memory"] == 1024 * 1024**2
         assert dp.diff(created.id, refreshed, dict(bigger, running=False)).changes
     finally:
         dp.delete(created.id, created.outs)
@@ -253,7 +253,7 @@ def test_vcpus_within_max_are_hot_plugged_without_a_restart(conn, caplog):
         assert outs["pending_restart"] is False and "vCPUs set to 3 live" in caplog.text
 
         # memory decrease and vCPU unplug together: both live
-        down = dict(up, vcpus=2, memory_mib=384)
+        down = dict(up, vcpus=2, memory=384 * 1024**2)
         outs = dp.update(created.id, outs, down).outs
         assert (run_id(), dom.vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_LIVE), config()) == (boot_id, 2, (2, 3))
         assert dom.info()[2] == 384 * 1024 and outs["pending_restart"] is False

@@ -16,8 +16,8 @@ URI = "test:///default"
 
 
 def _props(**over):
-    return {"host_uri": URI, "name": "sb-unit", "owner": "unit", "domain_type": "test", "memory_mib": 512, "vcpus": 1,
-            "boot": "uefi", "machine": "q35", "secure_boot": True, "tpm": True, "disks": [], "nics": [], **over}
+    return {"host_uri": URI, "name": "sb-unit", "owner": "unit", "domain_type": "test", "memory": 512 * 1024**2,
+            "vcpus": 1, "boot": "uefi", "machine": "q35", "secure_boot": True, "tpm": True, "disks": [], "nics": [], **over}
 
 
 GOLDEN_OS = """\

@@ -40,7 +40,7 @@ def test_libvirt_gets_the_resolved_path_and_a_refresh_shows_the_declared_one(roo
     (roots / "shares" / "link").symlink_to(roots / "shares" / "team")         # inside the roots: allowed
     props = _props(roots / "shares" / "link")
     used = shares_at_use(props)
-    model = desired_model({**used, "memory_mib": 512, "vcpus": 1, "boot": "bios"})
+    model = desired_model({**used, "memory": 512 * 1024**2, "vcpus": 1, "boot": "bios"})
     assert [(f.source_dir, f.binary) for f in model.shared_dirs] == [
         (str(roots / "shares" / "team"), rootexec.installed_path("virtiofsd-rw"))]
     assert rootexec.owner_problem(rootexec.installed_path("virtiofsd-rw")) is None   # installed, root's alone
@@ -50,7 +50,7 @@ def test_libvirt_gets_the_resolved_path_and_a_refresh_shows_the_declared_one(roo
 
 def test_a_share_served_by_another_virtiofsd_reads_as_drift(roots):
     props = _props(roots / "shares" / "team", readonly=True)
-    model = desired_model({**props, "memory_mib": 512, "vcpus": 1, "boot": "bios"})
+    model = desired_model({**props, "memory": 512 * 1024**2, "vcpus": 1, "boot": "bios"})
     model.shared_dirs[0].binary = "/home/someone/vdesk/tools/virtiofsd-ro"     # a domain defined from a checkout
     live = xmlmodel.Domain.from_xml(model.to_xml())
     assert observed_inputs(live, props)["shares"][0]["readonly"] is None

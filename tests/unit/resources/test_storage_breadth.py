@@ -326,7 +326,7 @@ def problems_of(raw):
 
 def test_disk_clone_default_profile_and_user_override():
     cfg = parse(CONFIG, stack="unit")
-    assert cfg.profiles["standard"].settings.disk_clone == "full" and cfg.profiles["plain"].settings.disk_clone == "linked"
+    assert cfg.profiles["standard"].disk_clone == "full" and cfg.profiles["plain"].disk_clone == "linked"
     assert {n: d.settings.disk_clone for n, d in cfg.desktops.items()} == {
         "kiosk": "full", "alice": "full", "bob": "linked", "carol": "linked"}
 

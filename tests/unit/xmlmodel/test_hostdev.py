@@ -16,7 +16,7 @@ MDEV = "2203fc03-3a06-5d5a-b4b2-c942ac67e7f2"
 
 def hardware_props(name="gpu-desk"):
     return {"host_uri": "test:///default", "name": name, "owner": "unit", "domain_type": "test", "boot": "kernel",
-            "memory_mib": 1024, "vcpus": 2, "kernel": "/boot/vmlinuz", "cmdline": "root=/dev/vda",
+            "memory": 1024 * 1024**2, "vcpus": 2, "kernel": "/boot/vmlinuz", "cmdline": "root=/dev/vda",
             "cpu_mode": "custom", "cpu_model": "qemu64", "cpu_pinning": ["2", "3-4"],
             "hostdevs": [{"type": "pci", "address": "0000:01:00.0"}, {"type": "mdev", "uuid": MDEV}]}
 
