@@ -45,7 +45,7 @@ def measure(logs: Path, recipe: Recipe | None = None, package: str = PACKAGE) ->
     more = Recipe.parse({**base.as_dict(), "packages": [*base.packages, package]}, check_packages=False)
     root = Path(tempfile.mkdtemp(prefix="vdesk-bench-images-", dir="/var/tmp"))
     try:
-        shared = cache_dir() / "apt-archives"
+        shared = (cache_dir() / "apt-archives").resolve()
         if shared.is_dir():
             subprocess.run(["cp", "-al", str(shared), str(root / "apt-archives")], check=True)
         load_before = os.getloadavg()

@@ -68,7 +68,7 @@ def _files(disk: Path, work: Path, read: str = "") -> tuple[dict[str, tuple], st
 def built(tmp_path_factory):
     """The console recipe, then the same recipe with one package more, in a cache of their own."""
     cache = tmp_path_factory.mktemp("image-cache")
-    shared_debs = cache_dir() / "apt-archives"
+    shared_debs = (cache_dir() / "apt-archives").resolve()
     if shared_debs.is_dir():
         subprocess.run(["cp", "-al", str(shared_debs), str(cache / "apt-archives")], check=True)
     base, more = Recipe(), Recipe(packages=(PACKAGE,))
