@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from ..console.viewer import viewer_file, write_private
-from ..desktop.component import key_file, state_dir
+from ..paths import state_dir
 
 
 def viewer_path(stack: str, desktop: str):
@@ -61,6 +61,7 @@ def write_when_applied(stack: str, desktops) -> None:
 
 
 def write_access_files(stack: str, desktops: dict) -> None:
+    from ..desktop.seeding import key_file      # the desktop package costs most of a second to import: not to print
     for name, d in desktops.items():
         keyfile = key_file(stack, name)
         write_private(keyfile, d["login_private_key"])
