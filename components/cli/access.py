@@ -13,6 +13,8 @@ passphrase key, once. `make access` asks the engine (`pulumi stack output --show
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -60,17 +62,30 @@ def write_when_applied(stack: str, desktops) -> None:
     pulumi.Output.from_input(desktops).apply(lambda known: write_access_files(stack, known or {}))
 
 
+def _write_changed(path, text: str) -> None:
+    """write_private, skipped when the file is already the owner's alone and holds this text (every `up`
+    writes every desktop's files: a no-op then writes nothing)."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.geteuid() \
+                and path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    write_private(path, text)
+
+
 def write_access_files(stack: str, desktops: dict) -> None:
     from ..desktop.seeding import key_file      # the desktop package costs most of a second to import: not to print
     for name, d in desktops.items():
         keyfile = key_file(stack, name)
-        write_private(keyfile, d["login_private_key"])
+        _write_changed(keyfile, d["login_private_key"])
         if d.get("ip"):
-            write_private(keyfile.with_suffix(".known_hosts"), f"{d['ip']} {d['host_key']}\n")
+            _write_changed(keyfile.with_suffix(".known_hosts"), f"{d['ip']} {d['host_key']}\n")
         text = viewer_file(f"{name} ({d['name']})", display_uri=d.get("display_uri"), spice_uri=d.get("spice_uri"),
                            password=d.get("display_password"))
         if text:
-            write_private(viewer_path(stack, name), text)
+            _write_changed(viewer_path(stack, name), text)
 
 
 def _nsenter(outputs: dict, desktop: dict) -> str:

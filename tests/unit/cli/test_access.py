@@ -47,3 +47,25 @@ def test_without_outputs_the_engine_is_asked_and_the_files_written(monkeypatch, 
     monkeypatch.setattr(access, "write_access_files", lambda stack, desktops: calls.append((stack, desktops)))
     assert access.main(["s"]) == 0
     assert calls == ["s", ("s", {})]
+
+
+def test_the_files_are_written_owner_only_and_rewritten_only_when_they_change(tmp_path, monkeypatch):
+    import os
+    import stat
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path))
+    desktops = {"d00": {"name": "s-d00", "login_private_key": "KEY\n", "ip": "10.0.0.2", "host_key": "ssh-ed25519 A",
+                        "display_uri": "vnc+unix:///x.vnc", "display_password": "pw"}}
+    access.write_access_files("s", desktops)
+    key = tmp_path / "ssh" / "s" / "d00.key"
+    assert key.read_text() == "KEY\n" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (tmp_path / "ssh" / "s" / "d00.known_hosts").read_text() == "10.0.0.2 ssh-ed25519 A\n"
+    before = key.stat().st_mtime_ns
+    os.utime(key, ns=(before - 10**9, before - 10**9))
+    access.write_access_files("s", desktops)
+    assert key.stat().st_mtime_ns == before - 10**9, "an unchanged file was written again"
+    os.chmod(key, 0o644)
+    access.write_access_files("s", {"d00": {**desktops["d00"], "login_private_key": "NEW\n"}})
+    assert key.read_text() == "NEW\n" and stat.S_IMODE(key.stat().st_mode) == 0o600
+    os.chmod(key, 0o644)
+    access.write_access_files("s", {"d00": {**desktops["d00"], "login_private_key": "NEW\n"}})
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600, "a file that others may read is written again"
