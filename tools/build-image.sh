@@ -29,7 +29,8 @@
 #                  disk_virtual_bytes, disk_file_bytes, kernel_version,
 #                  firmware, boot (kernel | uefi), kernel_cmdline (what the
 #                  hypervisor must pass; for uefi what GRUB passes),
-#                  cloud_init_version, packages ["name=version", ...], ...
+#                  cloud_init_version, layer (the base layer key), layer_reused,
+#                  packages ["name=version", ...], ...
 #
 # Recipe hash: the first 12 hex digits of sha256 over the `sha256sum` lines of
 # tools/build-image.sh and of every file under tools/image/ (other desktop
