@@ -9,10 +9,13 @@ Parts (all by default; `--skip` or `--parts` choose):
   profile    `up`, no-op `up` and `destroy` of N=60 with the engine's pprof, a trace of the front door and
              py-spy (if installed) -> results/profile.json
   providers  the provider-level comparison (vdesk's providers vs raw calls, 10 desktops; see provider_level.py)
+  image      a full image build from debootstrap, then the same recipe plus one package, in a cache of the
+             bench's own (see imagebuild.py) -> results/image.json
   engines    (only when asked) the stack part again with other engines: the 3.274.1 toolchain, plain and with
              PULUMI_SKIP_CHECKPOINTS=true, and the pinned engine with PULUMI_SKIP_CHECKPOINTS=true (which 3.68
              reads only with PULUMI_EXPERIMENTAL=true) -> results/engines.json
-results/profile.md is rendered from those JSON files.  Ratios are printed; nothing is asserted about speed.
+results/profile.md is rendered from those JSON files.  Ratios are printed, and at the end the ones the
+issue's Done-when names, each against a floor or peer measured in the same run; nothing is asserted.
 Exit status: 1 if an operation failed, 2 on a set-up error.
 """
 from __future__ import annotations
@@ -33,8 +36,8 @@ from . import report, wholestack
 from .wholestack import progress
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("stack", "boot", "profile", "providers", "engines")
-DEFAULT_PARTS = ("stack", "boot", "profile", "providers")
+PARTS = ("stack", "boot", "profile", "providers", "image", "engines")
+DEFAULT_PARTS = ("stack", "boot", "profile", "providers", "image")
 
 
 def _ints(text: str) -> list[int]:
@@ -121,6 +124,7 @@ def run(args) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     failed = 0
     entries = None
+    measured: dict = {}
 
     def part(name, fn):
         """Run one part; a part that breaks is reported and the others still run."""
@@ -160,12 +164,21 @@ def run(args) -> int:
         from . import boot
         result = boot.measure(b, logs)
         _write(results / "boot.json", result)
+        measured["boot"] = result
         print(f"\none running desktop (TCG): up {result['up_s']} s until the gate passed; "
               f"provision {result.get('provision_s')} s, guest boot {result.get('guest_boot_s')} s "
               f"(guest uptime at cloud-init's end {result.get('guest_uptime_at_cloud_init_finished_s')} s), "
               f"gate {result.get('gate_s')} s after cloud-init finished; destroy {result['destroy_s']} s",
               flush=True)
         return (result["up_rc"] != 0) + (result["destroy_rc"] != 0)
+
+    def image_part():
+        from . import imagebuild
+        result = imagebuild.measure(logs)
+        _write(results / "image.json", result)
+        measured["image"] = result
+        print("\n" + imagebuild.line(result), flush=True)
+        return 0
 
     def providers_part():
         from . import provider_level
@@ -190,6 +203,9 @@ def run(args) -> int:
         progress(f"wrote {results / 'profile.md'}")
     if "providers" in args.parts:
         part("providers", providers_part)
+    if "image" in args.parts:
+        part("image", image_part)
+    print("\n" + report.done_when(entries, measured.get("boot"), measured.get("image")), flush=True)
     return 1 if failed else 0
 
 

@@ -83,6 +83,33 @@ def peer_table(entries: list[dict]) -> list[str]:
     return lines
 
 
+def done_when(entries: list[dict] | None, boot: dict | None, image: dict | None) -> str:
+    """The ratios issue 25's Done-when names, from this run (each against a floor or peer of the same run)."""
+    lines = ["done-when ratios (this run; targets in brackets):"]
+    top = max(entries or [], key=lambda e: e["n"], default=None)
+    if top:
+        r, n = top["ratios"], top["n"]
+        lines += [f"  N={n} up / kcli create        {_x(r.get('up_vs_kcli_create')):>7}   [<= 1.0x]",
+                  f"  N={n} destroy / kcli delete   {_x(r.get('destroy_vs_kcli_delete')):>7}   [<= 1.0x]",
+                  f"  N={n} up / raw floor          {_x(r.get('up')):>7}   [<= 3.0x]",
+                  f"  N={n} destroy / raw floor     {_x(r.get('destroy')):>7}   [<= 3.0x]",
+                  f"  N={n} no-op up / no-op up N=1 {_x(r.get('noop_up_vs_noop_up_1')):>7}   [<= 1.5x]"]
+    else:
+        lines.append("  whole stack: not measured")
+    if boot and boot.get("up_s") and boot.get("guest_uptime_at_cloud_init_finished_s"):
+        ratio = boot["up_s"] / boot["guest_uptime_at_cloud_init_finished_s"]
+        lines.append(f"  one booted desktop: up / its guest's own boot to ready (uptime when cloud-init finished) "
+                     f"{ratio:.2f}x   [<= 1.1x]")
+    else:
+        lines.append("  one booted desktop: not measured")
+    if image:
+        lines.append(f"  one-package recipe change / full image build {image['ratio_one_package_vs_full']:.2f}x   "
+                     "[< 0.33x]")
+    else:
+        lines.append("  one-package recipe change: not measured")
+    return "\n".join(lines)
+
+
 def plot(entries: list[dict], path: Path, title_extra: str = "") -> None:
     import matplotlib
     matplotlib.use("Agg")

@@ -29,7 +29,8 @@
 #                  disk_virtual_bytes, disk_file_bytes, kernel_version,
 #                  firmware, boot (kernel | uefi), kernel_cmdline (what the
 #                  hypervisor must pass; for uefi what GRUB passes),
-#                  cloud_init_version, packages ["name=version", ...], ...
+#                  cloud_init_version, layer (the base layer key), layer_reused,
+#                  packages ["name=version", ...], ...
 #
 # Recipe hash: the first 12 hex digits of sha256 over the `sha256sum` lines of
 # tools/build-image.sh and of every file under tools/image/ (other desktop
@@ -42,6 +43,14 @@
 #   VDESK_DEBIAN_SECURITY_MIRROR  build-time security mirror
 #                                 (default http://deb.debian.org/debian-security)
 #   VDESK_BUILD_VERBOSE=1         stream debootstrap/apt output to stderr
+#
+# A build is two steps: the base layer (debootstrap minbase, the overlays, debconf,
+# apt-get dist-upgrade and the base package list: everything the recipe's own
+# packages, locale, keyboard and time zone leave alone), cached in
+# $VDESK_CACHE/images/.layers/<key>/, and on top of it, under an overlay mount,
+# the recipe's packages, customize.sh, the clean-up and the disk. Every build
+# takes both steps, so a recipe that gains a package reuses the layer and
+# installs only that package, and ends where a build from scratch ends.
 #
 # Building needs root (debootstrap, chroot, mounts). Builds are serialised by a
 # flock on $VDESK_CACHE/images/.build.lock, happen in private mount+PID namespaces
@@ -65,6 +74,14 @@ CACHE=${VDESK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vdesk}
 case $CACHE in /*) ;; *) CACHE=$PWD/$CACHE ;; esac
 IMAGES=$CACHE/images
 DEB_CACHE=$CACHE/apt-archives
+# Base layers: minbase + overlays + debconf + the base package list, one tree per
+# layer key (tools/image/recipe.py layer_key, and the build mirrors), reused
+# read-only under an overlay by every build with that key. The most recently
+# used LAYERS_KEPT are kept; one older than LAYER_MAX_AGE_DAYS is built anew
+# (its package index would be stale).
+LAYERS=$IMAGES/.layers
+LAYERS_KEPT=${VDESK_IMAGE_LAYERS_KEPT:-4}
+LAYER_MAX_AGE_DAYS=${VDESK_IMAGE_LAYER_MAX_AGE_DAYS:-7}
 
 START=${VDESK_BUILD_START:-$(date +%s)}
 
@@ -83,6 +100,7 @@ load_recipe() {
     DESKTOP_DIR=$RECIPE_DIR/desktops/$R_DESKTOP
     FIRMWARE=$R_FIRMWARE
     FIRMWARE_DIR=$RECIPE_DIR/firmware/$R_FIRMWARE
+    LAYER_KEY=$(printf '%s\n' "$R_LAYER" "$BUILD_MIRROR" "$BUILD_SECURITY_MIRROR" | sha256sum | cut -c1-16)
 }
 
 # A directory is a finished image when all artefacts are there and the
@@ -138,46 +156,39 @@ inner_build() {
     local APT_OPTS=(-y -q -o Acquire::Languages=none -o Dpkg::Options::=--force-confold
         -o Dpkg::Options::=--force-confdef -o APT::Install-Recommends=false)
 
-    log "debootstrap $SUITE/$ARCH (minbase) from $BUILD_MIRROR"
-    run "running debootstrap" debootstrap --variant=minbase --arch="$ARCH" \
-        --components=main --cache-dir="$DEB_CACHE" "$SUITE" "$R" "$BUILD_MIRROR"
+    chroot_mounts() {
+        mount -t proc proc "$R/proc"
+        mount -t sysfs sysfs "$R/sys"
+        mount --rbind /dev "$R/dev"
+        mount --bind "$DEB_CACHE" "$R/var/cache/apt/archives"
+    }
 
-    log "preparing the chroot"
-    mount -t proc proc "$R/proc"
-    mount -t sysfs sysfs "$R/sys"
-    mount --rbind /dev "$R/dev"
-    mount --bind "$DEB_CACHE" "$R/var/cache/apt/archives"
-    cat >"$R/etc/apt/sources.list" <<EOF
-deb $BUILD_MIRROR $SUITE main
-deb $BUILD_MIRROR $SUITE-updates main
-deb $BUILD_SECURITY_MIRROR $SUITE-security main
-EOF
-    # No service may start inside the chroot.
-    printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
-    chmod 0755 "$R/usr/sbin/policy-rc.d"
-    # Recipe files, installed before the packages so that dpkg path filters,
-    # initramfs and cloud-init settings are in force when they install.
-    # The firmware's overlay comes second, the desktop environment's last: its files win.
-    local f rel mode overlay
-    for overlay in "$RECIPE_DIR/overlay" "$FIRMWARE_DIR/overlay" "$DESKTOP_DIR/overlay"; do
-        [ -d "$overlay" ] || continue
-        while IFS= read -r f; do
-            rel=${f#"$overlay/"}
-            mode=0644
-            [ -x "$f" ] && mode=0755
-            install -D -o root -g root -m "$mode" "$f" "$R/$rel"
-        done < <(find "$overlay" -type f | LC_ALL=C sort)
-    done
-    in_chroot debconf-set-selections <"$RECIPE_DIR/debconf.txt"
-    [ ! -f "$DESKTOP_DIR/debconf.txt" ] || in_chroot debconf-set-selections <"$DESKTOP_DIR/debconf.txt"
+    # --- the base layer: built once per layer key ---------------------------
+    local layer=$LAYERS/$LAYER_KEY layer_reused=true
+    if [ -s "$layer/layer.json" ] && [ -n "$(find "$layer/layer.json" -mtime -"$LAYER_MAX_AGE_DAYS")" ]; then
+        log "reusing base layer $LAYER_KEY (minbase + base packages)"
+    else
+        layer_reused=false
+        build_layer "$tmp/layer"
+        mkdir -p "$LAYERS"
+        [ ! -e "$layer" ] || mv -T "$layer" "$tmp/stale-layer"   # too old, or a leftover
+        mv -T "$tmp/layer" "$layer"
+    fi
+    touch "$layer"       # most recently used: pruning keeps it
 
-    local packages=$R_PACKAGES
-    log "apt-get update + dist-upgrade"
-    run "running apt-get update" in_chroot apt-get "${APT_OPTS[@]}" update
-    run "running apt-get dist-upgrade" in_chroot apt-get "${APT_OPTS[@]}" dist-upgrade
-    log "installing:$(printf ' %s' $packages)"
-    # shellcheck disable=SC2086
-    run "installing packages" in_chroot apt-get "${APT_OPTS[@]}" install $packages
+    # --- the recipe's own part, on top of the layer (which stays untouched) ---
+    mkdir -p "$tmp/upper" "$tmp/overlay-work"
+    mount -t overlay overlay -o "lowerdir=$layer/rootfs,upperdir=$tmp/upper,workdir=$tmp/overlay-work" "$R"
+    chroot_mounts
+    # The layer's resolv.conf points at systemd-resolved, which does not run in a chroot: the
+    # host's, for the downloads (the clean-up below puts the link back).
+    rm -f "$R/etc/resolv.conf"
+    cp /etc/resolv.conf "$R/etc/resolv.conf"
+    if [ -n "$R_DELTA_PACKAGES" ]; then
+        log "installing on top of the base layer:$(printf ' %s' $R_DELTA_PACKAGES)"
+        # shellcheck disable=SC2086
+        run "installing the recipe's packages" in_chroot apt-get "${APT_OPTS[@]}" install $R_DELTA_PACKAGES
+    fi
 
     log "customizing (tools/image/customize.sh: locale $R_LOCALE, keyboard $R_XKB_LAYOUT${R_XKB_VARIANT:+($R_XKB_VARIANT)}, time zone $R_TIMEZONE)"
     local script
@@ -238,7 +249,7 @@ EOF
     [ ! -e "$R/var/lib/dbus/machine-id" ] || die "/var/lib/dbus/machine-id left"
     [ -z "$(ls -A "$R/var/lib/cloud" 2>/dev/null)" ] || die "/var/lib/cloud not clean"
     grep -qx "LANG=$R_LOCALE" "$R/etc/default/locale" || die "default locale not set"
-    if awk -v r="$R" '$2 == r || index($2, r "/") == 1' /proc/self/mounts | grep -q .; then
+    if awk -v r="$R" 'index($2, r "/") == 1' /proc/self/mounts | grep -q .; then   # $R: the overlay
         die "something is still mounted under $R"
     fi
 
@@ -258,7 +269,8 @@ EOF
             -E lazy_itable_init=0,lazy_journal_init=0 -d "$R" "$raw"
         run "checking the filesystem" e2fsck -f -n "$raw"
     fi
-    rm -rf --one-file-system "$R"
+    umount "$R"
+    rm -rf --one-file-system "$tmp/upper" "$tmp/overlay-work"
     log "converting to qcow2"
     run "converting to qcow2" qemu-img convert -f raw -O qcow2 "$raw" "$out/disk.qcow2"
     rm -f "$raw"
@@ -288,6 +300,8 @@ EOF
         printf '  "kernel_version": "%s",\n' "$kver"
         printf '  "kernel_cmdline": "%s",\n' "$cmdline"
         printf '  "cloud_init_version": "%s",\n' "$ci_version"
+        printf '  "layer": "%s",\n' "$LAYER_KEY"
+        printf '  "layer_reused": %s,\n' "$layer_reused"
         printf '  "packages": [\n'
         printf '%s\n' "$pkglist" | sed -e 's/.*/    "&",/' -e '$ s/,$//'
         printf '  ]\n'
@@ -300,6 +314,67 @@ EOF
     # the caller so that a build whose caller was killed still lands.
     [ ! -e "$OUT" ] || mv -T "$OUT" "$tmp/stale-image" # an invalid leftover
     mv -T "$out" "$OUT"
+    prune_layers
+}
+
+# build_layer DIR: DIR/rootfs becomes the base layer of this recipe (see LAYERS);
+# DIR/layer.json, written last, says what it holds. Runs inside inner_build
+# (its run, in_chroot and chroot_mounts, on this R).
+build_layer() {
+    local dir=$1
+    local R=$dir/rootfs
+    mkdir -p "$R"
+    log "debootstrap $SUITE/$ARCH (minbase) from $BUILD_MIRROR (base layer $LAYER_KEY)"
+    run "running debootstrap" debootstrap --variant=minbase --arch="$ARCH" \
+        --components=main --cache-dir="$DEB_CACHE" "$SUITE" "$R" "$BUILD_MIRROR"
+
+    log "preparing the chroot"
+    chroot_mounts
+    cat >"$R/etc/apt/sources.list" <<EOF
+deb $BUILD_MIRROR $SUITE main
+deb $BUILD_MIRROR $SUITE-updates main
+deb $BUILD_SECURITY_MIRROR $SUITE-security main
+EOF
+    # No service may start inside the chroot.
+    printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
+    chmod 0755 "$R/usr/sbin/policy-rc.d"
+    # Recipe files, installed before the packages so that dpkg path filters,
+    # initramfs and cloud-init settings are in force when they install.
+    # The firmware's overlay comes second, the desktop environment's last: its files win.
+    local f rel mode overlay
+    for overlay in "$RECIPE_DIR/overlay" "$FIRMWARE_DIR/overlay" "$DESKTOP_DIR/overlay"; do
+        [ -d "$overlay" ] || continue
+        while IFS= read -r f; do
+            rel=${f#"$overlay/"}
+            mode=0644
+            [ -x "$f" ] && mode=0755
+            install -D -o root -g root -m "$mode" "$f" "$R/$rel"
+        done < <(find "$overlay" -type f | LC_ALL=C sort)
+    done
+    in_chroot debconf-set-selections <"$RECIPE_DIR/debconf.txt"
+    [ ! -f "$DESKTOP_DIR/debconf.txt" ] || in_chroot debconf-set-selections <"$DESKTOP_DIR/debconf.txt"
+
+    log "apt-get update + dist-upgrade"
+    run "running apt-get update" in_chroot apt-get "${APT_OPTS[@]}" update
+    run "running apt-get dist-upgrade" in_chroot apt-get "${APT_OPTS[@]}" dist-upgrade
+    log "installing the base packages:$(printf ' %s' $R_BASE_PACKAGES)"
+    # shellcheck disable=SC2086
+    run "installing the base packages" in_chroot apt-get "${APT_OPTS[@]}" install $R_BASE_PACKAGES
+    umount "$R/var/cache/apt/archives"
+    umount -R "$R/dev" "$R/sys" "$R/proc"
+    printf '{"layer": "%s", "suite": "%s", "built_at": "%s", "packages": "%s"}\n' "$LAYER_KEY" "$SUITE" \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$R_BASE_PACKAGES" >"$dir/layer.json"
+}
+
+# Keep the LAYERS_KEPT most recently used base layers (runs under the build lock).
+prune_layers() {
+    local old
+    [ -d "$LAYERS" ] || return 0
+    while IFS= read -r old; do
+        log "removing base layer ${old##*/} (not used recently)"
+        rm -rf --one-file-system -- "$old"
+    done < <(find "$LAYERS" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | LC_ALL=C sort -rn |
+        tail -n +"$((LAYERS_KEPT + 1))" | cut -d' ' -f2-)
 }
 
 ensure_host_tools() {

@@ -153,7 +153,8 @@ def run(op: str, stack: str, args: list[str]) -> int:
             return rc
         _trace("components.cli.access")
         from . import access
-        return access.main([stack])
+        deployment = last_deployment(stack, project)      # the program wrote the files: print from the file
+        return access.main([stack], access.plain_outputs(deployment) if deployment is not None else None)
     if op == "refresh":
         return _pulumi("refresh", "--yes", "--non-interactive", "--stack", stack, *args)
     if op == "destroy":

@@ -332,3 +332,5 @@ def main() -> None:
         raise SystemExit(f"vdesk: {exc}") from None
     for key, value in outputs.items():
         pulumi.export(key, value)
+    from ..cli.access import write_when_applied      # the access files, from the values in hand (issue 25)
+    write_when_applied(pulumi.get_stack(), outputs["desktops"])

@@ -25,7 +25,7 @@ UEFI layout, is not a new console image).
     recipe.py canonical FILE   the canonical recipe (FILE "-" is stdin; no FILE: the defaults)
     recipe.py hash FILE        its hash (12 hex digits)
     recipe.py name FILE        the image's name: debian12, debian12-xfce, ...
-    recipe.py shell FILE       shell assignments for the build (R_NAME, R_HASH, R_PACKAGES, ...)
+    recipe.py shell FILE       shell assignments for the build (R_NAME, R_HASH, R_PACKAGES, R_LAYER, ...)
 """
 from __future__ import annotations
 
@@ -151,13 +151,39 @@ def kernel_package(recipe: dict | None) -> str:
 def packages(recipe: dict | None) -> list[str]:
     """What the build installs on top of debootstrap's minbase: kernel, common, desktop, the recipe's own."""
     r = canonical(recipe)
-    wanted = [kernel_package(r), *list_file(IMAGE_DIR / "packages.txt"),
-              *list_file(FIRMWARE_DIR / r["firmware"] / "packages.txt"),
-              *list_file(DESKTOPS_DIR / r["desktop"] / "packages.txt")]
+    wanted = base_packages(r)
     if r["desktop"] == NO_DESKTOP and r["keyboard"] != DEFAULTS["keyboard"]:
         wanted.append(CONSOLE_KEYMAP_PACKAGE)
     wanted += r["packages"]
     return list(dict.fromkeys(wanted))
+
+
+def base_packages(recipe: dict | None) -> list[str]:
+    """What the base layer installs on top of minbase: the kernel, the common list and the firmware's and
+    desktop environment's lists, i.e. all that the recipe's packages, locale, keyboard and time zone leave alone."""
+    r = canonical(recipe)
+    wanted = [kernel_package(r), *list_file(IMAGE_DIR / "packages.txt"),
+              *list_file(FIRMWARE_DIR / r["firmware"] / "packages.txt"),
+              *list_file(DESKTOPS_DIR / r["desktop"] / "packages.txt")]
+    return list(dict.fromkeys(wanted))
+
+
+def delta_packages(recipe: dict | None) -> list[str]:
+    """What a build installs on top of its base layer: the recipe's own packages (and the console keymap tools)."""
+    base = set(base_packages(recipe))
+    return [name for name in packages(recipe) if name not in base]
+
+
+def layer_key(recipe: dict | None) -> str:
+    """Names the base layer a recipe's build starts from (16 hex digits): the build inputs and the base
+    package list, so two recipes that differ only in their packages, locale, keyboard or time zone share it."""
+    r = canonical(recipe)
+    lines = [f"{hashlib.sha256((TOOLS_DIR / f).read_bytes()).hexdigest()}  {f}\n"
+             for f in hashed_files(r["desktop"], r["firmware"])]
+    facts = {"base": r["base"], "suite": SUITES[r["base"]], "desktop": r["desktop"], "firmware": r["firmware"],
+             "packages": base_packages(r)}
+    text = json.dumps(facts, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(("".join(lines) + f"layer {text}\n").encode()).hexdigest()[:16]
 
 
 def keyboard_parts(keyboard: str) -> tuple[str, str]:
@@ -194,7 +220,9 @@ def main(argv: list[str]) -> int:
         layout, variant = keyboard_parts(recipe["keyboard"])
         values = {"R_JSON": canonical_json(recipe), "R_HASH": recipe_hash(recipe), "R_NAME": image_name(recipe),
                   "R_SUITE": SUITES[recipe["base"]], "R_DESKTOP": recipe["desktop"],
-                  "R_PACKAGES": " ".join(packages(recipe)), "R_LOCALE": recipe["locale"],
+                  "R_PACKAGES": " ".join(packages(recipe)), "R_BASE_PACKAGES": " ".join(base_packages(recipe)),
+                  "R_DELTA_PACKAGES": " ".join(delta_packages(recipe)), "R_LAYER": layer_key(recipe),
+                  "R_LOCALE": recipe["locale"],
                   "R_XKB_LAYOUT": layout, "R_XKB_VARIANT": variant, "R_TIMEZONE": recipe["timezone"],
                   "R_FIRMWARE": recipe["firmware"]}
         print("\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items()))

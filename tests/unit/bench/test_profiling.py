@@ -23,5 +23,5 @@ def test_breakdown_names_each_step_of_the_python_front_door():
                                    "workdir mirror (python)": 0.05,
                                    "stack check (backend file; pulumi stack init if new)": 0.01, "lock": 0.01,
                                    "recover (python; pulumi only after a killed run)": 0.01, "pulumi up": 4.0,
-                                   "access step (python: pulumi stack output)": 1.02}, abs=1e-6)
+                                   "access step (python: prints from the checkpoint)": 1.02}, abs=1e-6)
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from components.errors import InputError
-from components.images.recipe import CONSOLE, Recipe, recipe_problems
+from components.images.recipe import CONSOLE, Recipe, build_recipe, recipe_problems
 from tests.support.project import REPO
 from tests.unit.images.conftest import FakeIndex, NoIndex, fake_build
 
@@ -151,3 +151,28 @@ def test_package_lists_follow_the_recipe():
     lxqt = Recipe(desktop="lxqt")
     assert {"lxqt-core", "openbox", "lightdm"} <= set(lxqt.installs()) and "xfce4" not in lxqt.installs()
     assert lxqt.session == "lxqt" and lxqt.name == "debian12-lxqt"
+
+
+def test_a_recipes_own_packages_and_settings_share_the_base_layer():
+    """tools/build-image.sh reuses one base layer for recipes that differ only in what sits on top of it."""
+    build = build_recipe()
+    console = CONSOLE.as_dict()
+    layer = build.layer_key(console)
+    for same in ({"packages": ["git"]}, {"locale": "de_DE.UTF-8"}, {"keyboard": "de"}, {"timezone": "Europe/Berlin"}):
+        assert build.layer_key({**console, **same}) == layer, same
+    for other in ({"desktop": "xfce"}, {"firmware": "uefi"}):
+        assert build.layer_key({**console, **other}) != layer, other
+    git = {**console, "packages": ["git"], "keyboard": "de"}
+    assert build.delta_packages(git) == ["console-setup", "git"]
+    assert build.base_packages(git) + build.delta_packages(git) == build.packages(git)
+    assert build.delta_packages(console) == []
+    # a package the base installs already is not installed again on top of it
+    assert build.delta_packages({**console, "packages": ["cloud-init"]}) == []
+
+
+def test_the_layer_follows_the_build_inputs(tmp_path):
+    tools, build = _copy_of_build_tools(tmp_path)
+    before = build.layer_key({})
+    with open(tools / "image" / "packages.txt", "a") as fh:
+        fh.write("htop\n")
+    assert build.layer_key({}) != before, "the common list is in the base layer"
