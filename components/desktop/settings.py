@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 
 from ..guest.checkspec import KINDS
 from ..host.hardware import CPU_MODES
+from ..lifecycle.policy import IdlePolicy
 from ..names import SIZE_PATTERN, parse_duration, parse_size
 from ..xmlmodel import parse_cpuset, split_pci_address
 
@@ -318,6 +319,10 @@ class DesktopSettings(Settings):
                            "makes a new VM (the disk stays).")
     checks: Annotated[Checks, BY_USER] = Field(
         [], description="Checks run over SSH once cloud-init is done; all must pass.")
+    idle: Annotated[IdlePolicy | None, DomainInput(), BY_USER] = Field(
+        None, description="{after, action, warn}: with no key or pointer input for `after`, the host's lifecycle "
+                          "service warns the person in their session, then suspends (managed save: opening it "
+                          "wakes it as it was) or shuts it down. Default: never.")
 
 
 def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:

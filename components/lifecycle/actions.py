@@ -43,11 +43,11 @@ def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
         except libvirt.libvirtError:
             if dom.isActive():
                 raise
-    _mark_idle_off(dom, True)
+    mark_idle_off(dom, True)
     return how
 
 
-def _mark_idle_off(dom, off: bool) -> None:
+def mark_idle_off(dom, off: bool) -> None:
     """The persistent config's note that the lifecycle service shut the domain down (off=False: removed)."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
@@ -57,7 +57,7 @@ def _mark_idle_off(dom, off: bool) -> None:
 def started_again(dom) -> None:
     """A domain shut down for idleness that someone started another way: it is no longer idle-off."""
     if idle_off_marked(dom):
-        _mark_idle_off(dom, False)
+        mark_idle_off(dom, False)
 
 
 def idle_off_marked(dom) -> bool:

@@ -15,6 +15,7 @@ import secrets
 
 import libvirt
 import pulumi
+from pydantic import ValidationError
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from .. import xmlmodel
@@ -22,6 +23,8 @@ from ..host.connection import connect, lookup
 from ..errors import VdeskError
 from ..names import name_problem
 from .. import rootexec
+from ..lifecycle import actions as idling
+from ..lifecycle.policy import IdlePolicy, policy_of, set_policy
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
@@ -63,6 +66,25 @@ def _live_vcpus(dom) -> int | None:
         if dom.isActive():
             raise
         return None  # it stopped meanwhile
+
+
+def _idle_policy(idle) -> IdlePolicy | None:
+    return IdlePolicy(**idle) if idle else None
+
+
+def _idle_problem(idle) -> str | None:
+    try:
+        _idle_policy(idle)
+    except ValidationError as exc:
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors())
+    except TypeError as exc:
+        return str(exc)
+    return None
+
+
+# Declared running, but off for idleness (a managed save, or shut down by the host's lifecycle service): not drift,
+# and nothing vdesk does on `up` wakes it; opening it (the portal, the console) does.
+SLEEPING = ("asleep", "idle-off")
 
 
 def _disks_problem(disks) -> str | None:
@@ -425,6 +447,11 @@ class DomainProvider(DeclaredProvider):
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "tpm_log_file": Prop(str, inert=True, doc="swtpm's log of this domain's TPM, removed on delete (embedded "
                                                   "hosts)"),
+        "idle": Prop(dict, validate=_idle_problem,
+                     doc="{after, action, warn} in seconds: the host's lifecycle service suspends (managed save) or "
+                         "shuts the domain down after `after` without input, warning `warn` before; kept in the "
+                         "domain's metadata, changed live. Asleep or shut down for idleness, the domain still "
+                         "counts as running"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
@@ -469,6 +496,11 @@ class DomainProvider(DeclaredProvider):
                                  "set adopt: true to take it over, or choose another name")
             dom = conn.defineXML(desired_model(shares_at_use(props)).to_xml())
             faults.point("define")              # defined, not started
+            try:
+                set_policy(dom, _idle_policy(props.get("idle")))
+            except libvirt.libvirtError:
+                undefine(dom)
+                raise
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False, booted=True))
 
@@ -492,6 +524,8 @@ class DomainProvider(DeclaredProvider):
             outs = self._outputs(props, dom, pending=pending, boot_id=props.get("boot_id"))
             # A restart still pending means the guest runs the old count on purpose: report the config.
             outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
+            policy = policy_of(dom)
+            outs["idle"] = policy.model_dump() if policy else None
             return ReadResult(id_, outs)
 
     def update(self, _id, olds, news):
@@ -506,12 +540,20 @@ class DomainProvider(DeclaredProvider):
         changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
+            sleeping = idling.runtime_state(dom)
+            sleeping = sleeping if sleeping in SLEEPING else None
             desired = desired_model(shares_at_use(news))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
+            # (a definition replaces the metadata: the policy, and the note that idleness shut it down, go back)
+            set_policy(dom, _idle_policy(news.get("idle")))
+            if sleeping == "idle-off":
+                idling.mark_idle_off(dom, True)
             pending = changed & set(_NEEDS_RESTART)
+            if sleeping:
+                return self._asleep_update(dom, news, olds, bool(pending))
             if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
                     and not display.set_password_live(dom, desired):
                 pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
@@ -532,6 +574,20 @@ class DomainProvider(DeclaredProvider):
                 shut_down(dom, news["shutdown_timeout_s"])
             return UpdateResult(self._outputs(news, dom, pending=needs_restart, booted=booted,
                                               boot_id=olds.get("boot_id")))
+
+    def _asleep_update(self, dom, news, olds, pending: bool) -> UpdateResult:
+        """A desktop asleep stays asleep: what needs it running waits for its next boot (pending_restart says so);
+        declared off, its sleep is discarded and it is stopped."""
+        if not news["running"]:
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+            idling.mark_idle_off(dom, False)
+            log.info("%s: declared off while asleep: its sleep is discarded", news["name"])
+        else:
+            log.info("%s is asleep: left asleep%s", news["name"], ", the change waits for its next boot" if pending
+                     else "")
+        return UpdateResult(self._outputs(news, dom, pending=pending and news["running"],
+                                          boot_id=olds.get("boot_id")))
 
     def _apply_live(self, dom, olds, news, changed) -> bool:
         """Apply to the running guest what it takes without a reboot; True when nothing needs a restart.
@@ -587,14 +643,14 @@ class DomainProvider(DeclaredProvider):
     def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
         """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness
         gate, which takes it as an input, checks the guest again after a restart (a new system disk)."""
-        state = "running" if dom.isActive() else "stopped"
-        boot_id = (secrets.token_hex(8) if booted else boot_id) if state == "running" else None
+        state = idling.runtime_state(dom)      # running | asleep | idle-off | stopped
+        boot_id = (secrets.token_hex(8) if booted else boot_id) if state != "stopped" else None
         ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
             ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
-                "running": state == "running", "autostart": bool(dom.autostart()),
+                "running": state != "stopped", "autostart": bool(dom.autostart()),
                 "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice"),
                 "boot_id": boot_id}
 
@@ -603,7 +659,7 @@ class Domain(Resource):
     """A libvirt domain; see DomainProvider.PROPS for what it declares."""
 
     uuid: pulumi.Output[str]
-    state: pulumi.Output[str]
+    state: pulumi.Output[str]          # running | asleep | idle-off (both declared running, not drift) | stopped
     display_port: pulumi.Output[int]
     spice_port: pulumi.Output[int]
     boot_id: pulumi.Output[str]        # new at each start by vdesk: what the readiness gate re-checks after

@@ -280,6 +280,13 @@ CASES = [
      [("users[0].gpus[0].pci", "'gpu0' is not a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0)")]),
     ("gpus-not-a-list", setting(user(0), gpus={"pci": "01:00.0"}), None,
      [("users[0].gpus", "must be a list of GPUs, each {pci: <address>} or {mdev: <type>}")]),
+    ("idle-too-soon", setting(user(1), idle={"after": "10s"}), None,
+     [("users[1].idle.after", "must be 1 minute to 30 days")]),
+    ("idle-warn-after-the-action", setting(profile("standard"), idle={"after": "5m", "warn": "1h"}), None,
+     [("profiles.standard.idle", "warn (3600 s) must be shorter than after (300 s)")]),
+    ("idle-unknown-action-and-key", setting(lambda c: c["desktops"]["kiosk"], idle={"action": "hibernate", "nap": 1}),
+     None, [("desktops.kiosk.idle.nap", "unknown idle setting (allowed: after, action, warn)"),
+            ("desktops.kiosk.idle.action", "'hibernate' is not one of suspend, shutdown")]),
     # --- several mistakes, all reported at once, in config order ---------------------------------------
     ("many-at-once", both(setting(user(3), profile="dev"), setting(user(1), memory="2 GB", vcpus="two"),
                           setting(profile("standard"), template="kiosk"),
