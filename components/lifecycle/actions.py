@@ -73,6 +73,11 @@ def idle_off_marked(dom) -> bool:
         raise
 
 
+# Declared running, but off for idleness (a managed save, or shut down by the host's lifecycle service): not drift,
+# and nothing vdesk does on `up` wakes it; opening it (the portal, the console) does.
+SLEEPING = ("asleep", "idle-off")
+
+
 def asleep(dom) -> bool:
     """Off with a managed save image: suspended, to be woken, not stopped."""
     return not dom.isActive() and bool(dom.hasManagedSaveImage(0))

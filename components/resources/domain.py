@@ -82,11 +82,6 @@ def _idle_problem(idle) -> str | None:
     return None
 
 
-# Declared running, but off for idleness (a managed save, or shut down by the host's lifecycle service): not drift,
-# and nothing vdesk does on `up` wakes it; opening it (the portal, the console) does.
-SLEEPING = ("asleep", "idle-off")
-
-
 def _disks_problem(disks) -> str | None:
     for i, disk in enumerate(disks):
         if not isinstance(disk, dict) or not disk.get("path"):
@@ -541,7 +536,7 @@ class DomainProvider(DeclaredProvider):
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
             sleeping = idling.runtime_state(dom)
-            sleeping = sleeping if sleeping in SLEEPING else None
+            sleeping = sleeping if sleeping in idling.SLEEPING else None
             desired = desired_model(shares_at_use(news))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())
