@@ -217,23 +217,23 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
                             samesite="strict", secure=settings.tls)
         return response
 
-    async def desktop_state(request: Request) -> Response:
-        """What the waking page asks each second."""
+    async def fetched(request: Request):
+        """The person's desktop a GET of the page's own (a thumbnail, a state) names, or the Response refusing it."""
         person = person_of(request)
         if person is None:
             return PlainTextResponse("sign in first", status_code=401)
         desk = await mine(request, person, request.path_params["name"])
-        if desk is None:
-            return PlainTextResponse("not yours", status_code=403)
+        return PlainTextResponse("not yours", status_code=403) if desk is None else desk
+
+    async def desktop_state(request: Request) -> Response:
+        """What the waking page asks each second."""
+        if isinstance(desk := await fetched(request), Response):
+            return desk
         return JSONResponse({"state": desk.state}, headers=_HEADERS)
 
     async def thumbnail(request: Request) -> Response:
-        person = person_of(request)
-        if person is None:
-            return PlainTextResponse("sign in first", status_code=401)
-        desk = await mine(request, person, request.path_params["name"])
-        if desk is None:
-            return PlainTextResponse("not yours", status_code=403)
+        if isinstance(desk := await fetched(request), Response):
+            return desk
         png = await run_in_threadpool(inventory.thumbnail, config.libvirt_uri, desk)
         if png is None:
             return PlainTextResponse("no screen to show", status_code=404)
