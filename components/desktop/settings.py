@@ -323,6 +323,10 @@ class DesktopSettings(Settings):
         None, description="{after, action, warn}: with no key or pointer input for `after`, the host's lifecycle "
                           "service warns the person in their session, then suspends (managed save: opening it "
                           "wakes it as it was) or shuts it down. Default: never.")
+    apply_when: Annotated[Literal["now", "idle"] | None, DomainInput()] = Field(
+        None, description="now (the default): a change that needs a restart restarts a running desktop at `up`; "
+                          "idle: it waits, pending, until the desktop has had no input for a while (the host's "
+                          "lifecycle service then restarts it).")
 
 
 def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import shlex
 import time
 
 import libvirt
+from lxml import etree
 
 from ..guest import agent
 from .sessions import Session
@@ -28,6 +29,12 @@ def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
 
     The domain is marked as shut down for idleness, so `up` can tell it from a desktop that stopped by itself.
     (Here, not through resources/, so that the domain provider and the console gateway can import this package.)"""
+    how = _power_off(dom, timeout_s)
+    mark_idle_off(dom, True)
+    return how
+
+
+def _power_off(dom, timeout_s: float) -> str:
     try:
         dom.shutdown()
     except libvirt.libvirtError as exc:
@@ -43,7 +50,6 @@ def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
         except libvirt.libvirtError:
             if dom.isActive():
                 raise
-    mark_idle_off(dom, True)
     return how
 
 
@@ -52,6 +58,37 @@ def mark_idle_off(dom, off: bool) -> None:
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
                     "lifecycle-state" if off else None, STATE_NS, flags)
+
+
+HELD_NS = "urn:vdesk:lifecycle-held:1"     # changes `up` left for the lifecycle service to apply once it is idle
+
+
+def hold(dom, changes: list[str]) -> None:
+    """Note in the domain that these changes need a restart the lifecycle service makes once nobody uses it."""
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<restart changes="{" ".join(sorted(changes))}"/>',
+                    "lifecycle-held", HELD_NS, flags)
+
+
+def held(dom) -> list[str]:
+    """The changes held for an idle moment (none: []; a transient domain has no definition to hold them)."""
+    if not dom.isPersistent():
+        return []
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, HELD_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return []
+        raise
+    return (etree.fromstring(xml.encode()).get("changes") or "").split()
+
+
+def apply_held(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
+    """Restart the domain on its new definition (a clean shutdown, forced after timeout_s), and drop the note."""
+    how = _power_off(dom, timeout_s)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, HELD_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    dom.create()
+    return f"{how}, started again"
 
 
 def started_again(dom) -> None:

@@ -17,7 +17,7 @@ import libvirt
 
 from . import actions
 from .activity import ConsoleActivity, GuestSessions, Started
-from .decision import Decision, decide, span
+from .decision import Decision, decide, idle_for, span
 from .policy import IdlePolicy, policy_of
 from .settings import LifecycleSettings
 
@@ -61,6 +61,9 @@ class Lifecycle:
                                            "warned_at": None, "noted": None}
                 self.started.started_at[uuid] = now
                 actions.started_again(dom)
+            if changes := actions.held(dom):      # a change waits for an idle moment: that first
+                self._apply_held(dom, changes, now, seen)
+                continue
             policy = self._policy(dom)
             if policy is None:
                 continue
@@ -85,6 +88,26 @@ class Lifecycle:
         if cheap.verdict == "active":       # the guest can only add input: no need to ask it
             return cheap
         return decide(policy, readings + self.guest.readings(dom, now), now, seen["warned_at"])
+
+    def _apply_held(self, dom, changes: list[str], now: float, seen: dict) -> None:
+        """Restart a desktop on the changes `up` held for it (apply_when: idle) once nobody has used it for
+        `apply_after`; a source that cannot be read keeps the change waiting."""
+        wait = self.settings.apply_after
+        readings = self.started.readings(dom, now) + self.console.readings(dom, now)
+        idle = idle_for(readings, now)
+        if idle is not None and idle >= wait:       # the guest can only add input: ask it only then
+            idle = idle_for(readings + self.guest.readings(dom, now), now)
+        if idle is None or idle < wait:
+            self._note(seen, dom.name(), "held", f"{' '.join(changes)} wait for {span(wait)} without input"
+                       + ("" if idle is None else f" (input {span(idle)} ago)"))
+            return
+        try:
+            how = actions.apply_held(dom, self.settings.shutdown_timeout)
+        except libvirt.libvirtError as exc:
+            self._note(seen, dom.name(), "apply failed", exc.get_error_message(), logging.WARNING)
+            return
+        log.info("applied desktop=%s changes=%s how=%s reason=no input for %s", dom.name(), ",".join(changes), how,
+                 span(idle))
 
     def _carry_out(self, dom, policy: IdlePolicy, decision: Decision, seen: dict, now: float) -> None:
         name = dom.name()

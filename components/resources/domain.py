@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 BOOT_MODES = ("kernel", "bios", "uefi")
 DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
 RESTART_POLICIES = ("on-change", "never")
+APPLY_WHEN = ("now", "idle")
 GUEST_AGENT = "org.qemu.guest_agent.0"
 VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
@@ -447,6 +448,10 @@ class DomainProvider(DeclaredProvider):
                          "shuts the domain down after `after` without input, warning `warn` before; kept in the "
                          "domain's metadata, changed live. Asleep or shut down for idleness, the domain still "
                          "counts as running"),
+        "apply_when": Prop(str, validate=_one_of(APPLY_WHEN),
+                           doc="now (unset): a change that needs a restart restarts the running guest at once; idle: "
+                               "it is held (pending_restart) until the host's lifecycle service sees no input for a "
+                               "while, and restarts it then"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
@@ -515,7 +520,9 @@ class DomainProvider(DeclaredProvider):
                 return ReadResult("", {})
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
                                                         | libvirt.VIR_DOMAIN_XML_SECURE))
-            pending = props.get("pending_restart", False)
+            # (a change held for an idle moment is no longer pending once the lifecycle service applied it)
+            pending = props.get("pending_restart", False) and (props.get("apply_when") != "idle"
+                                                               or bool(idling.held(dom)))
             outs = self._outputs(props, dom, pending=pending, boot_id=props.get("boot_id"))
             # A restart still pending means the guest runs the old count on purpose: report the config.
             outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
@@ -535,6 +542,7 @@ class DomainProvider(DeclaredProvider):
         changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
+            held = idling.held(dom)              # changes an earlier `up` left for an idle moment: still to do
             sleeping = idling.runtime_state(dom)
             sleeping = sleeping if sleeping in idling.SLEEPING else None
             desired = desired_model(shares_at_use(news))
@@ -546,7 +554,7 @@ class DomainProvider(DeclaredProvider):
             set_policy(dom, _idle_policy(news.get("idle")))
             if sleeping == "idle-off":
                 idling.mark_idle_off(dom, True)
-            pending = changed & set(_NEEDS_RESTART)
+            pending = changed & set(_NEEDS_RESTART) | set(held)
             if sleeping:
                 return self._asleep_update(dom, news, olds, bool(pending))
             if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
@@ -555,7 +563,10 @@ class DomainProvider(DeclaredProvider):
             needs_restart = (boot_again or bool(pending)) and dom.isActive()
             booted = False
             if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
-                if news["restart_policy"] == "on-change" and news["running"]:
+                if news.get("apply_when") == "idle" and news["running"] and not boot_again:
+                    idling.hold(dom, sorted(pending))
+                    log.info("%s: %s held until it is idle (apply_when: idle)", news["name"], sorted(pending))
+                elif news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
                     dom.create()

@@ -91,7 +91,7 @@ EXAMPLES: dict[str, Any] = {
     "autologin": True, "resolution": "1920x1080",
     "secure_boot": With(True, {"machine": "q35", "image": "uefi"}), "tpm": True,
     "checks": [{"service": "ssh"}],
-    "IdlePolicy.after": "45m", "IdlePolicy.action": "shutdown", "IdlePolicy.warn": "2m",
+    "apply_when": "idle", "IdlePolicy.after": "45m", "IdlePolicy.action": "shutdown", "IdlePolicy.warn": "2m",
     "Profile.template": "developer", "Profile.groups": ["audio"],
     "Desktop.profile": With("developer", {"image": "xfce"}),
     "Desktop.address": With("10.79.0.50", {"network": "static"}),

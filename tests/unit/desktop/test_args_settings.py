@@ -50,8 +50,8 @@ def test_an_unknown_keyword_is_a_type_error():
 
 def test_the_domain_inputs_keep_their_stored_names_and_units():
     inputs = domain_inputs(DesktopSettings(memory="1536MiB", secure_boot=True, cpu_topology={
-        "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2, idle={"after": "45m"}))
+        "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2, idle={"after": "45m"}, apply_when="idle"))
     assert inputs == {"memory_mib": 1536, "vcpus": 1, "max_vcpus": 2,
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
                       "autostart": False, "secure_boot": True, "tpm": None,
-                      "idle": {"after": 2700, "action": "suspend", "warn": 300}}
+                      "idle": {"after": 2700, "action": "suspend", "warn": 300}, "apply_when": "idle"}

@@ -72,6 +72,7 @@ DOMAIN_ROWS = {
     "display_password_valid_to": ("2030-01-01T00:00:00", lambda c: _dom_xml(c).graphics[0].passwd_valid_to
                                   == "2030-01-01T00:00:00"),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
+    "apply_when": ("idle", lambda c: True),              # governs later updates only (tests/unit/lifecycle)
     "shutdown_timeout_s": (5, lambda c: True),           # governs later shutdowns only
 }
 NOT_ON_TEST_DRIVER = {
