@@ -556,7 +556,7 @@ class DomainProvider(DeclaredProvider):
                 idling.mark_idle_off(dom, True)
             pending = changed & set(_NEEDS_RESTART) | set(held)
             if sleeping:
-                return self._asleep_update(dom, news, olds, bool(pending))
+                return self._asleep_update(dom, news, olds, pending)
             if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
                     and not display.set_password_live(dom, desired):
                 pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
@@ -581,9 +581,11 @@ class DomainProvider(DeclaredProvider):
             return UpdateResult(self._outputs(news, dom, pending=needs_restart, booted=booted,
                                               boot_id=olds.get("boot_id")))
 
-    def _asleep_update(self, dom, news, olds, pending: bool) -> UpdateResult:
-        """A desktop asleep stays asleep: what needs it running waits for its next boot (pending_restart says so);
-        declared off, its sleep is discarded and it is stopped."""
+    def _asleep_update(self, dom, news, olds, pending: set[str]) -> UpdateResult:
+        """A desktop asleep stays asleep: what needs it running waits for its next boot (pending_restart says so;
+        with apply_when: idle, still held for the lifecycle service); declared off, its sleep is discarded."""
+        if pending and news["running"] and news.get("apply_when") == "idle":
+            idling.hold(dom, sorted(pending))
         if not news["running"]:
             if dom.hasManagedSaveImage(0):
                 dom.managedSaveRemove(0)
@@ -592,7 +594,7 @@ class DomainProvider(DeclaredProvider):
         else:
             log.info("%s is asleep: left asleep%s", news["name"], ", the change waits for its next boot" if pending
                      else "")
-        return UpdateResult(self._outputs(news, dom, pending=pending and news["running"],
+        return UpdateResult(self._outputs(news, dom, pending=bool(pending) and news["running"],
                                           boot_id=olds.get("boot_id")))
 
     def _apply_live(self, dom, olds, news, changed) -> bool:

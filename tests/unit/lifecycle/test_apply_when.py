@@ -120,3 +120,12 @@ def test_host_settings_bound_apply_after():
     from pydantic import ValidationError
     with pytest.raises(ValidationError, match="at least 10 s"):
         LifecycleSettings(libvirt_uri=URI, apply_after="5s")
+
+
+def test_a_change_to_a_sleeping_desktop_stays_held_for_after_its_wake(conn, made):
+    provider, created, dom = made
+    actions.suspend(dom)
+    updated = provider.update(created.id, created.outs, provider.check(created.outs, _props(memory_mib=1024)).inputs)
+    dom = conn.lookupByName(NAME)
+    assert actions.asleep(dom) and updated.outs["pending_restart"] is True
+    assert actions.held(dom) == ["memory_mib"]
