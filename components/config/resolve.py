@@ -14,7 +14,7 @@ from ..cloudinit import available_profiles
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import exposure, policy as host_policy
 from ..names import name_problem
-from . import against_host
+from . import against_host, quotas
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, HostConfig, ImageConfig, NetworkConfig, PoolConfig,
                      ShareConfig, StackConfig, for_user)
 from .partial import is_broken
@@ -83,6 +83,8 @@ class _Resolver(_Infrastructure, _Desktops):
         for desktop in self.user_desktops(profiles, desktops):
             desktops[desktop.name] = desktop
         self.addresses(desktops)
+        if not is_broken(self.broken, ("quotas",)):
+            self.problems += quotas.problems(f.quotas, desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
         self.problems += exposure.problems(f, self.policy, local=self.local)    # the administrator's leave
         self.problems += against_host.written_problems(f)

@@ -466,6 +466,23 @@ class Timeouts(Settings):
     graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
 
 
+class Quota(Settings):
+    """What the desktops of one person (or of a group's people) may take at once, checked at preview."""
+    noun: ClassVar[str] = "quota"
+    key_noun: ClassVar[str] = "quota setting"
+    desktops: Count | None = Field(None, description="Desktops declared running at once that they are a user of.")
+    memory: MemorySize | None = Field(None, description="The memory of those desktops together, e.g. 8GiB.")
+
+
+class Quotas(Settings):
+    """Quotas per user and per group, over the desktops this stack declares running."""
+    key_noun: ClassVar[str] = "quota section"
+    users: dict[Login, Quota] = Field({}, description="By user name: a person's desktops (any desktop that lists "
+                                                      "them among its users).")
+    groups: dict[Group, Quota] = Field({}, description="By group: the desktops of every user in the group, "
+                                                       "together.")
+
+
 def _no_settings_is_defaults(entries: Any) -> Any:
     """`local:` with nothing under it is an entry with every setting at its default."""
     return {name: {} if value is None else value for name, value in entries.items()} \
@@ -500,3 +517,5 @@ class StackFile(Settings):
     containers: _named(Container) = Field({}, description="LXC containers by name.")
     shares: _named(Share) = Field({}, description="Host directories shared into desktops, by name.")
     timeouts: Timeouts = Field(Timeouts(), description="Readiness timeouts in seconds.")
+    quotas: Quotas | None = Field(None, description="Desktops running at once and their memory, per user and "
+                                                    "per group; a declaration beyond them is refused at preview.")

@@ -287,6 +287,16 @@ CASES = [
     ("idle-unknown-action-and-key", setting(lambda c: c["desktops"]["kiosk"], idle={"action": "hibernate", "nap": 1}),
      None, [("desktops.kiosk.idle.nap", "unknown idle setting (allowed: after, action, warn)"),
             ("desktops.kiosk.idle.action", "'hibernate' is not one of suspend, shutdown")]),
+    ("quota-memory-and-group-count", setting(lambda c: c, quotas={
+        "users": {"bob": {"memory": "1GiB"}}, "groups": {"adm": {"desktops": 1, "memory": "3GiB"}}}), None,
+     [("quotas.users.bob.memory", "bob's desktops declared running have 1536MiB of memory (bob 1536MiB), over "
+                                  "the quota of 1GiB"),
+      ("quotas.groups.adm.desktops", "group adm's desktops declared running are 2 (carol, dave), over the quota "
+                                     "of 1"),
+      ("quotas.groups.adm.memory", "group adm's desktops declared running have 4GiB of memory (carol 2GiB, dave "
+                                   "2GiB), over the quota of 3GiB")]),
+    ("quota-unknown-setting", setting(lambda c: c, quotas={"groups": {"adm": {"cpus": 1}}}), None,
+     [("quotas.groups.adm.cpus", "unknown quota setting (allowed: desktops, memory)")]),
     # --- several mistakes, all reported at once, in config order ---------------------------------------
     ("many-at-once", both(setting(user(3), profile="dev"), setting(user(1), memory="2 GB", vcpus="two"),
                           setting(profile("standard"), template="kiosk"),
@@ -304,6 +314,13 @@ CASES = [
 def test_the_base_configuration_is_valid():
     cfg = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
     assert list(cfg.desktops) == ["kiosk", "alice", "bob", "carol", "dave"]
+
+
+def test_a_quota_counts_only_the_desktops_declared_running():
+    raw = copy.deepcopy(BASE)
+    raw["users"][3]["running"] = False
+    raw["quotas"] = {"groups": {"adm": {"desktops": 1, "memory": "2GiB"}}, "users": {"carol": {"desktops": 1}}}
+    assert list(parse(raw, stack="team", config_keys=SECRETS).desktops) == ["kiosk", "alice", "bob", "carol", "dave"]
 
 
 def test_the_corpus_is_large_and_its_cases_are_distinct():

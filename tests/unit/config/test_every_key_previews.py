@@ -114,6 +114,8 @@ EXAMPLES: dict[str, Any] = {
     "Container.running": False, "Container.checks": [{"port": 22}],
     # shares.extra
     "Share.host": "local", "Share.path": f"{TMP}/shared", "Share.writable": True,
+    # quotas
+    "Quotas.users": {"ann": {"desktops": 2, "memory": "8GiB"}}, "Quotas.groups": {"audio": {"desktops": 10}},
     # timeouts
     "Timeouts.address": 60, "Timeouts.ssh": 60, "Timeouts.cloud_init": 60, "Timeouts.shutdown": 10,
     "Timeouts.graphical": 60,
