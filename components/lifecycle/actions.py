@@ -53,10 +53,15 @@ def _power_off(dom, timeout_s: float) -> str:
     return how
 
 
+def _element(tag: str, **attributes) -> str:
+    """A metadata element of the service's own (through lxml, never formatted by hand)."""
+    return etree.tostring(etree.Element(tag, **attributes)).decode()
+
+
 def mark_idle_off(dom, off: bool) -> None:
     """The persistent config's note that the lifecycle service shut the domain down (off=False: removed)."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _element("off", by="idle", at=str(int(time.time()))) if off else None,
                     "lifecycle-state" if off else None, STATE_NS, flags)
 
 
@@ -66,7 +71,7 @@ HELD_NS = "urn:vdesk:lifecycle-held:1"     # changes `up` left for the lifecycle
 def hold(dom, changes: list[str]) -> None:
     """Note in the domain that these changes need a restart the lifecycle service makes once nobody uses it."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<restart changes="{" ".join(sorted(changes))}"/>',
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _element("restart", changes=" ".join(sorted(changes))),
                     "lifecycle-held", HELD_NS, flags)
 
 
