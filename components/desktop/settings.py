@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from ..guest.checkspec import KINDS
 from ..host.hardware import CPU_MODES
 from ..lifecycle.policy import IdlePolicy
+from ..lifecycle.schedule import Schedule
 from ..names import SIZE_PATTERN, parse_duration, parse_size
 from ..xmlmodel import parse_cpuset, split_pci_address
 
@@ -323,6 +324,9 @@ class DesktopSettings(Settings):
         None, description="{after, action, warn}: with no key or pointer input for `after`, the host's lifecycle "
                           "service warns the person in their session, then suspends (managed save: opening it "
                           "wakes it as it was) or shuts it down. Default: never.")
+    schedule: Annotated[Schedule | None, DomainInput(), BY_USER] = Field(
+        None, description="{days, start, stop, timezone}: when it runs; the host's lifecycle service starts it at "
+                          "start and shuts it down at stop (not drift: `up` leaves it off). Default: always.")
     apply_when: Annotated[Literal["now", "idle"] | None, DomainInput()] = Field(
         None, description="now (the default): a change that needs a restart restarts a running desktop at `up`; "
                           "idle: it waits, pending, until the desktop has had no input for a while (the host's "

@@ -85,19 +85,28 @@ class IdlePolicy(BaseModel):
 
 def policy_of(dom) -> IdlePolicy | None:
     """The domain's declared policy, None when it declares none (libvirt: no such metadata)."""
-    import libvirt
-    try:
-        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-            return None
-        raise
-    return IdlePolicy.from_metadata(xml)
+    xml = metadata_of(dom, METADATA_NS)
+    return None if xml is None else IdlePolicy.from_metadata(xml)
 
 
 def set_policy(dom, policy: IdlePolicy | None) -> None:
     """Declare (or, with None, remove) the domain's policy in its metadata: its config, and its live XML if running."""
+    set_metadata(dom, METADATA_NS, METADATA_KEY, policy.to_metadata() if policy else None)
+
+
+def metadata_of(dom, namespace: str) -> str | None:
+    """The domain's metadata element in `namespace` (its current definition), None when it has none."""
+    import libvirt
+    try:
+        return dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return None
+        raise
+
+
+def set_metadata(dom, namespace: str, key: str, xml: str | None) -> None:
+    """Set (None: remove) the domain's element in `namespace`: in its config, and its live XML if running."""
     import libvirt
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, policy.to_metadata() if policy else None,
-                    METADATA_KEY if policy else None, METADATA_NS, flags)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, key if xml else None, namespace, flags)

@@ -25,6 +25,7 @@ from ..names import name_problem
 from .. import rootexec
 from ..lifecycle import actions as idling
 from ..lifecycle.policy import IdlePolicy, policy_of, set_policy
+from ..lifecycle.schedule import Schedule, schedule_of, set_schedule
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop
@@ -73,14 +74,27 @@ def _idle_policy(idle) -> IdlePolicy | None:
     return IdlePolicy(**idle) if idle else None
 
 
-def _idle_problem(idle) -> str | None:
-    try:
-        _idle_policy(idle)
-    except ValidationError as exc:
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors())
-    except TypeError as exc:
-        return str(exc)
-    return None
+def _schedule(declared) -> Schedule | None:
+    return Schedule(**declared) if declared else None
+
+
+def _model_problem(parse):
+    """A Prop's rule from a declared model: its problems, worded with their place in it."""
+    def problem(value) -> str | None:
+        try:
+            parse(value)
+        except ValidationError as exc:
+            return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        except TypeError as exc:
+            return str(exc)
+        return None
+    return problem
+
+
+def _set_lifecycle(dom, props) -> None:
+    """The domain's idle policy and schedule, in its metadata, where the host's lifecycle service reads them."""
+    set_policy(dom, _idle_policy(props.get("idle")))
+    set_schedule(dom, _schedule(props.get("schedule")))
 
 
 def _disks_problem(disks) -> str | None:
@@ -443,11 +457,14 @@ class DomainProvider(DeclaredProvider):
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "tpm_log_file": Prop(str, inert=True, doc="swtpm's log of this domain's TPM, removed on delete (embedded "
                                                   "hosts)"),
-        "idle": Prop(dict, validate=_idle_problem,
+        "idle": Prop(dict, validate=_model_problem(_idle_policy),
                      doc="{after, action, warn} in seconds: the host's lifecycle service suspends (managed save) or "
                          "shuts the domain down after `after` without input, warning `warn` before; kept in the "
                          "domain's metadata, changed live. Asleep or shut down for idleness, the domain still "
                          "counts as running"),
+        "schedule": Prop(dict, validate=_model_problem(_schedule),
+                         doc="{days, start, stop, timezone}: the host's lifecycle service starts the domain at start "
+                             "and shuts it down at stop; stopped by its schedule, it still counts as running"),
         "apply_when": Prop(str, validate=_one_of(APPLY_WHEN),
                            doc="now (unset): a change that needs a restart restarts the running guest at once; idle: "
                                "it is held (pending_restart) until the host's lifecycle service sees no input for a "
@@ -497,7 +514,7 @@ class DomainProvider(DeclaredProvider):
             dom = conn.defineXML(desired_model(shares_at_use(props)).to_xml())
             faults.point("define")              # defined, not started
             try:
-                set_policy(dom, _idle_policy(props.get("idle")))
+                _set_lifecycle(dom, props)
             except libvirt.libvirtError:
                 undefine(dom)
                 raise
@@ -528,6 +545,8 @@ class DomainProvider(DeclaredProvider):
             outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
             policy = policy_of(dom)
             outs["idle"] = policy.model_dump() if policy else None
+            schedule = schedule_of(dom)
+            outs["schedule"] = schedule.model_dump() if schedule else None
             return ReadResult(id_, outs)
 
     def update(self, _id, olds, news):
@@ -544,16 +563,16 @@ class DomainProvider(DeclaredProvider):
             dom = conn.lookupByName(news["name"])
             held = idling.held(dom)              # changes an earlier `up` left for an idle moment: still to do
             sleeping = idling.runtime_state(dom)
-            sleeping = sleeping if sleeping in idling.SLEEPING else None
+            sleeping = sleeping if sleeping in idling.OFF_ON_PURPOSE else None
             desired = desired_model(shares_at_use(news))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
             # (a definition replaces the metadata: the policy, and the note that idleness shut it down, go back)
-            set_policy(dom, _idle_policy(news.get("idle")))
-            if sleeping == "idle-off":
-                idling.mark_idle_off(dom, True)
+            _set_lifecycle(dom, news)
+            if sleeping in ("idle-off", "schedule-off"):
+                idling.mark_off(dom, sleeping.removesuffix("-off"))
             pending = changed & set(_NEEDS_RESTART) | set(held)
             if sleeping:
                 return self._asleep_update(dom, news, olds, pending)
@@ -589,7 +608,7 @@ class DomainProvider(DeclaredProvider):
         if not news["running"]:
             if dom.hasManagedSaveImage(0):
                 dom.managedSaveRemove(0)
-            idling.mark_idle_off(dom, False)
+            idling.mark_off(dom, None)
             log.info("%s: declared off while asleep: its sleep is discarded", news["name"])
         else:
             log.info("%s is asleep: left asleep%s", news["name"], ", the change waits for its next boot" if pending
@@ -651,7 +670,7 @@ class DomainProvider(DeclaredProvider):
     def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
         """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness
         gate, which takes it as an input, checks the guest again after a restart (a new system disk)."""
-        state = idling.runtime_state(dom)      # running | asleep | idle-off | stopped
+        state = idling.runtime_state(dom)      # running | asleep | idle-off | schedule-off | stopped
         boot_id = (secrets.token_hex(8) if booted else boot_id) if state != "stopped" else None
         ports = {}
         if dom.isActive():

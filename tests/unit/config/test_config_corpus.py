@@ -287,6 +287,11 @@ CASES = [
     ("idle-unknown-action-and-key", setting(lambda c: c["desktops"]["kiosk"], idle={"action": "hibernate", "nap": 1}),
      None, [("desktops.kiosk.idle.nap", "unknown idle setting (allowed: after, action, warn)"),
             ("desktops.kiosk.idle.action", "'hibernate' is not one of suspend, shutdown")]),
+    ("schedule-unknown-zone-and-day", setting(user(0), schedule={"days": ["mon", "someday"], "start": "07:00",
+                                                                  "stop": "20:00", "timezone": "Mars/Olympus"}),
+     None, [("users[0].schedule.days[1]", "'someday' is not one of mon, tue, wed, thu, fri, sat, sun"),
+            ("users[0].schedule.timezone", "'Mars/Olympus' is not a time zone this host knows (e.g. UTC, "
+                                           "Europe/Berlin)")]),
     ("quota-memory-and-group-count", setting(lambda c: c, quotas={
         "users": {"bob": {"memory": "1GiB"}}, "groups": {"adm": {"desktops": 1, "memory": "3GiB"}}}), None,
      [("quotas.users.bob.memory", "bob's desktops declared running have 1536MiB of memory (bob 1536MiB), over "

@@ -54,4 +54,5 @@ def test_the_domain_inputs_keep_their_stored_names_and_units():
     assert inputs == {"memory_mib": 1536, "vcpus": 1, "max_vcpus": 2,
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
                       "autostart": False, "secure_boot": True, "tpm": None,
-                      "idle": {"after": 2700, "action": "suspend", "warn": 300}, "apply_when": "idle"}
+                      "idle": {"after": 2700, "action": "suspend", "warn": 300}, "apply_when": "idle",
+                      "schedule": None}
