@@ -9,7 +9,9 @@ up; then the same open console, asking only for screen updates, does not. The de
 suspended: qemu is gone and libvirt holds a managed save image. `up`, `refresh` and `preview
 --expect-no-changes` pass and it stays asleep (refresh records it as asleep). Opening its console wakes it:
 the display answers, the screen is the one before the sleep, and over SSH a file in RAM (/dev/shm), a file in
-the home and a process started before the sleep are all still there.
+the home and a process started before the sleep are all still there. Then, with `apply_when: idle`, a
+memory change made while someone types at its console stays pending (the same qemu, the old memory), and the
+host's service applies it (a restart on the new definition) once nobody has typed for its `apply_after`.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from components.lifecycle import LifecycleSettings, asleep, supervisor
 from tests.support.host import qemu_pid
-from tests.support.project import isolated_env, make_project, open_stack, stack_config
+from tests.support.project import isolated_env, make_project, open_stack, rewrite_config, stack_config
 from tests.support.rfb import WebSocketTransport, handshake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guests]
@@ -103,12 +105,17 @@ def world(tmp_path_factory):
     lifecycle_dir = host.state_dir / "lifecycle"
     # The host's settings, before `up` starts the service with them: a short poll, off until the desktop is up.
     LifecycleSettings(libvirt_uri=host.uri, poll=2, enabled=False).write(lifecycle_dir)
-    yield {"stack": stack, "host": host, "lifecycle": lifecycle_dir}
+    yield {"stack": stack, "host": host, "lifecycle": lifecycle_dir, "project": project, "config": config}
     try:
         supervisor.stop(lifecycle_dir)
         stack.destroy(on_output=print)
     finally:
         embedded.stop(host, purge=True)
+
+
+def _live_memory_mib(dom) -> int:
+    from components import xmlmodel
+    return xmlmodel.Domain.from_xml(dom.XMLDesc(0)).memory_kib // 1024
 
 
 def _domain_state_in_the_stack(stack) -> str:
@@ -189,5 +196,30 @@ def test_an_idle_desktop_is_warned_suspended_left_asleep_by_up_and_woken_by_its_
             assert session.run(f"kill -0 {sleeper}").rc == 0   # the same boot, its processes still running
         assert dom.isActive()                                  # a wake is a start: not suspended again at once
         assert "woke desktop=ci-ci for its console how=restored" in _read(console_dir / console.LOG_FILE)
+
+        # 5. apply_when: idle: a memory change to the desktop in use waits, and is applied once it is idle.
+        LifecycleSettings(libvirt_uri=host.uri, poll=2, apply_after=20).write(lifecycle_dir)
+        wait_for(lambda: _read(log).count("settings changed") == 2, 30, "the new apply_after", log)
+        config = world["config"]
+        config["vdesk:desktops"][STACK].update(memory="1GiB", apply_when="idle")
+        rewrite_config(world["project"], STACK, config)
+        tab = Tab(url, key)                                    # someone types at it meanwhile
+        try:
+            qemu = qemu_pid(host, DOMAIN)
+            changed_up = stack.up(on_output=print)
+            changes = {k for k, v in (changed_up.summary.resource_changes or {}).items() if v and k != "same"}
+            assert changes == {"update"}, changed_up.summary.resource_changes     # in place: nothing replaced
+            dom = conn.lookupByName(DOMAIN)
+            assert qemu_pid(host, DOMAIN) == qemu and _live_memory_mib(dom) == 768   # not restarted under them
+            held_until = time.monotonic() + 30                # longer than apply_after: still in use
+            while time.monotonic() < held_until:
+                assert qemu_pid(host, DOMAIN) == qemu and "applied desktop=" not in _read(log), _read(log)
+                time.sleep(2)
+        finally:
+            tab.close()                                        # nobody at it any more
+        wait_for(lambda: f"applied desktop={DOMAIN} changes=memory_mib" in _read(log), 300, "the held change", log)
+        dom = conn.lookupByName(DOMAIN)
+        wait_for(lambda: dom.isActive(), 60, "the restart", log)
+        assert _live_memory_mib(dom) == 1024 and qemu_pid(host, DOMAIN) != qemu
     finally:
         conn.close()
