@@ -15,7 +15,7 @@ from ..container.settings import ContainerSettings
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import exposure, policy as host_policy
 from ..names import name_problem
-from . import against_host, resolve_kubevirt
+from . import against_host, quotas, resolve_kubevirt
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, HostConfig, ImageConfig, NetworkConfig, PoolConfig,
                      ShareConfig, StackConfig, for_user)
 from .partial import is_broken
@@ -81,6 +81,8 @@ class _Resolver(_Infrastructure, _Desktops):
         for desktop in self.user_desktops(profiles, desktops):
             desktops[desktop.name] = desktop
         self.addresses(desktops)
+        if not is_broken(self.broken, ("quotas",)):
+            self.problems += quotas.problems(f.quotas, desktops)
         containers = {name: self.container(("containers", name), name, e) for name, e in _entries(f.containers)}
         self.problems += resolve_kubevirt.desktop_problems(f, self.hosts, desktops) \
             + resolve_kubevirt.infrastructure_problems(self.hosts, self.pools, self.networks, self.shares, containers)

@@ -20,8 +20,8 @@ from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
 # (kinds shared with the providers)
-from ..kinds import (NETWORK_MODES, Cidr6, FileServer, Interface, NetfsFormat, NetworkMode, NonEmpty, PoolType,
-                     Timeouts, VolumeGroup)
+from ..kinds import (NETWORK_MODES, Cidr6, Count, FileServer, Interface, MemorySize, NetfsFormat, NetworkMode,
+                     NonEmpty, PoolType, Timeouts, VolumeGroup)
 from ..names import NAME_PATTERN, name_problem, network_problem
 from .kubevirt_host import HostKind
 from .network_values import DnsName, Mac
@@ -430,6 +430,23 @@ class Container(ContainerSettings, ContainerPlacement):
     noun: ClassVar[str] = "container"
 
 
+class Quota(Settings):
+    """What the desktops of one person (or of a group's people) may take at once, checked at preview."""
+    noun: ClassVar[str] = "quota"
+    key_noun: ClassVar[str] = "quota setting"
+    desktops: Count | None = Field(None, description="Desktops declared running at once that they are a user of.")
+    memory: MemorySize | None = Field(None, description="The memory of those desktops together, e.g. 8GiB.")
+
+
+class Quotas(Settings):
+    """Quotas per user and per group, over the desktops this stack declares running."""
+    key_noun: ClassVar[str] = "quota section"
+    users: dict[Login, Quota] = Field({}, description="By user name: a person's desktops (any desktop that lists "
+                                                      "them among its users).")
+    groups: dict[Group, Quota] = Field({}, description="By group: the desktops of every user in the group, "
+                                                       "together.")
+
+
 def _no_settings_is_defaults(entries: Any) -> Any:
     """`local:` with nothing under it is an entry with every setting at its default."""
     return {name: {} if value is None else value for name, value in entries.items()} \
@@ -464,3 +481,5 @@ class StackFile(Settings):
     containers: _named(Container) = Field({}, description="LXC containers by name.")
     shares: _named(Share) = Field({}, description="Host directories shared into desktops, by name.")
     timeouts: Timeouts = Field(Timeouts(), description="Readiness timeouts in seconds.")
+    quotas: Quotas | None = Field(None, description="Desktops running at once and their memory, per user and "
+                                                    "per group; a declaration beyond them is refused at preview.")

@@ -31,6 +31,8 @@ from websockify.websocketproxy import ProxyRequestHandler, WebSocketProxy
 from websockify.websockifyserver import WebSockifyServer
 
 from .. import xmlmodel
+from ..lifecycle import actions as idling
+from ..lifecycle.console_input import ConsoleInput
 from . import vncauth
 from .settings import ConsoleSettings
 from .tokens import (Grant, Refused, is_revoked, refuse_other_stack, refuse_unbound, revocations, signing_key,
@@ -103,7 +105,7 @@ class ConsoleTokens(BasePlugin):
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
             refuse_other_stack(grant, live.owner.stack if live.owner else None)   # before saying anything of it
             if not dom.isActive():
-                raise Refused("the desktop is not running")
+                live = self._wake(conn, dom)
         finally:
             conn.close()
         vnc = next((g for g in live.graphics if g.type == "vnc"), None)
@@ -113,6 +115,20 @@ class ConsoleTokens(BasePlugin):
             return "unix_socket", vnc.listen_socket, vnc.passwd
         address = vnc.listen_address or "127.0.0.1"
         return ("127.0.0.1" if address in _WILDCARD else address), vnc.port, vnc.passwd
+
+
+    @staticmethod
+    def _wake(conn, dom) -> xmlmodel.Domain:
+        """Opening a sleeping desktop's console wakes it (its managed save restored); a desktop stopped on
+        purpose stays stopped. Returns its live XML, with the display where the woken qemu listens."""
+        if idling.runtime_state(dom) not in idling.SLEEPING:
+            raise Refused("the desktop is not running")
+        try:
+            how = idling.wake(conn, dom.name())
+        except libvirt.libvirtError as exc:
+            raise Refused(f"the desktop could not be woken: {exc.get_error_message()}") from None
+        log.info("woke desktop=%s for its console how=%s", dom.name(), how)
+        return xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
 
 
 def _enter_netns(path: str) -> None:
@@ -130,6 +146,7 @@ class ConsoleHandler(ProxyRequestHandler):
 
     grant: Grant
     expired = False
+    console_input: ConsoleInput | None = None    # set once the connection is granted: its input is activity
     timeout = HEADER_TIMEOUT_S           # socketserver sets it on the connection before the request is read
 
     def end_headers(self):
@@ -151,6 +168,7 @@ class ConsoleHandler(ProxyRequestHandler):
             log.info("refused desktop=%s from=%s reason=%s", shown(desktop), self.client_address[0], exc)
             self.send_error(403, "Forbidden")
             raise self.server.EClose("") from None
+        self.console_input = ConsoleInput.for_console(Path(plugin.source), self.grant.desktop)
         if target[0] == "unix_socket":
             self.server.unix_target = target[1]
         else:
@@ -224,6 +242,14 @@ class ConsoleHandler(ProxyRequestHandler):
         if self._from_browser:            # ClientInit, if the browser sent it at once
             target.sendall(self._from_browser)
             self._from_browser = b""
+
+    def recv_frames(self):
+        """Every frame from the browser (the handshake's too) goes by the desktop's input watcher: key and
+        pointer messages are activity for the host's lifecycle service; an open tab's update requests are not."""
+        bufs, closed = super().recv_frames()
+        if self.console_input is not None and bufs:
+            self.console_input.feed(bufs)
+        return bufs, closed
 
     def _read_browser(self, n: int) -> bytes:
         while len(self._from_browser) < n:

@@ -32,7 +32,7 @@ class Desktop(pulumi.ComponentResource):
 
     vm_name: str                              # its libvirt domain name
     ip: pulumi.Output[str]                    # once the readiness gate has passed (None when not running)
-    state: pulumi.Output[str]                 # running | stopped
+    state: pulumi.Output[str]                 # running | asleep | idle-off | stopped
     ssh_command: pulumi.Output[str]           # how to log in (after `make access` wrote the key files)
     display_uri: pulumi.Output[str]           # VNC: vnc+unix:///path or vnc://address:port
     spice_uri: pulumi.Output[str]             # SPICE, where the host has it (None otherwise)

@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field, PlainValidator
 # components.kinds.
 from ..kinds import (BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
                      MemorySize, Settings, Wording, rule as _rule, size as _size)
+from ..lifecycle.policy import IdlePolicy
+from ..lifecycle.schedule import Schedule
 from ..names import parse_duration
 from ..xmlmodel import split_pci_address
 
@@ -264,6 +266,17 @@ class DesktopSettings(Settings):
                            "makes a new VM (the disk stays).")
     checks: Annotated[Checks, BY_USER] = Field(
         [], description="Checks run over SSH once cloud-init is done; all must pass.")
+    idle: Annotated[IdlePolicy | None, DomainInput(), BY_USER] = Field(
+        None, description="{after, action, warn}: with no key or pointer input for `after`, the host's lifecycle "
+                          "service warns the person in their session, then suspends (managed save: opening it "
+                          "wakes it as it was) or shuts it down. Default: never.")
+    schedule: Annotated[Schedule | None, DomainInput(), BY_USER] = Field(
+        None, description="{days, start, stop, timezone}: when it runs; the host's lifecycle service starts it at "
+                          "start and shuts it down at stop (not drift: `up` leaves it off). Default: always.")
+    apply_when: Annotated[Literal["now", "idle"] | None, DomainInput()] = Field(
+        None, description="now (the default): a change that needs a restart restarts a running desktop at `up`; "
+                          "idle: it waits, pending, until the desktop has had no input for a while (the host's "
+                          "lifecycle service then restarts it).")
 
 
 def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:

@@ -515,6 +515,8 @@ def stop(host: EmbeddedHost, *, purge: bool = False, timeout_s: float = 30) -> N
             console.stop(host.state_dir / "console", timeout_s=max(1.0, deadline - time.monotonic()))
             from ..portal import service as portal
             portal.stop(host.state_dir / "portal", timeout_s=max(1.0, deadline - time.monotonic()))
+            from ..lifecycle import supervisor as lifecycle   # before the guests, so it acts on none of them
+            lifecycle.stop(host.state_dir / "lifecycle", timeout_s=max(1.0, deadline - time.monotonic()))
             if is_running(host):
                 _destroy_guests(host)
             for daemon in ("libvirtd", "virtlogd"):

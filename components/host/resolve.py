@@ -174,6 +174,7 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
             except VdeskError as exc:
                 raise InputError([(f"hosts.{name}.console", str(exc))]) from None
             _start_portal(name, uri, Path(console_dir))
+            _start_lifecycle(name, uri, state / "lifecycle")
     else:
         if (why := probe(uri, PROBE_TIMEOUT_S)) is not None:
             raise HostUnreachable(name, uri, why)
@@ -225,6 +226,16 @@ def _start_portal(name: str, uri: str, console_dir: Path) -> None:
                               console_dir=console_dir)
     except VdeskError as exc:
         raise InputError([(f"hosts.{name}.portal", str(exc))]) from None
+
+
+def _start_lifecycle(name: str, uri: str, lifecycle_dir: Path) -> None:
+    """The host's lifecycle service (idle desktops warned, then suspended or shut down), supervised like its
+    gateway; its settings are the host's file, written only where there is none (no stack switches it off)."""
+    from ..lifecycle import LifecycleSettings, supervisor
+    try:
+        supervisor.ensure_running(lifecycle_dir, LifecycleSettings(libvirt_uri=uri))
+    except VdeskError as exc:
+        raise InputError([(f"hosts.{name}.lifecycle", str(exc))]) from None
 
 
 SWTPM_TOOLS = ("swtpm", "swtpm_setup")    # what libvirt runs for an emulated TPM (Debian: swtpm, swtpm-tools)

@@ -6,6 +6,7 @@ import shlex
 import time
 
 import libvirt
+from lxml import etree
 
 from ..guest import agent
 from .sessions import Session
@@ -23,11 +24,17 @@ def suspend(dom) -> str:
     return "suspended (managed save)"
 
 
-def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
+def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S, by: str = "idle") -> str:
     """A clean ACPI power-off, forced after timeout_s (a guest that ignores ACPI must not keep the host's RAM).
 
     The domain is marked as shut down for idleness, so `up` can tell it from a desktop that stopped by itself.
     (Here, not through resources/, so that the domain provider and the console gateway can import this package.)"""
+    how = _power_off(dom, timeout_s)
+    mark_off(dom, by)
+    return how
+
+
+def _power_off(dom, timeout_s: float) -> str:
     try:
         dom.shutdown()
     except libvirt.libvirtError as exc:
@@ -43,34 +50,83 @@ def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
         except libvirt.libvirtError:
             if dom.isActive():
                 raise
-    _mark_idle_off(dom, True)
     return how
 
 
-def _mark_idle_off(dom, off: bool) -> None:
-    """The persistent config's note that the lifecycle service shut the domain down (off=False: removed)."""
+def _element(tag: str, **attributes) -> str:
+    """A metadata element of the service's own (through lxml, never formatted by hand)."""
+    return etree.tostring(etree.Element(tag, **attributes)).decode()
+
+
+def mark_off(dom, by: str | None) -> None:
+    """The persistent config's note that the lifecycle service shut the domain down, for idleness or by its
+    schedule (by=None: removed)."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, f'<off by="idle" at="{int(time.time())}"/>' if off else None,
-                    "lifecycle-state" if off else None, STATE_NS, flags)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                    _element("off", by=by, at=str(int(time.time()))) if by else None,
+                    "lifecycle-state" if by else None, STATE_NS, flags)
+
+
+HELD_NS = "urn:vdesk:lifecycle-held:1"     # changes `up` left for the lifecycle service to apply once it is idle
+
+
+def hold(dom, changes: list[str]) -> None:
+    """Note in the domain that these changes need a restart the lifecycle service makes once nobody uses it."""
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, _element("restart", changes=" ".join(sorted(changes))),
+                    "lifecycle-held", HELD_NS, flags)
+
+
+def held(dom) -> list[str]:
+    """The changes held for an idle moment (none: []; a transient domain has no definition to hold them)."""
+    if not dom.isPersistent():
+        return []
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, HELD_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return []
+        raise
+    return (etree.fromstring(xml.encode()).get("changes") or "").split()
+
+
+def apply_held(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
+    """Restart the domain on its new definition (a clean shutdown, forced after timeout_s), and drop the note."""
+    how = _power_off(dom, timeout_s)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, HELD_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    dom.create()
+    return f"{how}, started again"
 
 
 def started_again(dom) -> None:
-    """A domain shut down for idleness that someone started another way: it is no longer idle-off."""
-    if idle_off_marked(dom):
-        _mark_idle_off(dom, False)
+    """A domain the service shut down that someone started another way: it is no longer off on purpose."""
+    if off_by(dom):
+        mark_off(dom, None)
+
+
+def off_by(dom) -> str | None:
+    """Why the persistent config says the lifecycle service shut it down: idle, schedule; None: it did not
+    (a transient domain has no persistent config)."""
+    if not dom.isPersistent():
+        return None
+    try:
+        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, STATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return None
+        raise
+    return etree.fromstring(xml.encode()).get("by") or "idle"
 
 
 def idle_off_marked(dom) -> bool:
-    """The persistent config says the lifecycle service shut it down (a transient domain has none)."""
-    if not dom.isPersistent():
-        return False
-    try:
-        dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, STATE_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-        return True
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-            return False
-        raise
+    return off_by(dom) == "idle"
+
+
+# Declared running, but off for idleness (a managed save, or shut down by the host's lifecycle service): not drift,
+# and nothing vdesk does on `up` wakes it; opening it (the portal, the console) does.
+SLEEPING = ("asleep", "idle-off")
+# Also declared running and not drift, but not woken by opening it: stopped outside its schedule.
+OFF_ON_PURPOSE = (*SLEEPING, "schedule-off")
 
 
 def asleep(dom) -> bool:
@@ -79,13 +135,14 @@ def asleep(dom) -> bool:
 
 
 def runtime_state(dom) -> str:
-    """running; asleep (a managed save) or idle-off (shut down for idleness): declared running, and not drift;
-    else stopped. What outputs and plans show."""
+    """running; asleep (a managed save), idle-off (shut down for idleness) or schedule-off (outside its schedule):
+    declared running, and not drift; else stopped. What outputs and plans show."""
     if dom.isActive():
         return "running"
     if dom.hasManagedSaveImage(0):
         return "asleep"
-    return "idle-off" if idle_off_marked(dom) else "stopped"
+    by = off_by(dom)
+    return f"{by}-off" if by in ("idle", "schedule") else "stopped"
 
 
 def wake(conn, name: str) -> str:

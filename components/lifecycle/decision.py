@@ -36,6 +36,14 @@ def span(seconds: float) -> str:
     return f"{round(seconds / 60, 1):g} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def idle_for(readings: Sequence[Reading], now: float) -> float | None:
+    """How long no source has seen input; None when a source is blind or none saw any (it may be in use)."""
+    if any(not r.known for r in readings):
+        return None
+    seen = [r.last_input for r in readings if r.last_input is not None]
+    return max(0.0, now - max(seen)) if seen else None
+
+
 def decide(policy: IdlePolicy, readings: Sequence[Reading], now: float, warned_at: float | None) -> Decision:
     """active: input within after-warn; warn: once, `warn` before acting; wait: warned, not yet time;
     act: no input for `after` and warned at least `warn` ago (after the last input); unknown: a source is blind."""

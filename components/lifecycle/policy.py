@@ -1,10 +1,10 @@
 """A desktop's idle policy: after how long without input it is suspended or shut down, and the warning first."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from ..names import parse_duration
 
@@ -20,26 +20,37 @@ METADATA_KEY = "lifecycle"
 
 
 def _seconds(value) -> int:
+    if isinstance(value, float) and value.is_integer():   # (Pulumi's wire carries every number as a float)
+        value = int(value)
     try:
         return parse_duration(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(str(exc)) from None
 
 
+# Seconds, written as the stack file writes durations (30m, 2h, or an integer of seconds).
+Seconds = Annotated[int, BeforeValidator(_seconds, json_schema_input_type=int | str)]
+
+
 class IdlePolicy(BaseModel):
-    """`idle: {after: 30m, action: suspend, warn: 5m}`: a desktop with no input for `after` is acted on."""
+    """`idle: {after: 30m, action: suspend, warn: 5m}`: a desktop with no input for `after` is acted on.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    A desktop setting (components.desktop.settings declares `idle` with this type), so it carries what the
+    stack file's wording of problems asks of its models (noun, key_noun, record)."""
 
-    after: int = Field(DEFAULT_AFTER_S, description="no input for this long (30m, 2h): the desktop is acted on")
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True,
+                              field_title_generator=lambda name, _info: name)
+    noun: ClassVar[str] = "idle policy"
+    key_noun: ClassVar[str] = "idle setting"
+    record: ClassVar[bool] = False
+
+    after: Seconds = Field(DEFAULT_AFTER_S, description="No input for this long (30m, 2h): the desktop is acted "
+                                                        "on; 1 minute to 30 days.")
     action: Literal["suspend", "shutdown"] = Field(
-        "suspend", description="suspend: memory to disk, back exactly as it was; shutdown: a clean power-off")
-    warn: int = Field(DEFAULT_WARN_S, description="the person is told in their session this long before the action")
-
-    @field_validator("after", "warn", mode="before")
-    @classmethod
-    def _duration(cls, value):
-        return _seconds(value)
+        "suspend", description="suspend: memory to disk (libvirt's managed save), back exactly as it was when "
+                               "opened; shutdown: a clean power-off.")
+    warn: Seconds = Field(DEFAULT_WARN_S, description="The person is told in their session this long before the "
+                                                      "action (at least 10s, shorter than after).")
 
     @field_validator("after")
     @classmethod
@@ -74,19 +85,28 @@ class IdlePolicy(BaseModel):
 
 def policy_of(dom) -> IdlePolicy | None:
     """The domain's declared policy, None when it declares none (libvirt: no such metadata)."""
-    import libvirt
-    try:
-        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-            return None
-        raise
-    return IdlePolicy.from_metadata(xml)
+    xml = metadata_of(dom, METADATA_NS)
+    return None if xml is None else IdlePolicy.from_metadata(xml)
 
 
 def set_policy(dom, policy: IdlePolicy | None) -> None:
     """Declare (or, with None, remove) the domain's policy in its metadata: its config, and its live XML if running."""
+    set_metadata(dom, METADATA_NS, METADATA_KEY, policy.to_metadata() if policy else None)
+
+
+def metadata_of(dom, namespace: str) -> str | None:
+    """The domain's metadata element in `namespace` (its current definition), None when it has none."""
+    import libvirt
+    try:
+        return dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+            return None
+        raise
+
+
+def set_metadata(dom, namespace: str, key: str, xml: str | None) -> None:
+    """Set (None: remove) the domain's element in `namespace`: in its config, and its live XML if running."""
     import libvirt
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
-    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, policy.to_metadata() if policy else None,
-                    METADATA_KEY if policy else None, METADATA_NS, flags)
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, key if xml else None, namespace, flags)

@@ -17,8 +17,9 @@ import libvirt
 
 from . import actions
 from .activity import ConsoleActivity, GuestSessions, Started
-from .decision import Decision, decide, span
+from .decision import Decision, decide, idle_for, span
 from .policy import IdlePolicy, policy_of
+from .schedule import schedule_of
 from .settings import LifecycleSettings
 
 log = logging.getLogger("vdesk.lifecycle")
@@ -52,6 +53,7 @@ class Lifecycle:
         """Decide for every running desktop and carry the decisions out; returns them by desktop name."""
         now = time.time() if now is None else now
         decisions, running = {}, set()
+        self._follow_schedules(conn, now)
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
             uuid = dom.UUIDString()
             running.add(uuid)
@@ -61,6 +63,9 @@ class Lifecycle:
                                            "warned_at": None, "noted": None}
                 self.started.started_at[uuid] = now
                 actions.started_again(dom)
+            if changes := actions.held(dom):      # a change waits for an idle moment: that first
+                self._apply_held(dom, changes, now, seen)
+                continue
             policy = self._policy(dom)
             if policy is None:
                 continue
@@ -85,6 +90,50 @@ class Lifecycle:
         if cheap.verdict == "active":       # the guest can only add input: no need to ask it
             return cheap
         return decide(policy, readings + self.guest.readings(dom, now), now, seen["warned_at"])
+
+    def _follow_schedules(self, conn, now: float) -> None:
+        """Start what its schedule stopped once the schedule begins; shut down what runs outside its schedule.
+        (A desktop asleep, off for idleness or stopped by someone is not started: only the schedule's own.)"""
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT):
+            try:
+                schedule = schedule_of(dom)
+            except ValueError as exc:
+                log.warning("ignored desktop=%s reason=its schedule is invalid: %s", dom.name(), exc)
+                continue
+            if schedule is None:
+                continue
+            inside, state = schedule.running_at(now), actions.runtime_state(dom)
+            try:
+                if state == "running" and not inside:
+                    how = actions.shutdown(dom, self.settings.shutdown_timeout, by="schedule")
+                    log.info("stop desktop=%s how=%s reason=outside its schedule (%s)", dom.name(), how,
+                             schedule.said())
+                elif state == "schedule-off" and inside:
+                    dom.create()
+                    actions.started_again(dom)
+                    log.info("start desktop=%s reason=its schedule (%s)", dom.name(), schedule.said())
+            except libvirt.libvirtError as exc:
+                log.warning("schedule of desktop=%s not followed: %s", dom.name(), exc.get_error_message())
+
+    def _apply_held(self, dom, changes: list[str], now: float, seen: dict) -> None:
+        """Restart a desktop on the changes `up` held for it (apply_when: idle) once nobody has used it for
+        `apply_after`; a source that cannot be read keeps the change waiting."""
+        wait = self.settings.apply_after
+        readings = self.started.readings(dom, now) + self.console.readings(dom, now)
+        idle = idle_for(readings, now)
+        if idle is not None and idle >= wait:       # the guest can only add input: ask it only then
+            idle = idle_for(readings + self.guest.readings(dom, now), now)
+        if idle is None or idle < wait:
+            self._note(seen, dom.name(), "held", f"{' '.join(changes)} wait for {span(wait)} without input"
+                       + ("" if idle is None else f" (input {span(idle)} ago)"))
+            return
+        try:
+            how = actions.apply_held(dom, self.settings.shutdown_timeout)
+        except libvirt.libvirtError as exc:
+            self._note(seen, dom.name(), "apply failed", exc.get_error_message(), logging.WARNING)
+            return
+        log.info("applied desktop=%s changes=%s how=%s reason=no input for %s", dom.name(), ",".join(changes), how,
+                 span(idle))
 
     def _carry_out(self, dom, policy: IdlePolicy, decision: Decision, seen: dict, now: float) -> None:
         name = dom.name()

@@ -16,6 +16,7 @@ from .policy import IdlePolicy
 
 SETTINGS_FILE = "settings.json"
 MIN_POLL_S, MAX_POLL_S = 2, 600
+MIN_APPLY_AFTER_S = 10
 
 
 class LifecycleSettings(BaseModel):
@@ -27,10 +28,12 @@ class LifecycleSettings(BaseModel):
     libvirt_uri: str = Field(description="the host the service watches")
     poll: int = Field(15, description="how often every desktop is looked at (s, or 30s, 1m)")
     shutdown_timeout: int = Field(120, description="a clean shutdown is forced after this long")
+    apply_after: int = Field(300, description="a change held for an idle moment (apply_when: idle) is applied "
+                                              "once the desktop has had no input this long")
     default: IdlePolicy | None = Field(None, description="the policy of a desktop that declares none; "
                                                          "none: such a desktop is left alone")
 
-    @field_validator("poll", "shutdown_timeout", mode="before")
+    @field_validator("poll", "shutdown_timeout", "apply_after", mode="before")
     @classmethod
     def _duration(cls, value):
         try:
@@ -43,6 +46,13 @@ class LifecycleSettings(BaseModel):
     def _poll_bounds(cls, value: int) -> int:
         if not MIN_POLL_S <= value <= MAX_POLL_S:
             raise ValueError(f"must be {MIN_POLL_S} s to {MAX_POLL_S // 60} min")
+        return value
+
+    @field_validator("apply_after")
+    @classmethod
+    def _apply_after_bounds(cls, value: int) -> int:
+        if value < MIN_APPLY_AFTER_S:
+            raise ValueError(f"must be at least {MIN_APPLY_AFTER_S} s")
         return value
 
     @classmethod

@@ -19,13 +19,14 @@ import threading
 import time
 from pathlib import Path
 
+from .. import rootexec
 from ..errors import VdeskError
 from .settings import SETTINGS_FILE, LifecycleSettings
 
 log = logging.getLogger(__name__)
 
 SUPERVISOR_PID, SERVICE_PID, LOG_FILE = "supervisor.pid", "service.pid", "lifecycle.log"
-_REPO = Path(__file__).resolve().parents[2]
+_MODULE = f"{__package__}.supervisor"   # (not __name__: __main__ under -m) components.lifecycle.supervisor, or vdesk.lifecycle.supervisor when installed
 _POLL_S = 0.1
 _MAX_BACKOFF_S = 30.0
 
@@ -54,11 +55,11 @@ def _pid_of(lifecycle_dir: Path, pid_file: str, module: str) -> int | None:
 
 
 def supervisor_pid(lifecycle_dir: Path) -> int | None:
-    return _pid_of(Path(lifecycle_dir).resolve(), SUPERVISOR_PID, "components.lifecycle.supervisor")
+    return _pid_of(Path(lifecycle_dir).resolve(), SUPERVISOR_PID, _MODULE)
 
 
 def service_pid(lifecycle_dir: Path) -> int | None:
-    return _pid_of(Path(lifecycle_dir).resolve(), SERVICE_PID, "components.lifecycle.supervisor")
+    return _pid_of(Path(lifecycle_dir).resolve(), SERVICE_PID, _MODULE)
 
 
 @contextlib.contextmanager
@@ -84,9 +85,11 @@ def ensure_running(lifecycle_dir: Path, settings: LifecycleSettings, timeout_s: 
             settings.write(lifecycle_dir)
         if (pid := supervisor_pid(lifecycle_dir)) is not None:
             return pid
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONPATH": str(_REPO)}
+        # (a root daemon: it imports a root-owned copy of vdesk's code, never a checkout another user can write)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+               "PYTHONPATH": rootexec.install_package(), "PYTHONDONTWRITEBYTECODE": "1"}
         with open(lifecycle_dir / LOG_FILE, "a") as out:
-            proc = subprocess.run([sys.executable, "-m", "components.lifecycle.supervisor", "supervise",
+            proc = subprocess.run([sys.executable, "-m", _MODULE, "supervise",
                                    str(lifecycle_dir)], stdin=subprocess.DEVNULL, stdout=out,
                                   stderr=subprocess.STDOUT, env=env, cwd="/", start_new_session=True,
                                   timeout=timeout_s)
@@ -144,7 +147,7 @@ def supervise(lifecycle_dir: Path) -> int:
     backoff = 1.0
     while not stopping:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "components.lifecycle.supervisor", "serve",
+        child = subprocess.Popen([sys.executable, "-m", _MODULE, "serve",
                                   str(lifecycle_dir)], stdin=subprocess.DEVNULL)
         code = child.wait()
         if stopping:

@@ -16,11 +16,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -28,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from ..console import service as console_service
 from ..names import name_problem
 from ..console.tokens import console_url, mint, signing_key
-from . import accounts, inventory, oidc
+from . import accounts, inventory, oidc, waking
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
 from .people import Person, Sessions
@@ -240,6 +241,10 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if isinstance(found := await on_their_desktop(request), Response):
             return found
         person, desk = found
+        if desk.asleep:                           # woken behind a page that opens it once it runs
+            response = page(request, "waking.html", 202, desk=desk)
+            response.background = BackgroundTask(waking.wake, config.libvirt_uri, desk.name, person.user)
+            return response
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
             return refused(request, "The host's console gateway is not running.", 503)
@@ -265,13 +270,23 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return Response(text, media_type="application/x-virt-viewer",
                         headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{desk.name}.vv"'})
 
-    async def thumbnail(request: Request) -> Response:
+    async def fetched(request: Request):
+        """The person's desktop a GET of the page's own (a thumbnail, a state) names, or the Response refusing it."""
         person = person_of(request)
         if person is None:
             return PlainTextResponse("sign in first", status_code=401)
         desk = await mine(request, person, request.path_params["name"])
-        if desk is None:
-            return PlainTextResponse("not yours", status_code=403)
+        return PlainTextResponse("not yours", status_code=403) if desk is None else desk
+
+    async def desktop_state(request: Request) -> Response:
+        """What the waking page asks each second."""
+        if isinstance(desk := await fetched(request), Response):
+            return desk
+        return JSONResponse({"state": desk.state}, headers=_HEADERS)
+
+    async def thumbnail(request: Request) -> Response:
+        if isinstance(desk := await fetched(request), Response):
+            return desk
         png = await run_in_threadpool(inventory.thumbnail, config.libvirt_uri, desk)
         if png is None:
             return PlainTextResponse("no screen to show", status_code=404)
@@ -285,6 +300,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         Route("/oidc/callback", oidc_callback, name="oidc_callback"),
         Route("/desktops/{name}", desktop, name="desktop"),
         Route("/desktops/{name}/thumbnail.png", thumbnail, name="thumbnail"),
+        Route("/desktops/{name}/state", desktop_state, name="desktop_state"),
         Route("/desktops/{name}/open", open_console, methods=["POST"], name="open_console"),
         Route("/desktops/{name}/viewer.vv", viewer, methods=["POST"], name="viewer"),
         Route("/desktops/{name}/{action}", act, methods=["POST"], name="act"),

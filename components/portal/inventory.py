@@ -17,6 +17,7 @@ from PIL import Image
 from .. import xmlmodel
 from ..console.viewer import viewer_file
 from ..guest.screenshot import png_of
+from ..lifecycle import actions as idling
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,16 @@ class NotYours(Exception):
 class Desktop:
     name: str        # the libvirt domain name
     stack: str       # the stack that owns it (its owner metadata)
-    state: str       # running | stopped | paused | ...
+    state: str       # running | stopped | paused | asleep | idle-off (both: opening it wakes it) | ...
     host: str        # the host's name, as the portal was told it
 
     @property
     def running(self) -> bool:
         return self.state in ("running", "paused", "shutting down")
+
+    @property
+    def asleep(self) -> bool:
+        return self.state in idling.SLEEPING
 
 
 @contextlib.contextmanager
@@ -71,7 +76,8 @@ def owner_stack(dom: libvirt.virDomain) -> str:
 
 
 def _state(dom: libvirt.virDomain) -> str:
-    return _STATES.get(dom.state()[0], "unknown")
+    state = _STATES.get(dom.state()[0], "unknown")
+    return idling.runtime_state(dom) if state == "stopped" else state
 
 
 def desktops_of(uri: str, host: str, proven: Iterable[tuple[str, str]]) -> list[Desktop]:

@@ -15,6 +15,7 @@ import secrets
 
 import libvirt
 import pulumi
+from pydantic import ValidationError
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from .. import xmlmodel
@@ -23,6 +24,9 @@ from ..errors import VdeskError
 from ..kinds import Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType
 from ..names import name_problem
 from .. import rootexec
+from ..lifecycle import actions as idling
+from ..lifecycle.policy import IdlePolicy, policy_of, set_policy
+from ..lifecycle.schedule import Schedule, schedule_of, set_schedule
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 BOOT_MODES = ("kernel", "bios", "uefi")
 DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
 RESTART_POLICIES = ("on-change", "never")
+APPLY_WHEN = ("now", "idle")
 GUEST_AGENT = "org.qemu.guest_agent.0"
 VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
@@ -72,6 +77,33 @@ def _live_vcpus(dom) -> int | None:
         if dom.isActive():
             raise
         return None  # it stopped meanwhile
+
+
+def _idle_policy(idle) -> IdlePolicy | None:
+    return IdlePolicy(**idle) if idle else None
+
+
+def _schedule(declared) -> Schedule | None:
+    return Schedule(**declared) if declared else None
+
+
+def _model_problem(parse):
+    """A Prop's rule from a declared model: its problems, worded with their place in it."""
+    def problem(value) -> str | None:
+        try:
+            parse(value)
+        except ValidationError as exc:
+            return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        except TypeError as exc:
+            return str(exc)
+        return None
+    return problem
+
+
+def _set_lifecycle(dom, props) -> None:
+    """The domain's idle policy and schedule, in its metadata, where the host's lifecycle service reads them."""
+    set_policy(dom, _idle_policy(props.get("idle")))
+    set_schedule(dom, _schedule(props.get("schedule")))
 
 
 def _disks_problem(disks) -> str | None:
@@ -422,6 +454,18 @@ class DomainProvider(DeclaredProvider):
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "tpm_log_file": Prop(str, inert=True, doc="swtpm's log of this domain's TPM, removed on delete (embedded "
                                                   "hosts)"),
+        "idle": Prop(dict, validate=_model_problem(_idle_policy),
+                     doc="{after, action, warn} in seconds: the host's lifecycle service suspends (managed save) or "
+                         "shuts the domain down after `after` without input, warning `warn` before; kept in the "
+                         "domain's metadata, changed live. Asleep or shut down for idleness, the domain still "
+                         "counts as running"),
+        "schedule": Prop(dict, validate=_model_problem(_schedule),
+                         doc="{days, start, stop, timezone}: the host's lifecycle service starts the domain at start "
+                             "and shuts it down at stop; stopped by its schedule, it still counts as running"),
+        "apply_when": Prop(str, validate=_one_of(APPLY_WHEN),
+                           doc="now (unset): a change that needs a restart restarts the running guest at once; idle: "
+                               "it is held (pending_restart) until the host's lifecycle service sees no input for a "
+                               "while, and restarts it then"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
@@ -466,6 +510,11 @@ class DomainProvider(DeclaredProvider):
                                  "set adopt: true to take it over, or choose another name")
             dom = conn.defineXML(desired_model(shares_at_use(props)).to_xml())
             faults.point("define")              # defined, not started
+            try:
+                _set_lifecycle(dom, props)
+            except libvirt.libvirtError:
+                undefine(dom)
+                raise
             start_or_undefine(dom, autostart=props["autostart"], running=props["running"])
             return CreateResult(dom.UUIDString(), self._outputs(props, dom, pending=False, booted=True))
 
@@ -485,10 +534,16 @@ class DomainProvider(DeclaredProvider):
                 return ReadResult("", {})
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
                                                         | libvirt.VIR_DOMAIN_XML_SECURE))
-            pending = props.get("pending_restart", False)
+            # (a change held for an idle moment is no longer pending once the lifecycle service applied it)
+            pending = props.get("pending_restart", False) and (props.get("apply_when") != "idle"
+                                                               or bool(idling.held(dom)))
             outs = self._outputs(props, dom, pending=pending, boot_id=props.get("boot_id"))
             # A restart still pending means the guest runs the old count on purpose: report the config.
             outs.update(observed_inputs(live, props, None if pending else _live_vcpus(dom)))
+            policy = policy_of(dom)
+            outs["idle"] = policy.model_dump() if policy else None
+            schedule = schedule_of(dom)
+            outs["schedule"] = schedule.model_dump() if schedule else None
             return ReadResult(id_, outs)
 
     def update(self, _id, olds, news):
@@ -503,19 +558,31 @@ class DomainProvider(DeclaredProvider):
         changed = {k for k in self.PROPS if olds.get(k) != compared.get(k)}
         with connect(news["host_uri"]) as conn:
             dom = conn.lookupByName(news["name"])
+            held = idling.held(dom)              # changes an earlier `up` left for an idle moment: still to do
+            sleeping = idling.runtime_state(dom)
+            sleeping = sleeping if sleeping in idling.OFF_ON_PURPOSE else None
             desired = desired_model(shares_at_use(news))
             desired.uuid = dom.UUIDString()
             conn.defineXML(desired.to_xml())
             dom = conn.lookupByName(news["name"])
             dom.setAutostart(1 if news["autostart"] else 0)
-            pending = changed & set(_NEEDS_RESTART)
+            # (a definition replaces the metadata: the policy, and the note that idleness shut it down, go back)
+            _set_lifecycle(dom, news)
+            if sleeping in ("idle-off", "schedule-off"):
+                idling.mark_off(dom, sleeping.removesuffix("-off"))
+            pending = changed & set(_NEEDS_RESTART) | set(held)
+            if sleeping:
+                return self._asleep_update(dom, news, olds, pending)
             if changed & display.LIVE_PROPS and dom.isActive() and not (boot_again or pending - _LIVE_CAPABLE) \
                     and not display.set_password_live(dom, desired):
                 pending |= changed & display.LIVE_PROPS    # refused: the next boot brings the new password
             needs_restart = (boot_again or bool(pending)) and dom.isActive()
             booted = False
             if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
-                if news["restart_policy"] == "on-change" and news["running"]:
+                if news.get("apply_when") == "idle" and news["running"] and not boot_again:
+                    idling.hold(dom, sorted(pending))
+                    log.info("%s: %s held until it is idle (apply_when: idle)", news["name"], sorted(pending))
+                elif news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
                     dom.create()
@@ -529,6 +596,22 @@ class DomainProvider(DeclaredProvider):
                 shut_down(dom, news["shutdown_timeout_s"])
             return UpdateResult(self._outputs(news, dom, pending=needs_restart, booted=booted,
                                               boot_id=olds.get("boot_id")))
+
+    def _asleep_update(self, dom, news, olds, pending: set[str]) -> UpdateResult:
+        """A desktop asleep stays asleep: what needs it running waits for its next boot (pending_restart says so;
+        with apply_when: idle, still held for the lifecycle service); declared off, its sleep is discarded."""
+        if pending and news["running"] and news.get("apply_when") == "idle":
+            idling.hold(dom, sorted(pending))
+        if not news["running"]:
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+            idling.mark_off(dom, None)
+            log.info("%s: declared off while asleep: its sleep is discarded", news["name"])
+        else:
+            log.info("%s is asleep: left asleep%s", news["name"], ", the change waits for its next boot" if pending
+                     else "")
+        return UpdateResult(self._outputs(news, dom, pending=bool(pending) and news["running"],
+                                          boot_id=olds.get("boot_id")))
 
     def _apply_live(self, dom, olds, news, changed) -> bool:
         """Apply to the running guest what it takes without a reboot; True when nothing needs a restart.
@@ -584,14 +667,14 @@ class DomainProvider(DeclaredProvider):
     def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
         """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness
         gate, which takes it as an input, checks the guest again after a restart (a new system disk)."""
-        state = "running" if dom.isActive() else "stopped"
-        boot_id = (secrets.token_hex(8) if booted else boot_id) if state == "running" else None
+        state = idling.runtime_state(dom)      # running | asleep | idle-off | schedule-off | stopped
+        boot_id = (secrets.token_hex(8) if booted else boot_id) if state != "stopped" else None
         ports = {}
         if dom.isActive():
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(0))
             ports = {g.type: g.port for g in reversed(live.graphics) if g.port and g.port > 0}
         return {**self.inputs_of(props), "uuid": dom.UUIDString(), "state": state,
-                "running": state == "running", "autostart": bool(dom.autostart()),
+                "running": state != "stopped", "autostart": bool(dom.autostart()),
                 "pending_restart": bool(pending), "display_port": ports.get("vnc"), "spice_port": ports.get("spice"),
                 "boot_id": boot_id}
 
@@ -600,7 +683,7 @@ class Domain(Resource):
     """A libvirt domain; see DomainProvider.PROPS for what it declares."""
 
     uuid: pulumi.Output[str]
-    state: pulumi.Output[str]
+    state: pulumi.Output[str]          # running | asleep | idle-off (both declared running, not drift) | stopped
     display_port: pulumi.Output[int]
     spice_port: pulumi.Output[int]
     boot_id: pulumi.Output[str]        # new at each start by vdesk: what the readiness gate re-checks after

@@ -285,6 +285,28 @@ CASES = [
      [("users[0].gpus[0].pci", "'gpu0' is not a PCI address (domain:bus:slot.function, e.g. 0000:01:00.0)")]),
     ("gpus-not-a-list", setting(user(0), gpus={"pci": "01:00.0"}), None,
      [("users[0].gpus", "must be a list of GPUs, each {pci: <address>} or {mdev: <type>}")]),
+    ("idle-too-soon", setting(user(1), idle={"after": "10s"}), None,
+     [("users[1].idle.after", "must be 1 minute to 30 days")]),
+    ("idle-warn-after-the-action", setting(profile("standard"), idle={"after": "5m", "warn": "1h"}), None,
+     [("profiles.standard.idle", "warn (3600 s) must be shorter than after (300 s)")]),
+    ("idle-unknown-action-and-key", setting(lambda c: c["desktops"]["kiosk"], idle={"action": "hibernate", "nap": 1}),
+     None, [("desktops.kiosk.idle.nap", "unknown idle setting (allowed: after, action, warn)"),
+            ("desktops.kiosk.idle.action", "'hibernate' is not one of suspend, shutdown")]),
+    ("schedule-unknown-zone-and-day", setting(user(0), schedule={"days": ["mon", "someday"], "start": "07:00",
+                                                                  "stop": "20:00", "timezone": "Mars/Olympus"}),
+     None, [("users[0].schedule.days[1]", "'someday' is not one of mon, tue, wed, thu, fri, sat, sun"),
+            ("users[0].schedule.timezone", "'Mars/Olympus' is not a time zone this host knows (e.g. UTC, "
+                                           "Europe/Berlin)")]),
+    ("quota-memory-and-group-count", setting(lambda c: c, quotas={
+        "users": {"bob": {"memory": "1GiB"}}, "groups": {"adm": {"desktops": 1, "memory": "3GiB"}}}), None,
+     [("quotas.users.bob.memory", "bob's desktops declared running have 1536MiB of memory (bob 1536MiB), over "
+                                  "the quota of 1GiB"),
+      ("quotas.groups.adm.desktops", "group adm's desktops declared running are 2 (carol, dave), over the quota "
+                                     "of 1"),
+      ("quotas.groups.adm.memory", "group adm's desktops declared running have 4GiB of memory (carol 2GiB, dave "
+                                   "2GiB), over the quota of 3GiB")]),
+    ("quota-unknown-setting", setting(lambda c: c, quotas={"groups": {"adm": {"cpus": 1}}}), None,
+     [("quotas.groups.adm.cpus", "unknown quota setting (allowed: desktops, memory)")]),
     # --- several mistakes, all reported at once, in config order ---------------------------------------
     ("many-at-once", both(setting(user(3), profile="dev"), setting(user(1), memory="2 GB", vcpus="two"),
                           setting(profile("standard"), template="kiosk"),
@@ -302,6 +324,13 @@ CASES = [
 def test_the_base_configuration_is_valid():
     cfg = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
     assert list(cfg.desktops) == ["kiosk", "alice", "bob", "carol", "dave"]
+
+
+def test_a_quota_counts_only_the_desktops_declared_running():
+    raw = copy.deepcopy(BASE)
+    raw["users"][3]["running"] = False
+    raw["quotas"] = {"groups": {"adm": {"desktops": 1, "memory": "2GiB"}}, "users": {"carol": {"desktops": 1}}}
+    assert list(parse(raw, stack="team", config_keys=SECRETS).desktops) == ["kiosk", "alice", "bob", "carol", "dave"]
 
 
 def test_the_corpus_is_large_and_its_cases_are_distinct():

@@ -97,6 +97,10 @@ EXAMPLES: dict[str, Any] = {
     "autologin": True, "resolution": "1920x1080",
     "secure_boot": With(True, {"machine": "q35", "image": "uefi"}), "tpm": True,
     "checks": [{"service": "ssh"}],
+    "Schedule.days": With(["mon", "sat"], {"start": "08:00", "stop": "18:00"}),
+    "Schedule.start": With("06:30", {"stop": "22:00"}), "Schedule.stop": With("02:00", {"start": "18:00"}),
+    "Schedule.timezone": With("Europe/Berlin", {"start": "07:00", "stop": "20:00"}),
+    "apply_when": "idle", "IdlePolicy.after": "45m", "IdlePolicy.action": "shutdown", "IdlePolicy.warn": "2m",
     "Profile.template": "developer", "Profile.groups": ["audio"],
     "Desktop.profile": With("developer", {"image": "xfce"}),
     "Desktop.address": With("10.79.0.50", {"network": "static"}),
@@ -119,6 +123,8 @@ EXAMPLES: dict[str, Any] = {
     "Container.running": False, "Container.checks": [{"port": 22}],
     # shares.extra
     "Share.host": "local", "Share.path": f"{TMP}/shared", "Share.writable": True,
+    # quotas
+    "Quotas.users": {"ann": {"desktops": 2, "memory": "8GiB"}}, "Quotas.groups": {"audio": {"desktops": 10}},
     # timeouts
     "Timeouts.address": 60, "Timeouts.ssh": 60, "Timeouts.cloud_init": 60, "Timeouts.shutdown": 10,
     "Timeouts.graphical": 60,

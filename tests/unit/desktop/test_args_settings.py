@@ -50,10 +50,12 @@ def test_an_unknown_keyword_is_a_type_error():
 
 def test_the_domain_inputs_are_the_settings_in_bytes_and_firmware_off_is_unset():
     inputs = domain_inputs(DesktopSettings(memory="1536MiB", secure_boot=True, cpu_topology={
-        "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2))
+        "sockets": 1, "cores": 2, "threads": 1}, max_vcpus=2, idle={"after": "45m"}, apply_when="idle"))
     assert inputs == {"memory": 1536 * 1024**2, "vcpus": 1, "max_vcpus": 2,
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
-                      "autostart": False, "secure_boot": True, "tpm": None}
+                      "autostart": False, "secure_boot": True, "tpm": None,
+                      "idle": {"after": 2700, "action": "suspend", "warn": 300}, "apply_when": "idle",
+                      "schedule": None}
 
 
 def test_the_vcpu_rules_are_the_stack_files_and_name_the_keyword_as_written():

@@ -2,9 +2,11 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from components import rootexec
 from components.lifecycle import supervisor
 from components.lifecycle.settings import LifecycleSettings
 
@@ -22,11 +24,24 @@ def log_of(path):
     return (path / supervisor.LOG_FILE).read_text() if (path / supervisor.LOG_FILE).exists() else ""
 
 
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def libexec(tmp_path_factory, monkeypatch):
+    """Where the root-owned copy of vdesk's code goes that the service imports."""
+    monkeypatch.setenv("VDESK_LIBEXEC", str(tmp_path_factory.mktemp("libexec")))
+
+
 def test_supervised_restarted_and_stopped(tmp_path):
     settings = LifecycleSettings(libvirt_uri="test:///default", poll=2)
     pid = supervisor.ensure_running(tmp_path, settings)
     try:
         assert supervisor.ensure_running(tmp_path, settings) == pid          # already running: the same one
+        # a root daemon: it imports a root-owned copy of vdesk's code, never the checkout
+        environ = dict(e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in e)
+        assert environ["PYTHONPATH"].startswith(os.environ["VDESK_LIBEXEC"]) and str(REPO) not in environ["PYTHONPATH"]
+        assert rootexec.owner_problem(Path(environ["PYTHONPATH"]) / "components" / "lifecycle" / "service.py") is None
         # A later caller (another stack's `up`) cannot change the host's settings, nor switch the service off.
         assert supervisor.ensure_running(tmp_path, settings.model_copy(update={"enabled": False})) == pid
         assert LifecycleSettings.read(tmp_path).enabled

@@ -10,6 +10,8 @@ import pytest
 
 from components import xmlmodel
 from components import rootexec
+from components.lifecycle.policy import IdlePolicy, policy_of
+from components.lifecycle.schedule import Schedule, schedule_of
 from components.resources.domain import DomainProvider
 from components.resources.network import NetworkProvider
 from components.resources.pool import PoolProvider
@@ -58,6 +60,12 @@ DOMAIN_ROWS = {
               == [("virtio", 1280, 800)]),
     "tablet": (True, lambda c: [(i.type, i.bus) for i in _dom_xml(c).inputs] == [("tablet", "virtio")]),
     "vdagent": (True, lambda c: [ch.type for ch in _dom_xml(c).channels][-1] == "qemu-vdagent"),
+    "idle": ({"after": 3600, "action": "shutdown", "warn": 60},       # in the live XML and the config alike
+             lambda c: policy_of(c.lookupByName("rows-vm")) == IdlePolicy(after=3600, action="shutdown", warn=60)
+             and "urn:vdesk:lifecycle:1" in c.lookupByName("rows-vm").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)),
+    "schedule": ({"days": ["mon"], "start": "07:00", "stop": "20:00", "timezone": "UTC"},
+                 lambda c: schedule_of(c.lookupByName("rows-vm")) == Schedule(days=["mon"], start="07:00",
+                                                                              stop="20:00")),
     "running": (False, lambda c: not c.lookupByName("rows-vm").isActive()),
     "autostart": (True, lambda c: c.lookupByName("rows-vm").autostart() == 1),
     "graphics_listen": ("0.0.0.0", lambda c: _dom_xml(c).graphics[0].listen_address == "0.0.0.0"),
@@ -68,6 +76,7 @@ DOMAIN_ROWS = {
     "display_password_valid_to": ("2030-01-01T00:00:00", lambda c: _dom_xml(c).graphics[0].passwd_valid_to
                                   == "2030-01-01T00:00:00"),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
+    "apply_when": ("idle", lambda c: True),              # governs later updates only (tests/unit/lifecycle)
     "shutdown_timeout_s": (5, lambda c: True),           # governs later shutdowns only
 }
 NOT_ON_TEST_DRIVER = {

@@ -1,0 +1,44 @@
+"""The portal's "waking" page in headless Chromium: ada opens her sleeping desktop, the page shows it waking,
+asks its state (waking.js, under the portal's CSP) and opens the console link once it runs.
+
+As tests/integration/test_portal_browser.py: test-driver domains in this process, the portal under uvicorn on
+loopback, no guest. The console gateway's address is the one its service would report; nothing listens there,
+so the browser's arrival at that address (the console link) is what is checked.
+"""
+from __future__ import annotations
+
+import pytest
+
+from components.lifecycle import actions
+from tests.integration.test_portal_browser import browser, portal, state_of, until  # noqa: F401  (fixtures)
+from tests.support import portal_world as world
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def gateway_reported(portal, monkeypatch):  # noqa: F811
+    monkeypatch.setattr("components.console.service.base_url", lambda _console_dir: world.GATEWAY_URL)
+
+
+def test_opening_a_sleeping_desktop_shows_it_waking_then_opens_its_console(portal, browser,  # noqa: F811
+                                                                            gateway_reported):
+    from selenium.webdriver.common.by import By
+    url, conn = portal
+    actions.suspend(conn.lookupByName("team-ada"))
+    browser.get(url + "/")
+    until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
+    browser.find_element(By.ID, "user").send_keys("ada")
+    browser.find_element(By.ID, "password").send_keys(world.PASSWORDS["team", "ada"])
+    browser.find_element(By.ID, "signin").click()
+    until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktop listed")
+    assert state_of(browser, "team-ada") == "asleep"
+    listing = browser.current_window_handle
+    browser.find_element(By.CSS_SELECTOR, "#desktop-team-ada button.open").click()   # (opens a new tab)
+    until(lambda: len(browser.window_handles) == 2, "the console's tab")
+    browser.switch_to.window(next(h for h in browser.window_handles if h != listing))
+    until(lambda: browser.current_url.startswith(world.GATEWAY_URL + "/vnc.html#"),
+          "the waking page moving on to the console link")
+    assert conn.lookupByName("team-ada").isActive() and not conn.lookupByName("team-ada").hasManagedSaveImage(0)
+    logs = [e for e in browser.get_log("browser") if "Content Security Policy" in e.get("message", "")]
+    assert logs == [], logs                         # waking.js ran under the portal's CSP

@@ -1,0 +1,70 @@
+"""Opening a sleeping desktop from the portal, through Starlette's TestClient against libvirt's test driver:
+it is woken behind a "waking" page that opens the console once the desktop runs."""
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from components.lifecycle import actions
+from tests.support import portal_world as world
+from tests.unit.portal.test_portal_app import client, config, signed_in  # noqa: F401  (fixtures)
+
+BASE = "http://testserver"
+
+
+@pytest.fixture
+def asleep(conn, config):  # noqa: F811
+    dom = conn.lookupByName("team-ada")
+    actions.suspend(dom)
+    yield dom
+    if dom.hasManagedSaveImage(0):
+        dom.managedSaveRemove(0)
+
+
+def test_a_sleeping_desktop_is_shown_asleep_and_can_be_opened(client, asleep):  # noqa: F811
+    signed_in(client)
+    page = client.get("/").text
+    card = re.search(r'<li class="desktop" id="desktop-team-ada".*?</li>', page, re.S).group(0)
+    assert 'data-state="asleep"' in card
+    assert re.search(r'<button type="submit" class="open"\s*>Open</button>', card), card   # not disabled
+
+
+def test_opening_it_wakes_it_behind_a_waking_page_which_then_opens_the_console(client, asleep, caplog):  # noqa: F811
+    caplog.set_level(logging.INFO, logger="vdesk.portal")
+    csrf = signed_in(client)
+    waking = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+    assert waking.status_code == 202 and 'id="waking"' in waking.text
+    form = re.search(r'<form method="post" action="([^"]+)" id="open-when-awake"\s+data-state-url="([^"]+)"',
+                     waking.text)
+    assert form.groups() == (f"{BASE}/desktops/team-ada/open", f"{BASE}/desktops/team-ada/state")
+    assert f'<script src="{BASE}/static/waking.js">' in waking.text         # the CSP allows no inline script
+    assert "default-src 'self'" in waking.headers["content-security-policy"]
+    assert client.get("/static/waking.js").status_code == 200
+    # the wake ran once the page was sent: its managed save restored
+    assert asleep.isActive() and not asleep.hasManagedSaveImage(0)
+    assert "wake user=ada desktop=team-ada how=restored" in caplog.text
+    assert client.get("/desktops/team-ada/state").json() == {"state": "running"}
+    opened = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"].startswith(world.GATEWAY_URL + "/vnc.html#")
+
+
+def test_the_state_is_the_persons_only(client, asleep):  # noqa: F811
+    assert client.get("/desktops/team-ada/state").status_code == 401
+    signed_in(client)
+    assert client.get("/desktops/team-ada/state").json() == {"state": "asleep"}
+    assert client.get("/desktops/team-grace/state").status_code == 403
+
+
+def test_a_stale_form_wakes_nothing(client, asleep):  # noqa: F811
+    signed_in(client)
+    assert client.post("/desktops/team-ada/open", data={"csrf": "stale"}).status_code == 403
+    assert actions.asleep(asleep)
+
+
+def test_a_desktop_stopped_on_purpose_is_not_woken(client, conn):  # noqa: F811
+    csrf = signed_in(client, "ada", world.PASSWORDS["lab", "ada"])
+    assert re.search(r'class="open"\s*disabled', client.get("/").text)
+    reply = client.post("/desktops/lab-ada/open", data={"csrf": csrf}, follow_redirects=False)
+    assert reply.status_code == 303 and not conn.lookupByName("lab-ada").isActive()   # (the gateway refuses it)
