@@ -17,7 +17,7 @@ from kubernetes import client
 
 from components.config.loader import declare
 from components.config.models import parse
-from components.kubevirt import stack as kubevirt_stack
+from components.kubevirt import model, stack as kubevirt_stack
 from components.errors import InputError
 from tests.support.kubevirt import every_namespaced_object
 from tests.support.project import REPO, isolated_env, make_project, open_stack, rewrite_config
@@ -193,3 +193,66 @@ def test_memory_or_vcpus_no_node_can_give_are_refused_at_their_paths_with_the_te
         assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []     # the example fits node-1
     finally:
         core.delete_node("node-1")
+
+
+def _in_tight(kube_server, **memory) -> dict:
+    """The example in the tight namespace, its users' memory as given (users[i]: size)."""
+    raw = {key.split(":", 1)[1]: value for key, value in example_config(kube_server).items()}
+    raw["hosts"]["cluster"]["namespace"] = TIGHT
+    for i, size in memory.items():
+        raw["users"][int(i.removeprefix("user"))]["memory"] = size
+    return raw
+
+
+def _quota_use(kube_client, used: str) -> None:
+    """What the quota controller (not running here) would write while the namespace's pods ask for `used`."""
+    client.CoreV1Api(kube_client).patch_namespaced_resource_quota_status("team", TIGHT, {"status": {
+        "hard": {"requests.memory": "4Gi"}, "used": {"requests.memory": used}}})
+
+
+def test_new_desktops_that_each_fit_the_quota_but_not_together_are_refused_at_the_path_of_each_beyond(
+        cluster, kube_client):
+    with pytest.raises(InputError) as refused:
+        declare(STACK, _in_tight(cluster, user0="2GiB", user1="3GiB"), config_keys={})
+    assert refused.value.problems == [(
+        "users[1].memory", "3072Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which 0 is "
+                           "used: the stack's desktops before it in the namespace ask for 2048Mi (users[0].memory "
+                           "2048Mi), 5120Mi in all")]
+    assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
+    example = parse(_in_tight(cluster, user0="2GiB", user1="2GiB"), stack=STACK)
+    _rest, desktops, clusters = kubevirt_stack.split(example)
+    assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []      # 4Gi in all: exactly the quota
+
+
+def test_an_in_place_memory_change_counts_only_its_growth_against_the_quota_with_the_test_as_quota_controller(
+        cluster, kube_client):
+    """ada's VirtualMachine exists with 2048Mi, and the quota counts it as used while it runs."""
+    from tests.support.kubevirt import desktop
+    custom = client.CustomObjectsApi(kube_client)
+    ada = model.virtual_machine(desktop(name=f"{STACK}-ada", namespace=TIGHT, memory_mib=2048))
+    custom.create_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", ada)
+    _quota_use(kube_client, "2Gi")
+    try:
+        unchanged = parse(_in_tight(cluster, user0="2GiB", user1="2GiB"), stack=STACK)
+        _rest, desktops, clusters = kubevirt_stack.split(unchanged)
+        assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []    # bob's 2048Mi: what is left
+
+        with pytest.raises(InputError) as refused:
+            declare(STACK, _in_tight(cluster, user0="3GiB", user1="2GiB"), config_keys={})
+        assert refused.value.problems == [(
+            "users[1].memory", "2048Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which "
+                               "2Gi is used: the stack's desktops before it in the namespace ask for 1024Mi "
+                               "(users[0].memory 1024Mi), 3072Mi in all")]
+
+        with pytest.raises(InputError) as refused:
+            declare(STACK, _in_tight(cluster, user0="5GiB", user1="1GiB"), config_keys={})
+        assert refused.value.problems == [
+            ("users[0].memory", "5120Mi (up from 2048Mi: +3072Mi) is beyond namespace 'tight''s quota 'team': "
+                                "requests.memory 4Gi, of which 2Gi is used"),
+            ("users[1].memory", "1024Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which "
+                                "2Gi is used: the stack's desktops before it in the namespace ask for 3072Mi "
+                                "(users[0].memory 3072Mi), 4096Mi in all")]
+    finally:
+        custom.delete_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", f"{STACK}-ada")
+        _quota_use(kube_client, "0")
+    assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
