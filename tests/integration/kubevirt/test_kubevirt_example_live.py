@@ -43,9 +43,9 @@ def example_config(kube_server) -> dict:
 def cluster(kube_server, namespace, tmp_path_factory):
     """The storage class the example names, as a cluster's administrator provides it, and a namespace
     under a memory quota. No quota controller runs here: the test writes the use it would. This machine's
-    policy lets a stack use the test server's kubeconfig."""
+    policy lets a stack use the test server's kubeconfig and those two namespaces."""
     policy = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    policy.write_text(f"kubeconfigs: [{kube_server.kubeconfig.parent}]\n")
+    policy.write_text(f"kubeconfigs: [{kube_server.kubeconfig.parent}]\nkubevirt_namespaces: [{NAMESPACE}, {TIGHT}]\n")
     patch = pytest.MonkeyPatch()
     patch.setenv("VDESK_POLICY", str(policy))
     api_client = kube_server.api_client()
