@@ -128,7 +128,10 @@ def test_a_setting_a_virtual_machine_cannot_carry_is_reported_where_it_is_writte
     found = problems(_with(lambda r: (r["profiles"]["standard"].update(tpm=True, checks=[{"service": "ssh"}]),
                                       r["users"][1].update(gpus=[{"pci": "0000:01:00.0"}]))))
     assert ("profiles.standard.tpm", "is not available on a kubevirt host (cluster)") in found
-    assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster)") in found
+    assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster): no readiness gate runs for "
+                                        "a desktop there yet (its SSH is reached only from inside the cluster, "
+                                        "through its <name>-ssh Service), and a declared check that never runs must "
+                                        "not look passed") in found
     assert ("users[1].gpus", "is not available on a kubevirt host (cluster)") in found
 
 
