@@ -1,7 +1,7 @@
 """Preview checks that a server-side dry run cannot make, since no controller acts in a dry run: the
 storage class a DataVolume names exists, the memory that new or growing VirtualMachines add fits what
-their namespace's quota has left, and each one's memory and vCPUs fit at least one node's allocatable
-capacity.
+their namespace's quota has left, each one's memory and vCPUs fit at least one node's allocatable
+capacity, and their memory together fits all the nodes'.
 
 Each returns (property path, message) pairs, so every problem is reported at once."""
 from __future__ import annotations
@@ -166,6 +166,40 @@ def node_capacity_problems(api_client, manifest: dict) -> list[tuple[str, str]]:
             problems.append(("manifest." + ".".join(path),
                              f"{wanted} is more {key} than any node of the cluster can give: the largest "
                              f"allocatable is {written} (node {name})"))
+    return problems
+
+
+def nodes_together_problems(api_client, demands: list[MemoryDemand]) -> list[tuple[str, str]]:
+    """The memory the stack's VirtualMachines add, summed, must fit the nodes' allocatable memory together.
+
+    A lower bound again (the nodes' other pods are not counted): past it some of them certainly never get a
+    node. One beyond the largest node on its own is node_capacity_problems' to report."""
+    if not any(demand.adds for demand in demands):
+        return []
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+    from kubernetes.utils import parse_quantity
+    try:
+        nodes = client.CoreV1Api(api_client).list_node().items
+    except ApiException as err:
+        if err.status == 403:
+            return []
+        raise
+    offered = [parse_quantity(node.status.allocatable["memory"]) for node in nodes
+               if node.status and node.status.allocatable and "memory" in node.status.allocatable]
+    if not offered:
+        return []
+    together, largest = sum(offered), max(offered)
+    problems, total, before = [], 0, []
+    for demand in (demand for demand in demands if demand.adds):
+        total += demand.adds
+        if demand.adds <= largest and total > together:
+            problems.append((demand.where, (
+                f"{demand.wording} is more memory than the cluster's nodes can give together "
+                f"({_mib(together)} allocatable on {len(offered)} node{'s' if len(offered) > 1 else ''}): the "
+                f"stack's desktops before it ask for {_mib(total - demand.adds)} ({', '.join(before)}), "
+                f"{_mib(total)} in all")))
+        before.append(f"{demand.where} {_mib(demand.adds)}")
     return problems
 
 

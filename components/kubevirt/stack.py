@@ -128,11 +128,12 @@ def _memory_demand(provider: KubeObjectProvider, props: dict, manifest: dict, d)
 
 
 def _quota_problems(provider: KubeObjectProvider, host, demands) -> list[tuple[str, str]]:
-    """The memory all of a host's new or growing desktops add, against its namespace's quotas."""
+    """The memory all of a host's new or growing desktops add, against its namespace's quotas and its nodes."""
     from kubernetes.client.rest import ApiException
     api_client = provider._api_client({"kubeconfig": host.kubevirt.kubeconfig, "context": host.kubevirt.context or ""})
     try:
-        return preflight.quota_problems(api_client, host.kubevirt.namespace, demands)
+        return preflight.quota_problems(api_client, host.kubevirt.namespace, demands) \
+            + preflight.nodes_together_problems(api_client, demands)
     except ApiException as err:
         return [(f"hosts.{host.name}.kubeconfig", f"the cluster refused a preview query: HTTP {err.status} "
                                                   f"{err.reason}")]

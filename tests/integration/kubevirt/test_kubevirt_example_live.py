@@ -256,3 +256,33 @@ def test_an_in_place_memory_change_counts_only_its_growth_against_the_quota_with
         custom.delete_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", f"{STACK}-ada")
         _quota_use(kube_client, "0")
     assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
+
+
+def test_desktops_that_each_fit_a_node_but_not_all_the_nodes_together_are_refused_with_the_test_registering_nodes(
+        cluster, kube_client):
+    """No kubelet runs here: the test registers the nodes and writes their allocatable capacity, as one would."""
+    core = client.CoreV1Api(kube_client)
+    nodes = ("node-a", "node-b")
+    for node in nodes:
+        core.create_node({"metadata": {"name": node}})
+    core.patch_node_status("node-a", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
+                                                 "capacity": {"memory": "8Gi", "cpu": "4"}}})
+    try:
+        raw = {key.split(":", 1)[1]: value for key, value in example_config(cluster).items()}
+        for user in raw["users"]:
+            user["memory"] = "5GiB"
+        with pytest.raises(InputError) as refused:
+            declare(STACK, raw, config_keys={})
+        assert refused.value.problems == [(
+            "users[1].memory", "5120Mi is more memory than the cluster's nodes can give together (8192Mi allocatable "
+                               "on 1 node): the stack's desktops before it ask for 5120Mi (users[0].memory 5120Mi), "
+                               "10240Mi in all")]
+        assert every_namespaced_object(kube_client, NAMESPACE) == []
+
+        core.patch_node_status("node-b", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
+                                                     "capacity": {"memory": "8Gi", "cpu": "4"}}})
+        _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack=STACK))
+        assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []     # one on each node
+    finally:
+        for node in nodes:
+            core.delete_node(node)
