@@ -116,19 +116,28 @@ def quota_problems(api_client, namespace: str, demands: list[MemoryDemand]) -> l
             left = parse_quantity(hard[key]) - parse_quantity(used.get(key, "0"))
             limit = (f"namespace {namespace!r}'s quota {quota.metadata.name!r}: {key} {hard[key]}, of which "
                      f"{used.get(key, '0')} is used")
-            total, before = 0, []
-            for demand in demands:
-                if not demand.adds:
-                    continue
-                total += demand.adds
+            for demand, before, prior in _in_turn(demands):
                 if demand.adds > left:
                     problems.append((demand.where, f"{demand.wording} is beyond {limit}"))
-                elif total > left:
-                    problems.append((demand.where, (
-                        f"{demand.wording} is beyond {limit}: the stack's desktops before it in the namespace "
-                        f"ask for {_mib(total - demand.adds)} ({', '.join(before)}), {_mib(total)} in all")))
-                before.append(f"{demand.where} {_mib(demand.adds)}")
+                elif before + demand.adds > left:
+                    problems.append((demand.where, f"{demand.wording} is beyond {limit}: "
+                                                   + _before_it(demand, before, prior, " in the namespace")))
     return problems
+
+
+def _in_turn(demands: list[MemoryDemand]):
+    """(demand, what the ones before it add, their wording) for each one that adds memory, in order."""
+    total, prior = 0, []
+    for demand in demands:
+        if demand.adds:
+            yield demand, total, tuple(prior)
+            total += demand.adds
+            prior.append(f"{demand.where} {_mib(demand.adds)}")
+
+
+def _before_it(demand: MemoryDemand, before: int, prior: tuple[str, ...], where: str = "") -> str:
+    return (f"the stack's desktops before it{where} ask for {_mib(before)} ({', '.join(prior)}), "
+            f"{_mib(before + demand.adds)} in all")
 
 
 def memory_quota_problems(api_client, manifest: dict) -> list[tuple[str, str]]:
@@ -145,16 +154,8 @@ def node_capacity_problems(api_client, manifest: dict) -> list[tuple[str, str]]:
     places its pod. Nodes that cannot be listed (a namespaced role) or none at all: nothing to say."""
     if manifest.get("kind") != "VirtualMachine":
         return []
-    from kubernetes import client
-    from kubernetes.client.rest import ApiException
     from kubernetes.utils import parse_quantity
-    try:
-        nodes = client.CoreV1Api(api_client).list_node().items
-    except ApiException as err:
-        if err.status == 403:
-            return []
-        raise
-    allocatable = [(node.metadata.name, (node.status.allocatable or {}) if node.status else {}) for node in nodes]
+    allocatable = _allocatable(api_client)
     problems = []
     for key, path, wanted in (("memory", _MEMORY_PATH, _dig(manifest, _MEMORY_PATH)),
                               ("cpu", _CORES_PATH, _dig(manifest, _CORES_PATH))):
@@ -176,31 +177,29 @@ def nodes_together_problems(api_client, demands: list[MemoryDemand]) -> list[tup
     node. One beyond the largest node on its own is node_capacity_problems' to report."""
     if not any(demand.adds for demand in demands):
         return []
+    from kubernetes.utils import parse_quantity
+    offered = [parse_quantity(a["memory"]) for _name, a in _allocatable(api_client) if "memory" in a]
+    if not offered:
+        return []
+    together, largest = sum(offered), max(offered)
+    return [(demand.where, f"{demand.wording} is more memory than the cluster's nodes can give together "
+                           f"({_mib(together)} allocatable on {len(offered)} node{'s' if len(offered) > 1 else ''}): "
+                           + _before_it(demand, before, prior))
+            for demand, before, prior in _in_turn(demands)
+            if demand.adds <= largest and before + demand.adds > together]
+
+
+def _allocatable(api_client) -> list[tuple[str, dict]]:
+    """(name, allocatable capacity) of each node; none when the stack's role may not list nodes."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
-    from kubernetes.utils import parse_quantity
     try:
         nodes = client.CoreV1Api(api_client).list_node().items
     except ApiException as err:
         if err.status == 403:
             return []
         raise
-    offered = [parse_quantity(node.status.allocatable["memory"]) for node in nodes
-               if node.status and node.status.allocatable and "memory" in node.status.allocatable]
-    if not offered:
-        return []
-    together, largest = sum(offered), max(offered)
-    problems, total, before = [], 0, []
-    for demand in (demand for demand in demands if demand.adds):
-        total += demand.adds
-        if demand.adds <= largest and total > together:
-            problems.append((demand.where, (
-                f"{demand.wording} is more memory than the cluster's nodes can give together "
-                f"({_mib(together)} allocatable on {len(offered)} node{'s' if len(offered) > 1 else ''}): the "
-                f"stack's desktops before it ask for {_mib(total - demand.adds)} ({', '.join(before)}), "
-                f"{_mib(total)} in all")))
-        before.append(f"{demand.where} {_mib(demand.adds)}")
-    return problems
+    return [(node.metadata.name, (node.status.allocatable or {}) if node.status else {}) for node in nodes]
 
 
 CHECKS = (storage_class_problems, memory_quota_problems, node_capacity_problems)
