@@ -195,6 +195,12 @@ def test_memory_or_vcpus_no_node_can_give_are_refused_at_their_paths_with_the_te
         core.delete_node("node-1")
 
 
+def _cluster_problems(raw: dict) -> list[tuple[str, str]]:
+    """What the cluster says of the stack's desktops at preview."""
+    _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack=STACK))
+    return kubevirt_stack.preview_problems(desktops, clusters, STACK)
+
+
 def _in_tight(kube_server, **memory) -> dict:
     """The example in the tight namespace, its users' memory as given (users[i]: size)."""
     raw = {key.split(":", 1)[1]: value for key, value in example_config(kube_server).items()}
@@ -219,9 +225,7 @@ def test_new_desktops_that_each_fit_the_quota_but_not_together_are_refused_at_th
                            "used: the stack's desktops before it in the namespace ask for 2048Mi (users[0].memory "
                            "2048Mi), 5120Mi in all")]
     assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
-    example = parse(_in_tight(cluster, user0="2GiB", user1="2GiB"), stack=STACK)
-    _rest, desktops, clusters = kubevirt_stack.split(example)
-    assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []      # 4Gi in all: exactly the quota
+    assert _cluster_problems(_in_tight(cluster, user0="2GiB", user1="2GiB")) == []    # 4Gi in all: the quota
 
 
 def test_an_in_place_memory_change_counts_only_its_growth_against_the_quota_with_the_test_as_quota_controller(
@@ -233,9 +237,7 @@ def test_an_in_place_memory_change_counts_only_its_growth_against_the_quota_with
     custom.create_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", ada)
     _quota_use(kube_client, "2Gi")
     try:
-        unchanged = parse(_in_tight(cluster, user0="2GiB", user1="2GiB"), stack=STACK)
-        _rest, desktops, clusters = kubevirt_stack.split(unchanged)
-        assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []    # bob's 2048Mi: what is left
+        assert _cluster_problems(_in_tight(cluster, user0="2GiB", user1="2GiB")) == []   # bob's 2048Mi: what is left
 
         with pytest.raises(InputError) as refused:
             declare(STACK, _in_tight(cluster, user0="3GiB", user1="2GiB"), config_keys={})
@@ -281,8 +283,7 @@ def test_desktops_that_each_fit_a_node_but_not_all_the_nodes_together_are_refuse
 
         core.patch_node_status("node-b", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
                                                      "capacity": {"memory": "8Gi", "cpu": "4"}}})
-        _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack=STACK))
-        assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []     # one on each node
+        assert _cluster_problems(raw) == []     # one on each node
     finally:
         for node in nodes:
             core.delete_node(node)
