@@ -34,7 +34,7 @@ def host_policy(tmp_path_factory):
                     f"shares: [{scratch}]\ncontainer_mounts: [{scratch}, /var/tmp]\ndevices: ['/dev/*']\n"
                     f"libvirt_hosts: {list(TEST_LIBVIRT_HOSTS)}\nbridges: [br0, br1]\n"
                     f"pci_devices: {list(TEST_PCI_DEVICES)}\nmdev_parents: ['*']\n"
-                    "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\n")
+                    "netfs_servers: [nas, nas.example]\nvolume_groups: [team-vg]\nkubevirt_namespaces: ['*']\n")
     os.environ["VDESK_POLICY"] = str(file)
     # the machine's owner records (resources/journal.py): this session's, not the machine's
     os.environ["VDESK_HOST_RECORDS"] = str(tmp_path_factory.mktemp("owners"))

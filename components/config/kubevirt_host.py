@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..desktop.settings import Settings, Wording, _rule
 from ..names import name_problem
@@ -54,3 +54,11 @@ class HostKind(Settings):
                           "cluster's default class).")
     images: dict[Annotated[str, _rule(name_problem)], KubevirtImage] = Field(
         {}, description="kubevirt: for each image of the stack its desktops use, where CDI takes it from.")
+
+    @model_validator(mode="after")
+    def _no_libvirt_uri(self):
+        """A cluster is reached by its kubeconfig: a kubevirt host keeps no libvirt URI (not the default
+        `embedded`), so whatever reads the stack file judges the cluster, never a libvirtd it does not reach."""
+        if self.kind == KUBEVIRT and "uri" in type(self).model_fields and "uri" not in self.model_fields_set:
+            self.__dict__["uri"] = None       # (as written: not an assignment, which would mark it set)
+        return self

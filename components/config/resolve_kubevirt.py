@@ -16,9 +16,12 @@ from .models import DesktopConfig, HostConfig
 from .problems import Loc, loc_of
 
 # A desktop's own settings that a KubeVirt VirtualMachine carries; any other one set is reported.
-# (`checks` is not one yet: no readiness gate runs there, and a declared check that never runs would pass silently)
 KUBEVIRT_DESKTOP_SETTINGS = ("memory", "vcpus", "disk", "disk_clone", "home", "home_on_removal", "running",
                              "autologin", "resolution")
+# Why a setting is refused there, where more than "not available" is worth saying.
+_WHY_NOT = {"checks": "no readiness gate runs for a desktop there yet (its SSH is reached only from inside the "
+                      "cluster, through its <name>-ssh Service), and a declared check that never runs must not "
+                      "look passed"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +111,8 @@ def desktop_problems(file, hosts: Mapping[str, HostConfig], desktops: Mapping[st
                                             "network gives the address"))
         for key in OwnSettings.model_fields:
             if key not in KUBEVIRT_DESKTOP_SETTINGS and getattr(d.settings, key) != getattr(_defaults(), key):
-                found.append((field(key), f"is not available on a kubevirt host ({clusters[0]})"))
+                why = f": {_WHY_NOT[key]}" if key in _WHY_NOT else ""
+                found.append((field(key), f"is not available on a kubevirt host ({clusters[0]}){why}"))
         url, source = cluster.image_source(d.image)
         if url is None and source is None and d.image is not None:
             found.append((field("image"), f"host {clusters[0]!r} has no source for image {d.image!r}: declare "

@@ -2,7 +2,8 @@
 
 A stack file may ask for a display or console on the host's network, a
 container whose root is the host's root, a host bridge, a host PCI device, a
-writable share, a file server, an existing volume group. Each is refused at
+writable share, a file server, an existing volume group, a KubeVirt cluster's
+namespace. Each is refused at
 preview unless the host policy (components.host.policy) gives leave; the
 message names the stack field and the policy key that would allow it. The
 libvirt hosts a stack may name are checked with its URIs (Policy.uri_problem).
@@ -17,6 +18,7 @@ from ..xmlmodel import format_pci_address, split_pci_address
 from .policy import CONSOLE_KEYS, Policy
 
 Loc = tuple[str | int, ...]
+KUBEVIRT = "kubevirt"     # a host of this kind (components.config.kubevirt_host) is a cluster's namespace
 ANY = "*"        # in mdev_parents: vGPUs may be made on any device of the host that offers their type
 
 
@@ -47,6 +49,10 @@ def _hosts(file, policy: Policy) -> Iterator[tuple[Loc, str]]:
             yield ("hosts", name, "display", "listen"), \
                 f"puts every desktop's display on the host's network: {policy.refusal('display_listen', listen)}"
         yield from _console(name, host.console, policy)
+        namespace = getattr(host, "namespace", None)
+        if host.kind == KUBEVIRT and namespace and not policy.allows("kubevirt_namespaces", namespace):
+            yield ("hosts", name, "namespace"), \
+                f"puts desktops in a cluster's namespace: {policy.refusal('kubevirt_namespaces', namespace)}"
 
 
 def _console(name: str, console, policy: Policy) -> Iterator[tuple[Loc, str]]:

@@ -30,6 +30,7 @@ against a policy that only the machine's administrator writes:
     writable_shares: [/srv/vdesk/shares/team]   # roots under which a share may be writable
     netfs_servers: [nas.example.org]     # file servers a netfs pool may mount
     volume_groups: [vg_desktops]         # existing volume groups a logical pool may use
+    kubevirt_namespaces: [desktops]      # namespaces a kubevirt host may put desktops in (patterns allowed)
 
     # The host portal's OpenID Connect sign-in (the portal serves every stack on this machine); a stack
     # maps its users to identities by their `email`, for its own desktops only.
@@ -74,7 +75,7 @@ URI_PARAMS = frozenset({"mode", "no_tty", "sshauth"})
 CHECK_SWITCHES = frozenset({"no_verify", "known_hosts_verify", "tls_priority"})
 # Exposure keys: lists of names or patterns (none allowed without a policy file), and one yes/no.
 EXPOSURE_LISTS = ("libvirt_hosts", "display_listen", "bridges", "pci_devices", "mdev_parents", "netfs_servers",
-                  "volume_groups")
+                  "volume_groups", "kubevirt_namespaces")
 CONSOLE_KEYS = ("bind", "port", "tls_cert", "tls_key")     # the gateway's settings a policy's `console` holds
 EXPOSURE_ROOTS = ("writable_shares",)
 EXPOSURE_FLAGS = ("containers_without_userns",)
@@ -110,6 +111,7 @@ class Policy:
     mdev_parents: tuple[str, ...] = ()
     netfs_servers: tuple[str, ...] = ()
     volume_groups: tuple[str, ...] = ()
+    kubevirt_namespaces: tuple[str, ...] = ()
     writable_shares: tuple[str, ...] = ()
     containers_without_userns: bool = False
     portal_oidc: OidcSettings | None = None     # the host portal's identity provider (None: local sign-in only)

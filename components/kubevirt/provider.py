@@ -112,10 +112,10 @@ class KubeObjectProvider(DeclaredProvider):
             return [("kubeconfig", f"the cluster of {inputs['kubeconfig']} refused a preview query: "
                                    f"HTTP {err.status} {err.reason}")]
 
-    def _preflight_problems(self, props: dict) -> list[tuple[str, str]]:
+    def _preflight_problems(self, props: dict, checks=preflight.CHECKS) -> list[tuple[str, str]]:
         api_client = self._api_client(props)
         try:
-            return [problem for check in preflight.CHECKS for problem in check(api_client, props["manifest"])]
+            return [problem for check in checks for problem in check(api_client, props["manifest"])]
         finally:
             api_client.close()
 

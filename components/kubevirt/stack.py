@@ -16,7 +16,7 @@ from ..desktop.component import HOME_DEVICE
 from ..desktop.seeding import check_seed, password_hash, seed_variables, vm_mac
 from ..cloudinit import render_seed
 from ..resources.keys import SshKeyPair
-from . import model
+from . import model, preflight
 from .component import KubevirtDesktopComponent
 from .provider import KubeObjectProvider
 
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 GiB, MiB = 1024**3, 1024**2
 _PREVIEW_MAC = "52:54:00:00:00:01"
+# The checks made desktop by desktop; the namespace's quota is judged once, for all of them (_quota_problems).
+_ONE_BY_ONE = tuple(check for check in preflight.CHECKS if check is not preflight.memory_quota_problems)
 # The server's note beside a schema refusal that its CEL rules were skipped: no problem of its own.
 _FOLLOW_ON = "some validation rules were not checked because the object was invalid"
 # Which desktop setting a field of a manifest comes from: (kind, field path prefix) -> setting.
@@ -82,6 +84,8 @@ def preview_problems(desktops: Mapping, hosts: Mapping, prefix: str) -> list[tup
     problems: list[tuple[str, str]] = []
     provider = KubeObjectProvider()
     unreachable: set[str] = set()
+    # Each host's VirtualMachines' memory, summed against its namespace's quota once all are known.
+    demands: dict[str, list[preflight.MemoryDemand]] = {}
     for d in desktops.values():
         host = hosts[d.host]
         if d.host in unreachable:
@@ -96,9 +100,11 @@ def preview_problems(desktops: Mapping, hosts: Mapping, prefix: str) -> list[tup
                               with_password=[u.name for u in d.users if u.password])
             for manifest in model.manifests(desktop_of(d, host, prefix, seed, _PREVIEW_MAC)):
                 one = {**props, "manifest": manifest}
-                for field, message in provider._preflight_problems(one) + provider._dry_run_refusals(one):
-                    if _FOLLOW_ON not in message:
-                        problems.append(_stack_problem(d, host, manifest["kind"], field, message))
+                refusals = provider._preflight_problems(one, _ONE_BY_ONE) + provider._dry_run_refusals(one)
+                problems += [_stack_problem(d, host, manifest["kind"], field, message)
+                             for field, message in refusals if _FOLLOW_ON not in message]
+                if manifest["kind"] == "VirtualMachine":
+                    demands.setdefault(d.host, []).extend(_memory_demand(provider, props, manifest, d))
         except (ConfigException, OSError, HTTPError) as err:
             problems.append((f"hosts.{d.host}.kubeconfig", f"cannot reach the cluster: {err}"))
             unreachable.add(d.host)
@@ -106,7 +112,33 @@ def preview_problems(desktops: Mapping, hosts: Mapping, prefix: str) -> list[tup
             problems.append((f"hosts.{d.host}.kubeconfig", f"the cluster refused a preview query: HTTP {err.status} "
                                                           f"{err.reason}"))
             unreachable.add(d.host)
+    for name, wanted in demands.items():
+        if name not in unreachable:
+            problems += _quota_problems(provider, hosts[name], wanted)
     return list(dict.fromkeys(problems))
+
+
+def _memory_demand(provider: KubeObjectProvider, props: dict, manifest: dict, d) -> list[preflight.MemoryDemand]:
+    api_client = provider._api_client(props)
+    try:
+        demand = preflight.memory_demand(api_client, manifest, d.field("memory"))
+    finally:
+        api_client.close()
+    return [demand] if demand is not None else []
+
+
+def _quota_problems(provider: KubeObjectProvider, host, demands) -> list[tuple[str, str]]:
+    """The memory all of a host's new or growing desktops add, against its namespace's quotas and its nodes."""
+    from kubernetes.client.rest import ApiException
+    api_client = provider._api_client({"kubeconfig": host.kubevirt.kubeconfig, "context": host.kubevirt.context or ""})
+    try:
+        return preflight.quota_problems(api_client, host.kubevirt.namespace, demands) \
+            + preflight.nodes_together_problems(api_client, demands)
+    except ApiException as err:
+        return [(f"hosts.{host.name}.kubeconfig", f"the cluster refused a preview query: HTTP {err.status} "
+                                                  f"{err.reason}")]
+    finally:
+        api_client.close()
 
 
 def _namespace_problem(provider: KubeObjectProvider, props: dict, host) -> tuple[str, str] | None:

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from components.config.loader import declare
 from components.config.models import parse
-from components.kubevirt import stack as kubevirt_stack
+from components.kubevirt import model, stack as kubevirt_stack
 from components.errors import InputError
 from tests.support.kubevirt import every_namespaced_object
 from tests.support.project import REPO, isolated_env, make_project, open_stack, rewrite_config
@@ -43,9 +43,9 @@ def example_config(kube_server) -> dict:
 def cluster(kube_server, namespace, tmp_path_factory):
     """The storage class the example names, as a cluster's administrator provides it, and a namespace
     under a memory quota. No quota controller runs here: the test writes the use it would. This machine's
-    policy lets a stack use the test server's kubeconfig."""
+    policy lets a stack use the test server's kubeconfig and those two namespaces."""
     policy = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    policy.write_text(f"kubeconfigs: [{kube_server.kubeconfig.parent}]\n")
+    policy.write_text(f"kubeconfigs: [{kube_server.kubeconfig.parent}]\nkubevirt_namespaces: [{NAMESPACE}, {TIGHT}]\n")
     patch = pytest.MonkeyPatch()
     patch.setenv("VDESK_POLICY", str(policy))
     api_client = kube_server.api_client()
@@ -193,3 +193,97 @@ def test_memory_or_vcpus_no_node_can_give_are_refused_at_their_paths_with_the_te
         assert kubevirt_stack.preview_problems(desktops, clusters, STACK) == []     # the example fits node-1
     finally:
         core.delete_node("node-1")
+
+
+def _cluster_problems(raw: dict) -> list[tuple[str, str]]:
+    """What the cluster says of the stack's desktops at preview."""
+    _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack=STACK))
+    return kubevirt_stack.preview_problems(desktops, clusters, STACK)
+
+
+def _in_tight(kube_server, **memory) -> dict:
+    """The example in the tight namespace, its users' memory as given (users[i]: size)."""
+    raw = {key.split(":", 1)[1]: value for key, value in example_config(kube_server).items()}
+    raw["hosts"]["cluster"]["namespace"] = TIGHT
+    for i, size in memory.items():
+        raw["users"][int(i.removeprefix("user"))]["memory"] = size
+    return raw
+
+
+def _quota_use(kube_client, used: str) -> None:
+    """What the quota controller (not running here) would write while the namespace's pods ask for `used`."""
+    client.CoreV1Api(kube_client).patch_namespaced_resource_quota_status("team", TIGHT, {"status": {
+        "hard": {"requests.memory": "4Gi"}, "used": {"requests.memory": used}}})
+
+
+def test_new_desktops_that_each_fit_the_quota_but_not_together_are_refused_at_the_path_of_each_beyond(
+        cluster, kube_client):
+    with pytest.raises(InputError) as refused:
+        declare(STACK, _in_tight(cluster, user0="2GiB", user1="3GiB"), config_keys={})
+    assert refused.value.problems == [(
+        "users[1].memory", "3072Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which 0 is "
+                           "used: the stack's desktops before it in the namespace ask for 2048Mi (users[0].memory "
+                           "2048Mi), 5120Mi in all")]
+    assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
+    assert _cluster_problems(_in_tight(cluster, user0="2GiB", user1="2GiB")) == []    # 4Gi in all: the quota
+
+
+def test_an_in_place_memory_change_counts_only_its_growth_against_the_quota_with_the_test_as_quota_controller(
+        cluster, kube_client):
+    """ada's VirtualMachine exists with 2048Mi, and the quota counts it as used while it runs."""
+    from tests.support.kubevirt import desktop
+    custom = client.CustomObjectsApi(kube_client)
+    ada = model.virtual_machine(desktop(name=f"{STACK}-ada", namespace=TIGHT, memory_mib=2048))
+    custom.create_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", ada)
+    _quota_use(kube_client, "2Gi")
+    try:
+        assert _cluster_problems(_in_tight(cluster, user0="2GiB", user1="2GiB")) == []   # bob's 2048Mi: what is left
+
+        with pytest.raises(InputError) as refused:
+            declare(STACK, _in_tight(cluster, user0="3GiB", user1="2GiB"), config_keys={})
+        assert refused.value.problems == [(
+            "users[1].memory", "2048Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which "
+                               "2Gi is used: the stack's desktops before it in the namespace ask for 1024Mi "
+                               "(users[0].memory 1024Mi), 3072Mi in all")]
+
+        with pytest.raises(InputError) as refused:
+            declare(STACK, _in_tight(cluster, user0="5GiB", user1="1GiB"), config_keys={})
+        assert refused.value.problems == [
+            ("users[0].memory", "5120Mi (up from 2048Mi: +3072Mi) is beyond namespace 'tight''s quota 'team': "
+                                "requests.memory 4Gi, of which 2Gi is used"),
+            ("users[1].memory", "1024Mi is beyond namespace 'tight''s quota 'team': requests.memory 4Gi, of which "
+                                "2Gi is used: the stack's desktops before it in the namespace ask for 3072Mi "
+                                "(users[0].memory 3072Mi), 4096Mi in all")]
+    finally:
+        custom.delete_namespaced_custom_object("kubevirt.io", "v1", TIGHT, "virtualmachines", f"{STACK}-ada")
+        _quota_use(kube_client, "0")
+    assert every_namespaced_object(kube_client, TIGHT) == [("ResourceQuota", "team")]
+
+
+def test_desktops_that_each_fit_a_node_but_not_all_the_nodes_together_are_refused_with_the_test_registering_nodes(
+        cluster, kube_client):
+    """No kubelet runs here: the test registers the nodes and writes their allocatable capacity, as one would."""
+    core = client.CoreV1Api(kube_client)
+    nodes = ("node-a", "node-b")
+    for node in nodes:
+        core.create_node({"metadata": {"name": node}})
+    core.patch_node_status("node-a", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
+                                                 "capacity": {"memory": "8Gi", "cpu": "4"}}})
+    try:
+        raw = {key.split(":", 1)[1]: value for key, value in example_config(cluster).items()}
+        for user in raw["users"]:
+            user["memory"] = "5GiB"
+        with pytest.raises(InputError) as refused:
+            declare(STACK, raw, config_keys={})
+        assert refused.value.problems == [(
+            "users[1].memory", "5120Mi is more memory than the cluster's nodes can give together (8192Mi allocatable "
+                               "on 1 node): the stack's desktops before it ask for 5120Mi (users[0].memory 5120Mi), "
+                               "10240Mi in all")]
+        assert every_namespaced_object(kube_client, NAMESPACE) == []
+
+        core.patch_node_status("node-b", {"status": {"allocatable": {"memory": "8Gi", "cpu": "4"},
+                                                     "capacity": {"memory": "8Gi", "cpu": "4"}}})
+        assert _cluster_problems(raw) == []     # one on each node
+    finally:
+        for node in nodes:
+            core.delete_node(node)

@@ -246,7 +246,7 @@ def allowed(tmp_path, monkeypatch):
                       + "pools: [/var/lib/libvirt/images]\n"
                       # the exposures the examples ask for, allowed as an administrator would allow them
                       + f"writable_shares: [{tmp_path}]\nbridges: [br0]\nmdev_parents: ['*']\n"
-                      + "netfs_servers: [nas.example.org]\nvolume_groups: [testvg1]\n")
+                      + "netfs_servers: [nas.example.org]\nvolume_groups: [testvg1]\nkubevirt_namespaces: [desks]\n")
     monkeypatch.setenv("VDESK_POLICY", str(policy))
     monkeypatch.setattr("components.host.capacity.read", READ_FROM_LIBVIRT)   # libvirt's own answer
     monkeypatch.setattr("components.config.loader.resolve_host", lambda h, probe_kernel: ResolvedHost(

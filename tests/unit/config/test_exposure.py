@@ -89,6 +89,10 @@ def _system_libvirtd(raw, tmp):
     raw["hosts"]["system"] = {"uri": "qemu:///system", "accelerator": "kvm"}
 
 
+def _kubevirt_namespace(raw, tmp):
+    raw["hosts"]["cluster"] = {"kind": "kubevirt", "kubeconfig": "/etc/vdesk/kubeconfig", "namespace": "desks-a"}
+
+
 CASES = [  # (case, change, field, policy key, the line that gives leave)
     ("display-beyond-loopback", _display, "hosts.local.display.listen", "display_listen",
      "display_listen: [10.0.0.5]"),
@@ -103,6 +107,8 @@ CASES = [  # (case, change, field, policy key, the line that gives leave)
     ("existing-volume-group", _volume_group, "pools.vg.source_name", "volume_groups", "volume_groups: [vg_desktops]"),
     ("remote-libvirt-host", _remote_host, "hosts.far.uri", "libvirt_hosts", "libvirt_hosts: [kvm9.example.org]"),
     ("this-machines-libvirtd", _system_libvirtd, "hosts.system.uri", "libvirt_hosts", "libvirt_hosts: [localhost]"),
+    ("kubevirt-namespace", _kubevirt_namespace, "hosts.cluster.namespace", "kubevirt_namespaces",
+     "kubevirt_namespaces: [desks-*]"),
 ]
 
 

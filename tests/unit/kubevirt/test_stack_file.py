@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from components.config.models import parse
+from components.config.stackfile import StackFile
 from components.errors import InputError
 from components.kubevirt import stack as kubevirt_stack
 
@@ -37,6 +38,15 @@ def test_the_example_resolves_its_users_to_desktops_on_the_cluster():
         ("kv-bob", "vdesk", 3072, 2, 20, 5)
     assert (bob.storage_class, bob.run_strategy) == ("standard", "Always")
     assert bob.image_url.startswith("https://cloud.debian.org/")
+
+
+def test_a_kubevirt_host_as_written_carries_no_libvirt_uri_and_a_libvirt_host_its_default():
+    """What reads the stack file (exposure checks, policy) sees the cluster, not the default `embedded`."""
+    written = StackFile.model_validate({**example(), "hosts": {**example()["hosts"], "local": {}}})
+    assert written.hosts["cluster"].uri is None and "uri" not in written.hosts["cluster"].model_fields_set
+    assert written.hosts["local"].uri == "embedded"
+    config = parse(example(), stack="kv")
+    assert config.hosts["cluster"].uri == "kubevirt://current-context/vdesk"
 
 
 def _with(change) -> dict:
@@ -80,7 +90,7 @@ CASES = [
 
 
 def test_a_kubeconfig_outside_the_administrators_roots_is_refused(tmp_path, monkeypatch):
-    (tmp_path / "policy.yaml").write_text(f"kubeconfigs: [{tmp_path}]\n")
+    (tmp_path / "policy.yaml").write_text(f"kubeconfigs: [{tmp_path}]\nkubevirt_namespaces: [vdesk]\n")
     monkeypatch.setenv("VDESK_POLICY", str(tmp_path / "policy.yaml"))
     allowed = _with(lambda r: r["hosts"]["cluster"].update(kubeconfig=str(tmp_path / "kubeconfig")))
     parse(allowed, stack="kv")
@@ -88,6 +98,23 @@ def test_a_kubeconfig_outside_the_administrators_roots_is_refused(tmp_path, monk
     assert refused == [("hosts.cluster.kubeconfig", f"'/root/.kube/config' is outside the kubeconfigs roots this "
                                                     f"machine's administrator allows ({tmp_path}; set in "
                                                     f"{tmp_path / 'policy.yaml'})")]
+
+
+def test_a_namespace_is_one_the_administrators_policy_allows_and_none_without_a_policy_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VDESK_POLICY", str(tmp_path / "absent.yaml"))
+    assert problems(example()) == [("hosts.cluster.namespace", "puts desktops in a cluster's namespace: 'vdesk' is not "
+                                                               "allowed on this machine: its administrator may add it "
+                                                               "to `kubevirt_namespaces` in built-in defaults (allowed "
+                                                               "now: none)")]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("kubevirt_namespaces: [team-*]\n")
+    monkeypatch.setenv("VDESK_POLICY", str(policy))
+    assert problems(example()) == [("hosts.cluster.namespace", "puts desktops in a cluster's namespace: 'vdesk' is not "
+                                                               "allowed on this machine: its administrator may add it "
+                                                               f"to `kubevirt_namespaces` in {policy} (allowed now: "
+                                                               "team-*)")]
+    config = parse(_with(lambda r: r["hosts"]["cluster"].update(namespace="team-a")), stack="kv")
+    assert config.hosts["cluster"].kubevirt.namespace == "team-a"
 
 
 @pytest.mark.parametrize("change,expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -101,7 +128,10 @@ def test_a_setting_a_virtual_machine_cannot_carry_is_reported_where_it_is_writte
     found = problems(_with(lambda r: (r["profiles"]["standard"].update(tpm=True, checks=[{"service": "ssh"}]),
                                       r["users"][1].update(gpus=[{"pci": "0000:01:00.0"}]))))
     assert ("profiles.standard.tpm", "is not available on a kubevirt host (cluster)") in found
-    assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster)") in found
+    assert ("profiles.standard.checks", "is not available on a kubevirt host (cluster): no readiness gate runs for "
+                                        "a desktop there yet (its SSH is reached only from inside the cluster, "
+                                        "through its <name>-ssh Service), and a declared check that never runs must "
+                                        "not look passed") in found
     assert ("users[1].gpus", "is not available on a kubevirt host (cluster)") in found
 
 
