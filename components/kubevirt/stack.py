@@ -66,7 +66,8 @@ def desktop_of(d, host, prefix: str, seed, mac: str) -> model.KubevirtDesktop:
         data_source = model.DataSourceRef(namespace or cluster.namespace, name)
     settings = d.settings
     return model.KubevirtDesktop(
-        name=f"{prefix}-{d.name}", namespace=cluster.namespace, cpus=settings.vcpus, memory_mib=-(-settings.memory // MiB),
+        name=f"{prefix}-{d.name}", namespace=cluster.namespace, cpus=settings.vcpus,
+        memory_mib=-(-settings.memory // MiB),
         disk_gib=-(-settings.disk // GiB), seed=seed, mac=mac, image_url=url, data_source=data_source,
         run_strategy="Always" if settings.running else "Halted", storage_class=cluster.storage_class,
         home_gib=-(-settings.home // GiB) if settings.home else None)
