@@ -90,6 +90,17 @@ def desktops_of(uri: str, host: str, proven: Iterable[tuple[str, str]]) -> list[
     return found
 
 
+def every_desktop(uri: str, host: str) -> list[Desktop]:
+    """Every desktop a stack owns on the host (its owner metadata), in name order: an administrator's view."""
+    found = []
+    with connect(uri) as conn:
+        for dom in conn.listAllDomains(0):
+            stack = owner_stack(dom)
+            if stack:
+                found.append(Desktop(dom.name(), stack, _state(dom), host))
+    return sorted(found, key=lambda d: (d.name, d.stack))
+
+
 def one_of(uri: str, host: str, proven: Iterable[tuple[str, str]], name: str) -> Desktop:
     """The named desktop if it is the person's; NotYours otherwise."""
     for desk in desktops_of(uri, host, [p for p in proven if p[1] == name]):
