@@ -84,8 +84,10 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return sessions.get(request.session.get("sid"))
 
     def page(request: Request, name: str, status: int = 200, **context) -> Response:
+        used = usage.last_used(config.portal_dir)
         context.update(host=config.host, person=person_of(request), csrf=csrf_token(request),
-                       oidc=identity_provider is not None)
+                       oidc=identity_provider is not None,
+                       last_used=lambda desk: usage.shown(used.get((desk.stack, desk.name))))
         response = templates.TemplateResponse(request, name, context, status_code=status)
         response.headers.update(_HEADERS)
         return response
@@ -247,6 +249,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
                                stack=desk.stack, extra=link_claims(person, desk.stack))
         sessions.gave_link(request.session.get("sid"), desk.name, link_id(token))
+        await run_in_threadpool(usage.record, config.portal_dir, desk.stack, desk.name, person.user)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
         resize = await run_in_threadpool(inventory.resize_of, config.libvirt_uri, desk)

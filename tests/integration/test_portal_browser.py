@@ -95,17 +95,22 @@ def test_ada_signs_in_sees_only_hers_stops_and_starts_it_and_signs_out(portal, b
     assert browser.find_elements(By.ID, "signin") and not browser.find_elements(By.ID, "desktop-team-ada")
 
 
-def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, browser):
-    """ada signs in (an HTTP client of her own); the host's administrator, in Chromium, sees every desktop
-    and ada among those signed in, ends her sessions, and ada's next request is sent to sign in."""
+def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, browser, monkeypatch):
+    """ada signs in (an HTTP client of her own) and is given a console link; the host's administrator, in
+    Chromium, sees every desktop (when each was last used) and ada among those signed in, ends her sessions,
+    and ada's next request is sent to sign in."""
     import re
     import httpx
     from selenium.webdriver.common.by import By
     url, _conn = portal
+    # the gateway's address as its service reports it (no gateway runs here: the link is not opened)
+    monkeypatch.setattr("components.console.service.base_url", lambda console_dir: world.GATEWAY_URL)
     with httpx.Client(base_url=url) as ada:
         csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/signin").text).group(1)
         signed = ada.post("/signin", data={"user": "ada", "password": world.PASSWORDS["team", "ada"], "csrf": csrf})
         assert signed.status_code == 303 and ada.get("/").status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/").text).group(1)
+        assert ada.post("/desktops/team-ada/open", data={"csrf": csrf}).status_code == 303   # her console link
 
         browser.get(url + "/signin")
         until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
@@ -118,6 +123,9 @@ def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, bro
         until(lambda: browser.find_elements(By.ID, "sessions"), "the administration page")
         assert [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "#all-desktops tr[id]")] == [
             f"all-{name}" for name in sorted(world.DESKTOPS)]
+        used = {name: browser.find_element(By.CSS_SELECTOR, f"#all-{name} .last-used").text
+                for name in world.DESKTOPS}
+        assert used["team-grace"] == used["lab-ada"] == "never" and used["team-ada"].endswith(" UTC"), used
         rows = browser.find_elements(By.CSS_SELECTOR, "tr.session")
         assert sorted(r.get_attribute("data-user") for r in rows) == sorted(["ada", ADMIN])
         browser.save_screenshot(str(KEEP_SCREENSHOTS / "vdesk-portal-admin.png"))

@@ -150,6 +150,18 @@ def test_bad_admin_entries_name_their_place(entries, where):
     assert where in [w for w, _message in problems(entries, "portal_admins")]
 
 
+def test_the_list_says_when_each_desktop_was_last_used(app, config):
+    ada, csrf = signed_in(app, "ada", world.PASSWORDS["team", "ada"])
+    assert re.search(r'id="desktop-team-ada".*?class="last-used">never<', ada.get("/").text, re.S)
+    ada.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+    at = usage.last_used(config.portal_dir)["team", "team-ada"]
+    assert re.search(rf'id="desktop-team-ada".*?class="last-used">{re.escape(usage.shown(at))}<',
+                     ada.get("/").text, re.S)
+    admin, _ = signed_in(app, ADMIN, ADMIN_PASSWORD)
+    assert re.search(rf'id="all-team-ada".*?class="last-used">{re.escape(usage.shown(at))}<',
+                     admin.get("/admin").text, re.S)
+
+
 def test_the_ended_message_never_echoes_odd_text_from_the_url(app):
     admin, _ = signed_in(app, ADMIN, ADMIN_PASSWORD)
     page = admin.get("/admin", params={"ended": "<script>x</script>"})
