@@ -34,10 +34,11 @@ ADMIN, ADMIN_PASSWORD = "hostadmin", "the-admins-own-pw"
 
 
 @pytest.fixture
-def portal(tmp_path):
+def portal(tmp_path, monkeypatch):
     conn = libvirt.open(world.URI)           # the test driver's state lives while a connection is open
     admins = Admins(hashes=((ADMIN, hash_password(ADMIN_PASSWORD, rounds=MIN_ROUNDS)),))
     config = world.build(conn, tmp_path, PortalSettings(admins=admins))
+    world.believe_the_gateway(monkeypatch, config)        # a console link is minted, never opened, here
     sock = listen(config.settings)
     with world.serving(config, sock, WAIT_S):
         yield url_of(config.settings, sock), conn
@@ -95,7 +96,7 @@ def test_ada_signs_in_sees_only_hers_stops_and_starts_it_and_signs_out(portal, b
     assert browser.find_elements(By.ID, "signin") and not browser.find_elements(By.ID, "desktop-team-ada")
 
 
-def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, browser, monkeypatch):
+def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, browser):
     """ada signs in (an HTTP client of her own) and is given a console link; the host's administrator, in
     Chromium, sees every desktop (when each was last used) and ada among those signed in, ends her sessions,
     and ada's next request is sent to sign in."""
@@ -103,8 +104,6 @@ def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, bro
     import httpx
     from selenium.webdriver.common.by import By
     url, _conn = portal
-    # the gateway's address as its service reports it (no gateway runs here: the link is not opened)
-    monkeypatch.setattr("components.console.service.base_url", lambda console_dir: world.GATEWAY_URL)
     with httpx.Client(base_url=url) as ada:
         csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/signin").text).group(1)
         signed = ada.post("/signin", data={"user": "ada", "password": world.PASSWORDS["team", "ada"], "csrf": csrf})

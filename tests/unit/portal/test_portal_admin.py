@@ -32,8 +32,7 @@ def admins():
 @pytest.fixture
 def config(conn, tmp_path, monkeypatch, admins):
     cfg = world.build(conn, tmp_path, PortalSettings(admins=admins))
-    monkeypatch.setattr("components.console.service.base_url",
-                        lambda console_dir: world.GATEWAY_URL if console_dir == cfg.console_dir else None)
+    world.believe_the_gateway(monkeypatch, cfg)
     yield cfg
     world.tear_down(conn)
 
