@@ -185,7 +185,6 @@ def resize_of(uri: str, desk: Desktop) -> str:
     window's size, "scale" (the screen shrunk or grown to the window) elsewhere."""
     with connect(uri) as conn:
         dom = lookup(conn, desk.name)
-        live = xmlmodel.Domain.from_xml(dom.XMLDesc(0)) if dom is not None else None
-    primary = next((v for v in live.videos if v.primary == "yes"), live.videos[0] if live and live.videos else None) \
-        if live is not None else None
+        videos = list(xmlmodel.Domain.from_xml(dom.XMLDesc(0)).videos) if dom is not None else []
+    primary = next((v for v in videos if v.primary == "yes"), videos[0] if videos else None)
     return "remote" if primary is not None and primary.model_type in _FOLLOWS_THE_WINDOW else "scale"

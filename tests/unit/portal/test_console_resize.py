@@ -38,3 +38,25 @@ def test_the_default_link_still_scales_and_an_unknown_mode_is_refused():
     assert "resize=scale" in console_url("http://h:1", "d", "t")
     with pytest.raises(ValueError):
         console_url("http://h:1", "d", "t", "off&password=x")
+
+
+def test_the_portal_link_of_a_virtio_desktop_asks_for_remote_resize(conn, tmp_path, monkeypatch):
+    import re
+    from starlette.testclient import TestClient
+    from components.portal.app import create_app
+    config = world.build(conn, tmp_path)
+    world.believe_the_gateway(monkeypatch, config)
+    try:
+        old = conn.lookupByName("team-ada")                   # ada's desktop, as a graphical desktop has it
+        old.destroy()
+        old.undefine()
+        world.define(conn, "team-ada", "team", True, video={"model": "virtio", "width": 1280, "height": 800})
+        with TestClient(create_app(config)) as client:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/signin").text).group(1)
+            client.post("/signin", data={"user": "ada", "password": world.PASSWORDS["team", "ada"], "csrf": csrf})
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+            link = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+        fragment = urllib.parse.parse_qs(urllib.parse.urlsplit(link.headers["location"]).fragment)
+        assert fragment["resize"] == ["remote"]
+    finally:
+        world.tear_down(conn)
