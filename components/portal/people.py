@@ -30,7 +30,7 @@ class Sessions:
     def __init__(self, lifetime_s: float, clock=time.time):
         self.lifetime_s, self.clock = lifetime_s, clock
         self._people: dict[str, Person] = {}
-        self._links: dict[str, list[tuple[str, str]]] = {}     # sid -> [(desktop, link id)]
+        self._links: dict[str, list[tuple[str, str, float]]] = {}     # sid -> [(desktop, link id, when)]
         self._lock = threading.Lock()
 
     def open(self, user: str, desktops, source: str, email: str | None = None, admin: bool = False) -> str:
@@ -44,16 +44,18 @@ class Sessions:
         """Remember a console link (its id, never the token) minted for this session."""
         with self._lock:
             if sid in self._people:
-                self._links.setdefault(sid, []).append((desktop, link))
+                self._links.setdefault(sid, []).append((desktop, link, self.clock()))
 
-    def signed_in(self) -> list[Person]:
-        """Everyone signed in now, the longest-signed-in first."""
+    def signed_in(self) -> list[tuple[Person, list[tuple[str, float]]]]:
+        """Everyone signed in now, the longest-signed-in first, each with the (desktop, when) of the console
+        links their session was given."""
         with self._lock:
             now = self.clock()
             for sid in [s for s, p in self._people.items() if now - p.since > self.lifetime_s]:
                 del self._people[sid]
                 self._links.pop(sid, None)
-            return sorted(self._people.values(), key=lambda p: (p.since, p.user))
+            return sorted(((p, [(d, at) for d, _link, at in self._links.get(sid, [])])
+                           for sid, p in self._people.items()), key=lambda pair: (pair[0].since, pair[0].user))
 
     def end_all_of(self, user: str) -> tuple[int, list[tuple[str, str]]]:
         """End every session of `user`: (how many, the (desktop, link id)s of the console links they were given)."""
@@ -62,7 +64,7 @@ class Sessions:
             links = []
             for sid in ended:
                 del self._people[sid]
-                links += self._links.pop(sid, [])
+                links += [(desktop, link) for desktop, link, _at in self._links.pop(sid, [])]
             return len(ended), links
 
     def get(self, sid: str | None) -> Person | None:

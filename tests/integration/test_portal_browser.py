@@ -125,6 +125,8 @@ def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, bro
         used = {name: browser.find_element(By.CSS_SELECTOR, f"#all-{name} .last-used").text
                 for name in world.DESKTOPS}
         assert used["team-grace"] == used["lab-ada"] == "never" and used["team-ada"].endswith(" UTC"), used
+        assert browser.find_element(By.CSS_SELECTOR, 'tr.session[data-user="ada"] .consoles').text.startswith(
+            "team-ada at ")
         rows = browser.find_elements(By.CSS_SELECTOR, "tr.session")
         assert sorted(r.get_attribute("data-user") for r in rows) == sorted(["ada", ADMIN])
         browser.save_screenshot(str(KEEP_SCREENSHOTS / "vdesk-portal-admin.png"))
