@@ -38,6 +38,9 @@ against a policy that only the machine's administrator writes:
       issuer: https://login.example.org/realms/staff
       client_id: vdesk-portal
       client_secret_file: /etc/vdesk/portal-oidc.secret   # readable by root only; never in a stack
+    portal_admins:                       # who sees every desktop and session in the portal, and ends sessions:
+      - ops@example.org                  #   an identity the OpenID Connect provider proves, or a local
+      - {user: hostadmin, password_hash: "$6$..."}   # administrator with this file's hash (portal/admins.py)
 
 Without a file, vdesk's own directories are allowed and nothing else: its
 image cache, and the state directory where the embedded host keeps pools;
@@ -61,6 +64,8 @@ import yaml
 from ..console.settings import ConsoleSettings
 from ..errors import VdeskError
 from ..paths import cache_dir, state_dir
+from ..portal import admins as portal_admins
+from ..portal.admins import Admins
 from ..portal.settings import OidcSettings
 
 POLICY_FILE = Path("/etc/vdesk/policy.yaml")
@@ -80,6 +85,7 @@ CONSOLE_KEYS = ("bind", "port", "tls_cert", "tls_key")     # the gateway's setti
 EXPOSURE_ROOTS = ("writable_shares",)
 EXPOSURE_FLAGS = ("containers_without_userns",)
 PORTAL_OIDC = "portal_oidc"
+PORTAL_ADMINS = "portal_admins"
 _CASELESS = ("libvirt_hosts", "netfs_servers", "pci_devices", "mdev_parents")
 LOCALHOST = "localhost"     # in libvirt_hosts: a URI that names no host (qemu:///system on this machine)
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
@@ -115,6 +121,7 @@ class Policy:
     writable_shares: tuple[str, ...] = ()
     containers_without_userns: bool = False
     portal_oidc: OidcSettings | None = None     # the host portal's identity provider (None: local sign-in only)
+    portal_admins: Admins = Admins()            # the host portal's administrators (a stack names none)
 
     def allows(self, key: str, value: str) -> bool:
         """Whether exposure list `key` (e.g. bridges) names `value`, as written or by a pattern (host names
@@ -261,7 +268,7 @@ def _load(path: str, _mtime, _size) -> Policy:
         raise PolicyError(f"cannot read the host policy {path}: {exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"{path}: must be a mapping of {', '.join(KINDS)} and transports")
-    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS, "console", PORTAL_OIDC)
+    keys = (*KINDS, "transports", *EXPOSURE_LISTS, *EXPOSURE_ROOTS, *EXPOSURE_FLAGS, "console", PORTAL_OIDC, PORTAL_ADMINS)
     unknown = set(data) - set(keys)
     if unknown:
         raise PolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(keys)})")
@@ -291,6 +298,10 @@ def _load(path: str, _mtime, _size) -> Policy:
         fields[key] = data.get(key, False)
     if PORTAL_OIDC in data:
         fields[PORTAL_OIDC] = _portal_oidc(path, data[PORTAL_OIDC])
+    if PORTAL_ADMINS in data:
+        if problems := portal_admins.problems(data[PORTAL_ADMINS], PORTAL_ADMINS):
+            raise PolicyError(f"{path}: " + "; ".join(f"{where}: {message}" for where, message in problems))
+        fields[PORTAL_ADMINS] = portal_admins.from_policy(data[PORTAL_ADMINS])
     policy = Policy(**fields, transports=tuple(transports), source=path)
     return dataclasses.replace(policy, console=_console(path, data.get("console"), policy))
 

@@ -221,7 +221,9 @@ def _start_portal(name: str, uri: str, console_dir: Path) -> None:
     from ..portal.settings import PortalSettings
     from .policy import load as host_policy
     try:
-        portal.ensure_running(portal_dir_of(console_dir), PortalSettings(oidc=host_policy().portal_oidc),
+        policy = host_policy()
+        portal.ensure_running(portal_dir_of(console_dir),
+                              PortalSettings(oidc=policy.portal_oidc, admins=policy.portal_admins),
                               libvirt_uri=uri, host=name,
                               console_dir=console_dir)
     except VdeskError as exc:

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -28,8 +28,8 @@ from starlette.templating import Jinja2Templates
 
 from ..console import service as console_service
 from ..names import name_problem
-from ..console.tokens import console_url, mint, signing_key
-from . import accounts, inventory, oidc, waking
+from ..console.tokens import console_url, link_id, mint, revoke, signing_key
+from . import accounts, inventory, oidc, usage, waking
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
 from .people import Person, Sessions
@@ -85,8 +85,10 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return sessions.get(request.session.get("sid"))
 
     def page(request: Request, name: str, status: int = 200, **context) -> Response:
+        used = usage.last_used(config.portal_dir)
         context.update(host=config.host, person=person_of(request), csrf=csrf_token(request),
-                       oidc=identity_provider is not None)
+                       oidc=identity_provider is not None,
+                       last_used=lambda desk: usage.shown(used.get((desk.stack, desk.name))))
         response = templates.TemplateResponse(request, name, context, status_code=status)
         response.headers.update(_HEADERS)
         return response
@@ -161,22 +163,23 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not limiter.allow(source, user):
             log.info("signin user=%s from=%s result=rate-limited", _loggable(user), source)
             return page(request, "signin.html", 429, message="Too many attempts; wait a few minutes.")
-        proven = []
+        proven, admin = [], False
         if _USER_NAME.fullmatch(user) and password:
             proven = await run_in_threadpool(accounts.verify, accounts.load(config.portal_dir), user, password)
-        if not proven:
+            admin = await run_in_threadpool(settings.admins.by_password, user, password)
+        if not proven and not admin:
             log.info("signin user=%s from=%s result=refused", _loggable(user), source)
             return page(request, "signin.html", 401, message="Wrong user or password.")
-        return signed_in(request, user, proven)
+        return signed_in(request, user, proven, admin=admin)
 
-    def signed_in(request: Request, user: str, proven: list[tuple[str, str]], email: str | None = None
-                  ) -> Response:
+    def signed_in(request: Request, user: str, proven: list[tuple[str, str]], email: str | None = None,
+                  admin: bool = False) -> Response:
         """One server-side session, however the person proved who they are."""
         sessions.close(request.session.get("sid"))
         request.session.clear()                                   # a new session id and CSRF token
-        request.session["sid"] = sessions.open(user, proven, client(request), email=email)
-        log.info("signin user=%s from=%s result=ok desktops=%s via=%s", user, client(request),
-                 ",".join(d for _s, d in proven), "oidc" if email else "password")
+        request.session["sid"] = sessions.open(user, proven, client(request), email=email, admin=admin)
+        log.info("signin user=%s from=%s result=ok desktops=%s via=%s%s", user, client(request),
+                 ",".join(d for _s, d in proven), "oidc" if email else "password", " admin=yes" if admin else "")
         return RedirectResponse("/", status_code=303)
 
     async def oidc_signin(request: Request) -> Response:
@@ -203,7 +206,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return refused(request, "Your identity provider sent an address this portal does not take.",
                            title="Sign-in refused")
         proven = accounts.by_email(accounts.load(config.portal_dir), email)
-        return signed_in(request, email, proven, email=email)
+        return signed_in(request, email, proven, email=email, admin=settings.admins.by_email(email))
 
     async def signout(request: Request) -> Response:
         if await checked_form(request) is None:
@@ -250,9 +253,12 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return refused(request, "The host's console gateway is not running.", 503)
         token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
                                stack=desk.stack, extra=link_claims(person, desk.stack))
+        sessions.gave_link(request.session.get("sid"), desk.name, link_id(token))
+        await run_in_threadpool(usage.record, config.portal_dir, desk.stack, desk.name, person.user)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
-        response = RedirectResponse(console_url(base, desk.name, token), status_code=303)
+        resize = await run_in_threadpool(inventory.resize_of, config.libvirt_uri, desk)
+        response = RedirectResponse(console_url(base, desk.name, token, resize), status_code=303)
         response.set_cookie(CONSOLE_COOKIE, person.bind, max_age=settings.session_s, path="/", httponly=True,
                             samesite="strict", secure=settings.tls)
         return response
@@ -292,12 +298,57 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return PlainTextResponse("no screen to show", status_code=404)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
+    def their_names(records) -> dict[tuple[str, str], str]:
+        return {(r.stack, r.desktop): ", ".join(r.users) for r in records}
+
+    async def administration(request: Request) -> Response:
+        """Every desktop of every stack on the host, and everyone signed in: for the host's administrators."""
+        person = person_of(request)
+        if person is None:
+            return to_signin()
+        if not person.admin:
+            log.info("refused user=%s from=%s reason=not an administrator path=/admin", person.user,
+                     client(request))
+            return refused(request, "This page is for the host's administrators.", title="Not yours")
+        desks = await run_in_threadpool(inventory.every_desktop, config.libvirt_uri, config.host)
+        ended = request.query_params.get("ended") or ""
+        message = f"Ended the sessions of {ended}." if _USER_NAME.fullmatch(ended) or _EMAIL.fullmatch(ended) \
+            else None
+        return page(request, "admin.html", desktops=desks, people=sessions.signed_in(),
+                    users_of=their_names(accounts.load(config.portal_dir)), since=usage.shown, message=message)
+
+    async def end_sessions(request: Request) -> Response:
+        """End every session of one person, and revoke each console link those sessions were given (the
+        gateway closes a console open on one within a second: console/tokens.py)."""
+        person = person_of(request)
+        if person is None:
+            return to_signin()
+        form = await checked_form(request)
+        if form is None:
+            return refused(request, "The form was stale; load the page again.")
+        if not person.admin:
+            log.info("refused user=%s from=%s reason=not an administrator path=/admin/end", person.user,
+                     client(request))
+            return refused(request, "This page is for the host's administrators.", title="Not yours")
+        user = str(form.get("user") or "")
+        if not (_USER_NAME.fullmatch(user) or _EMAIL.fullmatch(user)):
+            return refused(request, "No such person.", 400, title="Refused")
+        count, links = sessions.end_all_of(user)
+        if config.console_dir is not None:
+            for desktop_name, link in links:
+                await run_in_threadpool(revoke, config.console_dir, desktop_name, link)
+        log.info("admin user=%s ended sessions of=%s sessions=%d links_revoked=%d from=%s", person.user, user,
+                 count, len(links), client(request))
+        return RedirectResponse("/admin?" + urlencode({"ended": user}), status_code=303)
+
     routes = [
         Route("/", home, name="home"),
         Route("/signin", signin, methods=["GET", "POST"], name="signin"),
         Route("/signout", signout, methods=["POST"], name="signout"),
         Route("/oidc/signin", oidc_signin, name="oidc_signin"),
         Route("/oidc/callback", oidc_callback, name="oidc_callback"),
+        Route("/admin", administration, name="administration"),
+        Route("/admin/end", end_sessions, methods=["POST"], name="end_sessions"),
         Route("/desktops/{name}", desktop, name="desktop"),
         Route("/desktops/{name}/thumbnail.png", thumbnail, name="thumbnail"),
         Route("/desktops/{name}/state", desktop_state, name="desktop_state"),

@@ -85,6 +85,7 @@ def ensure_running(portal_dir: Path, settings: PortalSettings, *, libvirt_uri: s
     portal_dir = Path(portal_dir).resolve()
     spec = {"settings": dataclasses.asdict(settings), "libvirt_uri": libvirt_uri, "host": host,
             "console_dir": str(console_dir) if console_dir else None}
+    spec = json.loads(json.dumps(spec))          # as the file reads back (tuples are lists there)
     with _locked(portal_dir):
         path = portal_dir / SETTINGS_FILE
         info = runtime(portal_dir)

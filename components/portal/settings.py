@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..console.settings import ConsoleSettings
+from .admins import Admins
 
 DEFAULT_SESSION_S = 8 * 3600
 DEFAULT_LINK_VALIDITY_S = 300     # a console link from the portal is opened at once: it need not last
@@ -68,9 +69,11 @@ class PortalSettings:
     session_s: int = DEFAULT_SESSION_S       # how long a sign-in lasts
     link_validity_s: int = DEFAULT_LINK_VALIDITY_S
     oidc: OidcSettings | None = None         # sign-in with the organisation's identity provider too
+    admins: Admins = Admins()                # the host's portal administrators (the policy's portal_admins)
 
     def __post_init__(self):
         object.__setattr__(self, "oidc", OidcSettings.of(self.oidc))   # as read back from settings.json
+        object.__setattr__(self, "admins", Admins.of(self.admins))
 
     def problems(self, where: str) -> list[tuple[str, str]]:
         # the address, port and TLS files are checked as the console gateway's are

@@ -12,7 +12,10 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from components.cloudinit.passwords import MIN_ROUNDS, hash_password
+from components.portal.admins import Admins
 from components.portal.serve import listen, url_of
+from components.portal.settings import PortalSettings
 from tests.support import portal_world as world
 from tests.support.browser import chromium
 
@@ -27,10 +30,15 @@ def until(condition, what: str, timeout_s: float = WAIT_S):
     return world.until(condition, what, timeout_s)
 
 
+ADMIN, ADMIN_PASSWORD = "hostadmin", "the-admins-own-pw"
+
+
 @pytest.fixture
-def portal(tmp_path):
+def portal(tmp_path, monkeypatch):
     conn = libvirt.open(world.URI)           # the test driver's state lives while a connection is open
-    config = world.build(conn, tmp_path)
+    admins = Admins(hashes=((ADMIN, hash_password(ADMIN_PASSWORD, rounds=MIN_ROUNDS)),))
+    config = world.build(conn, tmp_path, PortalSettings(admins=admins))
+    world.believe_the_gateway(monkeypatch, config)        # a console link is minted, never opened, here
     sock = listen(config.settings)
     with world.serving(config, sock, WAIT_S):
         yield url_of(config.settings, sock), conn
@@ -86,3 +94,45 @@ def test_ada_signs_in_sees_only_hers_stops_and_starts_it_and_signs_out(portal, b
     until(lambda: browser.find_elements(By.ID, "signin"), "the sign-in page after signing out")
     browser.get(url + "/")
     assert browser.find_elements(By.ID, "signin") and not browser.find_elements(By.ID, "desktop-team-ada")
+
+
+def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, browser):
+    """ada signs in (an HTTP client of her own) and is given a console link; the host's administrator, in
+    Chromium, sees every desktop (when each was last used) and ada among those signed in, ends her sessions,
+    and ada's next request is sent to sign in."""
+    import re
+    import httpx
+    from selenium.webdriver.common.by import By
+    url, _conn = portal
+    with httpx.Client(base_url=url) as ada:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/signin").text).group(1)
+        signed = ada.post("/signin", data={"user": "ada", "password": world.PASSWORDS["team", "ada"], "csrf": csrf})
+        assert signed.status_code == 303 and ada.get("/").status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/").text).group(1)
+        assert ada.post("/desktops/team-ada/open", data={"csrf": csrf}).status_code == 303   # her console link
+
+        browser.get(url + "/signin")
+        until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
+        browser.find_element(By.ID, "user").send_keys(ADMIN)
+        browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
+        browser.find_element(By.ID, "signin").click()
+        until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
+        assert browser.find_elements(By.ID, "none")          # no desktop is the administrator's own
+        browser.find_element(By.ID, "administration").click()
+        until(lambda: browser.find_elements(By.ID, "sessions"), "the administration page")
+        assert [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "#all-desktops tr[id]")] == [
+            f"all-{name}" for name in sorted(world.DESKTOPS)]
+        used = {name: browser.find_element(By.CSS_SELECTOR, f"#all-{name} .last-used").text
+                for name in world.DESKTOPS}
+        assert used["team-grace"] == used["lab-ada"] == "never" and used["team-ada"].endswith(" UTC"), used
+        assert browser.find_element(By.CSS_SELECTOR, 'tr.session[data-user="ada"] .consoles').text.startswith(
+            "team-ada at ")
+        rows = browser.find_elements(By.CSS_SELECTOR, "tr.session")
+        assert sorted(r.get_attribute("data-user") for r in rows) == sorted(["ada", ADMIN])
+        browser.save_screenshot(str(KEEP_SCREENSHOTS / "vdesk-portal-admin.png"))
+        browser.find_element(By.CSS_SELECTOR, 'tr.session[data-user="ada"] button.end').click()
+        until(lambda: browser.find_elements(By.ID, "message"), "the page saying ada's sessions ended")
+        assert browser.find_element(By.ID, "message").text == "Ended the sessions of ada."
+        assert not browser.find_elements(By.CSS_SELECTOR, 'tr.session[data-user="ada"]')
+        gone = ada.get("/")
+        assert gone.status_code == 303 and gone.headers["location"] == "/signin"

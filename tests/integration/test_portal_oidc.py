@@ -20,6 +20,7 @@ import httpx
 import libvirt
 import pytest
 
+from components.portal.admins import Admins
 from components.portal.app import SESSION_COOKIE
 from components.portal.serve import listen, url_of
 from components.portal.settings import OidcSettings, PortalSettings
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.integration,
 
 WAIT_S = 30
 CLIENT_ID = "vdesk-portal"
+ADMIN_EMAIL = "ops@example.org"      # the host policy's portal administrator (no stack maps it)
 SHOTS = Path("/tmp")
 
 
@@ -54,7 +56,8 @@ def portal(tmp_path, caplog):
     with oidc.openid_provider(tmp_path / "idp", client_id=CLIENT_ID, client_secret=client_secret,
                               redirect_uris=[f"{url}/oidc/callback"]) as issuer:
         settings = PortalSettings(oidc=OidcSettings(issuer=issuer, client_id=CLIENT_ID,
-                                                    client_secret_file=str(tmp_path / "idp" / "client.secret")))
+                                                    client_secret_file=str(tmp_path / "idp" / "client.secret")),
+                                  admins=Admins(emails=(ADMIN_EMAIL,)))
         assert settings.problems("portal") == []
         with world.serving(world.build(conn, tmp_path, settings), sock):
             yield url, client_secret
@@ -116,6 +119,7 @@ def test_a_mapped_identity_signs_in_and_sees_exactly_her_desktops(portal, browse
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktops, signed in by her provider")
     browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-ada.png"))
     assert browser.find_element(By.ID, "who").text == world.EMAILS["ada"]
+    assert not browser.find_elements(By.ID, "administration")      # ada's address is no administrator's
     # team's and lab's desktops of ada; not team-grace, which the rogue stack maps her address to
     assert shown_desktops(browser) == ["desktop-lab-ada", "desktop-team-ada"]
     assert urlsplit(browser.current_url).path == "/"
@@ -149,6 +153,23 @@ def test_an_unmapped_identity_signs_in_to_no_desktop_and_is_told_why(portal, bro
     for name in world.DESKTOPS:
         browser.get(f"{url}/desktops/{name}")
         until(lambda: browser.find_elements(By.ID, "refused"), f"a refusal for {name}")
+    no_secret_in(caplog.text, client_secret)
+
+
+def test_the_policys_admin_address_signs_in_as_the_hosts_administrator(portal, browser, caplog):
+    from selenium.webdriver.common.by import By
+    url, client_secret = portal
+    browser.get(url + "/signin")
+    browser.find_element(By.ID, "oidc-signin").click()
+    at_the_provider_sign_in(browser, ADMIN_EMAIL)
+    until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
+    browser.find_element(By.ID, "administration").click()
+    until(lambda: browser.find_elements(By.ID, "all-desktops"), "the administration page")
+    assert [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "#all-desktops tr[id]")] == [
+        f"all-{name}" for name in sorted(world.DESKTOPS)]
+    assert [e.get_attribute("data-user") for e in browser.find_elements(By.CSS_SELECTOR, "tr.session")] == [
+        ADMIN_EMAIL]
+    assert f"signin user={ADMIN_EMAIL} from=127.0.0.1 result=ok desktops= via=oidc admin=yes" in caplog.text
     no_secret_in(caplog.text, client_secret)
 
 

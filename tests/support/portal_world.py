@@ -64,6 +64,13 @@ def build(conn: libvirt.virConnect, tmp: Path, settings: PortalSettings = Portal
                         settings=settings)
 
 
+def believe_the_gateway(monkeypatch, config: PortalConfig) -> None:
+    """The gateway's address as its service reports it: the gateway itself is not under test with this
+    world, and its service believes a runtime record only from a live gateway process of that host."""
+    monkeypatch.setattr("components.console.service.base_url",
+                        lambda console_dir: GATEWAY_URL if console_dir == config.console_dir else None)
+
+
 def tear_down(conn: libvirt.virConnect) -> None:
     for name in DESKTOPS:
         dom = conn.lookupByName(name)

@@ -20,10 +20,7 @@ from tests.support import portal_world as world
 @pytest.fixture
 def config(conn, tmp_path, monkeypatch):
     cfg = world.build(conn, tmp_path)
-    # The gateway's address as its service reports it: the gateway itself is not under test here, and
-    # its service believes a runtime record only from a live gateway process of that host.
-    monkeypatch.setattr("components.console.service.base_url",
-                        lambda console_dir: world.GATEWAY_URL if console_dir == cfg.console_dir else None)
+    world.believe_the_gateway(monkeypatch, cfg)
     yield cfg
     world.tear_down(conn)
 
