@@ -217,7 +217,7 @@ def test_an_idle_desktop_is_warned_suspended_left_asleep_by_up_and_woken_by_its_
                 time.sleep(2)
         finally:
             tab.close()                                        # nobody at it any more
-        wait_for(lambda: f"applied desktop={DOMAIN} changes=memory_mib" in _read(log), 300, "the held change", log)
+        wait_for(lambda: f"applied desktop={DOMAIN} changes=memory" in _read(log), 300, "the held change", log)
         dom = conn.lookupByName(DOMAIN)
         wait_for(lambda: dom.isActive(), 60, "the restart", log)
         assert _live_memory_mib(dom) == 1024 and qemu_pid(host, DOMAIN) != qemu
