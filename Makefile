@@ -55,9 +55,10 @@ check: setup
 # project's own libvirtd), end-to-end (real guests over SSH), reliability
 # (killed runs, host faults, hostile input; bounded here). Two xdist workers:
 # the tests marked `guests` one after another in one, everything else in the
-# other (tests/conftest.py), so that no two guests ever boot at once.
+# other (tests/conftest.py), so that no two guests ever boot at once. The 25
+# slowest tests are listed at the end: the tier's time budget is 45 minutes.
 test: image
-	@source tools/env.sh && python -m pytest -ra -n 2 --dist loadgroup $(PYTEST_ARGS) tests
+	@source tools/env.sh && python -m pytest -ra -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS) tests
 
 # The reliability tier alone, with many more hostile examples; prints what leaked (must be nothing).
 reliability: image
