@@ -257,8 +257,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         await run_in_threadpool(usage.record, config.portal_dir, desk.stack, desk.name, person.user)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
-        resize = await run_in_threadpool(inventory.resize_of, config.libvirt_uri, desk)
-        response = RedirectResponse(console_url(base, desk.name, token, resize), status_code=303)
+        response = RedirectResponse(console_url(base, desk.name, token), status_code=303)
         response.set_cookie(CONSOLE_COOKIE, person.bind, max_age=settings.session_s, path="/", httponly=True,
                             samesite="strict", secure=settings.tls)
         return response

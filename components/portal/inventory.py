@@ -178,19 +178,3 @@ def viewer_of(uri: str, desk: Desktop, user: str) -> str | None:
     display = shown.get("vnc") or shown["spice"]
     return viewer_file(f"{desk.name} ({user})", display_uri=_display_uri(shown["vnc"]) if "vnc" in shown else None,
                        spice_uri=_display_uri(shown["spice"]) if "spice" in shown else None, password=display.passwd)
-
-
-# QEMU's VNC server (7.2 here: its vnc_msg_client_set_desktop_size) takes noVNC's SetDesktopSize and passes
-# the size to the video device as its preferred mode; only virtio-gpu tells the guest of it (vga, bochs,
-# cirrus have no such channel, and qxl's comes from a SPICE client's agent, not from VNC).
-_FOLLOWS_THE_WINDOW = ("virtio",)
-
-
-def resize_of(uri: str, desk: Desktop) -> str:
-    """noVNC's resize mode for this desktop's console: "remote" where its display can take the browser
-    window's size, "scale" (the screen shrunk or grown to the window) elsewhere."""
-    with connect(uri) as conn:
-        dom = lookup(conn, desk.name)
-        videos = list(xmlmodel.Domain.from_xml(dom.XMLDesc(0)).videos) if dom is not None else []
-    primary = next((v for v in videos if v.primary == "yes"), videos[0] if videos else None)
-    return "remote" if primary is not None and primary.model_type in _FOLLOWS_THE_WINDOW else "scale"

@@ -303,30 +303,3 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         assert secret not in logs
     assert f"viewer user={ADA} desktop={ADA_DESKTOP}" in logs and f"action user={ADA} desktop={ADA_DESKTOP} " \
         "action=stop" in logs
-
-
-def test_the_remote_screen_follows_the_browser_window(world):
-    """ada's console link asks noVNC for a remote resize (her desktop's video is virtio-gpu): a smaller
-    window becomes the guest's screen size (X.Org's, read over SSH), not a scaled-down picture."""
-    portal = world["portal"]
-    with chromium(WIDTH, HEIGHT) as driver:
-        fit_viewport(driver, WIDTH, HEIGHT)
-        sign_in(driver, portal, ADA, ADA_PASSWORD)
-        portal_tab = driver.current_window_handle
-        press(driver, ADA_DESKTOP, "open")
-        wait_until(lambda: len(driver.window_handles) == 2, 30, "the console's tab")
-        driver.switch_to.window(next(h for h in driver.window_handles if h != portal_tab))
-        wait_until(lambda: novnc_state(driver) == "connected", 60, "noVNC to connect")
-        fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(driver.current_url).fragment))
-        assert fragment["resize"] == "remote"
-        settled_graphical_screen(driver, 180, "ada's Xfce desktop on the canvas", shows=xfce_panel_drawn)
-        smaller = (1024, 640)
-        fit_viewport(driver, *smaller)
-
-        def guest_size():
-            found = re.search(r"current (\d+) x (\d+)", run(world, in_session("xrandr --current")))
-            return found and (int(found.group(1)), int(found.group(2)))
-        wait_until(lambda: guest_size() == smaller, 60, f"the guest's screen at {smaller}", poll_s=2)
-        assert driver.execute_script("const c = document.querySelector('#noVNC_container canvas');"
-                                     "return [c.width, c.height]") == list(smaller)
-        keep(driver, "portal-e2e-resized.png")

@@ -487,7 +487,7 @@ def test_autologin_writes_lightdms_config_before_the_display_manager_starts(vari
                                                  "autologin-session=xfce"]
     assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
     if profile == "office":
-        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, *FIT_DISPLAY, "/etc/papersize"]
+        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, "/etc/papersize"]
 
 
 def test_a_console_image_gets_no_lightdm_or_xorg_config(variables):
@@ -498,22 +498,6 @@ def test_a_console_image_gets_no_lightdm_or_xorg_config(variables):
 GREETER = "/etc/lightdm/lightdm-gtk-greeter.conf.d/50-vdesk-greeter.conf"
 NO_BLANKING = "/etc/X11/xorg.conf.d/50-vdesk-no-blanking.conf"
 GREETER_NO_BLANKING = "/etc/lightdm/lightdm-gtk-greeter.conf.d/51-vdesk-no-blanking.conf"
-FIT_DISPLAY = ("/etc/udev/rules.d/70-vdesk-fit-display.rules", "/usr/local/sbin/vdesk-fit-display")
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-def test_a_graphical_session_takes_the_size_the_console_window_asks_for(variables, profile):
-    """noVNC's remote resize reaches virtio-gpu as a new preferred size and a DRM change event; a udev rule runs
-    xrandr --auto on X's first connected output, as root through LightDM's X authority."""
-    variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
-    user_data, _, _ = parse(render_seed(profile, variables))
-    files = {f["path"]: f for f in user_data["write_files"]}
-    rule, script = (files[path] for path in FIT_DISPLAY)
-    assert rule["content"].splitlines()[-1] == ('ACTION=="change", SUBSYSTEM=="drm", KERNEL=="card[0-9]*", '
-                                                'RUN+="/usr/local/sbin/vdesk-fit-display"')
-    assert script["permissions"] == "0755" and script["content"].startswith("#!/bin/sh\n")
-    assert "export DISPLAY=:0 XAUTHORITY=/var/run/lightdm/root/:0" in script["content"]
-    assert script["content"].rstrip().endswith('exec timeout 5 xrandr --output "$output" --auto')
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -551,7 +535,7 @@ def test_without_autologin_the_greeter_shows_the_desktops_wallpaper(variables, p
 def test_with_autologin_the_greeter_is_left_as_it_is(variables):
     variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
     user_data, _, _ = parse(render_seed("developer", variables))
-    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, *FIT_DISPLAY]
+    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING]
 
 
 def test_autologin_must_name_one_of_the_users(variables):
