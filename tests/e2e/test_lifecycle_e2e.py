@@ -163,9 +163,11 @@ def test_an_idle_desktop_is_warned_suspended_left_asleep_by_up_and_woken_by_its_
             wait_for(lambda: asleep(dom), WARN_S + 60, "the managed save", log)
         finally:
             tab.close()
+        # (the service logs the suspend once libvirt's managed save has returned: a moment after the state shows it)
+        suspended = f"suspend desktop={DOMAIN} how=suspended (managed save) reason=no input for"
+        wait_for(lambda: suspended in _read(log), 30, "the suspend's log line", log)
         text = _read(log)
         print(text)
-        assert f"suspend desktop={DOMAIN} how=suspended (managed save) reason=no input for" in text, text
         assert "left alone" not in text, text                  # the guest agent answered every time
         assert not os.path.exists(f"/proc/{qemu}")             # the host's memory is given back
         assert dom.hasManagedSaveImage(0) and not dom.isActive()
