@@ -60,11 +60,7 @@ def state_of(driver, desktop: str) -> str:
 def test_ada_signs_in_sees_only_hers_stops_and_starts_it_and_signs_out(portal, browser):
     from selenium.webdriver.common.by import By
     url, conn = portal
-    browser.get(url + "/")
-    until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
-    browser.find_element(By.ID, "user").send_keys("ada")
-    browser.find_element(By.ID, "password").send_keys(world.PASSWORDS["team", "ada"])
-    browser.find_element(By.ID, "signin").click()
+    world.sign_in(browser, url, "ada", world.PASSWORDS["team", "ada"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktop listed")
     assert browser.find_element(By.ID, "who").text == "ada"
     assert [e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, "li.desktop")] == [
@@ -111,11 +107,7 @@ def test_the_administrator_sees_every_desktop_and_ends_adas_sessions(portal, bro
         csrf = re.search(r'name="csrf" value="([^"]+)"', ada.get("/").text).group(1)
         assert ada.post("/desktops/team-ada/open", data={"csrf": csrf}).status_code == 303   # her console link
 
-        browser.get(url + "/signin")
-        until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
-        browser.find_element(By.ID, "user").send_keys(ADMIN)
-        browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
-        browser.find_element(By.ID, "signin").click()
+        world.sign_in(browser, url, ADMIN, ADMIN_PASSWORD, path="/signin")
         until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
         assert browser.find_elements(By.ID, "none")          # no desktop is the administrator's own
         browser.find_element(By.ID, "administration").click()

@@ -26,11 +26,7 @@ def test_opening_a_sleeping_desktop_shows_it_waking_then_opens_its_console(porta
     from selenium.webdriver.common.by import By
     url, conn = portal
     actions.suspend(conn.lookupByName("team-ada"))
-    browser.get(url + "/")
-    until(lambda: browser.find_elements(By.ID, "user"), "the sign-in page")
-    browser.find_element(By.ID, "user").send_keys("ada")
-    browser.find_element(By.ID, "password").send_keys(world.PASSWORDS["team", "ada"])
-    browser.find_element(By.ID, "signin").click()
+    world.sign_in(browser, url, "ada", world.PASSWORDS["team", "ada"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktop listed")
     assert state_of(browser, "team-ada") == "asleep"
     listing = browser.current_window_handle

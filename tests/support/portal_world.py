@@ -89,6 +89,16 @@ def until(condition, what: str, timeout_s: float = 20):
     return result
 
 
+
+def sign_in(driver, url: str, user: str, password: str, path: str = "/") -> None:
+    """The portal's own sign-in form, filled in and sent as a person would (from `path`, which shows it)."""
+    from selenium.webdriver.common.by import By
+    driver.get(url + path)
+    until(lambda: driver.find_elements(By.ID, "user"), "the sign-in page")
+    driver.find_element(By.ID, "user").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "signin").click()
+
 @contextlib.contextmanager
 def serving(config: PortalConfig, sock: socket.socket, timeout_s: float = 20) -> Iterator[None]:
     """The portal under uvicorn in a thread of this process, on `sock`, while the block runs."""
