@@ -279,6 +279,13 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if isinstance(found := await on_their_desktop(request), Response):
             return found
         person, desk = found
+        if desk.asleep:                           # a viewer opens it too: woken first (the file names its display)
+            if why := await run_in_threadpool(waking.quota_refusal, config.libvirt_uri, config.portal_dir, desk.name):
+                log.info("wake user=%s desktop=%s from=%s result=refused reason=%s", person.user, desk.name,
+                         client(request), why)
+                return refused(request, why, 409, title="Over a quota")
+            await run_in_threadpool(waking.wake, config.libvirt_uri, desk.name, person.user,
+                                    lifecycle_dir_of(config.portal_dir))
         text = await run_in_threadpool(inventory.viewer_of, config.libvirt_uri, desk, person.user)
         if text is None:
             return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404)

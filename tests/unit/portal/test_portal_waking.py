@@ -97,3 +97,25 @@ def test_a_start_beyond_a_quota_is_refused(client, conn, config):  # noqa: F811
     reply = client.post("/desktops/lab-ada/start", data={"csrf": csrf}, follow_redirects=False)
     assert reply.status_code == 409 and "and 1 run: team-ada." in reply.text
     assert not conn.lookupByName("lab-ada").isActive()
+
+
+def test_a_viewer_file_of_a_sleeping_desktop_wakes_it_within_its_quotas(client, conn, config):  # noqa: F811
+    dom = conn.lookupByName("team-ada")
+    dom.destroy()
+    dom.undefine()
+    world.define(conn, "team-ada", "team", True, graphics_socket="/run/vdesk/team-ada.vnc", spice=True,
+                 display_password="Display-Pw-1")
+    actions.suspend(conn.lookupByName("team-ada"))
+    conn.lookupByName("lab-ada").create()
+    lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    csrf = signed_in(client)
+    assert not re.search(r'class="viewer"\s*disabled', client.get("/").text)       # asleep: a viewer opens it
+    refused = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})
+    assert refused.status_code == 409 and "and 1 run: lab-ada." in refused.text
+    assert actions.asleep(conn.lookupByName("team-ada"))
+    conn.lookupByName("lab-ada").destroy()
+    reply = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})
+    assert reply.status_code == 200 and "password=Display-Pw-1" in reply.text
+    assert conn.lookupByName("team-ada").isActive()
