@@ -49,7 +49,7 @@ console: setup
 
 # Re-run every desktop's declared checks over SSH (pinned host keys) and print a table.
 check: setup
-	@source tools/env.sh && python -m components.cli.checks $(STACK)
+	@source tools/env.sh && python -m components.cli.checks $(STACK) $(if $(WAKE),--wake)
 
 # All four tiers: unit (mocks + libvirt's test driver), integration (the
 # project's own libvirtd), end-to-end (real guests over SSH), reliability

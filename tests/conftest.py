@@ -157,6 +157,12 @@ def pytest_runtest_teardown(item, nextitem):
 def pytest_sessionfinish(session):
     if _PREBUILD is not None:
         _PREBUILD.stop()
+    # A test killed halfway (a timeout, a failed fixture) can leave a host's console gateway, portal or
+    # lifecycle service running as root: stop every one whose state dir is this session's.
+    from components import hostservice
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        hostservice.reap_under(factory.getbasetemp())
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:                 # an xdist worker: the controller prints the summaries
         from tests.reliability import ledger

@@ -1,6 +1,10 @@
 """`make check STACK=...`: log in to every desktop of a stack over pinned-key SSH and run its declared checks.
 
-    python -m components.cli.checks STACK [--json] [--timeout SECONDS] [--port PORT]
+    python -m components.cli.checks STACK [--json] [--timeout SECONDS] [--port PORT] [--wake]
+
+A desktop asleep or off for idleness (its host's lifecycle service put it there) is reported as such and
+left asleep: checking it is no reason to wake it, unless --wake asks. Its state is libvirt's now, not the
+outputs' of the last `up`. One outside its schedule is never started.
 
 Exit status: 0 if every check passed, 1 if any failed (or a desktop could not be checked),
 2 if the stack's outputs could not be read.
@@ -15,14 +19,26 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+import libvirt
+
+from ..errors import VdeskError
 from ..guest import GuestError
 from ..guest.checks import GuestHost
 from ..guest.checkrun import CheckOutcome, report, run_checks
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..guest.jump import JumpHost
 from ..guest.ssh import SshTarget, connect
+from ..host import connection
+from ..lifecycle import actions as idling
+from ..lifecycle.quotas import lifecycle_dir_of
 
 LOGIN_CHECK = "SSH login with the pinned host key"
+WAKE_CHECK = "woken for its checks"
+_NOT_WOKEN = {"asleep": "desktop is asleep (suspended by its host's lifecycle service); not woken for its checks "
+                        "(--wake, or make check WAKE=1, wakes it)",
+              "idle-off": "desktop is off for idleness (its host's lifecycle service shut it down); not started for "
+                          "its checks (--wake, or make check WAKE=1, starts it)",
+              "schedule-off": "desktop is off outside its schedule; not started for its checks"}
 
 
 @dataclass(frozen=True)
@@ -79,13 +95,14 @@ def check_stack(
     timeout_s: float = 60,
     port: int = 22,
     connect_fn: Callable[..., object] = connect,
+    wake: bool = False,
 ) -> list[DesktopResult]:
     """Check every desktop in the outputs; never raises for a desktop that fails or cannot be reached."""
     desktops = outputs.get("desktops") or {}
     if not isinstance(desktops, dict):
         return [DesktopResult("(stack)", error="outputs.desktops is not a mapping of desktops")]
     return [
-        check_desktop(name, desktop, outputs, timeout_s=timeout_s, port=port, connect_fn=connect_fn)
+        check_desktop(name, desktop, outputs, timeout_s=timeout_s, port=port, connect_fn=connect_fn, wake=wake)
         for name, desktop in sorted(desktops.items())
     ]
 
@@ -98,8 +115,9 @@ def check_desktop(
     timeout_s: float = 60,
     port: int = 22,
     connect_fn: Callable[..., object] = connect,
+    wake: bool = False,
 ) -> DesktopResult:
-    """Log in to one desktop and run its checks."""
+    """Log in to one desktop and run its checks (a sleeping one only with `wake`)."""
     path = f"outputs.desktops.{name}"
     result = DesktopResult(name)
     if not isinstance(desktop, dict):
@@ -111,8 +129,21 @@ def check_desktop(
         result.error = f"invalid checks: {'; '.join(f'{p}: {m}' for p, m in exc.problems)}"
         result.error_at = "(checks config)"
         return result
+    state = live_state(desktop) or desktop.get("state")
+    if state in idling.OFF_ON_PURPOSE:
+        if not wake or state not in idling.SLEEPING:
+            result.skipped = _NOT_WOKEN[state]
+            return result
+        try:
+            _wake(desktop)
+        except VdeskError as exc:            # (a quota it would go beyond says which: quotas.QuotaExceeded)
+            result.error, result.error_at = f"not woken: {exc}", WAKE_CHECK
+            return result
+        except libvirt.libvirtError as exc:
+            result.error, result.error_at = f"not woken: {exc.get_error_message()}", WAKE_CHECK
+            return result
     if not desktop.get("ip"):
-        if desktop.get("state") == "stopped":
+        if state == "stopped":
             result.skipped = "desktop is stopped"
         else:
             result.error = f"{path}.ip is empty: the desktop has no known address (is it running?)"
@@ -131,6 +162,27 @@ def check_desktop(
     with session:
         result.outcomes = run_checks(GuestHost(session), checks)
     return result
+
+
+def live_state(desktop: dict) -> str | None:
+    """The desktop's runtime state as its host's libvirt says now (running, asleep, idle-off, schedule-off,
+    stopped); None when the host or the domain cannot be asked (the outputs' state is all there is then)."""
+    uri, name = desktop.get("host_uri"), desktop.get("name")
+    if not uri or not name:
+        return None
+    try:
+        with connection.connect(uri) as conn:
+            dom = connection.lookup(conn.lookupByName, name)
+            return None if dom is None else idling.runtime_state(dom)
+    except (VdeskError, libvirt.libvirtError):
+        return None
+
+
+def _wake(desktop: dict) -> str:
+    """Wake it as opening it would, within its host's quotas (beside its console gateway's dir)."""
+    console = desktop.get("console") or {}
+    with connection.connect(desktop["host_uri"]) as conn:
+        return idling.wake(conn, desktop["name"], lifecycle_dir_of(console["dir"]) if console.get("dir") else None)
 
 
 def _target(name: str, desktop: dict, outputs: dict, port: int) -> SshTarget:
@@ -244,10 +296,10 @@ def render(results: list[DesktopResult]) -> str:
 
 
 def run(outputs: dict, *, as_json: bool = False, timeout_s: float = 60, port: int = 22,
-        connect_fn: Callable[..., object] = connect, out=None) -> int:
+        connect_fn: Callable[..., object] = connect, out=None, wake: bool = False) -> int:
     """The CLI's core on an outputs dict: print the results and return the exit status."""
     out = out or sys.stdout
-    results = check_stack(outputs, timeout_s=timeout_s, port=port, connect_fn=connect_fn)
+    results = check_stack(outputs, timeout_s=timeout_s, port=port, connect_fn=connect_fn, wake=wake)
     if as_json:
         out.write(json.dumps(to_json(results), indent=2) + "\n")
     else:
@@ -261,13 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print machine-readable results")
     parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each SSH login (default 60)")
     parser.add_argument("--port", type=int, default=22, help="the guests' SSH port (default 22)")
+    parser.add_argument("--wake", action="store_true", help="wake a desktop asleep or off for idleness to check it "
+                                                            "(default: report it as such, and leave it)")
     args = parser.parse_args(argv)
     try:
         outputs = fetch_outputs(args.stack)
     except OutputsError as exc:
         print(f"vdesk check: {exc}", file=sys.stderr)
         return 2
-    return run(outputs, as_json=args.json, timeout_s=args.timeout, port=args.port)
+    return run(outputs, as_json=args.json, timeout_s=args.timeout, port=args.port, wake=args.wake)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     if problems := pool_problems(config, hosts) + host_problems(config, hosts):
         raise InputError(problems)
     _report(config, hosts, result)
+    _record_quotas(stack, config, hosts)
 
     # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and
     # everything on it waits for that gate: the engine stops scheduling new steps at the first failure,
@@ -299,6 +300,22 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
                      **kubevirt_stack.declare(on_clusters, clusters, prefix, secret)},
         "containers": {n: c.outputs for n, c in containers.items()},
     }
+
+
+def _record_quotas(stack: str, config: StackConfig, hosts: dict) -> None:
+    """Each embedded host's record of this stack's quotas and of whom its desktops there are for, which the host's
+    portal, console gateway and lifecycle service hold a start or a wake to (components/lifecycle/quotas.py).
+    Written by `up`, never by a preview."""
+    from ..host.resolve import previewing
+    from ..lifecycle.quotas import lifecycle_dir_of, record
+    if previewing():
+        return
+    for name, h in hosts.items():
+        if h.console_dir:
+            record(lifecycle_dir_of(h.console_dir), stack, config.quotas,
+                   {f"{config.prefix}-{d.name}": {"users": [u.name for u in d.users],
+                                                  "groups": [g for u in d.users for g in u.groups]}
+                    for d in config.desktops.values() if d.host == name})
 
 
 def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:

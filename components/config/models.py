@@ -186,6 +186,7 @@ class StackConfig:
     profiles: dict[str, Profile] = dataclasses.field(default_factory=dict)   # as written, with checked values
     containers: dict[str, ContainerConfig] = dataclasses.field(default_factory=dict)
     shares: dict[str, ShareConfig] = dataclasses.field(default_factory=dict)
+    quotas: dict | None = None         # {users|groups: {who: {desktops, memory}}}, as declared (memory in bytes)
 
 
 

@@ -97,7 +97,9 @@ class _Resolver(_Infrastructure, _Desktops):
                     and key not in self.password_keys:
                 self.add((key,), unknown(StackFile))
         return (StackConfig(prefix, self.hosts, self.pools, self.networks, self.images, desktops, timeouts,
-                            profiles, containers, self.shares), self.problems)
+                            profiles, containers, self.shares,
+                            f.quotas.model_dump() if f.quotas and not is_broken(self.broken, ("quotas",)) else None),
+                self.problems)
 
     def password(self, loc: Loc, key: str | None) -> str | None:
         """The name of the secret config key that holds a user's password.

@@ -33,6 +33,7 @@ from websockify.websockifyserver import WebSockifyServer
 from .. import xmlmodel
 from ..lifecycle import actions as idling
 from ..lifecycle.console_input import ConsoleInput
+from ..lifecycle.quotas import QuotaExceeded, lifecycle_dir_of
 from . import vncauth
 from .settings import ConsoleSettings
 from .tokens import (Grant, Refused, is_revoked, refuse_other_stack, refuse_unbound, revocations, signing_key,
@@ -105,7 +106,7 @@ class ConsoleTokens(BasePlugin):
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
             refuse_other_stack(grant, live.owner.stack if live.owner else None)   # before saying anything of it
             if not dom.isActive():
-                live = self._wake(conn, dom)
+                live = self._wake(conn, dom, lifecycle_dir_of(self.source))
         finally:
             conn.close()
         vnc = next((g for g in live.graphics if g.type == "vnc"), None)
@@ -118,15 +119,17 @@ class ConsoleTokens(BasePlugin):
 
 
     @staticmethod
-    def _wake(conn, dom) -> xmlmodel.Domain:
+    def _wake(conn, dom, lifecycle_dir: Path) -> xmlmodel.Domain:
         """Opening a sleeping desktop's console wakes it (its managed save restored); a desktop stopped on
         purpose stays stopped. Returns its live XML, with the display where the woken qemu listens."""
         if idling.runtime_state(dom) not in idling.SLEEPING:
             raise Refused("the desktop is not running")
         try:
-            how = idling.wake(conn, dom.name())
+            how = idling.wake(conn, dom.name(), lifecycle_dir)
         except libvirt.libvirtError as exc:
             raise Refused(f"the desktop could not be woken: {exc.get_error_message()}") from None
+        except QuotaExceeded as exc:
+            raise Refused(str(exc)) from None
         log.info("woke desktop=%s for its console how=%s", dom.name(), how)
         return xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE))
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import shlex
 import time
+from pathlib import Path
 
 import libvirt
 from lxml import etree
 
 from ..guest import agent
+from . import quotas
 from .sessions import Session
 
 log = logging.getLogger(__name__)
@@ -145,15 +147,17 @@ def runtime_state(dom) -> str:
     return f"{by}-off" if by in ("idle", "schedule") else "stopped"
 
 
-def wake(conn, name: str) -> str:
+def wake(conn, name: str, lifecycle_dir: Path | None = None) -> str:
     """Start a desktop that sleeps (libvirt restores its managed save), for the portal or the console gateway.
 
     Returns what was done; a desktop already running is left as it is. Stopped but not asleep: started,
-    since opening a desktop means wanting it. The guest's clock is set from the host's afterwards.
+    since opening a desktop means wanting it. The guest's clock is set from the host's afterwards. With the
+    host's `lifecycle_dir`, its quotas are checked first (quotas.QuotaExceeded says which one it would exceed).
     """
     dom = conn.lookupByName(name)
     if dom.isActive():
         return "already running"
+    quotas.check(conn, lifecycle_dir, name)
     restored = bool(dom.hasManagedSaveImage(0))
     dom.create()
     started_again(dom)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import libvirt
 
-from . import actions
+from . import actions, quotas
 from .activity import ConsoleActivity, GuestSessions, Started
 from .decision import Decision, decide, idle_for, span
 from .policy import IdlePolicy, policy_of
@@ -36,6 +36,7 @@ class Lifecycle:
         self.dir, self.settings = Path(lifecycle_dir), settings
         self.started, self.console, self.guest = Started(), ConsoleActivity(self.dir), GuestSessions()
         self.state: dict[str, dict] = self._load()
+        self.refused: dict[str, str] = {}      # desktop -> why its schedule's start was refused (logged once)
         self.started.started_at = {uuid: s["started_at"] for uuid, s in self.state.items()}
 
     def _load(self) -> dict:
@@ -109,11 +110,21 @@ class Lifecycle:
                     log.info("stop desktop=%s how=%s reason=outside its schedule (%s)", dom.name(), how,
                              schedule.said())
                 elif state == "schedule-off" and inside:
+                    if (why := quotas.refusal(conn, self.dir, dom.name())) is not None:
+                        self._refused(dom.name(), why)
+                        continue
+                    self.refused.pop(dom.name(), None)
                     dom.create()
                     actions.started_again(dom)
                     log.info("start desktop=%s reason=its schedule (%s)", dom.name(), schedule.said())
             except libvirt.libvirtError as exc:
                 log.warning("schedule of desktop=%s not followed: %s", dom.name(), exc.get_error_message())
+
+    def _refused(self, name: str, why: str) -> None:
+        """A schedule's start beyond a quota is not made: logged when it begins or its reason changes."""
+        if self.refused.get(name) != why:
+            self.refused[name] = why
+            log.warning("refused start desktop=%s reason=its schedule, beyond a quota: %s", name, why)
 
     def _apply_held(self, dom, changes: list[str], now: float, seen: dict) -> None:
         """Restart a desktop on the changes `up` held for it (apply_when: idle) once nobody has used it for

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..console import service as console_service
+from ..lifecycle.quotas import QuotaExceeded, lifecycle_dir_of
 from ..names import name_problem
 from ..console.tokens import console_url, link_id, mint, revoke, signing_key
 from . import accounts, inventory, oidc, usage, waking
@@ -236,7 +237,12 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if isinstance(found := await on_their_desktop(request), Response):
             return found
         person, desk = found
-        await run_in_threadpool(inventory.act, config.libvirt_uri, desk, action)
+        try:
+            await run_in_threadpool(inventory.act, config.libvirt_uri, desk, action, lifecycle_dir_of(config.portal_dir))
+        except QuotaExceeded as exc:
+            log.info("action user=%s desktop=%s action=%s from=%s result=refused reason=%s", person.user, desk.name,
+                     action, client(request), exc)
+            return refused(request, str(exc), 409, title="Over a quota")
         log.info("action user=%s desktop=%s action=%s from=%s", person.user, desk.name, action, client(request))
         return RedirectResponse(f"/?done={action}+{desk.name}", status_code=303)
 
@@ -245,8 +251,13 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return found
         person, desk = found
         if desk.asleep:                           # woken behind a page that opens it once it runs
+            if why := await run_in_threadpool(waking.quota_refusal, config.libvirt_uri, config.portal_dir, desk.name):
+                log.info("wake user=%s desktop=%s from=%s result=refused reason=%s", person.user, desk.name,
+                         client(request), why)
+                return refused(request, why, 409, title="Over a quota")
             response = page(request, "waking.html", 202, desk=desk)
-            response.background = BackgroundTask(waking.wake, config.libvirt_uri, desk.name, person.user)
+            response.background = BackgroundTask(waking.wake, config.libvirt_uri, desk.name, person.user,
+                                                 lifecycle_dir_of(config.portal_dir))
             return response
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
@@ -268,6 +279,13 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if isinstance(found := await on_their_desktop(request), Response):
             return found
         person, desk = found
+        if desk.asleep:                           # a viewer opens it too: woken first (the file names its display)
+            if why := await run_in_threadpool(waking.quota_refusal, config.libvirt_uri, config.portal_dir, desk.name):
+                log.info("wake user=%s desktop=%s from=%s result=refused reason=%s", person.user, desk.name,
+                         client(request), why)
+                return refused(request, why, 409, title="Over a quota")
+            await run_in_threadpool(waking.wake, config.libvirt_uri, desk.name, person.user,
+                                    lifecycle_dir_of(config.portal_dir))
         text = await run_in_threadpool(inventory.viewer_of, config.libvirt_uri, desk, person.user)
         if text is None:
             return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404)

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+from pathlib import Path
 from typing import Iterable
 
 import libvirt
@@ -17,7 +18,7 @@ from PIL import Image
 from .. import xmlmodel
 from ..console.viewer import viewer_file
 from ..guest.screenshot import png_of
-from ..lifecycle import actions as idling
+from ..lifecycle import actions as idling, quotas
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,13 @@ def one_of(uri: str, host: str, proven: Iterable[tuple[str, str]], name: str) ->
     raise NotYours(name)
 
 
-def act(uri: str, desk: Desktop, action: str) -> None:
-    """start, stop (a graceful shutdown: the guest is asked, not pulled) or restart a desktop."""
+def act(uri: str, desk: Desktop, action: str, lifecycle_dir: Path | None = None) -> None:
+    """start, stop (a graceful shutdown: the guest is asked, not pulled) or restart a desktop. A start is held to
+    the host's quotas (`lifecycle_dir`): quotas.QuotaExceeded says which one it would go beyond."""
     with connect(uri) as conn:
         dom = conn.lookupByName(desk.name)
+        if action in ("start", "restart") and not dom.isActive():
+            quotas.check(conn, lifecycle_dir, desk.name)
         if action == "start":
             if not dom.isActive():
                 dom.create()

@@ -230,3 +230,56 @@ def test_main_reports_pulumi_failure_with_status_2(tmp_path, monkeypatch, capsys
     assert capsys.readouterr().err == (
         "vdesk check: cannot read the outputs of stack 'nope': error: no stack named 'nope' found\n"
     )
+
+
+@pytest.fixture
+def sleeper(conn):
+    """A desktop's domain on libvirt's test driver, as the Domain provider defines it, put to sleep."""
+    from components.lifecycle import actions
+    from components.resources.domain import DomainProvider
+    provider = DomainProvider()
+    created = provider.create(provider.check({}, {
+        "host_uri": "test:///default", "name": "vdesk-sleepy", "owner": "unit", "domain_type": "test",
+        "memory": 256 * 1024**2, "vcpus": 1, "boot": "bios", "disks": [], "nics": []}).inputs)
+    dom = conn.lookupByName("vdesk-sleepy")
+    actions.suspend(dom)
+    yield dom
+    if dom.hasManagedSaveImage(0):
+        dom.managedSaveRemove(0)
+    provider.delete(created.id, created.outs)
+
+
+def test_an_asleep_desktop_is_reported_asleep_and_left_asleep(server, sleeper):
+    from components.lifecycle import actions
+
+    def no_login(*_a, **_kw):
+        raise AssertionError("an asleep desktop is not logged in to")
+    # the outputs of the `up` before it slept still say running, with its address
+    outputs = _outputs({"dev": _desktop(server, [{"command": "true"}], name="vdesk-sleepy",
+                                        host_uri="test:///default")})
+    out = io.StringIO()
+    assert checks_cli.run(outputs, port=server.port, timeout_s=10, out=out, connect_fn=no_login) == 0
+    assert [[c.strip() for c in r] for r in _table(out.getvalue())] == [[
+        "dev", "(all checks)", "skipped", "desktop is asleep (suspended by its host's lifecycle service); not woken "
+        "for its checks (--wake, or make check WAKE=1, wakes it)"]]
+    assert actions.asleep(sleeper)
+
+
+def test_with_wake_it_is_woken_and_checked(server, sleeper):
+    outputs = _outputs({"dev": _desktop(server, [{"command": "true"}], name="vdesk-sleepy",
+                                        host_uri="test:///default")})
+    status, text = _run(outputs, server, wake=True)
+    assert status == 0, text
+    assert sleeper.isActive() and not sleeper.hasManagedSaveImage(0)
+    assert [[c.strip() for c in r] for r in _table(text)] == [
+        ["dev", "SSH login with the pinned host key", "ok"], ["dev", "command `true` succeeds", "ok"]]
+
+
+def test_one_off_outside_its_schedule_is_not_started_even_with_wake(server, sleeper):
+    from components.lifecycle import actions
+    sleeper.managedSaveRemove(0)
+    actions.mark_off(sleeper, "schedule")
+    outputs = _outputs({"dev": _desktop(server, name="vdesk-sleepy", host_uri="test:///default")})
+    status, text = _run(outputs, server, wake=True)
+    assert status == 0 and "desktop is off outside its schedule; not started for its checks" in text
+    assert not sleeper.isActive()

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from components.lifecycle import actions
+from components.lifecycle import actions, quotas
 from tests.support import portal_world as world
 from tests.unit.portal.test_portal_app import client, config, signed_in  # noqa: F401  (fixtures)
 
@@ -68,3 +68,54 @@ def test_a_desktop_stopped_on_purpose_is_not_woken(client, conn):  # noqa: F811
     assert re.search(r'class="open"\s*disabled', client.get("/").text)
     reply = client.post("/desktops/lab-ada/open", data={"csrf": csrf}, follow_redirects=False)
     assert reply.status_code == 303 and not conn.lookupByName("lab-ada").isActive()   # (the gateway refuses it)
+
+
+def test_a_wake_beyond_a_quota_is_refused_with_the_quota_and_what_runs(client, conn, config, asleep,  # noqa: F811
+                                                                        caplog):
+    caplog.set_level(logging.INFO, logger="vdesk.portal")
+    conn.lookupByName("lab-ada").create()           # ada's desktop of another stack runs
+    lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    csrf = signed_in(client)
+    reply = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
+    assert reply.status_code == 409 and "Over a quota" in reply.text
+    assert ("team-ada is not started: ada&#39;s quota is 1 desktop(s) running at once (quotas.users.ada.desktops "
+            "of stack team), and 1 run: lab-ada.") in reply.text
+    assert actions.asleep(asleep)
+    assert "wake user=ada desktop=team-ada from=testclient result=refused" in caplog.text
+    conn.lookupByName("lab-ada").destroy()
+    assert client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False).status_code == 202
+    assert asleep.isActive()
+
+
+def test_a_start_beyond_a_quota_is_refused(client, conn, config):  # noqa: F811
+    lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
+    quotas.record(lifecycle_dir, "team", None, {"team-ada": {"users": ["ada"]}})       # running
+    quotas.record(lifecycle_dir, "lab", {"users": {"ada": {"desktops": 1}}}, {"lab-ada": {"users": ["ada"]}})
+    csrf = signed_in(client, "ada", world.PASSWORDS["lab", "ada"])
+    reply = client.post("/desktops/lab-ada/start", data={"csrf": csrf}, follow_redirects=False)
+    assert reply.status_code == 409 and "and 1 run: team-ada." in reply.text
+    assert not conn.lookupByName("lab-ada").isActive()
+
+
+def test_a_viewer_file_of_a_sleeping_desktop_wakes_it_within_its_quotas(client, conn, config):  # noqa: F811
+    dom = conn.lookupByName("team-ada")
+    dom.destroy()
+    dom.undefine()
+    world.define(conn, "team-ada", "team", True, graphics_socket="/run/vdesk/team-ada.vnc", spice=True,
+                 display_password="Display-Pw-1")
+    actions.suspend(conn.lookupByName("team-ada"))
+    conn.lookupByName("lab-ada").create()
+    lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    csrf = signed_in(client)
+    assert not re.search(r'class="viewer"\s*disabled', client.get("/").text)       # asleep: a viewer opens it
+    refused = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})
+    assert refused.status_code == 409 and "and 1 run: lab-ada." in refused.text
+    assert actions.asleep(conn.lookupByName("team-ada"))
+    conn.lookupByName("lab-ada").destroy()
+    reply = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})
+    assert reply.status_code == 200 and "password=Display-Pw-1" in reply.text
+    assert conn.lookupByName("team-ada").isActive()
