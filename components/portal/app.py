@@ -197,25 +197,31 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return PlainTextResponse("no identity provider on this host", status_code=404)
         source = client(request)
         try:
-            email = await identity_provider.finish(request)
+            identity = await identity_provider.finish(request)
         except oidc.SignInRefused as exc:
             log.info("signin via=oidc from=%s result=refused reason=%s", source, exc)
             return refused(request, f"Your sign-in was refused: {exc}. Sign in again.", title="Sign-in refused")
+        email = identity.email
         if not _EMAIL.fullmatch(email):
             log.info("signin via=oidc from=%s result=refused reason=an odd email claim", source)
             return refused(request, "Your identity provider sent an address this portal does not take.",
                            title="Sign-in refused")
         proven = accounts.by_email(accounts.load(config.portal_dir), email)
-        return signed_in(request, email, proven, email=email, admin=settings.admins.by_email(email))
+        admin = settings.admins.by_email(email) or settings.oidc.grants_admin(identity.groups)
+        return signed_in(request, email, proven, email=email, admin=admin)
 
     async def signout(request: Request) -> Response:
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         person = sessions.close(request.session.get("sid"))
         request.session.clear()
+        at_provider = None
+        if person is not None and person.email and identity_provider is not None:   # its session ends too
+            at_provider = await identity_provider.signed_out_at(str(request.url_for("signin")))
         if person is not None:
-            log.info("signout user=%s from=%s", person.user, client(request))
-        response = to_signin()
+            log.info("signout user=%s from=%s%s", person.user, client(request),
+                     " at_provider=yes" if at_provider else "")
+        response = RedirectResponse(at_provider, status_code=303) if at_provider else to_signin()
         response.delete_cookie(CONSOLE_COOKIE, path="/")
         return response
 
