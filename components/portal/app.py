@@ -29,7 +29,7 @@ from starlette.templating import Jinja2Templates
 from ..console import service as console_service
 from ..names import name_problem
 from ..console.tokens import console_url, link_id, mint, revoke, signing_key
-from . import accounts, inventory, oidc, usage, waking
+from . import accounts, inventory, oidc, onetime, usage, waking
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
 from .people import Person, Sessions
@@ -173,14 +173,33 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return signed_in(request, user, proven, admin=admin)
 
     def signed_in(request: Request, user: str, proven: list[tuple[str, str]], email: str | None = None,
-                  admin: bool = False) -> Response:
+                  admin: bool = False, via: str = "password") -> Response:
         """One server-side session, however the person proved who they are."""
         sessions.close(request.session.get("sid"))
         request.session.clear()                                   # a new session id and CSRF token
         request.session["sid"] = sessions.open(user, proven, client(request), email=email, admin=admin)
         log.info("signin user=%s from=%s result=ok desktops=%s via=%s%s", user, client(request),
-                 ",".join(d for _s, d in proven), "oidc" if email else "password", " admin=yes" if admin else "")
+                 ",".join(d for _s, d in proven), "oidc" if email else via, " admin=yes" if admin else "")
         return RedirectResponse("/", status_code=303)
+
+    async def signin_link(request: Request) -> Response:
+        """A one-time sign-in link (onetime.py): the page's script posts the token from the URL's fragment."""
+        if request.method == "GET":
+            return page(request, "link.html")
+        form = await checked_form(request)
+        if form is None:
+            return refused(request, "The sign-in page was stale; open the link again.", title="Sign-in refused")
+        source = client(request)
+        if not limiter.allow(source, f"link from {source}"):       # a token cannot be guessed: per client
+            log.info("signin via=link from=%s result=rate-limited", source)
+            return page(request, "link.html", 429, message="Too many attempts; wait a few minutes.")
+        try:
+            grant = await run_in_threadpool(onetime.redeem, config.portal_dir, str(form.get("token") or ""))
+        except onetime.LinkRefused as exc:
+            log.info("signin via=link from=%s result=refused reason=%s", source, exc)
+            return refused(request, "This sign-in link was used already, has expired, or is not this portal's: "
+                                    "`make access` prints a new one.", 401, title="Sign-in refused")
+        return signed_in(request, grant.user, [(grant.stack, grant.desktop)], via="link")
 
     async def oidc_signin(request: Request) -> Response:
         if identity_provider is None:
@@ -350,6 +369,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         Route("/", home, name="home"),
         Route("/signin", signin, methods=["GET", "POST"], name="signin"),
         Route("/signout", signout, methods=["POST"], name="signout"),
+        Route(onetime.PATH, signin_link, methods=["GET", "POST"], name="signin_link"),
         Route("/oidc/signin", oidc_signin, name="oidc_signin"),
         Route("/oidc/callback", oidc_callback, name="oidc_callback"),
         Route("/admin", administration, name="administration"),
