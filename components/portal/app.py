@@ -107,8 +107,14 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return None
         return form
 
-    def refused(request: Request, reason: str, status: int = 403, title: str | None = None) -> Response:
+    def refused(request: Request, reason: str, status: int = 403, title: str = "Refused") -> Response:
         return page(request, "refused.html", status, reason=reason, title=title)
+
+    def none_of_theirs(request: Request, name: str) -> Response:
+        """Another person's desktop, and one that does not exist, get this same 403: true of both, it tells
+        nobody which one it was."""
+        named = "that name" if name_problem(name) else name
+        return refused(request, f"You have no desktop called {named} on this host.", title="No desktop of yours")
 
     def still_theirs(person: Person) -> list[tuple[str, str]]:
         """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
@@ -149,7 +155,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return to_signin()
         desk = await mine(request, person, request.path_params["name"])
         if desk is None:
-            return refused(request, "This desktop is not yours.")
+            return none_of_theirs(request, request.path_params["name"])
         return page(request, "desktops.html", desktops=[desk], actions=inventory.ACTIONS)
 
     async def signin(request: Request) -> Response:
@@ -252,7 +258,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         desk = await mine(request, person, request.path_params["name"])
-        return refused(request, "This desktop is not yours.") if desk is None else (person, desk)
+        return none_of_theirs(request, request.path_params["name"]) if desk is None else (person, desk)
 
     async def act(request: Request) -> Response:
         action = request.path_params["action"]
@@ -275,7 +281,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return response
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
-            return refused(request, "The host's console gateway is not running.", 503)
+            return refused(request, "The host's console gateway is not running.", 503, title="Unavailable")
         token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
                                stack=desk.stack, extra=link_claims(person, desk.stack))
         sessions.gave_link(request.session.get("sid"), desk.name, link_id(token))
@@ -295,7 +301,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         person, desk = found
         text = await run_in_threadpool(inventory.viewer_of, config.libvirt_uri, desk, person.user)
         if text is None:
-            return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404)
+            return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404,
+                           title="No viewer file")
         log.info("viewer user=%s desktop=%s from=%s", person.user, desk.name, client(request))
         return Response(text, media_type="application/x-virt-viewer",
                         headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{desk.name}.vv"'})
@@ -306,7 +313,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if person is None:
             return PlainTextResponse("sign in first", status_code=401)
         desk = await mine(request, person, request.path_params["name"])
-        return PlainTextResponse("not yours", status_code=403) if desk is None else desk
+        return PlainTextResponse("no desktop of yours", status_code=403) if desk is None else desk
 
     async def desktop_state(request: Request) -> Response:
         """What the waking page asks each second."""
@@ -333,7 +340,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not person.admin:
             log.info("refused user=%s from=%s reason=not an administrator path=/admin", person.user,
                      client(request))
-            return refused(request, "This page is for the host's administrators.", title="Not yours")
+            return refused(request, "This page is for the host's administrators.", title="For administrators")
         desks = await run_in_threadpool(inventory.every_desktop, config.libvirt_uri, config.host)
         ended = request.query_params.get("ended") or ""
         message = f"Ended the sessions of {ended}." if _USER_NAME.fullmatch(ended) or _EMAIL.fullmatch(ended) \
@@ -353,7 +360,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not person.admin:
             log.info("refused user=%s from=%s reason=not an administrator path=/admin/end", person.user,
                      client(request))
-            return refused(request, "This page is for the host's administrators.", title="Not yours")
+            return refused(request, "This page is for the host's administrators.", title="For administrators")
         user = str(form.get("user") or "")
         if not (_USER_NAME.fullmatch(user) or _EMAIL.fullmatch(user)):
             return refused(request, "No such person.", 400, title="Refused")

@@ -257,3 +257,16 @@ def test_a_viewer_file_names_the_display_as_the_live_domain_has_it(graphics, uri
     from components import xmlmodel
     from components.portal.inventory import _display_uri
     assert _display_uri(xmlmodel.Graphics(**graphics)) == uri
+
+
+def test_a_desktop_that_does_not_exist_is_refused_as_anothers_is_in_words_true_of_both(client):
+    signed_in(client)
+    graces, nobodys = client.get("/desktops/team-grace"), client.get("/desktops/no-such-desktop")
+    assert graces.status_code == nobodys.status_code == 403
+    for reply, name in ((graces, "team-grace"), (nobodys, "no-such-desktop")):
+        assert '<h2 id="refused">No desktop of yours</h2>' in reply.text and "Not yours" not in reply.text
+        assert f"You have no desktop called {name} on this host." in reply.text
+    assert graces.text.replace("team-grace", "X") == nobodys.text.replace("no-such-desktop", "X")
+    odd = client.get("/desktops/%3Cb%3Ebold")
+    assert odd.status_code == 403 and "<b>" not in odd.text and "&lt;b&gt;" not in odd.text
+    assert "You have no desktop called that name" in odd.text
