@@ -32,7 +32,7 @@ from ..console.tokens import console_url, link_id, mint, revoke, signing_key
 from . import accounts, inventory, oidc, onetime, usage, waking
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
-from .people import Person, Sessions
+from .people import SESSIONS_FILE, Person, Sessions
 from .settings import PortalSettings
 
 log = logging.getLogger("vdesk.portal")
@@ -67,10 +67,10 @@ def _loggable_desktop(name: str) -> str:
 
 def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -> Starlette:
     settings = config.settings
-    sessions = Sessions(settings.session_s)
     limiter = limiter or AttemptLimiter()
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     secret = signing_key(config.portal_dir, create=True)
+    sessions = Sessions(settings.session_s, config.portal_dir / SESSIONS_FILE)     # kept across a restart
     identity_provider = oidc.OidcSignIn(settings.oidc) if settings.oidc else None
 
     def client(request: Request) -> str:
@@ -110,11 +110,10 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
     def refused(request: Request, reason: str, status: int = 403, title: str = "Refused") -> Response:
         return page(request, "refused.html", status, reason=reason, title=title)
 
-    def none_of_theirs(request: Request, name: str) -> Response:
+    def none_of_theirs(request: Request) -> Response:
         """Another person's desktop, and one that does not exist, get this same 403: true of both, it tells
-        nobody which one it was."""
-        named = "that name" if name_problem(name) else name
-        return refused(request, f"You have no desktop called {named} on this host.", title="No desktop of yours")
+        nobody which one it was (nor echoes the name)."""
+        return refused(request, "You have no desktop of that name on this host.", title="No desktop of yours")
 
     def still_theirs(person: Person) -> list[tuple[str, str]]:
         """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
@@ -155,7 +154,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return to_signin()
         desk = await mine(request, person, request.path_params["name"])
         if desk is None:
-            return none_of_theirs(request, request.path_params["name"])
+            return none_of_theirs(request)
         return page(request, "desktops.html", desktops=[desk], actions=inventory.ACTIONS)
 
     async def signin(request: Request) -> Response:
@@ -258,7 +257,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         desk = await mine(request, person, request.path_params["name"])
-        return none_of_theirs(request, request.path_params["name"]) if desk is None else (person, desk)
+        return none_of_theirs(request) if desk is None else (person, desk)
 
     async def act(request: Request) -> Response:
         action = request.path_params["action"]
