@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import textwrap
 import time
 import urllib.parse
@@ -355,3 +356,42 @@ def test_up_starts_the_portal_with_the_policys_provider(tmp_path, monkeypatch):
                         lambda portal_dir, settings, **_: started.update(dir=portal_dir, settings=settings))
     resolve._start_portal("local", world.URI, tmp_path / "console")
     assert started["dir"] == tmp_path / "portal" and started["settings"].oidc == OidcSettings(**GOOD)
+
+
+@pytest.mark.parametrize("end_session, sent_to", [
+    (None, "/signin"),                                                       # a provider without RP logout
+    (f"{ISSUER}/logout", f"{ISSUER}/logout?client_id=vdesk-portal&post_logout_redirect_uri="
+                         "http%3A%2F%2Ftestserver%2Fsignin"),
+    (f"{ISSUER}/logout?realm=staff", f"{ISSUER}/logout?realm=staff&client_id=vdesk-portal&"
+                                     "post_logout_redirect_uri=http%3A%2F%2Ftestserver%2Fsignin"),
+    ("http://evil.example.org/logout", "/signin"),                           # not https: not followed
+])
+def test_signing_out_sends_the_browser_to_the_providers_end_session_endpoint_when_it_has_one(
+        conn, tmp_path, monkeypatch, end_session, sent_to):
+    from authlib.integrations.starlette_client.apps import StarletteOAuth2App
+    metadata = {"issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/auth", "token_endpoint": f"{ISSUER}/token",
+                "jwks": KeySet([SIGNING_KEY]).as_dict(private=False), "id_token_signing_alg_values_supported": ["RS256"],
+                **({"end_session_endpoint": end_session} if end_session else {})}
+    sent = {}
+
+    async def discovery(self):
+        return metadata
+
+    async def token_endpoint(self, redirect_uri=None, **params):
+        return {"access_token": "an-access-token", "token_type": "Bearer", "id_token": _id_token(sent["nonce"])}
+    monkeypatch.setattr(StarletteOAuth2App, "load_server_metadata", discovery)
+    monkeypatch.setattr(StarletteOAuth2App, "fetch_access_token", token_endpoint)
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    settings = PortalSettings(oidc=OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+    with TestClient(create_app(world.build(conn, tmp_path, settings))) as client:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+            client.get("/oidc/signin", follow_redirects=False).headers["location"]).query))
+        sent["nonce"] = query["nonce"]
+        home = client.get(f"/oidc/callback?code=the-code&state={query['state']}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)
+        out = client.post("/signout", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == sent_to
+        assert "eyJ" not in out.headers["location"]
+        assert client.get("/", follow_redirects=False).headers["location"] == "/signin"
+    world.tear_down(conn)
