@@ -88,6 +88,14 @@ def at_the_provider_sign_in(browser, login: str) -> None:
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
+def signed_in_by_the_provider(browser, url: str, login: str) -> None:
+    """From the portal's sign-in page, through the provider's, as `login`."""
+    from selenium.webdriver.common.by import By
+    browser.get(url + "/signin")
+    browser.find_element(By.ID, "oidc-signin").click()
+    at_the_provider_sign_in(browser, login)
+
+
 def sign_out_at_the_provider_too(browser) -> None:
     """The portal's Sign out, then oidc-provider's own confirmation of its RP-initiated logout."""
     from selenium.webdriver.common.by import By
@@ -128,9 +136,7 @@ def no_secret_in(text: str, *secrets_: str) -> None:
 def test_a_mapped_identity_signs_in_and_sees_exactly_her_desktops(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, world.EMAILS["ada"])
+    signed_in_by_the_provider(browser, url, world.EMAILS["ada"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktops, signed in by her provider")
     browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-ada.png"))
     assert browser.find_element(By.ID, "who").text == world.EMAILS["ada"]
@@ -157,9 +163,7 @@ def test_a_mapped_identity_signs_in_and_sees_exactly_her_desktops(portal, browse
 def test_signing_out_ends_the_providers_session_too(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, world.EMAILS["grace"])
+    signed_in_by_the_provider(browser, url, world.EMAILS["grace"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-grace"), "grace's desktop")
     browser.get(url + "/oidc/signin")       # while the provider's session lives, it signs her in without asking
     until(lambda: browser.find_elements(By.ID, "desktop-team-grace") and urlsplit(browser.current_url).path == "/",
@@ -185,9 +189,7 @@ def test_signing_out_ends_the_providers_session_too(portal, browser, caplog):
 def test_a_member_of_the_policys_admin_group_administers_the_portal(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, LEAD_EMAIL)
+    signed_in_by_the_provider(browser, url, LEAD_EMAIL)
     until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
     browser.get(url + "/admin")
     until(lambda: browser.find_elements(By.ID, "all-desktops"), "the administration page")
@@ -200,9 +202,7 @@ def test_a_member_of_the_policys_admin_group_administers_the_portal(portal, brow
 def test_an_identity_outside_the_admin_group_is_refused_the_administration(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, world.EMAILS["ada"])          # in the provider's group staff only
+    signed_in_by_the_provider(browser, url, world.EMAILS["ada"])          # in the provider's group staff only
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktops")
     assert not browser.find_elements(By.ID, "administration")
     browser.get(url + "/admin")
@@ -217,9 +217,7 @@ def test_an_identity_outside_the_admin_group_is_refused_the_administration(porta
 def test_an_unmapped_identity_signs_in_to_no_desktop_and_is_told_why(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, "nobody@example.org")
+    signed_in_by_the_provider(browser, url, "nobody@example.org")
     until(lambda: browser.find_elements(By.ID, "none"), "the portal, with no desktop")
     browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-unmapped.png"))
     assert shown_desktops(browser) == []
@@ -233,9 +231,7 @@ def test_an_unmapped_identity_signs_in_to_no_desktop_and_is_told_why(portal, bro
 def test_the_policys_admin_address_signs_in_as_the_hosts_administrator(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, ADMIN_EMAIL)
+    signed_in_by_the_provider(browser, url, ADMIN_EMAIL)
     until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
     browser.find_element(By.ID, "administration").click()
     until(lambda: browser.find_elements(By.ID, "all-desktops"), "the administration page")
