@@ -101,6 +101,26 @@ def _portal_url(console_dir: str | None) -> str | None:
     return service.base_url(portal_dir_of(console_dir)) if console_dir else None
 
 
+def _on_a_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _signin_link(portal: str, console: dict, user: str | None) -> str | None:
+    """A one-time sign-in link to the portal, and what it does, for a user whose stack declares no password.
+    Only to a terminal: a pipeline's log (GitOps) is read by more people than the desktop's."""
+    from ..portal import onetime
+    from ..portal.accounts import portal_dir_of
+    portal_dir, stack, desktop = portal_dir_of(console["dir"]), console.get("stack"), console["desktop"]
+    if not onetime.without_password(portal_dir, stack, desktop, user):
+        return None
+    if not _on_a_terminal():
+        return (f"{user} has no password: `make access STACK={stack}` in a terminal prints a one-time sign-in "
+                "link (never into a log)")
+    link = onetime.link_for(portal_dir, portal, stack, desktop, user)
+    return link and (f"{link}   (no password declared: it signs {user} in once, within "
+                     f"{onetime.VALID_S // 60} minutes; make access prints a new one)")
+
+
 def main(argv: list[str], outputs: dict | None = None) -> int:
     """Write the access files and print how to reach each desktop; with `outputs` (plain_outputs, after an
     `up` that wrote the files) only print."""
@@ -122,7 +142,11 @@ def main(argv: list[str], outputs: dict | None = None) -> int:
         if d.get("console"):
             print(f"  browser: make console STACK={stack} USER={name}   (prints a link that expires)")
             if portal := _portal_url(d["console"]["dir"]):
-                print(f"  portal:  {portal}   (sign in as {d.get('user')} with the password the stack declares)")
+                note = _signin_link(portal, d["console"], d.get("user"))
+                print(f"  portal:  {portal}" + ("" if note else
+                                                 f"   (sign in as {d.get('user')} with the password the stack declares)"))
+                if note:
+                    print(f"  sign in: {note}")
         if d.get("screenshot"):
             print(f"  screen:  {d['screenshot']}   (what it showed when it was ready)")
     return 0

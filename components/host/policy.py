@@ -38,6 +38,9 @@ against a policy that only the machine's administrator writes:
       issuer: https://login.example.org/realms/staff
       client_id: vdesk-portal
       client_secret_file: /etc/vdesk/portal-oidc.secret   # readable by root only; never in a stack
+      admin_groups: [vdesk-admins]       # optional: members of these groups at the provider administer the
+      groups_claim: groups               #   portal, by this claim (default groups) of the verified ID token or
+      groups_scope: groups               #   UserInfo; and a scope to ask for it with (default: none)
     portal_admins:                       # who sees every desktop and session in the portal, and ends sessions:
       - ops@example.org                  #   an identity the OpenID Connect provider proves, or a local
       - {user: hostadmin, password_hash: "$6$..."}   # administrator with this file's hash (portal/admins.py)
@@ -326,9 +329,12 @@ def _console(path: str, data, policy: Policy) -> ConsoleSettings:
 
 
 def _portal_oidc(path: str, value) -> OidcSettings:
-    names = [f.name for f in dataclasses.fields(OidcSettings)]
-    if not isinstance(value, dict) or set(value) != set(names):
-        raise PolicyError(f"{path}: {PORTAL_OIDC} must be a mapping of exactly {', '.join(names)}")
+    fields = dataclasses.fields(OidcSettings)
+    required = [f.name for f in fields if f.default is dataclasses.MISSING]
+    optional = [f.name for f in fields if f.default is not dataclasses.MISSING]
+    if not isinstance(value, dict) or not set(required) <= set(value) <= set(required + optional):
+        raise PolicyError(f"{path}: {PORTAL_OIDC} must be a mapping of exactly {', '.join(required)}, and "
+                          f"optionally {', '.join(optional)}")
     oidc = OidcSettings(**value)
     if problems := oidc.problems(PORTAL_OIDC):
         raise PolicyError(f"{path}: " + "; ".join(f"{where}: {message}" for where, message in problems))

@@ -30,10 +30,10 @@ from ..console import service as console_service
 from ..lifecycle.quotas import QuotaExceeded, lifecycle_dir_of
 from ..names import name_problem
 from ..console.tokens import console_url, link_id, mint, revoke, signing_key
-from . import accounts, inventory, oidc, usage, waking
+from . import accounts, inventory, oidc, onetime, usage, waking
 from .limiter import AttemptLimiter
 from .links import CONSOLE_COOKIE, link_claims
-from .people import Person, Sessions
+from .people import SESSIONS_FILE, Person, Sessions
 from .settings import PortalSettings
 
 log = logging.getLogger("vdesk.portal")
@@ -68,10 +68,10 @@ def _loggable_desktop(name: str) -> str:
 
 def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -> Starlette:
     settings = config.settings
-    sessions = Sessions(settings.session_s)
     limiter = limiter or AttemptLimiter()
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     secret = signing_key(config.portal_dir, create=True)
+    sessions = Sessions(settings.session_s, config.portal_dir / SESSIONS_FILE)     # kept across a restart
     identity_provider = oidc.OidcSignIn(settings.oidc) if settings.oidc else None
 
     def client(request: Request) -> str:
@@ -108,8 +108,13 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return None
         return form
 
-    def refused(request: Request, reason: str, status: int = 403, title: str | None = None) -> Response:
+    def refused(request: Request, reason: str, status: int = 403, title: str = "Refused") -> Response:
         return page(request, "refused.html", status, reason=reason, title=title)
+
+    def none_of_theirs(request: Request) -> Response:
+        """Another person's desktop, and one that does not exist, get this same 403: true of both, it tells
+        nobody which one it was (nor echoes the name)."""
+        return refused(request, "You have no desktop of that name on this host.", title="No desktop of yours")
 
     def still_theirs(person: Person) -> list[tuple[str, str]]:
         """The desktops proven at sign-in that their stacks still list the person on (a removal counts at once)."""
@@ -150,7 +155,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return to_signin()
         desk = await mine(request, person, request.path_params["name"])
         if desk is None:
-            return refused(request, "This desktop is not yours.")
+            return none_of_theirs(request)
         return page(request, "desktops.html", desktops=[desk], actions=inventory.ACTIONS)
 
     async def signin(request: Request) -> Response:
@@ -174,14 +179,33 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         return signed_in(request, user, proven, admin=admin)
 
     def signed_in(request: Request, user: str, proven: list[tuple[str, str]], email: str | None = None,
-                  admin: bool = False) -> Response:
+                  admin: bool = False, via: str = "password") -> Response:
         """One server-side session, however the person proved who they are."""
         sessions.close(request.session.get("sid"))
         request.session.clear()                                   # a new session id and CSRF token
         request.session["sid"] = sessions.open(user, proven, client(request), email=email, admin=admin)
         log.info("signin user=%s from=%s result=ok desktops=%s via=%s%s", user, client(request),
-                 ",".join(d for _s, d in proven), "oidc" if email else "password", " admin=yes" if admin else "")
+                 ",".join(d for _s, d in proven), "oidc" if email else via, " admin=yes" if admin else "")
         return RedirectResponse("/", status_code=303)
+
+    async def signin_link(request: Request) -> Response:
+        """A one-time sign-in link (onetime.py): the page's script posts the token from the URL's fragment."""
+        if request.method == "GET":
+            return page(request, "link.html")
+        form = await checked_form(request)
+        if form is None:
+            return refused(request, "The sign-in page was stale; open the link again.", title="Sign-in refused")
+        source = client(request)
+        if not limiter.allow(source, f"link from {source}"):       # a token cannot be guessed: per client
+            log.info("signin via=link from=%s result=rate-limited", source)
+            return page(request, "link.html", 429, message="Too many attempts; wait a few minutes.")
+        try:
+            grant = await run_in_threadpool(onetime.redeem, config.portal_dir, str(form.get("token") or ""))
+        except onetime.LinkRefused as exc:
+            log.info("signin via=link from=%s result=refused reason=%s", source, exc)
+            return refused(request, "This sign-in link was used already, has expired, or is not this portal's: "
+                                    "`make access` prints a new one.", 401, title="Sign-in refused")
+        return signed_in(request, grant.user, [(grant.stack, grant.desktop)], via="link")
 
     async def oidc_signin(request: Request) -> Response:
         if identity_provider is None:
@@ -198,25 +222,31 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return PlainTextResponse("no identity provider on this host", status_code=404)
         source = client(request)
         try:
-            email = await identity_provider.finish(request)
+            identity = await identity_provider.finish(request)
         except oidc.SignInRefused as exc:
             log.info("signin via=oidc from=%s result=refused reason=%s", source, exc)
             return refused(request, f"Your sign-in was refused: {exc}. Sign in again.", title="Sign-in refused")
+        email = identity.email
         if not _EMAIL.fullmatch(email):
             log.info("signin via=oidc from=%s result=refused reason=an odd email claim", source)
             return refused(request, "Your identity provider sent an address this portal does not take.",
                            title="Sign-in refused")
         proven = accounts.by_email(accounts.load(config.portal_dir), email)
-        return signed_in(request, email, proven, email=email, admin=settings.admins.by_email(email))
+        admin = settings.admins.by_email(email) or settings.oidc.grants_admin(identity.groups)
+        return signed_in(request, email, proven, email=email, admin=admin)
 
     async def signout(request: Request) -> Response:
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         person = sessions.close(request.session.get("sid"))
         request.session.clear()
+        at_provider = None
+        if person is not None and person.email and identity_provider is not None:   # its session ends too
+            at_provider = await identity_provider.signed_out_at(str(request.url_for("signin")))
         if person is not None:
-            log.info("signout user=%s from=%s", person.user, client(request))
-        response = to_signin()
+            log.info("signout user=%s from=%s%s", person.user, client(request),
+                     " at_provider=yes" if at_provider else "")
+        response = RedirectResponse(at_provider, status_code=303) if at_provider else to_signin()
         response.delete_cookie(CONSOLE_COOKIE, path="/")
         return response
 
@@ -228,7 +258,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
         desk = await mine(request, person, request.path_params["name"])
-        return refused(request, "This desktop is not yours.") if desk is None else (person, desk)
+        return none_of_theirs(request) if desk is None else (person, desk)
 
     async def act(request: Request) -> Response:
         action = request.path_params["action"]
@@ -261,7 +291,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
             return response
         base = console_service.base_url(config.console_dir) if config.console_dir else None
         if base is None:
-            return refused(request, "The host's console gateway is not running.", 503)
+            return refused(request, "The host's console gateway is not running.", 503, title="Unavailable")
         token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
                                stack=desk.stack, extra=link_claims(person, desk.stack))
         sessions.gave_link(request.session.get("sid"), desk.name, link_id(token))
@@ -288,7 +318,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
                                     lifecycle_dir_of(config.portal_dir))
         text = await run_in_threadpool(inventory.viewer_of, config.libvirt_uri, desk, person.user)
         if text is None:
-            return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404)
+            return refused(request, "This desktop has no display a viewer file can reach now (is it running?).", 404,
+                           title="No viewer file")
         log.info("viewer user=%s desktop=%s from=%s", person.user, desk.name, client(request))
         return Response(text, media_type="application/x-virt-viewer",
                         headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{desk.name}.vv"'})
@@ -299,7 +330,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if person is None:
             return PlainTextResponse("sign in first", status_code=401)
         desk = await mine(request, person, request.path_params["name"])
-        return PlainTextResponse("not yours", status_code=403) if desk is None else desk
+        return PlainTextResponse("no desktop of yours", status_code=403) if desk is None else desk
 
     async def desktop_state(request: Request) -> Response:
         """What the waking page asks each second."""
@@ -326,7 +357,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not person.admin:
             log.info("refused user=%s from=%s reason=not an administrator path=/admin", person.user,
                      client(request))
-            return refused(request, "This page is for the host's administrators.", title="Not yours")
+            return refused(request, "This page is for the host's administrators.", title="For administrators")
         desks = await run_in_threadpool(inventory.every_desktop, config.libvirt_uri, config.host)
         ended = request.query_params.get("ended") or ""
         message = f"Ended the sessions of {ended}." if _USER_NAME.fullmatch(ended) or _EMAIL.fullmatch(ended) \
@@ -346,7 +377,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if not person.admin:
             log.info("refused user=%s from=%s reason=not an administrator path=/admin/end", person.user,
                      client(request))
-            return refused(request, "This page is for the host's administrators.", title="Not yours")
+            return refused(request, "This page is for the host's administrators.", title="For administrators")
         user = str(form.get("user") or "")
         if not (_USER_NAME.fullmatch(user) or _EMAIL.fullmatch(user)):
             return refused(request, "No such person.", 400, title="Refused")
@@ -362,6 +393,7 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         Route("/", home, name="home"),
         Route("/signin", signin, methods=["GET", "POST"], name="signin"),
         Route("/signout", signout, methods=["POST"], name="signout"),
+        Route(onetime.PATH, signin_link, methods=["GET", "POST"], name="signin_link"),
         Route("/oidc/signin", oidc_signin, name="oidc_signin"),
         Route("/oidc/callback", oidc_callback, name="oidc_callback"),
         Route("/admin", administration, name="administration"),

@@ -24,6 +24,17 @@ class OidcSettings:
     issuer: str                  # e.g. https://login.example.org/realms/staff (its discovery document below it)
     client_id: str
     client_secret_file: str      # a file only root reads; the secret itself is never in a setting
+    admin_groups: tuple[str, ...] = ()   # a member of any of these groups (at the provider) administers the portal
+    groups_claim: str = "groups"         # the claim of the ID token (or UserInfo) that lists the identity's groups
+    groups_scope: str | None = None      # a scope to ask for so that the provider sends that claim (e.g. groups)
+
+    def __post_init__(self):             # as read back from settings.json or the policy (lists)
+        if isinstance(self.admin_groups, list):
+            object.__setattr__(self, "admin_groups", tuple(self.admin_groups))
+
+    def grants_admin(self, groups) -> bool:
+        """Whether an identity in these groups (the verified claim's values) is one of the portal's administrators."""
+        return any(group in self.admin_groups for group in groups)
 
     def problems(self, where: str) -> list[tuple[str, str]]:
         found = []
@@ -37,6 +48,12 @@ class OidcSettings:
             found.append((f"{where}.client_id", "must be the client id the provider registered for the portal"))
         if not isinstance(self.client_secret_file, str) or not Path(self.client_secret_file).is_absolute():
             found.append((f"{where}.client_secret_file", "must be the absolute path of a file holding the secret"))
+        if not isinstance(self.admin_groups, tuple) or not all(_token(g, 255) for g in self.admin_groups):
+            found.append((f"{where}.admin_groups", "must be a list of group names as the provider sends them"))
+        if not _token(self.groups_claim, 64):
+            found.append((f"{where}.groups_claim", "must be the name of a claim, e.g. groups"))
+        if self.groups_scope is not None and not _token(self.groups_scope, 64):
+            found.append((f"{where}.groups_scope", "must be the name of a scope, e.g. groups"))
         return found
 
     @property
@@ -49,6 +66,11 @@ class OidcSettings:
     @classmethod
     def of(cls, value: "OidcSettings | dict | None") -> "OidcSettings | None":
         return cls(**value) if isinstance(value, dict) else value
+
+
+def _token(value, longest: int) -> bool:
+    """A name as OpenID Connect carries it (a claim, a scope, a group): printable, no space, not too long."""
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable() and " " not in value
 
 
 def _loopback(host: str) -> bool:

@@ -30,20 +30,42 @@ def live(own_host, tmp_path):
     accounts.publish(portal_dir, "plteam", "pl-other", ["ada"], {"ada": hash_password("ada-pw", rounds=MIN_ROUNDS)})
     url = service.ensure_running(portal_dir, PortalSettings(), libvirt_uri=own_host.uri, host="itest",
                                  console_dir=None)
-    yield url
+    yield url, portal_dir, lambda settings: service.ensure_running(portal_dir, settings, libvirt_uri=own_host.uri,
+                                                                   host="itest", console_dir=None)
     service.stop(portal_dir)
     for dom in defined:
         dom.undefine()
     conn.close()
 
 
-def test_ada_sees_her_defined_desktop_and_not_another_stacks(live):
+def signed_in_opener(url: str):
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    page = opener.open(live + "/signin", timeout=10).read().decode()
+    page = opener.open(url + "/signin", timeout=10).read().decode()
     csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode({"user": "ada", "password": "ada-pw", "csrf": csrf}).encode()
-    home = opener.open(live + "/signin", data=form, timeout=30).read().decode()
+    return opener, opener.open(url + "/signin", data=form, timeout=30).read().decode()
+
+
+def test_ada_sees_her_defined_desktop_and_not_another_stacks(live):
+    live, _portal_dir, _restart = live
+    opener, home = signed_in_opener(live)
     assert 'id="desktop-pl-ada"' in home and 'data-state="stopped"' in home and "pl-other" not in home
     with pytest.raises(urllib.error.HTTPError) as refused:
         opener.open(live + "/desktops/pl-other", timeout=10)
     assert refused.value.code == 403
+
+
+
+def test_a_session_outlives_a_restart_of_the_portal_and_signing_out_ends_it(live):
+    url, portal_dir, restart = live
+    opener, home = signed_in_opener(url)
+    assert 'id="desktop-pl-ada"' in home
+    before = service.runtime(portal_dir)["pid"]
+    url = restart(PortalSettings(link_validity_s=240))           # what an up with other settings does
+    assert service.runtime(portal_dir)["pid"] != before
+    home = opener.open(url + "/", timeout=30).read().decode()
+    assert 'id="desktop-pl-ada"' in home and 'id="who">ada<' in home
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home).group(1)
+    opener.open(url + "/signout", data=urllib.parse.urlencode({"csrf": csrf}).encode(), timeout=10)
+    url = restart(PortalSettings(link_validity_s=180))
+    assert 'id="signin"' in opener.open(url + "/", timeout=30).read().decode()

@@ -36,6 +36,9 @@ pytestmark = [pytest.mark.integration,
 WAIT_S = 30
 CLIENT_ID = "vdesk-portal"
 ADMIN_EMAIL = "ops@example.org"      # the host policy's portal administrator (no stack maps it)
+ADMIN_GROUP = "vdesk-admins"         # the policy's admin_groups: a member administers the portal
+LEAD_EMAIL = "lead@example.org"      # in ADMIN_GROUP at the provider; named nowhere in the policy
+GROUPS = {LEAD_EMAIL: [ADMIN_GROUP, "staff"], "ada@example.org": ["staff"]}
 SHOTS = Path("/tmp")
 
 
@@ -54,9 +57,11 @@ def portal(tmp_path, caplog):
     url = url_of(PortalSettings(), sock)
     client_secret = secrets.token_urlsafe(32)
     with oidc.openid_provider(tmp_path / "idp", client_id=CLIENT_ID, client_secret=client_secret,
-                              redirect_uris=[f"{url}/oidc/callback"]) as issuer:
+                              redirect_uris=[f"{url}/oidc/callback"], post_logout_redirect_uris=[f"{url}/signin"],
+                              groups=GROUPS) as issuer:
         settings = PortalSettings(oidc=OidcSettings(issuer=issuer, client_id=CLIENT_ID,
-                                                    client_secret_file=str(tmp_path / "idp" / "client.secret")),
+                                                    client_secret_file=str(tmp_path / "idp" / "client.secret"),
+                                                    admin_groups=(ADMIN_GROUP,), groups_scope="groups"),
                                   admins=Admins(emails=(ADMIN_EMAIL,)))
         assert settings.problems("portal") == []
         with world.serving(world.build(conn, tmp_path, settings), sock):
@@ -81,6 +86,24 @@ def at_the_provider_sign_in(browser, login: str) -> None:
     until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[name=prompt][value=consent]"),
           "the provider's consent page")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def signed_in_by_the_provider(browser, url: str, login: str) -> None:
+    """From the portal's sign-in page, through the provider's, as `login`."""
+    from selenium.webdriver.common.by import By
+    browser.get(url + "/signin")
+    browser.find_element(By.ID, "oidc-signin").click()
+    at_the_provider_sign_in(browser, login)
+
+
+def sign_out_at_the_provider_too(browser) -> None:
+    """The portal's Sign out, then oidc-provider's own confirmation of its RP-initiated logout."""
+    from selenium.webdriver.common.by import By
+    browser.find_element(By.ID, "signout").click()
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "button[name=logout][value=yes]"),
+          "the provider's sign-out confirmation")
+    browser.find_element(By.CSS_SELECTOR, "button[name=logout][value=yes]").click()
+    until(lambda: browser.find_elements(By.ID, "signin"), "back at the portal's sign-in page")
 
 
 def shown_desktops(browser) -> list[str]:
@@ -113,9 +136,7 @@ def no_secret_in(text: str, *secrets_: str) -> None:
 def test_a_mapped_identity_signs_in_and_sees_exactly_her_desktops(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, world.EMAILS["ada"])
+    signed_in_by_the_provider(browser, url, world.EMAILS["ada"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktops, signed in by her provider")
     browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-ada.png"))
     assert browser.find_element(By.ID, "who").text == world.EMAILS["ada"]
@@ -133,19 +154,70 @@ def test_a_mapped_identity_signs_in_and_sees_exactly_her_desktops(portal, browse
     signins = [r.getMessage() for r in caplog.records if r.getMessage().startswith("signin ")]
     assert len(signins) == 1 and signins[0].startswith(f"signin user={world.EMAILS['ada']} from=127.0.0.1 result=ok")
     assert signins[0].endswith("via=oidc")
-    browser.find_element(By.ID, "signout").click()
-    until(lambda: browser.find_elements(By.ID, "signin"), "signed out")
+    sign_out_at_the_provider_too(browser)
     assert signed_out(url, browser)
     no_secret_in(caplog.text, client_secret)
     no_secret_in(url, client_secret)
 
 
+def test_signing_out_ends_the_providers_session_too(portal, browser, caplog):
+    from selenium.webdriver.common.by import By
+    url, client_secret = portal
+    signed_in_by_the_provider(browser, url, world.EMAILS["grace"])
+    until(lambda: browser.find_elements(By.ID, "desktop-team-grace"), "grace's desktop")
+    browser.get(url + "/oidc/signin")       # while the provider's session lives, it signs her in without asking
+    until(lambda: browser.find_elements(By.ID, "desktop-team-grace") and urlsplit(browser.current_url).path == "/",
+          "signed in again by the provider's session alone")
+    assert not browser.find_elements(By.NAME, "login")
+    browser.find_element(By.ID, "signout").click()
+    until(lambda: browser.find_elements(By.CSS_SELECTOR, "button[name=logout][value=yes]"),
+          "the provider's sign-out confirmation")
+    sent = dict(parse_qsl(urlsplit(browser.current_url).query))      # the provider's end_session_endpoint
+    assert sent == {"client_id": CLIENT_ID, "post_logout_redirect_uri": f"{url}/signin"}   # no token in it
+    browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-signout.png"))
+    browser.find_element(By.CSS_SELECTOR, "button[name=logout][value=yes]").click()
+    until(lambda: browser.find_elements(By.ID, "signin"), "back at the portal's sign-in page")
+    assert urlsplit(browser.current_url).path == "/signin"
+    assert signed_out(url, browser)
+    # The provider's session ended with the portal's: signing in again asks for the login, not only a click.
+    browser.find_element(By.ID, "oidc-signin").click()
+    until(lambda: browser.find_elements(By.NAME, "login"), "the provider's sign-in page, asking again")
+    assert f"signout user={world.EMAILS['grace']} from=127.0.0.1 at_provider=yes" in caplog.text
+    no_secret_in(caplog.text, client_secret)
+
+
+def test_a_member_of_the_policys_admin_group_administers_the_portal(portal, browser, caplog):
+    from selenium.webdriver.common.by import By
+    url, client_secret = portal
+    signed_in_by_the_provider(browser, url, LEAD_EMAIL)
+    until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
+    browser.get(url + "/admin")
+    until(lambda: browser.find_elements(By.ID, "all-desktops"), "the administration page")
+    assert [e.get_attribute("data-user") for e in browser.find_elements(By.CSS_SELECTOR, "tr.session")] == [
+        LEAD_EMAIL]
+    assert f"signin user={LEAD_EMAIL} from=127.0.0.1 result=ok desktops= via=oidc admin=yes" in caplog.text
+    no_secret_in(caplog.text, client_secret)
+
+
+def test_an_identity_outside_the_admin_group_is_refused_the_administration(portal, browser, caplog):
+    from selenium.webdriver.common.by import By
+    url, client_secret = portal
+    signed_in_by_the_provider(browser, url, world.EMAILS["ada"])          # in the provider's group staff only
+    until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktops")
+    assert not browser.find_elements(By.ID, "administration")
+    browser.get(url + "/admin")
+    until(lambda: browser.find_elements(By.ID, "refused"), "a refusal of the administration page")
+    assert "for the host's administrators" in browser.find_element(By.TAG_NAME, "main").text
+    assert not browser.find_elements(By.ID, "all-desktops")
+    assert f"refused user={world.EMAILS['ada']} from=127.0.0.1 reason=not an administrator path=/admin" in caplog.text
+    assert "admin=yes" not in caplog.text
+    no_secret_in(caplog.text, client_secret)
+
+
 def test_an_unmapped_identity_signs_in_to_no_desktop_and_is_told_why(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, "nobody@example.org")
+    signed_in_by_the_provider(browser, url, "nobody@example.org")
     until(lambda: browser.find_elements(By.ID, "none"), "the portal, with no desktop")
     browser.save_screenshot(str(SHOTS / "vdesk-portal-oidc-unmapped.png"))
     assert shown_desktops(browser) == []
@@ -159,9 +231,7 @@ def test_an_unmapped_identity_signs_in_to_no_desktop_and_is_told_why(portal, bro
 def test_the_policys_admin_address_signs_in_as_the_hosts_administrator(portal, browser, caplog):
     from selenium.webdriver.common.by import By
     url, client_secret = portal
-    browser.get(url + "/signin")
-    browser.find_element(By.ID, "oidc-signin").click()
-    at_the_provider_sign_in(browser, ADMIN_EMAIL)
+    signed_in_by_the_provider(browser, url, ADMIN_EMAIL)
     until(lambda: browser.find_elements(By.ID, "administration"), "the administration link")
     browser.find_element(By.ID, "administration").click()
     until(lambda: browser.find_elements(By.ID, "all-desktops"), "the administration page")

@@ -28,8 +28,11 @@ def installed() -> Path | None:
 
 
 @contextlib.contextmanager
-def openid_provider(tmp: Path, *, client_id: str, client_secret: str, redirect_uris: list[str]) -> Iterator[str]:
-    """Run the provider with this client registered (its secret in a 0600 file); yields its issuer URL."""
+def openid_provider(tmp: Path, *, client_id: str, client_secret: str, redirect_uris: list[str],
+                    post_logout_redirect_uris: list[str] = (), groups: dict[str, list[str]] | None = None
+                    ) -> Iterator[str]:
+    """Run the provider with this client registered (its secret in a 0600 file), the accounts of `groups`
+    (login -> group names) in those groups; yields its issuer URL."""
     install_dir = installed()
     if install_dir is None:
         raise RuntimeError("the test OpenID provider is not installed: run tools/setup.sh (needs Node.js 20)")
@@ -39,7 +42,9 @@ def openid_provider(tmp: Path, *, client_id: str, client_secret: str, redirect_u
     secret_file.write_text(client_secret)
     settings = tmp / "provider.json"
     settings.write_text(json.dumps({"install_dir": str(install_dir), "client_id": client_id,
-                                    "client_secret_file": str(secret_file), "redirect_uris": redirect_uris}))
+                                    "client_secret_file": str(secret_file), "redirect_uris": redirect_uris,
+                                    "post_logout_redirect_uris": list(post_logout_redirect_uris),
+                                    "groups": groups or {}}))
     with open(tmp / "provider.log", "w") as log:
         proc = subprocess.Popen(["node", str(SCRIPT), str(settings)], stdout=subprocess.PIPE, stderr=log,
                                 text=True)

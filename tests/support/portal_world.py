@@ -64,6 +64,24 @@ def build(conn: libvirt.virConnect, tmp: Path, settings: PortalSettings = Portal
                         settings=settings)
 
 
+# The `dev` stack's person, for whom the stack declares no password: a one-time sign-in link lets them in.
+PASSWORDLESS = ("dev", "dev-dev", "dev")        # (stack, desktop, user)
+
+
+@contextlib.contextmanager
+def passwordless_desktop(conn: libvirt.virConnect, config: PortalConfig) -> Iterator[tuple[str, str, str]]:
+    """A running desktop of stack dev whose user has no password, published as `up` publishes it."""
+    stack, desktop, user = PASSWORDLESS
+    dom = define(conn, desktop, stack, True)
+    accounts.publish(config.portal_dir, stack, desktop, [user], {})
+    try:
+        yield PASSWORDLESS
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+
 def believe_the_gateway(monkeypatch, config: PortalConfig) -> None:
     """The gateway's address as its service reports it: the gateway itself is not under test with this
     world, and its service believes a runtime record only from a live gateway process of that host."""

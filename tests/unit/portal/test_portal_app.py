@@ -257,3 +257,25 @@ def test_a_viewer_file_names_the_display_as_the_live_domain_has_it(graphics, uri
     from components import xmlmodel
     from components.portal.inventory import _display_uri
     assert _display_uri(xmlmodel.Graphics(**graphics)) == uri
+
+
+def test_a_desktop_that_does_not_exist_is_refused_as_anothers_is_in_words_true_of_both(client):
+    signed_in(client)
+    graces, nobodys = client.get("/desktops/team-grace"), client.get("/desktops/no-such-desktop")
+    assert graces.status_code == nobodys.status_code == 403
+    for reply, name in ((graces, "team-grace"), (nobodys, "no-such-desktop")):
+        assert '<h2 id="refused">No desktop of yours</h2>' in reply.text and "Not yours" not in reply.text
+        assert "You have no desktop of that name on this host." in reply.text and name not in reply.text
+    assert graces.text == nobodys.text
+
+
+def test_a_session_outlives_a_portal_restart_until_it_signs_out(config):
+    with TestClient(create_app(config), base_url="http://testserver") as before:
+        signed_in(before)
+        cookies = dict(before.cookies)
+    with TestClient(create_app(config), base_url="http://testserver", cookies=cookies) as after:    # restarted
+        page = after.get("/", follow_redirects=False)
+        assert page.status_code == 200 and 'id="desktop-team-ada"' in page.text
+        assert after.post("/signout", data={"csrf": csrf_of(page.text)}, follow_redirects=False).status_code == 303
+    with TestClient(create_app(config), base_url="http://testserver", cookies=cookies) as copied:
+        assert copied.get("/", follow_redirects=False).headers["location"] == "/signin"    # the old cookie: no more

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import re
 import textwrap
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ from starlette.testclient import TestClient
 from components.host import policy
 from components.portal import accounts, inventory
 from components.portal.app import create_app
-from components.portal.oidc import OidcSignIn, SignInRefused, _PendingSignIns
+from components.portal.oidc import Identity, OidcSignIn, SignInRefused, _PendingSignIns
 from components.portal.serve import config_from
 from components.portal.settings import OidcSettings, PortalSettings
 from tests.support import portal_world as world
@@ -201,10 +202,93 @@ def test_an_address_only_in_userinfo_counts_for_the_same_subject_only(tmp_path, 
             return {"sub": _subject, "email": "ada@example.org"}
         monkeypatch.setattr(sign_in.client, "userinfo", userinfo)
         if outcome:
-            assert _run(sign_in.finish(None)) == outcome
+            assert _run(sign_in.finish(None)) == Identity(outcome)
         else:
             with pytest.raises(SignInRefused, match="another identity"):
                 _run(sign_in.finish(None))
+
+
+GROUPED = {**GOOD, "admin_groups": ["vdesk-admins"], "groups_claim": "roles", "groups_scope": "roles"}
+
+
+@pytest.mark.parametrize("field, value", [("admin_groups", "vdesk-admins"), ("admin_groups", ["two words"]),
+                                          ("admin_groups", [""]), ("admin_groups", [7]), ("groups_claim", ""),
+                                          ("groups_claim", "a claim"), ("groups_scope", "groups roles")])
+def test_bad_group_settings_name_their_field(field, value):
+    assert [where for where, _ in OidcSettings(**{**GROUPED, field: value}).problems("portal_oidc")] == [
+        f"portal_oidc.{field}"]
+    assert OidcSettings(**GROUPED).problems("portal_oidc") == []
+
+
+def test_the_policy_may_name_admin_groups_and_their_claim(tmp_path):
+    file = tmp_path / "policy.yaml"
+    file.write_text(yaml.safe_dump({"portal_oidc": GROUPED}))
+    oidc = policy.load(file).portal_oidc
+    assert oidc.admin_groups == ("vdesk-admins",) and (oidc.groups_claim, oidc.groups_scope) == ("roles", "roles")
+    assert OidcSettings(**GOOD).admin_groups == () and OidcSettings(**GOOD).groups_claim == "groups"
+    settings = PortalSettings(oidc=oidc)          # and back from the portal's settings.json
+    assert PortalSettings(**json.loads(json.dumps(dataclasses.asdict(settings)))).oidc == oidc
+    for bad in ({**GROUPED, "admin_groups": "vdesk-admins"}, {**GROUPED, "admin_group": ["x"]}):
+        file.write_text(yaml.safe_dump({"portal_oidc": bad}))
+        with pytest.raises(policy.PolicyError, match="portal_oidc"):
+            policy.load(file)
+
+
+@pytest.mark.parametrize("id_token, userinfo, groups", [
+    ({"roles": ["vdesk-admins", "staff"]}, None, {"vdesk-admins", "staff"}),
+    ({"roles": "vdesk-admins"}, None, {"vdesk-admins"}),
+    ({}, {"sub": "ada-id", "roles": ["vdesk-admins"]}, {"vdesk-admins"}),        # UserInfo, same subject
+    ({"roles": ["staff"]}, {"sub": "ada-id", "roles": ["vdesk-admins"]}, {"staff"}),   # the ID token prevails
+    ({"roles": {"vdesk-admins": True}}, None, set()),                            # not a list of names
+])
+def test_the_groups_come_from_the_verified_claims_of_the_same_subject(tmp_path, monkeypatch, id_token, userinfo,
+                                                                     groups):
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    settings = OidcSettings(**{**GROUPED, "client_secret_file": str(secret)})
+    sign_in = OidcSignIn(settings)
+    assert sign_in.client.client_kwargs["scope"] == "openid email roles"
+
+    async def verified(_request, **_kwargs):
+        return {"access_token": "at", "userinfo": {"sub": "ada-id", "email": "ada@example.org", **id_token}}
+
+    async def user_info(token):
+        assert userinfo is not None, "UserInfo asked although the ID token had every claim"
+        return userinfo
+    monkeypatch.setattr(sign_in.client, "authorize_access_token", verified)
+    monkeypatch.setattr(sign_in.client, "userinfo", user_info)
+    identity = _run(sign_in.finish(None))
+    assert identity == Identity("ada@example.org", frozenset(groups))
+    assert settings.grants_admin(identity.groups) == ("vdesk-admins" in groups)
+
+
+def test_groups_of_another_subject_in_userinfo_are_refused(tmp_path, monkeypatch):
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    sign_in = OidcSignIn(OidcSettings(**{**GROUPED, "client_secret_file": str(secret)}))
+
+    async def verified(_request, **_kwargs):
+        return {"access_token": "at", "userinfo": {"sub": "ada-id", "email": "ada@example.org"}}
+
+    async def user_info(token):
+        return {"sub": "eve-id", "roles": ["vdesk-admins"]}
+    monkeypatch.setattr(sign_in.client, "authorize_access_token", verified)
+    monkeypatch.setattr(sign_in.client, "userinfo", user_info)
+    with pytest.raises(SignInRefused, match="another identity"):
+        _run(sign_in.finish(None))
+
+
+def test_without_admin_groups_no_group_is_read_or_asked_for(tmp_path, monkeypatch):
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    sign_in = OidcSignIn(OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+    assert sign_in.client.client_kwargs["scope"] == "openid email"
+
+    async def verified(_request, **_kwargs):
+        return {"userinfo": {"sub": "ada-id", "email": "ada@example.org", "groups": ["vdesk-admins"]}}
+    monkeypatch.setattr(sign_in.client, "authorize_access_token", verified)
+    assert _run(sign_in.finish(None)) == Identity("ada@example.org")
+    assert not OidcSettings(**GOOD).grants_admin({"vdesk-admins"})
 
 
 ISSUER = GOOD["issuer"]
@@ -272,3 +356,42 @@ def test_up_starts_the_portal_with_the_policys_provider(tmp_path, monkeypatch):
                         lambda portal_dir, settings, **_: started.update(dir=portal_dir, settings=settings))
     resolve._start_portal("local", world.URI, tmp_path / "console")
     assert started["dir"] == tmp_path / "portal" and started["settings"].oidc == OidcSettings(**GOOD)
+
+
+@pytest.mark.parametrize("end_session, sent_to", [
+    (None, "/signin"),                                                       # a provider without RP logout
+    (f"{ISSUER}/logout", f"{ISSUER}/logout?client_id=vdesk-portal&post_logout_redirect_uri="
+                         "http%3A%2F%2Ftestserver%2Fsignin"),
+    (f"{ISSUER}/logout?realm=staff", f"{ISSUER}/logout?realm=staff&client_id=vdesk-portal&"
+                                     "post_logout_redirect_uri=http%3A%2F%2Ftestserver%2Fsignin"),
+    ("http://evil.example.org/logout", "/signin"),                           # not https: not followed
+])
+def test_signing_out_sends_the_browser_to_the_providers_end_session_endpoint_when_it_has_one(
+        conn, tmp_path, monkeypatch, end_session, sent_to):
+    from authlib.integrations.starlette_client.apps import StarletteOAuth2App
+    metadata = {"issuer": ISSUER, "authorization_endpoint": f"{ISSUER}/auth", "token_endpoint": f"{ISSUER}/token",
+                "jwks": KeySet([SIGNING_KEY]).as_dict(private=False), "id_token_signing_alg_values_supported": ["RS256"],
+                **({"end_session_endpoint": end_session} if end_session else {})}
+    sent = {}
+
+    async def discovery(self):
+        return metadata
+
+    async def token_endpoint(self, redirect_uri=None, **params):
+        return {"access_token": "an-access-token", "token_type": "Bearer", "id_token": _id_token(sent["nonce"])}
+    monkeypatch.setattr(StarletteOAuth2App, "load_server_metadata", discovery)
+    monkeypatch.setattr(StarletteOAuth2App, "fetch_access_token", token_endpoint)
+    secret = tmp_path / "client.secret"
+    secret.write_text("s")
+    settings = PortalSettings(oidc=OidcSettings(**{**GOOD, "client_secret_file": str(secret)}))
+    with TestClient(create_app(world.build(conn, tmp_path, settings))) as client:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+            client.get("/oidc/signin", follow_redirects=False).headers["location"]).query))
+        sent["nonce"] = query["nonce"]
+        home = client.get(f"/oidc/callback?code=the-code&state={query['state']}")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)
+        out = client.post("/signout", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303 and out.headers["location"] == sent_to
+        assert "eyJ" not in out.headers["location"]
+        assert client.get("/", follow_redirects=False).headers["location"] == "/signin"
+    world.tear_down(conn)
