@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 from .guest.checkspec import KINDS
-from .names import SIZE_PATTERN, network_problem, parse_size
+from .names import SIZE_PATTERN, network_problem, parse_duration, parse_size
 from .xmlmodel import parse_cpuset
 
 MIN_MEMORY = 256 * 1024**2   # a desktop's or a container's least memory
@@ -27,6 +28,8 @@ _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _INTERFACE = r"^[^\s/:]{1,15}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,45 @@ def cidr6_problem(value: str) -> str | None:
         return f"{value!r} is not an IPv6 prefix (cidr6 is the IPv6 half of a dual-stack network)"
     if net.prefixlen > 125:
         return f"{value!r} is too small for a DHCP network (use /125 or larger)"
+    return None
+
+
+def ip_problem(version: int | None):
+    """What is wrong with an address, or one of the wrong family (version 4 or 6; None: either)."""
+    def problem(value: str) -> str | None:
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            ip = None
+        if ip is None or (version and ip.version != version):
+            return f"{value!r} is not an {'IPv4 ' if version == 4 else 'IP '}address"
+        return None
+    return problem
+
+
+def mac_problem(value: str) -> str | None:
+    """libvirt takes six hex pairs joined by ':' and refuses a multicast MAC for a DHCP reservation."""
+    if not isinstance(value, str) or not _MAC.match(value):
+        return f"{value!r} is not a MAC address (six hex pairs joined by ':', e.g. 52:54:00:12:34:56)"
+    if int(value[:2], 16) & 1:
+        return f"{value!r} is a multicast MAC address: a NIC's MAC is unicast (its first byte is even)"
+    return None
+
+
+def dns_name_problem(value: str) -> str | None:
+    """A DNS name: dot-separated labels of letters, digits and '-' (what dnsmasq serves)."""
+    if not isinstance(value, str) or not 0 < len(value.rstrip(".")) <= 253 \
+            or not all(_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        return (f"{value!r} is not a DNS name (labels of letters, digits and '-', joined by '.', e.g. "
+                "lab.example.org)")
+    return None
+
+
+def duration_problem(value) -> str | None:
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -146,6 +188,35 @@ PoolType = Literal[POOL_TYPES]
 NetfsFormat = Literal[NETFS_FORMATS]
 VolumeGroup = Annotated[str, rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
 FileServer = Annotated[str, rule(host_problem), Wording(expected="a host name or address, got {got}")]
+IPv4 = Annotated[str, rule(ip_problem(4)), Wording(expected="an IPv4 address, got {got}")]
+Address = Annotated[str, rule(ip_problem(None)), Wording(expected="an IP address, got {got}")]
+Mac = Annotated[str, rule(mac_problem), AfterValidator(str.lower), Field(json_schema_extra={"pattern": _MAC.pattern})]
+DnsName = Annotated[str, rule(dns_name_problem)]
+Seconds = Annotated[int, rule(duration_problem)]   # a duration as vdesk holds it (names.parse_duration's)
+
+
+class DhcpRange(Settings):
+    """The part of an IPv4 network that DHCP hands out."""
+    record: ClassVar[bool] = True
+    start: IPv4 = Field(description="First address handed out.")
+    end: IPv4 = Field(description="Last address handed out.")
+
+
+class DhcpHost(Settings):
+    """A DHCP reservation: this MAC always gets this address."""
+    noun: ClassVar[str] = "DHCP reservation"
+    record: ClassVar[bool] = True
+    mac: Mac = Field(description="The guest NIC's MAC address.")
+    ip: IPv4 = Field(description="The IPv4 address it gets.")
+    name: DnsName | None = Field(None, description="Its host name in the network's DNS.")
+
+
+class DnsHost(Settings):
+    """A DNS record in the network's own DNS."""
+    noun: ClassVar[str] = "DNS record"
+    record: ClassVar[bool] = True
+    ip: Address = Field(description="The address.")
+    hostnames: Annotated[list[DnsName], Field(min_length=1)] = Field(description="Names that resolve to it.")
 
 
 class Timeouts(Settings):

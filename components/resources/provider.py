@@ -73,13 +73,15 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
         except ValidationError as exc:
             if problem is not None:
                 return problem.replace("{input}", repr(value))
-            error = exc.errors()[0]
-            if wording.invalid and not error["loc"]:
-                return wording.invalid.format(input=repr(value), options="")
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            return f"{where}: {message}" if where else message
+            return "; ".join(dict.fromkeys(worded(error, value) for error in exc.errors()))   # every problem, once
         return None
+
+    def worded(error, value) -> str:
+        if wording.invalid and not error["loc"]:
+            return wording.invalid.format(input=repr(value), options="")
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"] if p != "[key]")
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{where.removeprefix('.')}: {message}" if where else message
 
     return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, kind=kind, **prop)
 

@@ -74,3 +74,21 @@ def test_the_pool_inputs_are_the_stack_file_s_kinds():
     assert props["source_format"].validate("smb") == "'smb' is not one of nfs, cifs, glusterfs, auto"
     assert props["source_name"].validate("-vg").startswith("'-vg' is not a volume group name")
     assert props["source_host"].validate("a b") == "'a b' is not a host name or IP address"
+
+
+def test_the_network_s_leases_records_and_range_are_the_stack_file_s_kinds():
+    from components.config.stackfile import Network
+    from components.kinds import DhcpHost, DhcpRange, DnsHost
+    from components.resources.network import NetworkProvider
+    props = NetworkProvider.PROPS
+    assert [props[k].kind for k in ("dhcp_range", "dhcp_hosts", "dns_hosts")] == \
+        [DhcpRange, list[DhcpHost], list[DnsHost]]
+    assert [Network.model_fields[k].annotation for k in ("dhcp_hosts", "dns_hosts")] == [list[DhcpHost], list[DnsHost]]
+    # every problem of the list at once, each at its place in the value
+    assert props["dhcp_hosts"].validate([{"mac": "01:00:5e:00:00:01", "ip": "10.0.0.5"}, {"ip": "10.0.0.6"}]) == (
+        "[0].mac: '01:00:5e:00:00:01' is a multicast MAC address: a NIC's MAC is unicast (its first byte is even); "
+        "[1].mac: Field required")
+    assert props["dns_hosts"].validate([{"ip": "10.0.0.9", "hostnames": ["-x"]}]).startswith(
+        "[0].hostnames[0]: '-x' is not a DNS name")
+    assert props["dhcp_range"].validate({"start": "10.0.0.9"}) == "must be {start, end}, two IPv4 addresses"
+    assert props["dhcp_hosts"].validate([{"mac": "52:54:00:00:00:01", "ip": "10.0.0.5", "name": "pc"}]) is None
