@@ -29,6 +29,7 @@ _INTERFACE = r"^[^\s/:]{1,15}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")     # libvirt's <initenv name=...>
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
@@ -127,6 +128,29 @@ def duration_problem(value) -> str | None:
     return None
 
 
+def env_name_problem(name: str) -> str | None:
+    return None if _ENV_NAME.match(name) else (f"{name!r} is not an environment variable name (letters, digits and "
+                                               "'_', not starting with a digit)")
+
+
+def _program_problem(argv: list[str]) -> str | None:
+    if argv and not argv[0].startswith("/"):
+        return f"{argv[0]!r} is not an absolute path inside the container (the program the command runs)"
+    return None
+
+
+def _inside_problem(target: str) -> str | None:
+    if not target.startswith("/") or target.rstrip("/") == "":
+        return f"{target!r} must be an absolute directory inside the container, not '/'"
+    return None
+
+
+def _twice_problem(mounts: list[Mount]) -> str | None:
+    targets = [m.target.rstrip("/") for m in mounts]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    return f"{', '.join(map(repr, twice))} is mounted twice" if twice else None
+
+
 def _cpuset_problem(value) -> str | None:
     try:
         parse_cpuset(value)
@@ -188,6 +212,8 @@ PoolType = Literal[POOL_TYPES]
 NetfsFormat = Literal[NETFS_FORMATS]
 VolumeGroup = Annotated[str, rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
 FileServer = Annotated[str, rule(host_problem), Wording(expected="a host name or address, got {got}")]
+HostPath = Annotated[str, rule(lambda v: None if v.startswith("/") else f"{v!r} must be an absolute path on the host"),
+                     Field(json_schema_extra={"pattern": "^/"})]
 IPv4 = Annotated[str, rule(ip_problem(4)), Wording(expected="an IPv4 address, got {got}")]
 Address = Annotated[str, rule(ip_problem(None)), Wording(expected="an IP address, got {got}")]
 Mac = Annotated[str, rule(mac_problem), AfterValidator(str.lower), Field(json_schema_extra={"pattern": _MAC.pattern})]
@@ -228,3 +254,25 @@ class Timeouts(Settings):
     cloud_init: Count = Field(900, description="Until cloud-init reports done.")
     shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
     graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
+
+
+# A container's command line, environment and mounts (components.container.settings; the provider's inputs)
+Argument = Annotated[str, Field(min_length=1), rule(lambda v: "has a NUL character" if "\0" in v else None)]
+Argv = Annotated[list[Argument], rule(_program_problem)]
+EnvName = Annotated[str, rule(env_name_problem), Field(json_schema_extra={"pattern": _ENV_NAME.pattern})]
+# The provider's environment: NAME=value lines (libvirt's <initenv>), each NAME an EnvName.
+EnvLines = list[Annotated[str, rule(lambda v: env_name_problem(v.split("=", 1)[0]) if "=" in v
+                                    else f"{v!r} is not NAME=value")]]
+Inside = Annotated[str, Field(min_length=1), rule(_inside_problem)]
+
+
+class Mount(Settings):
+    """A host directory mounted into a container."""
+    noun: ClassVar[str] = "mount"
+    record: ClassVar[bool] = True
+    source: HostPath = Field(description="The directory on the host.")
+    target: Inside = Field(description="Where it appears in the container.")
+    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
+
+
+Mounts = Annotated[list[Mount], rule(_twice_problem)]

@@ -7,7 +7,6 @@ as docs/stack.schema.json, whose descriptions editors show.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -21,7 +20,8 @@ from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
 # (kinds shared with the providers)
 from ..kinds import (NETWORK_MODES, Address, Cidr6, Count, DhcpHost, DhcpRange, DnsHost, DnsName, FileServer,
-                     Interface, MemorySize, NetfsFormat, NetworkMode, NonEmpty, PoolType, Timeouts, VolumeGroup)
+                     HostPath, Interface, MemorySize, NetfsFormat, NetworkMode, NonEmpty, PoolType, Timeouts,
+                     VolumeGroup)
 from ..kinds import ip_problem as _ip
 from ..names import NAME_PATTERN, name_problem, network_problem
 from .kubevirt_host import HostKind
@@ -117,7 +117,6 @@ SshKeys = Annotated[list[SshKey],
                     Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
 Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
-HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
 SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
                       Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
 DisplayListen = Annotated[str, _rule(lambda v: None if v in ("socket", "loopback") or not _ip(None)(v)

@@ -68,6 +68,8 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
     wording = next((m for m in getattr(kind, "__metadata__", ()) if isinstance(m, Wording)), Wording())
 
     def check(value) -> str | None:
+        if _unknown_inside(value):
+            return None          # a preview's value known only after apply, in part: judged once it is known
         try:
             adapter.validate_python(_normal(value))
         except ValidationError as exc:
@@ -424,6 +426,14 @@ class GateProvider(DeclaredProvider):
 def _is_unknown(value) -> bool:
     """A value known only after apply: the marker string, or (in previews) pulumi's Unknown object."""
     return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def _unknown_inside(value) -> bool:
+    if isinstance(value, dict):
+        return any(_unknown_inside(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_unknown_inside(v) for v in value)
+    return _is_unknown(value)
 
 
 def _normal(value):
