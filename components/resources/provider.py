@@ -68,14 +68,16 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
     wording = next((m for m in getattr(kind, "__metadata__", ()) if isinstance(m, Wording)), Wording())
 
     def check(value) -> str | None:
-        if _unknown_inside(value):
-            return None          # a preview's value known only after apply, in part: judged once it is known
         try:
             adapter.validate_python(_normal(value))
         except ValidationError as exc:
+            # (a part known only after apply, in a preview, is judged once it is known)
+            errors = [error for error in exc.errors() if not has_unknown(error.get("input"))]
+            if not errors:
+                return None
             if problem is not None:
                 return problem.replace("{input}", repr(value))
-            return "; ".join(dict.fromkeys(worded(error, value) for error in exc.errors()))   # every problem, once
+            return "; ".join(dict.fromkeys(worded(error, value) for error in errors))   # every problem, once
         return None
 
     def worded(error, value) -> str:
@@ -428,11 +430,12 @@ def _is_unknown(value) -> bool:
     return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
 
 
-def _unknown_inside(value) -> bool:
+def has_unknown(value) -> bool:
+    """Is the value, or any part of it, known only after apply?"""
     if isinstance(value, dict):
-        return any(_unknown_inside(v) for v in value.values())
+        return any(has_unknown(v) for v in value.values())
     if isinstance(value, list):
-        return any(_unknown_inside(v) for v in value)
+        return any(has_unknown(v) for v in value)
     return _is_unknown(value)
 
 

@@ -92,3 +92,21 @@ def test_the_network_s_leases_records_and_range_are_the_stack_file_s_kinds():
         "[0].hostnames[0]: '-x' is not a DNS name")
     assert props["dhcp_range"].validate({"start": "10.0.0.9"}) == "must be {start, end}, two IPv4 addresses"
     assert props["dhcp_hosts"].validate([{"mac": "52:54:00:00:00:01", "ip": "10.0.0.5", "name": "pc"}]) is None
+
+
+def test_a_display_password_s_validity_is_a_duration_as_vdesk_holds_it():
+    from components.kinds import Seconds
+    from components.resources.display import DisplayPasswordProvider
+    prop = DisplayPasswordProvider.PROPS["valid_for_s"]
+    assert prop.kind is Seconds
+    assert [prop.validate(v) for v in (0, -5, 30 * 86400)] == \
+        ["must be a positive number of seconds", "must be a positive number of seconds", None]
+
+
+def test_a_part_known_only_after_apply_is_judged_once_known_and_the_rest_now():
+    from components.resources.container import ContainerProvider
+    from components.resources.provider import UNKNOWN
+    mounts = ContainerProvider.PROPS["mounts"]
+    assert mounts.validate([{"source": UNKNOWN, "target": "/srv"}]) is None
+    assert mounts.validate([{"source": UNKNOWN, "target": "srv"}]) == \
+        "[0].target: 'srv' must be an absolute directory inside the container, not '/'"
