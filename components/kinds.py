@@ -18,7 +18,10 @@ from .guest.checkspec import KINDS
 from .names import SIZE_PATTERN, network_problem, parse_duration, parse_size
 from .xmlmodel import parse_cpuset
 
-MIN_MEMORY = 256 * 1024**2   # a desktop's or a container's least memory
+MiB = 1024**2
+MIN_MEMORY = 256 * MiB   # a desktop's or a container's least memory
+RESTART_POLICIES = ("on-change", "never")   # a change that needs a restart restarts a running guest, or waits
+APPLY_WHEN = ("now", "idle")                # when such a restart happens (idle: when no one is using it)
 CPU_MODES = ("host-passthrough", "host-model", "custom")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 POOL_TYPES = ("dir", "logical", "netfs")
@@ -203,6 +206,9 @@ class CpuTopology(Settings):
 
 
 BackupDays = Annotated[int, Field(ge=0, le=3650)]
+RestartPolicy = Literal[RESTART_POLICIES]
+ApplyWhen = Literal[APPLY_WHEN]
+WholeMiB = Annotated[int, Field(gt=0, multiple_of=MiB)]   # memory as a provider takes it: bytes, in whole MiB
 NetworkMode = Literal[NETWORK_MODES]
 Interface = Annotated[str, Field(pattern=_INTERFACE),
                       Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "

@@ -195,7 +195,8 @@ class KubeObjectProvider(DeclaredProvider):
         replaces = [name for name in ("kubeconfig", "context") if name in changed]
         old_manifest, new_manifest = olds.get("manifest"), news.get("manifest")
         if "manifest" in changed and isinstance(old_manifest, dict) and isinstance(new_manifest, dict) \
-                and not self.PROPS["manifest"].validate(old_manifest) and identity(old_manifest) != identity(new_manifest):
+                and not self.PROPS["manifest"].validate(old_manifest) \
+                and identity(old_manifest) != identity(new_manifest):
             replaces.append("manifest")
         return DiffResult(changes=bool(changed), replaces=replaces,
                           stables=[name for name in self.PROPS if name not in changed and name not in replaces],

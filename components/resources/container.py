@@ -42,7 +42,8 @@ from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
-from ..kinds import Argv, Count, EnvLines, Mounts   # (what the container's settings are declared with)
+from ..kinds import (RESTART_POLICIES, Argv, Count, EnvLines, MiB, Mounts,   # (the container's settings' kinds)
+                     RestartPolicy, WholeMiB)
 from ..guest import GuestError
 from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
@@ -57,7 +58,6 @@ from ..xmlmodel.domain import Console, Interface
 log = logging.getLogger(__name__)
 
 SYSTEM_INIT = "/sbin/init"
-RESTART_POLICIES = ("on-change", "never")
 ID_COUNT = rootfs.ID_RANGE
 UID_FIRST = 100000                 # the first id range starts here (as /etc/subuid's usually do)
 UID_SLOTS = 4096                   # ranges UID_FIRST + slot * 65536, slot 0..4095: all below 2**29
@@ -71,20 +71,7 @@ _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 # --- validation -------------------------------------------------------------------
 
-def _one_of(options):
-    return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
-
-
 _POSITIVE = "must be a positive integer"
-MiB = 1024**2
-
-
-def _whole_mib(v):
-    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
-
-
-def _positive(v):
-    return None if v > 0 else _POSITIVE
 
 
 def _lxc_uri_problem(v: str) -> str | None:
@@ -417,9 +404,9 @@ class ContainerProvider(DeclaredProvider):
         "command": declared(Argv, default=[],
                             doc="argv of an application container; empty: a system container (/sbin/init)"),
         "env": declared(EnvLines, default=[], doc="NAME=value for the init/command"),
-        "memory": Prop(int, required=True, validate=_whole_mib,
-                       doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
-                           "restart"),
+        "memory": declared(WholeMiB, "must be a positive whole number of MiB, in bytes", required=True,
+                           doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
+                               "restart"),
         "vcpus": declared(Count, _POSITIVE, default=1, doc="CPU time cap in whole CPUs (CFS quota); live"),
         "cpu_shares": Prop(int, validate=_shares_problem, doc="relative CPU weight; live"),
         "networks": Prop(list, default=[], validate=_networks_problem,
@@ -430,8 +417,9 @@ class ContainerProvider(DeclaredProvider):
                        doc="root inside is an unprivileged host uid; false is explicit and warned about"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
-        "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
-        "shutdown_timeout_s": Prop(int, default=30, validate=_positive),
+        "restart_policy": declared(RestartPolicy, f"{{input}} must be one of {', '.join(RESTART_POLICIES)}",
+                                   default="on-change"),
+        "shutdown_timeout_s": declared(Count, _POSITIVE, default=30),
     }
     OUTPUTS = ("uuid", "state", "kind", "uid_base", "rootfs", "warnings", "pending_restart")
 

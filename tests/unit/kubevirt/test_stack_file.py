@@ -16,6 +16,7 @@ from components.errors import InputError
 from components.kubevirt import stack as kubevirt_stack
 
 NO_SEED = SeedDocuments("", "", "")      # (what the seed holds is not these tests' subject)
+MAC = "52:54:00:00:00:01"
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "kubevirt" / "Pulumi.kubevirt.yaml"
 
 
@@ -178,6 +179,6 @@ def test_a_data_source_is_cloned_from_its_namespace_or_the_hosts(source, expecte
 def test_running_false_is_the_halted_run_strategy():
     raw = _with(lambda r: r["users"][1].update(running=False))
     _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack="kv"))
-    strategies = {name: kubevirt_stack.desktop_of(d, clusters["cluster"], "kv", NO_SEED, "52:54:00:00:00:01").run_strategy
+    strategies = {name: kubevirt_stack.desktop_of(d, clusters["cluster"], "kv", NO_SEED, MAC).run_strategy
                   for name, d in desktops.items()}
     assert strategies == {"ada": "Always", "bob": "Halted"}
