@@ -123,12 +123,19 @@ def dns_name_problem(value: str) -> str | None:
     return None
 
 
-def duration_problem(value) -> str | None:
-    try:
-        parse_duration(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
+def _refused_by(parse):
+    """A rule from a parser that raises ValueError for what it refuses: its message is the problem."""
+    def problem(value) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return problem
+
+
+duration_problem = _refused_by(parse_duration)
+_cpuset_problem = _refused_by(parse_cpuset)
 
 
 def env_name_problem(name: str) -> str | None:
@@ -152,14 +159,6 @@ def _twice_problem(mounts: list[Mount]) -> str | None:
     targets = [m.target.rstrip("/") for m in mounts]
     twice = sorted({t for t in targets if targets.count(t) > 1})
     return f"{', '.join(map(repr, twice))} is mounted twice" if twice else None
-
-
-def _cpuset_problem(value) -> str | None:
-    try:
-        parse_cpuset(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 class Settings(BaseModel):
