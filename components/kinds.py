@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 from .guest.checkspec import KINDS
-from .names import SIZE_PATTERN, network_problem, parse_size
+from .names import SIZE_PATTERN, network_problem, parse_duration, parse_size
 from .xmlmodel import parse_cpuset
 
-MIN_MEMORY = 256 * 1024**2   # a desktop's or a container's least memory
+MiB = 1024**2
+MIN_MEMORY = 256 * MiB   # a desktop's or a container's least memory
+RESTART_POLICIES = ("on-change", "never")   # a change that needs a restart restarts a running guest, or waits
+APPLY_WHEN = ("now", "idle")                # when such a restart happens (idle: when no one is using it)
 CPU_MODES = ("host-passthrough", "host-model", "custom")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 POOL_TYPES = ("dir", "logical", "netfs")
@@ -27,6 +31,9 @@ _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _INTERFACE = r"^[^\s/:]{1,15}$"
 _MACHINE = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 _CPU_MODEL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")     # libvirt's <initenv name=...>
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +92,73 @@ def cidr6_problem(value: str) -> str | None:
     return None
 
 
-def _cpuset_problem(value) -> str | None:
-    try:
-        parse_cpuset(value)
-    except ValueError as exc:
-        return str(exc)
+def ip_problem(version: int | None):
+    """What is wrong with an address, or one of the wrong family (version 4 or 6; None: either)."""
+    def problem(value: str) -> str | None:
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            ip = None
+        if ip is None or (version and ip.version != version):
+            return f"{value!r} is not an {'IPv4 ' if version == 4 else 'IP '}address"
+        return None
+    return problem
+
+
+def mac_problem(value: str) -> str | None:
+    """libvirt takes six hex pairs joined by ':' and refuses a multicast MAC for a DHCP reservation."""
+    if not isinstance(value, str) or not _MAC.match(value):
+        return f"{value!r} is not a MAC address (six hex pairs joined by ':', e.g. 52:54:00:12:34:56)"
+    if int(value[:2], 16) & 1:
+        return f"{value!r} is a multicast MAC address: a NIC's MAC is unicast (its first byte is even)"
     return None
+
+
+def dns_name_problem(value: str) -> str | None:
+    """A DNS name: dot-separated labels of letters, digits and '-' (what dnsmasq serves)."""
+    if not isinstance(value, str) or not 0 < len(value.rstrip(".")) <= 253 \
+            or not all(_LABEL.match(label) for label in value.rstrip(".").split(".")):
+        return (f"{value!r} is not a DNS name (labels of letters, digits and '-', joined by '.', e.g. "
+                "lab.example.org)")
+    return None
+
+
+def _refused_by(parse):
+    """A rule from a parser that raises ValueError for what it refuses: its message is the problem."""
+    def problem(value) -> str | None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return problem
+
+
+duration_problem = _refused_by(parse_duration)
+_cpuset_problem = _refused_by(parse_cpuset)
+
+
+def env_name_problem(name: str) -> str | None:
+    return None if _ENV_NAME.match(name) else (f"{name!r} is not an environment variable name (letters, digits and "
+                                               "'_', not starting with a digit)")
+
+
+def _program_problem(argv: list[str]) -> str | None:
+    if argv and not argv[0].startswith("/"):
+        return f"{argv[0]!r} is not an absolute path inside the container (the program the command runs)"
+    return None
+
+
+def _inside_problem(target: str) -> str | None:
+    if not target.startswith("/") or target.rstrip("/") == "":
+        return f"{target!r} must be an absolute directory inside the container, not '/'"
+    return None
+
+
+def _twice_problem(mounts: list[Mount]) -> str | None:
+    targets = [m.target.rstrip("/") for m in mounts]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    return f"{', '.join(map(repr, twice))} is mounted twice" if twice else None
 
 
 class Settings(BaseModel):
@@ -137,6 +205,9 @@ class CpuTopology(Settings):
 
 
 BackupDays = Annotated[int, Field(ge=0, le=3650)]
+RestartPolicy = Literal[RESTART_POLICIES]
+ApplyWhen = Literal[APPLY_WHEN]
+WholeMiB = Annotated[int, Field(gt=0, multiple_of=MiB)]   # memory as a provider takes it: bytes, in whole MiB
 NetworkMode = Literal[NETWORK_MODES]
 Interface = Annotated[str, Field(pattern=_INTERFACE),
                       Wording(invalid="{input} is not a Linux interface name (1-15 characters, no spaces, '/' or "
@@ -146,6 +217,37 @@ PoolType = Literal[POOL_TYPES]
 NetfsFormat = Literal[NETFS_FORMATS]
 VolumeGroup = Annotated[str, rule(vg_name_problem), Wording(expected="a volume group name, got {got}")]
 FileServer = Annotated[str, rule(host_problem), Wording(expected="a host name or address, got {got}")]
+HostPath = Annotated[str, rule(lambda v: None if v.startswith("/") else f"{v!r} must be an absolute path on the host"),
+                     Field(json_schema_extra={"pattern": "^/"})]
+IPv4 = Annotated[str, rule(ip_problem(4)), Wording(expected="an IPv4 address, got {got}")]
+Address = Annotated[str, rule(ip_problem(None)), Wording(expected="an IP address, got {got}")]
+Mac = Annotated[str, rule(mac_problem), AfterValidator(str.lower), Field(json_schema_extra={"pattern": _MAC.pattern})]
+DnsName = Annotated[str, rule(dns_name_problem)]
+Seconds = Annotated[int, rule(duration_problem)]   # a duration as vdesk holds it (names.parse_duration's)
+
+
+class DhcpRange(Settings):
+    """The part of an IPv4 network that DHCP hands out."""
+    record: ClassVar[bool] = True
+    start: IPv4 = Field(description="First address handed out.")
+    end: IPv4 = Field(description="Last address handed out.")
+
+
+class DhcpHost(Settings):
+    """A DHCP reservation: this MAC always gets this address."""
+    noun: ClassVar[str] = "DHCP reservation"
+    record: ClassVar[bool] = True
+    mac: Mac = Field(description="The guest NIC's MAC address.")
+    ip: IPv4 = Field(description="The IPv4 address it gets.")
+    name: DnsName | None = Field(None, description="Its host name in the network's DNS.")
+
+
+class DnsHost(Settings):
+    """A DNS record in the network's own DNS."""
+    noun: ClassVar[str] = "DNS record"
+    record: ClassVar[bool] = True
+    ip: Address = Field(description="The address.")
+    hostnames: Annotated[list[DnsName], Field(min_length=1)] = Field(description="Names that resolve to it.")
 
 
 class Timeouts(Settings):
@@ -157,3 +259,25 @@ class Timeouts(Settings):
     cloud_init: Count = Field(900, description="Until cloud-init reports done.")
     shutdown: Count = Field(60, description="For a clean shutdown before the power is cut.")
     graphical: Count = Field(600, description="Until a desktop image's screen shows its desktop.")
+
+
+# A container's command line, environment and mounts (components.container.settings; the provider's inputs)
+Argument = Annotated[str, Field(min_length=1), rule(lambda v: "has a NUL character" if "\0" in v else None)]
+Argv = Annotated[list[Argument], rule(_program_problem)]
+EnvName = Annotated[str, rule(env_name_problem), Field(json_schema_extra={"pattern": _ENV_NAME.pattern})]
+# The provider's environment: NAME=value lines (libvirt's <initenv>), each NAME an EnvName.
+EnvLines = list[Annotated[str, rule(lambda v: env_name_problem(v.split("=", 1)[0]) if "=" in v
+                                    else f"{v!r} is not NAME=value")]]
+Inside = Annotated[str, Field(min_length=1), rule(_inside_problem)]
+
+
+class Mount(Settings):
+    """A host directory mounted into a container."""
+    noun: ClassVar[str] = "mount"
+    record: ClassVar[bool] = True
+    source: HostPath = Field(description="The directory on the host.")
+    target: Inside = Field(description="Where it appears in the container.")
+    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
+
+
+Mounts = Annotated[list[Mount], rule(_twice_problem)]

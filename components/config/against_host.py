@@ -1,6 +1,7 @@
 """Values judged against what preview finds: the image a disk is made from, the network an address is on,
 this machine (the console's address and certificate, a pool's directory and devices), the host's qemu and
-its other networks, and what qemu and libvirt take in a share's tag or a container's settings.
+its other networks, and what qemu takes in a share's tag (a container's environment names and mount targets
+are its settings' kinds: components.kinds).
 
 Each of these passed preview before and failed at `up` (libvirt refusing a
 reservation, a volume smaller than its backing image) or later in the guest.
@@ -30,14 +31,13 @@ _BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "build-image.sh"
 
 
 def written_problems(file) -> list[tuple[Loc, str]]:
-    """What the written stack asks of this machine (its console), its networks, shares and containers."""
-    return [*network_problems(file), *console_problems(file), *share_problems(file), *container_problems(file)]
+    """What the written stack asks of this machine (its console), its networks and shares."""
+    return [*network_problems(file), *console_problems(file), *share_problems(file)]
 
 
-# --- what qemu and libvirt's LXC driver refuse in a share's tag and a container's settings ----------------
+# --- what qemu refuses in a share's tag -------------------------------------------------------------------
 
 VIRTIOFS_TAG_BYTES = 36    # the tag field of virtio-fs's config space: qemu refuses a longer one at start
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")     # libvirt's <initenv name=...>
 
 
 def share_problems(file) -> list[tuple[Loc, str]]:
@@ -45,24 +45,6 @@ def share_problems(file) -> list[tuple[Loc, str]]:
     return [(("shares", name), f"{name!r} is {len(name)} characters: a share's name is its virtio-fs tag, which "
                                f"holds at most {VIRTIOFS_TAG_BYTES}")
             for name in (file.shares or {}) if len(name.encode()) > VIRTIOFS_TAG_BYTES]
-
-
-def container_problems(file) -> list[tuple[Loc, str]]:
-    """Environment variable names libvirt takes, and mount targets that are absolute paths inside."""
-    found = []
-    for name, container in (file.containers or {}).items():
-        if container is None:
-            continue
-        for key in container.env or {}:
-            if not _ENV_NAME.match(key):
-                found.append((("containers", name, "env", key), f"{key!r} is not an environment variable name "
-                                                                "(letters, digits and '_', not starting with a "
-                                                                "digit)"))
-        for i, mount in enumerate(container.mounts or ()):
-            if mount is not None and mount.target and (not mount.target.startswith("/") or mount.target == "/"):
-                found.append((("containers", name, "mounts", i, "target"),
-                              f"{mount.target!r} must be an absolute directory inside the container, not '/'"))
-    return found
 
 
 # --- this machine: the console's address and certificate ------------------------------------------------

@@ -7,7 +7,6 @@ as docs/stack.schema.json, whose descriptions editors show.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,11 +19,12 @@ from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
 # (kinds shared with the providers)
-from ..kinds import (NETWORK_MODES, Cidr6, Count, FileServer, Interface, MemorySize, NetfsFormat, NetworkMode,
-                     NonEmpty, PoolType, Timeouts, VolumeGroup)
+from ..kinds import (NETWORK_MODES, Address, Cidr6, Count, DhcpHost, DhcpRange, DnsHost, DnsName, FileServer,
+                     HostPath, Interface, MemorySize, NetfsFormat, NetworkMode, NonEmpty, PoolType, Timeouts,
+                     VolumeGroup)
+from ..kinds import ip_problem as _ip
 from ..names import NAME_PATTERN, name_problem, network_problem
 from .kubevirt_host import HostKind
-from .network_values import DnsName, Mac
 
 EMBEDDED = "embedded"
 ACCELERATORS = ("kvm", "tcg", "auto")
@@ -77,20 +77,6 @@ def _address_sources(value) -> list[str]:
     return value
 
 
-def _ip(version: int | None):
-    def problem(value: str) -> str | None:
-        try:
-            ip = ipaddress.ip_address(value)
-        except ValueError:
-            ip = None
-        if ip is None or (version and ip.version != version):
-            return f"{value!r} is not an {'IPv4 ' if version == 4 else 'IP '}address"
-        return None
-    return problem
-
-
-
-
 def _hosts(value):
     """`all`, or a non-empty list of host names (resolve.py checks that they are declared)."""
     if value == ALL_HOSTS or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
@@ -131,9 +117,6 @@ SshKeys = Annotated[list[SshKey],
                     Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
 Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
-IPv4 = Annotated[str, _rule(_ip(4)), Wording(expected="an IPv4 address, got {got}")]
-Address = Annotated[str, _rule(_ip(None)), Wording(expected="an IP address, got {got}")]
-HostPath = Annotated[str, Field(pattern="^/"), Wording(invalid="{input} must be an absolute path on the host")]
 SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
                       Wording(invalid="{input} must be an absolute directory path on the host, without commas")]
 DisplayListen = Annotated[str, _rule(lambda v: None if v in ("socket", "loopback") or not _ip(None)(v)
@@ -238,30 +221,6 @@ class Pool(Settings):
     adopt: Adopt = Field(False, description="true: take over the existing pool <prefix>-<name>; a name: take over "
                                             "that pool (e.g. default).")
     keep_on_destroy: bool = Field(False, description="Leave the pool on the host at destroy.")
-
-
-class DhcpRange(Settings):
-    """The part of an IPv4 network that DHCP hands out."""
-    record: ClassVar[bool] = True
-    start: IPv4 = Field(description="First address handed out.")
-    end: IPv4 = Field(description="Last address handed out.")
-
-
-class DhcpHost(Settings):
-    """A DHCP reservation: this MAC always gets this address."""
-    noun: ClassVar[str] = "DHCP reservation"
-    record: ClassVar[bool] = True
-    mac: Mac = Field(description="The guest NIC's MAC address.")
-    ip: IPv4 = Field(description="The IPv4 address it gets.")
-    name: DnsName | None = Field(None, description="Its host name in the network's DNS.")
-
-
-class DnsHost(Settings):
-    """A DNS record in the network's own DNS."""
-    noun: ClassVar[str] = "DNS record"
-    record: ClassVar[bool] = True
-    ip: Address = Field(description="The address.")
-    hostnames: Annotated[list[DnsName], Field(min_length=1)] = Field(description="Names that resolve to it.")
 
 
 class Network(Settings):

@@ -1,13 +1,14 @@
 """A container's own settings, declared once: the stack file's containers compose them (components.config.stackfile
-adds the host, network and image they refer to) and ContainerArgs holds them. Memory is bytes; the provider's
-input is MiB."""
+adds the host, network and image they refer to), ContainerArgs holds them, and the provider checks its command,
+environment and mounts by the same kinds (components.resources.container). Memory is bytes."""
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, PlainValidator
 
-from ..kinds import Checks, Count, MemorySize, NonEmpty, Settings, Wording
+# (the kinds the provider checks its inputs by too)
+from ..kinds import Argv, Checks, Count, EnvName, MemorySize, Mounts, Settings, Wording
 
 
 def _scalar(value):
@@ -17,22 +18,13 @@ def _scalar(value):
     raise ValueError(f"must be a string, a number or true/false, got {got}")
 
 
-Command = Annotated[list[NonEmpty],
+Command = Annotated[Argv,
                     BeforeValidator(lambda v: [v] if isinstance(v, str) else v,
                                     json_schema_input_type=str | list[str]),
                     Wording(expected="a command line as a list of strings, e.g. [/bin/sleep, infinity]")]
-Environment = Annotated[dict[str, Annotated[str | int | float | bool, PlainValidator(
+Environment = Annotated[dict[EnvName, Annotated[str | int | float | bool, PlainValidator(
     _scalar, json_schema_input_type=str | int | float | bool)]],
     Wording(expected="a mapping of variable names to values, got {got}")]
-
-
-class Mount(Settings):
-    """A host directory mounted into a container."""
-    noun: ClassVar[str] = "mount"
-    record: ClassVar[bool] = True
-    source: NonEmpty = Field(description="The directory on the host.")
-    target: NonEmpty = Field(description="Where it appears in the container.")
-    readonly: bool = Field(True, description="Read-only (the default); false must be explicit.")
 
 
 class ContainerSettings(Settings):
@@ -42,7 +34,7 @@ class ContainerSettings(Settings):
     vcpus: Count = Field(1, description="CPU time, in CPUs' worth.")
     command: Command = Field([], description="An application container's command line; without it, /sbin/init.")
     env: Environment = Field({}, description="Environment variables of the command.")
-    mounts: list[Mount] = Field([], description="Host directories mounted into it.")
+    mounts: Mounts = Field([], description="Host directories mounted into it.")
     userns: bool = Field(True, description="Map root inside to an unprivileged host uid (false is warned about).")
     running: bool = Field(True, description="Keep it running.")
     checks: Checks = Field([], description="Checks run inside it once it has an address.")

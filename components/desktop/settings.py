@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, PlainValidator
 
 # The kinds that other components and the providers' inputs share are declared below resources/, in
 # components.kinds.
-from ..kinds import (BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
+from ..kinds import (ApplyWhen, BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
                      MemorySize, Settings, Wording, rule as _rule, size as _size)
 from ..lifecycle.policy import IdlePolicy
 from ..lifecycle.schedule import Schedule
@@ -273,7 +273,7 @@ class DesktopSettings(Settings):
     schedule: Annotated[Schedule | None, DomainInput(), BY_USER] = Field(
         None, description="{days, start, stop, timezone}: when it runs; the host's lifecycle service starts it at "
                           "start and shuts it down at stop (not drift: `up` leaves it off). Default: always.")
-    apply_when: Annotated[Literal["now", "idle"] | None, DomainInput()] = Field(
+    apply_when: Annotated[ApplyWhen | None, DomainInput()] = Field(
         None, description="now (the default): a change that needs a restart restarts a running desktop at `up`; "
                           "idle: it waits, pending, until the desktop has had no input for a while (the host's "
                           "lifecycle service then restarts it).")

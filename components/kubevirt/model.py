@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import ConfigDict, model_validator
+from pydantic.dataclasses import dataclass as checked_dataclass
 
 from ..cloudinit import SeedDocuments
 from ..desktop.args import HOME_SERIAL    # as on a libvirt host: the guest finds its home by this disk serial
@@ -31,9 +35,9 @@ class DataSourceRef:
     name: str
 
 
-@dataclass(frozen=True)
+@checked_dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class KubevirtDesktop:
-    """One desktop's settings, as the KubeVirt backend needs them."""
+    """One desktop's settings, as the KubeVirt backend needs them (checked when made: a program may make one)."""
     name: str
     namespace: str
     cpus: int
@@ -43,9 +47,15 @@ class KubevirtDesktop:
     mac: str                                # the MAC that the seed's network config matches on
     image_url: str | None = None            # the DataVolume imports this image over HTTP(S) ...
     data_source: DataSourceRef | None = None  # ... or clones the administrator's DataSource
-    run_strategy: str = "Always"
+    run_strategy: Literal[RUN_STRATEGIES] = "Always"
     storage_class: str | None = None
     home_gib: int | None = None             # a home of its own: a PersistentVolumeClaim kept apart from the system disk
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.image_url is None) == (self.data_source is None):
+            raise ValueError("a KubeVirt desktop needs exactly one of image_url and data_source")
+        return self
 
     @property
     def seed_secret_name(self) -> str:
@@ -83,8 +93,6 @@ def seed_secret(desktop: KubevirtDesktop) -> dict:
 
 def system_volume(desktop: KubevirtDesktop) -> dict:
     """The system disk: imported from the image URL, or cloned from the administrator's DataSource."""
-    if (desktop.image_url is None) == (desktop.data_source is None):
-        raise ValueError("a KubeVirt desktop needs exactly one of image_url and data_source")
     storage: dict = {"resources": {"requests": {"storage": f"{desktop.disk_gib}Gi"}}}
     if desktop.storage_class is not None:
         storage["storageClassName"] = desktop.storage_class
@@ -119,8 +127,6 @@ def ssh_service(desktop: KubevirtDesktop) -> dict:
 
 def virtual_machine(desktop: KubevirtDesktop) -> dict:
     """The VirtualMachine booting the system DataVolume with the seed Secret as its NoCloud disk."""
-    if desktop.run_strategy not in RUN_STRATEGIES:
-        raise ValueError(f"run_strategy must be one of {', '.join(RUN_STRATEGIES)}")
     memory = f"{desktop.memory_mib}Mi"
     domain = {
         "cpu": {"cores": desktop.cpus},

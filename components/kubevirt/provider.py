@@ -13,10 +13,11 @@ import re
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pydantic import BaseModel, ConfigDict
 
 from . import preflight
 from ..errors import VdeskError
-from ..resources.provider import ADOPT, DeclaredProvider, Prop, _is_unknown, _normal
+from ..resources.provider import ADOPT, DeclaredProvider, Prop, _is_unknown, _normal, declared, has_unknown
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,19 @@ FIELD_MANAGER = "vdesk"
 _TYPED_PATCH_ERROR = re.compile(r"typed patch object \([^)]*\): (?P<field>(?:\.[^.:\s]+)+): (?P<message>.+)$")
 
 
-def _manifest_problem(manifest) -> str | None:
-    if not isinstance(manifest.get("apiVersion"), str) or not isinstance(manifest.get("kind"), str):
-        return "needs apiVersion and kind"
-    metadata = manifest.get("metadata")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("name"), str):
-        return "needs metadata.name"
-    return None
+class _Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    name: str
+    namespace: str | None = None
+
+
+class Manifest(BaseModel):
+    """What the provider needs of any object to apply it: what it is and its name (the rest is the server's to
+    judge, at preview, by a dry run)."""
+    model_config = ConfigDict(extra="allow", strict=True)
+    apiVersion: str
+    kind: str
+    metadata: _Metadata
 
 
 def identity(manifest: dict) -> tuple[str, str, str, str]:
@@ -61,8 +68,8 @@ class KubeObjectProvider(DeclaredProvider):
     PROPS = {
         "kubeconfig": Prop(str, required=True, replaces=True, doc="path of the kubeconfig file to reach the cluster"),
         "context": Prop(str, default="", replaces=True, doc="its context (empty: the current one)"),
-        "manifest": Prop(dict, required=True, validate=_manifest_problem,
-                         doc="the object; its apiVersion, kind, namespace or name changing replaces it"),
+        "manifest": declared(Manifest, required=True,
+                             doc="the object; its apiVersion, kind, namespace or name changing replaces it"),
         "adopt": ADOPT,
     }
     OUTPUTS = ("uid",)
@@ -95,10 +102,10 @@ class KubeObjectProvider(DeclaredProvider):
     # -- check: the cluster's own validation at preview --------------------------------
     def check_more(self, inputs: dict) -> list[tuple[str, str]]:
         manifest = inputs.get("manifest")
-        if not isinstance(manifest, dict) or _manifest_problem(manifest) \
+        if not isinstance(manifest, dict) or self.PROPS["manifest"].validate(manifest) \
                 or not isinstance(inputs.get("kubeconfig"), str):
             return []        # the property check above has said what is wrong
-        if any(_is_unknown(value) for value in inputs.values()) or _has_unknown(manifest):
+        if any(_is_unknown(value) for value in inputs.values()) or has_unknown(manifest):
             return []        # depends on something not made yet; create() meets the server's word
         props = {**inputs, "manifest": _normal(manifest)}
         from kubernetes.client.rest import ApiException
@@ -188,19 +195,12 @@ class KubeObjectProvider(DeclaredProvider):
         replaces = [name for name in ("kubeconfig", "context") if name in changed]
         old_manifest, new_manifest = olds.get("manifest"), news.get("manifest")
         if "manifest" in changed and isinstance(old_manifest, dict) and isinstance(new_manifest, dict) \
-                and not _manifest_problem(old_manifest) and identity(old_manifest) != identity(new_manifest):
+                and not self.PROPS["manifest"].validate(old_manifest) \
+                and identity(old_manifest) != identity(new_manifest):
             replaces.append("manifest")
         return DiffResult(changes=bool(changed), replaces=replaces,
                           stables=[name for name in self.PROPS if name not in changed and name not in replaces],
                           delete_before_replace=bool(replaces))
-
-
-def _has_unknown(value) -> bool:
-    if isinstance(value, dict):
-        return any(_has_unknown(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_unknown(v) for v in value)
-    return _is_unknown(value)
 
 
 def _refusal(err) -> list[tuple[str, str]]:

@@ -42,7 +42,8 @@ from ..images import rootfs
 from ..host.connection import connect, lookup
 from .lifecycle import force_off, start_or_undefine, undefine
 from ..errors import VdeskError
-from ..kinds import Count   # (the stack file's container vcpus is declared with it)
+from ..kinds import (RESTART_POLICIES, Argv, Count, EnvLines, MiB, Mounts,   # (the container's settings' kinds)
+                     RestartPolicy, WholeMiB)
 from ..guest import GuestError
 from ..guest.nsenter import NamespaceExec
 from ..names import name_problem, stable_mac
@@ -57,7 +58,6 @@ from ..xmlmodel.domain import Console, Interface
 log = logging.getLogger(__name__)
 
 SYSTEM_INIT = "/sbin/init"
-RESTART_POLICIES = ("on-change", "never")
 ID_COUNT = rootfs.ID_RANGE
 UID_FIRST = 100000                 # the first id range starts here (as /etc/subuid's usually do)
 UID_SLOTS = 4096                   # ranges UID_FIRST + slot * 65536, slot 0..4095: all below 2**29
@@ -66,26 +66,12 @@ USERNS_OFF_WARNING = ("userns is false: root in container {name!r} is root on th
                       "(no user namespace); write `userns: true` (the default) unless you need this")
 # Changing these takes effect when the container starts again.
 _NEEDS_RESTART = ("command", "env", "networks", "mounts", "memory")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAC = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 
 
 # --- validation -------------------------------------------------------------------
 
-def _one_of(options):
-    return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
-
-
 _POSITIVE = "must be a positive integer"
-MiB = 1024**2
-
-
-def _whole_mib(v):
-    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
-
-
-def _positive(v):
-    return None if v > 0 else _POSITIVE
 
 
 def _lxc_uri_problem(v: str) -> str | None:
@@ -101,22 +87,6 @@ def _lxc_uri_problem(v: str) -> str | None:
 
 def _absolute(v: str) -> str | None:
     return None if v.startswith("/") else f"{v!r} is not an absolute path"
-
-
-def _command_problem(argv) -> str | None:
-    for i, arg in enumerate(argv):
-        if not isinstance(arg, str) or not arg or "\0" in arg:
-            return f"command[{i}] must be a non-empty string, got {arg!r}"
-    if argv and not argv[0].startswith("/"):
-        return f"command[0] must be an absolute path inside the container, got {argv[0]!r}"
-    return None
-
-
-def _env_problem(env) -> str | None:
-    for i, item in enumerate(env):
-        if not isinstance(item, str) or "=" not in item or not _ENV_NAME.match(item.split("=", 1)[0]):
-            return f"env[{i}] must be NAME=value with NAME a shell variable name, got {item!r}"
-    return None
 
 
 def _shares_problem(v) -> str | None:
@@ -135,33 +105,6 @@ def _networks_problem(nets) -> str | None:
         mac = net.get("mac")
         if mac is not None and mac != UNKNOWN and (not isinstance(mac, str) or not _MAC.match(mac.lower())):
             return f"networks[{i}].mac: {mac!r} is not a MAC address like 52:54:00:12:34:56"
-    return None
-
-
-def _mounts_problem(mounts) -> str | None:
-    targets = set()
-    for i, m in enumerate(mounts):
-        if not isinstance(m, dict):
-            return f"mounts[{i}] must be a mapping {{source, target, readonly}}, got {m!r}"
-        extra = set(m) - {"source", "target", "readonly"}
-        if extra:
-            return f"mounts[{i}] has unknown key(s) {', '.join(sorted(extra))} (allowed: source, target, readonly)"
-        for key in ("source", "target"):
-            value = m.get(key)
-            if value == UNKNOWN:
-                continue
-            if not isinstance(value, str) or not value.startswith("/"):
-                return f"mounts[{i}].{key} must be an absolute path, got {value!r}"
-        if m.get("target") == "/" or (m.get("target") or "").rstrip("/") == "":
-            return f"mounts[{i}].target cannot be / (the container's root is its own rootfs)"
-        if "readonly" in m and not isinstance(m["readonly"], bool):
-            return f"mounts[{i}].readonly must be true or false, got {m['readonly']!r}"
-        target = (m.get("target") or "").rstrip("/")
-        if target == UNKNOWN:
-            continue
-        if target in targets:
-            return f"mounts[{i}].target {target!r} is mounted twice"
-        targets.add(target)
     return None
 
 
@@ -458,24 +401,25 @@ class ContainerProvider(DeclaredProvider):
                       doc="golden image directory (or qcow2/raw ext4 file) the root tree is copied from"),
         "containers_dir": Prop(str, required=True, replaces=True, validate=_absolute,
                                doc="host directory; the root tree is `<containers_dir>/<name>/rootfs`"),
-        "command": Prop(list, default=[], validate=_command_problem,
-                        doc="argv of an application container; empty: a system container (/sbin/init)"),
-        "env": Prop(list, default=[], validate=_env_problem, doc="NAME=value for the init/command"),
-        "memory": Prop(int, required=True, validate=_whole_mib,
-                       doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
-                           "restart"),
+        "command": declared(Argv, default=[],
+                            doc="argv of an application container; empty: a system container (/sbin/init)"),
+        "env": declared(EnvLines, default=[], doc="NAME=value for the init/command"),
+        "memory": declared(WholeMiB, "must be a positive whole number of MiB, in bytes", required=True,
+                           doc="memory limit in bytes (a whole number of MiB); lowering is applied live, raising at a "
+                               "restart"),
         "vcpus": declared(Count, _POSITIVE, default=1, doc="CPU time cap in whole CPUs (CFS quota); live"),
         "cpu_shares": Prop(int, validate=_shares_problem, doc="relative CPU weight; live"),
         "networks": Prop(list, default=[], validate=_networks_problem,
                          doc="NICs {network, mac}; mac defaults to one derived from name and network"),
-        "mounts": Prop(list, default=[], validate=_mounts_problem,
-                       doc="host directories {source, target, readonly (default true)}"),
+        "mounts": declared(Mounts, default=[],
+                           doc="host directories {source, target, readonly (default true)}"),
         "userns": Prop(bool, default=True, replaces=True,
                        doc="root inside is an unprivileged host uid; false is explicit and warned about"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
-        "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
-        "shutdown_timeout_s": Prop(int, default=30, validate=_positive),
+        "restart_policy": declared(RestartPolicy, f"{{input}} must be one of {', '.join(RESTART_POLICIES)}",
+                                   default="on-change"),
+        "shutdown_timeout_s": declared(Count, _POSITIVE, default=30),
     }
     OUTPUTS = ("uuid", "state", "kind", "uid_base", "rootfs", "warnings", "pending_restart")
 

@@ -17,7 +17,8 @@ from ..guest import GuestError
 from ..guest.address import wait_for_address
 from ..guest.checkrun import report, run_checks
 from ..guest.checkspec import parse_checks
-from .provider import GateProvider, Prop
+from ..kinds import Count
+from .provider import GateProvider, Prop, declared
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class ContainerReadyProvider(GateProvider):
         "uuid": Prop(str, required=True, doc="a new container is checked again"),
         "mac": Prop(str, doc="NIC whose DHCP lease is the container's address; none: no address wait"),
         "checks": Prop(list, default=[], doc="declarative checks run inside the container"),
-        "address_timeout_s": Prop(int, default=120, validate=lambda v: None if v > 0 else "must be positive"),
+        "address_timeout_s": declared(Count, "must be positive", default=120),
     }
     OUTPUTS = ("ip", "checks_passed")
     ID_PROP = "uuid"

@@ -20,7 +20,8 @@ import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 
 from .. import xmlmodel
-from .provider import DeclaredProvider, Prop
+from ..kinds import Seconds   # (a desktop's display.password_valid_for, converted)
+from .provider import DeclaredProvider, Prop, declared
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ class DisplayPasswordProvider(DeclaredProvider):
     PROPS = {
         "rotation": Prop(str, default="", replaces=True,
                          doc="a rotation trigger: any new value generates a new password (e.g. '2026-12')"),
-        "valid_for_s": Prop(int, validate=lambda v: None if v > 0 else "must be a positive number of seconds",
-                            doc="how long the password works after it was generated (unset: no expiry)"),
+        "valid_for_s": declared(Seconds, "must be a positive number of seconds",
+                                doc="how long the password works after it was generated (unset: no expiry)"),
     }
     OUTPUTS = ("password", "generated_at", "valid_to")
     DELETE_BEFORE_REPLACE = False

@@ -21,7 +21,8 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
-from ..kinds import Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType
+from ..kinds import (APPLY_WHEN, RESTART_POLICIES, ApplyWhen, Count, CpuMode, CpuModelName, CpuSet, CpuTopology,
+                     MachineType, MiB, RestartPolicy, WholeMiB)
 from ..names import name_problem
 from .. import rootexec
 from ..lifecycle import actions as idling
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 
 BOOT_MODES = ("kernel", "bios", "uefi")
 DOMAIN_TYPES = ("kvm", "qemu", "test")  # test: libvirt's test driver (unit tests)
-RESTART_POLICIES = ("on-change", "never")
-APPLY_WHEN = ("now", "idle")
 GUEST_AGENT = "org.qemu.guest_agent.0"
 VDAGENT = "com.redhat.spice.0"          # spice-vdagent's port: qemu's own vdagent serves it for VNC
 VIDEO_MODELS = ("virtio", "vga", "qxl", "cirrus", "bochs")
@@ -49,20 +48,16 @@ _NEEDS_RESTART = ("domain_type", "memory", "vcpus", "max_vcpus", "kernel", "init
 _LIVE_CAPABLE = {"memory", "vcpus", "max_vcpus"}
 
 
+def _one_of_words(options) -> str:
+    return f"{{input}} must be one of {', '.join(options)}"
+
+
 def _one_of(options):
-    return lambda v: None if v in options else f"{v!r} must be one of {', '.join(options)}"
+    return lambda v: None if v in options else _one_of_words(options).replace("{input}", repr(v))
 
 
 _POSITIVE = "must be a positive integer"
-MiB = 1024**2
-
-
-def _whole_mib(v):
-    return None if v > 0 and v % MiB == 0 else "must be a positive whole number of MiB, in bytes"
-
-
-def _positive(v):
-    return None if v > 0 else _POSITIVE
+_WHOLE_MIB = "must be a positive whole number of MiB, in bytes"
 
 
 def _is_int(v) -> bool:
@@ -411,8 +406,8 @@ class DomainProvider(DeclaredProvider):
         "tpm": Prop(bool, replaces=True,
                     doc="a TPM 2.0 (tpm-crb, emulated by the host's swtpm); its state goes with the domain, so a "
                         "change makes a new domain"),
-        "memory": Prop(int, required=True, validate=_whole_mib,
-                       doc="bytes (a whole number of MiB); KiB only in the XML"),
+        "memory": declared(WholeMiB, _WHOLE_MIB, required=True,
+                           doc="bytes (a whole number of MiB); KiB only in the XML"),
         "vcpus": declared(Count, _POSITIVE, required=True,
                           doc="live (hot-plug) within max_vcpus on a running guest, else at a restart"),
         "max_vcpus": declared(Count, _POSITIVE, doc="vCPUs the guest can be hot-plugged up to (default: vcpus); a "
@@ -462,14 +457,14 @@ class DomainProvider(DeclaredProvider):
         "schedule": Prop(dict, validate=_model_problem(_schedule),
                          doc="{days, start, stop, timezone}: the host's lifecycle service starts the domain at start "
                              "and shuts it down at stop; stopped by its schedule, it still counts as running"),
-        "apply_when": Prop(str, validate=_one_of(APPLY_WHEN),
-                           doc="now (unset): a change that needs a restart restarts the running guest at once; idle: "
-                               "it is held (pending_restart) until the host's lifecycle service sees no input for a "
-                               "while, and restarts it then"),
+        "apply_when": declared(ApplyWhen, _one_of_words(APPLY_WHEN),
+                               doc="now (unset): a change that needs a restart restarts the running guest at once; "
+                                   "idle: it is held (pending_restart) until the host's lifecycle service sees no "
+                                   "input for a while, and restarts it then"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
-        "restart_policy": Prop(str, default="on-change", validate=_one_of(RESTART_POLICIES)),
-        "shutdown_timeout_s": Prop(int, default=60, validate=_positive),
+        "restart_policy": declared(RestartPolicy, _one_of_words(RESTART_POLICIES), default="on-change"),
+        "shutdown_timeout_s": declared(Count, _POSITIVE, default=60),
         "adopt": ADOPT,
     }
     OUTPUTS = ("uuid", "state", "pending_restart", "display_port", "spice_port", "boot_id")

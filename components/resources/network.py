@@ -16,7 +16,7 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
-from ..kinds import NETWORK_MODES, Cidr6, Interface, NetworkMode
+from ..kinds import NETWORK_MODES, Cidr6, DhcpHost, DhcpRange, DnsHost, Interface, NetworkMode
 from ..names import name_problem, network_problem
 from .provider import ADOPT, OWNER, PROJECT, DeclaredProvider, Prop, declared
 from ..xmlmodel.network import HostInterface
@@ -79,16 +79,6 @@ def _range(r: dict) -> xmlmodel.DhcpRange:
     return xmlmodel.DhcpRange(start=r["start"], end=r["end"])
 
 
-def _dhcp_range_problem(value: dict) -> str | None:
-    try:
-        start, end = ipaddress.ip_address(value["start"]), ipaddress.ip_address(value["end"])
-    except (KeyError, TypeError, ValueError):
-        return "must be {start, end}, two IPv4 addresses"
-    if start.version != 4 or end.version != 4 or start > end:
-        return f"{value['start']} .. {value['end']} is not an IPv4 range (start <= end)"
-    return None
-
-
 def _ip_network(ip: xmlmodel.IP):
     """The network of a live <ip>: libvirt keeps whichever of prefix and netmask it was given."""
     if ip.prefix is not None:
@@ -104,27 +94,6 @@ def _dhcp_host(h: dict) -> xmlmodel.DhcpHost:
 
 def _dns_host(h: dict) -> xmlmodel.DnsHost:
     return xmlmodel.DnsHost(ip=h["ip"], hostnames=list(h["hostnames"]))
-
-
-def _dhcp_hosts_problem(hosts) -> str | None:
-    for i, h in enumerate(hosts):
-        if not isinstance(h, dict) or not h.get("mac") or not h.get("ip"):
-            return f"dhcp_hosts[{i}] needs a mac and an ip"
-        try:
-            ipaddress.ip_address(h["ip"])
-        except ValueError:
-            return f"dhcp_hosts[{i}].ip: {h['ip']!r} is not an IP address"
-    macs = [h["mac"].lower() for h in hosts]
-    if len(set(macs)) != len(macs):
-        return "each MAC may appear only once"
-    return None
-
-
-def _dns_hosts_problem(hosts) -> str | None:
-    for i, h in enumerate(hosts):
-        if not isinstance(h, dict) or not h.get("ip") or not h.get("hostnames"):
-            return f"dns_hosts[{i}] needs an ip and a list of hostnames"
-    return None
 
 
 # libvirt's network-update API: change one DHCP host or DNS record in the live
@@ -226,13 +195,13 @@ class NetworkProvider(DeclaredProvider):
         "domain": Prop(str, replaces=True),
         "mtu": Prop(int, replaces=True),
         "autostart": Prop(bool, default=True),
-        "dhcp_range": Prop(dict, validate=_dhcp_range_problem,
-                           doc="{start, end} of the IPv4 DHCP pool (default: all after the gateway); updated "
-                               "live: the bridge stays, libvirt restarts its dnsmasq"),
-        "dhcp_hosts": Prop(list, default=[], validate=_dhcp_hosts_problem,
-                           doc="static leases {mac, ip, name}; updated live, no restart"),
-        "dns_hosts": Prop(list, default=[], validate=_dns_hosts_problem,
-                          doc="DNS records {ip, hostnames}; updated live, no restart"),
+        "dhcp_range": declared(DhcpRange, "must be {start, end}, two IPv4 addresses",
+                               doc="the IPv4 DHCP pool (default: all after the gateway); updated "
+                                   "live: the bridge stays, libvirt restarts its dnsmasq"),
+        "dhcp_hosts": declared(list[DhcpHost], default=[],
+                               doc="static leases; updated live, no restart"),
+        "dns_hosts": declared(list[DnsHost], default=[],
+                              doc="DNS records; updated live, no restart"),
         "adopt": ADOPT,
         "owner": OWNER,
         "project": PROJECT,
@@ -268,21 +237,24 @@ class NetworkProvider(DeclaredProvider):
                 and ipaddress.ip_network(cidr).version != 4:
             problems.append(("cidr", f"cidr: {cidr} must be IPv4 when cidr6 gives the IPv6 prefix"))
         dhcp_range = inputs.get("dhcp_range")
-        if isinstance(dhcp_range, dict) and not _dhcp_range_problem(dhcp_range) and isinstance(cidr, str) \
-                and not network_problem(cidr):
-            net = ipaddress.ip_network(cidr)
-            gateway = next(net.hosts())
-            for end in ("start", "end"):
-                address = ipaddress.ip_address(dhcp_range[end])
-                if address not in net or address in (net.network_address, net.broadcast_address, gateway):
-                    problems.append(("dhcp_range", f"dhcp_range.{end}: {address} is not a host address of {cidr} "
-                                                   f"other than the gateway {gateway}"))
+        if isinstance(dhcp_range, dict) and not self.PROPS["dhcp_range"].validate(dhcp_range):
+            start, end = (ipaddress.ip_address(dhcp_range[key]) for key in ("start", "end"))
+            if start > end:
+                problems.append(("dhcp_range", f"dhcp_range: {start} .. {end} is not an IPv4 range (start <= end)"))
+            if isinstance(cidr, str) and not network_problem(cidr):
+                net = ipaddress.ip_network(cidr)
+                gateway = next(net.hosts())
+                for key, address in (("start", start), ("end", end)):
+                    if address not in net or address in (net.network_address, net.broadcast_address, gateway):
+                        problems.append(("dhcp_range", f"dhcp_range.{key}: {address} is not a host address of "
+                                                       f"{cidr} other than the gateway {gateway}"))
             if not inputs.get("dhcp", True):
                 problems.append(("dhcp_range", "dhcp_range: set only with dhcp: true"))
-        for i, h in enumerate(inputs.get("dhcp_hosts") or []):
-            if isinstance(h, dict) and isinstance(h.get("ip"), str) and ":" in h["ip"]:
-                problems.append(("dhcp_hosts", f"dhcp_hosts[{i}].ip: {h['ip']} is IPv6; libvirt reserves "
-                                               "addresses by MAC for IPv4 only"))
+        hosts = inputs.get("dhcp_hosts")
+        if isinstance(hosts, list) and not self.PROPS["dhcp_hosts"].validate(hosts):
+            macs = [h["mac"].lower() for h in hosts]
+            if len(set(macs)) != len(macs):
+                problems.append(("dhcp_hosts", "dhcp_hosts: each MAC may appear only once"))
         return problems
 
     def create(self, props):

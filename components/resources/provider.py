@@ -71,15 +71,21 @@ def declared(kind, problem: str | None = None, **prop) -> Prop:
         try:
             adapter.validate_python(_normal(value))
         except ValidationError as exc:
+            # (a part known only after apply, in a preview, is judged once it is known)
+            errors = [error for error in exc.errors() if not has_unknown(error.get("input"))]
+            if not errors:
+                return None
             if problem is not None:
                 return problem.replace("{input}", repr(value))
-            error = exc.errors()[0]
-            if wording.invalid and not error["loc"]:
-                return wording.invalid.format(input=repr(value), options="")
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            return f"{where}: {message}" if where else message
+            return "; ".join(dict.fromkeys(worded(error, value) for error in errors))   # every problem, once
         return None
+
+    def worded(error, value) -> str:
+        if wording.invalid and not error["loc"]:
+            return wording.invalid.format(input=repr(value), options="")
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"] if p != "[key]")
+        message = error["msg"].removeprefix("Value error, ")
+        return f"{where.removeprefix('.')}: {message}" if where else message
 
     return Prop(_JSON_TYPES[adapter.json_schema()["type"]], validate=check, kind=kind, **prop)
 
@@ -422,6 +428,15 @@ class GateProvider(DeclaredProvider):
 def _is_unknown(value) -> bool:
     """A value known only after apply: the marker string, or (in previews) pulumi's Unknown object."""
     return isinstance(value, Unknown) or (isinstance(value, str) and value == UNKNOWN)
+
+
+def has_unknown(value) -> bool:
+    """Is the value, or any part of it, known only after apply?"""
+    if isinstance(value, dict):
+        return any(has_unknown(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_unknown(v) for v in value)
+    return _is_unknown(value)
 
 
 def _normal(value):

@@ -38,10 +38,6 @@ _POSITIVE = "must be positive"
 _WAITS = Timeouts()
 
 
-def _positive(v):
-    return None if v > 0 else _POSITIVE
-
-
 class ReadinessProvider(GateProvider):
     PROPS = {
         "host_uri": Prop(str, required=True),
@@ -63,8 +59,8 @@ class ReadinessProvider(GateProvider):
         "graphical": Prop(bool, doc="a desktop image: the screenshot must show the graphical desktop"),
         "graphical_timeout_s": declared(Count, _POSITIVE, doc="how long to wait for the screen to show the "
                                                               f"desktop (default {_WAITS.graphical})"),
-        "min_width": Prop(int, validate=_positive, doc="the least display width a graphical desktop shows"),
-        "min_height": Prop(int, validate=_positive, doc="the least display height a graphical desktop shows"),
+        "min_width": declared(Count, _POSITIVE, doc="the least display width a graphical desktop shows"),
+        "min_height": declared(Count, _POSITIVE, doc="the least display height a graphical desktop shows"),
         "address_timeout_s": declared(Count, _POSITIVE, default=_WAITS.address),
         "ssh_timeout_s": declared(Count, _POSITIVE, default=_WAITS.ssh),
         "cloud_init_timeout_s": declared(Count, _POSITIVE, default=_WAITS.cloud_init),

@@ -73,5 +73,6 @@ def test_system_volume_needs_exactly_one_source(sources):
 
 
 def test_unknown_run_strategy_is_refused():
-    with pytest.raises(ValueError, match="run_strategy must be one of"):
+    with pytest.raises(ValueError, match="run_strategy\n  Input should be 'Always', 'Halted', 'Manual', "
+                                         "'RerunOnFailure' or 'Once'"):
         model.virtual_machine(desktop(run_strategy="Sometimes"))

@@ -45,7 +45,8 @@ def test_other_cluster_replaces_and_no_change_is_no_change():
 
 def test_manifest_without_kind_or_name_fails_check_before_any_server_is_asked():
     failures = KubeObjectProvider().check({}, _props({"apiVersion": "v1", "metadata": {}})).failures
-    assert [(f.property, f.reason) for f in failures] == [("manifest", "manifest: needs apiVersion and kind")]
+    assert [(f.property, f.reason) for f in failures] == [      # (every part missing, at once)
+        ("manifest", "manifest: kind: Field required; metadata.name: Field required")]
 
 
 def test_provider_pickles_and_ids_name_the_object():

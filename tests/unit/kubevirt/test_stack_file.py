@@ -9,11 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.cloudinit import SeedDocuments
 from components.config.models import parse
 from components.config.stackfile import StackFile
 from components.errors import InputError
 from components.kubevirt import stack as kubevirt_stack
 
+NO_SEED = SeedDocuments("", "", "")      # (what the seed holds is not these tests' subject)
+MAC = "52:54:00:00:00:01"
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "kubevirt" / "Pulumi.kubevirt.yaml"
 
 
@@ -33,7 +36,7 @@ def test_the_example_resolves_its_users_to_desktops_on_the_cluster():
     rest, desktops, clusters = kubevirt_stack.split(config)
     assert rest.hosts == {} and rest.desktops == {} and rest.images == {}   # nothing for a libvirt host to make
     assert sorted(desktops) == ["ada", "bob"] and list(clusters) == ["cluster"]
-    bob = kubevirt_stack.desktop_of(desktops["bob"], clusters["cluster"], "kv", seed=None, mac="52:54:00:00:00:01")
+    bob = kubevirt_stack.desktop_of(desktops["bob"], clusters["cluster"], "kv", seed=NO_SEED, mac="52:54:00:00:00:01")
     assert (bob.name, bob.namespace, bob.memory_mib, bob.cpus, bob.disk_gib, bob.home_gib) == \
         ("kv-bob", "vdesk", 3072, 2, 20, 5)
     assert (bob.storage_class, bob.run_strategy) == ("standard", "Always")
@@ -169,13 +172,13 @@ def test_a_stack_with_libvirt_and_kubevirt_hosts_keeps_each_desktop_on_its_own_k
 def test_a_data_source_is_cloned_from_its_namespace_or_the_hosts(source, expected):
     raw = _with(lambda r: r["hosts"]["cluster"].update(images={"debian": {"data_source": source}}))
     _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack="kv"))
-    ada = kubevirt_stack.desktop_of(desktops["ada"], clusters["cluster"], "kv", seed=None, mac="52:54:00:00:00:01")
+    ada = kubevirt_stack.desktop_of(desktops["ada"], clusters["cluster"], "kv", seed=NO_SEED, mac="52:54:00:00:00:01")
     assert (ada.image_url, ada.data_source.namespace, ada.data_source.name) == (None, *expected)
 
 
 def test_running_false_is_the_halted_run_strategy():
     raw = _with(lambda r: r["users"][1].update(running=False))
     _rest, desktops, clusters = kubevirt_stack.split(parse(raw, stack="kv"))
-    strategies = {name: kubevirt_stack.desktop_of(d, clusters["cluster"], "kv", None, "52:54:00:00:00:01").run_strategy
+    strategies = {name: kubevirt_stack.desktop_of(d, clusters["cluster"], "kv", NO_SEED, MAC).run_strategy
                   for name, d in desktops.items()}
     assert strategies == {"ada": "Always", "bob": "Halted"}

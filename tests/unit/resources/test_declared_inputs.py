@@ -74,3 +74,39 @@ def test_the_pool_inputs_are_the_stack_file_s_kinds():
     assert props["source_format"].validate("smb") == "'smb' is not one of nfs, cifs, glusterfs, auto"
     assert props["source_name"].validate("-vg").startswith("'-vg' is not a volume group name")
     assert props["source_host"].validate("a b") == "'a b' is not a host name or IP address"
+
+
+def test_the_network_s_leases_records_and_range_are_the_stack_file_s_kinds():
+    from components.config.stackfile import Network
+    from components.kinds import DhcpHost, DhcpRange, DnsHost
+    from components.resources.network import NetworkProvider
+    props = NetworkProvider.PROPS
+    assert [props[k].kind for k in ("dhcp_range", "dhcp_hosts", "dns_hosts")] == \
+        [DhcpRange, list[DhcpHost], list[DnsHost]]
+    assert [Network.model_fields[k].annotation for k in ("dhcp_hosts", "dns_hosts")] == [list[DhcpHost], list[DnsHost]]
+    # every problem of the list at once, each at its place in the value
+    assert props["dhcp_hosts"].validate([{"mac": "01:00:5e:00:00:01", "ip": "10.0.0.5"}, {"ip": "10.0.0.6"}]) == (
+        "[0].mac: '01:00:5e:00:00:01' is a multicast MAC address: a NIC's MAC is unicast (its first byte is even); "
+        "[1].mac: Field required")
+    assert props["dns_hosts"].validate([{"ip": "10.0.0.9", "hostnames": ["-x"]}]).startswith(
+        "[0].hostnames[0]: '-x' is not a DNS name")
+    assert props["dhcp_range"].validate({"start": "10.0.0.9"}) == "must be {start, end}, two IPv4 addresses"
+    assert props["dhcp_hosts"].validate([{"mac": "52:54:00:00:00:01", "ip": "10.0.0.5", "name": "pc"}]) is None
+
+
+def test_a_display_password_s_validity_is_a_duration_as_vdesk_holds_it():
+    from components.kinds import Seconds
+    from components.resources.display import DisplayPasswordProvider
+    prop = DisplayPasswordProvider.PROPS["valid_for_s"]
+    assert prop.kind is Seconds
+    assert [prop.validate(v) for v in (0, -5, 30 * 86400)] == \
+        ["must be a positive number of seconds", "must be a positive number of seconds", None]
+
+
+def test_a_part_known_only_after_apply_is_judged_once_known_and_the_rest_now():
+    from components.resources.container import ContainerProvider
+    from components.resources.provider import UNKNOWN
+    mounts = ContainerProvider.PROPS["mounts"]
+    assert mounts.validate([{"source": UNKNOWN, "target": "/srv"}]) is None
+    assert mounts.validate([{"source": UNKNOWN, "target": "srv"}]) == \
+        "[0].target: 'srv' must be an absolute directory inside the container, not '/'"

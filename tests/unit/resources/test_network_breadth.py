@@ -211,7 +211,8 @@ def test_dual_stack_check_names_the_bad_field():
         ("cidr6", "cidr6: 'fd00:2::/127' is too small for a DHCP network (use /125 or larger)")]
     assert failures({"name": "d", "cidr": "10.93.0.0/24", "cidr6": "fd00:2::/64",
                      "dhcp_hosts": [{"mac": "52:54:00:00:00:01", "ip": "fd00:2::9"}]}) == [
-        ("dhcp_hosts", "dhcp_hosts[0].ip: fd00:2::9 is IPv6; libvirt reserves addresses by MAC for IPv4 only")]
+        ("dhcp_hosts", "dhcp_hosts: [0].ip: 'fd00:2::9' is not an IPv4 address")]   # (libvirt reserves by MAC
+    #                                                                               for IPv4 only: DhcpHost's ip)
 
 
 # --- configuration -------------------------------------------------------------------------------------
