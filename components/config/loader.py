@@ -27,7 +27,8 @@ from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
 from .against_host import host_problems, image_problems, pool_problems
-from .models import SECTIONS, PoolConfig, StackConfig, parse
+from .models import SECTIONS, PoolConfig, StackConfig
+from .resolve import parse
 
 
 NAMESPACE = "vdesk"

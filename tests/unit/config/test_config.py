@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from components.config.models import parse
+from components.config.resolve import parse
 from components.errors import InputError
 
 VALID = {

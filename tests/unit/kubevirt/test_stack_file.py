@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config.models import parse
+from components.config.resolve import parse
 from components.config.stackfile import StackFile
 from components.errors import InputError
 from components.kubevirt import stack as kubevirt_stack
