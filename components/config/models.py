@@ -33,7 +33,7 @@ __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "D
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "EMBEDDED", "NETWORK_MODES",
            "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
-           "ShareConfig", "StackConfig", "UserConfig", "for_user"]
+           "ShareConfig", "StackConfig", "for_user"]
 
 # The keys each part of the file takes: declared once, by the models.
 SECTIONS = tuple(StackFile.model_fields)
@@ -116,15 +116,6 @@ class ImageConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class UserConfig:
-    name: str
-    ssh_authorized_keys: tuple[str, ...]
-    groups: tuple[str, ...]
-    password: str | None = None        # a secret config key in the vdesk namespace (never the password)
-    email: str | None = None           # their identity's address, for the host portal's OpenID Connect sign-in
-
-
-@dataclasses.dataclass(frozen=True)
 class DesktopConfig:
     """A desktop as resolved: where it runs, what it refers to (by name), its users, and its settings, which are
     declared once (components.desktop.settings.DesktopSettings) and not repeated here."""
@@ -134,7 +125,7 @@ class DesktopConfig:
     network: str
     image: str
     profile: str
-    users: tuple[UserConfig, ...]
+    users: tuple[DesktopUser, ...]    # as written, their checked parts only (a password: its secret key's name)
     settings: DesktopSettings         # its own settings, checked (sizes in bytes): a profile's with a user's
     #                                   overrides, and checks with each user's name in place of {user}
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"

@@ -2,6 +2,7 @@
 import pytest
 
 from components.desktop.args import DesktopArgs
+from components.errors import InputError
 from components.desktop.settings import DesktopSettings, domain_inputs
 
 
@@ -27,7 +28,7 @@ def test_keywords_and_a_settings_model_are_the_same_settings():
     assert by_keyword.settings == by_model.settings
     assert by_keyword.memory == 2 * 1024**3 and by_keyword.memory_mib == 2048
     assert by_keyword.cpu_mode == "host-model" and by_keyword.display_password_valid_for_s == 30 * 86400
-    assert by_keyword.problems("d") == by_model.problems("d") == []
+    by_keyword.check("d"), by_model.check("d")      # (no problem: neither raises)
 
 
 def test_a_keyword_is_laid_over_the_settings_it_is_given_with():
@@ -37,7 +38,9 @@ def test_a_keyword_is_laid_over_the_settings_it_is_given_with():
 
 def test_a_wrong_keyword_is_reported_as_written_and_the_declared_default_stays():
     args = _args(cpu_pinning=["x"], vcpus=0, memory="2GiB")
-    assert [field for field, _ in args.problems("d")] == ["d.vcpus", "d.cpu_pinning[0]"]
+    with pytest.raises(InputError) as err:
+        args.check("d")
+    assert [field for field, _ in err.value.problems] == ["d.vcpus", "d.cpu_pinning[0]"]
     assert (args.vcpus, args.memory) == (1, 2 * 1024**3)
 
 
@@ -60,10 +63,14 @@ def test_the_domain_inputs_are_the_settings_in_bytes_and_firmware_off_is_unset()
 
 def test_the_vcpu_rules_are_the_stack_files_and_name_the_keyword_as_written():
     args = _args(vcpus=2, max_vcpus=1, cpu_mode="host-model", cpu_model="Haswell-noTSX", cpu_pinning=[1, 2, 3])
-    assert args.problems("d") == [
+    with pytest.raises(InputError) as err:
+        args.check("d")
+    assert err.value.problems == [
         ("d.max_vcpus", "must be >= vcpus (2)"),
         ("d.cpu_model", "a named model is mode custom; mode host-model takes no model"),
         ("d.cpu_pinning", "pins 3 vCPUs, but the desktop has at most 2 (max_vcpus, else vcpus)")]
     topology = _args(settings=DesktopSettings(vcpus=2, cpu_topology={"sockets": 1, "cores": 1, "threads": 1}))
-    assert topology.problems("d") == [
+    with pytest.raises(InputError) as err:
+        topology.check("d")
+    assert err.value.problems == [
         ("d.cpu_topology", "sockets x cores x threads is 1, but the vCPU maximum (max_vcpus, else vcpus) is 2")]
