@@ -27,11 +27,11 @@ from typing import Any
 from ..container.settings import ContainerSettings
 from ..desktop.settings import DesktopSettings
 from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, EMBEDDED, NETWORK_MODES,
-                       RESERVED_LOGINS, Container, Desktop, DesktopUser, Pool, Profile, StackFile, Timeouts, User)
+                       Container, Desktop, DesktopUser, Pool, Profile, StackFile, Timeouts, User)
 
 __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "DEFAULT_TEMPLATE", "DEFAULT_TIMEOUTS",
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "EMBEDDED", "NETWORK_MODES",
-           "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
+           "POOL_KEYS", "PROFILE_KEYS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
            "ShareConfig", "StackConfig", "for_user"]
 

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
+from pydantic import BeforeValidator, Field, PlainValidator, create_model, model_validator
 
 # A desktop's and a container's own settings and the kinds of values are declared there; the stack file adds
 # names and references.
@@ -19,7 +19,7 @@ from ..container.settings import ContainerSettings
 from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
-from ..desktop.users import RESERVED_LOGINS, Group, Groups, Login, SshKeys  # noqa: F401 (RESERVED_LOGINS: models.py's)
+from ..desktop.users import Group, Groups, Login
 from ..desktop.users import DesktopUser as Account
 # (kinds shared with the providers)
 from ..kinds import (NETWORK_MODES, Cidr6, Count, FileServer, Interface, MemorySize, NetfsFormat, NetworkMode,

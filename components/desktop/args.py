@@ -11,8 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from ..errors import InputError
 from ..host.hardware import Gpu
-from ..kinds import Settings, Timeouts   # the readiness gate's waits and a graceful shutdown, as the stack file has them
-from ..kinds import Wording, rule
+from ..kinds import Settings, Timeouts, Wording, rule   # Timeouts: the readiness gate's waits, as the stack file's
 from ..names import name_problem
 from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
                        overridable, session_problems, vcpu_problems)
@@ -72,7 +71,7 @@ class DesktopArgs(Settings):
     vm_name: VmName | None = None            # its libvirt name (default <stack>-<resource name>)
     _problems: list = PrivateAttr(default_factory=list)
 
-    def __init__(self, image: Any = None, pool: Any = None, network: Any = None, **written):
+    def __init__(self, image: Any, pool: Any, network: Any, **written):
         data, written_as = _route(written)
         found: list[tuple[str, str]] = []
         context = {"written_as": written_as, "found": found}
