@@ -1,9 +1,12 @@
 """DesktopArgs holds a DesktopSettings: a setting given as a keyword goes into that model, checked by it."""
 import pytest
+from pydantic import ValidationError
 
 from components.desktop.args import DesktopArgs
 from components.errors import InputError
 from components.desktop.settings import DesktopSettings, domain_inputs
+from components.desktop.users import DesktopUser
+from components.desktop.wording import from_error
 
 
 class _Net:
@@ -74,3 +77,29 @@ def test_the_vcpu_rules_are_the_stack_files_and_name_the_keyword_as_written():
         topology.check("d")
     assert err.value.problems == [
         ("d.cpu_topology", "sockets x cores x threads is 1, but the vCPU maximum (max_vcpus, else vcpus) is 2")]
+
+
+def test_validating_raises_every_problem_between_settings_and_references_at_its_place():
+    """The stack loader's way in: DesktopArgs.model_validate, whose error places the loader puts under the
+    desktop's own (users[3].max_vcpus)."""
+    far = type("N", (), {"args": _Net.args, "host": type("H", (), {"uri": "far", "name": "far"})()})()
+    with pytest.raises(ValidationError) as err:
+        DesktopArgs.model_validate({"image": None, "pool": _POOL, "network": _Net(), "extra_networks": [far],
+                                    "settings": DesktopSettings(vcpus=2, max_vcpus=1), "address": "10.0.0.1"})
+    assert from_error(err.value, DesktopArgs) == [
+        (("max_vcpus",), "must be >= vcpus (2)"),
+        (("extra_networks", 0), "is on host 'far', but the pool is on 'h'"),
+        (("address",), "10.0.0.1 is not a usable host address of 10.0.0.0/24 (10.0.0.1 is its gateway)")]
+
+
+def test_the_users_are_the_one_account_model_and_checked_by_it():
+    args = _args(users=[DesktopUser("ada", groups=["audio", "audio"]), {"name": "root"}])
+    with pytest.raises(InputError) as err:
+        args.check("d")
+    assert err.value.problems == [("d.users[1].name", "'root' is not a usable login name: it is a system account")]
+    assert [u.name for u in args.users] == ["desk"]       # (the declared default stays)
+    ada = _args(users=[DesktopUser("ada", groups=["audio", "audio"], email="ada@example.org")])
+    assert (ada.users[0].groups, ada.users[0].email) == (["audio"], "ada@example.org")
+    with pytest.raises(InputError) as err:
+        _args(users=[]).check("d")
+    assert err.value.problems == [("d.users", "declare at least one user")]
