@@ -337,7 +337,8 @@ class Profile(DesktopSettings):
 
 
 class DesktopUser(Account):
-    """An account on a desktop; the first is the one vdesk logs in as."""
+    """An account on a desktop (components.desktop.users), whose password the stack file names instead; the
+    first is the one vdesk logs in as."""
     password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
