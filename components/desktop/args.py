@@ -86,6 +86,10 @@ class DesktopArgs(Settings):
                      context=context)
         self._problems = problems + [p for p in found if p not in problems]
 
+    # Validating (model_validate, or a DesktopArgs inside another model) is pydantic's own: this way in is for
+    # a program's keywords only (pydantic calls an __init__ of a model's own unless it is marked as its base's).
+    __init__.__pydantic_base_init__ = True
+
     @model_validator(mode="before")
     @classmethod
     def _null_is_unset(cls, data: Any) -> Any:
@@ -94,6 +98,27 @@ class DesktopArgs(Settings):
             return {key: value for key, value in data.items()
                     if value is not None or key in ("image", "pool", "network") or key not in cls.model_fields}
         return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(cls, data: Any, handler, info: ValidationInfo) -> "DesktopArgs":
+        """Validated (model_validate), settings that fail their own check leave the others to be checked
+        together: every problem is raised at once."""
+        if "found" in (info.context or {}) or not isinstance(data, dict):
+            return handler(data)
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if all(e["type"] == _DEPENDS for e in exc.errors()):
+                raise
+            found: list[tuple[str, str]] = []
+            try:
+                cls.model_validate(_without(data, exc), context={"found": found})
+            except ValidationError:
+                found = []          # (what is left is wrong on its own too: its problems are raised)
+            raise ValidationError.from_exception_data(cls.__name__, [
+                *(InitErrorDetails(type=e["type"], loc=tuple(e["loc"]), input=e["input"], ctx=e.get("ctx", {}))
+                  for e in exc.errors()), *_depends_errors(found)]) from None
 
     def __getattr__(self, name: str):
         """A setting, read as an attribute of the arguments (`args.memory`: bytes)."""
@@ -113,9 +138,7 @@ class DesktopArgs(Settings):
         if "found" in context:
             context["found"].extend(problems)
         elif problems:
-            raise ValidationError.from_exception_data(type(self).__name__, [
-                InitErrorDetails(type=PydanticCustomError(_DEPENDS, "{message}", {"message": message}),
-                                 loc=loc_of(where), input=None) for where, message in problems])
+            raise ValidationError.from_exception_data(type(self).__name__, _depends_errors(problems))
         return self
 
     @property
@@ -209,6 +232,12 @@ class DesktopArgs(Settings):
         validating, as the stack loader makes them, have none: it raised them then)."""
         if self._problems:
             raise InputError([(f"{name}.{where}", message) for where, message in self._problems])
+
+
+def _depends_errors(problems: list[tuple[str, str]]) -> list[InitErrorDetails]:
+    """Problems between settings as pydantic's errors, each at its place."""
+    return [InitErrorDetails(type=PydanticCustomError(_DEPENDS, "{message}", {"message": message}),
+                             loc=loc_of(where), input=None) for where, message in problems]
 
 
 def _route(keywords: dict) -> tuple[dict, dict]:

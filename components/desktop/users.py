@@ -64,3 +64,5 @@ class DesktopUser(Settings):
     def __init__(self, name: str | None = None, /, **fields):
         """`DesktopUser("ada", groups=["audio"])`: the login name may come first, unnamed."""
         super().__init__(**({"name": name} if name is not None else {}), **fields)
+
+    __init__.__pydantic_base_init__ = True     # (validating a mapping is pydantic's own: see DesktopArgs)

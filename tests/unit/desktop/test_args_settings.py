@@ -103,3 +103,11 @@ def test_the_users_are_the_one_account_model_and_checked_by_it():
     with pytest.raises(InputError) as err:
         _args(users=[]).check("d")
     assert err.value.problems == [("d.users", "declare at least one user")]
+
+
+def test_validating_raises_a_settings_own_problem_with_those_between_the_others():
+    with pytest.raises(ValidationError) as err:
+        DesktopArgs.model_validate({"image": None, "pool": _POOL, "network": _Net(), "users": [{"name": "root"}],
+                                    "settings": DesktopSettings(vcpus=2, max_vcpus=1), "address": "10.0.0.1"})
+    assert [loc for loc, _ in from_error(err.value, DesktopArgs)] == [("users", 0, "name"), ("max_vcpus",),
+                                                                      ("address",)]
