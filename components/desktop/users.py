@@ -55,8 +55,8 @@ class DesktopUser(Settings):
     name: Login = Field(description="The login name.")
     ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in as this user.")
     groups: Groups = Field([], description="Supplementary groups.")
-    password: Password | None = Field(None, description="The password, a Pulumi secret: it reaches the guest and "
-                                                        "the host's portal only as a hash.")
+    password: Password | None = Field(None, repr=False, description="The password, a Pulumi secret: it reaches "
+                                                                    "the guest and the host's portal only as a hash.")
     email: Email | None = Field(None, description="Their address at the organisation's identity provider: signed "
                                                   "in to the host's portal with OpenID Connect, the identity whose "
                                                   "`email` claim this is gets this stack's desktops of this user.")

@@ -111,3 +111,8 @@ def test_validating_raises_a_settings_own_problem_with_those_between_the_others(
                                     "settings": DesktopSettings(vcpus=2, max_vcpus=1), "address": "10.0.0.1"})
     assert [loc for loc, _ in from_error(err.value, DesktopArgs)] == [("users", 0, "name"), ("max_vcpus",),
                                                                       ("address",)]
+
+
+def test_a_users_password_is_not_in_its_repr():
+    assert "hunter2" not in repr(DesktopUser("ada", password="hunter2"))
+    assert "hunter2" not in repr(_args(users=[DesktopUser("ada", password="hunter2")]))
