@@ -9,12 +9,14 @@ import dataclasses
 from typing import Callable, Mapping
 
 import pulumi
+from pydantic import ValidationError
 
 from ..cloudinit import CloudInitError
 from ..container import Container, ContainerArgs
-from ..desktop import Desktop, DesktopArgs, DesktopUser, Share, Timeouts
+from ..desktop import Desktop, DesktopArgs, Timeouts
 from ..desktop.component import HOME_DEVICE
 from ..desktop.seeding import check_seed, graphical_session, mdev_uuid, vm_mac
+from ..desktop.wording import from_error, path
 from ..errors import InputError, VdeskError
 from ..host import capacity, hardware, placement
 from ..host.resolve import HostUnreachable, offline as offline_host
@@ -27,7 +29,8 @@ from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
 from .against_host import host_problems, image_problems, pool_problems
-from .models import SECTIONS, PoolConfig, StackConfig, parse
+from .models import SECTIONS, PoolConfig, StackConfig
+from .resolve import parse
 
 
 NAMESPACE = "vdesk"
@@ -270,11 +273,12 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
             images[d.image].volumes_in(pools[(d.pool, d.host)], adopt=(d.image, d.pool, d.host) in adopted,
                                        name=f"image-{d.image}-{d.pool}" + (f"-{d.host}" if spread else ""))
         for d in mine:
-            desktops[d.name] = Desktop(d.name, _desktop_args(d, pools[(d.pool, d.host)],
-                                                             networks[(d.network, d.host)],
-                                                             [networks[(n, d.host)] for n in d.extra_networks],
-                                                             images[d.image], config.shares, timeouts, prefix,
-                                                             secret))
+            desktops[d.name] = Desktop(d.name, _validated_args(d, {
+                "image": images[d.image], "pool": pools[(d.pool, d.host)], "network": networks[(d.network, d.host)],
+                "extra_networks": [networks[(n, d.host)] for n in d.extra_networks],
+                "shares": [{"name": n, "source": config.shares[n].path, "writable": config.shares[n].writable}
+                           for n in d.shares],
+                "timeouts": timeouts, "vm_name": f"{prefix}-{d.name}"}, secret))
             done_first.append(desktops[d.name].done)
         if group and group[0] not in down:
             done_first += [*pools.values(), *networks.values()]
@@ -318,18 +322,18 @@ def _record_quotas(stack: str, config: StackConfig, hosts: dict) -> None:
                     for d in config.desktops.values() if d.host == name})
 
 
-def _desktop_args(d, pool, network, extra_networks, image, shares, timeouts, prefix, secret) -> DesktopArgs:
-    """Its own settings as resolved (a profile's with a user's overrides; checks with each user's name filled in)
-    and what it refers to."""
-    return DesktopArgs.from_settings(
-        d.settings,
-        image=image, pool=pool, network=network, extra_networks=extra_networks,
-        users=[DesktopUser(u.name, u.ssh_authorized_keys, u.groups, secret(u.password) if u.password else None,
-                          u.email)
-               for u in d.users],
-        template=d.profile, shares=[Share(n, shares[n].path, shares[n].writable) for n in d.shares],
-        address=d.address.split("/")[0] if d.address else None,
-        timeouts=timeouts, adopt=d.adopt, vm_name=f"{prefix}-{d.name}")
+def _validated_args(d, references: dict, secret) -> DesktopArgs:
+    """Its arguments, validated: its own settings as resolved (a profile's with a user's overrides; checks with
+    each user's name filled in), its users with their passwords' secrets, and what it refers to. A problem is
+    reported where the desktop is declared (`users[3].tpm`)."""
+    try:
+        return DesktopArgs.model_validate({
+            **references, "settings": d.settings, "template": d.profile, "adopt": d.adopt,
+            "address": d.address.split("/")[0] if d.address else None,
+            "users": [{**u.model_dump(), "password": secret(u.password) if u.password else None} for u in d.users]})
+    except ValidationError as exc:
+        raise InputError([(f"{d.source}.{path(loc)}", message)
+                          for loc, message in from_error(exc, DesktopArgs)]) from None
 
 
 def _pool_args(p: PoolConfig, host, prefix: str) -> StoragePoolArgs:

@@ -14,30 +14,26 @@ Desktops are declared in two forms, which may be mixed:
   itself never passes through this package.
 
 The file as written is described by the pydantic models of stackfile.py;
-resolve.py checks what refers to what and produces the dataclasses below (the
-resolved stack that the rest of vdesk consumes); problems.py words every
-problem; schema.py publishes the models as docs/stack.schema.json.
+resolve.py (its `parse`) checks what refers to what and produces the
+dataclasses below (the resolved stack that the rest of vdesk consumes);
+problems.py words every problem; schema.py publishes the models as
+docs/stack.schema.json.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
-from pydantic import ValidationError
-
-from ..errors import InputError
 from ..container.settings import ContainerSettings
 from ..desktop.settings import DesktopSettings
-from .partial import salvage
-from .problems import from_error, in_file_order
 from .stackfile import (ACCELERATORS, ADDRESS_SOURCES, BOOT_MODES, DEFAULT_TEMPLATE, EMBEDDED, NETWORK_MODES,
-                       RESERVED_LOGINS, Container, Desktop, DesktopUser, Pool, Profile, StackFile, Timeouts, User)
+                       Container, Desktop, DesktopUser, Pool, Profile, StackFile, Timeouts, User)
 
 __all__ = ["ACCELERATORS", "ADDRESS_SOURCES", "BOOT_MODES", "CONTAINER_KEYS", "DEFAULT_TEMPLATE", "DEFAULT_TIMEOUTS",
            "DESKTOP_KEYS", "DESKTOP_USER_KEYS", "EMBEDDED", "NETWORK_MODES",
-           "POOL_KEYS", "PROFILE_KEYS", "RESERVED_LOGINS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
+           "POOL_KEYS", "PROFILE_KEYS", "SECTIONS", "USER_KEYS", "USER_PLACEHOLDER",
            "ContainerConfig", "DesktopConfig", "HostConfig", "ImageConfig", "NetworkConfig", "PoolConfig",
-           "ShareConfig", "StackConfig", "UserConfig", "for_user", "parse"]
+           "ShareConfig", "StackConfig", "for_user"]
 
 # The keys each part of the file takes: declared once, by the models.
 SECTIONS = tuple(StackFile.model_fields)
@@ -120,15 +116,6 @@ class ImageConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class UserConfig:
-    name: str
-    ssh_authorized_keys: tuple[str, ...]
-    groups: tuple[str, ...]
-    password: str | None = None        # a secret config key in the vdesk namespace (never the password)
-    email: str | None = None           # their identity's address, for the host portal's OpenID Connect sign-in
-
-
-@dataclasses.dataclass(frozen=True)
 class DesktopConfig:
     """A desktop as resolved: where it runs, what it refers to (by name), its users, and its settings, which are
     declared once (components.desktop.settings.DesktopSettings) and not repeated here."""
@@ -138,7 +125,7 @@ class DesktopConfig:
     network: str
     image: str
     profile: str
-    users: tuple[UserConfig, ...]
+    users: tuple[DesktopUser, ...]    # as written, their checked parts only (a password: its secret key's name)
     settings: DesktopSettings         # its own settings, checked (sizes in bytes): a profile's with a user's
     #                                   overrides, and checks with each user's name in place of {user}
     source: str = ""                  # where it is declared: "desktops.dev" or "users[0]"
@@ -188,30 +175,6 @@ class StackConfig:
     shares: dict[str, ShareConfig] = dataclasses.field(default_factory=dict)
     quotas: dict | None = None         # {users|groups: {who: {desktops, memory}}}, as declared (memory in bytes)
 
-
-
-def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | None = None) -> StackConfig:
-    """Validate the whole `vdesk:*` config; raise InputError listing every problem.
-
-    `config_keys` maps every key set in the stack's `vdesk` namespace (without
-    the `vdesk:` prefix) to whether it is a secret; users' `password` entries
-    must name one that is. Unknown plain keys are reported like unknown sections.
-    """
-    from .resolve import resolve   # (it builds this module's dataclasses)
-    found, broken = [], set()
-    try:
-        written = StackFile.model_validate(raw)
-    except ValidationError as exc:
-        # Report every problem, then go on with what is usable, to find the problems that depend on it.
-        found = from_error(exc)
-        written = salvage(StackFile, raw, (), broken)
-        if written is None:
-            raise InputError(in_file_order(found, raw)) from None
-    config, more = resolve(written, stack=stack, config_keys=dict(config_keys or {}), written_keys=set(raw),
-                           broken=broken)
-    if found or more:
-        raise InputError(in_file_order([*found, *more], raw))
-    return config
 
 
 def for_user(value, user: str):

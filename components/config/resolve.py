@@ -8,21 +8,48 @@ skipping what builds on a broken value, so that every problem is found at once.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
+
+from pydantic import ValidationError
 
 from ..cloudinit import available_profiles
 from ..container.settings import ContainerSettings
+from ..errors import InputError
 from ..guest.checkspec import CheckSpecError, parse_checks
 from ..host import exposure, policy as host_policy
 from ..names import name_problem
 from . import against_host, quotas, resolve_kubevirt
 from .models import (DEFAULT_TIMEOUTS, ContainerConfig, HostConfig, ImageConfig, NetworkConfig, PoolConfig,
                      ShareConfig, StackConfig, for_user)
-from .partial import is_broken
-from .problems import Loc, loc_of, path, unknown
+from .partial import is_broken, salvage
+from .problems import Loc, from_error, in_file_order, loc_of, path, unknown
 from .resolve_desktops import _Desktops
 from .resolve_infrastructure import _Infrastructure
 from .stackfile import HOW_TO_SET_A_SECRET, Container, StackFile
+
+
+def parse(raw: dict[str, Any], *, stack: str, config_keys: Mapping[str, bool] | None = None) -> StackConfig:
+    """Validate the whole `vdesk:*` config; raise InputError listing every problem.
+
+    `config_keys` maps every key set in the stack's `vdesk` namespace (without
+    the `vdesk:` prefix) to whether it is a secret; users' `password` entries
+    must name one that is. Unknown plain keys are reported like unknown sections.
+    """
+    found, broken = [], set()
+    try:
+        written = StackFile.model_validate(raw)
+    except ValidationError as exc:
+        # Report every problem, then go on with what is usable, to find the problems that depend on it.
+        found = from_error(exc)
+        written = salvage(StackFile, raw, (), broken)
+        if written is None:
+            raise InputError(in_file_order(found, raw)) from None
+    config, more = resolve(written, stack=stack, config_keys=dict(config_keys or {}), written_keys=set(raw),
+                           broken=broken)
+    if found or more:
+        raise InputError(in_file_order([*found, *more], raw))
+    return config
+
 
 def resolve(file: StackFile, *, stack: str, config_keys: Mapping[str, bool], written_keys: set[str],
             broken: set[Loc]) -> tuple[StackConfig, list[tuple[Loc, str]]]:

@@ -9,7 +9,7 @@ from ..desktop.settings import SESSION, FirmwareFacts, Gpu, firmware_problems, s
 from ..host.resolve import swtpm_installed
 from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE
-from .models import DesktopConfig, UserConfig, for_user
+from .models import DesktopConfig, for_user
 from .problems import Loc, loc_of, path
 from .resolve_kubevirt import on_clusters_only
 from .stackfile import USER_OVERRIDES, Cpu, Desktop, DesktopSettings, DesktopUser, Profile, User
@@ -177,7 +177,7 @@ class _Desktops:
                 self.add(where, f"{name!r} has no DHCP: extra NICs take their address by DHCP")
         return tuple(n for n in names if n is not None)
 
-    def desktop_users(self, loc: Loc, users: list[DesktopUser | None]) -> list[UserConfig]:
+    def desktop_users(self, loc: Loc, users: list[DesktopUser | None]) -> list[DesktopUser]:
         """The accounts of a desktop declared under `desktops` (the first one is the one vdesk logs in as)."""
         result, seen = [], {}
         for i, u in enumerate(users):
@@ -187,8 +187,7 @@ class _Desktops:
                 self.add((*loc, i, "name"), f"duplicates {path(loc)}[{seen[u.name]}].name ({u.name!r})")
                 continue
             seen[u.name] = i
-            result.append(UserConfig(u.name, _good(u.ssh_authorized_keys), _good(u.groups),
-                                     self.password((*loc, i, "password"), u.password), u.email))
+            result.append(_account(u, password=self.password((*loc, i, "password"), u.password)))
         return result
 
     def user_desktops(self, profiles: dict[str, Profile], desktops: dict) -> list[DesktopConfig]:
@@ -246,8 +245,7 @@ class _Desktops:
 
     def user_desktop(self, loc: Loc, u: User, profile: Profile, password: str | None, max_vcpus: int | None,
                      checks: tuple | None, hardware: dict) -> DesktopConfig:
-        user = UserConfig(u.name, _good(u.ssh_authorized_keys), profile.groups if u.groups is None else _good(u.groups),
-                          password, u.email)
+        user = _account(u, password=password, groups=profile.groups if u.groups is None else u.groups)
         hosts = hardware.get("hosts", profile.hosts)
         host = hosts[0] if len(hosts) == 1 else None
         inherited = {"cpu": "cpu" not in hardware, "gpus": "gpus" not in hardware, "hosts": "hosts" not in hardware,
@@ -355,5 +353,10 @@ def _pins(cpu: Cpu | None) -> tuple:
     return tuple(p for p in cpu.pinning or () if p is not None) if cpu is not None else ()
 
 
-def _good(values) -> tuple:
-    return tuple(v for v in values or () if v is not None)
+def _account(u: DesktopUser, **checked) -> DesktopUser:
+    """A user's account as written (a person's: its part that is an account), with `checked` in place and
+    without the items of its lists that failed their check (a partly broken list has None for them)."""
+    fields = {**{key: getattr(u, key) for key in DesktopUser.model_fields}, **checked}
+    return DesktopUser.model_construct(**{key: [v for v in value if v is not None] if isinstance(value, (list, tuple))
+                                          else value for key, value in fields.items()})
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, create_model, model_validator
+from pydantic import BeforeValidator, Field, PlainValidator, create_model, model_validator
 
 # A desktop's and a container's own settings and the kinds of values are declared there; the stack file adds
 # names and references.
@@ -18,6 +18,8 @@ from ..container.settings import ContainerSettings
 from ..desktop.settings import Checks, Cpu, Duration, Settings, Wording, _rule
 from ..desktop.settings import DesktopSettings as OwnSettings
 from ..desktop.settings import BY_USER, overridable
+from ..desktop.users import Group, Groups, Login
+from ..desktop.users import DesktopUser as Account
 # (kinds shared with the providers)
 from ..kinds import (NETWORK_MODES, Address, Cidr6, Count, DhcpHost, DhcpRange, DnsHost, DnsName, FileServer,
                      HostPath, Interface, MemorySize, NetfsFormat, NetworkMode, NonEmpty, PoolType, Timeouts,
@@ -32,23 +34,11 @@ ADDRESS_SOURCES = ("lease", "agent", "arp")
 BOOT_MODES = ("bios", "uefi")
 GOLDEN_IMAGES = ("debian12",)
 DEFAULT_TEMPLATE = "desktop"
-# Accounts the golden image (or any Debian) already has: a desktop user must not take them over.
-RESERVED_LOGINS = frozenset({
-    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy", "www-data",
-    "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "systemd-network",
-    "systemd-resolve", "systemd-timesync", "polkitd", "avahi", "dnsmasq", "libvirt-qemu"})
-# An OpenSSH public key line (options and comment allowed), as the seed templates accept it.
-_PUBLIC_KEY = (r"(^|\s)(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)"
-               r"|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+[A-Za-z0-9+/]+=*(\s|$)")
-_LOGIN = r"^[a-z_][a-z0-9_-]{0,31}$"
-_GROUP = r"^[a-z_][a-z0-9_-]{0,31}$"
-_EMAIL = r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 CONFIG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ALL_HOSTS = "all"
 HOW_TO_SET_A_SECRET = ("store the password with `pulumi config set --secret vdesk:<key>` and write that <key> "
                        "here")
 _NOT_A_SECRET = f"must name a secret vdesk config key, e.g. alice-password (value not shown): {HOW_TO_SET_A_SECRET}"
-_NOT_A_KEY = "is not an OpenSSH public key ('ssh-ed25519 AAAA... comment'); value not shown"
 
 
 
@@ -98,23 +88,9 @@ Adopt = Annotated[bool | str, PlainValidator(_adopt, json_schema_input_type=bool
 Uri = Annotated[str, _rule(lambda v: None if v == EMBEDDED or "://" in v
                            else f"{v!r} must be 'embedded' or a libvirt URI such as qemu:///system"),
                 Wording(expected="'embedded' or a libvirt URI such as qemu:///system, got {got}")]
-Login = Annotated[str, Field(pattern=_LOGIN),
-                  _rule(lambda v: f"{v!r} is not a usable login name: it is a system account"
-                        if v in RESERVED_LOGINS else None),
-                  Wording(invalid="{input} is not a usable login name: use lowercase letters, digits, '-' and "
-                                  "'_', starting with a letter or '_', at most 32 characters")]
 UserName = Annotated[Login, _rule(lambda v: f"{v!r} is not a usable user name: it also names the user's desktop, "
                                             "so use lowercase letters, digits and '-', starting with a letter and "
                                             "not ending with '-'" if name_problem(v) else None)]
-Group = Annotated[str, Field(pattern=_GROUP),
-                  Wording(invalid="{input} is not a valid group name: use lowercase letters, digits, '-' and '_', "
-                                  "starting with a letter or '_'")]
-Groups = Annotated[list[Group], AfterValidator(lambda groups: list(dict.fromkeys(groups))),
-                   Wording(expected="a list of group names")]
-SshKey = Annotated[str, Field(pattern=_PUBLIC_KEY), _rule(lambda v: _NOT_A_KEY if "\n" in v.strip() else None),
-                   AfterValidator(str.strip), Wording(invalid=_NOT_A_KEY)]
-SshKeys = Annotated[list[SshKey],
-                    Wording(expected="a list of OpenSSH public keys ('ssh-ed25519 AAAA... comment')")]
 SecretKey = Annotated[str, Field(pattern=CONFIG_KEY_PATTERN), _rule(_not_a_section), Wording(invalid=_NOT_A_SECRET)]
 Cidr = Annotated[str, _rule(network_problem), Wording(expected="a network in CIDR form, e.g. 10.77.0.0/24")]
 SharePath = Annotated[str, Field(pattern="^/[^,\n]*$"),
@@ -319,25 +295,12 @@ class Profile(DesktopSettings):
                                            "user's name.")
 
 
-Email = Annotated[str, Field(pattern=_EMAIL, max_length=254),
-                  Wording(invalid="{input} is not an email address (name@example.org)")]
-# What maps a person to their account, declared once for both kinds of user.
-IdentityEmail = Annotated[Email | None, Field(description="Their address at the organisation's identity provider: "
-                                                          "signed in to the host's portal with OpenID Connect, the "
-                                                          "identity whose `email` claim this is gets this stack's "
-                                                          "desktops of this user.")]
-
-
-class DesktopUser(Settings):
-    """An account on a desktop; the first is the one vdesk logs in as."""
-    noun: ClassVar[str] = "user"
-    name: Login = Field(description="The login name.")
-    ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in as this user.")
-    groups: Groups = Field([], description="Supplementary groups.")
+class DesktopUser(Account):
+    """An account on a desktop (components.desktop.users), whose password the stack file names instead; the
+    first is the one vdesk logs in as."""
     password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
                                                          "(`pulumi config set --secret vdesk:<key>`), never the "
                                                          "password itself.")
-    email: IdentityEmail = None
 
 
 class Desktop(DesktopSettings):
@@ -351,18 +314,12 @@ class Desktop(DesktopSettings):
     adopt: bool = Field(False, description="Take over its domain, disk and seed if they exist.")
 
 
-class _Person(Settings):
+class _Person(DesktopUser):
     """A person: gets one desktop named after them, made from their profile, with their overrides."""
-    noun: ClassVar[str] = "user"
     name: UserName = Field(description="The login, and the desktop's name and hostname.")
     profile: ProfileRef = Field(description="The profile their desktop is made from.")
     hosts: Hosts | None = Field(None, description="Hosts their desktop may be placed on (default: the "
                                                   "profile's host or hosts).")
-    ssh_authorized_keys: SshKeys = Field([], description="OpenSSH public keys that may log in.")
-    password: SecretKey | None = Field(None, description="The name of a secret config key that holds the password "
-                                                         "(`pulumi config set --secret vdesk:<key>`), never the "
-                                                         "password itself.")
-    email: IdentityEmail = None
     groups: Groups | None = Field(None, description="Supplementary groups (default: the profile's).")
     shares: Annotated[list[ShareRef], Wording(expected="a list of share names")] | None = Field(
         None, description="Shares mounted in their desktop (default: the profile's).")

@@ -40,7 +40,7 @@ def test_network_modes_start_and_read_back_without_diff(own_host, mode, cidr):
 def test_uefi_domain_gets_nvram_and_delete_removes_it(own_host):
     dp = DomainProvider()
     props = checked(dp, {"host_uri": own_host.uri, "name": "uefi-vm", "domain_type": "qemu", "boot": "uefi",
-                         "memory_mib": 256, "vcpus": 1, "running": False, "shutdown_timeout_s": 2})
+                         "memory": 256 * 1024**2, "vcpus": 1, "running": False, "shutdown_timeout_s": 2})
     created = dp.create(props)
     conn = libvirt.open(own_host.uri)
     try:
@@ -71,7 +71,7 @@ def test_several_disks_and_nics_with_stable_macs(own_host, tmp_path):
                                    "capacity_bytes": 64 * 1024**2})) for i in range(2)]
     macs = ["52:54:00:22:00:01", "52:54:00:22:00:02"]
     props = checked(dp, {"host_uri": own_host.uri, "name": "multi-vm", "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 256, "vcpus": 2, "shutdown_timeout_s": 1,
+                         "memory": 256 * 1024**2, "vcpus": 2, "shutdown_timeout_s": 1,
                          "disks": [{"path": v.outs["path"], "format": "qcow2"} for v in vols],
                          "nics": [{"network": f"multi-{i}", "mac": macs[i]} for i in range(2)]})
     dom = dp.create(props)
@@ -94,7 +94,7 @@ def test_machine_type_and_cpu_topology_read_back_without_diff_and_change_in_plac
     """libvirt stores q35 as pc-q35-<version>: that must not look like drift, and pc -> q35 keeps the domain."""
     dp = DomainProvider()
     props = checked(dp, {"host_uri": own_host.uri, "name": "hw-vm", "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 256, "vcpus": 2, "max_vcpus": 4, "machine": "pc",
+                         "memory": 256 * 1024**2, "vcpus": 2, "max_vcpus": 4, "machine": "pc",
                          "cpu_topology": {"sockets": 1, "cores": 2, "threads": 2},
                          "running": False, "shutdown_timeout_s": 2})
     created = dp.create(props)

@@ -39,7 +39,7 @@ def gateway(own_host):
     provider, made = DomainProvider(), []
     for name in DESKTOPS:
         made.append(provider.create(checked(provider, {
-            "host_uri": own_host.uri, "name": name, "domain_type": "qemu", "boot": "bios", "memory_mib": 128,
+            "host_uri": own_host.uri, "name": name, "domain_type": "qemu", "boot": "bios", "memory": 128 * 1024**2,
             "vcpus": 1, "display_password": PASSWORD, "shutdown_timeout_s": 2,
             "graphics_socket": str(own_host.state_dir / "displays" / f"{name}.vnc")})))
     console_dir = own_host.state_dir / "console"

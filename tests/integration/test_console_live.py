@@ -44,7 +44,7 @@ PASSWORD = "cons0le!"
 
 def _domain(host, name: str, **extra) -> dict:
     dp = DomainProvider()
-    props = {"host_uri": host.uri, "name": name, "domain_type": "qemu", "boot": "bios", "memory_mib": 128,
+    props = {"host_uri": host.uri, "name": name, "domain_type": "qemu", "boot": "bios", "memory": 128 * 1024**2,
              "vcpus": 1, "display_password": PASSWORD, "shutdown_timeout_s": 2, **extra}
     if "graphics_listen" not in extra:
         props["graphics_socket"] = str(host.state_dir / "displays" / f"{name}.vnc")

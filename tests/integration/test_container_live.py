@@ -136,7 +136,7 @@ def system_box(own_host, net, image, shared_dir, containers_dir):
     """One system container shared by the tests below, in file order (the last one removes it)."""
     cp = ContainerProvider()
     props = checked(cp, {"host_uri": own_host.lxc_uri, "name": "ct-sys", "image": image,
-                         "containers_dir": containers_dir, "memory_mib": 512,
+                         "containers_dir": containers_dir, "memory": 512 * 1024**2,
                          "cpu_shares": 512, "networks": [{"network": NET}],
                          "mounts": [{"source": str(shared_dir), "target": "/mnt/shared"}],
                          "shutdown_timeout_s": 20})
@@ -239,7 +239,7 @@ def test_application_container_runs_its_command(own_host, image, ct_root, contai
     os.chmod(out, 0o1777)    # the container's root is an unprivileged uid: let it write here
     cp = ContainerProvider()
     props = checked(cp, {"host_uri": own_host.lxc_uri, "name": "ct-app", "image": image,
-                         "containers_dir": containers_dir, "memory_mib": 128,
+                         "containers_dir": containers_dir, "memory": 128 * 1024**2,
                          "command": ["/bin/sh", "-c", 'echo "$GREETING from $(id -u)" > /out/result; '
                                                       "exec sleep infinity"],
                          "env": ["GREETING=hello"],
@@ -276,7 +276,7 @@ def test_memory_cpu_and_power_state_change_in_place(own_host, system_box):
     assert int(cgroup_file(pid, "memory", "memory.limit_in_bytes").read_text()) == 512 * 2**20
 
     # lower memory and more CPU: live, same container, same init (no restart)
-    smaller = checked(cp, dict(box["props"], memory_mib=256, vcpus=2, cpu_shares=300))
+    smaller = checked(cp, dict(box["props"], memory=256 * 1024**2, vcpus=2, cpu_shares=300))
     diff = cp.diff(box["id"], box["outs"], smaller)
     assert diff.changes and diff.replaces == []
     outs = cp.update(box["id"], box["outs"], smaller).outs
@@ -287,7 +287,7 @@ def test_memory_cpu_and_power_state_change_in_place(own_host, system_box):
     assert outs["pending_restart"] is False
 
     # more memory than it was started with: applied by restarting it (restart_policy on-change)
-    bigger = checked(cp, dict(smaller, memory_mib=768))
+    bigger = checked(cp, dict(smaller, memory=768 * 1024**2))
     outs = cp.update(box["id"], outs, bigger).outs
     new_pid = init_pid(conn, "ct-sys")
     assert new_pid != pid and conn.lookupByName("ct-sys").UUIDString() == uuid
@@ -309,7 +309,7 @@ def test_memory_cpu_and_power_state_change_in_place(own_host, system_box):
 def test_rootfs_and_userns_changes_replace(own_host, image, containers_dir):
     cp = ContainerProvider()
     props = checked(cp, {"host_uri": own_host.lxc_uri, "name": "ct-repl", "image": image,
-                         "containers_dir": containers_dir, "memory_mib": 256,
+                         "containers_dir": containers_dir, "memory": 256 * 1024**2,
                          "shutdown_timeout_s": 20})
     first = cp.create(props)
     privileged = checked(cp, dict(props, userns=False))
@@ -339,7 +339,7 @@ def test_a_tree_the_containers_root_cannot_reach_is_refused_up_front(own_host, i
     cp = ContainerProvider()
     hidden = tmp_path / "containers"          # pytest's temp dirs sit under a 0700 directory
     props = checked(cp, {"host_uri": own_host.lxc_uri, "name": "ct-hidden", "image": image,
-                         "containers_dir": str(hidden), "memory_mib": 128})
+                         "containers_dir": str(hidden), "memory": 128 * 1024**2})
     with pytest.raises(VdeskError, match=r"containers_dir: .* cannot be entered by the container's root"):
         cp.create(props)
     assert "ct-hidden" not in domain_names(own_host) and not (hidden / "ct-hidden").exists()

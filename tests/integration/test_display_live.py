@@ -36,7 +36,7 @@ def desktop(own_host):
     vnc = str(own_host.state_dir / "displays" / f"{name}.vnc")
     os.makedirs(os.path.dirname(vnc), exist_ok=True)
     props = checked(dp, {"host_uri": own_host.uri, "name": name, "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 128, "vcpus": 1, "graphics_socket": vnc, "spice": True,
+                         "memory": 128 * 1024**2, "vcpus": 1, "graphics_socket": vnc, "spice": True,
                          "display_password": "first-pw", "shutdown_timeout_s": 2})
     created = dp.create(props)
     yield dp, created, props, vnc

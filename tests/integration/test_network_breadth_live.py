@@ -70,7 +70,7 @@ def test_bridge_network_carries_a_guest_nic_and_reads_back_without_diff(own_host
         assert np_.diff(net.id, np_.read(net.id, net.outs).outs, props).changes is False
 
         dom = dp.create(checked(dp, {"host_uri": own_host.uri, "name": "br-vm", "domain_type": "qemu",
-                                     "boot": "bios", "memory_mib": 256, "vcpus": 1, "shutdown_timeout_s": 1,
+                                     "boot": "bios", "memory": 256 * 1024**2, "vcpus": 1, "shutdown_timeout_s": 1,
                                      "nics": [{"network": "br-lan", "mac": "52:54:00:77:00:01"}]}))
         # libvirt plugged the guest's tap into the host bridge, not into a bridge of its own
         tap = wait_for("the guest's tap on the host bridge", lambda: ports_of(own_host, host_bridge))

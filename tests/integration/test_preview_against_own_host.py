@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import against_host
-from components.config.models import parse
+from components.config.resolve import parse
 from components.host.resolve import ResolvedHost
 
 pytestmark = pytest.mark.integration

@@ -65,7 +65,7 @@ def test_disk_grows_in_place_without_replacing(own_host, pool):
 def test_memory_vcpu_and_power_state_update_the_same_domain(own_host, net):
     dp = DomainProvider()
     props = checked(dp, {"host_uri": own_host.uri, "name": "live-vm", "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 256, "vcpus": 1, "nics": [{"network": "live-lan",
+                         "memory": 256 * 1024**2, "vcpus": 1, "nics": [{"network": "live-lan",
                                                                   "mac": "52:54:00:20:01:01"}],
                          "shutdown_timeout_s": 2})
     created = dp.create(props)
@@ -73,7 +73,7 @@ def test_memory_vcpu_and_power_state_update_the_same_domain(own_host, net):
         conn = libvirt.open(own_host.uri)
         uuid = conn.lookupByName("live-vm").UUIDString()
         assert conn.lookupByName("live-vm").isActive()
-        bigger = dict(props, memory_mib=384, vcpus=2)
+        bigger = dict(props, memory=384 * 1024**2, vcpus=2)
         outs = dp.update(created.id, created.outs, bigger).outs
         dom = conn.lookupByName("live-vm")
         live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
@@ -103,7 +103,7 @@ def test_memory_vcpu_and_power_state_update_the_same_domain(own_host, net):
 def test_domain_deleted_out_of_band_is_reported_gone(own_host):
     dp = DomainProvider()
     props = checked(dp, {"host_uri": own_host.uri, "name": "live-gone", "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 256, "vcpus": 1, "running": False})
+                         "memory": 256 * 1024**2, "vcpus": 1, "running": False})
     created = dp.create(props)
     virsh(own_host, "undefine", "live-gone")
     assert dp.read(created.id, created.outs).id == ""
@@ -192,7 +192,7 @@ def test_accelerator_change_updates_the_domain_type_in_place(own_host):
     """domain_type (qemu <-> kvm) is an in-place row; the test driver only knows 'test'."""
     dp = DomainProvider()
     props = checked(dp, {"host_uri": own_host.uri, "name": "live-accel", "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 256, "vcpus": 1, "running": False})
+                         "memory": 256 * 1024**2, "vcpus": 1, "running": False})
     created = dp.create(props)
     try:
         kvm = dict(props, domain_type="kvm")

@@ -54,7 +54,7 @@ def test_hot_plug_is_live_and_an_unplug_the_guest_cannot_do_follows_the_policy(o
     dp = DomainProvider()
     name = f"live-hotplug-{'restart' if policy == 'on-change' else 'never'}"
     props = checked(dp, {"host_uri": own_host.uri, "name": name, "domain_type": "qemu", "boot": "bios",
-                         "memory_mib": 384, "vcpus": 1, "max_vcpus": 2, "restart_policy": policy,
+                         "memory": 384 * 1024**2, "vcpus": 1, "max_vcpus": 2, "restart_policy": policy,
                          "shutdown_timeout_s": 2})
     created = dp.create(props)
     conn = libvirt.open(own_host.uri)
@@ -62,7 +62,7 @@ def test_hot_plug_is_live_and_an_unplug_the_guest_cannot_do_follows_the_policy(o
         dom = conn.lookupByName(name)
         boot = (run_id(conn, name), qemu_pid(own_host, name))
 
-        up = dict(props, vcpus=2, memory_mib=320)
+        up = dict(props, vcpus=2, memory=320 * 1024**2)
         outs = dp.update(created.id, created.outs, up).outs
         assert (run_id(conn, name), qemu_pid(own_host, name)) == boot, "restarted for a hot-plug"
         assert dom.UUIDString() == created.id and dom.vcpusFlags(LIVE) == 2 and config_vcpus(dom) == (2, 2)
@@ -125,7 +125,7 @@ def test_a_booted_guest_gets_its_vcpu_live_and_unplug_is_live_or_a_logged_restar
     # No root=: the initramfs stops at its shell, with the kernel (and its ACPI) running: no disk needed.
     props = checked(dp, {"host_uri": own_host.uri, "name": name, "domain_type": "qemu", "boot": "kernel",
                          "kernel": str(folder / "vmlinuz"), "initrd": str(folder / "initrd.img"),
-                         "cmdline": "console=ttyS0,115200n8", "memory_mib": 512, "vcpus": 1, "max_vcpus": 2,
+                         "cmdline": "console=ttyS0,115200n8", "memory": 512 * 1024**2, "vcpus": 1, "max_vcpus": 2,
                          "shutdown_timeout_s": 5})
     created = dp.create(props)
     conn = libvirt.open(own_host.uri)

@@ -101,7 +101,9 @@ def test_autologin_and_resolution_are_checked_against_the_image(mocks):
                           "names one, e.g. desktop: xfce")]
     args = DesktopArgs(image=console, pool=args.pool, network=args.network,
                        settings=DesktopSettings(autologin=False, resolution="320x200"))
-    assert args.problems("bad") == [("bad.resolution", "320x200 is outside 640x400..7680x4320")]
+    with pytest.raises(InputError) as err:
+        Desktop("bad", args)
+    assert err.value.problems == [("bad.resolution", "320x200 is outside 640x400..7680x4320")]
 
 
 @pytest.mark.parametrize("kwargs, expected", [

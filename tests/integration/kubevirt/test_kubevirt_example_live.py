@@ -16,7 +16,7 @@ import yaml
 from kubernetes import client
 
 from components.config.loader import declare
-from components.config.models import parse
+from components.config.resolve import parse
 from components.kubevirt import model, stack as kubevirt_stack
 from components.errors import InputError
 from tests.support.kubevirt import every_namespaced_object

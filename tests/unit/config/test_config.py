@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from components.config.models import parse
+from components.config.resolve import parse
 from components.errors import InputError
 
 VALID = {
@@ -129,12 +129,12 @@ def test_users_get_one_desktop_each_from_their_profile_with_overrides():
     alice, bob, carol = cfg.desktops.values()
     assert (alice.settings.memory, alice.settings.vcpus, alice.settings.disk, alice.settings.running) == (
         1024**3, 1, 8 * 1024**3, True)
-    assert alice.users[0].groups == ("audio",) and alice.profile == "desktop" and alice.source == "users[0]"
+    assert alice.users[0].groups == ["audio"] and alice.profile == "desktop" and alice.source == "users[0]"
     assert alice.settings.checks == [{"user": "alice", "groups": ["audio"]}, {"file": "/etc/hostname", "contains": "alice"}]
     assert (bob.settings.memory, bob.settings.vcpus, bob.settings.disk, bob.settings.running) == (
         1536 * 1024**2, 2, 20 * 1024**3, False)
-    assert bob.users[0].groups == ("plugdev",) and bob.settings.checks == [{"service": "ssh"}]
-    assert bob.users[0].ssh_authorized_keys == ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop",)
+    assert bob.users[0].groups == ["plugdev"] and bob.settings.checks == [{"service": "ssh"}]
+    assert bob.users[0].ssh_authorized_keys == ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@laptop"]
     assert (carol.settings.memory, carol.settings.vcpus, carol.settings.disk) == (2 * 1024**3, 4, 8 * 1024**3)
     assert carol.users[0].password == "carol-password" and carol.profile == "desktop"
     assert (alice.host, alice.pool, alice.network, alice.image) == ("local", "main", "lan", "debian12")
@@ -296,7 +296,7 @@ def test_an_empty_setting_is_the_same_as_none_and_an_empty_entry_takes_every_def
     raw["profiles"]["big"]["checks"] = None
     cfg = parse(raw, stack="team", config_keys={"carol-password": True})
     assert cfg.hosts["local"].uri == "embedded" and cfg.hosts["local"].accelerator == "auto"
-    assert cfg.desktops["bob"].settings.memory == 1024**3 and cfg.desktops["bob"].users[0].groups == ("audio",)
+    assert cfg.desktops["bob"].settings.memory == 1024**3 and cfg.desktops["bob"].users[0].groups == ["audio"]
     assert cfg.profiles["big"].checks == ()
 
 

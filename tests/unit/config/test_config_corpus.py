@@ -11,7 +11,8 @@ import copy
 
 import pytest
 
-from components.config.models import PROFILE_KEYS, SECTIONS, USER_KEYS, parse
+from components.config.models import PROFILE_KEYS, SECTIONS, USER_KEYS
+from components.config.resolve import parse
 from components.errors import InputError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9xHmMbWnJ7zS0pZm4n1l3E2b0h5n7cPz4q2W9kYt3u alice@laptop"

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from components.config.models import parse
+from components.config.resolve import parse
 from components.config.schema import SCHEMA, main, render
 
 STACKS = sorted((Path(__file__).resolve().parents[3] / "stacks").glob("Pulumi.*.yaml")) \

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from components.config import against_host
-from components.config.models import parse
+from components.config.resolve import parse
 from components.errors import InputError
 from components.host.resolve import ResolvedHost
 from components.images.golden import ImageFiles

@@ -1,7 +1,9 @@
 """Display passwords: generated once, rotated by a trigger, set on every display of the domain."""
 import libvirt
+import pytest
 
 from components.desktop.args import DesktopArgs
+from components.errors import InputError
 from components.resources.display import PASSWORD_LENGTH, DisplayPasswordProvider, graphics_devices
 from components.resources.domain import DomainProvider, desired_model
 
@@ -67,6 +69,8 @@ def test_desktop_args_name_a_bad_validity(tmp_path):
 
     pool = type("P", (), {"host": _Net.host})()
     args = DesktopArgs(image=None, pool=pool, network=_Net(), display_password_valid_for="3 weeks")
-    assert [f for f, _ in args.problems("alice")] == ["alice.display_password_valid_for"]
+    with pytest.raises(InputError) as err:
+        args.check("alice")
+    assert [f for f, _ in err.value.problems] == ["alice.display_password_valid_for"]
     assert DesktopArgs(image=None, pool=pool, network=_Net(), display_password_valid_for="30d"
                        ).display_password_valid_for_s == 30 * 86400

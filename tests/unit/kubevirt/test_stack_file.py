@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.cloudinit import SeedDocuments
-from components.config.models import parse
+from components.config.resolve import parse
 from components.config.stackfile import StackFile
 from components.errors import InputError
 from components.kubevirt import stack as kubevirt_stack

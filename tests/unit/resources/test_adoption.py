@@ -10,7 +10,7 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.config.models import parse
+from components.config.resolve import parse
 from components.resources.domain import DomainProvider
 from components.errors import InputError, VdeskError
 from components.resources.network import NetworkProvider

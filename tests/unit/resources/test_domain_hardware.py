@@ -3,7 +3,7 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.config.models import parse
+from components.config.resolve import parse
 from components.resources.domain import DomainProvider, same_machine
 from components.errors import InputError
 

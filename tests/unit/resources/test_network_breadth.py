@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components import xmlmodel
-from components.config.models import parse
+from components.config.resolve import parse
 from components.errors import InputError, VdeskError
 from components.host.resolve import ResolvedHost
 from components.resources.network import NetworkProvider
@@ -383,7 +383,7 @@ def test_the_program_passes_bridge_and_dual_stack_settings(mocks, tmp_path):
      "needs dhcp: true"),
 ])
 def test_a_bad_dhcp_range_is_named(entry, path, message):
-    from components.config.models import parse
+    from components.config.resolve import parse
     from components.errors import InputError
     raw = {"hosts": {"local": {}}, "networks": {"lan": {"host": "local", "cidr": "10.97.0.0/24", **entry}}}
     with pytest.raises(InputError) as err:

@@ -4,7 +4,7 @@ import pytest
 from lxml import etree
 
 from components import xmlmodel
-from components.config.models import parse
+from components.config.resolve import parse
 from components.desktop.settings import DesktopSettings, FirmwareFacts, firmware_problems
 from components.errors import InputError
 from components.image.component import recipe_files

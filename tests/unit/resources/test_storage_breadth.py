@@ -15,7 +15,7 @@ import pulumi
 import pytest
 
 from components import xmlmodel
-from components.config.models import parse
+from components.config.resolve import parse
 from components.errors import InputError, VdeskError
 from components.resources.pool import PoolProvider, owns_storage, require_support, support_problem
 from components.resources.volume import VolumeProvider
