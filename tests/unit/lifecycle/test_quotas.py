@@ -138,7 +138,7 @@ def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_h
     import types
 
     from components.config.loader import _record_quotas
-    from components.config.models import parse
+    from components.config.resolve import parse
     from tests.unit.config.test_config_corpus import BASE, SECRETS
     raw = copy.deepcopy(BASE)
     raw["quotas"] = {"groups": {"adm": {"desktops": 3, "memory": "8GiB"}}, "users": {"carol": {"desktops": 1}}}
