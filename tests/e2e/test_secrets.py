@@ -48,7 +48,9 @@ from components.guest.ssh import SshTarget, connect
 from tests.support.project import REPO, isolated_env, make_project, on_the_console_image, open_stack, stack_config
 from tests.support.rfb import WebSocketTransport, handshake
 
-pytestmark = [pytest.mark.e2e, pytest.mark.guests]
+# Only the tests of the booted guest are marked `guests`: the others boot nothing, so they need not wait
+# in the guests' stream (tests/conftest.py).
+pytestmark = pytest.mark.e2e
 STACK = "secrets"
 USER = "sam"
 KEY = "sam-password"
@@ -116,6 +118,7 @@ def password_login(ip: str, netns: str, host_public_key: str, password: str) -> 
         transport.close()
 
 
+@pytest.mark.guests
 def test_a_password_exists_only_as_a_hash(world):
     stack: auto.Stack = world["stack"]
     state, project = world["state"], world["project"]
@@ -180,6 +183,7 @@ def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
+@pytest.mark.guests
 def test_the_display_password_and_the_signing_key_are_nowhere_they_should_not_be(world, monkeypatch):
     if "up" not in world:
         pytest.skip("needs the guest brought up by test_a_password_exists_only_as_a_hash")
