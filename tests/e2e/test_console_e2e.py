@@ -10,37 +10,55 @@ typed through the page (keyboard events into noVNC) logs the user in at the
 greeter: over SSH (pinned host key) logind shows a new active x11 session of
 the user, and the page then shows the Xfce desktop. A tampered link never
 connects, and a session whose link expires is ended by the gateway.
+
+First, before anyone types at it, the same guest shows that passwords come from Pulumi secrets and exist
+outside the config only as hashes, and that the display password and the console's signing key are nowhere
+they should not be (they had a guest of their own in tests/e2e/test_secrets.py: one TCG boot less). After
+`up`, the plaintext is searched for everywhere it could have leaked: the seed ISO, every domain's XML, the
+exported state, every file of the test's state dir (the Pulumi backend, the embedded libvirtd's config and
+logs, the pool with the guest's disks) and everything the engine printed. It must be nowhere, while the hash
+is in the seed and in the guest's /etc/shadow, and logging in with the password works. A second `up`
+changes nothing: the hash is stable. The display password is in libvirt's own domain definitions and the
+remote-viewer file only, each 0600; the key is in its 0600 file only.
 """
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import secrets
 import shlex
 import shutil
+import subprocess
 import time
 import urllib.parse
 from pathlib import Path
 
+import libvirt
+import paramiko
 import pytest
 from pulumi import automation as auto
 
+from components.cli.access import viewer_path, write_access_files
 from components.cli.console import console_link
-from components.console import service
+from components.cloudinit import verify_password
+from components.console import service, tokens
 from components.guest.checks import SESSIONS_COMMAND, parse_sessions
 from components.guest.screenshot import dominant_share, measure_png
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from tests.support.browser import chromium, fit_viewport
+from tests.support.leaks import HASH, files_containing, mode, password_login, scanned_file_count
 from tests.support.novnc import novnc_state, settled_graphical_screen, type_keys, wait_until, xfce_panel_drawn
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
+from tests.support.rfb import WebSocketTransport, handshake
 
 pytestmark = [pytest.mark.e2e, pytest.mark.guests]
 STACK = "console"
 USER = "web"
 KEY = "web-password"
-PASSWORD = f"Pw-{secrets.token_hex(6)}"
+PASSWORD = f"Pw-{secrets.token_hex(6)}"     # random: it cannot be anywhere by chance
 # The developer recipe of stacks/Pulumi.dev.yaml and examples/desktop: one image (cached) serves them all.
 DEVELOPER_RECIPE = {"base": "debian12", "desktop": "xfce", "packages": ["build-essential", "git", "python3-venv", "vim"],
                     "locale": "en_US.UTF-8", "keyboard": "us", "timezone": "Etc/UTC"}
@@ -79,7 +97,7 @@ def world(tmp_path_factory):
                  else "no image line"))
         desk = up.outputs["desktops"].value[USER]
         netns = up.outputs["hosts"].value["local"]["netns"]
-        yield {"stack": stack, "state": state, "desk": desk,
+        yield {"stack": stack, "state": state, "project": project, "up": up, "said": said, "desk": desk,
                "ssh": SshTarget(host=desk["ip"], user=USER, private_key=desk["login_private_key"],
                                 host_public_key=desk["host_key"], netns=netns)}
     finally:
@@ -148,8 +166,138 @@ def sessions(world):
     return parse_sessions(run(world, SESSIONS_COMMAND))
 
 
+# --- passwords and display secrets: on the guest as `up` left it, before anyone types at it -------------------
+
+
+def test_a_password_exists_only_as_a_hash(world):
+    stack: auto.Stack = world["stack"]
+    state, project, up = world["state"], world["project"], world["up"]
+    printed: list[str] = world["said"]         # everything the engine printed, from the world's `up` on
+    needle = PASSWORD.encode()
+
+    # The stack file holds the secret encrypted.
+    assert "secure:" in (project / "stacks" / f"Pulumi.{STACK}.yaml").read_text()
+    assert up.summary.result == "succeeded"
+    desk = up.outputs["desktops"].value[USER]
+    netns = up.outputs["hosts"].value["local"]["netns"]
+    host_uri = up.outputs["host_uri"].value
+    assert desk["state"] == "running" and desk["user"] == USER
+
+    # Up again: the same hash, so the seed (and everything else) is unchanged.
+    stack.preview(on_output=printed.append)
+    again = stack.up(on_output=printed.append)
+    assert {k: v for k, v in again.summary.resource_changes.items() if k != "same"} == {}
+
+    # The seed volume holds the hash, never the password.
+    conn = libvirt.open(host_uri)
+    try:
+        seed_path = conn.storagePoolLookupByName(f"{STACK}-main").storageVolLookupByName(
+            f"{STACK}-{USER}-seed.iso").path()
+        domain_xml = [d.XMLDesc(flags) for d in conn.listAllDomains(0)
+                      for flags in (0, libvirt.VIR_DOMAIN_XML_SECURE, libvirt.VIR_DOMAIN_XML_INACTIVE)]
+    finally:
+        conn.close()
+    seed = Path(seed_path).read_bytes()
+    hashes = set(HASH.findall(seed))
+    assert len(hashes) == 1, hashes
+    crypt_hash = hashes.pop().decode()
+    assert verify_password(PASSWORD, crypt_hash)
+    assert needle not in seed
+
+    # Nor is the password in any domain XML, the exported state, any file, or anything printed.
+    assert domain_xml and not [x for x in domain_xml if PASSWORD in x]
+    exported = json.dumps(stack.export_stack().deployment)
+    assert f"{STACK}-{USER}-seed.iso" in exported and PASSWORD not in exported
+    assert scanned_file_count(state / "backend") > 0 and scanned_file_count(state / "hosts") > 5
+    assert files_containing(state, needle) == []
+    assert seed_path in files_containing(state, crypt_hash.encode())   # the scan does find what is there
+    assert files_containing(project, needle) == []
+    output = "".join(printed)
+    assert "Resources:" in output and PASSWORD not in output
+
+    # In the guest: /etc/shadow holds that very hash, and the password logs in (over SSH, host key pinned).
+    target = SshTarget(host=desk["ip"], user=USER, private_key=desk["login_private_key"],
+                       host_public_key=desk["host_key"], netns=netns)
+    with connect(target, timeout_s=60) as session:
+        shadow = session.run(["sudo", "-n", "getent", "shadow", USER]).check().stdout.strip()
+    assert shadow.split(":")[1] == crypt_hash
+    assert password_login(desk["ip"], netns, desk["host_key"], USER, PASSWORD) == USER
+    with pytest.raises(paramiko.AuthenticationException):
+        password_login(desk["ip"], netns, desk["host_key"], USER, PASSWORD + "x")
+
+
+def test_the_display_password_and_the_signing_key_are_nowhere_they_should_not_be(world, monkeypatch):
+    import websocket
+    stack: auto.Stack = world["stack"]
+    state, up = world["state"], world["up"]
+    desk = up.outputs["desktops"].value[USER]
+    host_uri = up.outputs["host_uri"].value
+    display_password = desk["display_password"]
+    console_dir = state / "hosts" / "local" / "console"
+    key = tokens.signing_key(console_dir)
+    assert display_password and len(display_password) == 8 and mode(console_dir / tokens.KEY_FILE) == 0o600
+
+    # Use everything once, so the logs have something to say: make access's viewer file, a console
+    # session through the gateway (which authenticates with the display password), and a refused link.
+    monkeypatch.setenv("VDESK_STATE", str(state))
+    write_access_files(STACK, up.outputs["desktops"].value)
+    viewer = viewer_path(STACK, USER)
+    assert mode(viewer) == 0o600 and f"password={display_password}" in viewer.read_text()
+    url, _ = console_link(desk)
+    fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).fragment))
+    ws_base = url.split("/vnc.html")[0].replace("http", "ws", 1)
+    ws = websocket.create_connection(f"{ws_base}/{fragment['path']}", subprotocols=["binary"], timeout=30)
+    try:
+        assert "password" not in fragment                     # the gateway logs in to the display itself
+        assert handshake(WebSocketTransport(ws), None)[2] == f"QEMU ({desk['name']})"
+    finally:
+        ws.close()
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(f"{ws_base}/{fragment['path']}x", timeout=30)
+    token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(fragment["path"]).query))["token"]
+
+    needles = {"display password": display_password.encode(), "signing key": key,
+               "signing key (hex)": key.hex().encode(), "console token": token.encode()}
+    # The state export and the outputs (as `pulumi` prints them without --show-secrets: the Automation
+    # API's export_stack asks for them decrypted), `virsh dumpxml` (without --security-info).
+    cli_env = {**{k: v for k, v in os.environ.items() if k != "PULUMI_CONFIG_PASSPHRASE_FILE"}, **isolated_env(state)}
+
+    def pulumi(*args: str) -> str:
+        return subprocess.run(["pulumi", *args, "--stack", STACK], cwd=world["project"], env=cli_env, check=True,
+                              capture_output=True, text=True).stdout
+
+    exported = pulumi("stack", "export")
+    assert '"display_password"' in exported and f"{STACK}-{USER}" in exported
+    outputs = pulumi("stack", "output", "--json")
+    virsh = ["virsh", "-c", host_uri, "dumpxml", desk["name"]]
+    dumped = subprocess.run(virsh, check=True, capture_output=True, text=True).stdout + subprocess.run(
+        virsh + ["--inactive"], check=True, capture_output=True, text=True).stdout
+    assert "<graphics type='vnc'" in dumped and "<graphics type='spice'" in dumped
+    logs = sorted(p for p in (state / "hosts" / "local" / "log").rglob("*") if p.is_file())
+    logs.append(console_dir / service.LOG_FILE)
+    assert f"connect desktop={STACK}-{USER}" in (console_dir / service.LOG_FILE).read_text()
+    for what, needle in needles.items():
+        text = needle.decode(errors="replace")
+        assert text not in exported and text not in dumped and text not in outputs, what
+        assert text not in "".join(world["said"]), what
+        assert [str(p) for p in logs if needle in p.read_bytes()] == [], what
+
+    # Files: the password only where libvirt keeps its domain (its config and its runtime status) and in
+    # the viewer file; the key only in its own file. Each of them readable by root alone.
+    holding = {Path(p) for p in files_containing(state, display_password.encode())}
+    assert holding == {viewer, state / "hosts" / "local" / "etc" / "qemu" / f"{desk['name']}.xml",
+                       state / "hosts" / "local" / "run" / "libvirt" / "qemu" / f"{desk['name']}.xml"}, holding
+    assert {p: mode(p) for p in holding} == dict.fromkeys(holding, 0o600)
+    assert files_containing(state, key) == [str(console_dir / tokens.KEY_FILE)]
+    assert files_containing(state, token.encode()) == []
+
+
+# --- the browser console -----------------------------------------------------------------------------------
+
+
 def test_the_console_shows_the_greeter_and_a_password_typed_in_it_logs_in(world, browser, record_property):
     from selenium.webdriver.common.keys import Keys
+    said_before = len(gateway_log(world))       # (the search above connected once)
     url, expires = console_link(world["desk"])
     parts = urllib.parse.urlsplit(url)
     assert parts.scheme == "http" and parts.hostname == "127.0.0.1" and expires > time.time() + 3000
@@ -199,11 +347,12 @@ def test_the_console_shows_the_greeter_and_a_password_typed_in_it_logs_in(world,
           f"colour; {shot}")
 
     log = gateway_log(world)
-    assert f"connect desktop={STACK}-{USER} from=127.0.0.1" in log
+    assert f"connect desktop={STACK}-{USER} from=127.0.0.1" in log[said_before:]
     assert parts.fragment not in log and PASSWORD not in log
 
 
 def test_a_tampered_link_never_connects(world, browser):
+    said_before = len(gateway_log(world))       # (the search above was refused once)
     url, _ = console_link(world["desk"])
     tampered = url.replace("token%3D", "token%3Dx", 1)
     browser.get("about:blank")
@@ -211,7 +360,7 @@ def test_a_tampered_link_never_connects(world, browser):
     status = wait_until(lambda: novnc_state(browser) == "disconnected" and browser.execute_script(
         "return document.getElementById('noVNC_status').textContent"), 30, "noVNC to give up")
     assert "Failed to connect" in status or "closed" in status, status
-    assert f"refused desktop={STACK}-{USER} from=127.0.0.1 reason=invalid token" in gateway_log(world)
+    assert f"refused desktop={STACK}-{USER} from=127.0.0.1 reason=invalid token" in gateway_log(world)[said_before:]
 
 
 def test_the_session_ends_when_its_link_expires(world, browser):
