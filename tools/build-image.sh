@@ -60,7 +60,9 @@ set -euo pipefail
 
 ARCH=amd64
 DISK_BYTES=$((4 * 1024 * 1024 * 1024))
-KERNEL_CMDLINE="root=/dev/vda rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8"
+# quiet: the kernel's and systemd's messages are not drawn on the consoles (on an
+# emulated CPU each line costs, most on a framebuffer); the journal has them all.
+KERNEL_CMDLINE="root=/dev/vda rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8 quiet"
 BUILD_MIRROR=${VDESK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 BUILD_SECURITY_MIRROR=${VDESK_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # What the guest's own apt uses after boot.

@@ -54,6 +54,14 @@ systemctl mask \
     apt-daily-upgrade.timer apt-daily-upgrade.service \
     man-db.timer man-db.service \
     e2scrub_all.timer e2scrub_all.service e2scrub_reap.service
+# Early-boot work that competes with cloud-init for the CPU and serves nothing
+# here: python3.11's binfmt entry (running .pyc files as programs), mounted and
+# registered at every boot.
+systemctl mask systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount
+
+# cloud-init's config stage runs in its init stage (cloud.cfg.d/99_vdesk.cfg):
+# its own service would start cloud-init once more to run no module.
+systemctl mask cloud-config.service
 
 # --- size -------------------------------------------------------------------
 # Drop what debootstrap installed before the dpkg path filter

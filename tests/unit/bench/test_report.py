@@ -68,19 +68,20 @@ def test_kcli_rounds_option():
 
 
 def test_the_done_when_ratios_come_from_the_largest_n_the_boot_and_the_image_parts():
-    boot = {"up_s": 66.0, "guest_uptime_at_cloud_init_finished_s": 60.0}
+    boot = {"console": {"up_vs_guest_ready": 1.1}, "graphical": {"up_vs_guest_ready": 1.25}}
     image = {"ratio_one_package_vs_full": 0.08}
     text = report.done_when([_entry(1), _entry(60)], boot, image)
     assert "N=60 up / kcli create           3.0x" in text
     assert "N=60 destroy / raw floor        9.0x" in text
     assert "N=60 no-op up / no-op up N=1    1.0x" in text
-    assert "cloud-init finished) 1.10x" in text
+    assert "one booted console desktop: up / its guest's own boot to ready 1.10x" in text
+    assert "one booted graphical desktop: up / its guest's own boot to ready 1.25x" in text
     assert "one-package recipe change / full image build 0.08x" in text
 
 
 def test_the_done_when_ratios_say_what_was_not_measured():
     text = report.done_when(None, None, None)
-    assert text.count("not measured") == 3
+    assert text.count("not measured") == 4
 
 
 def test_the_image_part_runs_by_default():

@@ -33,7 +33,7 @@ make_uefi_disk() {
     UEFI_ROOT_UUID=$(cat /proc/sys/kernel/random/uuid)
     UEFI_ESP_ID=$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n' | tr a-f A-F)
     local esp_fs_id=${UEFI_ESP_ID:0:4}-${UEFI_ESP_ID:4:4}
-    UEFI_CMDLINE="root=UUID=$UEFI_ROOT_UUID rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8"
+    UEFI_CMDLINE="root=UUID=$UEFI_ROOT_UUID rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8 quiet"
 
     mkdir -p "$R/boot/efi"
     cat >"$R/etc/fstab" <<FSTAB
