@@ -101,10 +101,11 @@ class DesktopCredentials(Resource):
 
     def __init__(self, desktop: str, *, vm_name: str, rotation: str = "", valid_for_s: int | None = None,
                  opts: pulumi.ResourceOptions | None = None):
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-            additional_secret_outputs=SECRET_OUTPUTS,
-            # a state not moved over is refused by check (not made again with new keys)
-            aliases=[pulumi.Alias(name=f"{desktop}{LEGACY['login']}")]))
+        # Aliased to the login key of before, so a state not moved over is refused by check (not given new keys).
+        # (The parent is named: the pinned engine reads an alias without one as a resource of the stack's root.)
+        legacy = pulumi.Alias(name=f"{desktop}{LEGACY['login']}", parent=opts.parent if opts and opts.parent else ...)
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=SECRET_OUTPUTS,
+                                                                         aliases=[legacy]))
         super().__init__(DesktopCredentialsProvider(), f"{desktop}{NAME_SUFFIX}",
                          DesktopCredentialsProvider.resource_props("DesktopCredentials", {
                              "login_comment": f"vdesk login {vm_name}", "host_comment": f"vdesk host {vm_name}",

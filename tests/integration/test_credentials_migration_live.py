@@ -4,7 +4,7 @@ On the project's own libvirtd (a stopped desktop: no guest boots). The first `up
 three resources of before (tests/support/legacy_credentials.py); components.cli.migrate then moves the state
 over, and the next `up` of today's program changes nothing: every step is `same`, the domain keeps its UUID,
 the new resource holds the old login key, host key and display password, and the state file holds them only as
-ciphertext.
+ciphertext. Before it is moved over, today's program is refused (not given new keys).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import copy
 import json
 
 import pytest
+from pulumi import automation as auto
 
 from components.cli import migrate
 from components.cli.run import checkpoint_file
@@ -64,6 +65,10 @@ def test_a_desktop_of_before_moves_over_without_a_replace_or_a_new_key(tmp_path,
         objects = inventory(host.uri)
 
         (project / "__main__.py").write_text((REPO / "__main__.py").read_text())
+        # today's program on the state of before, not moved over: refused, not given new keys
+        with pytest.raises(auto.CommandError) as refused:
+            stack.preview()
+        assert "components.cli.migrate" in str(refused.value)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(project)
