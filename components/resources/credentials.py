@@ -31,6 +31,7 @@ NAME_SUFFIX = "-credentials"
 LEGACY = {"login": "-login-key", "host": "-host-key", "display": "-display-password"}
 DESKTOP_TYPE = "vdesk:index:Desktop"
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+_PACKAGE = __package__.rsplit(".", 1)[0]      # components in a checkout, vdesk when installed
 SECRET_OUTPUTS = ["login_private_key", "host_private_key", "display_password"]
 
 
@@ -53,7 +54,7 @@ class DesktopCredentialsProvider(DeclaredProvider):
             # (aliased to the login key of before: the state was not moved over, and these would be new keys)
             result.failures.append(CheckFailure("login_comment", "the state still holds this desktop's keys and "
                                                 "display password as three resources of before; move them into "
-                                                "one first: `python -m components.cli.migrate STACK` "
+                                                f"one first: `python -m {_PACKAGE}.cli.migrate STACK` "
                                                 "(tools/vdesk does it before every run)"))
         return result
 
