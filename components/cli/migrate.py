@@ -16,8 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from ..resources.credentials import merge_legacy
 
 log = logging.getLogger(__name__)
@@ -53,9 +51,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    project = (yaml.safe_load(Path("Pulumi.yaml").read_text()) or {}).get("name", "vdesk") \
-        if Path("Pulumi.yaml").exists() else "vdesk"
-    moved = migrate(argv[0], project)
+    from .run import _project
+    moved = migrate(argv[0], _project(Path.cwd()))
     print(f"moved the credentials of {len(moved)} desktop(s) into one resource each" if moved else "nothing to move")
     return 0
 
