@@ -60,6 +60,7 @@ class Desktop(pulumi.ComponentResource):
         # its login key, its pinned host key and its displays' password: one resource (one engine step)
         credentials = DesktopCredentials(name, vm_name=vm_name, rotation=args.display_password_rotation,
                                          valid_for_s=args.display_password_valid_for_s, opts=child)
+        host_private = credentials.host_private_key
         socket_dir = host.graphics_socket_dir
         vnc_socket = f"{socket_dir}/{vm_name}.vnc" if socket_dir else None
 
@@ -80,7 +81,7 @@ class Desktop(pulumi.ComponentResource):
                                                       retain_on_delete=args.home_on_removal == "keep" or None))
 
         # The users' password hashes, made once: for the seed, and for the host's portal (its sign-in).
-        hashes = pulumi.Output.all(credentials.host_private_key, *(pulumi.Output.secret(u.password) for u in with_password)
+        hashes = pulumi.Output.all(host_private, *(pulumi.Output.secret(u.password) for u in with_password)
                                    ).apply(lambda v: {u.name: password_hash(pw, host_private=v[0], user=u.name)
                                                       for u, pw in zip(with_password, v[1:])})
 
@@ -94,7 +95,8 @@ class Desktop(pulumi.ComponentResource):
                         for sh in args.shares],
                 graphical=graphical))
 
-        docs = pulumi.Output.all(credentials.login_public_key, credentials.host_private_key, credentials.host_public_key, hashes).apply(render)
+        docs = pulumi.Output.all(credentials.login_public_key, host_private, credentials.host_public_key, hashes
+                                 ).apply(render)
         if host.console_dir:     # a host with a portal: the desktop's people sign in there with these passwords
             PortalAccount(f"{name}-portal", portal_dir=str(portal_dir_of(host.console_dir)), desktop=vm_name,
                           users=[u.name for u in args.users], hashes=pulumi.Output.secret(hashes),
@@ -157,8 +159,9 @@ class Desktop(pulumi.ComponentResource):
         if args.running:
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
-                "netns": host.netns, "jump": host.ssh_jump, "user": user, "private_key": credentials.login_private_key,
-                "host_public_key": credentials.host_public_key, "seed_sha256": seed.sha256, "domain_boot": domain.boot_id,
+                "netns": host.netns, "jump": host.ssh_jump, "user": user,
+                "private_key": credentials.login_private_key, "host_public_key": credentials.host_public_key,
+                "seed_sha256": seed.sha256, "domain_boot": domain.boot_id,
                 # A static address is known: the gate goes straight to SSH.
                 "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
                                     else list(args.network.address_sources)),

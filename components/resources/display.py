@@ -1,8 +1,9 @@
 """Protected displays: a generated password per desktop, set on its VNC/SPICE devices and rotated live.
 
 The password is made with the desktop's SSH keys by one dynamic resource
-(components.resources.credentials) and kept in Pulumi state as a secret. libvirt shows it only to callers that ask for secure
-XML, so `virsh dumpxml` without --security-info never prints it. A new
+(components.resources.credentials) and kept in Pulumi state as a secret.
+libvirt shows it only to callers that ask for secure XML, so `virsh dumpxml`
+without --security-info never prints it. A new
 password reaches a running guest through a graphics device update (no restart).
 """
 from __future__ import annotations
