@@ -164,6 +164,7 @@ def _step_name(cmd: str) -> str:
                       ("components.cli.workdir", "workdir mirror (python)"),
                       ("stack check", "stack check (backend file; pulumi stack init if new)"),
                       ("components.cli.recover", "recover (python; pulumi only after a killed run)"),
+                      ("components.cli.migrate", "state migration check (python, from the backend file)"),
                       ("components.cli.access", "access step (python: prints from the checkpoint)"),
                       ("destroy summary", "destroy summary (python, from the backend file)"),
                       ("pulumi stack select", "pulumi stack select"), ("pulumi up", "pulumi up"),

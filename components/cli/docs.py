@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from ..desktop.settings import DesktopSettings, DomainInput
 from ..kubevirt.provider import KubeObjectProvider
 from ..resources.container import ContainerProvider
-from ..resources.display import DisplayPasswordProvider
+from ..resources.credentials import DesktopCredentialsProvider
 from ..resources.domain import DomainProvider
 from ..resources.image_build import ImageBuildProvider
 from ..resources.keys import KeyPairProvider
@@ -29,7 +29,7 @@ from ..resources.volume import VolumeProvider
 PROVIDERS = {
     "StoragePool": PoolProvider, "Volume": VolumeProvider, "CloudInitSeed": SeedProvider,
     "Network": NetworkProvider, "Domain (a Desktop's VM)": DomainProvider, "SshKeyPair": KeyPairProvider,
-    "DisplayPassword (a Desktop's display password)": DisplayPasswordProvider,
+    "DesktopCredentials (a Desktop's login key, host key and display password)": DesktopCredentialsProvider,
     "GuestReady (a Desktop's readiness gate)": ReadinessProvider,
     "Container (libvirt LXC)": ContainerProvider,
     "ImageBuild (a recipe Image's build)": ImageBuildProvider,

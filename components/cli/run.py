@@ -108,6 +108,13 @@ def _pulumi(*args: str) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+def _migrate(stack: str, project: str) -> None:
+    """A state of before is moved into the resources of now before the program runs (no key made again)."""
+    _trace("components.cli.migrate")
+    from . import migrate
+    migrate.migrate(stack, project)
+
+
 def _project(work: Path) -> str:
     return (yaml.safe_load((work / "Pulumi.yaml").read_text()) or {}).get("name", "vdesk")
 
@@ -122,6 +129,8 @@ def run(op: str, stack: str, args: list[str]) -> int:
         ensure_stack(stack, project)
     except subprocess.CalledProcessError as exc:
         return exc.returncode
+    if op in ("preview", "plan"):
+        _migrate(stack, project)
     if op in ("preview", "outputs"):          # nothing else of this process is needed: the engine takes over
         argv = ["pulumi", "preview", "--non-interactive"] if op == "preview" else \
             ["pulumi", "stack", "output", "--json"]
@@ -146,6 +155,8 @@ def run(op: str, stack: str, args: list[str]) -> int:
         if cleared:
             print(f"vdesk: stack {stack} was interrupted: cleared {'; '.join(cleared)}, and refreshed the state "
                   "from the hosts", file=sys.stderr)
+        if op != "destroy":
+            _migrate(stack, project)
     sys.stdout.flush()
     if op == "up":
         rc = _pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--stack", stack, *args)

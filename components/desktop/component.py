@@ -1,4 +1,4 @@
-"""Desktop: one virtual desktop = keys + disk + seed + domain + readiness gate.
+"""Desktop: one virtual desktop = credentials + disk + seed + domain + readiness gate.
 
 A component, so `pulumi preview` shows a desktop as one thing with its parts
 beneath it, and each part is updated on its own: a memory change touches the
@@ -11,9 +11,9 @@ import pulumi
 from ..cloudinit import render_seed
 from ..portal.accounts import portal_dir_of
 from ..resources.portal_account import PortalAccount
-from ..resources.display import DisplayPassword, spice_socket
+from ..resources.credentials import DesktopCredentials
+from ..resources.display import spice_socket
 from ..resources.domain import Domain
-from ..resources.keys import SshKeyPair
 from ..resources.mdev import MediatedDevice
 from ..xmlmodel import format_cpuset, parse_cpuset
 from ..resources.readiness import GuestReady
@@ -57,10 +57,10 @@ class Desktop(pulumi.ComponentResource):
         graphical = graphical_session(args.image.session, args.users, args.settings)
         display = args.display_size
 
-        login = SshKeyPair(f"{name}-login-key", comment=f"vdesk login {vm_name}", opts=child)
-        host_key = SshKeyPair(f"{name}-host-key", comment=f"vdesk host {vm_name}", opts=child)
-        display_password = DisplayPassword(f"{name}-display-password", rotation=args.display_password_rotation,
-                                           valid_for_s=args.display_password_valid_for_s, opts=child)
+        # its login key, its pinned host key and its displays' password: one resource (one engine step)
+        credentials = DesktopCredentials(name, vm_name=vm_name, rotation=args.display_password_rotation,
+                                         valid_for_s=args.display_password_valid_for_s, opts=child)
+        host_private = credentials.host_private_key
         socket_dir = host.graphics_socket_dir
         vnc_socket = f"{socket_dir}/{vm_name}.vnc" if socket_dir else None
 
@@ -81,7 +81,7 @@ class Desktop(pulumi.ComponentResource):
                                                       retain_on_delete=args.home_on_removal == "keep" or None))
 
         # The users' password hashes, made once: for the seed, and for the host's portal (its sign-in).
-        hashes = pulumi.Output.all(host_key.private_key, *(pulumi.Output.secret(u.password) for u in with_password)
+        hashes = pulumi.Output.all(host_private, *(pulumi.Output.secret(u.password) for u in with_password)
                                    ).apply(lambda v: {u.name: password_hash(pw, host_private=v[0], user=u.name)
                                                       for u, pw in zip(with_password, v[1:])})
 
@@ -95,7 +95,8 @@ class Desktop(pulumi.ComponentResource):
                         for sh in args.shares],
                 graphical=graphical))
 
-        docs = pulumi.Output.all(login.public_key, host_key.private_key, host_key.public_key, hashes).apply(render)
+        docs = pulumi.Output.all(credentials.login_public_key, host_private, credentials.host_public_key, hashes
+                                 ).apply(render)
         if host.console_dir:     # a host with a portal: the desktop's people sign in there with these passwords
             PortalAccount(f"{name}-portal", portal_dir=str(portal_dir_of(host.console_dir)), desktop=vm_name,
                           users=[u.name for u in args.users], hashes=pulumi.Output.secret(hashes),
@@ -146,8 +147,8 @@ class Desktop(pulumi.ComponentResource):
             "graphics_socket": vnc_socket,
             "graphics_listen": None if vnc_socket else host.graphics_listen,
             "spice": host.spice,
-            "display_password": display_password.password,
-            "display_password_valid_to": display_password.valid_to,
+            "display_password": credentials.display_password,
+            "display_password_valid_to": credentials.display_password_valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "tpm_log_file": f"{host.tpm_log_dir}/{vm_name}-swtpm.log" if args.tpm and host.tpm_log_dir else None,
             "shutdown_timeout_s": args.timeouts.shutdown,
@@ -158,8 +159,9 @@ class Desktop(pulumi.ComponentResource):
         if args.running:
             ready = GuestReady(f"{name}-ready", {
                 "host_uri": host.uri, "domain_name": vm_name, "domain_uuid": domain.uuid, "mac": mac,
-                "netns": host.netns, "jump": host.ssh_jump, "user": user, "private_key": login.private_key,
-                "host_public_key": host_key.public_key, "seed_sha256": seed.sha256, "domain_boot": domain.boot_id,
+                "netns": host.netns, "jump": host.ssh_jump, "user": user,
+                "private_key": credentials.login_private_key, "host_public_key": credentials.host_public_key,
+                "seed_sha256": seed.sha256, "domain_boot": domain.boot_id,
                 # A static address is known: the gate goes straight to SSH.
                 "address_sources": ([f"static:{static[0].split('/')[0]}"] if static
                                     else list(args.network.address_sources)),
@@ -175,7 +177,7 @@ class Desktop(pulumi.ComponentResource):
         self.done = ready or domain        # its last part: what must be finished for it to be up
         self.ip = ready.ip if ready else pulumi.Output.from_input(None)
         self.state = domain.state
-        self.host_key = host_key.public_key
+        self.host_key = credentials.host_public_key
         self.screenshot = ready.screenshot if ready else pulumi.Output.from_input(None)
         known_hosts = state_dir() / "ssh" / stack / f"{name}.known_hosts"
         keyfile = key_file(stack, name)
@@ -185,7 +187,7 @@ class Desktop(pulumi.ComponentResource):
             f"{via}ssh {jump}-i {keyfile} -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes "
             f"{user}@{ip}") if ip else None)
         self.display_uri, self.spice_uri = _display_uris(host, vnc_socket, domain)
-        self.display_password = display_password.password
+        self.display_password = credentials.display_password
         self.outputs = {
             "name": vm_name,
             "ip": self.ip,
@@ -193,7 +195,7 @@ class Desktop(pulumi.ComponentResource):
             "display_uri": self.display_uri,
             "spice_uri": self.spice_uri,
             "display_password": self.display_password,
-            "display_password_valid_to": display_password.valid_to.apply(lambda v: v or None),
+            "display_password_valid_to": credentials.display_password_valid_to.apply(lambda v: v or None),
             # the browser console: `make console` signs a link for this desktop with its host's gateway key
             # (and how long this stack's links last: its own, never the gateway's)
             "console": {"dir": host.console_dir, "desktop": vm_name, "stack": stack,
@@ -204,7 +206,7 @@ class Desktop(pulumi.ComponentResource):
             "checks": [dict(c) for c in args.checks],
             "screenshot": ready.screenshot if ready else None,
             "host_key": self.host_key,
-            "login_private_key": login.private_key,
+            "login_private_key": credentials.login_private_key,
             "host_uri": host.uri,
             "disk": disk.path,           # its system disk (`make restore` puts a kept copy back here)
             "home": home.path if home else None,

@@ -1,8 +1,9 @@
 """Protected displays: a generated password per desktop, set on its VNC/SPICE devices and rotated live.
 
-The password is made by a small dynamic resource and kept in Pulumi state as a
-secret, like an SSH key. libvirt shows it only to callers that ask for secure
-XML, so `virsh dumpxml` without --security-info never prints it. A new
+The password is made with the desktop's SSH keys by one dynamic resource
+(components.resources.credentials) and kept in Pulumi state as a secret.
+libvirt shows it only to callers that ask for secure XML, so `virsh dumpxml`
+without --security-info never prints it. A new
 password reaches a running guest through a graphics device update (no restart).
 """
 from __future__ import annotations
@@ -94,7 +95,15 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def _valid_to(generated_at: str, valid_for_s: int | None) -> str:
+def new_password() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(PASSWORD_LENGTH))
+
+
+def generated_now() -> str:
+    return _now().strftime(_TIME_FORMAT)
+
+
+def valid_to(generated_at: str, valid_for_s: int | None) -> str:
     """The expiry, or "" for none: a null output would read as unknown in a preview, and show as a change."""
     if not valid_for_s:
         return ""
@@ -103,6 +112,9 @@ def _valid_to(generated_at: str, valid_for_s: int | None) -> str:
 
 
 class DisplayPasswordProvider(DeclaredProvider):
+    """A desktop's display password of before DesktopCredentials held it (components.resources.credentials):
+    kept so a state that still names one loads; its properties are the credentials' display_password_*."""
+
     PROPS = {
         "rotation": Prop(str, default="", replaces=True,
                          doc="a rotation trigger: any new value generates a new password (e.g. '2026-12')"),
@@ -113,17 +125,16 @@ class DisplayPasswordProvider(DeclaredProvider):
     DELETE_BEFORE_REPLACE = False
 
     def create(self, props):
-        generated_at = _now().strftime(_TIME_FORMAT)
-        password = "".join(secrets.choice(_ALPHABET) for _ in range(PASSWORD_LENGTH))
+        generated_at = generated_now()
         return CreateResult(secrets.token_hex(8), {
-            **self.inputs_of(props), "password": password, "generated_at": generated_at,
-            "valid_to": _valid_to(generated_at, props.get("valid_for_s"))})
+            **self.inputs_of(props), "password": new_password(), "generated_at": generated_at,
+            "valid_to": valid_to(generated_at, props.get("valid_for_s"))})
 
     def update(self, _id, olds, news):
         """A new validity counts from when the password was generated; the password stays."""
         return UpdateResult({**self.inputs_of(news), "password": olds["password"],
                              "generated_at": olds["generated_at"],
-                             "valid_to": _valid_to(olds["generated_at"], news.get("valid_for_s"))})
+                             "valid_to": valid_to(olds["generated_at"], news.get("valid_for_s"))})
 
     def read(self, id_, props):
         return ReadResult(id_, props)  # lives only in state: nothing outside can drift

@@ -21,7 +21,7 @@ from tests.support.project import (isolated_env, make_project, on_the_console_im
 pytestmark = pytest.mark.e2e
 STACK = "people"
 # A powered-off desktop: no readiness gate. On the embedded host (it has a portal) its users' record there.
-PARTS = ("", "-login-key", "-host-key", "-display-password", "-portal", "-disk", "-seed", "-vm")
+PARTS = ("", "-credentials", "-portal", "-disk", "-seed", "-vm")
 
 
 def people_config(*users: str) -> dict:

@@ -84,7 +84,7 @@ def test_a_program_outside_the_clone_declares_a_desktop_through_vdesk(installed,
     by_name = {r["name"]: r for r in registered}
     assert by_name["main"]["type"] == by_name["lan"]["type"] == "pulumi-python:dynamic:Resource"
     assert {r["type"] for r in registered} >= {"vdesk:index:Desktop", "vdesk:index:Image"}
-    assert {"ada-disk", "ada-seed", "ada-vm", "ada-ready", "ada-login-key", "ada-host-key"} <= set(by_name)
+    assert {"ada-disk", "ada-seed", "ada-vm", "ada-ready", "ada-credentials"} <= set(by_name)
     assert by_name["lan"]["inputs"]["cidr"] == "10.99.0.0/24"
     vm = by_name["ada-vm"]["inputs"]
     assert vm["name"] == "demo-ada" and vm["nics"][0]["network"] == "demo-lan"

@@ -12,7 +12,7 @@ from components.images.golden import ImageFiles
 from tests.unit.config.test_program import RecordingMocks, _fake_render, after
 
 PROGRAM = Path(__file__).resolve().parents[2] / "examples" / "program" / "__main__.py"
-PARTS = ("login-key", "host-key", "display-password", "disk", "seed", "vm", "ready")
+PARTS = ("credentials", "disk", "seed", "vm", "ready")
 
 
 @pytest.fixture

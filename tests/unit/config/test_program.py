@@ -37,9 +37,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         outs = dict(inputs)
         if "pool" in outs and "name" in outs:
             outs["path"] = f"/pools/{outs['pool']}/{outs['name']}"
-        if "algorithm" in outs:  # SshKeyPair: every desktop gets its own
-            pair = generate_ed25519(outs["comment"])
-            outs.update(public_key=pair.public_openssh, private_key=pair.private_openssh)
+        if "login_comment" in outs:  # DesktopCredentials: every desktop gets its own keys
+            for part in ("login", "host"):
+                pair = generate_ed25519(outs[f"{part}_comment"])
+                outs.update({f"{part}_public_key": pair.public_openssh, f"{part}_private_key": pair.private_openssh})
         outs.setdefault("uuid", f"uuid-{args.name}")
         outs.setdefault("ip", "10.77.0.10")
         outs.setdefault("state", "running")
@@ -138,7 +139,7 @@ def example_stack(stack: str) -> dict:
 
 
 def desktop_parts(name: str) -> list[str]:
-    return sorted([name, f"{name}-login-key", f"{name}-host-key", f"{name}-display-password", f"{name}-disk", f"{name}-seed", f"{name}-vm",
+    return sorted([name, f"{name}-credentials", f"{name}-disk", f"{name}-seed", f"{name}-vm",
                    f"{name}-ready"])
 
 

@@ -257,7 +257,7 @@ def test_placed_desktops_keep_their_homes_shares_and_display_settings(hosts, tmp
         assert {out["placement"][n] for n in USERS} == {"a", "b"}
         names = set(mocks.names())
         for n in [*USERS, "gil"]:
-            assert {f"{n}-home", f"{n}-display-password"} <= names
+            assert {f"{n}-home", f"{n}-credentials"} <= names
             assert mocks.named(f"{n}-home")["pool"] == mocks.named(f"{n}-disk")["pool"]
         assert mocks.named("gil-vm")["shares"] == [{"source": str(tmp_path / "docs"), "tag": "docs",
                                                     "readonly": True}]

@@ -332,10 +332,11 @@ class _Mocks(pulumi.runtime.Mocks):
         outs = dict(args.inputs, uuid=f"uuid-{args.name}", ip="192.168.1.50", state="running", sha256="0" * 64)
         if "pool" in outs and "name" in outs:
             outs["path"] = f"/pools/{outs['pool']}/{outs['name']}"
-        if "algorithm" in outs:
+        if "login_comment" in outs:
             from components.guest.keys import generate_ed25519
-            pair = generate_ed25519(outs["comment"])
-            outs.update(public_key=pair.public_openssh, private_key=pair.private_openssh)
+            for part in ("login", "host"):
+                pair = generate_ed25519(outs[f"{part}_comment"])
+                outs.update({f"{part}_public_key": pair.public_openssh, f"{part}_private_key": pair.private_openssh})
         return f"{args.name}-id", outs
 
     def call(self, args):
