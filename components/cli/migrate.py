@@ -28,8 +28,9 @@ def _export(stack: str) -> dict:
     return (json.loads(done.stdout or "{}").get("deployment")) or {}
 
 
-def migrate(stack: str, project: str) -> list[str]:
-    """Move the stack's state over; returns the desktops moved (empty: nothing was to move, nothing written)."""
+def migrate(stack: str, project: str, *, write: bool = True) -> list[str]:
+    """Move the stack's state over; returns the desktops moved (empty: nothing was to move, nothing written).
+    With write=False (a preview, which writes nothing) only says which would move."""
     from .run import last_deployment
     deployment = last_deployment(stack, project)
     if deployment is None:                       # not a file backend: ask the engine
@@ -37,7 +38,7 @@ def migrate(stack: str, project: str) -> list[str]:
     if not deployment or deployment.get("pending_operations"):
         return []                                # nothing yet, or a killed run's: recovery's first
     moved = merge_legacy(deployment)
-    if moved:
+    if moved and write:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
             json.dump({"version": 3, "deployment": deployment}, f)
             f.flush()

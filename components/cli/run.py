@@ -108,11 +108,12 @@ def _pulumi(*args: str) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
-def _migrate(stack: str, project: str) -> None:
-    """A state of before is moved into the resources of now before the program runs (no key made again)."""
+def _migrate(stack: str, project: str, *, write: bool = True) -> list[str]:
+    """A state of before is moved into the resources of now before the program runs (no key made again); a
+    preview only asks whether one would move, since a preview writes nothing, state included."""
     _trace("components.cli.migrate")
     from . import migrate
-    migrate.migrate(stack, project)
+    return migrate.migrate(stack, project, write=write)
 
 
 def _project(work: Path) -> str:
@@ -129,8 +130,11 @@ def run(op: str, stack: str, args: list[str]) -> int:
         ensure_stack(stack, project)
     except subprocess.CalledProcessError as exc:
         return exc.returncode
-    if op in ("preview", "plan"):
-        _migrate(stack, project)
+    if op in ("preview", "plan") and (waiting := _migrate(stack, project, write=False)):
+        print(f"vdesk: stack {stack}'s state keeps the credentials of {', '.join(waiting)} as three resources, "
+              f"from before they were one; a preview writes nothing, so run `make up STACK={stack}` (or `python -m "
+              f"components.cli.migrate {stack}`) once to move them, keeping every key", file=sys.stderr)
+        return 1
     if op in ("preview", "outputs"):          # nothing else of this process is needed: the engine takes over
         argv = ["pulumi", "preview", "--non-interactive"] if op == "preview" else \
             ["pulumi", "stack", "output", "--json"]

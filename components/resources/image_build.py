@@ -9,7 +9,6 @@ the Image component logs whether `up` will build or reuse it.
 """
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys

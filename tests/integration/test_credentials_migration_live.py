@@ -72,6 +72,9 @@ def test_a_desktop_of_before_moves_over_without_a_replace_or_a_new_key(tmp_path,
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(project)
+        exported = _by_name(stack)
+        assert migrate.migrate(STACK, "vdesk", write=False) == ["ci"], "a preview's question: what would move"
+        assert _by_name(stack) == exported, "and it wrote nothing"
         assert migrate.migrate(STACK, "vdesk") == ["ci"]
         assert migrate.migrate(STACK, "vdesk") == [], "moved once: nothing is left to move"
 

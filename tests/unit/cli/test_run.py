@@ -91,3 +91,20 @@ def test_steps_are_traced_only_when_asked(monkeypatch, capsys):
     monkeypatch.setenv("VDESK_TRACE_STEPS", "1")
     run._trace("pulumi up")
     assert capsys.readouterr().err.split(" ", 2)[::2] == ["+", "pulumi up\n"]
+
+
+@pytest.mark.parametrize("op", ["preview", "plan"])
+def test_a_preview_of_a_state_still_to_move_writes_nothing_and_says_how_to_move_it(op, tmp_path, monkeypatch, capsys):
+    from components.cli import migrate
+    asked = []
+    monkeypatch.setenv("VDESK_STATE", str(tmp_path))
+    monkeypatch.setattr(run.workdir, "sync", lambda stack, state: tmp_path)
+    (tmp_path / "Pulumi.yaml").write_text("name: vdesk\n")
+    monkeypatch.setattr(run, "ensure_stack", lambda stack, project: None)
+    monkeypatch.setattr(migrate, "migrate", lambda stack, project, write=True: asked.append(write) or ["alice"])
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"started {a}"))
+    monkeypatch.setattr(os, "execvp", lambda *a: pytest.fail(f"ran {a}"))
+    assert run.run(op, "dev", []) == 1
+    assert asked == [False], "asked what would move, and moved nothing"
+    err = capsys.readouterr().err
+    assert "alice" in err and "make up STACK=dev" in err
