@@ -10,14 +10,15 @@ import dataclasses
 from functools import cache
 from typing import Mapping
 
+from ..desktop.settings import ON_KUBEVIRT
 from ..desktop.settings import DesktopSettings as OwnSettings
 from .kubevirt_host import KUBEVIRT, KUBEVIRT_SETTINGS
 from .models import DesktopConfig, HostConfig
 from .problems import Loc, loc_of
 
 # A desktop's own settings that a KubeVirt VirtualMachine carries; any other one set is reported.
-KUBEVIRT_DESKTOP_SETTINGS = ("memory", "vcpus", "disk", "disk_clone", "home", "home_on_removal", "running",
-                             "autologin", "resolution")
+KUBEVIRT_DESKTOP_SETTINGS = tuple(name for name, field in OwnSettings.model_fields.items()
+                                  if ON_KUBEVIRT in field.metadata)
 # Why a setting is refused there, where more than "not available" is worth saying.
 _WHY_NOT = {"checks": "no readiness gate runs for a desktop there yet (its SSH is reached only from inside the "
                       "cluster, through its <name>-ssh Service), and a declared check that never runs must not "

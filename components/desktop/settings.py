@@ -144,6 +144,15 @@ class UserMay:
 BY_USER = UserMay()
 
 
+@dataclasses.dataclass(frozen=True)
+class KubevirtCarries:
+    """Marks a setting a KubeVirt VirtualMachine carries (components.kubevirt); any other one set on a desktop
+    placed on a kubevirt host is reported at preview."""
+
+
+ON_KUBEVIRT = KubevirtCarries()
+
+
 def _duration(value) -> int:
     """Seconds, from an integer or a text like 30s, 15m, 12h, 30d."""
     try:
@@ -219,28 +228,28 @@ _GPUS = Wording(expected="a list of GPUs, each {pci: <address>} or {mdev: <type>
 
 class DesktopSettings(Settings):
     """What a desktop is, apart from where it runs and what it is made from: the settings of every desktop."""
-    memory: Annotated[MemorySize, DomainInput(), BY_USER] = Field(
+    memory: Annotated[MemorySize, DomainInput(), BY_USER, ON_KUBEVIRT] = Field(
         "1GiB", description="Memory, e.g. 1GiB or 768MiB (an integer is in MiB); at least 256MiB.")
-    vcpus: Annotated[Count, DomainInput(), BY_USER] = Field(1, description="Virtual CPUs.")
+    vcpus: Annotated[Count, DomainInput(), BY_USER, ON_KUBEVIRT] = Field(1, description="Virtual CPUs.")
     max_vcpus: Annotated[Count | None, DomainInput(), BY_USER] = Field(
         None, description="vCPUs it can be hot-plugged up to without a restart (default: vcpus, i.e. no room).")
     cpu_topology: Annotated[Annotated[CpuTopology, _TOPOLOGY] | None, DomainInput()] = Field(
         None, description="{sockets, cores, threads}, whose product is the vCPU maximum (max_vcpus, else vcpus).")
     machine: Annotated[MachineType | None, DomainInput()] = Field(
         None, description="Machine type: q35, pc or a versioned name (pc-q35-7.2).")
-    disk: Annotated[DiskSize, BY_USER] = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
-    disk_clone: Annotated[Literal[DISK_CLONES], BY_USER] = Field(
+    disk: Annotated[DiskSize, BY_USER, ON_KUBEVIRT] = Field("8GiB", description="Disk size, e.g. 8GiB (an integer is in GiB).")
+    disk_clone: Annotated[Literal[DISK_CLONES], BY_USER, ON_KUBEVIRT] = Field(
         "linked", description="linked: a qcow2 clone on the image (the image must stay); full: an independent copy.")
-    home: Annotated[DiskSize | None, BY_USER] = Field(
+    home: Annotated[DiskSize | None, BY_USER, ON_KUBEVIRT] = Field(
         None, description="A volume of its own mounted at /home, e.g. 10GiB (an integer is in GiB): kept when the "
                           "system disk is replaced; formatted only when empty.")
-    home_on_removal: Literal[HOME_ON_REMOVAL] = Field(
+    home_on_removal: Annotated[Literal[HOME_ON_REMOVAL], ON_KUBEVIRT] = Field(
         "keep", description="When the desktop (its user) is removed from the stack: keep its home volume on the "
                             "host (found again if the user comes back), or delete it.")
     disk_backup_days: BackupDays = Field(
         7, description="When a change replaces the system disk (a new image, a new disk_clone), keep the old one "
                        "this many days (0: do not); `make restore` puts it back. Never kept at destroy.")
-    running: Annotated[bool, DomainInput(), BY_USER] = Field(
+    running: Annotated[bool, DomainInput(), BY_USER, ON_KUBEVIRT] = Field(
         True, description="Keep it running (false: defined, shut off).")
     autostart: Annotated[bool, DomainInput(), BY_USER] = Field(
         False, description="Start it when the host (libvirtd) starts.")
@@ -251,10 +260,10 @@ class DesktopSettings(Settings):
     gpus: Annotated[list[Gpu], _GPUS, BY_USER] = Field(
         [], description="GPUs: [{pci: 0000:01:00.0}] or [{mdev: nvidia-222}], checked against the host's devices.")
     display: DesktopDisplay | None = Field(None, description="Its display password's rotation and validity.")
-    autologin: Annotated[bool, BY_USER] = Field(
+    autologin: Annotated[bool, BY_USER, ON_KUBEVIRT] = Field(
         False, description="Log the first user in to the graphical session at boot (an image with a desktop "
                            "environment).")
-    resolution: Annotated[Resolution | None, BY_USER] = Field(
+    resolution: Annotated[Resolution | None, BY_USER, ON_KUBEVIRT] = Field(
         None, description="The display's size, WIDTHxHEIGHT (default 1280x800 on a desktop image).")
     # off is unset among the domain's inputs: the domains of desktops made before these existed stay as they are
     secure_boot: Annotated[bool, DomainInput(unset_when_off=True)] = Field(
