@@ -6,7 +6,9 @@ Parts (all by default; `--skip` or `--parts` choose):
              `kcli delete plan` of the same N VMs, PyPI, a venv of its own: tools/kcli-venv.sh; see peer.py);
              peak RSS; allocation per desktop -> results/latest.json, latest.png
   boot       one running console desktop, then one graphical: `up` until the readiness gate passes vs the
-             guest's own boot to ready (its systemd, cloud-init and session timestamps) -> results/boot.json
+             guest's own boot to ready (its systemd, cloud-init and session timestamps); the console desktop
+             is then suspended and woken as idleness and opening do (memory given back, wake to usable)
+             -> results/boot.json
   profile    `up`, no-op `up` and `destroy` of N=60 with the engine's pprof, a trace of the front door and
              py-spy (if installed) -> results/profile.json
   providers  the provider-level comparison (vdesk's providers vs raw calls, 10 desktops; see provider_level.py)

@@ -36,6 +36,7 @@ import yaml
 
 from components.guest.ssh import SshTarget, connect
 
+from . import wake
 from .wholestack import REPO, Bed, FrontDoor, progress
 
 _UP = re.compile(r"Cloud-init v\. \S+ finished at .*Up ([0-9.]+) seconds")
@@ -220,14 +221,23 @@ def boot_one(b: Bed, logs: Path, kind: str, stack: str, config: dict, desktop: s
     up_end = t0 + up.seconds
     qemu_at = qemu_started_at(vm)
     guest: dict = {}
+    slept: dict | None = None
     if up.rc == 0:
         keyfile = b.root / "ssh" / stack / f"{desktop}.key"
         ip, host_key = keyfile.with_suffix(".known_hosts").read_text().split(None, 1)
+        target = SshTarget(host=ip, user=user, private_key=keyfile.read_text(), host_public_key=host_key.strip(),
+                           netns=b.host.netns)
         try:
-            guest = guest_timeline(SshTarget(host=ip, user=user, private_key=keyfile.read_text(),
-                                             host_public_key=host_key.strip(), netns=b.host.netns), user, graphical)
+            guest = guest_timeline(target, user, graphical)
         except Exception as exc:                  # the bench reports what it could not read, and goes on
             guest = {"error": f"{type(exc).__name__}: {exc}"}
+        if not graphical:                         # issue 24: what a sleep gives back, and a wake costs
+            progress(f"boot: suspending {vm} as idleness would, then waking it as opening it would ...")
+            try:
+                slept = wake.measure(b.uri, vm, target)
+            except Exception as exc:
+                slept = {"error": f"{type(exc).__name__}: {exc}"}
+            progress(f"boot: sleep and wake: {slept}")
     time.sleep(0.5)
     console.stop()
     (logs / f"boot-console-{kind}.log").write_text("".join(f"[host +{t:8.3f}s] {line}\n" for t, line in console.lines))
@@ -244,6 +254,7 @@ def boot_one(b: Bed, logs: Path, kind: str, stack: str, config: dict, desktop: s
         "guest_uptime_at_cloud_init_final_message_s": finished[1] if finished else None,
         "peak_rss_mib": {k: round(v / 1024, 1) for k, v in up.peaks_kib.items()},
         "up_output_tail": up.output_tail[-800:] if up.rc else "",
+        **({"sleep_and_wake": slept} if slept is not None else {}),
     }
     for part in ("firmware", "loader", "kernel", "initrd", "userspace"):
         if f"{part}_s" in guest:

@@ -103,6 +103,13 @@ def done_when(entries: list[dict] | None, boot: dict | None, image: dict | None)
                          f"{one['up_vs_guest_ready']:.2f}x   [<= 1.1x]")
         else:
             lines.append(f"  one booted {kind} desktop: not measured")
+    slept = ((boot or {}).get("console") or {}).get("sleep_and_wake") or {}
+    if slept.get("wake_to_usable_s") is not None:
+        lines.append(f"  a suspended console desktop gives back {slept['emulator_rss_mib']} MiB (its emulator's "
+                     f"resident set; host MemAvailable +{slept['host_available_gain_mib']} MiB); wake request to "
+                     f"usable (SSH, same boot) {slept['wake_to_usable_s']:.1f} s")
+    else:
+        lines.append("  sleep and wake: not measured" + (f" ({slept['error']})" if slept.get("error") else ""))
     if image:
         lines.append(f"  one-package recipe change / full image build {image['ratio_one_package_vs_full']:.2f}x   "
                      "[< 0.33x]")

@@ -81,7 +81,16 @@ def test_the_done_when_ratios_come_from_the_largest_n_the_boot_and_the_image_par
 
 def test_the_done_when_ratios_say_what_was_not_measured():
     text = report.done_when(None, None, None)
-    assert text.count("not measured") == 4
+    assert text.count("not measured") == 5
+
+
+def test_the_done_when_lines_say_what_a_sleep_gives_back_and_what_a_wake_costs():
+    slept = {"emulator_rss_mib": 612.4, "host_available_gain_mib": 598.0, "wake_to_usable_s": 3.4}
+    text = report.done_when(None, {"console": {"sleep_and_wake": slept}}, None)
+    assert ("a suspended console desktop gives back 612.4 MiB (its emulator's resident set; host MemAvailable "
+            "+598.0 MiB); wake request to usable (SSH, same boot) 3.4 s") in text
+    failed = report.done_when(None, {"console": {"sleep_and_wake": {"error": "TimeoutError: no SSH"}}}, None)
+    assert "sleep and wake: not measured (TimeoutError: no SSH)" in failed
 
 
 def test_the_image_part_runs_by_default():
