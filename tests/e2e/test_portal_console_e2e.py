@@ -264,10 +264,17 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
     record_property("typing_attempts", attempt)
 
     # Clipboard, guest to browser: text copied in the guest is in noVNC's clipboard.
-    from_guest = f"from-the-guest-{secrets.token_hex(4)}"
-    run(world, in_session(f"setsid -f python3 -c {shlex.quote(CLIPBOARD)} set {from_guest} 120 "
-                          "</dev/null >/dev/null 2>&1"))
-    wait_until(lambda: noVNC_clipboard(browser) == from_guest, 60, "the guest's text in noVNC's clipboard")
+    # Copied again (a new owner of the selection) if the first copy's grab does not reach the browser within
+    # 30 s: the fresh-clone run of 4771bec once saw none in 60 s under load, and it passed alone at once.
+    for attempt in range(1, 4):
+        from_guest = f"from-the-guest-{attempt}-{secrets.token_hex(4)}"
+        run(world, in_session(f"setsid -f python3 -c {shlex.quote(CLIPBOARD)} set {from_guest} 120 "
+                              "</dev/null >/dev/null 2>&1"))
+        if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
+            break
+    else:
+        pytest.fail("the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each)")
+    record_property("guest_copy_attempts", attempt)
     # and browser to guest: text put in noVNC's clipboard is the guest's.
     from_browser = f"from-the-browser-{secrets.token_hex(4)}"
     browser.execute_script("""

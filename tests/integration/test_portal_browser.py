@@ -53,8 +53,14 @@ def browser():
 
 
 def state_of(driver, desktop: str) -> str:
+    """Its shown state; "" while the page is being drawn again (the element found a moment ago is gone), so a
+    poll asks once more instead of failing on the redraw."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    return driver.find_element(By.ID, f"desktop-{desktop}").get_attribute("data-state")
+    try:
+        return driver.find_element(By.ID, f"desktop-{desktop}").get_attribute("data-state")
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
 
 
 def test_ada_signs_in_sees_only_hers_stops_and_starts_it_and_signs_out(portal, browser):

@@ -133,9 +133,13 @@ def test_a_schedules_start_beyond_a_quota_is_not_made_and_is_logged_once(conn, d
     assert sched.isActive()
 
 
-def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_host(tmp_path):
+def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_host(tmp_path, monkeypatch):
     import copy
     import types
+
+    from components.host import resolve as host_resolve
+    # an up, whatever Pulumi's process-wide settings an earlier mocks test in this worker left (a preview's)
+    monkeypatch.setattr(host_resolve, "previewing", lambda: False)
 
     from components.config.loader import _record_quotas
     from components.config.resolve import parse
@@ -153,3 +157,18 @@ def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_h
     assert written["desktops"][f"{config.prefix}-carol"] == {
         "users": ["carol"], "groups": sorted(set(carol.users[0].groups))}
     assert set(written["desktops"]) == {f"{config.prefix}-{n}" for n, d in config.desktops.items() if d.host == host}
+
+
+def test_a_preview_records_nothing(tmp_path, monkeypatch):
+    import copy
+    import types
+
+    from components.config.loader import _record_quotas
+    from components.config.resolve import parse
+    from components.host import resolve as host_resolve
+    from tests.unit.config.test_config_corpus import BASE, SECRETS
+    monkeypatch.setattr(host_resolve, "previewing", lambda: True)
+    config = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
+    hosts = {name: types.SimpleNamespace(console_dir=str(tmp_path / name / "console")) for name in config.hosts}
+    _record_quotas("team", config, hosts)
+    assert not any(tmp_path.rglob("*")), "a preview writes nothing on the host"
