@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from components.host import embedded
+from tests.support.browser import chromium
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +13,10 @@ def own_host(tmp_path_factory):
     embedded.ensure_running(host)
     yield host
     embedded.stop(host, purge=True)
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium at the portal's usual window size, for the portal's browser tests."""
+    with chromium(1280, 800) as driver:
+        yield driver

@@ -17,7 +17,6 @@ from components.portal.admins import Admins
 from components.portal.serve import listen, url_of
 from components.portal.settings import PortalSettings
 from tests.support import portal_world as world
-from tests.support.browser import chromium
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs chromium-driver (tools/setup.sh)")]
@@ -44,12 +43,6 @@ def portal(tmp_path, monkeypatch):
         yield url_of(config.settings, sock), conn
     world.tear_down(conn)
     conn.close()
-
-
-@pytest.fixture
-def browser():
-    with chromium(1280, 800) as driver:
-        yield driver
 
 
 def state_of(driver, desktop: str) -> str:

@@ -22,7 +22,6 @@ from components.portal import onetime
 from components.portal.serve import listen, url_of
 from components.portal.settings import PortalSettings
 from tests.support import portal_world as world
-from tests.support.browser import chromium
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs chromium-driver (tools/setup.sh)")]
@@ -48,12 +47,6 @@ def portal(tmp_path, caplog):
         yield url_of(PortalSettings(), sock), config
     world.tear_down(conn)
     conn.close()
-
-
-@pytest.fixture
-def browser():
-    with chromium(1280, 800) as driver:
-        yield driver
 
 
 def printed_link(config, url: str, monkeypatch, capsys) -> tuple[str, str]:

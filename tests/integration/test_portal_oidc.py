@@ -26,7 +26,6 @@ from components.portal.serve import listen, url_of
 from components.portal.settings import OidcSettings, PortalSettings
 from tests.support import oidc
 from tests.support import portal_world as world
-from tests.support.browser import chromium
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not shutil.which("chromedriver"), reason="needs chromium-driver (tools/setup.sh)"),
@@ -68,12 +67,6 @@ def portal(tmp_path, caplog):
             yield url, client_secret
     world.tear_down(conn)
     conn.close()
-
-
-@pytest.fixture
-def browser():
-    with chromium(1280, 800) as driver:
-        yield driver
 
 
 def at_the_provider_sign_in(browser, login: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from components.lifecycle import actions, quotas
-from tests.integration.test_portal_browser import browser, portal, state_of, until  # noqa: F401  (fixtures)
+from tests.integration.test_portal_browser import portal, state_of, until  # noqa: F401  (a fixture)
 from tests.support import portal_world as world
 
 pytestmark = pytest.mark.integration
