@@ -202,25 +202,37 @@ def shows_desktop(shot: Screenshot, *, min_width: int, min_height: int) -> bool:
     return shot.width >= min_width and shot.height >= min_height and shot.dominant_share < CONSOLE_SHARE
 
 
+# How often the gate looks at a screen still being drawn, and for how many looks in a row it must be unchanged:
+# four alike a second apart say nothing was drawn for 3 s (the session has mapped its panel and painted its
+# wallpaper and icons), where two alike 5 s apart cost up to 10 s after the last stroke (issue 25).
+DESKTOP_POLL_S = 1.0
+SETTLED_FRAMES = 4
+
+
 def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, timeout_s: float,
-                     min_width: int, min_height: int, poll_s: float = 5.0) -> Screenshot:
+                     min_width: int, min_height: int, poll_s: float = DESKTOP_POLL_S,
+                     settled_frames: int = SETTLED_FRAMES) -> Screenshot:
     """Take screenshots until the screen shows a graphical desktop (see shows_desktop) and has stopped
-    changing (two in a row alike: the session has finished drawing its panels), within timeout_s.
+    changing (settled_frames in a row alike, poll_s apart: the session has finished drawing), within timeout_s.
 
     The last screenshot is kept at dest either way; when time is up, ScreenshotError says what it showed.
     """
+    if settled_frames < 2:
+        raise ValueError("settled_frames must be at least 2: one screenshot cannot show that drawing stopped")
     previous = shot = None
+    alike = 0
 
     def settled() -> Screenshot | None:
-        nonlocal previous, shot
+        nonlocal previous, shot, alike
         shot = capture(conn, domain_name, dest)
         pixels = Path(shot.path).read_bytes() if os.path.exists(shot.path) else None
-        if shows_desktop(shot, min_width=min_width, min_height=min_height):
-            if pixels is not None and pixels == previous:
-                return shot
+        if shows_desktop(shot, min_width=min_width, min_height=min_height) and pixels is not None:
+            alike = alike + 1 if pixels == previous else 1
             previous = pixels
+            if alike >= settled_frames:
+                return shot
         else:
-            previous = None
+            previous, alike = None, 0
         return None
 
     return wait_for(settled, timeout_s, interval_s=poll_s, timeout_error=lambda: ScreenshotError(

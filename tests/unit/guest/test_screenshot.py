@@ -195,8 +195,10 @@ def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, t
     from components import waiting
     from components.guest import screenshot
     frames = [(720, 400, 0.98, b"console"), (1280, 800, 0.99, b"grey"),   # the text console, X starts
-              (1280, 800, 0.87, b"wallpaper"),                                 # the desktop, being drawn
-              (1280, 800, 0.81, b"panel"), (1280, 800, 0.81, b"panel")]        # ... and settled
+              (1280, 800, 0.87, b"wallpaper"), (1280, 800, 0.87, b"wallpaper"),  # the desktop, being drawn,
+              (1280, 800, 0.87, b"wallpaper"),                                   # a pause of 2 s in its drawing
+              (1280, 800, 0.81, b"panel"), (1280, 800, 0.81, b"panel"),          # ... and settled: four alike
+              (1280, 800, 0.81, b"panel"), (1280, 800, 0.81, b"panel")]
     shots = iter(frames)
     taken = []
 
@@ -209,7 +211,14 @@ def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, t
     monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
     shot = screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=60, min_width=1280,
                                        min_height=800)
-    assert shot.dominant_share == 0.81 and len(taken) == 5
+    assert shot.dominant_share == 0.81 and len(taken) == 9
+
+
+def test_a_screen_alike_only_once_cannot_show_that_drawing_stopped(tmp_path):
+    from components.guest import screenshot
+    with pytest.raises(ValueError, match="settled_frames must be at least 2"):
+        screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=10, min_width=1280, min_height=800,
+                                    settled_frames=1)
 
 
 def test_waiting_for_the_desktop_gives_up_at_its_deadline_saying_what_it_saw(monkeypatch, tmp_path):
