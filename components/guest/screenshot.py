@@ -210,15 +210,12 @@ SETTLED_FRAMES = 4
 
 
 def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, timeout_s: float,
-                     min_width: int, min_height: int, poll_s: float = DESKTOP_POLL_S,
-                     settled_frames: int = SETTLED_FRAMES) -> Screenshot:
+                     min_width: int, min_height: int, poll_s: float = DESKTOP_POLL_S) -> Screenshot:
     """Take screenshots until the screen shows a graphical desktop (see shows_desktop) and has stopped
-    changing (settled_frames in a row alike, poll_s apart: the session has finished drawing), within timeout_s.
+    changing (SETTLED_FRAMES in a row alike, poll_s apart: the session has finished drawing), within timeout_s.
 
     The last screenshot is kept at dest either way; when time is up, ScreenshotError says what it showed.
     """
-    if settled_frames < 2:
-        raise ValueError("settled_frames must be at least 2: one screenshot cannot show that drawing stopped")
     previous = shot = None
     alike = 0
 
@@ -229,7 +226,7 @@ def wait_for_desktop(conn: libvirt.virConnect, domain_name: str, dest: Path, *, 
         if shows_desktop(shot, min_width=min_width, min_height=min_height) and pixels is not None:
             alike = alike + 1 if pixels == previous else 1
             previous = pixels
-            if alike >= settled_frames:
+            if alike >= SETTLED_FRAMES:
                 return shot
         else:
             previous, alike = None, 0

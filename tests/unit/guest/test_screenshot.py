@@ -214,12 +214,6 @@ def test_waiting_for_the_desktop_takes_screenshots_until_it_shows(monkeypatch, t
     assert shot.dominant_share == 0.81 and len(taken) == 9
 
 
-def test_a_screen_alike_only_once_cannot_show_that_drawing_stopped(tmp_path):
-    from components.guest import screenshot
-    with pytest.raises(ValueError, match="settled_frames must be at least 2"):
-        screenshot.wait_for_desktop(None, "d", tmp_path / "s.png", timeout_s=10, min_width=1280, min_height=800,
-                                    settled_frames=1)
-
 
 def test_waiting_for_the_desktop_gives_up_at_its_deadline_saying_what_it_saw(monkeypatch, tmp_path):
     from components import waiting
