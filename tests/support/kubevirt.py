@@ -49,7 +49,7 @@ def managed_objects(api_client, namespace: str) -> list[tuple[str, str]]:
 
 def every_namespaced_object(api_client, namespace: str) -> list[tuple[str, str]]:
     """(kind, name) of every object of every namespaced kind the server serves, in the namespace: what
-    "leaves nothing behind" means, whoever made it."""
+    "leaves nothing behind" means, whoever made it. Events are left out (below)."""
     from kubernetes import dynamic
     from kubernetes.dynamic.resource import ResourceList
     client = dynamic.DynamicClient(api_client)
@@ -57,7 +57,10 @@ def every_namespaced_object(api_client, namespace: str) -> list[tuple[str, str]]
     for resource in client.resources.search():
         if isinstance(resource, ResourceList) or not resource.namespaced or "list" not in (resource.verbs or ()) or "/" in resource.name:
             continue
-        if resource.group == "events.k8s.io":     # the same Events as v1's, served twice
+        if resource.kind == "Event":
+            # The server's journal, not anyone's object: vdesk writes no Events, but kube-apiserver's own
+            # controllers can write one about our Services (seen once in CI: 'kubevirt-bob-ssh.18ef...'), and
+            # Events expire on their own TTL. (events.k8s.io serves the same Events again.)
             continue
         listed = client.get(resource, namespace=namespace)
         found += [(resource.kind, item.metadata.name) for item in listed.items]
