@@ -117,6 +117,8 @@ class Desktop(pulumi.ComponentResource):
                                       parent=gpu.parent, opts=child)
                 hostdevs.append({"type": "mdev", "uuid": mdev.uuid})
 
+        # On an embedded host the guest's serial console is kept in a file of vdesk's, beside qemu's log.
+        console_log = f"{host.qemu_log_dir}/{vm_name}-console.log" if host.qemu_log_dir else None
         domain = Domain(f"{name}-vm", {
             "host_uri": host.uri, "name": vm_name, "owner": stack, "project": pulumi.get_project(),
             "domain_type": host.domain_type,
@@ -151,6 +153,7 @@ class Desktop(pulumi.ComponentResource):
             "display_password_valid_to": credentials.display_password_valid_to,
             "log_file": f"{host.qemu_log_dir}/{vm_name}.log" if host.qemu_log_dir else None,
             "tpm_log_file": f"{host.tpm_log_dir}/{vm_name}-swtpm.log" if args.tpm and host.tpm_log_dir else None,
+            "console_log_file": console_log,
             "shutdown_timeout_s": args.timeouts.shutdown,
             "adopt": args.adopt,
         }, opts=child)
@@ -168,6 +171,7 @@ class Desktop(pulumi.ComponentResource):
                 "address_timeout_s": args.timeouts.address, "ssh_timeout_s": args.timeouts.ssh,
                 "cloud_init_timeout_s": args.timeouts.cloud_init,
                 "checks": [dict(c) for c in args.checks],
+                "console_log_file": console_log,
                 "screenshot_path": str(state_dir() / "screenshots" / stack / f"{name}.png"),
                 # A desktop image: the screenshot is taken once the screen shows the desktop.
                 **({"graphical": True, "graphical_timeout_s": args.timeouts.graphical, "min_width": display[0],

@@ -164,6 +164,9 @@ def resolve_host(name: str, uri: str, accelerator: str, *, probe_kernel: str | N
         tpm_log_dir = str(state / "swtpm-log" / "libvirt" / "qemu")   # bound over /var/log/swtpm
         swtpm = swtpm_installed()
         os.makedirs(display_dir, exist_ok=True)
+        # libvirt makes its qemu log folder only when it opens a domain's own log, after the serial console's
+        # log that a desktop declares (virtlogd's): a host's first desktop would fail on the missing folder.
+        os.makedirs(qemu_log_dir, exist_ok=True)
         console_dir = str(state / "console")
         # The gateway is the host's, shared by every stack on it: a preview (an unreviewed change request's
         # plan) leaves it as it is; `up` starts it when it is down, always with the host's settings.

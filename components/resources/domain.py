@@ -269,7 +269,8 @@ def desired_model(props) -> xmlmodel.Domain:
     if props.get("tablet"):
         # An absolute pointer: the remote pointer and the guest's never drift apart.
         dom.inputs.append(xmlmodel.Input(type="tablet", bus="virtio"))
-    dom.serials.append(xmlmodel.Serial(type="pty"))
+    console_log = props.get("console_log_file")
+    dom.serials.append(xmlmodel.Serial(type="pty", log_file=console_log, log_append="off" if console_log else None))
     dom.consoles.append(xmlmodel.Console(type="pty", target_type="serial"))
     dom.rngs.append(xmlmodel.Rng(model="virtio", backend_model="random", backend="/dev/urandom"))
     _hardware(dom, props)
@@ -449,6 +450,9 @@ class DomainProvider(DeclaredProvider):
         "log_file": Prop(str, inert=True, doc="qemu's log of this domain, removed on delete (embedded hosts)"),
         "tpm_log_file": Prop(str, inert=True, doc="swtpm's log of this domain's TPM, removed on delete (embedded "
                                                   "hosts)"),
+        "console_log_file": Prop(str, inert=True, doc="what the guest printed on its serial console since it last "
+                                                      "started, removed on delete (embedded hosts): the readiness "
+                                                      "gate quotes its end when the guest never became reachable"),
         "idle": Prop(dict, validate=_model_problem(_idle_policy),
                      doc="{after, action, warn} in seconds: the host's lifecycle service suspends (managed save) or "
                          "shuts the domain down after `after` without input, warning `warn` before; kept in the "
@@ -658,6 +662,7 @@ class DomainProvider(DeclaredProvider):
         display.remove_sockets(props.get("graphics_socket"))
         _remove_logs(props.get("log_file"))
         _remove_logs(props.get("tpm_log_file"))
+        _remove_logs(props.get("console_log_file"))
 
     def _outputs(self, props, dom, *, pending, booted: bool = False, boot_id: str | None = None):
         """`boot_id` names the guest's current boot: new each time vdesk starts it, so that the readiness

@@ -19,7 +19,7 @@ from ..guest.checkrun import report, run_checks
 from ..guest.checkspec import parse_checks
 from ..guest.screenshot import assert_usable, capture, wait_for_desktop
 from ..errors import VdeskError
-from ..guest import GuestError, HostKeyMismatch
+from ..guest import GuestError, HostKeyMismatch, console_log
 from ..guest.address import wait_for_address
 from ..guest.agent import explain_ssh
 from ..guest.cloudinit_status import wait_for_cloud_init
@@ -56,6 +56,8 @@ class ReadinessProvider(GateProvider):
                                      "again"),
         "checks": Prop(list, default=[], doc="declarative checks; a change re-runs the gate"),
         "screenshot_path": Prop(str, doc="where to save a PNG of the display, as proof it works"),
+        "console_log_file": Prop(str, inert=True, doc="the domain's serial console log, quoted when the guest "
+                                                      "never becomes reachable (embedded hosts)"),
         "graphical": Prop(bool, doc="a desktop image: the screenshot must show the graphical desktop"),
         "graphical_timeout_s": declared(Count, _POSITIVE, doc="how long to wait for the screen to show the "
                                                               f"desktop (default {_WAITS.graphical})"),
@@ -88,7 +90,11 @@ class ReadinessProvider(GateProvider):
                                          f"{again.get_error_message()}") from None
                 ip, status, outcomes = self._boot_to_ready(props)
         except GuestError as exc:
-            raise VdeskError(f"desktop {name!r} is not ready: {exc}") from None
+            # A guest that stopped says why, and a wrong host key is not a boot problem; any other failure
+            # (no address, no SSH) may have stopped inside the guest: quote what it last printed.
+            said = "" if isinstance(exc, (GuestStopped, HostKeyMismatch)) else console_log.as_clause(
+                props.get("console_log_file"))
+            raise VdeskError(f"desktop {name!r} is not ready: {exc}{said}") from None
         if not all(o.passed for o in outcomes):
             raise VdeskError(report(name, outcomes))
         shot = None

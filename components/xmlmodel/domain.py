@@ -58,6 +58,8 @@ class Serial(XMLObject):
     type = Field("@type")                 # pty | file
     source_path = Field("source/@path")
     target_port = Field("target/@port", int)
+    log_file = Field("log/@file")         # what the guest printed, kept by virtlogd (rotated)
+    log_append = Field("log/@append")     # on | off: off starts each boot's log afresh
 
 
 class Console(XMLObject):

@@ -209,6 +209,8 @@ def test_a_password_exists_only_as_a_hash(world):
     exported = json.dumps(stack.export_stack().deployment)
     assert f"{STACK}-{USER}-seed.iso" in exported and PASSWORD not in exported
     assert scanned_file_count(state / "backend") > 0 and scanned_file_count(state / "hosts") > 5
+    console_logs = list((state / "hosts").rglob(f"log/qemu/{STACK}-{USER}-console.log"))   # its boot, as printed
+    assert console_logs and b"Cloud-init v." in console_logs[0].read_bytes(), console_logs
     assert files_containing(state, needle) == []
     assert seed_path in files_containing(state, crypt_hash.encode())   # the scan does find what is there
     assert files_containing(project, needle) == []

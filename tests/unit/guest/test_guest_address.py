@@ -124,3 +124,22 @@ def test_bad_sources(conn, sources, message):
 def test_bad_mac(conn):
     with pytest.raises(GuestError, match="invalid MAC"):
         wait_for_address(conn, TEST_DOMAIN, "52:54:00", timeout_s=1)
+
+
+def test_the_gate_quotes_the_serial_console_of_a_guest_that_got_no_address(conn, booting_desktop, tmp_path):
+    """What the guest printed last is the first thing a person would look at: the gate says it, and where."""
+    from components.errors import VdeskError
+    from components.resources.readiness import ReadinessProvider
+    name, mac = booting_desktop
+    log = tmp_path / f"{name}-console.log"
+    log.write_text("[  OK  ] Reached target network-pre.target - Preparation for Network.\n"
+                   "         Starting networking.service - Raise network interfaces...\n")
+    props = {"host_uri": "test:///default", "domain_name": name, "mac": mac, "address_sources": ["lease"],
+             "address_timeout_s": 1, "console_log_file": str(log)}
+    with pytest.raises(VdeskError) as info:
+        ReadinessProvider().gate(props)
+    assert str(info.value) == (
+        f"desktop {name!r} is not ready: timed out after 1 s waiting for an IPv4 address for desktop {name!r} "
+        f"NIC {mac} (sources: lease); last error: no address reported yet; its serial console last printed "
+        f"({log}):\n    [  OK  ] Reached target network-pre.target - Preparation for Network.\n"
+        "             Starting networking.service - Raise network interfaces...")

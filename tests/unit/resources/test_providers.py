@@ -3,7 +3,7 @@ import libvirt
 import pytest
 
 from components import xmlmodel
-from components.resources.domain import DomainProvider
+from components.resources.domain import DomainProvider, desired_model
 from components.errors import VdeskError
 from components.resources.network import NetworkProvider
 from components.resources.pool import PoolProvider
@@ -305,3 +305,22 @@ def test_a_new_maximum_or_a_count_beyond_it_waits_for_a_restart(conn, policy):
         assert dp.diff(created.id, dp.read(created.id, outs).outs, wider).changes is False
     finally:
         dp.delete(created.id, created.outs)
+
+
+def test_a_console_log_is_kept_by_libvirt_from_each_start_and_goes_with_the_domain(conn, tmp_path):
+    """On an embedded host the serial console is logged to a file of vdesk's (append off: the current boot's),
+    the log is inert (declaring one restarts nothing), and destroy removes it and its rotations."""
+    dp = DomainProvider()
+    log = tmp_path / "unit-console-log-console.log"
+    created = dp.create(domain_props(name="unit-console-log", console_log_file=str(log)))
+    try:
+        live = xmlmodel.Domain.from_xml(conn.lookupByName("unit-console-log").XMLDesc(0))
+        assert [(s.type, s.log_file, s.log_append) for s in live.serials] == [("pty", str(log), "off")]
+        plain = domain_props(name="unit-console-log")
+        assert dp.diff(created.id, created.outs, plain).changes is False
+        assert [(s.log_file, s.log_append) for s in desired_model(plain).serials] == [(None, None)]
+    finally:
+        log.write_text("booted\n")              # (the test driver runs no virtlogd: the host's would write it)
+        (tmp_path / f"{log.name}.0").write_text("the boot before\n")
+        dp.delete(created.id, created.outs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
