@@ -26,7 +26,7 @@ class QuotaRecordProvider(DeclaredProvider):
     PROPS = {
         "lifecycle_dir": Prop(str, required=True, replaces=True, doc="the host's lifecycle dir (in its state dir)"),
         "stack": Prop(str, required=True, replaces=True, doc="the stack whose record it is"),
-        "quotas": Prop(dict, required=True, doc="users|groups -> who -> {desktops, memory}: the stack's quotas"),
+        "quotas": Prop(dict, required=True, doc="users or groups -> who -> {desktops, memory}: the stack's quotas"),
         "desktops": Prop(dict, required=True, doc="domain name -> {users, groups}: whom each desktop of the stack "
                                                   "on this host is for"),
     }
