@@ -85,6 +85,12 @@ def test_a_new_record_is_written_before_the_old_one_goes(tmp_path):
     assert diff.replaces == ["stack"] and diff.delete_before_replace is False
 
 
+def test_a_preview_writes_nothing(tmp_path):
+    inputs = _inputs(tmp_path)                  # what a preview runs: check and diff, never create
+    QuotaRecordProvider().diff("id", inputs, _inputs(tmp_path, quota={}))
+    assert not any(tmp_path.iterdir())
+
+
 def test_check_refuses_what_is_not_a_stack_name(tmp_path):
     failures = QuotaRecordProvider().check({}, {"lifecycle_dir": str(tmp_path), "stack": "../x", "quotas": {},
                                                 "desktops": {}}).failures
