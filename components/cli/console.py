@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..console import service, tokens
+from ..console.resize import resize_of
 from ..console.gateway import SETTINGS_FILE
 from ..console.settings import DEFAULT_LINK_VALIDITY_S, MAX_LINK_VALIDITY_S, ConsoleSettings
 from ..errors import VdeskError
@@ -51,7 +52,8 @@ def console_link(desktop: dict, *, valid_for_s: int | None = None) -> tuple[str,
         raise VdeskError(f"a console link may be valid for 1 s to {MAX_LINK_VALIDITY_S // 86400} days")
     token, expires = tokens.mint(tokens.signing_key(console_dir), console["desktop"], valid_for_s,
                                  stack=console.get("stack") or "")
-    return tokens.console_url(base, console["desktop"], token), expires
+    resize = resize_of(spec["libvirt_uri"], console["desktop"])
+    return tokens.console_url(base, console["desktop"], token, resize), expires
 
 
 def pick(desktops: dict, name: str | None) -> tuple[str, dict]:

@@ -177,9 +177,14 @@ def revoke(console_dir: Path, desktop: str, link: str | None = None, *, now: flo
     os.replace(tmp, path)
 
 
-def console_url(base: str, desktop: str, token: str) -> str:
+RESIZE_MODES = ("scale", "remote")   # noVNC's: fit the picture to the window, or ask the display to take its size
+
+
+def console_url(base: str, desktop: str, token: str, resize: str = "scale") -> str:
     """noVNC's page; what it needs is in the fragment, read by the page and never sent in a request. No
     password: the gateway logs in to the display itself (vncauth.py)."""
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"not a noVNC resize mode: {resize!r}")
     path = "websockify?" + urllib.parse.urlencode({"desktop": desktop, "token": token})
-    fragment = {"autoconnect": "1", "reconnect": "0", "resize": "scale", "path": path}
+    fragment = {"autoconnect": "1", "reconnect": "0", "resize": resize, "path": path}
     return f"{base.rstrip('/')}/vnc.html#" + urllib.parse.urlencode(fragment, quote_via=urllib.parse.quote)

@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 from ..console import service as console_service
 from ..lifecycle.quotas import QuotaExceeded, lifecycle_dir_of
 from ..names import name_problem
+from ..console.resize import resize_of
 from ..console.tokens import console_url, link_id, mint, revoke, signing_key
 from . import accounts, inventory, oidc, onetime, usage, waking
 from .limiter import AttemptLimiter
@@ -298,7 +299,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         await run_in_threadpool(usage.record, config.portal_dir, desk.stack, desk.name, person.user)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),
                  settings.link_validity_s)
-        response = RedirectResponse(console_url(base, desk.name, token), status_code=303)
+        resize = await run_in_threadpool(resize_of, config.libvirt_uri, desk.name)
+        response = RedirectResponse(console_url(base, desk.name, token, resize), status_code=303)
         response.set_cookie(CONSOLE_COOKIE, person.bind, max_age=settings.session_s, path="/", httponly=True,
                             samesite="strict", secure=settings.tls)
         return response

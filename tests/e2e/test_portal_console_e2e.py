@@ -15,6 +15,7 @@ desktop from the portal, and signs out. Screenshots are kept in VDESK_E2E_SCREEN
 from __future__ import annotations
 
 import copy
+import io
 import os
 import re
 import secrets
@@ -314,3 +315,42 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         assert secret not in logs
     assert f"viewer user={ADA} desktop={ADA_DESKTOP}" in logs and f"action user={ADA} desktop={ADA_DESKTOP} " \
         "action=stop" in logs
+
+
+def test_the_remote_screen_follows_the_browser_window(world):
+    """ada's desktop shows virtio-gpu, so her console link asks noVNC for a remote resize: a smaller window
+    becomes the guest's screen size (X.Org's, read over SSH in her session), not a scaled-down picture, and
+    a window of the declared size gives that size back. The chain: noVNC's SetDesktopSize, qemu's VNC server
+    (the size as virtio-gpu's preferred mode), the guest kernel's DRM change event, and the seed's session
+    watcher (vdesk-fit-display) switching X.Org to the new mode."""
+    from PIL import Image
+    portal = world["portal"]
+
+    def guest_size():
+        found = re.search(r"current (\d+) x (\d+)", run(world, in_session("xrandr --current")))
+        return found and (int(found.group(1)), int(found.group(2)))
+
+    def canvas_size():
+        return tuple(driver.execute_script("const c = document.querySelector('#noVNC_container canvas');"
+                                           "return [c.width, c.height]"))
+
+    with chromium(WIDTH, HEIGHT) as driver:
+        fit_viewport(driver, WIDTH, HEIGHT)
+        sign_in(driver, portal, ADA, ADA_PASSWORD)
+        portal_tab = driver.current_window_handle
+        press(driver, ADA_DESKTOP, "open")
+        wait_until(lambda: len(driver.window_handles) == 2, 30, "the console's tab")
+        driver.switch_to.window(next(h for h in driver.window_handles if h != portal_tab))
+        wait_until(lambda: novnc_state(driver) == "connected", 60, "noVNC to connect")
+        fragment = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(driver.current_url).fragment))
+        assert fragment["resize"] == "remote"
+        settled_graphical_screen(driver, 180, "ada's Xfce desktop on the canvas", shows=xfce_panel_drawn)
+        assert guest_size() == (WIDTH, HEIGHT) and canvas_size() == (WIDTH, HEIGHT)   # the declared resolution
+
+        for size, name in (((1024, 640), "portal-e2e-resized.png"), ((WIDTH, HEIGHT), "portal-e2e-resized-back.png")):
+            fit_viewport(driver, *size)
+            wait_until(lambda: guest_size() == size, 60, f"the guest's screen at {size}", poll_s=2)
+            wait_until(lambda: canvas_size() == size, 30, f"noVNC's canvas at {size}")
+            png = settled_graphical_screen(driver, 60, f"the desktop redrawn at {size}", shows=xfce_panel_drawn)
+            assert Image.open(io.BytesIO(png)).size == size     # drawn 1:1, not scaled to the window
+            keep(driver, name)

@@ -487,7 +487,8 @@ def test_autologin_writes_lightdms_config_before_the_display_manager_starts(vari
                                                  "autologin-session=xfce"]
     assert "defer" not in entry, "written in cloud-init's init stage, which LightDM waits for"
     if profile == "office":
-        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, "/etc/papersize"]
+        assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, FIT_DISPLAY, FIT_AUTOSTART,
+                                                                 "/etc/papersize"]
 
 
 def test_a_console_image_gets_no_lightdm_or_xorg_config(variables):
@@ -498,6 +499,8 @@ def test_a_console_image_gets_no_lightdm_or_xorg_config(variables):
 GREETER = "/etc/lightdm/lightdm-gtk-greeter.conf.d/50-vdesk-greeter.conf"
 NO_BLANKING = "/etc/X11/xorg.conf.d/50-vdesk-no-blanking.conf"
 GREETER_NO_BLANKING = "/etc/lightdm/lightdm-gtk-greeter.conf.d/51-vdesk-no-blanking.conf"
+FIT_DISPLAY = "/usr/local/bin/vdesk-fit-display"
+FIT_AUTOSTART = "/etc/xdg/autostart/vdesk-fit-display.desktop"
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -519,6 +522,29 @@ def test_a_graphical_session_never_blanks_or_powers_down_its_display(variables, 
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("autologin", ["alice", None])
+def test_a_graphical_session_takes_the_mode_its_console_window_asks_for(variables, profile, autologin):
+    """noVNC's remote resize gives virtio-gpu a new preferred mode, announced as a DRM change event; X.Org
+    does not switch to it itself, and a udev rule cannot reach the session's X server. Each session starts
+    a watcher (XDG autostart, so with the session's DISPLAY and XAUTHORITY) that switches its screen."""
+    variables["graphical_session"] = {"session": "xfce", "autologin": autologin}
+    user_data, _, _ = parse(render_seed(profile, variables))
+    files = {f["path"]: f for f in user_data["write_files"]}
+    script = files[FIT_DISPLAY]["content"]
+    assert files[FIT_DISPLAY]["permissions"] == "0755" and script.startswith("#!/bin/sh\n")
+    commands = [line.strip() for line in script.splitlines() if not line.startswith("#")]
+    assert commands == [
+        "udevadm monitor --udev --subsystem-match=drm | while read -r source _stamp action _rest; do",
+        '[ "$source" = UDEV ] && [ "$action" = change ] || continue',
+        "output=$(xrandr --query | awk '/ connected/ {print $1; exit}')",
+        '[ -n "$output" ] && xrandr --output "$output" --auto', "done"]
+    entry = [line for line in files[FIT_AUTOSTART]["content"].splitlines() if not line.startswith("#")]
+    assert entry[0] == "[Desktop Entry]" and "Type=Application" in entry and "NoDisplay=true" in entry
+    assert f"Exec={FIT_DISPLAY}" in entry
+    assert "defer" not in files[FIT_AUTOSTART], "in place before the display manager starts the first session"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("session, wallpaper", [("xfce", "/usr/share/backgrounds/xfce/xfce-shapes.svg"),
                                                 ("lxqt", "/usr/share/lxqt/wallpapers/waves-logo.png")])
 def test_without_autologin_the_greeter_shows_the_desktops_wallpaper(variables, profile, session, wallpaper):
@@ -535,7 +561,7 @@ def test_without_autologin_the_greeter_shows_the_desktops_wallpaper(variables, p
 def test_with_autologin_the_greeter_is_left_as_it_is(variables):
     variables["graphical_session"] = {"session": "xfce", "autologin": "alice"}
     user_data, _, _ = parse(render_seed("developer", variables))
-    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING]
+    assert [f["path"] for f in user_data["write_files"]] == [AUTOLOGIN, NO_BLANKING, FIT_DISPLAY, FIT_AUTOSTART]
 
 
 def test_autologin_must_name_one_of_the_users(variables):

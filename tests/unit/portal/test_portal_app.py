@@ -186,6 +186,22 @@ def test_open_mints_a_console_link_bound_to_the_person(client, config, caplog):
     assert client.post("/desktops/team-grace/open", data={"csrf": csrf}).status_code == 403
 
 
+def test_a_virtio_desktops_console_asks_noVNC_for_a_remote_resize(client, conn):
+    """virtio-gpu takes the browser window's size as its preferred mode (tests/unit/console/
+    test_console_resize.py); team-ada's default adapter cannot, and her link keeps the scaled picture."""
+    csrf = signed_in(client)
+
+    def resize_asked() -> str:
+        link = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False).headers["location"]
+        return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).fragment))["resize"]
+    assert resize_asked() == "scale"
+    old = conn.lookupByName("team-ada")
+    old.destroy()
+    old.undefine()
+    world.define(conn, "team-ada", "team", True, video={"model": "virtio", "width": 1280, "height": 800})
+    assert resize_asked() == "remote"
+
+
 def test_signing_out_ends_the_session_even_for_a_kept_cookie(client):
     csrf = signed_in(client)
     kept = client.cookies[SESSION_COOKIE]

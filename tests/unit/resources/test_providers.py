@@ -190,6 +190,16 @@ def test_check_accepts_values_known_only_after_apply():
     assert result.failures == []
 
 
+def test_a_rewritten_seed_is_updated_in_place():
+    """A template change (a new seed file for every desktop) rewrites each seed volume at its path: the
+    domain, which names only that path, sees no change and no running desktop restarts."""
+    from components.resources.seed import SeedProvider
+    olds = {"host_uri": URI, "pool": "default", "name": "s.iso", "user_data": "#cloud-config\n", "meta_data": "x",
+            "network_config": "y"}
+    diff = SeedProvider().diff("key", olds, {**olds, "user_data": "#cloud-config\nwrite_files: []\n"})
+    assert diff.changes and diff.replaces == []
+
+
 # -- vCPU hot-plug: max_vcpus reserves room, vcpus moves within it live -----------------------------
 
 def _vcpu_element(props):
