@@ -19,6 +19,7 @@ import re
 import select
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -48,6 +49,14 @@ EXPIRED = 4001                       # WebSocket close code (application range):
 MAX_CONNECTIONS = 32                 # connections served at once (one process each); more wait to be accepted
 HEADER_TIMEOUT_S = 10                # for a request's headers: a client that trickles them is dropped
 _WILDCARD = {"0.0.0.0", "::"}
+SHIFT_L = 0xFFE1                     # X keysym: a key that types nothing and triggers nothing alone
+# Sent by the gateway to the display, once, right after the browser's ClientInit: a display blanked in the guest
+# (X.Org's DPMS or screen saver, `xset dpms force off`, the kernel console's blanking) shows QEMU's "Display
+# output is not active" until a key arrives, so the next person would open a black page. The key is the
+# gateway's, not the person's: it never goes through the console's input watcher (recv_frames), so the
+# desktop's activity record (console_input) does not take an opened console for input. Inside a graphical
+# guest X.Org's own idle counter does see it: the guest's idle reading starts again when a console is opened.
+WAKE_KEYS = struct.pack(">BBxxI", 4, 1, SHIFT_L) + struct.pack(">BBxxI", 4, 0, SHIFT_L)   # KeyEvent down, up
 _SECRETS_IN_TEXT = re.compile(r"(token=)[^&\s'\"]+|eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
@@ -219,7 +228,8 @@ class ConsoleHandler(ProxyRequestHandler):
     _from_browser = b""
 
     def _log_in(self, target: socket.socket) -> None:
-        """The gateway logs in to the display itself and lets the browser in without a password."""
+        """The gateway logs in to the display itself, lets the browser in without a password, and wakes the
+        display (WAKE_KEYS)."""
         def read_display(n: int) -> bytes:
             data = b""
             while len(data) < n:
@@ -240,11 +250,12 @@ class ConsoleHandler(ProxyRequestHandler):
             target.settimeout(None)
         try:
             vncauth.admit(self._read_browser, self._send_browser)
+            client_init = self._read_browser(1)
         except vncauth.LoginFailed as exc:
             raise self.CClose(1002, str(exc)) from None
-        if self._from_browser:            # ClientInit, if the browser sent it at once
-            target.sendall(self._from_browser)
-            self._from_browser = b""
+        # The display takes client messages from ClientInit on: the wake keys first, then the browser's own.
+        target.sendall(client_init + WAKE_KEYS + self._from_browser)
+        self._from_browser = b""
 
     def recv_frames(self):
         """Every frame from the browser (the handshake's too) goes by the desktop's input watcher: key and

@@ -4,7 +4,8 @@ noVNC used to read the display password from the console link's fragment, so a l
 (browser history, a pasted chat message). Now the gateway, once a link's token is checked,
 speaks RFB's security handshake with the display itself (VNC authentication: DES of the
 display's 16-byte challenge, keyed with the password, each byte's bits mirrored), and offers
-the browser security type None. From ClientInit on it only relays bytes.
+the browser security type None. From ClientInit on it relays bytes (after one wake key of its own:
+gateway.WAKE_KEYS).
 """
 from __future__ import annotations
 

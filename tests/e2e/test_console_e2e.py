@@ -8,8 +8,11 @@ it, noVNC connects through the host's gateway and draws the guest's screen:
 LightDM's greeter (a graphical screen, not a text console). The password
 typed through the page (keyboard events into noVNC) logs the user in at the
 greeter: over SSH (pinned host key) logind shows a new active x11 session of
-the user, and the page then shows the Xfce desktop. A tampered link never
-connects, and a session whose link expires is ended by the gateway.
+the user, and the page then shows the Xfce desktop. That display, put to sleep
+in the guest (`xset dpms force off`), is black to libvirt's screenshot; a fresh
+console shows the desktop again (the gateway's wake key), and opening it is not
+recorded as input. A tampered link never connects, and a session whose link
+expires is ended by the gateway.
 
 First, before anyone types at it, the same guest shows that passwords come from Pulumi secrets and exist
 outside the config only as hashes, and that the display password and the console's signing key are nowhere
@@ -24,6 +27,7 @@ remote-viewer file only, each 0600; the key is in its 0600 file only.
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import re
@@ -44,8 +48,9 @@ from components.cli.access import viewer_path, write_access_files
 from components.cli.console import console_link
 from components.cloudinit import verify_password
 from components.console import service, tokens
+from components.lifecycle import console_input
 from components.guest.checks import SESSIONS_COMMAND, parse_sessions
-from components.guest.screenshot import dominant_share, measure_png
+from components.guest.screenshot import dominant_share, measure_png, png_of
 from components.guest.ssh import SshTarget, connect
 from components.host import embedded
 from tests.support.browser import chromium, fit_viewport
@@ -351,6 +356,58 @@ def test_the_console_shows_the_greeter_and_a_password_typed_in_it_logs_in(world,
     log = gateway_log(world)
     assert f"connect desktop={STACK}-{USER} from=127.0.0.1" in log[said_before:]
     assert parts.fragment not in log and PASSWORD not in log
+
+
+def _black_share(png: bytes) -> float:
+    """The share of the picture that is black or nearly (QEMU's "Display output is not active" is black)."""
+    from PIL import Image
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return sum(image.histogram()[:16]) / (image.width * image.height)
+
+
+def test_a_console_opened_on_a_blanked_display_shows_the_desktop(world, browser):
+    """The user's Xfce session (logged in by the greeter test above) with its display put to sleep in the guest,
+    as a person can: libvirt's screenshot turns black; a console opened then shows the desktop, and is not
+    recorded as input."""
+    name = world["desk"]["name"]
+    assert [s for s in sessions(world) if s.user == USER and s.graphical and s.active], \
+        "no graphical session of the user: this test runs after the greeter test, which logs in"
+    # The kernel console has no blank timer (the default since Linux 3.x is 0): only a person blanks a display.
+    assert run(world, "cat /sys/module/kernel/parameters/consoleblank").strip() == "0"
+    browser.get("about:blank")                      # no console open: nothing wakes the display meanwhile
+    activity = console_input.activity_file(world["state"] / "hosts" / "local" / "lifecycle", name)
+    recorded = activity.stat().st_mtime if activity.exists() else None    # (the greeter test typed)
+
+    x_env = "DISPLAY=:0 XAUTHORITY=$HOME/.Xauthority"
+    run(world, f"{x_env} xset dpms force off")
+    conn = libvirt.open(embedded.embedded_host("local", state_root=world["state"]).uri)
+    try:
+        dark = wait_until(lambda: png if _black_share(png := png_of(conn, name)) >= 0.95 else None, 60,
+                          "the guest's display to go black after `xset dpms force off`", poll_s=1)
+        shot = world["state"] / "screenshots" / "blanked.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot.write_bytes(dark)
+        shutil.copy(shot, KEEP_SCREENSHOTS / "vdesk-blanked.png")
+        idle_before = run(world, f"{x_env} xprintidle 2>/dev/null || echo none").strip()
+        print(f"blanked: {_black_share(dark):.1%} of libvirt's screenshot black; X idle {idle_before} ms; {shot}")
+
+        url, _ = console_link(world["desk"])
+        opened = time.monotonic()
+        browser.get(url)
+        wait_until(lambda: novnc_state(browser) == "connected", 60, "noVNC to connect")
+        desktop = settled_graphical_screen(browser, 60, "the Xfce desktop on a console opened on a blanked display",
+                                           shows=xfce_panel_drawn)
+        shown_after = time.monotonic() - opened
+        shot = keep_screenshot(browser, world, "console-unblanked.png")
+        awake = png_of(conn, name)
+    finally:
+        conn.close()
+    idle_after = run(world, f"{x_env} xprintidle 2>/dev/null || echo none").strip()
+    print(f"a console on the blanked display showed the desktop {shown_after:.1f} s after it was opened: canvas "
+          f"{dominant_share(desktop):.0%} one colour, libvirt's screenshot {_black_share(awake):.1%} black; "
+          f"X idle {idle_after} ms (X counts the wake key); {shot}")
+    assert _black_share(awake) < 0.5
+    assert (activity.stat().st_mtime if activity.exists() else None) == recorded   # the wake key is not input
 
 
 def test_a_tampered_link_never_connects(world, browser):

@@ -5,19 +5,26 @@ OS-less guests (firmware only) serve VNC like any other, so no guest boots. The
 browser is a WebSocket client speaking RFB through the gateway: key and pointer
 events make the desktop's activity record (what the host's lifecycle service
 reads); a session that only asks for screen updates, as an open noVNC tab does,
-makes none. A desktop in a managed save is restored when its console is
-opened, and the display answers.
+makes none. Opening a console sends the display one Shift press and release
+(the gateway's wake key: a blanked guest display shows itself again), which
+QEMU's own trace of VNC key events shows once per console, and which is not
+the desktop's input. A desktop in a managed save is restored when its console
+is opened, and the display answers.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import struct
 import time
 
 import libvirt
+import libvirt_qemu
 import pytest
 import websocket
 
+from components.console import gateway as console_gateway
 from components.console import service, tokens
 from components.console.settings import ConsoleSettings
 from components.lifecycle import actions, console_input
@@ -27,8 +34,9 @@ from tests.support.rfb import WebSocketTransport, handshake
 
 pytestmark = [pytest.mark.integration, pytest.mark.guests]
 PASSWORD = "idle0k!"
-DESKTOPS = ("idle-typed", "idle-watched", "idle-sleepy")
+DESKTOPS = ("idle-typed", "idle-watched", "idle-sleepy", "idle-woken")
 UPDATE_REQUEST = struct.pack(">BBHHHH", 3, 1, 0, 0, 640, 400)      # incremental: what an idle tab sends
+FULL_UPDATE_REQUEST = struct.pack(">BBHHHH", 3, 0, 0, 0, 64, 64)   # not incremental: the display answers at once
 KEY_DOWN, KEY_UP = struct.pack(">BBxxI", 4, 1, 0x61), struct.pack(">BBxxI", 4, 0, 0x61)
 POINTER = struct.pack(">BBHH", 5, 0, 100, 100)
 
@@ -62,9 +70,10 @@ def _session(gw, desktop: str) -> tuple[websocket.WebSocket, WebSocketTransport]
 
 def _wait(condition, timeout_s: float, what: str):
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not (met := condition()):
         assert time.monotonic() < deadline, what
         time.sleep(0.1)
+    return met
 
 
 def test_keys_and_pointer_through_the_console_are_input(gateway):
@@ -92,6 +101,32 @@ def test_an_open_console_with_no_input_is_idle(gateway):
     finally:
         ws.close()
     assert console_input.last_input(gateway["lifecycle"], "idle-watched") is None
+
+
+def _traced_keys(log: str) -> list[tuple[int, int]]:
+    """(down, keysym) of each key event QEMU's VNC server took, from its trace in the domain's log."""
+    return [(int(down), int(sym, 16)) for down, sym in re.findall(r"vnc_key_event_map down (\d), sym (0x[0-9a-f]+)", log)]
+
+
+def test_opening_a_console_sends_the_display_one_wake_key_that_is_not_input(gateway):
+    conn = libvirt.open(gateway["host"].uri)
+    try:
+        dom = conn.lookupByName("idle-woken")
+        libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": "trace-event-set-state", "arguments": {
+            "name": "vnc_key_event_map", "enable": True}}), 0)     # QEMU logs each VNC key event it takes
+    finally:
+        conn.close()
+    qemu_log = gateway["host"].state_dir / "log" / "qemu" / "idle-woken.log"
+    ws, transport = _session(gateway, "idle-woken")
+    try:
+        shift = console_gateway.SHIFT_L
+        _wait(lambda: len(_traced_keys(qemu_log.read_text())) >= 2, 10, "no wake key reached the display")
+        transport.sendall(FULL_UPDATE_REQUEST)          # answered by the display after every key sent before it
+        assert transport.recv(1)[:1] == b"\x00"         # FramebufferUpdate
+        assert _traced_keys(qemu_log.read_text()) == [(1, shift), (0, shift)]
+    finally:
+        ws.close()
+    assert console_input.last_input(gateway["lifecycle"], "idle-woken") is None
 
 
 def test_opening_a_sleeping_desktops_console_wakes_it(gateway):
