@@ -37,22 +37,31 @@ def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S, by: str = "idle
 
 
 def _power_off(dom, timeout_s: float) -> str:
+    ask_shutdown(dom)
+    deadline = time.monotonic() + timeout_s
+    while dom.isActive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return force_off(dom, timeout_s)
+
+
+def ask_shutdown(dom) -> None:
+    """The clean ACPI power-off request alone, not waited for: the service comes back for it at later turns."""
     try:
         dom.shutdown()
     except libvirt.libvirtError as exc:
         log.info("ACPI shutdown of %s refused: %s", dom.name(), exc.get_error_message())
-    deadline = time.monotonic() + timeout_s
-    while dom.isActive() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    how = "shut down"
+
+
+def force_off(dom, timeout_s: float) -> str:
+    """Off for good once the guest had timeout_s to answer the ACPI request; returns how, for the log line."""
     if dom.isActive():
         try:
             dom.destroy()
-            how = f"forced off after {timeout_s:g}s"
+            return f"forced off after {timeout_s:g}s"
         except libvirt.libvirtError:
             if dom.isActive():
                 raise
-    return how
+    return "shut down"
 
 
 def _element(tag: str, **attributes) -> str:

@@ -54,16 +54,13 @@ class Lifecycle:
         """Decide for every running desktop and carry the decisions out; returns them by desktop name."""
         now = time.time() if now is None else now
         decisions, running = {}, set()
+        self._finish_stops(conn, now)
         self._follow_schedules(conn, now)
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            uuid = dom.UUIDString()
-            running.add(uuid)
-            seen = self.state.get(uuid)
-            if seen is None or seen["domain_id"] != dom.ID():       # a new start: that is input too
-                seen = self.state[uuid] = {"name": dom.name(), "domain_id": dom.ID(), "started_at": now,
-                                           "warned_at": None, "noted": None}
-                self.started.started_at[uuid] = now
-                actions.started_again(dom)
+            running.add(dom.UUIDString())
+            seen = self._seen(dom, now)
+            if "stopping" in seen:                # asked to shut down: a later turn finishes it
+                continue
             if changes := actions.held(dom):      # a change waits for an idle moment: that first
                 self._apply_held(dom, changes, now, seen)
                 continue
@@ -73,10 +70,64 @@ class Lifecycle:
             decision = decisions[dom.name()] = self._decide(dom, policy, now, seen)
             self._carry_out(dom, policy, decision, seen, now)
         for uuid in set(self.state) - running:                     # off, asleep or gone: the next start is new
+            if "stopping" in self.state[uuid]:                     # but its stop is logged and noted first
+                continue
             del self.state[uuid]
             self.started.started_at.pop(uuid, None)
         self._save()
         return decisions
+
+    def _seen(self, dom, now: float) -> dict:
+        """The service's memory of a running domain, new at each start (a start is input too)."""
+        uuid = dom.UUIDString()
+        seen = self.state.get(uuid)
+        if seen is None or seen["domain_id"] != dom.ID():
+            seen = self.state[uuid] = {"name": dom.name(), "domain_id": dom.ID(), "started_at": now,
+                                       "warned_at": None, "noted": None}
+            self.started.started_at[uuid] = now
+            actions.started_again(dom)
+        return seen
+
+    def next_turn_in(self, now: float) -> float:
+        """Seconds to the next turn: a poll, or less when a stop's grace period ends first."""
+        deadlines = [s["stopping"]["deadline"] for s in self.state.values() if "stopping" in s]
+        return min([float(self.settings.poll), *(max(d - now, 0.5) for d in deadlines)])
+
+    def _stop(self, dom, verb: str, by: str, reason: str, now: float) -> None:
+        """Ask for a clean ACPI shutdown and come back for it at later turns (off: done; past shutdown_timeout:
+        forced off), so that a guest ignoring it does not hold the other desktops' stops, starts and suspends."""
+        seen = self._seen(dom, now)
+        actions.ask_shutdown(dom)
+        seen["stopping"] = {"verb": verb, "by": by, "reason": reason, "timeout": self.settings.shutdown_timeout,
+                            "deadline": now + self.settings.shutdown_timeout}
+        self._finish_stop(dom, seen, now)         # a guest quick to answer is off already
+
+    def _finish_stops(self, conn, now: float) -> None:
+        for uuid, seen in list(self.state.items()):
+            if "stopping" not in seen:
+                continue
+            try:
+                self._finish_stop(conn.lookupByUUIDString(uuid), seen, now)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    log.warning("%s of desktop=%s not finished: %s", seen["stopping"]["verb"], seen["name"],
+                                exc.get_error_message())
+                    continue
+                stopping = seen.pop("stopping")           # a transient domain is gone once off
+                log.info("%s desktop=%s how=shut down reason=%s", stopping["verb"], seen["name"], stopping["reason"])
+
+    def _finish_stop(self, dom, seen: dict, now: float) -> None:
+        """Off (or started again since): done; still up past its deadline: forced off. Logged once, when done."""
+        stopping = seen["stopping"]
+        how = "shut down"
+        if dom.isActive() and dom.ID() == seen["domain_id"]:
+            if now < stopping["deadline"]:
+                return
+            how = actions.force_off(dom, stopping["timeout"])
+        if not dom.isActive():
+            actions.mark_off(dom, stopping["by"])
+        del seen["stopping"]
+        log.info("%s desktop=%s how=%s reason=%s", stopping["verb"], dom.name(), how, stopping["reason"])
 
     def _policy(self, dom) -> IdlePolicy | None:
         try:
@@ -106,9 +157,8 @@ class Lifecycle:
             inside, state = schedule.running_at(now), actions.runtime_state(dom)
             try:
                 if state == "running" and not inside:
-                    how = actions.shutdown(dom, self.settings.shutdown_timeout, by="schedule")
-                    log.info("stop desktop=%s how=%s reason=outside its schedule (%s)", dom.name(), how,
-                             schedule.said())
+                    if "stopping" not in self.state.get(dom.UUIDString(), {}):
+                        self._stop(dom, "stop", "schedule", f"outside its schedule ({schedule.said()})", now)
                 elif state == "schedule-off" and inside:
                     if (why := quotas.refusal(conn, self.dir, dom.name())) is not None:
                         self._refused(dom.name(), why)
@@ -160,8 +210,10 @@ class Lifecycle:
                      outcome)
         elif decision.verdict == "act":
             try:
-                how = (actions.suspend(dom) if policy.action == "suspend"
-                       else actions.shutdown(dom, self.settings.shutdown_timeout))
+                if policy.action == "shutdown":
+                    self._stop(dom, "shutdown", "idle", decision.reason, now)
+                    return
+                how = actions.suspend(dom)
             except libvirt.libvirtError as exc:
                 self._note(seen, name, f"{policy.action} failed", exc.get_error_message(), logging.WARNING)
                 return
@@ -217,7 +269,7 @@ def run(lifecycle_dir: Path, stop: threading.Event | None = None) -> None:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_RECONNECT_S)
                 continue
-        stop.wait(settings.poll)
+        stop.wait(lifecycle.next_turn_in(time.time()))
     _close(conn)
 
 

@@ -1,14 +1,16 @@
 """Schedules: declared like the stack file's other settings, carried by the domain, and kept by the host's
 lifecycle service on libvirt's test driver (shut down outside the hours, started again when they begin)."""
 import datetime
+import json
 import logging
+import time
 
 import pytest
 from pydantic import ValidationError
 
 from components.lifecycle import actions
-from components.lifecycle.schedule import Schedule, schedule_of
-from components.lifecycle.service import Lifecycle
+from components.lifecycle.schedule import Schedule, schedule_of, set_schedule
+from components.lifecycle.service import STATE_FILE, Lifecycle
 from components.lifecycle.settings import LifecycleSettings
 from components.resources.domain import DomainProvider
 
@@ -94,3 +96,54 @@ def test_a_desktop_someone_stopped_is_not_started_by_its_schedule(conn, made, tm
     dom.destroy()
     Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=URI, poll=5)).turn(conn, at(7, 12))
     assert not dom.isActive()
+
+
+def _desktop(conn, name: str, schedule: Schedule, ignores_acpi: bool = False):
+    """A persistent test-driver domain with a schedule; on_poweroff=restart: it answers ACPI by running on."""
+    dom = conn.defineXML(f"<domain type='test'><name>{name}</name><memory unit='MiB'>128</memory>"
+                         f"<os><type>hvm</type></os>"
+                         + ("<on_poweroff>restart</on_poweroff>" if ignores_acpi else "") + "</domain>")
+    set_schedule(dom, schedule)
+    return dom
+
+
+def test_a_guest_ignoring_acpi_holds_no_turn(conn, tmp_path, caplog):
+    """Two desktops stop at 20:00: both are asked in one turn that does not wait out the grace period; a start
+    due during it is made on time; past it the deaf one is forced off (by a restarted service: it is in the state)."""
+    caplog.set_level(logging.INFO, "vdesk.lifecycle")
+    weekdays = Schedule(**WEEKDAYS)
+    deaf, quick = _desktop(conn, "sched-deaf", weekdays, ignores_acpi=True), _desktop(conn, "sched-quick", weekdays)
+    late = _desktop(conn, "sched-late", Schedule(days=["mon"], start="20:01", stop="23:00"))
+    for dom in (deaf, quick):
+        dom.create()
+    actions.mark_off(late, "schedule")                     # off by its schedule until 20:01
+    settings = LifecycleSettings(libvirt_uri=URI, poll=5, shutdown_timeout=60)
+    lifecycle = Lifecycle(tmp_path, settings)
+    lifecycle.turn(conn, at(7, 19, 59))
+    stop_edge = at(7, 20) + 30
+
+    began = time.monotonic()
+    lifecycle.turn(conn, stop_edge)
+    assert time.monotonic() - began < 10                 # not the 60 s grace period
+    assert not quick.isActive() and actions.runtime_state(quick) == "schedule-off"
+    assert deaf.isActive() and actions.off_by(deaf) is None
+    saved = json.loads((tmp_path / STATE_FILE).read_text())
+    assert saved[deaf.UUIDString()]["stopping"]["deadline"] == stop_edge + 60
+    assert lifecycle.next_turn_in(stop_edge + 58) == 2   # the grace period's end is not a poll late
+
+    began = time.monotonic()
+    lifecycle.turn(conn, at(7, 20, 1))                    # in the grace period: the late one's start is due
+    assert time.monotonic() - began < 10
+    assert late.isActive() and deaf.isActive()
+    lines = [r.getMessage() for r in caplog.records]
+    assert "start desktop=sched-late reason=its schedule (mon 20:01-23:00 UTC)" in lines
+    said = "outside its schedule (mon,tue,wed,thu,fri 07:00-20:00 UTC)"
+    assert f"stop desktop=sched-quick how=shut down reason={said}" in lines
+    assert not any(line.startswith("stop desktop=sched-deaf") for line in lines)
+
+    Lifecycle(tmp_path, settings).turn(conn, stop_edge + 60)
+    assert not deaf.isActive() and actions.runtime_state(deaf) == "schedule-off"
+    lines = [r.getMessage() for r in caplog.records]
+    assert [line for line in lines if line.startswith("stop desktop=sched-deaf")] == \
+        [f"stop desktop=sched-deaf how=forced off after 60s reason={said}"]
+    assert late.isActive()

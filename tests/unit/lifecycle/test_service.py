@@ -89,6 +89,27 @@ def test_shutdown_is_a_clean_power_off(conn, settings, tmp_path):
     assert actions.runtime_state(dom) == "running" and not actions.idle_off_marked(dom)
 
 
+def test_an_idle_shutdown_the_guest_ignores_is_forced_off_at_a_later_turn(conn, tmp_path, caplog):
+    """The idle shutdown asks and returns; the turns of the grace period leave it be; the first past it forces."""
+    caplog.set_level(logging.INFO, "vdesk.lifecycle")
+    dom = conn.defineXML("<domain type='test'><name>deaf</name><memory unit='MiB'>128</memory><os><type>hvm</type>"
+                         "</os><on_poweroff>restart</on_poweroff></domain>")   # answers ACPI by running on
+    dom.create()
+    set_policy(dom, IdlePolicy(after="60s", action="shutdown", warn="20s"))
+    lifecycle = Lifecycle(tmp_path, LifecycleSettings(libvirt_uri="test:///default", poll=5, shutdown_timeout=30))
+    for t in (T0, T0 + 40):
+        lifecycle.turn(conn, t)
+    began = time.monotonic()
+    assert lifecycle.turn(conn, T0 + 60)["deaf"].verdict == "act"
+    assert time.monotonic() - began < 10 and dom.isActive()
+    assert "deaf" not in lifecycle.turn(conn, T0 + 89)          # asked already: not decided again
+    assert dom.isActive() and not actions.idle_off_marked(dom)
+    lifecycle.turn(conn, T0 + 90)
+    assert not dom.isActive() and actions.runtime_state(dom) == "idle-off"
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("shutdown desktop=deaf")] == \
+        ["shutdown desktop=deaf how=forced off after 30s reason=no input for 1 min (last: start), warned 20 s ago"]
+
+
 def test_a_desktop_shut_down_for_idleness_and_started_otherwise_is_no_longer_idle_off(conn, settings, tmp_path):
     dom = conn.lookupByName("test")
     set_policy(dom, IdlePolicy(after="60s", action="shutdown", warn="20s"))
