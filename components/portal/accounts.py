@@ -68,18 +68,27 @@ def _path(portal_dir: Path, stack: str, desktop: str) -> Path:
     return Path(portal_dir) / ACCOUNTS_DIR / stack / f"{desktop}.json"
 
 
+def declared(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
+             emails: Mapping[str, str] | None = None) -> DesktopAccounts:
+    """The record a declaration makes, as publish writes it: users sorted once each, hashes and addresses of
+    those users only, so a declaration compares equal to the file it wrote."""
+    users = tuple(sorted(set(users)))
+    return DesktopAccounts(stack=stack, desktop=desktop, users=users,
+                           hashes={u: h for u, h in sorted(hashes.items()) if u in users},
+                           emails={u: e for u, e in sorted((emails or {}).items()) if u in users and e})
+
+
 def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
             emails: Mapping[str, str] | None = None) -> Path:
     """Write (atomically, 0600) a desktop's users, their password hashes and addresses, as its stack declares them."""
-    users = sorted(set(users))
-    emails = {u: e for u, e in sorted((emails or {}).items()) if u in users and e}
-    _check(stack, desktop, users, hashes, emails)
+    record = declared(stack, desktop, users, hashes, emails)
+    _check(stack, desktop, record.users, hashes, record.emails)    # a password is refused, not dropped
     path = _path(portal_dir, stack, desktop)
     for folder in (path.parent.parent, path.parent):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(folder, 0o700)
-    body = {"stack": stack, "desktop": desktop, "users": users,
-            "hashes": {u: h for u, h in sorted(hashes.items()) if u in users}, "emails": emails}
+    body = {"stack": stack, "desktop": desktop, "users": list(record.users), "hashes": dict(record.hashes),
+            "emails": dict(record.emails)}
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -87,7 +96,7 @@ def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], ha
         fh.write("\n")
     tmp.replace(path)
     log.info("portal: desktop %s of stack %s: %d user(s), %d with a password, %d with an email", desktop, stack,
-             len(users), len(body["hashes"]), len(emails))
+             len(record.users), len(record.hashes), len(record.emails))
     return path
 
 
@@ -101,20 +110,38 @@ def load(portal_dir: Path) -> list[DesktopAccounts]:
     """Every desktop's record; one that is unreadable, misplaced or holds anything but hashes is skipped, logged."""
     found = []
     for path in sorted((Path(portal_dir) / ACCOUNTS_DIR).glob("*/*.json")):
-        try:
-            body = json.loads(path.read_text())
-            record = DesktopAccounts(stack=str(body["stack"]), desktop=str(body["desktop"]),
-                                     users=tuple(map(str, body["users"])),
-                                     hashes={str(u): h for u, h in body["hashes"].items()},
-                                     emails={str(u): e for u, e in body.get("emails", {}).items()})
-            if (record.stack, record.desktop) != (path.parent.name, path.stem):
-                raise AccountError(f"names {record.stack}/{record.desktop}")
-            _check(record.stack, record.desktop, record.users, record.hashes, record.emails)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("portal: skipping %s (%s)", path, exc)
-            continue
-        found.append(record)
+        record = _parsed(path)
+        if record is not None:
+            found.append(record)
     return found
+
+
+def recorded(portal_dir: Path, stack: str, desktop: str) -> DesktopAccounts | None:
+    """What the portal holds for one desktop: None when it has no file; a file the portal would skip holds
+    nobody (no user may sign in with it), so it differs from any declaration with users."""
+    _check(stack, desktop, (), {})
+    path = _path(portal_dir, stack, desktop)
+    if not path.exists():
+        return None
+    return _parsed(path) or DesktopAccounts(stack=stack, desktop=desktop, users=(), hashes={}, emails={})
+
+
+def _parsed(path: Path) -> DesktopAccounts | None:
+    """One record file, as the portal reads it; None (logged) when it is unreadable, misplaced or holds
+    anything but hashes."""
+    try:
+        body = json.loads(path.read_text())
+        record = DesktopAccounts(stack=str(body["stack"]), desktop=str(body["desktop"]),
+                                 users=tuple(map(str, body["users"])),
+                                 hashes={str(u): h for u, h in body["hashes"].items()},
+                                 emails={str(u): e for u, e in body.get("emails", {}).items()})
+        if (record.stack, record.desktop) != (path.parent.name, path.stem):
+            raise AccountError(f"names {record.stack}/{record.desktop}")
+        _check(record.stack, record.desktop, record.users, record.hashes, record.emails)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("portal: skipping %s (%s)", path, exc)
+        return None
+    return record
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """PortalAccount: the dynamic resource through which `up` publishes a desktop's users to its host's portal.
 
 Created, updated and deleted with the desktop, so the portal's record is there exactly while the
-desktop is; the stack is the running stack (pulumi.get_stack()), never a value from the stack file.
+desktop is; a refresh reads the record back, so one removed or altered on the host is put back by the next
+`up`. The stack is the running stack (pulumi.get_stack()), never a value from the stack file.
 """
 from __future__ import annotations
 
@@ -36,7 +37,20 @@ class PortalAccountProvider(DeclaredProvider):
         return UpdateResult(self.inputs_of(news))
 
     def read(self, id_, props):
-        return ReadResult(id_, props)      # the file is rewritten from state by the next update
+        """What the host's portal holds for this desktop: gone when its file is (the next `up` writes it again);
+        the declaration itself while the file says the same, so an untouched record shows no change; else the
+        file's users, hashes and addresses, which the next `up` rewrites. `hashes` stays a secret: the engine
+        marks a read property secret where the state it read from had it secret (dynamic providers are sent
+        no secrets), and the resource also declares it an additional secret output."""
+        on_file = accounts.recorded(props["portal_dir"], props["stack"], props["desktop"])
+        if on_file is None:
+            return ReadResult("", {})
+        inputs = self.inputs_of(props)
+        if on_file == accounts.declared(props["stack"], props["desktop"], props.get("users") or [],
+                                        props.get("hashes") or {}, props.get("emails") or {}):
+            return ReadResult(id_, inputs)
+        return ReadResult(id_, {**inputs, "users": list(on_file.users), "hashes": dict(on_file.hashes),
+                                "emails": dict(on_file.emails)})
 
     def delete(self, _id, props):
         accounts.withdraw(props["portal_dir"], props["stack"], props["desktop"])

@@ -4,11 +4,14 @@ A team repository holds the stack file; the script is what the pipeline calls.
 Desktops are declared stopped, so the runs measure the pipeline, not guest boots:
 - a change request that adds a user plans that user's desktop and nothing else;
 - the merge applies it;
-- a scheduled run finds out-of-band drift (memory changed with libvirt) and repairs it;
+- a scheduled run finds out-of-band drift (memory changed with libvirt, a portal record removed or altered)
+  and repairs it, and shows an untouched portal record as no drift;
 - a change request with a bad or hostile stack file fails at plan time and creates nothing.
 """
 from __future__ import annotations
 
+import glob
+import json
 import os
 import shutil
 import subprocess
@@ -17,12 +20,16 @@ import libvirt
 import pytest
 import yaml
 
+from components.cloudinit.passwords import MIN_ROUNDS, hash_password
 from components.host import embedded
+from components.portal import accounts
+from components.portal.accounts import portal_dir_of
 from tests.support.host import counts
 from tests.support.project import REPO, isolated_env
 
 pytestmark = pytest.mark.integration
 STACK = "gitops"
+SIG_KEY, SECRET_SIG = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"  # a secret, in state
 IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "*.pyc")
 
 
@@ -67,6 +74,21 @@ def _gitops(repo, env, *args, ok=True):
     return run.stdout + run.stderr
 
 
+def _state(env) -> dict:
+    """The stack's checkpoint, as the engine wrote it to the file backend."""
+    backend = env["PULUMI_BACKEND_URL"].removeprefix("file://")
+    [path] = glob.glob(os.path.join(backend, ".pulumi", "stacks", "*", f"{STACK}.json"))
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _drift(reconciled: str) -> list[str]:
+    """What a reconcile run listed as drift: its plan's changes, before the up that restores them."""
+    listed = reconciled.split("drift found on the hosts", 1)[1].split("\nUpdating (", 1)[0]
+    return [line.strip() for line in listed.splitlines()[1:]
+            if line.split() and line.split()[0] in ("create", "update", "replace", "delete")]
+
+
 def _change_request(repo, git, branch, users, **profile):
     git("checkout", "-q", "-b", branch, "main")
     (repo / "stacks" / f"Pulumi.{STACK}.yaml").write_text(_stack(users, **profile))
@@ -101,8 +123,33 @@ def test_change_request_merge_drift_and_a_hostile_request(team):
         out = _gitops(repo, env, "reconcile", STACK)
         assert "update   desktop alice (alice-vm: memory)" in out, out
         assert conn.lookupByName(f"{STACK}-alice").maxMemory() == 512 * 1024
+        assert _drift(out) == ["update   desktop alice (alice-vm: memory)"], "an untouched portal record is no drift"
     finally:
         conn.close()
+
+    # Out-of-band drift on the portal: bob's record removed, a stranger added to alice's. Put back too.
+    portal = portal_dir_of(host.state_dir / "console")     # as the host resolver places it
+    records = portal / accounts.ACCOUNTS_DIR / STACK
+    (records / f"{STACK}-bob.json").unlink()
+    alices = records / f"{STACK}-alice.json"
+    alices.write_text(alices.read_text().replace('"alice"', '"alice", "mallory"', 1))
+    assert accounts.recorded(portal, STACK, f"{STACK}-alice").users == ("alice", "mallory")
+    out = _gitops(repo, env, "reconcile", STACK)
+    assert sorted(_drift(out)) == ["create   desktop bob (1 resource(s))",
+                                   "update   desktop alice (alice-portal: users)"], out
+    held = {(r.stack, r.desktop): r.users for r in accounts.load(portal)}
+    assert held == {(STACK, f"{STACK}-alice"): ("alice",), (STACK, f"{STACK}-bob"): ("bob",)}
+
+    # A hash planted in a record is read by refresh into state as a secret only, never as plain text.
+    planted = hash_password("planted", rounds=MIN_ROUNDS)
+    accounts.publish(portal, STACK, f"{STACK}-alice", ["alice"], {"alice": planted})
+    subprocess.run([str(repo / "tools" / "vdesk"), "refresh", STACK], env=env, cwd=repo, check=True,
+                   capture_output=True)
+    state = _state(env)
+    assert planted not in json.dumps(state)
+    outputs = next(r["outputs"] for r in state["checkpoint"]["latest"]["resources"]
+                   if r["urn"].endswith("::alice-portal"))
+    assert outputs["hashes"].get(SIG_KEY) == SECRET_SIG and "ciphertext" in outputs["hashes"], outputs["hashes"]
 
     # Change requests with a bad and a hostile stack file fail at plan time, naming the field.
     before = counts(host.uri)
