@@ -33,7 +33,7 @@ def _config(running: bool) -> dict:
         "vdesk:networks": {"lan": {"host": "local", "cidr": "10.91.0.0/24"}},
         "vdesk:images": {"debian12": {"golden": "debian12"}},
         "vdesk:profiles": {"desk": {"pool": "main", "network": "lan", "image": "debian12", "memory": "768MiB",
-                                    "vcpus": 2, "disk": "4GiB", "running": False,
+                                    "vcpus": 1, "disk": "4GiB", "running": False,
                                     "checks": [{"service": "ssh"}]}},
         "vdesk:users": [{"name": "d1", "profile": "desk", "running": running}, {"name": "d2", "profile": "desk"}],
         "vdesk:timeouts": {"address": 300, "ssh": 300, "cloud_init": 600},

@@ -36,7 +36,7 @@ def _config() -> dict:
         "vdesk:networks": {"lan": {"host": "local", "cidr": "10.92.0.0/24"}},
         "vdesk:images": {"debian12": {"golden": "debian12"}},
         "vdesk:desktops": {"d1": {"pool": "main", "network": "lan", "image": "debian12", "memory": "768MiB",
-                                  "vcpus": 2, "disk": "4GiB", "kernel_args": NO_WRITEBACK,
+                                  "vcpus": 1, "disk": "4GiB", "kernel_args": NO_WRITEBACK,
                                   "users": [{"name": "cut"}], "checks": [{"service": "ssh"}]}},
         "vdesk:timeouts": {"address": 300, "ssh": 300, "cloud_init": 600},
     }
