@@ -22,7 +22,6 @@ from ..resources.image_build import ImageBuildProvider
 from ..resources.keys import KeyPairProvider
 from ..resources.network import NetworkProvider
 from ..resources.pool import PoolProvider
-from ..resources.quota_record import QuotaRecordProvider
 from ..resources.readiness import ReadinessProvider
 from ..resources.seed import SeedProvider
 from ..resources.volume import VolumeProvider
@@ -35,7 +34,6 @@ PROVIDERS = {
     "Container (libvirt LXC)": ContainerProvider,
     "ImageBuild (a recipe Image's build)": ImageBuildProvider,
     "KubeObject (a Kubernetes object of a KubeVirt desktop)": KubeObjectProvider,
-    "QuotaRecord (a stack's quotas and its desktops' people, on an embedded host)": QuotaRecordProvider,
 }
 DOC = Path(__file__).resolve().parents[2] / "docs" / "properties.md"
 

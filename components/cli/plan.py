@@ -16,7 +16,6 @@ import sys
 _KINDS = {"vdesk:index:Desktop": "desktop", "vdesk:index:Image": "image", "vdesk:index:Container": "container"}
 _CHANGES = ("create", "update", "replace", "create-replacement", "delete-replaced", "delete")
 _ADOPTING = "__adopting"     # the providers' check marks a create that takes over an existing object
-_QUOTA_RECORD = ("lifecycle_dir", "stack", "quotas", "desktops")    # a QuotaRecord's inputs
 
 
 def _name(urn: str) -> str:
@@ -36,8 +35,7 @@ def summarize(plan: dict) -> dict[str, dict[str, list[str]]]:
     result: dict[str, dict[str, list[str]]] = collections.defaultdict(lambda: collections.defaultdict(list))
     for step in plan.get("steps") or []:
         op = step.get("op")
-        if op not in _CHANGES or _type(step["urn"]) == "pulumi:providers:pulumi-python" \
-                or _follows_desktops(step, plan):
+        if op not in _CHANGES or _type(step["urn"]) == "pulumi:providers:pulumi-python":
             continue
         owner, urn = step["urn"], step["urn"]
         while parents.get(owner) and _type(parents[owner]) in _KINDS:
@@ -51,28 +49,6 @@ def summarize(plan: dict) -> dict[str, dict[str, list[str]]]:
         result["replace" if op in ("replace", "create-replacement", "delete-replaced") else op][thing].append(
             f"{part}{': ' + ', '.join(reasons) if reasons else ''}")
     return result
-
-
-def _follows_desktops(step: dict, plan: dict) -> bool:
-    """A host's quota record that changes only by the entries of desktops the plan itself makes or removes: part
-    of those desktops' own change, not a line of its own (a change of quotas, or of whom a kept desktop is for,
-    is shown)."""
-    new = (step.get("newState") or {}).get("inputs") or {}
-    old_state = step.get("oldState") or {}
-    old = old_state.get("outputs") or old_state.get("inputs") or {}
-    if step.get("op") != "update" or not old or any(k not in new for k in _QUOTA_RECORD):
-        return False
-    if [k for k in _QUOTA_RECORD if old.get(k) != new[k]] != ["desktops"]:
-        return False
-    was, now = old.get("desktops") or {}, new["desktops"] or {}
-    entries = {name for name in {*was, *now} if was.get(name) != now.get(name)}
-    made_or_removed = set()           # the domain names of the desktops' VMs this plan makes or removes
-    for other in plan.get("steps") or []:
-        state = other.get("newState") or other.get("oldState") or {}
-        if other.get("op") in _CHANGES and other.get("op") != "update" \
-                and _type(state.get("parent") or "::::") == "vdesk:index:Desktop":
-            made_or_removed.add((state.get("inputs") or {}).get("name"))
-    return entries <= made_or_removed
 
 
 def _changed_inputs(step: dict) -> list[str]:

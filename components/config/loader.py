@@ -24,12 +24,10 @@ from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
 from ..kubevirt import stack as kubevirt_stack
 from ..image import Image, ImageArgs
-from ..lifecycle.quotas import lifecycle_dir_of
 from ..resources import ownership
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
-from ..resources.quota_record import QuotaRecord
 from .against_host import host_problems, image_problems, pool_problems
 from .models import SECTIONS, PoolConfig, StackConfig
 from .resolve import parse
@@ -237,7 +235,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     if problems := pool_problems(config, hosts) + host_problems(config, hosts):
         raise InputError(problems)
     _report(config, hosts, result)
-    quota_records = _quota_records(config, hosts)
+    _record_quotas(stack, config, hosts)
 
     # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and
     # everything on it waits for that gate: the engine stops scheduling new steps at the first failure,
@@ -280,8 +278,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
                 "extra_networks": [networks[(n, d.host)] for n in d.extra_networks],
                 "shares": [{"name": n, "source": config.shares[n].path, "writable": config.shares[n].writable}
                            for n in d.shares],
-                "timeouts": timeouts, "vm_name": f"{prefix}-{d.name}"}, secret),
-                opts=pulumi.ResourceOptions(depends_on=[quota_records[d.host]]) if d.host in quota_records else None)
+                "timeouts": timeouts, "vm_name": f"{prefix}-{d.name}"}, secret))
             done_first.append(desktops[d.name].done)
         if group and group[0] not in down:
             done_first += [*pools.values(), *networks.values()]
@@ -309,15 +306,20 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     }
 
 
-def _quota_records(config: StackConfig, hosts: dict) -> dict[str, QuotaRecord]:
+def _record_quotas(stack: str, config: StackConfig, hosts: dict) -> None:
     """Each embedded host's record of this stack's quotas and of whom its desktops there are for, which the host's
     portal, console gateway and lifecycle service hold a start or a wake to (components/lifecycle/quotas.py).
-    A resource, so `destroy` removes it; the desktops on its host depend on it."""
-    return {name: QuotaRecord(f"quotas-{name}", lifecycle_dir=lifecycle_dir_of(h.console_dir), quotas=config.quotas,
-                              desktops={f"{config.prefix}-{d.name}": {"users": [u.name for u in d.users],
-                                                                      "groups": [g for u in d.users for g in u.groups]}
-                                        for d in config.desktops.values() if d.host == name})
-            for name, h in hosts.items() if h.console_dir}
+    Written by `up`, never by a preview."""
+    from ..host.resolve import previewing
+    from ..lifecycle.quotas import lifecycle_dir_of, record
+    if previewing():
+        return
+    for name, h in hosts.items():
+        if h.console_dir:
+            record(lifecycle_dir_of(h.console_dir), stack, config.quotas,
+                   {f"{config.prefix}-{d.name}": {"users": [u.name for u in d.users],
+                                                  "groups": [g for u in d.users for g in u.groups]}
+                    for d in config.desktops.values() if d.host == name})
 
 
 def _validated_args(d, references: dict, secret) -> DesktopArgs:

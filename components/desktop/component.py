@@ -44,11 +44,7 @@ class Desktop(pulumi.ComponentResource):
     def __init__(self, name: str, args: DesktopArgs, opts: pulumi.ResourceOptions | None = None):
         args.check(name)
         super().__init__("vdesk:index:Desktop", name, None, opts)
-        # What the desktop waits for, its parts wait for (Pulumi does not hold a component's children to what the
-        # component depends on, pulumi/pulumi#8721): so e.g. its domain is made after its host's record of its
-        # quotas, and removed before it.
-        waits_for = opts.depends_on if opts else None
-        child = pulumi.ResourceOptions(parent=self, depends_on=waits_for)
+        child = pulumi.ResourceOptions(parent=self)
         stack = pulumi.get_stack()
         host = args.pool.host
         self.vm_name = vm_name = args.vm_name or f"{stack}-{name}"
@@ -81,7 +77,7 @@ class Desktop(pulumi.ComponentResource):
         if args.home_bytes:
             home = Volume(f"{name}-home", VolumeArgs(pool=args.pool, libvirt_name=f"{vm_name}-home.qcow2",
                                                      capacity=args.home_bytes, adopt=args.adopt),
-                          opts=pulumi.ResourceOptions(parent=self, depends_on=waits_for,
+                          opts=pulumi.ResourceOptions(parent=self,
                                                       retain_on_delete=args.home_on_removal == "keep" or None))
 
         # The users' password hashes, made once: for the seed, and for the host's portal (its sign-in).

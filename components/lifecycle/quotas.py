@@ -1,13 +1,12 @@
 """Quotas enforced on the host: a start or a wake beyond a user's or a group's quota is refused, saying why.
 
 At preview a stack's quotas count the desktops it declares (components/config/quotas.py). Here they count what
-runs: each stack records its quotas and who each of its desktops on the host is for
-(`<host>/lifecycle/quotas/<stack>.json`, written by root, 0600) through its QuotaRecord resource
-(components/resources/quota_record.py), written at `up` and removed at `destroy`. A desktop about to start is
-held to its own stack's quotas; what counts against them is every running desktop on the host, of any stack, that
-lists the same user (or a user of the same group), with its live memory. A record counts only for the domains
-whose owner metadata names its stack, so no stack speaks for another's desktops, and another stack's quotas never
-stop this stack's desktops.
+runs: `up` records, per stack, its quotas and who each of its desktops on the host is for
+(`<host>/lifecycle/quotas/<stack>.json`, written by root, 0600). A desktop about to start is held to its own
+stack's quotas; what counts against them is every running desktop on the host, of any stack, that lists the same
+user (or a user of the same group), with its live memory. A record counts only for the domains whose owner
+metadata names its stack, so no stack speaks for another's desktops, and another stack's quotas never stop
+this stack's desktops.
 """
 from __future__ import annotations
 
@@ -48,68 +47,41 @@ def lifecycle_dir_of(sibling: str | Path) -> Path:
     return Path(sibling).parent / "lifecycle"
 
 
-def record_body(quotas: Mapping | None, desktops: Mapping[str, Mapping[str, Iterable[str]]]) -> dict:
-    """A stack's record as its file holds it: its quotas ({users|groups: {who: {desktops, memory}}}, unset limits
-    left out) and, per domain name on this host, its users and their groups ({"users": [...], "groups": [...]})."""
-    return {"quotas": {kind: {who: {k: v for k, v in dict(limit).items() if v is not None}
+def record(lifecycle_dir: Path, stack: str, quotas: Mapping | None,
+           desktops: Mapping[str, Mapping[str, Iterable[str]]]) -> Path:
+    """Write (atomically, 0600) a stack's quotas ({users|groups: {who: {desktops, memory}}}) and, per domain name
+    on this host, its users and their groups ({"users": [...], "groups": [...]})."""
+    folder = Path(lifecycle_dir) / QUOTAS_DIR
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if "/" in stack or stack.startswith("."):
+        raise ValueError(f"not a stack name: {stack!r}")
+    body = {"quotas": {kind: {who: {k: v for k, v in dict(limit).items() if v is not None}
                               for who, limit in sorted(((quotas or {}).get(kind) or {}).items())}
                        for kind in KINDS},
             "desktops": {name: {kind: sorted(set(people.get(kind) or ())) for kind in KINDS}
                          for name, people in sorted(desktops.items())}}
-
-
-def record_path(lifecycle_dir: Path, stack: str) -> Path:
-    """Where a stack's record is on the host (one file per stack: no stack's write touches another's)."""
-    if not stack or "/" in stack or stack.startswith("."):
-        raise ValueError(f"not a stack name: {stack!r}")
-    return Path(lifecycle_dir) / QUOTAS_DIR / f"{stack}.json"
-
-
-def record(lifecycle_dir: Path, stack: str, quotas: Mapping | None,
-           desktops: Mapping[str, Mapping[str, Iterable[str]]]) -> Path:
-    """Write (atomically, 0600) a stack's record (record_body) on the host, over the one it had."""
-    path = record_path(lifecycle_dir, stack)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.parent / f".{stack}.json.tmp"
+    path = folder / f"{stack}.json"
+    tmp = folder / f".{stack}.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(record_body(quotas, desktops), indent=1, sort_keys=True) + "\n")
+        fh.write(json.dumps(body, indent=1, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
-
-
-def recorded(lifecycle_dir: Path, stack: str) -> dict | None:
-    """The stack's record as the host holds it; None when it has none (or one that does not read)."""
-    return _read(record_path(lifecycle_dir, stack))
-
-
-def withdraw(lifecycle_dir: Path, stack: str) -> None:
-    """Remove the stack's record (and only its own); one already gone is fine."""
-    path = record_path(lifecycle_dir, stack)
-    path.unlink(missing_ok=True)
-    (path.parent / f".{stack}.json.tmp").unlink(missing_ok=True)
 
 
 def records(lifecycle_dir: Path) -> dict[str, dict]:
     """Every stack's record on the host; a file that does not read is left out (and logged)."""
     found = {}
     for path in sorted((Path(lifecycle_dir) / QUOTAS_DIR).glob("*.json")):
-        if (body := _read(path)) is not None:
-            found[path.stem] = body
+        try:
+            body = json.loads(path.read_text())
+            if not isinstance(body.get("desktops"), dict) or not isinstance(body.get("quotas"), dict):
+                raise ValueError("not a quota record")
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("quota record %s ignored: %s", path, exc)
+            continue
+        found[path.stem] = body
     return found
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        body = json.loads(path.read_text())
-        if not isinstance(body.get("desktops"), dict) or not isinstance(body.get("quotas"), dict):
-            raise ValueError("not a quota record")
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, AttributeError) as exc:
-        log.warning("quota record %s ignored: %s", path, exc)
-        return None
-    return body
 
 
 def _owner_stack(dom) -> str:

@@ -72,7 +72,7 @@ def _converged(front) -> None:
 def _nothing_left(front) -> None:
     held = inventory(_host(front))
     leaked = [f"{kind} {name}" for kind, names in held.items() for name in names]
-    files = [str(p.relative_to(front.state)) for sub in ("pools", "displays", "log/qemu", "lifecycle/quotas")
+    files = [str(p.relative_to(front.state)) for sub in ("pools", "displays", "log/qemu")
              for p in (front.state / "hosts" / "local" / sub).rglob("*") if p.is_file() or p.is_socket()]
     files += [str(p.relative_to(front.state)) for p in (front.state / "journal").rglob("*.json")]
     ledger.FAULTS["leaked_objects"] += len(leaked)

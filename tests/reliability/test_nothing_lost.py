@@ -15,7 +15,6 @@ import pytest
 
 from components import xmlmodel
 from components.host import embedded
-from components.lifecycle import quotas
 from components.resources import backups
 from tests.reliability import ledger
 from tests.support.cli import Front
@@ -52,8 +51,6 @@ def test_a_replaced_disk_is_kept_and_restored_and_destroy_leaves_nothing(tmp_pat
     host = embedded.embedded_host("local", state_root=front.state)
     try:
         front.run("up")
-        assert quotas.recorded(host.state_dir / "lifecycle", STACK) == {
-            "quotas": {"users": {}, "groups": {}}, "desktops": {"keep-d1": {"users": ["keep"], "groups": []}}}
         desk = json.loads(front.run("outputs").stdout)["desktops"]["d1"]
         assert _qemu_io(desk["disk"], "write -P 0xab 1G 64k").returncode == 0
         assert _has_marker(desk["disk"])
@@ -88,8 +85,7 @@ def test_a_replaced_disk_is_kept_and_restored_and_destroy_leaves_nothing(tmp_pat
         front.run("destroy")
         held = inventory(host.uri)
         leaked = [f"{kind} {name}" for kind, names in held.items() for name in names]
-        files = [str(p) for sub in ("pools", "lifecycle/quotas")      # (the stack's quota record: issue 24)
-                 for p in (front.state / "hosts" / "local" / sub).rglob("*") if p.is_file()]
+        files = [str(p) for p in (front.state / "hosts" / "local" / "pools").rglob("*") if p.is_file()]
         ledger.FAULTS["leaked_objects"] += len(leaked)
         ledger.FAULTS["leaked_files"] += len(files)
         ledger.LEAKS.extend(leaked + files)

@@ -4,15 +4,12 @@ import datetime
 import logging
 import stat
 
-import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from components.lifecycle import actions, quotas
 from components.lifecycle.service import Lifecycle
 from components.lifecycle.settings import LifecycleSettings
 from components.resources.domain import DomainProvider
-from tests.unit.config.test_program import after
 
 URI = "test:///default"
 GiB = 1024 ** 3
@@ -136,101 +133,42 @@ def test_a_schedules_start_beyond_a_quota_is_not_made_and_is_logged_once(conn, d
     assert sched.isActive()
 
 
-class _DependencyMonitor(MockMonitor):
-    """Pulumi's mock monitor, also noting what each resource was registered to depend on (by name)."""
+def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_host(tmp_path, monkeypatch):
+    import copy
+    import types
 
-    def __init__(self, mocks):
-        super().__init__(mocks)
-        self.depends: dict[str, set[str]] = {}
+    from components.host import resolve as host_resolve
+    # an up, whatever Pulumi's process-wide settings an earlier mocks test in this worker left (a preview's)
+    monkeypatch.setattr(host_resolve, "previewing", lambda: False)
 
-    def RegisterResource(self, request):
-        self.depends[request.name] = {urn.rsplit("::", 1)[-1] for urn in request.dependencies}
-        return super().RegisterResource(request)
-
-
-@pytest.fixture
-def stack_mocks(monkeypatch, tmp_path):
-    """declare() with Pulumi's mocks, on a host whose state dir is tmp_path/local (console_dir=None: a system
-    host's). Returns (mocks, monitor, use(console_dir))."""
-    import dataclasses
-
-    from tests.unit.config.test_program import RecordingMocks, _resolved_host, _this_machine
-    mocks = RecordingMocks()
-    monitor = _DependencyMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="vdesk", stack="unit", preview=False, monitor=monitor)
-    monkeypatch.setattr("components.host.capacity.read", _this_machine)
-    monkeypatch.setattr("components.config.loader.image_files.resolve", _golden)
-    console = {"dir": str(tmp_path / "local" / "console")}
-
-    def resolved(h, probe_kernel):
-        return dataclasses.replace(_resolved_host(h, probe_kernel), console_dir=console["dir"])
-
-    monkeypatch.setattr("components.config.loader.resolve_host", resolved)
-    return mocks, monitor, lambda folder: console.update(dir=folder)
+    from components.config.loader import _record_quotas
+    from components.config.resolve import parse
+    from tests.unit.config.test_config_corpus import BASE, SECRETS
+    raw = copy.deepcopy(BASE)
+    raw["quotas"] = {"groups": {"adm": {"desktops": 3, "memory": "8GiB"}}, "users": {"carol": {"desktops": 1}}}
+    config = parse(raw, stack="team", config_keys=SECRETS)
+    hosts = {name: types.SimpleNamespace(console_dir=str(tmp_path / name / "console")) for name in config.hosts}
+    _record_quotas("team", config, hosts)
+    host = next(iter(config.hosts))
+    written = quotas.records(tmp_path / host / "lifecycle")["team"]
+    assert written["quotas"] == {"groups": {"adm": {"desktops": 3, "memory": 8 * GiB}},
+                                 "users": {"carol": {"desktops": 1}}}
+    carol = config.desktops["carol"]
+    assert written["desktops"][f"{config.prefix}-carol"] == {
+        "users": ["carol"], "groups": sorted(set(carol.users[0].groups))}
+    assert set(written["desktops"]) == {f"{config.prefix}-{n}" for n, d in config.desktops.items() if d.host == host}
 
 
-def _golden(image):
-    from tests.unit.config.test_program import _golden as golden
-    return golden(image)
+def test_a_preview_records_nothing(tmp_path, monkeypatch):
+    import copy
+    import types
 
-
-def _stack(**more):
-    from tests.unit.config.test_program import two_users
-    raw = two_users()
-    raw["users"][1]["groups"] = ["adm"]
-    raw.update(more)
-    return raw
-
-
-@pulumi.runtime.test
-def test_up_declares_the_stacks_record_of_quotas_and_people_on_each_embedded_host(stack_mocks, tmp_path):
-    from components.config.loader import declare
-    mocks, monitor, _ = stack_mocks
-    outputs = declare("dev", _stack(quotas={"groups": {"adm": {"desktops": 3, "memory": "8GiB"}},
-                                            "users": {"carol": {"desktops": 1}}}))
-
-    def check(out):
-        record = mocks.named("quotas-local")
-        assert record["stack"] == "unit", "the running stack's, never the stack file's"
-        assert record["lifecycle_dir"] == str(tmp_path / "local" / "lifecycle")
-        assert record["quotas"] == {"groups": {"adm": {"desktops": 3, "memory": 8 * GiB}},
-                                    "users": {"carol": {"desktops": 1}}}
-        carol = out["desktops"]["carol"]["name"]
-        assert record["desktops"][carol] == {"users": ["carol"], "groups": ["adm"]}
-        assert set(record["desktops"]) == {out["desktops"][n]["name"] for n in ("alice", "carol")}
-        # every part of a desktop, its domain first of all, waits for the record (and so is removed before it)
-        for name in ("alice", "carol"):
-            parts = [n for n in mocks.names() if n.startswith(f"{name}-")]
-            assert f"{name}-vm" in parts
-            assert all("quotas-local" in monitor.depends[n] for n in parts), {n: monitor.depends[n] for n in parts}
-        assert not any(tmp_path.rglob("*")), "the program writes nothing on the host: the resource does, at up"
-
-    return after(outputs, check)
-
-
-@pulumi.runtime.test
-def test_a_stack_without_quotas_still_records_its_desktops_people(stack_mocks):
-    from components.config.loader import declare
-    mocks, _, _ = stack_mocks
-    outputs = declare("dev", _stack())
-
-    def check(out):
-        record = mocks.named("quotas-local")
-        assert record["quotas"] == {"users": {}, "groups": {}}
-        assert set(record["desktops"]) == {out["desktops"][n]["name"] for n in ("alice", "carol")}
-
-    return after(outputs, check)
-
-
-@pulumi.runtime.test
-def test_a_host_without_a_console_dir_gets_no_record_and_its_desktops_wait_for_none(stack_mocks):
-    from components.config.loader import declare
-    mocks, monitor, use = stack_mocks
-    use(None)
-    outputs = declare("dev", _stack(quotas={"users": {"carol": {"desktops": 1}}}))
-
-    def check(_):
-        assert not any(n.startswith("quotas-") for n in mocks.names())
-        assert not any(n.startswith("quotas-") for deps in monitor.depends.values() for n in deps)
-
-    return after(outputs, check)
+    from components.config.loader import _record_quotas
+    from components.config.resolve import parse
+    from components.host import resolve as host_resolve
+    from tests.unit.config.test_config_corpus import BASE, SECRETS
+    monkeypatch.setattr(host_resolve, "previewing", lambda: True)
+    config = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
+    hosts = {name: types.SimpleNamespace(console_dir=str(tmp_path / name / "console")) for name in config.hosts}
+    _record_quotas("team", config, hosts)
+    assert not any(tmp_path.rglob("*")), "a preview writes nothing on the host"
