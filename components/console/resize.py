@@ -7,12 +7,13 @@ vga, bochs, cirrus and qxl cannot follow, so their links keep "scale" (the pictu
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import libvirt
 
 from .. import xmlmodel
+from ..errors import VdeskError
+from ..host.connection import connect
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +24,13 @@ def resize_of(libvirt_uri: str, desktop: str) -> str:
     """noVNC's resize mode for a desktop's console; "scale" whenever libvirt cannot say (the link still
     opens, the picture fitted to the window): a lookup that fails never fails the link."""
     try:
-        conn = libvirt.open(libvirt_uri)
-    except libvirt.libvirtError as exc:
-        log.warning("resize mode of %s: its host does not answer (%s); scaled", desktop, exc.get_error_message())
+        with connect(libvirt_uri) as conn:
+            videos = list(xmlmodel.Domain.from_xml(conn.lookupByName(desktop).XMLDesc(0)).videos)
+    except VdeskError as exc:                   # the host does not answer, or was lost meanwhile
+        log.warning("resize mode of %s: %s; scaled", desktop, exc)
         return "scale"
-    try:
-        videos = list(xmlmodel.Domain.from_xml(conn.lookupByName(desktop).XMLDesc(0)).videos)
     except libvirt.libvirtError as exc:
         log.warning("resize mode of %s: %s; scaled", desktop, exc.get_error_message())
         return "scale"
-    finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            conn.close()
     primary = next((v for v in videos if v.primary == "yes"), videos[0] if videos else None)
     return "remote" if primary is not None and primary.model_type in _FOLLOWS_THE_WINDOW else "scale"
