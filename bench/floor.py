@@ -9,14 +9,23 @@ network and the pool.
 
 Every XML document and the seed's bytes are made before the clock starts
 (with vdesk's own model, so libvirt sees the same documents as vdesk sends):
-the floor is libvirt's share of the work, one connection, no engine, no state.
+the floor is libvirt's share of the work, no engine, no state.  Each worker
+thread has a connection of its own: the whole-stack bench of 3b8bd22 hung in
+the N=60 floor's second round with 8 threads streaming uploads over one
+connection.  A round runs in a child process with a deadline (`run_bounded`),
+so a hang is reported as a failure and swept, not waited on for ever.
 """
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import multiprocessing
 import os
+import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import libvirt
@@ -131,17 +140,43 @@ def up(fp: FloorPlan, workers: int = 8) -> float:
             _upload_file(conn, vol, path)
             base_path = base_path or vol.path()
 
-        def one(name: str) -> None:
-            pool.createXML(_volume_xml(f"{name}.qcow2", "qcow2", fp.disk_bytes, backing=base_path), 0)
-            seed = pool.createXML(_volume_xml(f"{name}-seed.iso", "raw", len(fp.seed)), 0)
-            _upload_bytes(conn, seed, fp.seed)
-            conn.defineXML(fp.domain_xml[name])
+        with _Workers(fp.uri) as own:
+            def one(name: str) -> None:
+                c = own.conn()
+                p = c.storagePoolLookupByName(fp.pool_name)
+                p.createXML(_volume_xml(f"{name}.qcow2", "qcow2", fp.disk_bytes, backing=base_path), 0)
+                seed = p.createXML(_volume_xml(f"{name}-seed.iso", "raw", len(fp.seed)), 0)
+                _upload_bytes(c, seed, fp.seed)
+                c.defineXML(fp.domain_xml[name])
 
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            list(ex.map(one, fp.desktops))
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                list(ex.map(one, fp.desktops))
     finally:
         conn.close()
     return time.perf_counter() - started
+
+
+class _Workers:
+    """One libvirt connection per worker thread, opened on its first use and closed at the end."""
+
+    def __init__(self, uri: str):
+        self.uri, self._local, self._all, self._lock = uri, threading.local(), [], threading.Lock()
+
+    def conn(self):
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = self._local.conn = libvirt.open(self.uri)
+            with self._lock:
+                self._all.append(c)
+        return c
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for c in self._all:
+            with contextlib.suppress(libvirt.libvirtError):
+                c.close()
 
 
 def allocations(fp: FloorPlan) -> tuple[list[float], list[float]]:
@@ -165,14 +200,16 @@ def destroy(fp: FloorPlan, workers: int = 8) -> float:
     conn = libvirt.open(fp.uri)
     try:
         pool = conn.storagePoolLookupByName(fp.pool_name)
+        with _Workers(fp.uri) as own:
+            def one(name: str) -> None:
+                c = own.conn()
+                p = c.storagePoolLookupByName(fp.pool_name)
+                c.lookupByName(name).undefine()
+                p.storageVolLookupByName(f"{name}.qcow2").delete(0)
+                p.storageVolLookupByName(f"{name}-seed.iso").delete(0)
 
-        def one(name: str) -> None:
-            conn.lookupByName(name).undefine()
-            pool.storageVolLookupByName(f"{name}.qcow2").delete(0)
-            pool.storageVolLookupByName(f"{name}-seed.iso").delete(0)
-
-        with ThreadPoolExecutor(max_workers=workers) as ex:
-            list(ex.map(one, fp.desktops))
+            with ThreadPoolExecutor(max_workers=workers) as ex:
+                list(ex.map(one, fp.desktops))
         for name, *_ in reversed(fp.images):
             pool.storageVolLookupByName(name).delete(0)
         net = conn.networkLookupByName(fp.network_name)
@@ -225,3 +262,37 @@ def run(fp: FloorPlan, workers: int = 8) -> FloorRun:
         sweep(fp)
         raise
     return FloorRun(up_s, destroy_s, disk, seed)
+
+
+class FloorError(RuntimeError):
+    """A floor round failed (libvirt's message, carried out of the child process as text)."""
+
+
+class FloorHung(FloorError):
+    """A floor round did not finish within its deadline (its child's thread stacks are on stderr)."""
+
+
+def _child_round(fp: FloorPlan, workers: int, deadline_s: float) -> FloorRun:
+    # Stacks of every thread on stderr shortly before the parent gives up: where a hang waits.
+    faulthandler.dump_traceback_later(max(deadline_s - 5, 1), exit=False, file=sys.stderr)
+    try:
+        return run(fp, workers)
+    except libvirt.libvirtError as exc:
+        raise FloorError(str(exc)) from None
+
+
+def run_bounded(fp: FloorPlan, workers: int = 8, deadline_s: float = 300) -> FloorRun:
+    """`run` in a child process: past `deadline_s` the child is killed, what it made is swept, FloorHung raised."""
+    ex = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        future = ex.submit(_child_round, fp, workers, deadline_s)
+        try:
+            return future.result(timeout=deadline_s)
+        except FutureTimeout:
+            for proc in list(getattr(ex, "_processes", {}).values()):
+                proc.kill()
+            found = sweep(fp)
+            raise FloorHung(f"the floor round took more than {deadline_s:.0f} s (8 threads; swept: "
+                            f"{len(found)} objects); its threads' stacks are on stderr") from None
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)

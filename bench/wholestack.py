@@ -273,8 +273,8 @@ def run_n(b: Bed, n: int, *, floor_rounds: int = 3, cache: Path | None = None, e
 
     def floor_round(i: int) -> None:
         try:
-            r = floor.run(fp, FLOOR_WORKERS)
-        except libvirt.libvirtError as exc:
+            r = floor.run_bounded(fp, FLOOR_WORKERS)
+        except (libvirt.libvirtError, floor.FloorError) as exc:
             failures.append(f"floor round {i}: {exc}")
             return
         floor_runs.append(r)
