@@ -101,12 +101,15 @@ def held(dom) -> list[str]:
     return (etree.fromstring(xml.encode()).get("changes") or "").split()
 
 
-def apply_held(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> str:
-    """Restart the domain on its new definition (a clean shutdown, forced after timeout_s), and drop the note."""
-    how = _power_off(dom, timeout_s)
+def drop_held(dom) -> None:
+    """The held changes are made: their note goes."""
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, HELD_NS, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def start_held(dom) -> None:
+    """Start a domain the service shut down for its held changes: it boots on the definition `up` wrote."""
+    drop_held(dom)
     dom.create()
-    return f"{how}, started again"
 
 
 def started_again(dom) -> None:

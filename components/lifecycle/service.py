@@ -93,13 +93,16 @@ class Lifecycle:
         deadlines = [s["stopping"]["deadline"] for s in self.state.values() if "stopping" in s]
         return min([float(self.settings.poll), *(max(d - now, 0.5) for d in deadlines)])
 
-    def _stop(self, dom, verb: str, by: str, reason: str, now: float) -> None:
+    def _stop(self, dom, verb: str, by: str | None, reason: str, now: float,
+              apply: list[str] | None = None) -> None:
         """Ask for a clean ACPI shutdown and come back for it at later turns (off: done; past shutdown_timeout:
-        forced off), so that a guest ignoring it does not hold the other desktops' stops, starts and suspends."""
+        forced off), so that a guest ignoring it does not hold the other desktops' stops, starts and suspends.
+        With `apply` (the changes `up` held for it), once off it is started again on its new definition."""
         seen = self._seen(dom, now)
         actions.ask_shutdown(dom)
         seen["stopping"] = {"verb": verb, "by": by, "reason": reason, "timeout": self.settings.shutdown_timeout,
-                            "deadline": now + self.settings.shutdown_timeout}
+                            "deadline": now + self.settings.shutdown_timeout,
+                            **({"apply": list(apply)} if apply is not None else {})}
         self._finish_stop(dom, seen, now)         # a guest quick to answer is off already
 
     def _finish_stops(self, conn, now: float) -> None:
@@ -124,6 +127,19 @@ class Lifecycle:
             if now < stopping["deadline"]:
                 return
             how = actions.force_off(dom, stopping["timeout"])
+        if "apply" in stopping:
+            # Off: started on the definition `up` wrote. Started again by someone else meanwhile: that start
+            # took the new definition already. Either way the change is made and its note goes.
+            if dom.isActive():
+                actions.drop_held(dom)
+                how = "started again by someone else"
+            else:
+                actions.start_held(dom)
+                how = f"{how}, started again"
+            del seen["stopping"]
+            log.info("applied desktop=%s changes=%s how=%s reason=%s", dom.name(), ",".join(stopping["apply"]),
+                     how, stopping["reason"])
+            return
         if not dom.isActive():
             actions.mark_off(dom, stopping["by"])
         del seen["stopping"]
@@ -178,7 +194,8 @@ class Lifecycle:
 
     def _apply_held(self, dom, changes: list[str], now: float, seen: dict) -> None:
         """Restart a desktop on the changes `up` held for it (apply_when: idle) once nobody has used it for
-        `apply_after`; a source that cannot be read keeps the change waiting."""
+        `apply_after` (a stop like the others: asked, finished at a later turn); a source that cannot be read
+        keeps the change waiting."""
         wait = self.settings.apply_after
         readings = self.started.readings(dom, now) + self.console.readings(dom, now)
         idle = idle_for(readings, now)
@@ -189,12 +206,9 @@ class Lifecycle:
                        + ("" if idle is None else f" (input {span(idle)} ago)"))
             return
         try:
-            how = actions.apply_held(dom, self.settings.shutdown_timeout)
+            self._stop(dom, "apply", None, f"no input for {span(idle)}", now, apply=changes)
         except libvirt.libvirtError as exc:
             self._note(seen, dom.name(), "apply failed", exc.get_error_message(), logging.WARNING)
-            return
-        log.info("applied desktop=%s changes=%s how=%s reason=no input for %s", dom.name(), ",".join(changes), how,
-                 span(idle))
 
     def _carry_out(self, dom, policy: IdlePolicy, decision: Decision, seen: dict, now: float) -> None:
         name = dom.name()

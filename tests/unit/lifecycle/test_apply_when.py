@@ -2,6 +2,7 @@
 the domain), and the host's lifecycle service applies it (a restart on the new definition) once nobody has used
 the desktop for `apply_after`; console input meanwhile keeps it waiting."""
 import logging
+import time
 
 import libvirt
 import pytest
@@ -90,6 +91,43 @@ def test_the_service_applies_a_held_change_once_nobody_used_it_for_apply_after(c
         assert "applied desktop=held-agentless changes=memory how=shut down, started again reason=no input " \
                "for 2 min" in [r.getMessage() for r in caplog.records]
     finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+
+def test_a_held_change_to_a_guest_that_ignores_acpi_does_not_hold_the_turn(conn, tmp_path, caplog):
+    """The restart is a stop like the idle ones: asked and left; the turn past shutdown_timeout forces it off and
+    starts it on the new definition, and the turns between go on for the other desktops."""
+    caplog.set_level(logging.INFO, "vdesk.lifecycle")
+    deaf = conn.defineXML(xmlmodel.Domain(type="test", name="held-deaf", memory_kib=512 * 1024,
+                                          current_memory_kib=512 * 1024, vcpus=1, os_type="hvm",
+                                          arch="x86_64").to_xml().replace(
+        "</domain>", "<on_poweroff>restart</on_poweroff></domain>"))      # answers ACPI by running on
+    deaf.create()
+    try:
+        lifecycle = Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=URI, poll=5, apply_after="2m",
+                                                          shutdown_timeout=30))
+        lifecycle.turn(conn, T0)
+        booted = deaf.ID()
+        actions.hold(deaf, ["memory"])
+        began = time.monotonic()
+        lifecycle.turn(conn, T0 + 121)                                 # idle for apply_after: asked
+        assert time.monotonic() - began < 10
+        assert conn.lookupByName("held-deaf").ID() == booted and actions.held(deaf) == ["memory"]
+        assert lifecycle.next_turn_in(T0 + 121) == 5                   # a poll; the grace period ends later
+        lifecycle.turn(conn, T0 + 150)                                 # within its grace: left be
+        assert conn.lookupByName("held-deaf").ID() == booted
+        lifecycle.turn(conn, T0 + 151)                                 # past it: forced off, started again
+        again = conn.lookupByName("held-deaf")
+        assert again.isActive() and again.ID() != booted and actions.held(again) == []
+        assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("applied desktop=held-deaf")] \
+            == ["applied desktop=held-deaf changes=memory how=forced off after 30s, started again "
+                "reason=no input for 2 min"]
+        lifecycle.turn(conn, T0 + 160)                                 # a new boot: nothing more to apply
+        assert conn.lookupByName("held-deaf").ID() == again.ID()
+    finally:
+        dom = conn.lookupByName("held-deaf")
         if dom.isActive():
             dom.destroy()
         dom.undefine()
