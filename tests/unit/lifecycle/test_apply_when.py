@@ -4,7 +4,6 @@ the desktop for `apply_after`; console input meanwhile keeps it waiting."""
 import logging
 import time
 
-import libvirt
 import pytest
 
 from components import xmlmodel
