@@ -21,7 +21,9 @@ from .xmlmodel import parse_cpuset
 MiB = 1024**2
 MIN_MEMORY = 256 * MiB   # a desktop's or a container's least memory
 RESTART_POLICIES = ("on-change", "never")   # a change that needs a restart restarts a running guest, or waits
-APPLY_WHEN = ("now", "idle")                # when such a restart happens (idle: when no one is using it)
+APPLY_WHEN = ("now", "idle", "window")      # when such a restart happens (idle: when no one is using it;
+                                            # window: in the desktop's maintenance window)
+HELD_WHEN = ("idle", "window")              # the ones that hold it for the host's lifecycle service
 CPU_MODES = ("host-passthrough", "host-model", "custom")
 NETWORK_MODES = ("nat", "isolated", "route", "open", "bridge")
 POOL_TYPES = ("dir", "logical", "netfs")

@@ -5,7 +5,8 @@ import ipaddress
 
 from ..cloudinit import available_profiles
 from ..desktop.settings import DesktopSettings as OwnSettings
-from ..desktop.settings import SESSION, FirmwareFacts, Gpu, firmware_problems, session_problems, vcpu_problems
+from ..desktop.settings import (SESSION, FirmwareFacts, Gpu, apply_when_problems, firmware_problems,
+                                session_problems, vcpu_problems)
 from ..host.resolve import swtpm_installed
 from ..desktop.packages import template_package_problems
 from ..images.recipe import CONSOLE
@@ -128,7 +129,7 @@ class _Desktops:
             image_name=e.image, host_name=local or (hosts[0] if hosts else None),
             host_swtpm=swtpm_installed() if local is not None and e.tpm else None,
             checkable=self.ok(loc, "machine", "image"))
-        for field, message in firmware_problems(path(loc), e, facts):
+        for field, message in firmware_problems(path(loc), e, facts) + apply_when_problems(path(loc), e):
             self.add(loc_of(field), message)
         return {"settings": {"max_vcpus": max_vcpus, "cpu_topology": topology,
                              "cpu": _checked_pins(e.cpu),

@@ -13,8 +13,8 @@ from ..errors import InputError
 from ..host.hardware import Gpu
 from ..kinds import Settings, Timeouts, Wording, rule   # Timeouts: the readiness gate's waits, as the stack file's
 from ..names import name_problem
-from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, firmware_problems,
-                       overridable, session_problems, vcpu_problems)
+from .settings import (DESKTOP_RESOLUTION, RESOLUTION, DesktopSettings, FirmwareFacts, apply_when_problems,
+                       firmware_problems, overridable, session_problems, vcpu_problems)
 from .users import DesktopUser
 from .wording import from_error, loc_of, path
 
@@ -194,6 +194,7 @@ class DesktopArgs(Settings):
         recipe = getattr(self.image, "recipe", None)
         found += [(loc_of(field.lstrip(".")), message)
                   for field, message in session_problems("", own, desktop=recipe.desktop if recipe else None)]
+        found += [(loc_of(field.lstrip(".")), message) for field, message in apply_when_problems("", own)]
         return found
 
     @property

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, PlainValidator
 from ..kinds import (ApplyWhen, BackupDays, Checks, Count, CpuMode, CpuModelName, CpuSet, CpuTopology, MachineType,
                      MemorySize, Settings, Wording, rule as _rule, size as _size)
 from ..lifecycle.policy import IdlePolicy
-from ..lifecycle.schedule import Schedule
+from ..lifecycle.schedule import WINDOW_NEEDED, MaintenanceWindow, Schedule
 from ..names import parse_duration
 from ..xmlmodel import split_pci_address
 
@@ -91,6 +91,13 @@ def vcpu_problems(path: str, own, *, ok=lambda *names: True) -> list[tuple[str, 
         found.append((f"{path}.cpu.pinning", f"pins {len(pins)} vCPUs, but the desktop has at most {vcpu_max} "
                                              "(max_vcpus, else vcpus)"))
     return found
+
+
+def apply_when_problems(path: str, own) -> list[tuple[str, str]]:
+    """apply_when: window with no maintenance_window to wait for, as a (`<path>.apply_when`, message) pair."""
+    if own.apply_when == "window" and own.maintenance_window is None:
+        return [(f"{path}.apply_when", WINDOW_NEEDED)]
+    return []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,7 +292,11 @@ class DesktopSettings(Settings):
     apply_when: Annotated[ApplyWhen | None, DomainInput()] = Field(
         None, description="now (the default): a change that needs a restart restarts a running desktop at `up`; "
                           "idle: it waits, pending, until the desktop has had no input for a while (the host's "
-                          "lifecycle service then restarts it).")
+                          "lifecycle service then restarts it); window: it waits, pending, for the desktop's "
+                          "maintenance_window, and is made then, used or not.")
+    maintenance_window: Annotated[MaintenanceWindow | None, DomainInput()] = Field(
+        None, description="{days, start, stop, timezone}: when a change held by apply_when: window restarts the "
+                          "desktop (the host's lifecycle service does it inside the window). Default: none.")
 
 
 def overridable(names: tuple[str, ...], default: str) -> dict[str, Any]:

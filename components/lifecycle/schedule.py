@@ -71,6 +71,40 @@ class Schedule(BaseModel):
                    timezone=element.get("timezone") or "UTC")
 
 
+class MaintenanceWindow(Schedule):
+    """`maintenance_window: {days: [sat], start: "02:00", stop: "05:00", timezone: Europe/Berlin}`: when a change
+    held for it (apply_when: window) may restart the desktop, used or not."""
+
+    noun: ClassVar[str] = "maintenance window"
+    key_noun: ClassVar[str] = "maintenance window setting"
+
+    days: list[Literal[DAYS]] = Field(list(DAYS), min_length=1,
+                                      description="The days it opens (mon ... sun); default: every day.")
+    start: str = Field(pattern=_CLOCK, description="When it opens, HH:MM in its time zone, e.g. 02:00.")
+    stop: str = Field(pattern=_CLOCK, description="When it closes, HH:MM (before start: the next day).")
+
+    def to_metadata(self) -> str:
+        return etree.tostring(etree.Element("window", days=" ".join(self.days), start=self.start, stop=self.stop,
+                                            timezone=self.timezone)).decode()
+
+
+WINDOW_NS = "urn:vdesk:lifecycle-window:1"
+WINDOW_NEEDED = ("window holds a change for the desktop's maintenance window: declare one, "
+                 "maintenance_window: {days: [sat], start: \"02:00\", stop: \"05:00\", timezone: UTC}")
+
+
+def window_of(dom) -> MaintenanceWindow | None:
+    """The maintenance window a desktop's held changes wait for (apply_when: window); None: they wait for idle."""
+    from .policy import metadata_of
+    xml = metadata_of(dom, WINDOW_NS)
+    return None if xml is None else MaintenanceWindow.from_metadata(xml)
+
+
+def set_window(dom, window: MaintenanceWindow | None) -> None:
+    from .policy import set_metadata
+    set_metadata(dom, WINDOW_NS, "window", window.to_metadata() if window else None)
+
+
 def schedule_of(dom) -> Schedule | None:
     from .policy import metadata_of
     xml = metadata_of(dom, METADATA_NS)

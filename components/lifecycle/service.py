@@ -19,7 +19,7 @@ from . import actions, quotas
 from .activity import ConsoleActivity, GuestSessions, Started
 from .decision import Decision, decide, idle_for, span
 from .policy import IdlePolicy, policy_of
-from .schedule import schedule_of
+from .schedule import schedule_of, window_of
 from .settings import LifecycleSettings
 
 log = logging.getLogger("vdesk.lifecycle")
@@ -193,9 +193,17 @@ class Lifecycle:
             log.warning("refused start desktop=%s reason=its schedule, beyond a quota: %s", name, why)
 
     def _apply_held(self, dom, changes: list[str], now: float, seen: dict) -> None:
-        """Restart a desktop on the changes `up` held for it (apply_when: idle) once nobody has used it for
-        `apply_after` (a stop like the others: asked, finished at a later turn); a source that cannot be read
-        keeps the change waiting."""
+        """Restart a desktop on the changes `up` held for it: apply_when: window, inside its maintenance window,
+        used or not; apply_when: idle, once nobody has used it for `apply_after` (a source that cannot be read
+        keeps the change waiting). The restart is a stop like the others: asked, finished at a later turn."""
+        window = window_of(dom)
+        if window is not None:
+            if window.running_at(now):
+                self._stop(dom, "apply", None, f"its maintenance window ({window.said()})", now, apply=changes)
+            else:
+                self._note(seen, dom.name(), "held", f"{' '.join(changes)} wait for its maintenance window "
+                                                     f"({window.said()})")
+            return
         wait = self.settings.apply_after
         readings = self.started.readings(dom, now) + self.console.readings(dom, now)
         idle = idle_for(readings, now)

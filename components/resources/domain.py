@@ -21,13 +21,13 @@ from pulumi.dynamic import CreateResult, ReadResult, Resource, UpdateResult
 from .. import xmlmodel
 from ..host.connection import connect, lookup
 from ..errors import VdeskError
-from ..kinds import (APPLY_WHEN, RESTART_POLICIES, ApplyWhen, Count, CpuMode, CpuModelName, CpuSet, CpuTopology,
+from ..kinds import (APPLY_WHEN, HELD_WHEN, RESTART_POLICIES, ApplyWhen, Count, CpuMode, CpuModelName, CpuSet, CpuTopology,
                      MachineType, MiB, RestartPolicy, WholeMiB)
 from ..names import name_problem
 from .. import rootexec
 from ..lifecycle import actions as idling
 from ..lifecycle.policy import IdlePolicy, policy_of, set_policy
-from ..lifecycle.schedule import Schedule, schedule_of, set_schedule
+from ..lifecycle.schedule import WINDOW_NEEDED, MaintenanceWindow, Schedule, schedule_of, set_schedule, set_window
 from . import atuse, display, faults
 from .lifecycle import shut_down, start_or_undefine, undefine
 from .provider import ADOPT, PROJECT, UNKNOWN, DeclaredProvider, Prop, declared
@@ -82,6 +82,10 @@ def _schedule(declared) -> Schedule | None:
     return Schedule(**declared) if declared else None
 
 
+def _window(declared) -> MaintenanceWindow | None:
+    return MaintenanceWindow(**declared) if declared else None
+
+
 def _model_problem(parse):
     """A Prop's rule from a declared model: its problems, worded with their place in it."""
     def problem(value) -> str | None:
@@ -96,9 +100,11 @@ def _model_problem(parse):
 
 
 def _set_lifecycle(dom, props) -> None:
-    """The domain's idle policy and schedule, in its metadata, where the host's lifecycle service reads them."""
+    """The domain's idle policy, schedule and maintenance window (apply_when: window), in its metadata, where
+    the host's lifecycle service reads them."""
     set_policy(dom, _idle_policy(props.get("idle")))
     set_schedule(dom, _schedule(props.get("schedule")))
+    set_window(dom, _window(props.get("maintenance_window")) if props.get("apply_when") == "window" else None)
 
 
 def _disks_problem(disks) -> str | None:
@@ -464,7 +470,11 @@ class DomainProvider(DeclaredProvider):
         "apply_when": declared(ApplyWhen, _one_of_words(APPLY_WHEN),
                                doc="now (unset): a change that needs a restart restarts the running guest at once; "
                                    "idle: it is held (pending_restart) until the host's lifecycle service sees no "
-                                   "input for a while, and restarts it then"),
+                                   "input for a while, and restarts it then; window: held until its "
+                                   "maintenance_window opens"),
+        "maintenance_window": Prop(dict, validate=_model_problem(_window),
+                                   doc="{days, start, stop, timezone}: with apply_when: window, when the host's "
+                                       "lifecycle service restarts the domain on a held change, used or not"),
         "running": Prop(bool, default=True, doc="desired power state"),
         "autostart": Prop(bool, default=False),
         "restart_policy": declared(RestartPolicy, _one_of_words(RESTART_POLICIES), default="on-change"),
@@ -476,6 +486,8 @@ class DomainProvider(DeclaredProvider):
 
     def check_more(self, inputs):
         problems = []
+        if inputs.get("apply_when") == "window" and not inputs.get("maintenance_window"):
+            problems.append(("apply_when", WINDOW_NEEDED))
         if inputs.get("boot") == "kernel" and not inputs.get("kernel"):
             problems.append(("kernel", "boot 'kernel' needs a kernel path (or use boot 'bios' / 'uefi' "
                                        "for an image with its own bootloader)"))
@@ -534,7 +546,7 @@ class DomainProvider(DeclaredProvider):
             live = xmlmodel.Domain.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE
                                                         | libvirt.VIR_DOMAIN_XML_SECURE))
             # (a change held for an idle moment is no longer pending once the lifecycle service applied it)
-            pending = props.get("pending_restart", False) and (props.get("apply_when") != "idle"
+            pending = props.get("pending_restart", False) and (props.get("apply_when") not in HELD_WHEN
                                                                or bool(idling.held(dom)))
             outs = self._outputs(props, dom, pending=pending, boot_id=props.get("boot_id"))
             # A restart still pending means the guest runs the old count on purpose: report the config.
@@ -578,9 +590,11 @@ class DomainProvider(DeclaredProvider):
             needs_restart = (boot_again or bool(pending)) and dom.isActive()
             booted = False
             if needs_restart and (boot_again or not self._apply_live(dom, olds, news, pending)):
-                if news.get("apply_when") == "idle" and news["running"] and not boot_again:
+                if news.get("apply_when") in HELD_WHEN and news["running"] and not boot_again:
                     idling.hold(dom, sorted(pending))
-                    log.info("%s: %s held until it is idle (apply_when: idle)", news["name"], sorted(pending))
+                    log.info("%s: %s held until %s (apply_when: %s)", news["name"], sorted(pending),
+                             "it is idle" if news["apply_when"] == "idle" else "its maintenance window",
+                             news["apply_when"])
                 elif news["restart_policy"] == "on-change" and news["running"]:
                     how = shut_down(dom, news["shutdown_timeout_s"])
                     log.info("restarted %s to apply %s (%s)", news["name"], sorted(changed), how)
@@ -598,8 +612,9 @@ class DomainProvider(DeclaredProvider):
 
     def _asleep_update(self, dom, news, olds, pending: set[str]) -> UpdateResult:
         """A desktop asleep stays asleep: what needs it running waits for its next boot (pending_restart says so;
-        with apply_when: idle, still held for the lifecycle service); declared off, its sleep is discarded."""
-        if pending and news["running"] and news.get("apply_when") == "idle":
+        with apply_when: idle or window, still held for the lifecycle service); declared off, its sleep is
+        discarded."""
+        if pending and news["running"] and news.get("apply_when") in HELD_WHEN:
             idling.hold(dom, sorted(pending))
         if not news["running"]:
             if dom.hasManagedSaveImage(0):

@@ -61,7 +61,7 @@ def test_the_domain_inputs_are_the_settings_in_bytes_and_firmware_off_is_unset()
                       "cpu_topology": {"sockets": 1, "cores": 2, "threads": 1}, "machine": None, "running": True,
                       "autostart": False, "secure_boot": True, "tpm": None,
                       "idle": {"after": 2700, "action": "suspend", "warn": 300}, "apply_when": "idle",
-                      "schedule": None}
+                      "schedule": None, "maintenance_window": None}
 
 
 def test_the_vcpu_rules_are_the_stack_files_and_name_the_keyword_as_written():

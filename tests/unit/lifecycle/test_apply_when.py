@@ -8,9 +8,11 @@ import pytest
 
 from components import xmlmodel
 from components.lifecycle import actions, console_input
+from components.lifecycle.schedule import WINDOW_NEEDED, window_of
 from components.lifecycle.service import Lifecycle
 from components.lifecycle.settings import LifecycleSettings
 from components.resources.domain import DomainProvider
+from tests.unit.config.test_program import example_stack, golden, mocks  # noqa: F401  (fixtures)
 
 URI = "test:///default"
 NAME = "held-unit"
@@ -166,3 +168,66 @@ def test_a_change_to_a_sleeping_desktop_stays_held_for_after_its_wake(conn, made
     dom = conn.lookupByName(NAME)
     assert actions.asleep(dom) and updated.outs["pending_restart"] is True
     assert actions.held(dom) == ["memory"]
+
+
+# apply_when: window --------------------------------------------------------------------------------------------
+
+SATURDAY_NIGHT = {"days": ["sat"], "start": "02:00", "stop": "05:00", "timezone": "UTC"}
+IN_IT = 1_900_467_600.0          # Sat 2030-03-23 03:40 UTC
+BEFORE_IT = IN_IT - 3 * 3600     # the same Saturday, 00:40
+
+
+def test_apply_when_window_without_a_window_is_refused_at_preview_naming_the_field(mocks):  # noqa: F811
+    from components.config.loader import declare
+    from components.errors import InputError
+    raw = example_stack("dev")
+    raw["profiles"]["desktop"]["apply_when"] = "window"
+    with pytest.raises(InputError) as err:
+        declare("dev", raw, config_keys={})
+    assert dict(err.value.problems) == {"profiles.desktop.apply_when": WINDOW_NEEDED}
+    assert mocks.resources == []
+    raw["profiles"]["desktop"]["maintenance_window"] = SATURDAY_NIGHT
+    declare("dev", raw, config_keys={})                             # with one: fine
+
+
+def test_the_provider_refuses_window_without_one_and_a_bad_window_names_its_field():
+    failures = DomainProvider().check({}, _props(apply_when="window")).failures
+    assert [(f.property, f.reason) for f in failures] == [("apply_when", WINDOW_NEEDED)]
+    failures = DomainProvider().check({}, _props(apply_when="window", maintenance_window={
+        **SATURDAY_NIGHT, "start": "25:00"})).failures
+    assert [f.property for f in failures] == ["maintenance_window"] and "start" in failures[0].reason
+
+
+def test_a_change_held_for_its_window_waits_through_idleness_and_is_made_inside_it(conn, made, tmp_path, caplog):
+    """Held like idle (pending, the same qemu), but no amount of idleness applies it: the window's opening does,
+    used or not; the plan's pending_restart clears once it is made."""
+    caplog.set_level(logging.INFO, "vdesk.lifecycle")
+    provider, created, dom = made
+    window = _props(apply_when="window", maintenance_window=SATURDAY_NIGHT)
+    outs = provider.update(created.id, created.outs, provider.check(created.outs, window).inputs).outs
+    lifecycle = Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=URI, poll=5, apply_after="2m"))
+    lifecycle.turn(conn, BEFORE_IT - 3600)
+    booted = _boot(conn)
+    news = provider.check(outs, _props(memory=1024 * 1024**2, apply_when="window",
+                                       maintenance_window=SATURDAY_NIGHT)).inputs
+    updated = provider.update(created.id, outs, news)
+    assert updated.outs["pending_restart"] is True and _boot(conn) == booted and actions.held(dom) == ["memory"]
+    assert window_of(conn.lookupByName(NAME)).said() == "sat 02:00-05:00 UTC"
+    lifecycle.turn(conn, BEFORE_IT)                                 # an hour without input: still waiting
+    assert _boot(conn) == booted and actions.held(dom) == ["memory"]
+    assert f"held desktop={NAME} reason=memory wait for its maintenance window (sat 02:00-05:00 UTC)" in \
+        [r.getMessage() for r in caplog.records]
+    console_input.record_input(tmp_path, NAME, IN_IT - 10)         # in use when the window opens: made anyway
+    lifecycle.turn(conn, IN_IT)
+    dom = conn.lookupByName(NAME)
+    assert dom.isActive() and _boot(conn) != booted and _live_memory_mib(dom) == 1024 and actions.held(dom) == []
+    assert f"applied desktop={NAME} changes=memory how=shut down, started again reason=its maintenance window " \
+           "(sat 02:00-05:00 UTC)" in [r.getMessage() for r in caplog.records]
+    assert provider.read(created.id, updated.outs).outs["pending_restart"] is False
+
+
+def test_a_window_declared_with_apply_when_idle_is_not_what_the_service_waits_for(conn, made):
+    provider, created, dom = made
+    news = provider.check(created.outs, _props(memory=1024 * 1024**2, maintenance_window=SATURDAY_NIGHT)).inputs
+    provider.update(created.id, created.outs, news)
+    assert window_of(conn.lookupByName(NAME)) is None and actions.held(dom) == ["memory"]

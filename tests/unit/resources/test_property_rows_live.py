@@ -11,7 +11,7 @@ import pytest
 from components import xmlmodel
 from components import rootexec
 from components.lifecycle.policy import IdlePolicy, policy_of
-from components.lifecycle.schedule import Schedule, schedule_of
+from components.lifecycle.schedule import Schedule, schedule_of, window_of
 from components.resources.domain import DomainProvider
 from components.resources.network import NetworkProvider
 from components.resources.pool import PoolProvider
@@ -77,6 +77,9 @@ DOMAIN_ROWS = {
                                   == "2030-01-01T00:00:00"),
     "restart_policy": ("never", lambda c: True),          # governs later updates only
     "apply_when": ("idle", lambda c: True),              # governs later updates only (tests/unit/lifecycle)
+    # a window alone is not in the domain: only with apply_when: window (tests/unit/lifecycle/test_apply_when.py)
+    "maintenance_window": ({"days": ["sat"], "start": "02:00", "stop": "05:00", "timezone": "UTC"},
+                           lambda c: window_of(c.lookupByName("rows-vm")) is None),
     "shutdown_timeout_s": (5, lambda c: True),           # governs later shutdowns only
 }
 NOT_ON_TEST_DRIVER = {
