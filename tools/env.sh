@@ -3,7 +3,7 @@
 _vdesk_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$_vdesk_here/paths.sh"
 export PATH="$("$_vdesk_here/build-pulumi.sh" --print-path):$VDESK_VENV/bin:$PATH"
-export PULUMI_PYTHON_CMD="$VDESK_VENV/bin/python"          # program and dynamic providers
+export PULUMI_PYTHON_CMD="$_vdesk_here/python"    # the virtualenv's, for the program and dynamic providers
 export PYTHONPATH="$(cd "$_vdesk_here/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_HOME="${PULUMI_HOME:-$VDESK_STATE/pulumi/home}"

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from ..console import service, tokens
 from ..console.resize import resize_of
-from ..console.gateway import SETTINGS_FILE
-from ..console.settings import DEFAULT_LINK_VALIDITY_S, MAX_LINK_VALIDITY_S, ConsoleSettings
+from ..console.settings import DEFAULT_LINK_VALIDITY_S, MAX_LINK_VALIDITY_S, SETTINGS_FILE, ConsoleSettings
 from ..errors import VdeskError
 from ..names import parse_duration
 from .checks import OutputsError, fetch_outputs

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..resources.credentials import merge_legacy
+from ..resources.legacy import has_legacy_credentials
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ def migrate(stack: str, project: str, *, write: bool = True) -> list[str]:
         deployment = _export(stack)
     if not deployment or deployment.get("pending_operations"):
         return []                                # nothing yet, or a killed run's: recovery's first
+    if not has_legacy_credentials(deployment):
+        return []                                # the usual case: no provider is imported to tell
+    from ..resources.credentials import merge_legacy
     moved = merge_legacy(deployment)
     if moved and write:
         with tempfile.NamedTemporaryFile("w", suffix=".json") as f:

@@ -16,7 +16,7 @@ import yaml
 from ..paths import shipped
 from . import CloudInitError, SeedDocuments
 from .contract import normalize_variables
-from .schema import ROOT, user_data_errors, yaml_problem
+from .schema import ROOT, parse_yaml, user_data_errors, yaml_problem
 
 TEMPLATES_DIR = shipped("templates")
 USER_DATA_DIR = "user-data"
@@ -138,7 +138,7 @@ def _document_path(document: str, path: str) -> str:
 
 def _mapping_errors(document: str, text: str) -> list[tuple[str, str]]:
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         return [(document, f"rendered text is not valid YAML: {yaml_problem(exc)}")]
     if not isinstance(data, dict):

@@ -206,7 +206,7 @@ def user_data_errors(text: str, schema_path: Path | None = None) -> list[tuple[s
     if text.split("\n", 1)[0].rstrip() != HEADER:
         errors.append((ROOT, f"first line must be {HEADER!r}"))
     try:
-        config = yaml.safe_load(text)
+        config = parse_yaml(text)
     except yaml.YAMLError as exc:
         return errors + [(ROOT, f"not valid YAML: {yaml_problem(exc)}")]
     if not isinstance(config, dict):
@@ -297,6 +297,19 @@ def json_path(parts) -> str:
         else:
             text += f"[{json.dumps(str(part))}]"
     return text or ROOT
+
+
+def parse_yaml(text: str):
+    """``yaml.safe_load(text)``, parsed by libyaml when PyYAML has it (a desktop's seed documents are parsed
+    twice per run each: at 60 desktops the pure-Python parser was most of the program's seed checks). The same
+    constructor and resolver build the same data; a document libyaml refuses is parsed again by the pure
+    parser, so what is accepted and how an error reads are the pure parser's."""
+    if getattr(yaml, "CSafeLoader", None) is not None:
+        try:
+            return yaml.load(text, Loader=yaml.CSafeLoader)   # noqa: S506 (the safe loader, in C)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -36,14 +36,11 @@ from ..lifecycle import actions as idling
 from ..lifecycle.console_input import ConsoleInput
 from ..lifecycle.quotas import QuotaExceeded, lifecycle_dir_of
 from . import vncauth
-from .settings import ConsoleSettings
+from .settings import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE, ConsoleSettings
 from .tokens import (Grant, Refused, is_revoked, refuse_other_stack, refuse_unbound, revocations, signing_key,
                      verify)
 
 log = logging.getLogger("vdesk.console")
-NOVNC_DIR = "/usr/share/novnc"
-SETTINGS_FILE = "settings.json"      # written by service.ensure_running: ConsoleSettings + host
-RUNTIME_FILE = "gateway.json"        # written here once listening: pid, port, url
 PORT_FILE = "last-port"              # the port bound last, tried first next time (links stay valid)
 EXPIRED = 4001                       # WebSocket close code (application range): the link expired
 MAX_CONNECTIONS = 32                 # connections served at once (one process each); more wait to be accepted

@@ -20,9 +20,7 @@ from pathlib import Path
 from .. import hostservice
 from ..errors import VdeskError
 from ..waiting import wait_for
-from . import gateway
-from .gateway import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE
-from .settings import ConsoleSettings
+from .settings import NOVNC_DIR, RUNTIME_FILE, SETTINGS_FILE, ConsoleSettings
 from .tokens import signing_key
 
 log = logging.getLogger(__name__)
@@ -154,6 +152,7 @@ def supervise(console_dir: Path) -> int:
     """Run the gateway and restart it (with backoff) whenever it dies, until SIGTERM."""
     # The supervisor binds the port and keeps it while its gateway restarts, so no other local user can
     # take it in between and answer the links already printed with a page of their own.
+    from . import gateway              # (only the supervisor runs it: `up` only starts and finds it)
     listening = gateway.listen(console_dir, ConsoleSettings(**json.loads((console_dir / SETTINGS_FILE).read_text())
                                                             ["settings"]))
     try:

@@ -8,6 +8,11 @@ import os
 from pathlib import Path
 
 DEFAULT_LINK_VALIDITY_S = 3600
+# The gateway's files, named here so that the service which starts and finds it need not import the gateway
+# (websockify, libvirt, the lifecycle's modules) on every `up`.
+NOVNC_DIR = "/usr/share/novnc"
+SETTINGS_FILE = "settings.json"      # written by service.ensure_running: ConsoleSettings + host
+RUNTIME_FILE = "gateway.json"        # written by the gateway once listening: pid, port, url
 MAX_LINK_VALIDITY_S = 7 * 86400
 
 

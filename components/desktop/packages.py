@@ -13,7 +13,6 @@ import functools
 from types import SimpleNamespace
 from typing import Any, Mapping
 
-import yaml
 
 from ..cloudinit import CloudInitError
 from ..images.recipe import Recipe
@@ -34,10 +33,11 @@ def template_packages(template: str) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _template_packages(template: str) -> tuple[str, ...]:
+    from ..cloudinit.schema import parse_yaml
     from .seeding import check_seed
     users = [SimpleNamespace(name="vdeskpreview", groups=(), ssh_authorized_keys=())]
     docs = check_seed(template, users, hostname="preview")
-    listed = (yaml.safe_load(docs.user_data) or {}).get("packages") or []
+    listed = (parse_yaml(docs.user_data) or {}).get("packages") or []
     return tuple(str(p).split("=", 1)[0] for p in listed)
 
 

@@ -17,11 +17,9 @@ import uvicorn
 
 from ..console.gateway import configure_logging
 from .app import PortalConfig, create_app
-from .settings import PortalSettings
+from .settings import RUNTIME_FILE, SETTINGS_FILE, PortalSettings
 
 log = logging.getLogger("vdesk.portal")
-SETTINGS_FILE = "settings.json"
-RUNTIME_FILE = "portal.json"
 
 
 def config_from(portal_dir: Path) -> PortalConfig:

@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 
 from .. import hostservice
 from ..errors import VdeskError
-from .serve import RUNTIME_FILE, SETTINGS_FILE
-from .settings import PortalSettings
+from .settings import RUNTIME_FILE, SETTINGS_FILE, PortalSettings
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,10 @@ from ..console.settings import ConsoleSettings
 from .admins import Admins
 
 DEFAULT_SESSION_S = 8 * 3600
+# The portal's files in its dir, named here so that the service which starts and finds it need not import
+# the web application (uvicorn, starlette, OpenID Connect) on every `up`.
+SETTINGS_FILE = "settings.json"   # written by whoever starts it: these settings, the host's libvirt URI and name
+RUNTIME_FILE = "portal.json"      # written by the portal once listening: pid, url
 DEFAULT_LINK_VALIDITY_S = 300     # a console link from the portal is opened at once: it need not last
 
 

@@ -24,13 +24,10 @@ from pulumi.dynamic.dynamic import serialize_provider
 from ..guest.keys import generate_ed25519
 from .display import DisplayPasswordProvider, generated_now, new_password, valid_to
 from .keys import KeyPairProvider
+from .legacy import CREDENTIALS as LEGACY, DESKTOP_TYPE, DYNAMIC_TYPE   # the resources of before
 from .provider import DeclaredProvider, Prop
 
 NAME_SUFFIX = "-credentials"
-# The resources of before, by their name's suffix under a Desktop
-LEGACY = {"login": "-login-key", "host": "-host-key", "display": "-display-password"}
-DESKTOP_TYPE = "vdesk:index:Desktop"
-DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
 _PACKAGE = __package__.rsplit(".", 1)[0]      # components in a checkout, vdesk when installed
 SECRET_OUTPUTS = ["login_private_key", "host_private_key", "display_password"]
 

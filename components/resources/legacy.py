@@ -1,4 +1,5 @@
-"""Old module paths of pickled providers, so stacks created before the package split still load.
+"""Old module paths of pickled providers, so stacks created before the package split still load; and the
+names of a desktop's resources of before, which a state may still hold.
 
 Pulumi stores each dynamic provider pickled by reference (`components.domain.DomainProvider`).
 The providers moved into `components.resources` (and friends); this finder answers the old
@@ -22,6 +23,19 @@ MOVED = {
     "components.connection": "components.host.connection",
     "components.images.build": "components.resources.image_build",
 }
+
+# A desktop's credentials were three resources, by their name's suffix under a Desktop; they are one now
+# (components.resources.credentials moves a state over). Named here so that the front door can tell that a
+# state has none without importing the providers.
+CREDENTIALS = {"login": "-login-key", "host": "-host-key", "display": "-display-password"}
+DESKTOP_TYPE = "vdesk:index:Desktop"
+DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+
+
+def has_legacy_credentials(deployment: dict) -> bool:
+    """Whether any dynamic resource of the deployment has a name of before (cheap: names only)."""
+    return any(r.get("type") == DYNAMIC_TYPE and r.get("urn", "").endswith(tuple(CREDENTIALS.values()))
+               for r in deployment.get("resources") or ())
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import struct
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import libvirt
@@ -93,12 +94,35 @@ def volume_sha256(conn, vol, length: int) -> str:
     return digest.hexdigest()
 
 
+def _file_here(conn, vol) -> str | None:
+    """The volume's file when the host is this machine (a URI without a host name: the embedded host, or
+    qemu:///system) and it can be read here; None otherwise."""
+    if urllib.parse.urlsplit(conn.getURI()).hostname:
+        return None
+    path = vol.path()
+    return path if os.path.isfile(path) and os.access(path, os.R_OK) else None
+
+
+def file_sha256(path: str, length: int) -> str:
+    """The sha256 of the first `length` bytes of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while length > 0 and (data := f.read(min(length, _CHUNK))):
+            digest.update(data)
+            length -= len(data)
+    return digest.hexdigest()
+
+
 def verify_import(conn, vol, path: str, sent: str, props: dict) -> None:
     """An imported image must arrive whole: its content on the host is read back and compared.
 
     Reading it back costs one more transfer of the image per host, once, when it is imported; a
-    cheaper check (size, or a sample) would not catch a flipped or lost chunk on the way."""
-    got = volume_sha256(conn, vol, os.path.getsize(path))
+    cheaper check (size, or a sample) would not catch a flipped or lost chunk on the way. On a host that
+    is this machine the volume's file is read where libvirt wrote it, not streamed back through libvirt
+    (the same bytes, without a second transfer: about 1 s of every new stack's `up` for the golden image)."""
+    length = os.path.getsize(path)
+    here = _file_here(conn, vol)
+    got = file_sha256(here, length) if here else volume_sha256(conn, vol, length)
     if got != sent:
         raise VdeskError(f"volume {props['name']!r} on {props['host_uri']}: the uploaded content does not match "
                          f"{path} (sha256 {got} on the host, {sent} sent): the volume was removed; run up again")

@@ -2,7 +2,8 @@
 
 On the project's own libvirtd: a good upload records the sha256 the host has; an upload that goes wrong on
 the way (here: one byte changed after the digest was taken) fails naming the volume and host, and leaves
-no volume behind.
+no volume behind. Both ways of reading it back: the volume's file, on a host that is this machine, and
+streamed back through libvirt, as from a host elsewhere.
 """
 from __future__ import annotations
 
@@ -31,7 +32,15 @@ def pool(own_host, tmp_path):
     pp.delete(created.id, created.outs)
 
 
-def test_an_import_is_verified_on_the_host_and_a_corrupted_one_is_refused(own_host, pool, tmp_path, monkeypatch):
+@pytest.mark.parametrize("read_back", ["file here", "through libvirt"])
+def test_an_import_is_verified_on_the_host_and_a_corrupted_one_is_refused(own_host, pool, tmp_path, monkeypatch,
+                                                                         read_back):
+    if read_back == "through libvirt":                # as for a host that is not this machine
+        monkeypatch.setattr(volume, "_file_here", lambda conn, vol: None)
+    else:                                               # the own libvirtd is this machine: no second transfer
+        def not_streamed(*_args):
+            raise AssertionError("the volume was streamed back although its file is on this machine")
+        monkeypatch.setattr(volume, "volume_sha256", not_streamed)
     data = bytes((i * 13 + i // 512) % 251 for i in range(3 * MiB + 17))
     image = tmp_path / "image.raw"
     image.write_bytes(data)
