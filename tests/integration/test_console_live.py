@@ -171,6 +171,26 @@ def test_a_live_session_ends_when_its_token_expires(gateway):
     assert "reason=link expired" in log and token not in log
 
 
+def test_a_portal_links_session_outlives_the_link_until_its_sign_in_ends(gateway):
+    """A portal link may be opened for 5 minutes; the console opened from it stays open until the person's
+    sign-in ends (`until`), then the gateway ends it as it ends an expired link's."""
+    token, expires = tokens.mint(gateway["key"], "console-b", 3, extra={"until": int(time.time()) + 9})
+    until = tokens.verify(gateway["key"], token, "console-b").session_ends
+    ws = open_ws(gateway["url"], "console-b", token)
+    assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-b)"
+    ws.settimeout(20)
+    close_code = None
+    while close_code is None:                       # the display keeps talking until the gateway ends it
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            close_code = int.from_bytes(data[:2], "big")
+        assert time.time() < until + 10, "the session outlived its sign-in"
+    closed = time.time()
+    ws.close()
+    assert close_code == EXPIRED and until - 0.5 <= closed <= until + 3, (closed - expires, closed - until)
+    assert wait_for_log(gateway, "reason=link expired")
+
+
 def test_a_display_on_an_address_inside_the_hosts_namespace(gateway):
     token, _ = tokens.mint(gateway["key"], "console-tcp", 60)
     ws = open_ws(gateway["url"], "console-tcp", token)
