@@ -314,8 +314,8 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
             break
     else:
-        pytest.fail("the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each)\n"
-                    + clipboard_evidence(world, qemu_log, gateway_log))
+        pytest.fail(f"the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each); noVNC is "
+                    f"{novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
     record_property("guest_copy_attempts", attempt)
     # and browser to guest: text put in noVNC's clipboard is the guest's.
     from_browser = f"from-the-browser-{secrets.token_hex(4)}"
@@ -325,8 +325,8 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         box.dispatchEvent(new Event('change'));""", from_browser)
     get = in_session(f"timeout 20 python3 -c {shlex.quote(CLIPBOARD)} get")
     if not wait_until(lambda: run(world, get) == from_browser, 60, "", poll_s=2, fail=False):
-        pytest.fail("the browser's text never reached the guest's clipboard in 60 s\n"
-                    + clipboard_evidence(world, qemu_log, gateway_log))
+        pytest.fail(f"the browser's text never reached the guest's clipboard in 60 s; noVNC is "
+                    f"{novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
     browser.execute_script("document.getElementById('noVNC_control_bar_handle').click();"
                            "document.getElementById('noVNC_clipboard_button').click()")
     wait_until(lambda: browser.execute_script(      # its panel slides in (a CSS transition of half a second)
