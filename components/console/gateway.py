@@ -5,7 +5,9 @@ this module only decides who may connect to which display, for how long, and
 what is logged: one line per connect, disconnect or refusal, with the desktop,
 the time and the source address, never the token. A session still open when
 its token expires is ended: a timer shuts the display socket, so websockify's
-own loop closes the WebSocket at once.
+own loop closes the WebSocket at once. A portal link's session lasts until
+its sign-in ends instead (tokens.Grant.session_ends): the link's 5 minutes
+bound only when it may be opened.
 """
 from __future__ import annotations
 
@@ -204,7 +206,7 @@ class ConsoleHandler(ProxyRequestHandler):
 
     def do_proxy(self, target):
         self._log_in(target)
-        timer = threading.Timer(max(0.0, self.grant.expires - time.time()), self._expire, args=(target,))
+        timer = threading.Timer(max(0.0, self.grant.session_ends - time.time()), self._expire, args=(target,))
         timer.daemon = True
         timer.start()
         done = threading.Event()

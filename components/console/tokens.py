@@ -44,6 +44,13 @@ class Grant:
     link: str             # the token's own id (jti), for the logs: not the token
     issued: float = 0.0   # UNIX time (iat): a desktop's revocation covers links issued until then
     bound: str | None = None   # a portal link's session binding (bnd): see refuse_unbound
+    until: float = 0.0    # UNIX time (until): a portal link's session may stay open until its sign-in ends
+
+    @property
+    def session_ends(self) -> float:
+        """When an open session of this link is ended: its expiry, or a portal link's `until` (the sign-in's
+        end; its 5-minute expiry only bounds when it may be opened), never past MAX_LINK_VALIDITY_S."""
+        return max(self.expires, min(self.until, self.issued + MAX_LINK_VALIDITY_S))
 
 
 def signing_key(console_dir: Path, *, create: bool = False) -> bytes:
@@ -102,8 +109,11 @@ def verify(key: bytes, token: str | None, desktop: str | None, revoked: dict | N
         raise Refused(f"invalid token ({type(exc).__name__})") from None
     if claims["sub"] != desktop:
         raise Refused("a token for another desktop")
+    until = claims.get("until", 0.0)
+    if isinstance(until, bool) or not isinstance(until, (int, float)):
+        raise Refused("invalid token (until)")
     grant = Grant(desktop=desktop, stack=str(claims.get("stk") or ""), expires=float(claims["exp"]),
-                  link=str(claims["jti"]), issued=float(claims["iat"]), bound=claims.get("bnd"))
+                  link=str(claims["jti"]), issued=float(claims["iat"]), bound=claims.get("bnd"), until=float(until))
     if revoked is not None and is_revoked(revoked, grant):
         raise Refused("revoked link")
     return grant

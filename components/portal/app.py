@@ -239,8 +239,12 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
     async def signout(request: Request) -> Response:
         if await checked_form(request) is None:
             return refused(request, "The form was stale; load the page again.")
+        links = sessions.links_of(request.session.get("sid"))
         person = sessions.close(request.session.get("sid"))
         request.session.clear()
+        if config.console_dir is not None:          # a console opened from this sign-in ends with it
+            for desktop_name, link in links:
+                await run_in_threadpool(revoke, config.console_dir, desktop_name, link)
         at_provider = None
         if person is not None and person.email and identity_provider is not None:   # its session ends too
             at_provider = await identity_provider.signed_out_at(str(request.url_for("signin")))
@@ -294,7 +298,8 @@ def create_app(config: PortalConfig, *, limiter: AttemptLimiter | None = None) -
         if base is None:
             return refused(request, "The host's console gateway is not running.", 503, title="Unavailable")
         token, _expires = mint(signing_key(config.console_dir), desk.name, settings.link_validity_s,
-                               stack=desk.stack, extra=link_claims(person, desk.stack))
+                               stack=desk.stack,
+                               extra=link_claims(person, desk.stack, person.since + settings.session_s))
         sessions.gave_link(request.session.get("sid"), desk.name, link_id(token))
         await run_in_threadpool(usage.record, config.portal_dir, desk.stack, desk.name, person.user)
         log.info("console user=%s desktop=%s from=%s valid_for=%ds", person.user, desk.name, client(request),

@@ -14,9 +14,10 @@ from .people import Person
 __all__ = ["CONSOLE_COOKIE", "link_claims", "refuse_unbound"]
 
 
-def link_claims(person: Person, stack: str) -> dict:
-    """The claims a portal console link adds to its grant."""
-    return {"stk": stack, "per": person.user, "bnd": binding_of(person.bind)}
+def link_claims(person: Person, stack: str, signed_in_until: float) -> dict:
+    """The claims a portal console link adds to its grant: `until`, the sign-in's end, is how long a console
+    opened from it stays open (the link itself may be opened for minutes only)."""
+    return {"stk": stack, "per": person.user, "bnd": binding_of(person.bind), "until": int(signed_in_until)}
 
 
 def refuse_unbound(claims: dict, cookie_header: str | None) -> None:

@@ -108,6 +108,11 @@ class Sessions:
                 self._links.setdefault(_key(sid), []).append((desktop, link, self.clock()))
                 self._save()
 
+    def links_of(self, sid: str | None) -> list[tuple[str, str]]:
+        """The (desktop, link id)s of the console links this session was given."""
+        with self._lock:
+            return [(desktop, link) for desktop, link, _at in self._links.get(_key(sid), [])] if sid else []
+
     def signed_in(self) -> list[tuple[Person, list[tuple[str, float]]]]:
         """Everyone signed in now, the longest-signed-in first, each with the (desktop, when) of the console
         links their session was given."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import os
 import re
 import secrets
@@ -25,6 +26,7 @@ import urllib.parse
 from pathlib import Path
 
 import libvirt
+import libvirt_qemu
 import pytest
 from pulumi import automation as auto
 
@@ -197,6 +199,43 @@ def noVNC_clipboard(driver) -> str:
     return driver.execute_script("return document.getElementById('noVNC_clipboard_text').value")
 
 
+def trace_vdagent(world) -> Path:
+    """Turn on qemu's trace of its vdagent and clipboard (the messages each way, grabs it discards, the guest
+    port opened or closed); returns the domain's log, where they are written."""
+    conn = libvirt.open(world["desk"]["host_uri"])
+    try:
+        dom = conn.lookupByName(ADA_DESKTOP)
+        for events in ("vdagent_*", "clipboard_*", "virtio_serial_handle_control_message_port", "vnc_client_*",
+                       "vnc_msg_client_set_desktop_size"):
+            libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": "trace-event-set-state",
+                                                             "arguments": {"name": events, "enable": True}}), 0)
+    finally:
+        conn.close()
+    return embedded.embedded_host("local", state_root=world["state"]).state_dir / "log" / "qemu" / f"{ADA_DESKTOP}.log"
+
+
+def clipboard_evidence(world, qemu_log: Path, gateway_log: Path) -> str:
+    """What each part of the guest-to-browser clipboard says: the guest's clipboard itself, its agents and
+    their journal, qemu's vdagent trace and the gateway's log."""
+    said = []
+    for what, command in (
+            ("the guest's clipboard", in_session(f"timeout 20 python3 -c {shlex.quote(CLIPBOARD)} get")),
+            ("agents", "pgrep -a spice-vdagent; ls -l /dev/virtio-ports/"),
+            ("sessions", "loginctl list-sessions --no-legend; loginctl show-seat seat0 -p ActiveSession"),
+            ("journal", "sudo -n journalctl -b --no-pager -o short-monotonic -t spice-vdagentd -t spice-vdagent "
+                        "| tail -n 60"),
+            ("session errors", "tail -n 30 ~/.xsession-errors")):
+        try:
+            said.append(f"-- {what}:\n{run(world, command, timeout_s=40).strip()}")
+        except Exception as exc:       # noqa: BLE001 - evidence for a failure: what could not be read says so
+            said.append(f"-- {what}: not read ({exc})")
+    traced = [line for line in qemu_log.read_text(errors="replace").splitlines()
+              if re.search(r":(vdagent|clipboard|virtio_serial|vnc_client|vnc_msg)_", line)]
+    said.append("-- qemu's vdagent trace:\n" + "\n".join(traced[-80:]))
+    said.append("-- gateway:\n" + "\n".join(gateway_log.read_text().splitlines()[-15:]))
+    return "\n".join(said)
+
+
 def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces_browser, record_property):
     from selenium.webdriver.common.keys import Keys
     portal, desk = world["portal"], world["desk"]
@@ -209,6 +248,7 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         conn.close()
     [vdagent] = [c for c in live.channels if c.type == "qemu-vdagent"]
     assert (vdagent.clipboard, vdagent.target_name) == ("yes", "com.redhat.spice.0")
+    qemu_log = trace_vdagent(world)
 
     # ada signs in and sees her desktop only (grace's, on the same host and stack, is not hers).
     sign_in(browser, portal, ADA, ADA_PASSWORD)
@@ -274,7 +314,8 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
             break
     else:
-        pytest.fail("the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each)")
+        pytest.fail(f"the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each); noVNC is "
+                    f"{novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
     record_property("guest_copy_attempts", attempt)
     # and browser to guest: text put in noVNC's clipboard is the guest's.
     from_browser = f"from-the-browser-{secrets.token_hex(4)}"
@@ -283,7 +324,9 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
         box.value = arguments[0];
         box.dispatchEvent(new Event('change'));""", from_browser)
     get = in_session(f"timeout 20 python3 -c {shlex.quote(CLIPBOARD)} get")
-    wait_until(lambda: run(world, get) == from_browser, 60, "the browser's text in the guest's clipboard", poll_s=2)
+    if not wait_until(lambda: run(world, get) == from_browser, 60, "", poll_s=2, fail=False):
+        pytest.fail(f"the browser's text never reached the guest's clipboard in 60 s; noVNC is "
+                    f"{novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
     browser.execute_script("document.getElementById('noVNC_control_bar_handle').click();"
                            "document.getElementById('noVNC_clipboard_button').click()")
     wait_until(lambda: browser.execute_script(      # its panel slides in (a CSS transition of half a second)

@@ -152,23 +152,39 @@ def test_an_open_session_ends_when_its_link_is_revoked(gateway):
     assert refused.value.status_code == 403
 
 
+def _ended_by_the_gateway(ws, deadline: float, outlived: str) -> tuple[int, float]:
+    """(close code, when) of the WebSocket's close frame; the display keeps talking until the gateway ends it."""
+    ws.settimeout(20)
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            closed = time.time()
+            ws.close()
+            return int.from_bytes(data[:2], "big"), closed
+        assert time.time() < deadline, outlived
+
+
 def test_a_live_session_ends_when_its_token_expires(gateway):
     token, expires = tokens.mint(gateway["key"], "console-b", 4)
     ws = open_ws(gateway["url"], "console-b", token)
     transport = WebSocketTransport(ws)
     assert handshake(transport, None)[2] == "QEMU (console-b)"
-    ws.settimeout(15)
-    close_code = None
-    while close_code is None:                       # the display keeps talking until the gateway ends it
-        opcode, data = ws.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            close_code = int.from_bytes(data[:2], "big")
-        assert time.time() < expires + 10, "the session outlived its token"
-    closed = time.time()
-    ws.close()
+    close_code, closed = _ended_by_the_gateway(ws, expires + 10, "the session outlived its token")
     assert close_code == EXPIRED and expires - 0.5 <= closed <= expires + 3, (closed - expires)
     log = wait_for_log(gateway, "desktop=console-b from=127.0.0.1")
     assert "reason=link expired" in log and token not in log
+
+
+def test_a_portal_links_session_outlives_the_link_until_its_sign_in_ends(gateway):
+    """A portal link may be opened for 5 minutes; the console opened from it stays open until the person's
+    sign-in ends (`until`), then the gateway ends it as it ends an expired link's."""
+    token, expires = tokens.mint(gateway["key"], "console-b", 3, extra={"until": int(time.time()) + 9})
+    until = tokens.verify(gateway["key"], token, "console-b").session_ends
+    ws = open_ws(gateway["url"], "console-b", token)
+    assert handshake(WebSocketTransport(ws), None)[2] == "QEMU (console-b)"
+    close_code, closed = _ended_by_the_gateway(ws, until + 10, "the session outlived its sign-in")
+    assert close_code == EXPIRED and until - 0.5 <= closed <= until + 3, (closed - expires, closed - until)
+    assert wait_for_log(gateway, "reason=link expired")
 
 
 def test_a_display_on_an_address_inside_the_hosts_namespace(gateway):

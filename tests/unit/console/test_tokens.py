@@ -91,3 +91,17 @@ def test_log_lines_never_carry_a_token(key):
 def test_a_refused_desktop_name_cannot_forge_a_log_line_or_field(value, logged):
     from components.console.gateway import shown
     assert shown(value) == logged and "\n" not in shown(value)
+
+
+def test_an_open_session_ends_at_its_expiry_or_a_portal_links_sign_in_end(key):
+    """A `make console` link's session never outlives the link; a portal link (opened within minutes of its
+    minting) keeps its console open until `until`, its person's sign-in end, and never past the longest link."""
+    now = time.time()
+    plain = tokens.verify(key, tokens.mint(key, "team-ada", 300)[0], "team-ada")
+    assert plain.session_ends == plain.expires
+    portal = tokens.verify(key, tokens.mint(key, "team-ada", 300, extra={"until": int(now + 8 * 3600)})[0], "team-ada")
+    assert portal.expires < now + 301 and portal.session_ends == int(now + 8 * 3600)
+    far = tokens.verify(key, tokens.mint(key, "team-ada", 300, extra={"until": int(now + 30 * 86400)})[0], "team-ada")
+    assert far.session_ends == far.issued + tokens.MAX_LINK_VALIDITY_S
+    with pytest.raises(tokens.Refused, match="until"):
+        tokens.verify(key, tokens.mint(key, "team-ada", 300, extra={"until": "forever"})[0], "team-ada")

@@ -12,8 +12,9 @@ def test_a_link_needs_the_cookie_of_the_session_it_was_minted_for():
     sessions = Sessions(60)
     ada = sessions.get(sessions.open("ada", [("team", "team-ada")], "127.0.0.1"))
     grace = sessions.get(sessions.open("grace", [("team", "team-grace")], "127.0.0.1"))
-    claims = link_claims(ada, "team")
+    claims = link_claims(ada, "team", ada.since + 60)
     assert claims["per"] == "ada" and claims["stk"] == "team" and ada.bind not in str(claims)
+    assert claims["until"] == int(ada.since + 60)                   # a console opened from it: that long
     refuse_unbound(claims, f"other=1; {CONSOLE_COOKIE}={ada.bind}")
     for cookies in (None, "", f"{CONSOLE_COOKIE}={grace.bind}", f"{CONSOLE_COOKIE}=", "other=1"):
         with pytest.raises(Refused, match="another person's session"):

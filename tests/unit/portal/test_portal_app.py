@@ -9,7 +9,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from components.console.tokens import AUDIENCE, Refused, signing_key, verify
+from components.console.tokens import AUDIENCE, Refused, revocations, signing_key, verify
 from components.portal import accounts
 from components.portal.app import CONSOLE_COOKIE, SESSION_COOKIE, create_app
 from components.portal.limiter import AttemptLimiter
@@ -177,7 +177,10 @@ def test_open_mints_a_console_link_bound_to_the_person(client, config, caplog):
     assert claims["per"] == "ada" and claims["stk"] == "team"
     assert claims["bnd"] == hashlib.sha256(bind.encode()).hexdigest()
     assert claims["exp"] - int(claims["iat"]) == config.settings.link_validity_s     # (iat to the ms)
-    assert verify(key, token, "team-ada").bound == claims["bnd"]      # what the gateway holds the cookie to
+    grant = verify(key, token, "team-ada")
+    assert grant.bound == claims["bnd"]                                # what the gateway holds the cookie to
+    # opened within its 5 minutes, the console stays open until ada's sign-in ends, not for 5 minutes
+    assert grant.session_ends - grant.issued == pytest.approx(config.settings.session_s, abs=2)
     assert "console user=ada desktop=team-ada" in caplog.text and token not in caplog.text
     # what the gateway is to check: this browser's console cookie opens it, a forwarded link alone does not
     refuse_unbound(claims, f"{CONSOLE_COOKIE}={bind}")
@@ -202,10 +205,17 @@ def test_a_virtio_desktops_console_asks_noVNC_for_a_remote_resize(client, conn):
     assert resize_asked() == "remote"
 
 
-def test_signing_out_ends_the_session_even_for_a_kept_cookie(client):
+def test_signing_out_ends_the_session_even_for_a_kept_cookie(client, config):
     csrf = signed_in(client)
     kept = client.cookies[SESSION_COOKIE]
+    link = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False).headers["location"]
+    path = urllib.parse.parse_qs(urllib.parse.urlsplit(link).fragment)["path"][0]
+    token = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)["token"][0]
     assert client.post("/signout", data={"csrf": csrf}, follow_redirects=False).headers["location"] == "/signin"
+    # the console opened from that sign-in ends with it: its link is revoked (the gateway ends an open
+    # session of a revoked link within a second, tests/integration/test_console_live.py)
+    with pytest.raises(Refused, match="revoked"):
+        verify(signing_key(config.console_dir), token, "team-ada", revocations(config.console_dir))
     client.cookies.set(SESSION_COOKIE, kept)
     assert client.get("/", follow_redirects=False).status_code == 303
 
