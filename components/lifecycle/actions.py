@@ -21,9 +21,44 @@ NOTIFY_TIMEOUT_MS = 0          # the warning stays until dismissed: a person awa
 
 
 def suspend(dom) -> str:
-    """libvirt's managed save: memory to a file the host keeps, qemu gone; the next start restores it exactly."""
-    dom.managedSave(0)
-    return "suspended (managed save)"
+    """libvirt's managed save: memory to a file the host keeps, qemu gone; the next start restores it exactly.
+
+    QEMU 7.2 refuses to save a guest with a qemu-vdagent channel (the clipboard of a graphical desktop: "The
+    vdagent chardev doesn't yet support migration"), so that channel is unplugged from the running guest first
+    and plugged in again when the save fails, or after the restore (`reattach_vdagent`)."""
+    unplugged = _unplug_vdagent(dom)
+    try:
+        dom.managedSave(0)
+    except libvirt.libvirtError:
+        if unplugged:
+            reattach_vdagent(dom)
+        raise
+    return "suspended (managed save" + (", clipboard channel unplugged for it)" if unplugged else ")")
+
+
+def _vdagent_channels(xml: str) -> list[str]:
+    """The qemu-vdagent channels of a domain XML, each as the device XML that attach and detach take."""
+    devices = etree.fromstring(xml.encode()).find("devices")
+    return [] if devices is None else [etree.tostring(c).decode() for c in devices.findall("channel")
+                                       if c.get("type") == "qemu-vdagent"]
+
+
+def _unplug_vdagent(dom) -> bool:
+    channels = _vdagent_channels(dom.XMLDesc(0))
+    for channel in channels:
+        dom.detachDeviceFlags(channel, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    return bool(channels)
+
+
+def reattach_vdagent(dom) -> bool:
+    """Plug the definition's qemu-vdagent channel into a running guest that lacks it (restored from a managed
+    save made without it, see `suspend`); the guest's spice-vdagentd finds its port again. True: plugged."""
+    if not dom.isActive() or _vdagent_channels(dom.XMLDesc(0)):
+        return False
+    wanted = _vdagent_channels(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    for channel in wanted:
+        dom.attachDeviceFlags(channel, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    return bool(wanted)
 
 
 def shutdown(dom, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S, by: str = "idle") -> str:
@@ -175,8 +210,18 @@ def wake(conn, name: str, lifecycle_dir: Path | None = None) -> str:
     started_again(dom)
     log.info("woke desktop=%s how=%s", name, "restored from managed save" if restored else "started")
     if restored:
-        _sync_clock(dom)
+        _restored(dom)
     return "restored" if restored else "started"
+
+
+def _restored(dom) -> None:
+    """What a guest restored from a managed save needs: its clipboard channel back, its clock set."""
+    try:
+        if reattach_vdagent(dom):
+            log.info("clipboard channel of %s plugged in again after the restore", dom.name())
+    except libvirt.libvirtError as exc:
+        log.warning("clipboard channel of %s not plugged in again: %s", dom.name(), exc.get_error_message())
+    _sync_clock(dom)
 
 
 def _sync_clock(dom) -> None:
