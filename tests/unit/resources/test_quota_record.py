@@ -3,7 +3,6 @@ back, and only the stack's own record is touched. The program declares one per e
 that declares a quota, and whom a desktop is for goes in its portal record (Pulumi's mocks)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pulumi
@@ -11,8 +10,9 @@ import pytest
 
 from components.lifecycle import quotas
 from components.resources.quota_record import QuotaRecordProvider
-from tests.unit.config.test_program import RecordingMocks, _resolved_host, _this_machine, after, two_users
+from tests.unit.config.test_program import RecordingMocks, after, two_users
 from tests.unit.config.test_program import golden  # noqa: F401 - a fixture
+from tests.unit.portal.test_portal_publish import portal_mocks  # noqa: F401 - a fixture (a host with a portal)
 
 GiB = 1024 ** 3
 DECLARED = {"users": {"ann": {"desktops": 2, "memory": 8 * GiB}}, "groups": {"adm": {"desktops": 3}}}
@@ -94,17 +94,6 @@ def test_only_its_own_stacks_record_is_touched(tmp_path):
     assert provider.read(theirs.id, theirs.outs).outs == theirs.outs
 
 
-@pytest.fixture
-def host_mocks(monkeypatch):
-    """The program's resources, on a host with a portal (an embedded host's state dir)."""
-    m = RecordingMocks()
-    pulumi.runtime.set_mocks(m, project="vdesk", stack="unit", preview=False)
-    monkeypatch.setattr("components.config.loader.resolve_host", lambda h, probe_kernel: dataclasses.replace(
-        _resolved_host(h, probe_kernel), console_dir="/state/hosts/local/console"))
-    monkeypatch.setattr("components.host.capacity.read", _this_machine)
-    return m
-
-
 def _quotas_and_groups():
     raw = two_users(groups=["adm", "audio"])
     raw["quotas"] = {"groups": {"adm": {"desktops": 3, "memory": "8GiB"}}, "users": {"carol": {"desktops": 1}}}
@@ -112,58 +101,49 @@ def _quotas_and_groups():
 
 
 @pulumi.runtime.test
-def test_a_stack_with_quotas_records_them_per_host_and_its_people_per_desktop(host_mocks, golden):  # noqa: F811
+def test_a_stack_with_quotas_records_them_per_host_and_its_people_per_desktop(portal_mocks, golden):  # noqa: F811
     from components.config.loader import declare
     outputs = declare("team", _quotas_and_groups())
 
     def check(_):
-        assert [n for n in host_mocks.names() if n.startswith("quotas-")] == ["quotas-local"]
-        record = {k: v for k, v in host_mocks.named("quotas-local").items() if k != "__provider"}
+        assert [n for n in portal_mocks.names() if n.startswith("quotas-")] == ["quotas-local"]
+        record = {k: v for k, v in portal_mocks.named("quotas-local").items() if k != "__provider"}
         assert record == {"lifecycle_dir": "/state/hosts/local/lifecycle", "stack": "unit",
                           "quotas": {"groups": {"adm": {"desktops": 3, "memory": 8 * GiB}},
                                      "users": {"carol": {"desktops": 1}}}}
-        assert host_mocks.named("carol-portal")["groups"] == {"carol": ["adm", "audio"]}
-        assert host_mocks.named("alice-portal").get("groups") is None     # no group: none declared
-        assert host_mocks.named("carol-portal")["portal_dir"] == "/state/hosts/local/portal"   # its sibling
+        assert portal_mocks.named("carol-portal")["groups"] == {"carol": ["adm", "audio"]}
+        assert portal_mocks.named("alice-portal").get("groups") is None     # no group: none declared
+        assert portal_mocks.named("carol-portal")["portal_dir"] == "/state/hosts/local/portal"   # its sibling
 
     return after(outputs, check)
 
 
 @pulumi.runtime.test
-def test_a_stack_without_quotas_records_none(host_mocks, golden):  # noqa: F811
+def test_a_stack_without_quotas_records_none(portal_mocks, golden):  # noqa: F811
     from components.config.loader import declare
     outputs = declare("team", two_users())
 
     def check(_):
-        assert not [n for n in host_mocks.names() if n.startswith("quotas-")]
-        assert "carol-portal" in host_mocks.names()
+        assert not [n for n in portal_mocks.names() if n.startswith("quotas-")]
+        assert "carol-portal" in portal_mocks.names()
 
     return after(outputs, check)
 
 
-def test_adding_a_user_changes_neither_the_quota_record_nor_another_desktops_portal_record(monkeypatch):
+def test_adding_a_user_changes_neither_the_quota_record_nor_another_desktops_portal_record(
+        portal_mocks, golden):  # noqa: F811
     """What each program declares, two programs apart: the second has one more user."""
     from components.config.loader import declare
 
     def declared(raw) -> dict:
         m = RecordingMocks()
         pulumi.runtime.set_mocks(m, project="vdesk", stack="unit", preview=False)
-
-        @pulumi.runtime.test
-        def run():
-            return after(declare("team", raw), lambda _: None)
-        run()
+        pulumi.runtime.test(lambda: after(declare("team", raw), lambda _: None))()
         return {name: inputs for _t, name, inputs in m.resources}
 
-    monkeypatch.setattr("components.config.loader.resolve_host", lambda h, probe_kernel: dataclasses.replace(
-        _resolved_host(h, probe_kernel), console_dir="/state/hosts/local/console"))
-    monkeypatch.setattr("components.host.capacity.read", _this_machine)
-    from tests.unit.config.test_program import _golden
-    monkeypatch.setattr("components.config.loader.image_files.resolve", _golden)
-    before = _quotas_and_groups()
     more = _quotas_and_groups()
     more["users"].append({"name": "dave", "profile": "desktop", "groups": ["adm"]})
-    was, now = declared(before), declared(more)
+    was, now = declared(_quotas_and_groups()), declared(more)
     assert now["quotas-local"] == was["quotas-local"]
     assert now["carol-portal"] == was["carol-portal"] and now["alice-portal"] == was["alice-portal"]
     assert now["dave-portal"]["groups"] == {"dave": ["adm"]}
