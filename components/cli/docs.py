@@ -22,6 +22,8 @@ from ..resources.image_build import ImageBuildProvider
 from ..resources.keys import KeyPairProvider
 from ..resources.network import NetworkProvider
 from ..resources.pool import PoolProvider
+from ..resources.portal_account import PortalAccountProvider
+from ..resources.quota_record import QuotaRecordProvider
 from ..resources.readiness import ReadinessProvider
 from ..resources.seed import SeedProvider
 from ..resources.volume import VolumeProvider
@@ -34,6 +36,8 @@ PROVIDERS = {
     "Container (libvirt LXC)": ContainerProvider,
     "ImageBuild (a recipe Image's build)": ImageBuildProvider,
     "KubeObject (a Kubernetes object of a KubeVirt desktop)": KubeObjectProvider,
+    "PortalAccount (a Desktop's record at its embedded host's portal: who it is for)": PortalAccountProvider,
+    "QuotaRecord (a stack's quotas on an embedded host, when it declares any)": QuotaRecordProvider,
 }
 DOC = Path(__file__).resolve().parents[2] / "docs" / "properties.md"
 

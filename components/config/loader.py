@@ -24,10 +24,12 @@ from ..host.resolve import resolve as resolve_host
 from ..images import golden as image_files
 from ..kubevirt import stack as kubevirt_stack
 from ..image import Image, ImageArgs
+from ..lifecycle.quotas import declared as declared_quotas, lifecycle_dir_of
 from ..resources import ownership
 from ..resources.hostcheck import HostReachable
 from ..resources.network import Network, NetworkArgs
 from ..resources.pool import StoragePool, StoragePoolArgs
+from ..resources.quota_record import QuotaRecord
 from .against_host import host_problems, image_problems, pool_problems
 from .models import SECTIONS, PoolConfig, StackConfig
 from .resolve import parse
@@ -235,7 +237,7 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     if problems := pool_problems(config, hosts) + host_problems(config, hosts):
         raise InputError(problems)
     _report(config, hosts, result)
-    _record_quotas(stack, config, hosts)
+    _quota_records(config.quotas, hosts)
 
     # A host that cannot be reached gets a gate that runs once the other hosts' desktops are done, and
     # everything on it waits for that gate: the engine stops scheduling new steps at the first failure,
@@ -306,20 +308,14 @@ def declare(stack: str, raw: dict, *, config_keys: Mapping[str, bool] | None = N
     }
 
 
-def _record_quotas(stack: str, config: StackConfig, hosts: dict) -> None:
-    """Each embedded host's record of this stack's quotas and of whom its desktops there are for, which the host's
-    portal, console gateway and lifecycle service hold a start or a wake to (components/lifecycle/quotas.py).
-    Written by `up`, never by a preview."""
-    from ..host.resolve import previewing
-    from ..lifecycle.quotas import lifecycle_dir_of, record
-    if previewing():
-        return
-    for name, h in hosts.items():
-        if h.console_dir:
-            record(lifecycle_dir_of(h.console_dir), stack, config.quotas,
-                   {f"{config.prefix}-{d.name}": {"users": [u.name for u in d.users],
-                                                  "groups": [g for u in d.users for g in u.groups]}
-                    for d in config.desktops.values() if d.host == name})
+def _quota_records(stack_quotas, hosts: dict) -> dict[str, QuotaRecord]:
+    """The stack's quotas on each embedded host, which the host's portal, console gateway and lifecycle service hold
+    a start or a wake to (components/lifecycle/quotas.py): a resource per host, only when the stack declares a
+    quota, so `destroy` removes it and a stack without quotas leaves nothing there."""
+    if not any(declared_quotas(stack_quotas).values()):
+        return {}
+    return {name: QuotaRecord(f"quotas-{name}", lifecycle_dir=lifecycle_dir_of(h.console_dir), quotas=stack_quotas)
+            for name, h in hosts.items() if h.console_dir}
 
 
 def _validated_args(d, references: dict, secret) -> DesktopArgs:

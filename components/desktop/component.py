@@ -100,7 +100,8 @@ class Desktop(pulumi.ComponentResource):
         if host.console_dir:     # a host with a portal: the desktop's people sign in there with these passwords
             PortalAccount(f"{name}-portal", portal_dir=str(portal_dir_of(host.console_dir)), desktop=vm_name,
                           users=[u.name for u in args.users], hashes=pulumi.Output.secret(hashes),
-                          emails={u.name: u.email for u in args.users if u.email}, opts=child)
+                          emails={u.name: u.email for u in args.users if u.email},
+                          groups={u.name: list(u.groups) for u in args.users if u.groups}, opts=child)
         seed = CloudInitSeed(f"{name}-seed", host_uri=host.uri, pool=args.pool.name,
                              volume_name=f"{vm_name}-seed.iso",
                              user_data=pulumi.Output.secret(docs.apply(lambda d: d.user_data)),

@@ -4,7 +4,8 @@
 hashes its seed carries) into `<portal dir>/accounts/<stack>/<desktop>.json`: a 0600 file in 0700
 directories of the host's state dir, which only the runner (root) reads. A plaintext password is refused,
 never written. Beside them, the users' declared `email`s: an OpenID Connect sign-in with that address
-proves the user's desktops of that record (by_email). A record only counts while the desktop's libvirt
+proves the user's desktops of that record (by_email). And the users' groups: the host's quotas
+(components/lifecycle/quotas.py) learn here whom a desktop is for. A record only counts while the desktop's libvirt
 owner metadata names the record's stack (see inventory), so a stack cannot publish users, or map an
 address, for another stack's desktops.
 """
@@ -42,6 +43,7 @@ class DesktopAccounts:
     users: tuple[str, ...]
     hashes: Mapping[str, str]
     emails: Mapping[str, str] = dataclasses.field(default_factory=dict)   # user -> their identity's address
+    groups: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)   # user -> their groups
 
 
 def portal_dir_of(console_dir: str | Path) -> Path:
@@ -50,7 +52,7 @@ def portal_dir_of(console_dir: str | Path) -> Path:
 
 
 def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
-           emails: Mapping[str, str] | None = None) -> None:
+           emails: Mapping[str, str] | None = None, groups: Mapping[str, Iterable[str]] | None = None) -> None:
     for what, name in (("stack", stack), ("desktop", desktop)):
         if not isinstance(name, str) or name_problem(name.replace("_", "-").lower()):
             raise AccountError(f"not a {what} name: {name!r}")
@@ -62,6 +64,9 @@ def _check(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, 
     for user, email in (emails or {}).items():
         if not isinstance(email, str) or email.count("@") != 1 or any(c.isspace() for c in email):
             raise AccountError(f"user {user!r}: {email!r} is not an email address")
+    for user, theirs in (groups or {}).items():
+        if isinstance(theirs, str) or not all(isinstance(g, str) and g for g in theirs):
+            raise AccountError(f"user {user!r}: their groups are a list of names, not {theirs!r}")
 
 
 def _path(portal_dir: Path, stack: str, desktop: str) -> Path:
@@ -69,34 +74,39 @@ def _path(portal_dir: Path, stack: str, desktop: str) -> Path:
 
 
 def declared(stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
-             emails: Mapping[str, str] | None = None) -> DesktopAccounts:
-    """The record a declaration makes, as publish writes it: users sorted once each, hashes and addresses of
-    those users only, so a declaration compares equal to the file it wrote."""
+             emails: Mapping[str, str] | None = None,
+             groups: Mapping[str, Iterable[str]] | None = None) -> DesktopAccounts:
+    """The record a declaration makes, as publish writes it: users sorted once each, hashes, addresses and
+    groups (sorted once each) of those users only, so a declaration compares equal to the file it wrote."""
     users = tuple(sorted(set(users)))
     return DesktopAccounts(stack=stack, desktop=desktop, users=users,
                            hashes={u: h for u, h in sorted(hashes.items()) if u in users},
-                           emails={u: e for u, e in sorted((emails or {}).items()) if u in users and e})
+                           emails={u: e for u, e in sorted((emails or {}).items()) if u in users and e},
+                           groups={u: tuple(sorted(set(g))) for u, g in sorted((groups or {}).items())
+                                   if u in users and g})
 
 
 def publish(portal_dir: Path, stack: str, desktop: str, users: Iterable[str], hashes: Mapping[str, str],
-            emails: Mapping[str, str] | None = None) -> Path:
-    """Write (atomically, 0600) a desktop's users, their password hashes and addresses, as its stack declares them."""
-    record = declared(stack, desktop, users, hashes, emails)
+            emails: Mapping[str, str] | None = None, groups: Mapping[str, Iterable[str]] | None = None) -> Path:
+    """Write (atomically, 0600) a desktop's users, their password hashes, addresses and groups, as its stack
+    declares them."""
+    _check(stack, desktop, (), {}, None, groups)
+    record = declared(stack, desktop, users, hashes, emails, groups)
     _check(stack, desktop, record.users, hashes, record.emails)    # a password is refused, not dropped
     path = _path(portal_dir, stack, desktop)
     for folder in (path.parent.parent, path.parent):
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(folder, 0o700)
     body = {"stack": stack, "desktop": desktop, "users": list(record.users), "hashes": dict(record.hashes),
-            "emails": dict(record.emails)}
+            "emails": dict(record.emails), "groups": {u: list(g) for u, g in record.groups.items()}}
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(body, fh, indent=2)
         fh.write("\n")
     tmp.replace(path)
-    log.info("portal: desktop %s of stack %s: %d user(s), %d with a password, %d with an email", desktop, stack,
-             len(record.users), len(record.hashes), len(record.emails))
+    log.info("portal: desktop %s of stack %s: %d user(s), %d with a password, %d with an email, %d in a group",
+             desktop, stack, len(record.users), len(record.hashes), len(record.emails), len(record.groups))
     return path
 
 
@@ -123,7 +133,7 @@ def recorded(portal_dir: Path, stack: str, desktop: str) -> DesktopAccounts | No
     path = _path(portal_dir, stack, desktop)
     if not path.exists():
         return None
-    return _parsed(path) or DesktopAccounts(stack=stack, desktop=desktop, users=(), hashes={}, emails={})
+    return _parsed(path) or DesktopAccounts(stack=stack, desktop=desktop, users=(), hashes={}, emails={}, groups={})
 
 
 def _parsed(path: Path) -> DesktopAccounts | None:
@@ -134,10 +144,12 @@ def _parsed(path: Path) -> DesktopAccounts | None:
         record = DesktopAccounts(stack=str(body["stack"]), desktop=str(body["desktop"]),
                                  users=tuple(map(str, body["users"])),
                                  hashes={str(u): h for u, h in body["hashes"].items()},
-                                 emails={str(u): e for u, e in body.get("emails", {}).items()})
+                                 emails={str(u): e for u, e in body.get("emails", {}).items()},
+                                 groups={str(u): g for u, g in body.get("groups", {}).items()})
         if (record.stack, record.desktop) != (path.parent.name, path.stem):
             raise AccountError(f"names {record.stack}/{record.desktop}")
-        _check(record.stack, record.desktop, record.users, record.hashes, record.emails)
+        _check(record.stack, record.desktop, record.users, record.hashes, record.emails, record.groups)
+        record = dataclasses.replace(record, groups={u: tuple(g) for u, g in record.groups.items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("portal: skipping %s (%s)", path, exc)
         return None

@@ -3,7 +3,8 @@
 A stack of two users is brought up on the project's own libvirtd with its
 desktops powered off (`running: false`: everything is created, no guest
 boots). Then a third user is added, and one removed, and each preview's steps
-are compared with the URNs of that one user's desktop. The addition is then
+are compared with the URNs of that one user's desktop (the stack's quotas, and
+the group all its users share, are no other desktop's change). The addition is then
 applied, and the up changes exactly what the preview said.
 """
 from __future__ import annotations
@@ -28,7 +29,9 @@ def people_config(*users: str) -> dict:
     cfg = on_the_console_image(copy.deepcopy(stack_config("dev")))
     cfg["vdesk:networks"]["lan"]["cidr"] = "10.82.0.0/24"
     cfg["vdesk:profiles"]["desktop"].update(running=False, memory="512MiB", disk="4GiB")
-    cfg["vdesk:users"] = [{"name": name, "profile": "desktop"} for name in users]
+    cfg["vdesk:users"] = [{"name": name, "profile": "desktop", "groups": ["audio"]} for name in users]
+    # Quotas, for a group every user is in: the stack's record of them on the host is not a user's resource.
+    cfg["vdesk:quotas"] = {"groups": {"audio": {"desktops": 5}}}
     return cfg
 
 

@@ -47,8 +47,7 @@ def test_a_wake_beyond_a_quota_shows_the_quota_and_what_runs(portal, browser, tm
     actions.suspend(conn.lookupByName("team-ada"))
     conn.lookupByName("lab-ada").create()                 # ada's desktop of another stack runs
     lifecycle_dir = quotas.lifecycle_dir_of(tmp_path / "portal")
-    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
-    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}})    # (whose: their portal records)
     world.sign_in(browser, url, "ada", world.PASSWORDS["team", "ada"])
     until(lambda: browser.find_elements(By.ID, "desktop-team-ada"), "ada's desktop listed")
     listing = browser.current_window_handle

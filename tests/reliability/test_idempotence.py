@@ -28,7 +28,7 @@ import pytest
 from pulumi import automation as auto
 
 from components.host import embedded
-from tests.support.host import inventory
+from tests.support.host import inventory, records_left
 from tests.support.project import isolated_env, make_project, open_stack, stack_config
 
 pytestmark = pytest.mark.reliability
@@ -97,6 +97,7 @@ def test_a_second_up_of_an_example_stack_changes_nothing(name, off, tmp_path):
         assert (left["domains"], left["networks"]) == ({}, {}), left
         assert sorted(left["volumes"]) == kept, left
         assert len(left["pools"]) == (1 if kept else 0), left
+        assert records_left(host.state_dir) == [], "destroy leaves no portal or quota record"
     finally:
         try:
             stack.destroy()

@@ -18,7 +18,7 @@ import pytest
 from components.host import embedded
 from tests.reliability import ledger
 from tests.support.cli import Front
-from tests.support.host import inventory, qemu_pid
+from tests.support.host import RECORDS, inventory, qemu_pid
 
 # Only the runs with a desktop that boots are marked `guests`: the others declare every desktop stopped, so
 # they need not wait in the guests' stream (tests/conftest.py).
@@ -37,6 +37,7 @@ def _config(running: bool) -> dict:
                                     "checks": [{"service": "ssh"}]}},
         "vdesk:users": [{"name": "d1", "profile": "desk", "running": running}, {"name": "d2", "profile": "desk"}],
         "vdesk:timeouts": {"address": 300, "ssh": 300, "cloud_init": 600},
+        "vdesk:quotas": {"users": {"d1": {"desktops": 1}}},      # so the host holds the stack's quota record too
     }
 
 
@@ -72,7 +73,7 @@ def _converged(front) -> None:
 def _nothing_left(front) -> None:
     held = inventory(_host(front))
     leaked = [f"{kind} {name}" for kind, names in held.items() for name in names]
-    files = [str(p.relative_to(front.state)) for sub in ("pools", "displays", "log/qemu")
+    files = [str(p.relative_to(front.state)) for sub in ("pools", "displays", "log/qemu", *RECORDS)
              for p in (front.state / "hosts" / "local" / sub).rglob("*") if p.is_file() or p.is_socket()]
     files += [str(p.relative_to(front.state)) for p in (front.state / "journal").rglob("*.json")]
     ledger.FAULTS["leaked_objects"] += len(leaked)

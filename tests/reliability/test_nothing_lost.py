@@ -18,7 +18,7 @@ from components.host import embedded
 from components.resources import backups
 from tests.reliability import ledger
 from tests.support.cli import Front
-from tests.support.host import inventory
+from tests.support.host import inventory, records_left
 
 pytestmark = pytest.mark.reliability
 STACK = "keep"
@@ -86,6 +86,7 @@ def test_a_replaced_disk_is_kept_and_restored_and_destroy_leaves_nothing(tmp_pat
         held = inventory(host.uri)
         leaked = [f"{kind} {name}" for kind, names in held.items() for name in names]
         files = [str(p) for p in (front.state / "hosts" / "local" / "pools").rglob("*") if p.is_file()]
+        files += [str(p) for p in records_left(host.state_dir)]
         ledger.FAULTS["leaked_objects"] += len(leaked)
         ledger.FAULTS["leaked_files"] += len(files)
         ledger.LEAKS.extend(leaked + files)

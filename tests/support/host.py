@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import libvirt
+
+# What a stack's `up` writes in an embedded host's state dir besides libvirt's objects: its desktops' portal
+# records and its quotas. Resources all: a destroy leaves none.
+RECORDS = ("portal/accounts", "lifecycle/quotas")
 
 
 def inventory(uri: str) -> dict[str, dict[str, str]]:
@@ -28,3 +33,8 @@ def qemu_pid(host, name: str) -> int:
     pid = int((host.state_dir / "run" / "libvirt" / "qemu" / f"{name}.pid").read_text().strip())
     assert os.path.exists(f"/proc/{pid}")
     return pid
+
+
+def records_left(state_dir: Path) -> list[Path]:
+    """The stacks' records (RECORDS) still in an embedded host's state dir."""
+    return sorted(p for sub in RECORDS for p in (Path(state_dir) / sub).rglob("*") if p.is_file())

@@ -8,6 +8,7 @@ from components.console import tokens
 from components.console.gateway import ConsoleTokens
 from components.console.tokens import Refused
 from components.lifecycle import actions, quotas
+from components.portal import accounts
 
 URI = "test:///default"
 NAME = "team-a-sleepy"
@@ -63,8 +64,8 @@ def test_a_desktop_stopped_on_purpose_is_refused_and_stays_off(tmp_path, desktop
 def test_a_wake_beyond_a_quota_is_refused_saying_which(tmp_path, desktop):
     actions.suspend(desktop)
     console_dir = tmp_path / "console"
-    quotas.record(quotas.lifecycle_dir_of(console_dir), "team-a", {"users": {"ann": {"memory": 32 * 1024**2}}},
-                  {NAME: {"users": ["ann"]}})
+    quotas.record(quotas.lifecycle_dir_of(console_dir), "team-a", {"users": {"ann": {"memory": 32 * 1024**2}}})
+    accounts.publish(accounts.portal_dir_of(console_dir), "team-a", NAME, ["ann"], {})
     with pytest.raises(Refused, match=r"ann's quota is 32 MiB of memory .* and team-a-sleepy needs 64 MiB"):
         _open(console_dir, "team-a")
     assert actions.asleep(desktop)

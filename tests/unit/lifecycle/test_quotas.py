@@ -1,12 +1,15 @@
 """Quotas enforced on the host, on libvirt's test driver: a wake or a schedule's start beyond a user's or a group's
-quota is refused with the quota and what runs, counting the running desktops of every stack on the host."""
+quota is refused with the quota and what runs, counting the running desktops of every stack on the host. The
+stack's quotas are its record on the host; whom a desktop is for, its portal record (as `up` makes both)."""
 import datetime
+import json
 import logging
 import stat
 
 import pytest
 
 from components.lifecycle import actions, quotas
+from components.portal import accounts
 from components.lifecycle.service import Lifecycle
 from components.lifecycle.settings import LifecycleSettings
 from components.resources.domain import DomainProvider
@@ -37,89 +40,134 @@ def define(conn):
         provider.delete(created.id, created.outs)
 
 
-def people(users=(), groups=()):
-    return {"users": list(users), "groups": list(groups)}
+@pytest.fixture
+def lifecycle_dir(tmp_path):
+    return tmp_path / "lifecycle"
 
 
-def test_a_wake_within_the_quota_wakes(conn, define, tmp_path):
+def publish(lifecycle_dir, stack, desktops):
+    """Each desktop's portal record, beside the host's lifecycle dir: {domain name: (users, {user: groups})}."""
+    for name, (users, groups) in desktops.items():
+        accounts.publish(accounts.portal_dir_of(lifecycle_dir), stack, name, users, {}, groups=groups)
+
+
+def ann(*names):
+    return {name: (["ann"], {}) for name in names}
+
+
+def test_a_wake_within_the_quota_wakes(conn, define, lifecycle_dir):
     define("q-ann-1", "dev")
     asleep = define("q-ann-2", "dev")
     actions.suspend(asleep)
-    quotas.record(tmp_path, "dev", {"users": {"ann": {"desktops": 2, "memory": 2 * GiB}}},
-                  {"q-ann-1": people(["ann"]), "q-ann-2": people(["ann"])})
-    assert quotas.refusal(conn, tmp_path, "q-ann-2") is None
-    assert actions.wake(conn, "q-ann-2", tmp_path) == "restored" and asleep.isActive()
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 2, "memory": 2 * GiB}}})
+    publish(lifecycle_dir, "dev", ann("q-ann-1", "q-ann-2"))
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None
+    assert actions.wake(conn, "q-ann-2", lifecycle_dir) == "restored" and asleep.isActive()
 
 
-def test_a_wake_beyond_the_desktops_quota_is_refused_naming_what_runs(conn, define, tmp_path):
+def test_a_wake_beyond_the_desktops_quota_is_refused_naming_what_runs(conn, define, lifecycle_dir):
     define("q-ann-1", "dev")
     asleep = define("q-ann-2", "dev")
     actions.suspend(asleep)
-    quotas.record(tmp_path, "dev", {"users": {"ann": {"desktops": 1}}},
-                  {"q-ann-1": people(["ann"]), "q-ann-2": people(["ann"])})
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1}}})
+    publish(lifecycle_dir, "dev", ann("q-ann-1", "q-ann-2"))
     with pytest.raises(quotas.QuotaExceeded) as refused:
-        actions.wake(conn, "q-ann-2", tmp_path)
+        actions.wake(conn, "q-ann-2", lifecycle_dir)
     assert str(refused.value) == ("q-ann-2 is not started: ann's quota is 1 desktop(s) running at once "
                                   "(quotas.users.ann.desktops of stack dev), and 1 run: q-ann-1. "
                                   "Stop a running desktop first.")
     assert actions.asleep(asleep)                                      # left asleep, its managed save kept
     conn.lookupByName("q-ann-1").destroy()                             # one stopped: now it may wake
-    assert actions.wake(conn, "q-ann-2", tmp_path) == "restored"
+    assert actions.wake(conn, "q-ann-2", lifecycle_dir) == "restored"
 
 
-def test_memory_counts_the_persons_desktops_of_every_stack_on_the_host(conn, define, tmp_path):
+def test_memory_counts_the_persons_desktops_of_every_stack_on_the_host(conn, define, lifecycle_dir):
     define("q-lab-ann", "lab", memory=2 * GiB)                         # another stack's desktop of ann's
     define("q-dev-bob", "dev", memory=4 * GiB)                         # not ann's: not counted
     off = define("q-dev-ann", "dev", memory=GiB, running=False)
-    quotas.record(tmp_path, "dev", {"users": {"ann": {"memory": 2 * GiB}}},
-                  {"q-dev-ann": people(["ann"]), "q-dev-bob": people(["bob"])})
-    quotas.record(tmp_path, "lab", None, {"q-lab-ann": people(["ann"])})
-    why = quotas.refusal(conn, tmp_path, "q-dev-ann")
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"memory": 2 * GiB}}})
+    publish(lifecycle_dir, "dev", {**ann("q-dev-ann"), "q-dev-bob": (["bob"], {})})
+    publish(lifecycle_dir, "lab", ann("q-lab-ann"))                   # lab declares no quota: it has no record
+    why = quotas.refusal(conn, lifecycle_dir, "q-dev-ann")
     assert why == ("q-dev-ann is not started: ann's quota is 2 GiB of memory (quotas.users.ann.memory of stack "
                    "dev); 2 GiB runs (q-lab-ann (2 GiB)) and q-dev-ann needs 1 GiB. Stop a running desktop first.")
     assert not off.isActive()
 
 
-def test_a_group_quota_counts_every_user_of_the_group(conn, define, tmp_path):
+def test_a_group_quota_counts_every_user_of_the_group(conn, define, lifecycle_dir):
     define("q-carol", "dev")
     define("q-dave", "dev")
-    quotas.record(tmp_path, "dev", {"groups": {"adm": {"desktops": 2}}},
-                  {"q-carol": people(["carol"], ["adm"]), "q-dave": people(["dave"], ["adm", "staff"]),
-                   "q-erin": people(["erin"], ["adm"])})
+    quotas.record(lifecycle_dir, "dev", {"groups": {"adm": {"desktops": 2}}})
+    publish(lifecycle_dir, "dev", {"q-carol": (["carol"], {"carol": ["adm"]}),
+                                   "q-dave": (["dave", "fay"], {"dave": ["staff"], "fay": ["adm"]}),
+                                   "q-erin": (["erin"], {"erin": ["adm"]})})
     define("q-erin", "dev", running=False)
     assert "group adm's quota is 2 desktop(s) running at once (quotas.groups.adm.desktops of stack dev), and 2 " \
-           "run: q-carol, q-dave" in quotas.refusal(conn, tmp_path, "q-erin")
+           "run: q-carol, q-dave" in quotas.refusal(conn, lifecycle_dir, "q-erin")
 
 
-def test_a_stack_speaks_neither_for_nor_against_another_stacks_desktops(conn, define, tmp_path):
+def test_a_stack_speaks_neither_for_nor_against_another_stacks_desktops(conn, define, lifecycle_dir):
     define("q-ann-1", "dev")
     define("q-ann-2", "dev", running=False)
     # rogue names dev's desktops as its own, with a quota of none for ann: neither counts
-    quotas.record(tmp_path, "rogue", {"users": {"ann": {"desktops": 0}}},
-                  {"q-ann-1": people(["ann"]), "q-ann-2": people(["ann"])})
-    assert quotas.refusal(conn, tmp_path, "q-ann-2") is None
-    quotas.record(tmp_path, "dev", None, {"q-ann-1": people(["ann"]), "q-ann-2": people(["ann"])})
-    assert quotas.refusal(conn, tmp_path, "q-ann-2") is None           # dev declares no quota: none applies
+    quotas.record(lifecycle_dir, "rogue", {"users": {"ann": {"desktops": 0}}})
+    publish(lifecycle_dir, "rogue", ann("q-ann-1", "q-ann-2"))
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None
+    publish(lifecycle_dir, "dev", ann("q-ann-1", "q-ann-2"))
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None      # dev declares no quota: none applies
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1}}})
+    assert "and 1 run: q-ann-1" in quotas.refusal(conn, lifecycle_dir, "q-ann-2")
+    quotas.withdraw(lifecycle_dir, "dev")                              # its record removed (destroy): none applies
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None
 
 
-def test_the_record_is_roots_alone(tmp_path):
-    path = quotas.record(tmp_path, "dev", {"users": {"ann": {"desktops": 1, "memory": None}}}, {})
+def test_a_desktop_without_a_portal_record_neither_counts_nor_is_held(conn, define, lifecycle_dir):
+    define("q-ann-1", "dev")
+    define("q-ann-2", "dev", running=False)
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1}}})
+    publish(lifecycle_dir, "dev", ann("q-ann-2"))
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None      # q-ann-1 is nobody's: not counted
+    accounts.withdraw(accounts.portal_dir_of(lifecycle_dir), "dev", "q-ann-2")
+    publish(lifecycle_dir, "dev", ann("q-ann-1"))
+    assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None      # q-ann-2 is nobody's: held to nothing
+
+
+def test_the_record_is_roots_alone_and_holds_only_the_quotas(lifecycle_dir):
+    path = quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1, "memory": None}}})
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert quotas.records(tmp_path)["dev"]["quotas"] == {"users": {"ann": {"desktops": 1}}, "groups": {}}
-    with pytest.raises(ValueError):
-        quotas.record(tmp_path, "../x", None, {})
+    assert json.loads(path.read_text()) == {"quotas": {"users": {"ann": {"desktops": 1}}, "groups": {}}}
+    assert quotas.records(lifecycle_dir) == {"dev": {"users": {"ann": {"desktops": 1}}, "groups": {}}}
+    assert quotas.recorded(lifecycle_dir, "dev") == quotas.records(lifecycle_dir)["dev"]
+    for bad in ("../x", "", ".hidden"):
+        with pytest.raises(ValueError):
+            quotas.record(lifecycle_dir, bad, None)
 
 
-def test_a_schedules_start_beyond_a_quota_is_not_made_and_is_logged_once(conn, define, tmp_path, caplog):
+def test_a_record_that_does_not_read_holds_no_quota(conn, define, lifecycle_dir):
+    define("q-ann-1", "dev")
+    define("q-ann-2", "dev", running=False)
+    publish(lifecycle_dir, "dev", ann("q-ann-1", "q-ann-2"))
+    path = quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1}}})
+    legacy = {"quotas": {"users": {"ann": {"desktops": 1}}}, "desktops": {"q-ann-2": {"users": ["ann"]}}}
+    for body in ("{not json", json.dumps([1]), json.dumps({"quotas": {"users": {"ann": 5}}}), json.dumps(legacy)):
+        path.write_text(body)
+        assert quotas.records(lifecycle_dir) == {}
+        assert quotas.recorded(lifecycle_dir, "dev") == {"users": {}, "groups": {}}
+        assert quotas.refusal(conn, lifecycle_dir, "q-ann-2") is None
+    quotas.withdraw(lifecycle_dir, "dev")
+    assert quotas.recorded(lifecycle_dir, "dev") is None and not any(path.parent.iterdir())
+
+
+def test_a_schedules_start_beyond_a_quota_is_not_made_and_is_logged_once(conn, define, lifecycle_dir, caplog):
     caplog.set_level(logging.INFO, "vdesk.lifecycle")
     define("q-ann-1", "dev")
     sched = define("q-ann-2", "dev", schedule=ALWAYS)
     actions.shutdown(sched, 2, by="schedule")
     assert actions.runtime_state(sched) == "schedule-off"
-    quotas.record(tmp_path, "dev", {"users": {"ann": {"desktops": 1}}},
-                  {"q-ann-1": people(["ann"]), "q-ann-2": people(["ann"])})
-    lifecycle = Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=URI, poll=5, shutdown_timeout=5))
+    quotas.record(lifecycle_dir, "dev", {"users": {"ann": {"desktops": 1}}})
+    publish(lifecycle_dir, "dev", ann("q-ann-1", "q-ann-2"))
+    lifecycle = Lifecycle(lifecycle_dir, LifecycleSettings(libvirt_uri=URI, poll=5, shutdown_timeout=5))
     noon = datetime.datetime(2026, 12, 7, 12, tzinfo=datetime.timezone.utc).timestamp()
     lifecycle.turn(conn, noon)
     lifecycle.turn(conn, noon + 5)
@@ -131,44 +179,3 @@ def test_a_schedules_start_beyond_a_quota_is_not_made_and_is_logged_once(conn, d
     conn.lookupByName("q-ann-1").destroy()
     lifecycle.turn(conn, noon + 10)
     assert sched.isActive()
-
-
-def test_up_records_the_stacks_quotas_and_its_desktops_people_on_each_embedded_host(tmp_path, monkeypatch):
-    import copy
-    import types
-
-    from components.host import resolve as host_resolve
-    # an up, whatever Pulumi's process-wide settings an earlier mocks test in this worker left (a preview's)
-    monkeypatch.setattr(host_resolve, "previewing", lambda: False)
-
-    from components.config.loader import _record_quotas
-    from components.config.resolve import parse
-    from tests.unit.config.test_config_corpus import BASE, SECRETS
-    raw = copy.deepcopy(BASE)
-    raw["quotas"] = {"groups": {"adm": {"desktops": 3, "memory": "8GiB"}}, "users": {"carol": {"desktops": 1}}}
-    config = parse(raw, stack="team", config_keys=SECRETS)
-    hosts = {name: types.SimpleNamespace(console_dir=str(tmp_path / name / "console")) for name in config.hosts}
-    _record_quotas("team", config, hosts)
-    host = next(iter(config.hosts))
-    written = quotas.records(tmp_path / host / "lifecycle")["team"]
-    assert written["quotas"] == {"groups": {"adm": {"desktops": 3, "memory": 8 * GiB}},
-                                 "users": {"carol": {"desktops": 1}}}
-    carol = config.desktops["carol"]
-    assert written["desktops"][f"{config.prefix}-carol"] == {
-        "users": ["carol"], "groups": sorted(set(carol.users[0].groups))}
-    assert set(written["desktops"]) == {f"{config.prefix}-{n}" for n, d in config.desktops.items() if d.host == host}
-
-
-def test_a_preview_records_nothing(tmp_path, monkeypatch):
-    import copy
-    import types
-
-    from components.config.loader import _record_quotas
-    from components.config.resolve import parse
-    from components.host import resolve as host_resolve
-    from tests.unit.config.test_config_corpus import BASE, SECRETS
-    monkeypatch.setattr(host_resolve, "previewing", lambda: True)
-    config = parse(copy.deepcopy(BASE), stack="team", config_keys=SECRETS)
-    hosts = {name: types.SimpleNamespace(console_dir=str(tmp_path / name / "console")) for name in config.hosts}
-    _record_quotas("team", config, hosts)
-    assert not any(tmp_path.rglob("*")), "a preview writes nothing on the host"

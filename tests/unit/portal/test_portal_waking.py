@@ -75,8 +75,7 @@ def test_a_wake_beyond_a_quota_is_refused_with_the_quota_and_what_runs(client, c
     caplog.set_level(logging.INFO, logger="vdesk.portal")
     conn.lookupByName("lab-ada").create()           # ada's desktop of another stack runs
     lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
-    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
-    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}})    # (whose: their portal records)
     csrf = signed_in(client)
     reply = client.post("/desktops/team-ada/open", data={"csrf": csrf}, follow_redirects=False)
     assert reply.status_code == 409 and "Over a quota" in reply.text
@@ -91,8 +90,7 @@ def test_a_wake_beyond_a_quota_is_refused_with_the_quota_and_what_runs(client, c
 
 def test_a_start_beyond_a_quota_is_refused(client, conn, config):  # noqa: F811
     lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
-    quotas.record(lifecycle_dir, "team", None, {"team-ada": {"users": ["ada"]}})       # running
-    quotas.record(lifecycle_dir, "lab", {"users": {"ada": {"desktops": 1}}}, {"lab-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "lab", {"users": {"ada": {"desktops": 1}}})   # team-ada runs; team has no quota
     csrf = signed_in(client, "ada", world.PASSWORDS["lab", "ada"])
     reply = client.post("/desktops/lab-ada/start", data={"csrf": csrf}, follow_redirects=False)
     assert reply.status_code == 409 and "and 1 run: team-ada." in reply.text
@@ -108,8 +106,7 @@ def test_a_viewer_file_of_a_sleeping_desktop_wakes_it_within_its_quotas(client, 
     actions.suspend(conn.lookupByName("team-ada"))
     conn.lookupByName("lab-ada").create()
     lifecycle_dir = quotas.lifecycle_dir_of(config.portal_dir)
-    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}}, {"team-ada": {"users": ["ada"]}})
-    quotas.record(lifecycle_dir, "lab", None, {"lab-ada": {"users": ["ada"]}})
+    quotas.record(lifecycle_dir, "team", {"users": {"ada": {"desktops": 1}}})    # (whose: their portal records)
     csrf = signed_in(client)
     assert not re.search(r'class="viewer"\s*disabled', client.get("/").text)       # asleep: a viewer opens it
     refused = client.post("/desktops/team-ada/viewer.vv", data={"csrf": csrf})

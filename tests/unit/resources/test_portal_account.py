@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from components.cloudinit.passwords import MIN_ROUNDS, hash_password
 from components.portal import accounts
 from components.resources.portal_account import PortalAccountProvider
@@ -101,3 +103,36 @@ def test_only_its_own_desktops_record_is_touched(tmp_path):
     assert provider.read(other_desktop.id, other_desktop.outs).outs == other_desktop.outs
     assert provider.read(other_stack.id, other_stack.outs).outs == other_stack.outs
     assert provider.read(mine.id, mine.outs).id == ""
+
+
+def test_the_record_says_whom_the_desktop_is_for_and_a_refresh_sees_groups_altered(tmp_path):
+    provider = PortalAccountProvider()
+    checked = provider.check({}, {"portal_dir": str(tmp_path), "stack": "team", "desktop": "team-ada",
+                                  "users": ["ada", "grace"], "groups": {"ada": ["adm", "audio", "adm"]}})
+    assert checked.failures == []
+    created = provider.create(checked.inputs)
+    assert accounts.recorded(tmp_path, "team", "team-ada").groups == {"ada": ("adm", "audio")}
+    assert provider.read(created.id, created.outs).outs == created.outs          # untouched: no change
+    path = tmp_path / accounts.ACCOUNTS_DIR / "team" / "team-ada.json"
+    body = json.loads(path.read_text())
+    body["groups"] = {"ada": ["audio"], "grace": ["adm"]}
+    path.write_text(json.dumps(body))
+    read = provider.read(created.id, created.outs)
+    assert read.outs["groups"] == {"ada": ["audio"], "grace": ["adm"]}
+    assert provider.diff(read.id, read.outs, created.outs).changes is True
+    provider.update(read.id, read.outs, created.outs)
+    assert accounts.recorded(tmp_path, "team", "team-ada").groups == {"ada": ("adm", "audio")}
+
+
+def test_a_desktop_whose_users_have_no_group_declares_none(tmp_path):
+    """As before groups were recorded, so an `up` of an older stack shows no change to its portal records."""
+    provider, created = _made(tmp_path)
+    assert created.outs["groups"] is None
+    assert provider.read(created.id, created.outs).outs == created.outs
+    assert provider.diff(created.id, {k: v for k, v in created.outs.items() if k != "groups"}, created.outs
+                         ).changes is False
+
+
+def test_groups_that_are_not_lists_of_names_are_refused(tmp_path):
+    with pytest.raises(accounts.AccountError, match="their groups are a list of names"):
+        accounts.publish(tmp_path, "team", "team-ada", ["ada"], {}, groups={"ada": "adm"})
