@@ -55,3 +55,15 @@ def test_a_desktop_with_a_clipboard_channel_sleeps_and_wakes_with_it_and_is_not_
     assert dom.isActive() and len(_live_vdagents(dom)) == 1
     outs = provider.read(created.id, created.outs).outs
     assert outs["vdagent"] is True and provider.diff(created.id, created.outs, outs).changes is False
+
+
+def test_a_desktop_restored_by_other_means_gets_its_clipboard_channel_at_the_services_next_turn(desktop, tmp_path,
+                                                                                                  own_host):
+    from components.lifecycle.service import Lifecycle
+    from components.lifecycle.settings import LifecycleSettings
+    _, _, conn, dom = desktop
+    actions.suspend(dom)
+    dom.create()                                     # virsh start: libvirt restores, nothing plugs the channel
+    assert dom.isActive() and not _live_vdagents(dom)
+    Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=own_host.uri, poll=5)).turn(conn)
+    assert len(_live_vdagents(dom)) == 1
