@@ -215,6 +215,21 @@ def trace_vdagent(world) -> Path:
     return embedded.embedded_host("local", state_root=world["state"]).state_dir / "log" / "qemu" / f"{ADA_DESKTOP}.log"
 
 
+def copied_from_guest(world, browser, label: str, evidence) -> int:
+    """Copy a fresh text in ada's session until noVNC's clipboard shows it; returns the attempts it took.
+
+    Copied again (a new owner of the selection) if a copy's grab does not reach the browser within 30 s: the
+    fresh-clone run of 4771bec once saw none in 60 s under load, and it passed alone at once."""
+    for attempt in range(1, 4):
+        from_guest = f"{label}-{attempt}-{secrets.token_hex(4)}"
+        run(world, in_session(f"setsid -f python3 -c {shlex.quote(CLIPBOARD)} set {from_guest} 120 "
+                              "</dev/null >/dev/null 2>&1"))
+        if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
+            return attempt
+    pytest.fail(f"{label}: the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each); noVNC "
+                f"is {novnc_state(browser)}\n" + evidence())
+
+
 def clipboard_evidence(world, qemu_log: Path, gateway_log: Path) -> str:
     """What each part of the guest-to-browser clipboard says: the guest's clipboard itself, its agents and
     their journal, qemu's vdagent trace and the gateway's log."""
@@ -306,18 +321,8 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
     record_property("typing_attempts", attempt)
 
     # Clipboard, guest to browser: text copied in the guest is in noVNC's clipboard.
-    # Copied again (a new owner of the selection) if the first copy's grab does not reach the browser within
-    # 30 s: the fresh-clone run of 4771bec once saw none in 60 s under load, and it passed alone at once.
-    for attempt in range(1, 4):
-        from_guest = f"from-the-guest-{attempt}-{secrets.token_hex(4)}"
-        run(world, in_session(f"setsid -f python3 -c {shlex.quote(CLIPBOARD)} set {from_guest} 120 "
-                              "</dev/null >/dev/null 2>&1"))
-        if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
-            break
-    else:
-        pytest.fail(f"the guest's copied text never reached noVNC's clipboard (3 copies, 30 s each); noVNC is "
-                    f"{novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
-    record_property("guest_copy_attempts", attempt)
+    record_property("guest_copy_attempts", copied_from_guest(world, browser, "from-the-guest",
+                                                             lambda: clipboard_evidence(world, qemu_log, gateway_log)))
     # and browser to guest: text put in noVNC's clipboard is the guest's.
     from_browser = f"from-the-browser-{secrets.token_hex(4)}"
     browser.execute_script("""
@@ -375,16 +380,8 @@ def test_ada_works_in_her_console_and_grace_is_refused_it(world, browser, graces
     wait_until(lambda: novnc_state(browser) == "connected", 120, "noVNC to connect to the woken desktop")
     settled_graphical_screen(browser, 120, "ada's desktop after the wake", shows=xfce_panel_drawn)
     assert run(world, "cat /dev/shm/before-sleep").strip() == "kept"
-    for attempt in range(1, 4):
-        from_guest = f"after-the-wake-{attempt}-{secrets.token_hex(4)}"
-        run(world, in_session(f"setsid -f python3 -c {shlex.quote(CLIPBOARD)} set {from_guest} 120 "
-                              "</dev/null >/dev/null 2>&1"))
-        if wait_until(lambda: noVNC_clipboard(browser) == from_guest, 30, "", fail=False):
-            break
-    else:
-        pytest.fail(f"after the wake the guest's copied text never reached noVNC's clipboard (3 copies, 30 s "
-                    f"each); noVNC is {novnc_state(browser)}\n" + clipboard_evidence(world, qemu_log, gateway_log))
-    record_property("woken_copy_attempts", attempt)
+    record_property("woken_copy_attempts", copied_from_guest(world, browser, "after-the-wake",
+                                                              lambda: clipboard_evidence(world, qemu_log, gateway_log)))
     record_property("woken_screenshot", str(keep(browser, "portal-e2e-woken.png")))
     browser.switch_to.window(portal_tab)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from components.host import embedded
 from components.lifecycle import actions
 from components.resources.domain import DomainProvider
 from tests.support.providers import checked
@@ -19,22 +18,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.guests]
 DESKTOP = "clip-sleep"
 
 
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    made = embedded.embedded_host("lcclip", state_root=tmp_path_factory.mktemp("clip-state"))
-    embedded.ensure_running(made)
-    yield made
-    embedded.stop(made, purge=True)
-
-
 @pytest.fixture
-def desktop(host):
+def desktop(own_host):
     provider = DomainProvider()
-    inputs = checked(provider, {"host_uri": host.uri, "name": DESKTOP, "owner": "clip", "domain_type": "qemu",
+    inputs = checked(provider, {"host_uri": own_host.uri, "name": DESKTOP, "owner": "clip", "domain_type": "qemu",
                                 "boot": "bios", "memory": 128 * 1024**2, "vcpus": 1, "vdagent": True,
                                 "shutdown_timeout_s": 1})
     created = provider.create(inputs)
-    conn = libvirt.open(host.uri)
+    conn = libvirt.open(own_host.uri)
     try:
         yield provider, created, conn, conn.lookupByName(DESKTOP)
     finally:
@@ -64,3 +55,15 @@ def test_a_desktop_with_a_clipboard_channel_sleeps_and_wakes_with_it_and_is_not_
     assert dom.isActive() and len(_live_vdagents(dom)) == 1
     outs = provider.read(created.id, created.outs).outs
     assert outs["vdagent"] is True and provider.diff(created.id, created.outs, outs).changes is False
+
+
+def test_a_desktop_restored_by_other_means_gets_its_clipboard_channel_at_the_services_next_turn(desktop, tmp_path,
+                                                                                                  own_host):
+    from components.lifecycle.service import Lifecycle
+    from components.lifecycle.settings import LifecycleSettings
+    _, _, conn, dom = desktop
+    actions.suspend(dom)
+    dom.create()                                     # virsh start: libvirt restores, nothing plugs the channel
+    assert dom.isActive() and not _live_vdagents(dom)
+    Lifecycle(tmp_path, LifecycleSettings(libvirt_uri=own_host.uri, poll=5)).turn(conn)
+    assert len(_live_vdagents(dom)) == 1
