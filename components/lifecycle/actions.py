@@ -216,12 +216,18 @@ def wake(conn, name: str, lifecycle_dir: Path | None = None) -> str:
 
 def _restored(dom) -> None:
     """What a guest restored from a managed save needs: its clipboard channel back, its clock set."""
+    replug_clipboard(dom, "restored from its managed save")
+    _sync_clock(dom)
+
+
+def replug_clipboard(dom, why: str) -> None:
+    """`reattach_vdagent`, best effort and logged: the wake paths and the lifecycle service's first look at a
+    start all call this one."""
     try:
         if reattach_vdagent(dom):
-            log.info("clipboard channel of %s plugged in again after the restore", dom.name())
+            log.info("plugged desktop=%s clipboard channel in again reason=%s", dom.name(), why)
     except libvirt.libvirtError as exc:
-        log.warning("clipboard channel of %s not plugged in again: %s", dom.name(), exc.get_error_message())
-    _sync_clock(dom)
+        log.warning("clipboard channel of desktop=%s not plugged in: %s", dom.name(), exc.get_error_message())
 
 
 def _sync_clock(dom) -> None:

@@ -86,12 +86,8 @@ class Lifecycle:
                                        "warned_at": None, "noted": None}
             self.started.started_at[uuid] = now
             actions.started_again(dom)
-            try:        # restored from its sleep by other means (virsh start): its clipboard channel back
-                if actions.reattach_vdagent(dom):
-                    log.info("plugged desktop=%s clipboard channel in again reason=started without it", dom.name())
-            except libvirt.libvirtError as exc:
-                log.warning("clipboard channel of desktop=%s not plugged in: %s", dom.name(),
-                            exc.get_error_message())
+            # restored from its sleep by other means (virsh start): its clipboard channel back
+            actions.replug_clipboard(dom, "started without it")
         return seen
 
     def next_turn_in(self, now: float) -> float:
